@@ -1,0 +1,17 @@
+// RFC 3339 timestamps as the Kubernetes API writes them (UTC, second
+// precision: metav1.Time) and reads them (any offset, optional fraction).
+#pragma once
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace bo {
+
+using SysTime = std::chrono::system_clock::time_point;
+
+[[nodiscard]] std::string format_rfc3339(SysTime t);
+[[nodiscard]] std::optional<SysTime> parse_rfc3339(const std::string& s);
+// kubectl's short ages: 45s, 5m10s, 3h, 2d4h, 400d.
+[[nodiscard]] std::string human_duration(std::chrono::seconds d);
+
+}  // namespace bo

@@ -1,0 +1,1300 @@
+#include "kube-local/api.h"
+
+#include <algorithm>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "common/encoding.h"
+#include "common/timefmt.h"
+#include "kube-local/openapi.h"
+#include "kube-local/patch.h"
+#include "kube-local/schema.h"
+#include "kube-local/table.h"
+#include "kube/selector.h"
+
+namespace kl {
+
+using bo::kube::FieldSelector;
+using bo::kube::LabelSelector;
+
+namespace {
+
+constexpr const char* kGitVersion = "v1.35.0-kube-local";
+
+std::string now_str() { return bo::format_rfc3339(std::chrono::system_clock::now()); }
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == sep) {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+Response json_response(int code, const json& body) {
+  Response r;
+  r.status = code;
+  r.body = body.dump();
+  return r;
+}
+
+ApiError bad_request(std::string msg) { return {400, "BadRequest", std::move(msg)}; }
+
+ApiError invalid(const ResourceType& t, const std::string& name, const std::vector<FieldError>& errs) {
+  json causes = json::array();
+  std::string msgs;
+  for (const auto& e : errs) {
+    causes.push_back({{"reason", e.type}, {"message", e.message.substr(e.field.size() + 2)}, {"field", e.field}});
+    msgs += (msgs.empty() ? "" : ", ") + e.message;
+  }
+  const std::string qualified = t.group.empty() ? t.kind : t.kind + "." + t.group;
+  std::string msg = qualified + " \"" + name + "\" is invalid: ";
+  msg += errs.size() == 1 ? msgs : "[" + msgs + "]";
+  return {422, "Invalid", msg,
+          json{{"name", name}, {"group", t.group}, {"kind", t.kind}, {"causes", causes}}};
+}
+
+ApiError conflict(const ResourceType& t, const std::string& name, const std::string& why) {
+  const std::string qualified = t.group.empty() ? t.resource : t.resource + "." + t.group;
+  return {409, "Conflict", "Operation cannot be fulfilled on " + qualified + " \"" + name + "\": " + why,
+          json{{"name", name}, {"group", t.group}, {"kind", t.resource}}};
+}
+
+ApiError already_exists(const ResourceType& t, const std::string& name) {
+  const std::string qualified = t.group.empty() ? t.resource : t.resource + "." + t.group;
+  return {409, "AlreadyExists", qualified + " \"" + name + "\" already exists",
+          json{{"name", name}, {"group", t.group}, {"kind", t.resource}}};
+}
+
+bool is_dns_subdomain(const std::string& s) {
+  static const std::regex re(R"(^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$)");
+  return !s.empty() && s.size() <= 253 && std::regex_match(s, re);
+}
+
+bool is_dns_label(const std::string& s) {
+  static const std::regex re(R"(^[a-z0-9]([-a-z0-9]*[a-z0-9])?$)");
+  return !s.empty() && s.size() <= 63 && std::regex_match(s, re);
+}
+
+// Everything but metadata and status: what a generation bump tracks.
+json spec_part(const json& obj) {
+  json out = obj;
+  out.erase("metadata");
+  out.erase("status");
+  out.erase("apiVersion");
+  out.erase("kind");
+  return out;
+}
+
+uint64_t parse_rv(const std::string& s) {
+  if (s.empty()) return 0;
+  try {
+    size_t pos = 0;
+    const uint64_t v = std::stoull(s, &pos);
+    return pos == s.size() ? v : UINT64_MAX;
+  } catch (...) {
+    return UINT64_MAX;
+  }
+}
+
+std::optional<std::string> field_value(const ResourceType& t, const json& o, const std::string& field) {
+  if (field == "metadata.name") return o["metadata"].value("name", "");
+  if (field == "metadata.namespace") return o["metadata"].value("namespace", "");
+  static const std::map<std::string, std::vector<std::string>> kSupported = {
+      {"/pods", {"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+                 "status.phase", "status.podIP", "status.nominatedNodeName"}},
+      {"/events", {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
+                   "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
+                   "reason", "reportingComponent", "source", "type"}},
+      {"/secrets", {"type"}},
+      {"/namespaces", {"status.phase"}},
+      {"batch/jobs", {"status.successful"}},
+      {"events.k8s.io/events", {"regarding.kind", "regarding.name", "regarding.namespace", "reason", "type"}},
+  };
+  auto it = kSupported.find(t.gr());
+  if (it == kSupported.end() || std::find(it->second.begin(), it->second.end(), field) == it->second.end())
+    return std::nullopt;
+  const auto got = eval_jsonpath(o, "." + field);
+  if (got.empty()) return std::string();
+  return got[0].is_string() ? got[0].get<std::string>() : got[0].dump();
+}
+
+bool field_supported(const ResourceType& t, const std::string& field) {
+  static const json probe = json{{"metadata", json::object()}};
+  return field_value(t, probe, field).has_value();
+}
+
+json with_type(const json& obj, const ResourceType& t) {
+  json o = obj;
+  o["apiVersion"] = t.api_version();
+  o["kind"] = t.kind;
+  return o;
+}
+
+std::string qualified_resource(const ResourceType& t) {
+  return t.group.empty() ? t.resource : t.resource + "." + t.group;
+}
+
+}  // namespace
+
+json UserInfo::to_json() const {
+  return json{{"username", username}, {"uid", uid}, {"groups", groups}};
+}
+
+std::string Request::header(const std::string& name) const {
+  auto it = headers.find(name);
+  return it == headers.end() ? std::string() : it->second;
+}
+
+std::string Request::param(const std::string& name) const {
+  auto it = query.find(name);
+  return it == query.end() ? std::string() : it->second;
+}
+
+Response status_response(const ApiError& e) {
+  json body{{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()}, {"status", "Failure"},
+            {"message", e.message}, {"reason", e.reason}, {"code", e.code}};
+  if (!e.details.empty()) body["details"] = e.details;
+  Response r = json_response(e.code, body);
+  if (e.details.contains("retryAfterSeconds"))
+    r.headers.push_back({"Retry-After", std::to_string(e.details["retryAfterSeconds"].get<int>())});
+  return r;
+}
+
+ApiError not_found(const ResourceType& t, const std::string& name) {
+  return {404, "NotFound", qualified_resource(t) + " \"" + name + "\" not found",
+          json{{"name", name}, {"group", t.group}, {"kind", t.resource}}};
+}
+
+struct ApiServer::Target {
+  TypePtr type;
+  std::string ns;
+  std::string name;
+  std::string subresource;
+};
+
+ApiServer::ApiServer(Store& store, Registry& registry, ApiOptions options)
+    : store_(store), registry_(registry), opts_(std::move(options)), rng_(std::random_device{}()) {
+  if (opts_.sa_signing_key.empty()) opts_.sa_signing_key = bo::random_bytes(32);
+}
+
+UserInfo ApiServer::system_user() { return {"system:kube-local", "", {"system:masters", "system:authenticated"}}; }
+
+std::string ApiServer::random_suffix() {
+  static const char kAlphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+  std::lock_guard lock(rng_mu_);
+  std::string s;
+  for (int i = 0; i < 5; ++i) s += kAlphabet[rng_() % (sizeof kAlphabet - 1)];
+  return s;
+}
+
+std::string ApiServer::new_uid() {
+  std::string b = bo::random_bytes(16);
+  b[6] = static_cast<char>((b[6] & 0x0f) | 0x40);
+  b[8] = static_cast<char>((b[8] & 0x3f) | 0x80);
+  const std::string h = bo::hex_encode(b);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
+}
+
+void ApiServer::restore_crds() {
+  for (const auto& crd : store_.list("apiextensions.k8s.io/customresourcedefinitions", ""))
+    registry_.set_crd((*crd)["metadata"].value("name", ""), *crd);
+}
+
+// --- authentication ---------------------------------------------------------
+
+std::string ApiServer::mint_service_account_token(const std::string& ns, const std::string& name,
+                                                  const std::string& uid) const {
+  const std::string payload = bo::base64url_encode(json{{"ns", ns}, {"name", name}, {"uid", uid}}.dump());
+  return "kl-sa." + payload + "." + bo::base64url_encode(bo::hmac_sha256(opts_.sa_signing_key, payload));
+}
+
+std::optional<UserInfo> ApiServer::authenticate_token(const std::string& token) const {
+  if (auto it = opts_.tokens.find(token); it != opts_.tokens.end()) return it->second;
+  if (!token.starts_with("kl-sa.")) return std::nullopt;
+  const auto parts = split(token, '.');
+  if (parts.size() != 3) return std::nullopt;
+  const std::string expected = bo::base64url_encode(bo::hmac_sha256(opts_.sa_signing_key, parts[1]));
+  if (!bo::secure_equals(expected, parts[2])) return std::nullopt;
+  const auto payload = bo::base64url_decode(parts[1]);
+  if (!payload) return std::nullopt;
+  const json p = json::parse(*payload, nullptr, false);
+  if (p.is_discarded()) return std::nullopt;
+  const std::string ns = p.value("ns", ""), name = p.value("name", ""), uid = p.value("uid", "");
+  // A token outlives neither its service account nor a re-created one.
+  auto sa = store_.get("/serviceaccounts", ns, name);
+  if (!sa || (*sa)["metadata"].value("uid", "") != uid) return std::nullopt;
+  return UserInfo{"system:serviceaccount:" + ns + ":" + name, uid,
+                  {"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}};
+}
+
+std::optional<UserInfo> ApiServer::authenticate(const Request& req) const {
+  const std::string auth = req.header("authorization");
+  if (!auth.starts_with("Bearer ")) return std::nullopt;
+  return authenticate_token(auth.substr(7));
+}
+
+// --- RBAC -------------------------------------------------------------------
+
+namespace {
+
+bool contains_or_star(const json& list, const std::string& v) {
+  if (!list.is_array()) return false;
+  for (const auto& x : list)
+    if (x.is_string() && (x.get<std::string>() == "*" || x.get<std::string>() == v)) return true;
+  return false;
+}
+
+bool rule_allows(const json& rule, const std::string& verb, const std::string& group, const std::string& resource,
+                 const std::string& subresource, const std::string& name, const std::string& path) {
+  if (!contains_or_star(rule.value("verbs", json::array()), verb)) return false;
+  if (!path.empty()) {
+    for (const auto& u : rule.value("nonResourceURLs", json::array())) {
+      const std::string s = u.is_string() ? u.get<std::string>() : "";
+      if (s == "*" || s == path || (s.ends_with("*") && path.starts_with(s.substr(0, s.size() - 1)))) return true;
+    }
+    return false;
+  }
+  if (!contains_or_star(rule.value("apiGroups", json::array()), group)) return false;
+  const std::string full = subresource.empty() ? resource : resource + "/" + subresource;
+  bool res_ok = false;
+  for (const auto& r : rule.value("resources", json::array())) {
+    const std::string s = r.is_string() ? r.get<std::string>() : "";
+    if (s == "*" || s == full || (subresource.empty() ? false : s == "*/" + subresource) ||
+        (s == resource + "/*" && !subresource.empty()))
+      res_ok = true;
+  }
+  if (!res_ok) return false;
+  const auto names = rule.value("resourceNames", json::array());
+  if (names.empty()) return true;
+  return !name.empty() && contains_or_star(names, name) && names.size() > 0 &&
+         std::any_of(names.begin(), names.end(), [&](const json& n) { return n == name; });
+}
+
+bool subject_matches(const json& s, const UserInfo& u) {
+  const std::string kind = s.value("kind", "");
+  const std::string name = s.value("name", "");
+  if (kind == "User") return name == u.username;
+  if (kind == "Group") return std::find(u.groups.begin(), u.groups.end(), name) != u.groups.end();
+  if (kind == "ServiceAccount")
+    return u.username == "system:serviceaccount:" + s.value("namespace", "") + ":" + name;
+  return false;
+}
+
+}  // namespace
+
+bool ApiServer::authorized(const UserInfo& user, const std::string& verb, const std::string& group,
+                           const std::string& resource, const std::string& subresource, const std::string& ns,
+                           const std::string& name, const std::string& path) const {
+  if (!opts_.authorize) return true;
+  if (std::find(user.groups.begin(), user.groups.end(), "system:masters") != user.groups.end()) return true;
+  // Discovery, version and health are public, as system:discovery and
+  // system:public-info-viewer make them in Kubernetes.
+  if (!path.empty() && verb == "get" &&
+      (path == "/version" || path == "/healthz" || path == "/readyz" || path == "/livez" || path == "/api" ||
+       path.starts_with("/api/") || path == "/apis" || path.starts_with("/apis/") || path.starts_with("/openapi")))
+    return true;
+  // Every authenticated user may review itself (kubectl auth can-i, whoami).
+  if (path.empty() && verb == "create" &&
+      ((group == "authorization.k8s.io" && resource == "selfsubjectaccessreviews") ||
+       (group == "authentication.k8s.io" && resource == "selfsubjectreviews")))
+    return true;
+  auto rules_of = [&](const json& role_ref, const std::string& binding_ns) -> std::vector<json> {
+    const std::string kind = role_ref.value("kind", "");
+    const std::string rname = role_ref.value("name", "");
+    ObjPtr role = kind == "ClusterRole" ? store_.get("rbac.authorization.k8s.io/clusterroles", "", rname)
+                                        : store_.get("rbac.authorization.k8s.io/roles", binding_ns, rname);
+    if (!role) return {};
+    const auto rules = role->value("rules", json::array());
+    return {rules.begin(), rules.end()};
+  };
+  auto binding_allows = [&](const json& b, const std::string& binding_ns) {
+    bool subject = false;
+    for (const auto& s : b.value("subjects", json::array())) subject = subject || subject_matches(s, user);
+    if (!subject) return false;
+    for (const auto& r : rules_of(b.value("roleRef", json::object()), binding_ns))
+      if (rule_allows(r, verb, group, resource, subresource, name, path)) return true;
+    return false;
+  };
+  for (const auto& b : store_.list("rbac.authorization.k8s.io/clusterrolebindings", ""))
+    if (binding_allows(*b, "")) return true;
+  if (!ns.empty() && path.empty())
+    for (const auto& b : store_.list("rbac.authorization.k8s.io/rolebindings", ns))
+      if (binding_allows(*b, ns)) return true;
+  return false;
+}
+
+// --- routing ----------------------------------------------------------------
+
+Response ApiServer::handle(const Request& req) {
+  if (faults_.latency_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(faults_.latency_ms));
+  const bool public_path = req.path == "/version" || req.path == "/healthz" || req.path == "/readyz" ||
+                           req.path == "/livez";
+  if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/livez") {
+    Response r;
+    r.content_type = "text/plain";
+    r.body = "ok";
+    return r;
+  }
+  if (req.path == "/version")
+    return json_response(200, {{"major", "1"}, {"minor", "35"}, {"gitVersion", kGitVersion},
+                               {"gitCommit", "kube-local"}, {"gitTreeState", "clean"},
+                               {"buildDate", "2026-01-01T00:00:00Z"}, {"goVersion", "n/a"},
+                               {"compiler", "gc"}, {"platform", "linux/amd64"}});
+  auto user = authenticate(req);
+  if (!user && !public_path)
+    return status_response({401, "Unauthorized", "Unauthorized"});
+
+  if (req.path.starts_with("/kube-local/")) {
+    if (std::find(user->groups.begin(), user->groups.end(), "system:masters") == user->groups.end())
+      return status_response({403, "Forbidden", "kube-local admin endpoints need system:masters"});
+    json body = json::parse(req.body.empty() ? "{}" : req.body, nullptr, false);
+    if (body.is_discarded()) return status_response(bad_request("invalid JSON body"));
+    if (req.path == "/kube-local/compact") {
+      store_.compact();
+    } else if (req.path == "/kube-local/drop-watches") {
+      ++faults_.drop_watches_generation;
+    } else if (req.path == "/kube-local/faults") {
+      faults_.error_rate = body.value("errorRate", 0.0);
+      faults_.error_code = body.value("errorCode", 503);
+      faults_.retry_after_seconds = body.value("retryAfterSeconds", 1);
+      faults_.latency_ms = body.value("latencyMs", 0);
+    } else {
+      return status_response({404, "NotFound", "the server could not find the requested resource"});
+    }
+    return json_response(200, {{"kind", "Status"}, {"apiVersion", "v1"}, {"status", "Success"}});
+  }
+
+  const auto seg = split(req.path, '/');
+  std::string group, version;
+  size_t rest = 0;
+  if (!seg.empty() && seg[0] == "api") {
+    if (seg.size() >= 2) version = seg[1];
+    rest = 2;
+  } else if (!seg.empty() && seg[0] == "apis") {
+    if (seg.size() >= 2) group = seg[1];
+    if (seg.size() >= 3) version = seg[2];
+    rest = 3;
+  }
+  const bool resource_request = !seg.empty() && (seg[0] == "api" || seg[0] == "apis") && seg.size() > rest;
+  if (!resource_request) {
+    if (opts_.authorize && !authorized(*user, "get", "", "", "", "", "", req.path))
+      return status_response({403, "Forbidden",
+                              "forbidden: User \"" + user->username + "\" cannot get path \"" + req.path + "\""});
+    bool handled = false;
+    Response r = discovery(req, &handled);
+    if (handled) return r;
+    return status_response({404, "NotFound", "the server could not find the requested resource"});
+  }
+
+  Target t;
+  std::vector<std::string> tail(seg.begin() + static_cast<long>(rest), seg.end());
+  if (tail.size() >= 3 && tail[0] == "namespaces" && registry_.find(group, version, tail[2]) &&
+      registry_.find(group, version, tail[2])->namespaced) {
+    t.ns = tail[1];
+    tail.erase(tail.begin(), tail.begin() + 2);
+  }
+  t.type = registry_.find(group, version, tail[0]);
+  if (!t.type) return status_response({404, "NotFound", "the server could not find the requested resource"});
+  if (tail.size() >= 2) t.name = tail[1];
+  if (tail.size() >= 3) t.subresource = tail[2];
+  if (tail.size() > 3) return status_response({404, "NotFound", "the server could not find the requested resource"});
+  if (!t.subresource.empty() && !t.type->has_subresource(t.subresource))
+    return status_response({404, "NotFound", "the server could not find the requested resource"});
+
+  // Fault injection applies to resource requests only, so tests can still reach the admin endpoint.
+  if (faults_.error_rate > 0) {
+    std::uniform_real_distribution<double> d(0, 1);
+    bool fail;
+    {
+      std::lock_guard lock(rng_mu_);
+      fail = d(rng_) < faults_.error_rate;
+    }
+    if (fail) {
+      ApiError e{faults_.error_code, faults_.error_code == 429 ? "TooManyRequests" : "InternalError",
+                 faults_.error_code == 429 ? "Too many requests, please try again later."
+                                           : "kube-local: injected failure",
+                 json{{"retryAfterSeconds", faults_.retry_after_seconds}}};
+      if (faults_.error_code == 503) e.reason = "ServiceUnavailable";
+      return status_response(e);
+    }
+  }
+  return serve_resource(req, t, *user);
+}
+
+Response ApiServer::serve_resource(const Request& req, const Target& t, const UserInfo& user) {
+  const ResourceType& type = *t.type;
+  const bool collection = t.name.empty();
+  const bool watching = req.param("watch") == "true" || req.param("watch") == "1";
+  std::string verb;
+  if (req.method == "GET") verb = collection ? (watching ? "watch" : "list") : "get";
+  else if (req.method == "POST") verb = "create";
+  else if (req.method == "PUT") verb = "update";
+  else if (req.method == "PATCH") verb = "patch";
+  else if (req.method == "DELETE") verb = collection ? "deletecollection" : "delete";
+  else return status_response({405, "MethodNotAllowed", "the server does not allow this method on the requested resource"});
+  // POST to a named object's subresource (serviceaccounts/x/token) is a create.
+  const std::string authz_name = t.name;
+  if (!authorized(user, verb, type.group, type.resource, t.subresource, t.ns, authz_name, "")) {
+    std::string msg = qualified_resource(type) + (t.subresource.empty() ? "" : "/" + t.subresource);
+    if (!t.name.empty()) msg += " \"" + t.name + "\"";
+    msg += " is forbidden: User \"" + user.username + "\" cannot " + verb + " resource \"" + type.resource +
+           (t.subresource.empty() ? "" : "/" + t.subresource) + "\" in API group \"" + type.group + "\"";
+    msg += t.ns.empty() ? " at the cluster scope" : " in the namespace \"" + t.ns + "\"";
+    return status_response({403, "Forbidden", msg,
+                            json{{"name", t.name}, {"group", type.group}, {"kind", type.resource}}});
+  }
+  if (req.body.size() > opts_.max_body_bytes)
+    return status_response({413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728"});
+  if (type.virtual_only) {
+    if (req.method != "POST") return status_response({405, "MethodNotAllowed", "only create is allowed"});
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) return status_response(bad_request("invalid JSON body"));
+    return review(t, body, user);
+  }
+  if (type.namespaced && t.ns.empty() && !collection)
+    return status_response({404, "NotFound", "the server could not find the requested resource"});
+
+  CallContext ctx{user, req.param("dryRun") == "All", req.param("fieldValidation"), nullptr};
+  if (ctx.field_validation.empty()) ctx.field_validation = "Warn";
+  std::vector<std::string> warnings;
+  ctx.warnings = &warnings;
+  auto finish = [&](const ApiResult<json>& r, int ok_code) {
+    if (!r) return status_response(r.error());
+    Response resp = json_response(ok_code, r.value());
+    for (const auto& w : warnings) resp.headers.push_back({"Warning", "299 - \"" + w + "\""});
+    return resp;
+  };
+
+  if (req.method == "GET") {
+    if (collection) return list_or_watch(req, t);
+    auto obj = store_.get(type.gr(), t.ns, t.name);
+    if (!obj) return status_response(not_found(type, t.name));
+    return json_response(200, with_type(*obj, type));
+  }
+  if (req.method == "POST") {
+    if (type.resource == "serviceaccounts" && t.subresource == "token") {
+      json body = json::parse(req.body.empty() ? "{}" : req.body, nullptr, false);
+      return create_token(t, body.is_discarded() ? json::object() : body);
+    }
+    if (!collection) return status_response({405, "MethodNotAllowed", "POST is not allowed on a named resource"});
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object())
+      return status_response(bad_request("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"));
+    return finish(create(type, t.ns, std::move(body), ctx), 201);
+  }
+  if (req.method == "PUT") {
+    if (collection) return status_response({405, "MethodNotAllowed", "PUT is not allowed on a collection"});
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) return status_response(bad_request("invalid JSON body"));
+    return finish(update(type, t.ns, t.name, std::move(body), ctx, t.subresource), 200);
+  }
+  if (req.method == "PATCH") {
+    if (collection) return status_response({405, "MethodNotAllowed", "PATCH is not allowed on a collection"});
+    std::string ctype = req.header("content-type");
+    if (auto semi = ctype.find(';'); semi != std::string::npos) ctype = ctype.substr(0, semi);
+    if (ctype != "application/merge-patch+json" && ctype != "application/json-patch+json" &&
+        ctype != "application/strategic-merge-patch+json")
+      return status_response({415, "UnsupportedMediaType",
+                              "the body of the request was in an unknown format - accepted media types include: "
+                              "application/json-patch+json, application/merge-patch+json, "
+                              "application/strategic-merge-patch+json"});
+    if (ctype == "application/strategic-merge-patch+json" && type.custom)
+      return status_response({415, "UnsupportedMediaType",
+                              "strategic merge patch is not supported for custom resources; use a merge or JSON patch"});
+    json patch = json::parse(req.body, nullptr, false);
+    if (patch.is_discarded()) return status_response(bad_request("invalid JSON patch body"));
+    ApiResult<json> result = std::unexpected(ApiError{});
+    for (int attempt = 0; attempt < 16; ++attempt) {
+      auto cur = store_.get(type.gr(), t.ns, t.name);
+      if (!cur) return status_response(not_found(type, t.name));
+      std::string err;
+      std::optional<json> patched;
+      if (ctype == "application/merge-patch+json") patched = apply_merge_patch(*cur, patch, &err);
+      else if (ctype == "application/json-patch+json") patched = apply_json_patch(*cur, patch, &err);
+      else patched = apply_strategic_merge_patch(*cur, patch, &err);
+      if (!patched) return status_response({422, "Invalid", err});
+      if (!patched->is_object() || !patched->contains("metadata") || !(*patched)["metadata"].is_object())
+        return status_response({422, "Invalid", "the patch removed metadata"});
+      // Without a resourceVersion in the patch, the patch applies to what was read: CAS on it.
+      const bool patch_sets_rv = (*patched)["metadata"].value("resourceVersion", "") !=
+                                 (*cur)["metadata"].value("resourceVersion", "");
+      if (!patch_sets_rv) (*patched)["metadata"]["resourceVersion"] = (*cur)["metadata"]["resourceVersion"];
+      result = update(type, t.ns, t.name, std::move(*patched), ctx, t.subresource);
+      if (result || result.error().code != 409 || patch_sets_rv || result.error().reason != "Conflict") break;
+    }
+    return finish(result, 200);
+  }
+  // DELETE
+  json opts = json::object();
+  if (!req.body.empty()) {
+    opts = json::parse(req.body, nullptr, false);
+    if (opts.is_discarded() || !opts.is_object()) return status_response(bad_request("invalid DeleteOptions body"));
+  }
+  if (!req.param("propagationPolicy").empty()) opts["propagationPolicy"] = req.param("propagationPolicy");
+  if (!collection) return finish(remove(type, t.ns, t.name, opts, ctx), 200);
+  std::string err;
+  auto sel = LabelSelector::parse(req.param("labelSelector"), &err);
+  if (!sel) return status_response(bad_request(err));
+  for (const auto& o : store_.list(type.gr(), t.ns)) {
+    if (!sel->matches((*o)["metadata"].value("labels", json::object()))) continue;
+    auto r = remove(type, (*o)["metadata"].value("namespace", ""), (*o)["metadata"].value("name", ""), opts, ctx);
+    if (!r && r.error().code != 404) return status_response(r.error());
+  }
+  return json_response(200, {{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()},
+                             {"status", "Success"}});
+}
+
+// --- list and watch -----------------------------------------------------------
+
+namespace {
+
+struct Filter {
+  LabelSelector labels;
+  FieldSelector fields;
+  std::string ns;
+  bool matches(const ResourceType& t, const json& o) const {
+    if (!ns.empty() && o["metadata"].value("namespace", "") != ns) return false;
+    if (!labels.matches(o["metadata"].value("labels", json::object()))) return false;
+    return fields.matches([&](const std::string& f) { return field_value(t, o, f); });
+  }
+};
+
+ApiResult<Filter> make_filter(const Request& req, const ResourceType& t, const std::string& ns) {
+  Filter f;
+  f.ns = ns;
+  std::string err;
+  auto ls = LabelSelector::parse(req.param("labelSelector"), &err);
+  if (!ls) return std::unexpected(bad_request("unable to parse requirement: " + err));
+  f.labels = *ls;
+  auto fs = FieldSelector::parse(req.param("fieldSelector"), &err);
+  if (!fs) return std::unexpected(bad_request(err));
+  for (const auto& term : fs->terms())
+    if (!field_supported(t, term.field))
+      return std::unexpected(bad_request("field label not supported: " + term.field));
+  f.fields = *fs;
+  return f;
+}
+
+bool wants_table(const Request& req) { return req.header("accept").find("as=Table") != std::string::npos; }
+
+}  // namespace
+
+Response ApiServer::list_or_watch(const Request& req, const Target& t) {
+  if (req.param("watch") == "true" || req.param("watch") == "1") return watch(req, t);
+  const ResourceType& type = *t.type;
+  auto filter = make_filter(req, type, t.ns);
+  if (!filter) return status_response(filter.error());
+  long limit = 0;
+  if (!req.param("limit").empty()) {
+    try {
+      limit = std::stol(req.param("limit"));
+    } catch (...) {
+      return status_response(bad_request("invalid limit \"" + req.param("limit") + "\""));
+    }
+  }
+  std::string start_after;
+  if (const std::string cont = req.param("continue"); !cont.empty()) {
+    auto decoded = bo::base64url_decode(cont);
+    json tok = decoded ? json::parse(*decoded, nullptr, false) : json();
+    if (!tok.is_object()) return status_response(bad_request("continue key is not valid"));
+    if (tok.value("rv", uint64_t{0}) < store_.oldest_available_rv())
+      return status_response({410, "Expired",
+                              "The provided continue parameter is too old to display a consistent list result. "
+                              "You can start a new list without the continue parameter."});
+    start_after = tok.value("start", "");
+  }
+  auto [all, rv] = store_.snapshot(type.gr(), t.ns);
+  std::vector<ObjPtr> items;
+  std::string last_key;
+  std::string next_continue;
+  long remaining = 0;
+  for (const auto& o : all) {
+    const std::string key = (*o)["metadata"].value("namespace", "") + "/" + (*o)["metadata"].value("name", "");
+    if (!start_after.empty() && key <= start_after) continue;
+    if (!filter->matches(type, *o)) continue;
+    if (limit > 0 && static_cast<long>(items.size()) >= limit) {
+      ++remaining;
+      continue;
+    }
+    items.push_back(o);
+    last_key = key;
+  }
+  json meta{{"resourceVersion", std::to_string(rv)}};
+  if (remaining > 0) {
+    meta["continue"] = bo::base64url_encode(json{{"rv", rv}, {"start", last_key}}.dump());
+    meta["remainingItemCount"] = remaining;
+  }
+  if (wants_table(req)) {
+    const bool include = req.param("includeObject") != "None";
+    Response r = json_response(200, to_table(type, items, std::chrono::system_clock::now(), include, meta));
+    r.content_type = "application/json;as=Table;v=v1;g=meta.k8s.io";
+    return r;
+  }
+  json out{{"kind", type.kind + "List"}, {"apiVersion", type.api_version()}, {"metadata", meta},
+           {"items", json::array()}};
+  for (const auto& o : items) out["items"].push_back(with_type(*o, type));
+  return json_response(200, out);
+}
+
+Response ApiServer::watch(const Request& req, const Target& t) {
+  const TypePtr type = t.type;
+  auto filter = make_filter(req, *type, t.ns);
+  if (!filter) return status_response(filter.error());
+  const std::string rv_param = req.param("resourceVersion");
+  const uint64_t start_rv = parse_rv(rv_param);
+  if (start_rv == UINT64_MAX) return status_response(bad_request("invalid resourceVersion \"" + rv_param + "\""));
+  long timeout_s = 1800;
+  if (!req.param("timeoutSeconds").empty()) {
+    try {
+      timeout_s = std::stol(req.param("timeoutSeconds"));
+    } catch (...) {
+      return status_response(bad_request("invalid timeoutSeconds"));
+    }
+  }
+  const bool bookmarks = req.param("allowWatchBookmarks") == "true";
+  const bool table = wants_table(req);
+  Response r;
+  r.content_type = table ? "application/json;as=Table;v=v1;g=meta.k8s.io" : "application/json";
+  Filter f = *filter;
+  r.stream = [this, type, f, rv_param, start_rv, timeout_s, bookmarks, table](const ChunkWriter& write) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+    const uint64_t drop_gen = faults_.drop_watches_generation.load();
+    auto emit = [&](const char* kind, const json& obj) {
+      json o = table ? to_table(*type, {std::make_shared<const json>(obj)}, std::chrono::system_clock::now(), true,
+                                json{{"resourceVersion", obj["metadata"].value("resourceVersion", "")}})
+                     : with_type(obj, *type);
+      return write(json{{"type", kind}, {"object", o}}.dump() + "\n");
+    };
+    auto gone = [&](uint64_t rv) {
+      write(json{{"type", "ERROR"},
+                 {"object",
+                  {{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()}, {"status", "Failure"},
+                   {"message", "too old resource version: " + std::to_string(rv) + " (" +
+                                   std::to_string(store_.oldest_available_rv()) + ")"},
+                   {"reason", "Expired"}, {"code", 410}}}}
+                .dump() +
+            "\n");
+    };
+    uint64_t cursor = start_rv;
+    if (rv_param.empty() || rv_param == "0") {
+      auto [objs, rv] = store_.snapshot(type->gr(), f.ns);
+      for (const auto& o : objs)
+        if (f.matches(*type, *o) && !emit("ADDED", *o)) return;
+      cursor = rv;
+    }
+    auto last_bookmark = std::chrono::steady_clock::now();
+    while (true) {
+      auto poll = store_.events_since(cursor);
+      if (poll.gone) {
+        gone(cursor);
+        return;
+      }
+      for (const auto& ev : poll.events) {
+        cursor = ev.rv;
+        if (ev.gr != type->gr()) continue;
+        const bool now_matches = f.matches(*type, *ev.obj);
+        const bool was_matching = ev.prev && f.matches(*type, *ev.prev);
+        bool ok = true;
+        if (ev.type == EventType::kAdded) {
+          if (now_matches) ok = emit("ADDED", *ev.obj);
+        } else if (ev.type == EventType::kDeleted) {
+          if (now_matches || was_matching) ok = emit("DELETED", *ev.obj);
+        } else if (now_matches && was_matching) {
+          ok = emit("MODIFIED", *ev.obj);
+        } else if (now_matches) {
+          ok = emit("ADDED", *ev.obj);
+        } else if (was_matching) {
+          ok = emit("DELETED", *ev.obj);
+        }
+        if (!ok) return;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline || store_.closed() || faults_.drop_watches_generation.load() != drop_gen) return;
+      if (bookmarks && now - last_bookmark >= opts_.bookmark_interval) {
+        last_bookmark = now;
+        json bm{{"kind", type->kind}, {"apiVersion", type->api_version()},
+                {"metadata", {{"resourceVersion", std::to_string(cursor)}}}};
+        if (!write(json{{"type", "BOOKMARK"}, {"object", bm}}.dump() + "\n")) return;
+      }
+      // Wake at least every 200 ms to notice dropped clients and fault injection.
+      const auto wake = std::min({deadline, last_bookmark + opts_.bookmark_interval,
+                                  now + std::chrono::milliseconds(200)});
+      store_.wait_past(cursor, wake);
+      if (!write("")) return;  // a zero-length probe: false once the peer is gone
+    }
+  };
+  return r;
+}
+
+// --- discovery --------------------------------------------------------------
+
+Response ApiServer::discovery(const Request& req, bool* handled) {
+  *handled = true;
+  const auto types = registry_.all();
+  auto resource_list = [&](const std::string& group, const std::string& version) {
+    json resources = json::array();
+    for (const auto& t : types) {
+      if (t->group != group || t->version != version) continue;
+      json r{{"name", t->resource}, {"singularName", t->singular}, {"namespaced", t->namespaced},
+             {"kind", t->kind}, {"verbs", t->verbs}};
+      if (!t->short_names.empty()) r["shortNames"] = t->short_names;
+      if (!t->categories.empty()) r["categories"] = t->categories;
+      resources.push_back(r);
+      for (const auto& s : t->subresources) {
+        json verbs = s == "token" ? json::array({"create"})
+                     : s == "log" ? json::array({"get"})
+                     : s == "finalize" ? json::array({"update"})
+                                       : json::array({"get", "patch", "update"});
+        resources.push_back({{"name", t->resource + "/" + s}, {"singularName", ""}, {"namespaced", t->namespaced},
+                             {"kind", s == "scale" ? "Scale" : s == "token" ? "TokenRequest" : t->kind},
+                             {"verbs", verbs}});
+      }
+    }
+    return json{{"kind", "APIResourceList"}, {"apiVersion", "v1"},
+                {"groupVersion", group.empty() ? version : group + "/" + version}, {"resources", resources}};
+  };
+  if (req.path == "/api" || req.path == "/api/")
+    return json_response(200, {{"kind", "APIVersions"}, {"versions", {"v1"}},
+                               {"serverAddressByClientCIDRs",
+                                {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", opts_.server_address}}}}});
+  if (req.path == "/api/v1") return json_response(200, resource_list("", "v1"));
+  if (req.path == "/openapi/v3" || req.path == "/openapi/v3/") return json_response(200, openapi_v3_index(registry_));
+  if (req.path.starts_with("/openapi/v3/")) {
+    if (auto doc = openapi_v3_document(registry_, req.path.substr(12))) return json_response(200, *doc);
+    return status_response({404, "NotFound", "the server could not find the requested resource"});
+  }
+  if (req.path == "/apis" || req.path == "/apis/") {
+    json groups = json::array();
+    std::map<std::string, std::vector<std::string>> versions;
+    std::vector<std::string> order;
+    for (const auto& t : types) {
+      if (t->group.empty()) continue;
+      auto& vs = versions[t->group];
+      if (vs.empty()) order.push_back(t->group);
+      if (std::find(vs.begin(), vs.end(), t->version) == vs.end()) vs.push_back(t->version);
+    }
+    for (const auto& g : order) {
+      json vs = json::array();
+      for (const auto& v : versions[g]) vs.push_back({{"groupVersion", g + "/" + v}, {"version", v}});
+      groups.push_back({{"name", g}, {"versions", vs}, {"preferredVersion", vs[0]}});
+    }
+    return json_response(200, {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", groups}});
+  }
+  const auto seg = split(req.path, '/');
+  if (seg.size() == 2 && seg[0] == "apis") {
+    json vs = json::array();
+    for (const auto& t : types)
+      if (t->group == seg[1]) {
+        json v{{"groupVersion", t->group + "/" + t->version}, {"version", t->version}};
+        if (std::find(vs.begin(), vs.end(), v) == vs.end()) vs.push_back(v);
+      }
+    if (vs.empty()) return status_response({404, "NotFound", "the server could not find the requested resource"});
+    return json_response(200, {{"kind", "APIGroup"}, {"apiVersion", "v1"}, {"name", seg[1]}, {"versions", vs},
+                               {"preferredVersion", vs[0]}});
+  }
+  if (seg.size() == 3 && seg[0] == "apis") {
+    json list = resource_list(seg[1], seg[2]);
+    if (list["resources"].empty())
+      return status_response({404, "NotFound", "the server could not find the requested resource"});
+    return json_response(200, list);
+  }
+  *handled = false;
+  return {};
+}
+
+// --- reviews and tokens -------------------------------------------------------
+
+Response ApiServer::review(const Target& t, const json& body, const UserInfo& user) {
+  json out = body;
+  out["apiVersion"] = t.type->api_version();
+  out["kind"] = t.type->kind;
+  const json spec = body.value("spec", json::object());
+  if (t.type->resource == "tokenreviews") {
+    auto u = authenticate_token(spec.value("token", ""));
+    out["status"] = u ? json{{"authenticated", true}, {"user", u->to_json()}, {"audiences", spec.value("audiences", json::array())}}
+                      : json{{"authenticated", false}, {"error", "invalid bearer token"}};
+    return json_response(201, out);
+  }
+  if (t.type->resource == "selfsubjectreviews") {
+    out["status"] = {{"userInfo", user.to_json()}};
+    return json_response(201, out);
+  }
+  UserInfo subject = user;
+  if (t.type->resource != "selfsubjectaccessreviews") {
+    subject.username = spec.value("user", "");
+    subject.uid = spec.value("uid", "");
+    subject.groups = spec.value("groups", std::vector<std::string>{});
+  }
+  bool allowed = false;
+  if (spec.contains("resourceAttributes")) {
+    const json ra = spec["resourceAttributes"];
+    std::string ns = ra.value("namespace", "");
+    if (t.type->resource == "localsubjectaccessreviews") ns = t.ns;
+    allowed = !opts_.authorize ||
+              authorized(subject, ra.value("verb", ""), ra.value("group", ""), ra.value("resource", ""),
+                         ra.value("subresource", ""), ns, ra.value("name", ""), "");
+  } else if (spec.contains("nonResourceAttributes")) {
+    const json na = spec["nonResourceAttributes"];
+    allowed = !opts_.authorize || authorized(subject, na.value("verb", ""), "", "", "", "", "", na.value("path", "/"));
+  }
+  if (!opts_.authorize) allowed = true;
+  else if (std::find(subject.groups.begin(), subject.groups.end(), "system:masters") != subject.groups.end())
+    allowed = true;
+  out["status"] = {{"allowed", allowed}};
+  if (!allowed) out["status"]["reason"] = "no RBAC policy matched";
+  return json_response(201, out);
+}
+
+Response ApiServer::create_token(const Target& t, const json& body) {
+  auto sa = store_.get("/serviceaccounts", t.ns, t.name);
+  if (!sa) return status_response(not_found(*t.type, t.name));
+  const std::string token = mint_service_account_token(t.ns, t.name, (*sa)["metadata"].value("uid", ""));
+  json out{{"kind", "TokenRequest"}, {"apiVersion", "authentication.k8s.io/v1"},
+           {"metadata", {{"name", t.name}, {"namespace", t.ns}, {"creationTimestamp", nullptr}}},
+           {"spec", body.value("spec", json::object())},
+           {"status", {{"token", token}, {"expirationTimestamp",
+                                          bo::format_rfc3339(std::chrono::system_clock::now() + std::chrono::hours(1))}}}};
+  return json_response(201, out);
+}
+
+// --- admission: built-in validation and custom-resource schemas ---------------
+
+ApiResult<void> ApiServer::check_namespace(const ResourceType& type, const std::string& ns, bool creating) const {
+  if (!type.namespaced) return {};
+  auto nsobj = store_.get("/namespaces", "", ns);
+  if (!nsobj)
+    return std::unexpected(ApiError{404, "NotFound", "namespaces \"" + ns + "\" not found",
+                                    json{{"name", ns}, {"kind", "namespaces"}}});
+  if (creating && (*nsobj)["metadata"].contains("deletionTimestamp"))
+    return std::unexpected(ApiError{403, "Forbidden",
+                                    type.resource + " \"\" is forbidden: unable to create new content in namespace " +
+                                        ns + " because it is being terminated",
+                                    json{{"causes", {{{"reason", "NamespaceTerminating"},
+                                                      {"message", "namespace " + ns + " is being terminated"},
+                                                      {"field", "metadata.namespace"}}}}}});
+  return {};
+}
+
+ApiResult<void> ApiServer::admit(const ResourceType& type, const std::string& op, json& obj, const json* old,
+                                 const CallContext& ctx) {
+  const std::string name = obj["metadata"].value("name", "");
+  std::vector<FieldError> errs;
+  if (type.custom) {
+    std::vector<std::string> unknown;
+    prune(obj, type.schema, &unknown);
+    if (!unknown.empty()) {
+      if (ctx.field_validation == "Strict") {
+        std::string msg = "strict decoding error: ";
+        for (size_t i = 0; i < unknown.size(); ++i)
+          msg += (i ? ", " : "") + std::string("unknown field \"") + unknown[i] + "\"";
+        return std::unexpected(bad_request(msg));
+      }
+      if (ctx.field_validation == "Warn" && ctx.warnings)
+        for (const auto& u : unknown) ctx.warnings->push_back("unknown field \\\"" + u + "\\\"");
+    }
+    apply_defaults(obj, type.schema);
+    errs = validate_schema(obj, type.schema);
+  }
+  const json& spec = obj.contains("spec") ? obj["spec"] : json();
+  if (type.gr() == "/secrets") {
+    if (obj.contains("stringData") && obj["stringData"].is_object()) {
+      for (const auto& [k, v] : obj["stringData"].items())
+        if (v.is_string()) obj["data"][k] = bo::base64_encode(v.get<std::string>());
+      obj.erase("stringData");
+    }
+    if (!obj.contains("type")) obj["type"] = "Opaque";
+    const json data = obj.value("data", json::object());
+    for (const auto& [k, v] : data.items())
+      if (!v.is_string() || !bo::base64_decode(v.get<std::string>()))
+        errs.push_back({"FieldValueInvalid", "data[" + k + "]",
+                        "data[" + k + "]: Invalid value: \"<secret contents redacted>\": illegal base64 data"});
+    if (old && old->value("immutable", false) && (old->value("data", json::object()) != obj.value("data", json::object())))
+      errs.push_back({"FieldValueForbidden", "data", "data: Forbidden: field is immutable when `immutable` is set"});
+    if (old && old->value("type", "Opaque") != obj.value("type", "Opaque"))
+      errs.push_back({"FieldValueInvalid", "type", "type: Invalid value: " + obj["type"].dump() + ": field is immutable"});
+  } else if (type.gr() == "/pods") {
+    if (!spec.is_object() || spec.value("containers", json::array()).empty())
+      errs.push_back({"FieldValueRequired", "spec.containers", "spec.containers: Required value"});
+    else
+      for (size_t i = 0; i < spec["containers"].size(); ++i) {
+        const auto& c = spec["containers"][i];
+        const std::string f = "spec.containers[" + std::to_string(i) + "]";
+        if (c.value("name", "").empty()) errs.push_back({"FieldValueRequired", f + ".name", f + ".name: Required value"});
+        if (c.value("image", "").empty()) errs.push_back({"FieldValueRequired", f + ".image", f + ".image: Required value"});
+      }
+    if (op == "CREATE") {
+      if (!obj["spec"].contains("restartPolicy")) obj["spec"]["restartPolicy"] = "Always";
+      if (!obj["spec"].contains("serviceAccountName")) obj["spec"]["serviceAccountName"] = "default";
+    }
+  } else if (type.gr() == "batch/jobs") {
+    if (!spec.is_object() || !spec.contains("template")) {
+      errs.push_back({"FieldValueRequired", "spec.template", "spec.template: Required value"});
+    } else {
+      const std::string rp = spec["template"].value("spec", json::object()).value("restartPolicy", "");
+      if (rp != "Never" && rp != "OnFailure")
+        errs.push_back({"FieldValueRequired", "spec.template.spec.restartPolicy",
+                        "spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\""});
+      if (spec["template"].value("spec", json::object()).value("containers", json::array()).empty())
+        errs.push_back({"FieldValueRequired", "spec.template.spec.containers",
+                        "spec.template.spec.containers: Required value"});
+    }
+    if (errs.empty() && op == "CREATE") {
+      auto& s = obj["spec"];
+      if (!s.contains("backoffLimit")) s["backoffLimit"] = 6;
+      if (!s.contains("completions")) s["completions"] = 1;
+      if (!s.contains("parallelism")) s["parallelism"] = 1;
+      if (!s.contains("completionMode")) s["completionMode"] = "NonIndexed";
+      if (!s.contains("suspend")) s["suspend"] = false;
+      const std::string uid = obj["metadata"].value("uid", "");
+      const std::string jn = obj["metadata"].value("name", "");
+      if (!s.contains("selector"))
+        s["selector"] = {{"matchLabels", {{"batch.kubernetes.io/controller-uid", uid}}}};
+      auto& labels = s["template"]["metadata"]["labels"];
+      labels["batch.kubernetes.io/controller-uid"] = uid;
+      labels["controller-uid"] = uid;
+      labels["batch.kubernetes.io/job-name"] = jn;
+      labels["job-name"] = jn;
+    }
+    if (old && old->contains("spec") && spec.is_object()) {
+      for (const char* f : {"template", "selector", "completions"}) {
+        if (old->at("spec").value(f, json()) != spec.value(f, json()))
+          errs.push_back({"FieldValueInvalid", std::string("spec.") + f,
+                          std::string("spec.") + f + ": Invalid value: " + spec.value(f, json()).dump().substr(0, 80) +
+                              ": field is immutable"});
+      }
+    }
+  } else if (type.group == "apps") {
+    if (!spec.is_object() || !spec.contains("selector"))
+      errs.push_back({"FieldValueRequired", "spec.selector", "spec.selector: Required value"});
+    else if (spec.contains("template")) {
+      auto sel = LabelSelector::from_json(spec["selector"]);
+      const auto labels = spec["template"].value("metadata", json::object()).value("labels", json::object());
+      if (!sel || sel->empty() || !sel->matches(labels))
+        errs.push_back({"FieldValueInvalid", "spec.template.metadata.labels",
+                        "spec.template.metadata.labels: Invalid value: " + labels.dump() +
+                            ": `selector` does not match template `labels`"});
+    }
+    if (errs.empty() && !obj["spec"].contains("replicas")) obj["spec"]["replicas"] = 1;
+  } else if (type.gr() == "/namespaces") {
+    if (op == "CREATE") {
+      obj["spec"]["finalizers"] = json::array({"kubernetes"});
+      obj["status"] = {{"phase", "Active"}};
+      obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
+    }
+    if (!is_dns_label(name))
+      errs.push_back({"FieldValueInvalid", "metadata.name",
+                      "metadata.name: Invalid value: \"" + name + "\": a lowercase RFC 1123 label must consist of "
+                      "lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"});
+  } else if (type.gr() == "apiextensions.k8s.io/customresourcedefinitions") {
+    const json names = spec.value("names", json::object());
+    const std::string group = spec.value("group", "");
+    const std::string plural = names.value("plural", "");
+    if (group.empty()) errs.push_back({"FieldValueRequired", "spec.group", "spec.group: Required value"});
+    if (plural.empty()) errs.push_back({"FieldValueRequired", "spec.names.plural", "spec.names.plural: Required value"});
+    if (names.value("kind", "").empty())
+      errs.push_back({"FieldValueRequired", "spec.names.kind", "spec.names.kind: Required value"});
+    if (!group.empty() && !plural.empty() && name != plural + "." + group)
+      errs.push_back({"FieldValueInvalid", "metadata.name",
+                      "metadata.name: Invalid value: \"" + name + "\": must be spec.names.plural+\".\"+spec.group"});
+    const std::string scope = spec.value("scope", "");
+    if (scope != "Namespaced" && scope != "Cluster")
+      errs.push_back({"FieldValueNotSupported", "spec.scope",
+                      "spec.scope: Unsupported value: \"" + scope + "\": supported values: \"Cluster\", \"Namespaced\""});
+    int storage = 0;
+    const json versions = spec.value("versions", json::array());
+    if (versions.empty()) errs.push_back({"FieldValueRequired", "spec.versions", "spec.versions: Required value"});
+    for (size_t i = 0; i < versions.size(); ++i) {
+      const auto& v = versions[i];
+      storage += v.value("storage", false) ? 1 : 0;
+      const std::string f = "spec.versions[" + std::to_string(i) + "].schema.openAPIV3Schema";
+      const json s = v.value("schema", json::object()).value("openAPIV3Schema", json());
+      if (!s.is_object()) errs.push_back({"FieldValueRequired", f, f + ": Required value: schemas are required"});
+      else if (s.value("type", "") != "object")
+        errs.push_back({"FieldValueInvalid", f + ".type", f + ".type: Invalid value: " + s.value("type", json("")).dump() +
+                                                            ": must be object at the root"});
+    }
+    if (!versions.empty() && storage != 1)
+      errs.push_back({"FieldValueInvalid", "spec.versions",
+                      "spec.versions: Invalid value: " + versions.dump().substr(0, 60) +
+                          ": must have exactly one version marked as storage version"});
+    if (errs.empty()) {
+      json st = obj.value("status", json::object());
+      st["acceptedNames"] = names;
+      if (!st["acceptedNames"].contains("singular")) {
+        std::string singular = names.value("kind", "");
+        std::transform(singular.begin(), singular.end(), singular.begin(), ::tolower);
+        st["acceptedNames"]["singular"] = singular;
+      }
+      if (!st["acceptedNames"].contains("listKind")) st["acceptedNames"]["listKind"] = names.value("kind", "") + "List";
+      const std::string ts = now_str();
+      st["conditions"] = json::array(
+          {{{"type", "NamesAccepted"}, {"status", "True"}, {"reason", "NoConflicts"},
+            {"message", "no conflicts found"}, {"lastTransitionTime", ts}},
+           {{"type", "Established"}, {"status", "True"}, {"reason", "InitialNamesAccepted"},
+            {"message", "the initial names have been accepted"}, {"lastTransitionTime", ts}}});
+      json stored = json::array();
+      for (const auto& v : versions)
+        if (v.value("storage", false)) stored.push_back(v.value("name", ""));
+      st["storedVersions"] = stored;
+      if (old && old->contains("status")) {
+        for (const auto& sv : old->at("status").value("storedVersions", json::array()))
+          if (std::find(stored.begin(), stored.end(), sv) == stored.end()) st["storedVersions"].push_back(sv);
+        // Keep transition times of unchanged conditions.
+        st["conditions"] = old->at("status").value("conditions", st["conditions"]);
+      }
+      obj["status"] = st;
+    }
+  }
+  if (!errs.empty()) return std::unexpected(invalid(type, name, errs));
+  return {};
+}
+
+// --- the write path -----------------------------------------------------------
+
+ApiResult<json> ApiServer::create(const ResourceType& type, const std::string& ns, json obj, const CallContext& ctx) {
+  if (obj.contains("apiVersion") && obj["apiVersion"] != type.api_version())
+    return std::unexpected(bad_request("the API version in the data (" + obj["apiVersion"].dump() +
+                                       ") does not match the expected API version (" + type.api_version() + ")"));
+  if (obj.contains("kind") && obj["kind"] != type.kind)
+    return std::unexpected(bad_request("the kind in the data (" + obj["kind"].dump() +
+                                       ") does not match the expected kind (" + type.kind + ")"));
+  if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = json::object();
+  json& meta = obj["metadata"];
+  if (type.namespaced) {
+    const std::string body_ns = meta.value("namespace", "");
+    if (!body_ns.empty() && !ns.empty() && body_ns != ns)
+      return std::unexpected(bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+    meta["namespace"] = ns.empty() ? body_ns : ns;
+    if (meta["namespace"] == "") return std::unexpected(bad_request("a namespace is required for " + type.resource));
+  } else {
+    meta.erase("namespace");
+  }
+  if (meta.value("name", "").empty()) {
+    const std::string gen = meta.value("generateName", "");
+    if (gen.empty())
+      return std::unexpected(invalid(type, "", {{"FieldValueRequired", "metadata.name",
+                                                 "metadata.name: Required value: name or generateName is required"}}));
+    meta["name"] = gen + random_suffix();
+  }
+  const std::string name = meta["name"];
+  if (!is_dns_subdomain(name) && type.gr() != "/namespaces")
+    return std::unexpected(invalid(type, name, {{"FieldValueInvalid", "metadata.name",
+                                                 "metadata.name: Invalid value: \"" + name +
+                                                     "\": a lowercase RFC 1123 subdomain must consist of lower case "
+                                                     "alphanumeric characters, '-' or '.', and must start and end with "
+                                                     "an alphanumeric character"}}));
+  if (auto ok = check_namespace(type, meta.value("namespace", ""), true); !ok) return std::unexpected(ok.error());
+  meta["uid"] = new_uid();
+  meta["creationTimestamp"] = now_str();
+  meta.erase("resourceVersion");
+  meta.erase("deletionTimestamp");
+  meta.erase("deletionGracePeriodSeconds");
+  meta.erase("managedFields");
+  meta.erase("selfLink");
+  if (type.generation) meta["generation"] = 1;
+  else meta.erase("generation");
+  if (type.has_subresource("status") && type.gr() != "/namespaces") obj.erase("status");
+  obj["apiVersion"] = type.api_version();
+  obj["kind"] = type.kind;
+  if (auto ok = admit(type, "CREATE", obj, nullptr, ctx); !ok) return std::unexpected(ok.error());
+  if (ctx.dry_run) return obj;
+  auto w = store_.create(type.gr(), std::move(obj));
+  if (w.outcome == Store::Outcome::kExists) return std::unexpected(already_exists(type, name));
+  on_committed(type, *w.obj, false);
+  return with_type(*w.obj, type);
+}
+
+ApiResult<json> ApiServer::update(const ResourceType& type, const std::string& ns, const std::string& name, json obj,
+                                  const CallContext& ctx, const std::string& subresource) {
+  if (!obj.contains("metadata") || !obj["metadata"].is_object())
+    return std::unexpected(bad_request("metadata is required"));
+  if (obj["metadata"].value("name", name) != name)
+    return std::unexpected(bad_request("the name of the object (" + obj["metadata"].value("name", "") +
+                                       ") does not match the name on the URL (" + name + ")"));
+  if (type.namespaced && obj["metadata"].value("namespace", ns) != ns)
+    return std::unexpected(bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+  if (obj.contains("apiVersion") && obj["apiVersion"] != type.api_version())
+    return std::unexpected(bad_request("the API version in the data (" + obj["apiVersion"].dump() +
+                                       ") does not match the expected API version (" + type.api_version() + ")"));
+  const uint64_t want_rv = parse_rv(obj["metadata"].value("resourceVersion", ""));
+  if (want_rv == UINT64_MAX)
+    return std::unexpected(invalid(type, name, {{"FieldValueInvalid", "metadata.resourceVersion",
+                                                 "metadata.resourceVersion: Invalid value: must be a number"}}));
+  auto cur = store_.get(type.gr(), ns, name);
+  if (!cur) return std::unexpected(not_found(type, name));
+  const json& old = *cur;
+  if (want_rv != 0 && std::to_string(want_rv) != old["metadata"].value("resourceVersion", ""))
+    return std::unexpected(conflict(type, name, "the object has been modified; please apply your changes to the "
+                                                "latest version and try again"));
+  json next;
+  if (subresource == "status") {
+    // The status endpoint changes status only.
+    next = old;
+    if (obj.contains("status")) next["status"] = obj["status"];
+    else next.erase("status");
+  } else if (subresource.empty() || subresource == "finalize") {
+    next = std::move(obj);
+    json& m = next["metadata"];
+    for (const char* k : {"uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"}) {
+      if (old["metadata"].contains(k)) m[k] = old["metadata"][k];
+      else m.erase(k);
+    }
+    m["name"] = name;
+    if (type.namespaced) m["namespace"] = ns;
+    m.erase("managedFields");
+    if (type.has_subresource("status") && type.gr() != "/namespaces") {
+      if (old.contains("status")) next["status"] = old["status"];
+      else next.erase("status");
+    }
+    if (subresource.empty() && type.gr() == "/namespaces") {
+      next["spec"] = old.value("spec", json::object());
+      next["status"] = old.value("status", json::object());
+    }
+    if (old["metadata"].contains("deletionTimestamp")) {
+      const auto old_f = old["metadata"].value("finalizers", json::array());
+      for (const auto& f : next["metadata"].value("finalizers", json::array()))
+        if (std::find(old_f.begin(), old_f.end(), f) == old_f.end())
+          return std::unexpected(invalid(type, name, {{"FieldValueForbidden", "metadata.finalizers",
+                                                       "metadata.finalizers: Forbidden: no new finalizers can be added "
+                                                       "if the object is being deleted, found new finalizers " + f.dump()}}));
+    }
+  } else {
+    return std::unexpected(ApiError{404, "NotFound", "the server could not find the requested resource"});
+  }
+  next["apiVersion"] = type.api_version();
+  next["kind"] = type.kind;
+  next["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"];
+  if (auto ok = admit(type, "UPDATE", next, &old, ctx); !ok) return std::unexpected(ok.error());
+  if (type.generation && spec_part(next) != spec_part(old))
+    next["metadata"]["generation"] = old["metadata"].value("generation", 0) + 1;
+  // An update that changes nothing is not written: no new resourceVersion, no event.
+  if (next == old) return with_type(old, type);
+  if (ctx.dry_run) return with_type(next, type);
+  const bool finalized = next["metadata"].contains("deletionTimestamp") &&
+                         next["metadata"].value("finalizers", json::array()).empty() &&
+                         (type.gr() != "/namespaces" ||
+                          next.value("spec", json::object()).value("finalizers", json::array()).empty());
+  const uint64_t cas = parse_rv(old["metadata"].value("resourceVersion", ""));
+  if (finalized) {
+    auto w = store_.remove(type.gr(), ns, name, cas);
+    if (w.outcome == Store::Outcome::kConflict)
+      return std::unexpected(conflict(type, name, "the object has been modified; please apply your changes to the latest version and try again"));
+    if (w.outcome == Store::Outcome::kNotFound) return std::unexpected(not_found(type, name));
+    on_committed(type, *w.obj, true);
+    return with_type(*w.obj, type);
+  }
+  auto w = store_.update(type.gr(), std::move(next), cas);
+  if (w.outcome == Store::Outcome::kConflict)
+    return std::unexpected(conflict(type, name, "the object has been modified; please apply your changes to the latest version and try again"));
+  if (w.outcome == Store::Outcome::kNotFound) return std::unexpected(not_found(type, name));
+  on_committed(type, *w.obj, false);
+  return with_type(*w.obj, type);
+}
+
+ApiResult<json> ApiServer::mutate(const ResourceType& type, const std::string& ns, const std::string& name,
+                                  const std::function<bool(json&)>& fn, const std::string& subresource) {
+  CallContext ctx{system_user(), false, "Ignore", nullptr};
+  for (int attempt = 0; attempt < 32; ++attempt) {
+    auto cur = store_.get(type.gr(), ns, name);
+    if (!cur) return std::unexpected(not_found(type, name));
+    json next = *cur;
+    if (!fn(next)) return *cur;
+    auto r = update(type, ns, name, std::move(next), ctx, subresource);
+    if (r || r.error().reason != "Conflict") return r;
+  }
+  return std::unexpected(ApiError{409, "Conflict", "too many conflicts"});
+}
+
+ApiResult<json> ApiServer::remove(const ResourceType& type, const std::string& ns, const std::string& name,
+                                  const json& options, const CallContext& ctx) {
+  auto cur = store_.get(type.gr(), ns, name);
+  if (!cur) return std::unexpected(not_found(type, name));
+  const json& old = *cur;
+  if (auto pre = options.find("preconditions"); pre != options.end() && pre->is_object()) {
+    if (pre->contains("uid") && (*pre)["uid"] != old["metadata"].value("uid", ""))
+      return std::unexpected(conflict(type, name, "Precondition failed: UID in precondition: " +
+                                                      (*pre)["uid"].get<std::string>() + ", UID in object meta: " +
+                                                      old["metadata"].value("uid", "")));
+    if (pre->contains("resourceVersion") && (*pre)["resourceVersion"] != old["metadata"].value("resourceVersion", ""))
+      return std::unexpected(conflict(type, name, "Precondition failed: ResourceVersion in precondition: " +
+                                                      (*pre)["resourceVersion"].get<std::string>() +
+                                                      ", ResourceVersion in object meta: " +
+                                                      old["metadata"].value("resourceVersion", "")));
+  }
+  std::string policy = options.value("propagationPolicy", "");
+  if (policy.empty() && options.contains("orphanDependents"))
+    policy = options["orphanDependents"].get<bool>() ? "Orphan" : "Background";
+  if (policy.empty()) policy = type.gr() == "batch/jobs" ? "Orphan" : "Background";
+  if (policy != "Orphan" && policy != "Background" && policy != "Foreground")
+    return std::unexpected(invalid(type, name, {{"FieldValueNotSupported", "propagationPolicy",
+                                                 "propagationPolicy: Unsupported value: \"" + policy +
+                                                     "\": supported values: \"Foreground\", \"Background\", \"Orphan\""}}));
+  json next = old;
+  auto& meta = next["metadata"];
+  json finalizers = meta.value("finalizers", json::array());
+  auto add_finalizer = [&](const std::string& f) {
+    if (std::find(finalizers.begin(), finalizers.end(), f) == finalizers.end()) finalizers.push_back(f);
+  };
+  const bool has_dependents = [&] {
+    const std::string uid = old["metadata"].value("uid", "");
+    for (const auto& gr : store_.resources())
+      for (const auto& o : store_.list(gr, ""))
+        for (const auto& ref : (*o)["metadata"].value("ownerReferences", json::array()))
+          if (ref.value("uid", "") == uid) return true;
+    return false;
+  }();
+  if (has_dependents && policy == "Orphan") add_finalizer("orphan");
+  if (has_dependents && policy == "Foreground") add_finalizer("foregroundDeletion");
+  if (type.gr() == "/namespaces") {
+    next["status"]["phase"] = "Terminating";
+  }
+  const bool ns_pending = type.gr() == "/namespaces" && !next.value("spec", json::object()).value("finalizers", json::array()).empty();
+  if (ctx.dry_run) return with_type(old, type);
+  if (!finalizers.empty() || ns_pending) {
+    meta["finalizers"] = finalizers;
+    if (finalizers.empty()) meta.erase("finalizers");
+    if (!meta.contains("deletionTimestamp")) {
+      meta["deletionTimestamp"] = now_str();
+      meta["deletionGracePeriodSeconds"] = 0;
+    }
+    if (next == old) return with_type(old, type);
+    auto w = store_.update(type.gr(), std::move(next), parse_rv(old["metadata"].value("resourceVersion", "")));
+    if (w.outcome == Store::Outcome::kConflict)
+      return std::unexpected(conflict(type, name, "the object has been modified; please apply your changes to the latest version and try again"));
+    if (w.outcome == Store::Outcome::kNotFound) return std::unexpected(not_found(type, name));
+    on_committed(type, *w.obj, false);
+    return with_type(*w.obj, type);
+  }
+  auto w = store_.remove(type.gr(), ns, name, parse_rv(old["metadata"].value("resourceVersion", "")));
+  if (w.outcome == Store::Outcome::kConflict)
+    return std::unexpected(conflict(type, name, "the object has been modified; please apply your changes to the latest version and try again"));
+  if (w.outcome == Store::Outcome::kNotFound) return std::unexpected(not_found(type, name));
+  on_committed(type, *w.obj, true);
+  return with_type(*w.obj, type);
+}
+
+void ApiServer::on_committed(const ResourceType& type, const json& obj, bool deleted) {
+  if (type.gr() == "apiextensions.k8s.io/customresourcedefinitions") {
+    const std::string name = obj["metadata"].value("name", "");
+    if (deleted) {
+      // The CRD's custom resources go with it.
+      const std::string gr = obj["spec"].value("group", "") + "/" + obj["spec"]["names"].value("plural", "");
+      for (const auto& o : store_.list(gr, ""))
+        store_.remove(gr, (*o)["metadata"].value("namespace", ""), (*o)["metadata"].value("name", ""), 0);
+      registry_.set_crd(name, json());
+    } else {
+      registry_.set_crd(name, obj);
+    }
+  }
+}
+
+}  // namespace kl

@@ -1,0 +1,455 @@
+#include "kube-local/controllers.h"
+
+#include <algorithm>
+
+#include "common/timefmt.h"
+
+namespace kl {
+namespace {
+
+constexpr const char* kNs = "/namespaces";
+constexpr const char* kPods = "/pods";
+constexpr const char* kJobs = "batch/jobs";
+
+std::string meta(const json& o, const char* f) {
+  return o["metadata"].value(f, "");
+}
+
+bool has_condition(const json& o, const std::string& type) {
+  for (const auto& c : o.value("status", json::object()).value("conditions", json::array()))
+    if (c.value("type", "") == type && c.value("status", "") == "True") return true;
+  return false;
+}
+
+json condition(const std::string& type, const std::string& reason, const std::string& message) {
+  const std::string now = bo::format_rfc3339(std::chrono::system_clock::now());
+  return {{"type", type}, {"status", "True"}, {"reason", reason}, {"message", message},
+          {"lastProbeTime", now}, {"lastTransitionTime", now}};
+}
+
+}  // namespace
+
+Controllers::Controllers(ApiServer& api, ControllerOptions opts) : api_(api), opts_(opts) {
+  if (opts_.time_scale <= 0) opts_.time_scale = 1.0;
+}
+
+Controllers::~Controllers() { stop(); }
+
+void Controllers::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Controllers::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+std::chrono::duration<double> Controllers::scaled(double seconds) const {
+  return std::chrono::duration<double>(seconds / opts_.time_scale);
+}
+
+void Controllers::after(std::chrono::duration<double> delay, const Key& key) {
+  timers_.emplace(Clock::now() + std::chrono::duration_cast<Clock::duration>(delay), key);
+}
+
+void Controllers::resync_all() {
+  for (const auto& gr : {std::string(kNs), std::string(kJobs), std::string(kPods), std::string("apps/deployments"),
+                         std::string("apps/statefulsets")})
+    for (const auto& o : api_.store().list(gr, "")) dirty_.insert({gr, meta(*o, "namespace"), meta(*o, "name")});
+}
+
+void Controllers::run() {
+  Store& store = api_.store();
+  uint64_t cursor = store.current_rv();
+  resync_all();
+  while (!stop_ && !store.closed()) {
+    for (const auto& key : std::set<Key>(std::exchange(dirty_, {}))) {
+      try {
+        sync(key);
+      } catch (const std::exception&) {
+        after(std::chrono::seconds(1), key);  // retried, never dropped
+      }
+    }
+    auto next_wake = Clock::now() + std::chrono::milliseconds(500);
+    if (!timers_.empty()) next_wake = std::min(next_wake, timers_.begin()->first);
+    const auto steady_deadline =
+        std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                               std::max(next_wake - Clock::now(), Clock::duration::zero()));
+    store.wait_past(cursor, steady_deadline);
+    auto poll = store.events_since(cursor);
+    if (poll.gone) {
+      cursor = store.current_rv();
+      resync_all();
+    }
+    for (const auto& ev : poll.events) {
+      cursor = ev.rv;
+      const std::string ns = ev.ns;
+      if (ev.gr == kNs || ev.gr == kJobs || ev.gr == kPods || ev.gr == "apps/deployments" ||
+          ev.gr == "apps/statefulsets")
+        if (ev.type != EventType::kDeleted) dirty_.insert({ev.gr, ns, ev.name});
+      if (ev.gr == kNs && ev.type == EventType::kAdded) dirty_.insert({kNs, "", ev.name});
+      if (ev.gr == "/serviceaccounts" && ev.type == EventType::kDeleted) dirty_.insert({kNs, "", ns});
+      if (ev.gr == kPods)
+        for (const auto& ref : (*ev.obj)["metadata"].value("ownerReferences", json::array()))
+          if (ref.value("kind", "") == "Job") dirty_.insert({kJobs, ns, ref.value("name", "")});
+      // Objects left in a terminating namespace keep its finalization moving.
+      if (ev.type == EventType::kDeleted && !ns.empty()) dirty_.insert({kNs, "", ns});
+      collect_garbage(ev);
+      if (ev.type == EventType::kAdded) check_owners(ev.gr, *ev.obj);
+    }
+    const auto now = Clock::now();
+    while (!timers_.empty() && timers_.begin()->first <= now) {
+      dirty_.insert(timers_.begin()->second);
+      timers_.erase(timers_.begin());
+    }
+  }
+}
+
+void Controllers::sync(const Key& key) {
+  const auto& [gr, ns, name] = key;
+  if (gr == kNs) sync_namespace(name);
+  else if (gr == kJobs) sync_job(ns, name);
+  else if (gr == kPods) sync_pod(ns, name);
+  else sync_workload(gr, ns, name);
+}
+
+// --- namespaces ---------------------------------------------------------------
+
+void Controllers::sync_namespace(const std::string& name) {
+  Store& store = api_.store();
+  auto ns = store.get(kNs, "", name);
+  if (!ns) return;
+  CallContext ctx{ApiServer::system_user(), false, "Ignore", nullptr};
+  if (!(*ns)["metadata"].contains("deletionTimestamp")) {
+    // The service-account controller's part: every namespace has "default".
+    if (!store.get("/serviceaccounts", name, "default")) {
+      auto sa_type = api_.registry().find("", "v1", "serviceaccounts");
+      (void)api_.create(*sa_type, name, json{{"metadata", {{"name", "default"}}}}, ctx);
+    }
+    return;
+  }
+  bool remaining = false;
+  for (const auto& t : api_.registry().all()) {
+    if (!t->namespaced || t->virtual_only) continue;
+    for (const auto& o : store.list(t->gr(), name)) {
+      remaining = true;
+      if (!(*o)["metadata"].contains("deletionTimestamp"))
+        (void)api_.remove(*t, name, meta(*o, "name"), json{{"propagationPolicy", "Background"}}, ctx);
+    }
+  }
+  if (remaining) {
+    after(std::chrono::milliseconds(200), {kNs, "", name});
+    return;
+  }
+  auto ns_type = api_.registry().find("", "v1", "namespaces");
+  (void)api_.mutate(*ns_type, "", name, [](json& o) {
+    o["spec"]["finalizers"] = json::array();
+    return true;
+  }, "finalize");
+}
+
+// --- garbage collection ---------------------------------------------------------
+
+void Controllers::check_owners(const std::string& gr, const json& obj) {
+  const auto refs = obj["metadata"].value("ownerReferences", json::array());
+  if (refs.empty()) return;
+  Store& store = api_.store();
+  for (const auto& ref : refs) {
+    auto t = api_.registry().find_kind(ref.value("apiVersion", ""), ref.value("kind", ""));
+    if (!t) return;  // unknown owner kind: leave it, as the GC does until discovery knows it
+    auto owner = store.get(t->gr(), t->namespaced ? meta(obj, "namespace") : "", ref.value("name", ""));
+    if (owner && meta(*owner, "uid") == ref.value("uid", "")) return;
+  }
+  // Every owner is absent: the dependent goes (background).
+  if (auto t = api_.registry().find_gr(gr))
+    (void)api_.remove(*t, meta(obj, "namespace"), meta(obj, "name"), json{{"propagationPolicy", "Background"}},
+                      {ApiServer::system_user(), false, "Ignore", nullptr});
+}
+
+void Controllers::collect_garbage(const Event& ev) {
+  const json& obj = *ev.obj;
+  const std::string uid = meta(obj, "uid");
+  const auto finalizers = obj["metadata"].value("finalizers", json::array());
+  const bool deleting = obj["metadata"].contains("deletionTimestamp");
+  const bool orphan = deleting && std::find(finalizers.begin(), finalizers.end(), "orphan") != finalizers.end();
+  const bool foreground =
+      deleting && std::find(finalizers.begin(), finalizers.end(), "foregroundDeletion") != finalizers.end();
+  if (ev.type != EventType::kDeleted && !orphan && !foreground) return;
+  Store& store = api_.store();
+  CallContext ctx{ApiServer::system_user(), false, "Ignore", nullptr};
+  bool dependents_left = false;
+  for (const auto& gr : store.resources()) {
+    auto t = api_.registry().find_gr(gr);
+    if (!t) continue;
+    for (const auto& o : store.list(gr, "")) {
+      const auto refs = (*o)["metadata"].value("ownerReferences", json::array());
+      if (std::none_of(refs.begin(), refs.end(), [&](const json& r) { return r.value("uid", "") == uid; })) continue;
+      if (orphan) {
+        (void)api_.mutate(*t, meta(*o, "namespace"), meta(*o, "name"), [&](json& d) {
+          auto& rs = d["metadata"]["ownerReferences"];
+          rs.erase(std::remove_if(rs.begin(), rs.end(), [&](const json& r) { return r.value("uid", "") == uid; }),
+                   rs.end());
+          if (rs.empty()) d["metadata"].erase("ownerReferences");
+          return true;
+        });
+      } else if (foreground) {
+        dependents_left = true;
+        if (!(*o)["metadata"].contains("deletionTimestamp"))
+          (void)api_.remove(*t, meta(*o, "namespace"), meta(*o, "name"), json{{"propagationPolicy", "Foreground"}}, ctx);
+      } else {
+        check_owners(gr, *o);
+      }
+    }
+  }
+  if (orphan || (foreground && !dependents_left)) {
+    auto t = api_.registry().find_gr(ev.gr);
+    if (!t) return;
+    const std::string drop = orphan ? "orphan" : "foregroundDeletion";
+    (void)api_.mutate(*t, ev.ns, ev.name, [&](json& o) {
+      auto& fs = o["metadata"]["finalizers"];
+      fs.erase(std::remove(fs.begin(), fs.end(), drop), fs.end());
+      return true;
+    });
+  }
+}
+
+// --- jobs and pods --------------------------------------------------------------
+
+void Controllers::sync_job(const std::string& ns, const std::string& name) {
+  Store& store = api_.store();
+  auto job = store.get(kJobs, ns, name);
+  if (!job) return;
+  const json& j = *job;
+  if (j["metadata"].contains("deletionTimestamp")) return;
+  const json spec = j.value("spec", json::object());
+  const auto now = Clock::now();
+  const bool finished = has_condition(j, "Complete") || has_condition(j, "Failed");
+  auto jobs_type = api_.registry().find("batch", "v1", "jobs");
+  auto pods_type = api_.registry().find("", "v1", "pods");
+  CallContext ctx{ApiServer::system_user(), false, "Ignore", nullptr};
+
+  if (finished) {
+    if (spec.contains("ttlSecondsAfterFinished")) {
+      const auto done = bo::parse_rfc3339(j["status"].value("completionTime", j["status"].value("startTime", "")));
+      const auto ttl = scaled(spec["ttlSecondsAfterFinished"].get<double>());
+      const auto expiry = (done ? *done : now) + std::chrono::duration_cast<Clock::duration>(ttl);
+      if (now >= expiry)
+        (void)api_.remove(*jobs_type, ns, name, json{{"propagationPolicy", "Background"}}, ctx);
+      else
+        after(expiry - now, {kJobs, ns, name});
+    }
+    return;
+  }
+  if (spec.value("suspend", false)) return;
+
+  const std::string uid = meta(j, "uid");
+  int active = 0, succeeded = 0, failed = 0;
+  std::vector<std::string> active_pods;
+  for (const auto& p : store.list(kPods, ns)) {
+    bool mine = false;
+    for (const auto& r : (*p)["metadata"].value("ownerReferences", json::array())) mine = mine || r.value("uid", "") == uid;
+    if (!mine) continue;
+    const std::string phase = (*p).value("status", json::object()).value("phase", "Pending");
+    if (phase == "Succeeded") ++succeeded;
+    else if (phase == "Failed") ++failed;
+    else {
+      ++active;
+      active_pods.push_back(meta(*p, "name"));
+    }
+  }
+  const int completions = spec.value("completions", 1);
+  const int backoff_limit = spec.value("backoffLimit", 6);
+  json status = j.value("status", json::object());
+  if (!status.contains("startTime")) status["startTime"] = bo::format_rfc3339(now);
+  const auto start = bo::parse_rfc3339(status["startTime"].get<std::string>()).value_or(now);
+  std::string fail_reason, fail_message;
+  if (succeeded >= completions) {
+    status["conditions"] = json::array({condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"),
+                                        condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods")});
+    status["completionTime"] = bo::format_rfc3339(now);
+  } else if (failed > backoff_limit) {
+    fail_reason = "BackoffLimitExceeded";
+    fail_message = "Job has reached the specified backoff limit";
+  } else if (spec.contains("activeDeadlineSeconds") &&
+             now - start >= std::chrono::duration_cast<Clock::duration>(
+                                 std::chrono::duration<double>(spec["activeDeadlineSeconds"].get<double>()))) {
+    fail_reason = "DeadlineExceeded";
+    fail_message = "Job was active longer than specified deadline";
+  }
+  if (!fail_reason.empty()) {
+    status["conditions"] = json::array({condition("FailureTarget", fail_reason, fail_message),
+                                        condition("Failed", fail_reason, fail_message)});
+    for (const auto& pn : active_pods)
+      (void)api_.remove(*pods_type, ns, pn, json{{"propagationPolicy", "Background"}}, ctx);
+    active = 0;
+  } else if (succeeded < completions && active == 0) {
+    // Pod failure backoff: 10 s doubling, capped at 6 min (scaled).
+    const auto last_failure = status.value("kubeLocalLastFailure", "");
+    bool wait = false;
+    if (failed > 0 && !last_failure.empty()) {
+      const double backoff = std::min(360.0, 10.0 * std::pow(2.0, failed - 1));
+      const auto at = bo::parse_rfc3339(last_failure).value_or(now) +
+                      std::chrono::duration_cast<Clock::duration>(scaled(backoff));
+      if (at > now) {
+        after(at - now, {kJobs, ns, name});
+        wait = true;
+      }
+    }
+    if (!wait) {
+      json tmpl = spec.value("template", json::object());
+      json pod{{"metadata", tmpl.value("metadata", json::object())}, {"spec", tmpl.value("spec", json::object())}};
+      pod["metadata"]["generateName"] = name + "-";
+      pod["metadata"]["annotations"]["kube-local.si.dev/attempt"] = std::to_string(succeeded + failed);
+      if (auto a = j["metadata"].value("annotations", json::object()); a.contains(kPodOutcomeAnnotation))
+        if (!pod["metadata"]["annotations"].contains(kPodOutcomeAnnotation))
+          pod["metadata"]["annotations"][kPodOutcomeAnnotation] = a[kPodOutcomeAnnotation];
+      pod["metadata"]["ownerReferences"] = json::array({{{"apiVersion", "batch/v1"}, {"kind", "Job"}, {"name", name},
+                                                         {"uid", uid}, {"controller", true},
+                                                         {"blockOwnerDeletion", true}}});
+      if (api_.create(*pods_type, ns, pod, ctx)) active = 1;
+    }
+  }
+  if (spec.contains("activeDeadlineSeconds") && fail_reason.empty() && succeeded < completions) {
+    const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(spec["activeDeadlineSeconds"].get<double>()));
+    if (deadline > now) after(deadline - now, {kJobs, ns, name});
+  }
+  status["active"] = active;
+  status["succeeded"] = succeeded;
+  status["failed"] = failed;
+  status["ready"] = 0;
+  if (status["active"] == 0) status.erase("active");
+  if (status["succeeded"] == 0) status.erase("succeeded");
+  if (status["failed"] == 0) status.erase("failed");
+  if (failed > j.value("status", json::object()).value("failed", 0))
+    status["kubeLocalLastFailure"] = bo::format_rfc3339(now);
+  (void)api_.mutate(*jobs_type, ns, name, [&](json& o) {
+    if (o.value("status", json::object()) == status) return false;
+    o["status"] = status;
+    return true;
+  }, "status");
+  if (has_condition(json{{"status", status}}, "Complete") || has_condition(json{{"status", status}}, "Failed"))
+    dirty_.insert({kJobs, ns, name});  // arm the TTL
+}
+
+void Controllers::sync_pod(const std::string& ns, const std::string& name) {
+  Store& store = api_.store();
+  auto pod = store.get(kPods, ns, name);
+  if (!pod) return;
+  const json& p = *pod;
+  auto pods_type = api_.registry().find("", "v1", "pods");
+  const std::string phase = p.value("status", json::object()).value("phase", "");
+  if (phase == "Succeeded" || phase == "Failed") return;
+  if (p["metadata"].contains("deletionTimestamp")) {
+    // No kubelet grace period to wait for: containers stop at once.
+    (void)api_.mutate(*pods_type, ns, name, [](json& o) {
+      auto& fs = o["metadata"]["finalizers"];
+      if (fs.is_array()) fs.clear();
+      return true;
+    });
+    return;
+  }
+  const auto now = Clock::now();
+  json outcome;
+  {
+    const std::string a = p["metadata"].value("annotations", json::object()).value(kPodOutcomeAnnotation, "");
+    if (!a.empty()) outcome = json::parse(a, nullptr, false);
+    if (!outcome.is_object()) outcome = json::object();
+  }
+  const std::string restart = p.value("spec", json::object()).value("restartPolicy", "Always");
+  const bool terminates = outcome.contains("result") || restart != "Always";
+  const json containers = p.value("spec", json::object()).value("containers", json::array());
+  if (phase != "Running") {
+    json st{{"phase", "Running"}, {"startTime", bo::format_rfc3339(now)}, {"hostIP", "127.0.0.1"},
+            {"podIP", "10.244.0." + std::to_string(1 + (std::hash<std::string>{}(name) % 250))},
+            {"conditions", json::array({condition("PodScheduled", "", ""), condition("Initialized", "", ""),
+                                        condition("ContainersReady", "", ""), condition("Ready", "", "")})}};
+    json cs = json::array();
+    for (const auto& c : containers)
+      cs.push_back({{"name", c.value("name", "")}, {"image", c.value("image", "")}, {"ready", true},
+                    {"restartCount", 0}, {"started", true},
+                    {"state", {{"running", {{"startedAt", bo::format_rfc3339(now)}}}}}});
+    st["containerStatuses"] = cs;
+    (void)api_.mutate(*pods_type, ns, name, [&](json& o) {
+      o["spec"]["nodeName"] = "kube-local-node";
+      return true;
+    });
+    (void)api_.mutate(*pods_type, ns, name, [&](json& o) {
+      o["status"] = st;
+      return true;
+    }, "status");
+    if (terminates) after(scaled(outcome.value("afterSeconds", 1.0)), {kPods, ns, name});
+    return;
+  }
+  if (!terminates) return;
+  const auto started = bo::parse_rfc3339(p["status"].value("startTime", "")).value_or(now);
+  const auto due = started + std::chrono::duration_cast<Clock::duration>(scaled(outcome.value("afterSeconds", 1.0)));
+  if (due > now) {
+    after(due - now, {kPods, ns, name});
+    return;
+  }
+  int attempt = 0;
+  try {
+    attempt = std::stoi(p["metadata"].value("annotations", json::object()).value("kube-local.si.dev/attempt", "0"));
+  } catch (...) {
+  }
+  bool success = outcome.value("result", "Succeeded") == "Succeeded";
+  int exit_code = outcome.value("exitCode", success ? 0 : 1);
+  if (attempt < outcome.value("failAttempts", 0)) {
+    success = false;
+    exit_code = 1;
+  }
+  const std::string message = outcome.value("message", "");
+  (void)api_.mutate(*pods_type, ns, name, [&](json& o) {
+    auto& st = o["status"];
+    st["phase"] = success ? "Succeeded" : "Failed";
+    for (auto& c : st["conditions"])
+      if (c["type"] == "Ready" || c["type"] == "ContainersReady") {
+        c["status"] = "False";
+        c["reason"] = "PodCompleted";
+      }
+    for (auto& c : st["containerStatuses"]) {
+      c["ready"] = false;
+      c["started"] = false;
+      json term{{"exitCode", exit_code}, {"reason", success ? "Completed" : "Error"},
+                {"startedAt", c["state"]["running"].value("startedAt", "")}, {"finishedAt", bo::format_rfc3339(now)},
+                {"containerID", "kube-local://" + name}};
+      if (!message.empty()) term["message"] = message.substr(0, 4096);
+      c["state"] = {{"terminated", term}};
+    }
+    return true;
+  }, "status");
+}
+
+// --- deployments and statefulsets -------------------------------------------------
+
+void Controllers::sync_workload(const std::string& gr, const std::string& ns, const std::string& name) {
+  auto t = api_.registry().find_gr(gr);
+  if (!t) return;
+  (void)api_.mutate(*t, ns, name, [](json& o) {
+    const int replicas = o.value("spec", json::object()).value("replicas", 1);
+    json st = o.value("status", json::object());
+    st["observedGeneration"] = o["metadata"].value("generation", 1);
+    st["replicas"] = replicas;
+    st["readyReplicas"] = replicas;
+    st["availableReplicas"] = replicas;
+    st["updatedReplicas"] = replicas;
+    if (o["kind"] == "StatefulSet") {
+      st["currentReplicas"] = replicas;
+      st.erase("updatedReplicas");
+      st["updatedReplicas"] = replicas;
+    } else if (!st.contains("conditions")) {
+      st["conditions"] = json::array({condition("Available", "MinimumReplicasAvailable", "Deployment has minimum availability."),
+                                      condition("Progressing", "NewReplicaSetAvailable", "ReplicaSet has successfully progressed.")});
+    }
+    if (replicas == 0) {
+      st.erase("readyReplicas");
+      st.erase("availableReplicas");
+    }
+    if (st == o.value("status", json::object())) return false;
+    o["status"] = st;
+    return true;
+  }, "status");
+}
+
+}  // namespace kl

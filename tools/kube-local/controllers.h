@@ -1,0 +1,61 @@
+// The control loops kube-local runs in place of kube-controller-manager and a
+// kubelet: namespace finalization, default service accounts, garbage
+// collection by ownerReferences, the Job controller (backoffLimit,
+// activeDeadlineSeconds, ttlSecondsAfterFinished), simulated pod outcomes, and
+// Deployment/StatefulSet readiness.
+//
+// Pod outcomes follow the annotation kube-local.si.dev/pod-outcome on the Pod
+// or its Job, a JSON object:
+//   {"result": "Succeeded"|"Failed", "afterSeconds": 1, "exitCode": 0,
+//    "message": "termination message", "failAttempts": 0}
+// failAttempts makes the first N attempts fail before `result` applies.
+#pragma once
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <tuple>
+
+#include "kube-local/api.h"
+
+namespace kl {
+
+inline constexpr const char* kPodOutcomeAnnotation = "kube-local.si.dev/pod-outcome";
+
+struct ControllerOptions {
+  double time_scale = 1.0;  // > 1 speeds up every simulated delay (pod run time, Job backoff, TTL)
+};
+
+class Controllers {
+ public:
+  Controllers(ApiServer& api, ControllerOptions opts);
+  ~Controllers();
+  void start();
+  void stop();
+
+ private:
+  using Key = std::tuple<std::string, std::string, std::string>;  // gr, ns, name
+  using Clock = std::chrono::system_clock;
+  void run();
+  void resync_all();
+  void sync(const Key& key);
+  void sync_namespace(const std::string& name);
+  void sync_job(const std::string& ns, const std::string& name);
+  void sync_pod(const std::string& ns, const std::string& name);
+  void sync_workload(const std::string& gr, const std::string& ns, const std::string& name);
+  void collect_garbage(const Event& ev);
+  void check_owners(const std::string& gr, const json& obj);
+  void after(std::chrono::duration<double> delay, const Key& key);
+  [[nodiscard]] std::chrono::duration<double> scaled(double seconds) const;
+
+  ApiServer& api_;
+  ControllerOptions opts_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::multimap<Clock::time_point, Key> timers_;
+  std::set<Key> dirty_;
+};
+
+}  // namespace kl

@@ -1,0 +1,186 @@
+// kube-local: a local Kubernetes API server over HTTPS for the demo and tests.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "common/encoding.h"
+#include "kube-local/controllers.h"
+#include "kube-local/server.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_file_atomic(const fs::path& p, const std::string& data, fs::perms perms = fs::perms::owner_read | fs::perms::owner_write) {
+  const fs::path tmp = p.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << data;
+    if (!out.flush()) throw std::runtime_error("cannot write " + tmp.string());
+  }
+  fs::permissions(tmp, perms);
+  fs::rename(tmp, p);
+}
+
+// CSV as kube-apiserver's --token-auth-file: token,user,uid,"group1,group2"
+std::map<std::string, kl::UserInfo> read_tokens(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read tokens file " + path);
+  std::map<std::string, kl::UserInfo> out;
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> fields;
+    std::string cur;
+    bool quoted = false;
+    for (char c : line) {
+      if (c == '"') quoted = !quoted;
+      else if (c == ',' && !quoted) {
+        fields.push_back(cur);
+        cur.clear();
+      } else cur += c;
+    }
+    fields.push_back(cur);
+    if (fields.size() < 3 || fields[0].empty() || fields[1].empty())
+      throw std::runtime_error(path + ":" + std::to_string(n) + ": expected token,user,uid[,\"groups\"]");
+    kl::UserInfo u{fields[1], fields[2], {}};
+    if (fields.size() > 3) {
+      std::stringstream gs(fields[3]);
+      std::string g;
+      while (std::getline(gs, g, ','))
+        if (!g.empty()) u.groups.push_back(g);
+    }
+    u.groups.push_back("system:authenticated");
+    out[fields[0]] = u;
+  }
+  return out;
+}
+
+void bootstrap(kl::ApiServer& api) {
+  kl::CallContext ctx{kl::ApiServer::system_user(), false, "Ignore", nullptr};
+  auto ns = api.registry().find("", "v1", "namespaces");
+  for (const char* name : {"default", "kube-system", "kube-public", "kube-node-lease"})
+    if (!api.store().get("/namespaces", "", name)) (void)api.create(*ns, "", {{"metadata", {{"name", name}}}}, ctx);
+  auto cr = api.registry().find("rbac.authorization.k8s.io", "v1", "clusterroles");
+  auto crb = api.registry().find("rbac.authorization.k8s.io", "v1", "clusterrolebindings");
+  if (!api.store().get(cr->gr(), "", "cluster-admin"))
+    (void)api.create(*cr, "", {{"metadata", {{"name", "cluster-admin"}}},
+                               {"rules", {{{"apiGroups", {"*"}}, {"resources", {"*"}}, {"verbs", {"*"}}},
+                                          {{"nonResourceURLs", {"*"}}, {"verbs", {"*"}}}}}}, ctx);
+  if (!api.store().get(crb->gr(), "", "cluster-admin"))
+    (void)api.create(*crb, "", {{"metadata", {{"name", "cluster-admin"}}},
+                                {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "ClusterRole"}, {"name", "cluster-admin"}}},
+                                {"subjects", {{{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "Group"}, {"name", "system:masters"}}}}}, ctx);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"kube-local: a local Kubernetes API server over HTTPS"};
+  int port = 0;
+  std::string kubeconfig, data_dir, tokens_file;
+  bool authorize = false;
+  double time_scale = 1.0;
+  int bookmark_ms = 5000;
+  size_t history = 200000;
+  app.add_option("--port", port, "port on 127.0.0.1 (0 picks a free one)")->check(CLI::Range(0, 65535));
+  app.add_option("--write-kubeconfig", kubeconfig, "write a kubeconfig for the admin user here")->required();
+  app.add_option("--data-dir", data_dir, "keep state here across restarts (in memory without it)");
+  app.add_flag("--authorize", authorize, "enforce RBAC from the stored Roles and bindings");
+  app.add_option("--tokens", tokens_file, "static tokens CSV: token,user,uid,\"group1,group2\"");
+  app.add_option("--time-scale", time_scale, "speed-up factor for simulated delays (pods, Job backoff, TTL)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--bookmark-interval-ms", bookmark_ms, "watch bookmark interval")->check(CLI::Range(50, 600000));
+  app.add_option("--history", history, "watch events kept before 410 Gone")->check(CLI::Range(1, 100000000));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  try {
+    kl::TlsMaterial tls;
+    std::string admin_token, sa_key;
+    if (!data_dir.empty()) {
+      fs::create_directories(data_dir);
+      const fs::path d(data_dir);
+      if (fs::exists(d / "ca.crt") && fs::exists(d / "ca.key") && fs::exists(d / "admin.token")) {
+        tls.ca = {read_file(d / "ca.crt"), read_file(d / "ca.key")};
+        tls.server = kl::issue_certificate(tls.ca, "kube-local", "127.0.0.1,localhost,::1");
+        admin_token = read_file(d / "admin.token");
+        sa_key = read_file(d / "sa.key");
+      } else {
+        tls = kl::generate_tls();
+        admin_token = bo::hex_encode(bo::random_bytes(24));
+        sa_key = bo::hex_encode(bo::random_bytes(32));
+        write_file_atomic(d / "ca.key", tls.ca.key);
+        write_file_atomic(d / "ca.crt", tls.ca.cert);
+        write_file_atomic(d / "admin.token", admin_token);
+        write_file_atomic(d / "sa.key", sa_key);
+      }
+    } else {
+      tls = kl::generate_tls();
+      admin_token = bo::hex_encode(bo::random_bytes(24));
+      sa_key = bo::hex_encode(bo::random_bytes(32));
+    }
+    kl::ApiOptions opts;
+    opts.authorize = authorize;
+    if (!tokens_file.empty()) opts.tokens = read_tokens(tokens_file);
+    opts.tokens[admin_token] = {"kube-local-admin", "kube-local-admin", {"system:masters", "system:authenticated"}};
+    opts.sa_signing_key = sa_key;
+    opts.bookmark_interval = std::chrono::milliseconds(bookmark_ms);
+
+    kl::Store store(data_dir.empty() ? "" : data_dir + "/store", history);
+    kl::Registry registry;
+    kl::ApiServer api(store, registry, opts);
+    api.restore_crds();
+    bootstrap(api);
+    kl::HttpsServer server(api, tls.server, static_cast<uint16_t>(port));
+    const std::string address = "127.0.0.1:" + std::to_string(server.port());
+    api.set_server_address(address);  // discovery advertises the real address
+    kl::Controllers controllers(api, {time_scale});
+
+    const std::string kc =
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-local\n  cluster:\n    server: https://" + address +
+        "\n    certificate-authority-data: " + bo::base64_encode(tls.ca.cert) +
+        "\nusers:\n- name: kube-local-admin\n  user:\n    token: " + admin_token +
+        "\ncontexts:\n- name: kube-local\n  context:\n    cluster: kube-local\n    user: kube-local-admin\n"
+        "    namespace: default\ncurrent-context: kube-local\n";
+    write_file_atomic(kubeconfig, kc);
+    server.start();
+    controllers.start();
+    std::cout << "kube-local: serving on https://" << address << " (kubeconfig " << kubeconfig << ")" << std::endl;
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    store.close();
+    controllers.stop();
+    server.stop();
+    std::cout << "kube-local: stopped" << std::endl;
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "kube-local: " << e.what() << std::endl;
+    return 1;
+  }
+}

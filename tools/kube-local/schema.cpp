@@ -1,0 +1,233 @@
+#include "kube-local/schema.h"
+
+#include <cmath>
+#include <regex>
+
+namespace kl {
+namespace {
+
+std::string join(const std::string& path, const std::string& key) { return path.empty() ? key : path + "." + key; }
+
+bool preserves_unknown(const json& schema) {
+  return schema.value("x-kubernetes-preserve-unknown-fields", false) ||
+         schema.value("x-kubernetes-embedded-resource", false);
+}
+
+void prune_at(json& obj, const json& schema, const std::string& path, std::vector<std::string>* unknown,
+              bool root) {
+  if (!schema.is_object()) return;
+  if (obj.is_object()) {
+    const bool keep_all = preserves_unknown(schema) && !schema.contains("properties");
+    const json* props = schema.contains("properties") ? &schema["properties"] : nullptr;
+    const json* addl = schema.contains("additionalProperties") && schema["additionalProperties"].is_object()
+                           ? &schema["additionalProperties"]
+                           : nullptr;
+    for (auto it = obj.begin(); it != obj.end();) {
+      const std::string key = it.key();
+      if (root && (key == "apiVersion" || key == "kind" || key == "metadata")) {
+        ++it;
+        continue;
+      }
+      const json* sub = nullptr;
+      if (props && props->contains(key)) sub = &(*props)[key];
+      else if (addl) sub = addl;
+      if (it.value().is_null() && sub && !sub->value("nullable", false)) {
+        it = obj.erase(it);  // null for a non-nullable field is dropped, as the API server does
+        continue;
+      }
+      if (sub) {
+        prune_at(it.value(), *sub, join(path, key), unknown, false);
+        ++it;
+      } else if (keep_all || preserves_unknown(schema)) {
+        ++it;
+      } else {
+        if (unknown) unknown->push_back(join(path, key));
+        it = obj.erase(it);
+      }
+    }
+  } else if (obj.is_array() && schema.contains("items")) {
+    for (size_t i = 0; i < obj.size(); ++i)
+      prune_at(obj[i], schema["items"], path + "[" + std::to_string(i) + "]", unknown, false);
+  }
+}
+
+void defaults_at(json& obj, const json& schema) {
+  if (!schema.is_object()) return;
+  if (obj.is_object()) {
+    if (auto props = schema.find("properties"); props != schema.end()) {
+      for (const auto& [key, sub] : props->items()) {
+        if (!obj.contains(key) && sub.contains("default")) obj[key] = sub["default"];
+        if (obj.contains(key)) defaults_at(obj[key], sub);
+      }
+    }
+    if (auto addl = schema.find("additionalProperties"); addl != schema.end() && addl->is_object())
+      for (auto& [key, value] : obj.items()) defaults_at(value, *addl);
+  } else if (obj.is_array() && schema.contains("items")) {
+    for (auto& item : obj) defaults_at(item, schema["items"]);
+  }
+}
+
+std::string type_of(const json& v) {
+  if (v.is_null()) return "null";
+  if (v.is_boolean()) return "boolean";
+  if (v.is_number_integer()) return "integer";
+  if (v.is_number()) return "number";
+  if (v.is_string()) return "string";
+  if (v.is_array()) return "array";
+  return "object";
+}
+
+std::string quote(const json& v) { return v.dump(); }
+
+bool type_ok(const json& v, const std::string& type) {
+  if (type.empty()) return true;
+  if (type == "object") return v.is_object();
+  if (type == "array") return v.is_array();
+  if (type == "string") return v.is_string();
+  if (type == "boolean") return v.is_boolean();
+  if (type == "number") return v.is_number();
+  if (type == "integer")
+    return v.is_number_integer() || (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>());
+  return true;
+}
+
+bool format_ok(const std::string& format, const std::string& s) {
+  static const std::regex date_time(
+      R"(^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$)");
+  static const std::regex byte_re(R"(^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$)");
+  static const std::regex date(R"(^\d{4}-\d{2}-\d{2}$)");
+  if (format == "date-time") return std::regex_match(s, date_time);
+  if (format == "date") return std::regex_match(s, date);
+  if (format == "byte") return std::regex_match(s, byte_re);
+  return true;
+}
+
+void validate_at(const json& v, const json& schema, const std::string& path, std::vector<FieldError>& errs,
+                 bool root) {
+  if (!schema.is_object()) return;
+  const std::string field = path.empty() ? "<root>" : path;
+  if (v.is_null()) {
+    if (!schema.value("nullable", false))
+      errs.push_back({"FieldValueTypeInvalid", field,
+                      field + ": Invalid value: \"null\": " + field + " in body must be of type " +
+                          schema.value("type", "object") + ": \"null\""});
+    return;
+  }
+  if (schema.value("x-kubernetes-int-or-string", false)) {
+    if (!v.is_number_integer() && !v.is_string())
+      errs.push_back({"FieldValueTypeInvalid", field,
+                      field + ": Invalid value: \"" + type_of(v) + "\": " + field +
+                          " in body must be of type integer or string: \"" + type_of(v) + "\""});
+    return;
+  }
+  const std::string type = schema.value("type", "");
+  if (!type_ok(v, type)) {
+    errs.push_back({"FieldValueTypeInvalid", field,
+                    field + ": Invalid value: \"" + type_of(v) + "\": " + field + " in body must be of type " +
+                        type + ": \"" + type_of(v) + "\""});
+    return;
+  }
+  if (auto e = schema.find("enum"); e != schema.end() && e->is_array()) {
+    bool found = false;
+    for (const auto& x : *e) found = found || x == v;
+    if (!found) {
+      std::string supported;
+      for (const auto& x : *e) supported += (supported.empty() ? "" : ", ") + quote(x);
+      errs.push_back({"FieldValueNotSupported", field,
+                      field + ": Unsupported value: " + quote(v) + ": supported values: " + supported});
+    }
+  }
+  if (v.is_number()) {
+    const double d = v.get<double>();
+    if (schema.contains("minimum")) {
+      const double m = schema["minimum"].get<double>();
+      const bool excl = schema.value("exclusiveMinimum", false);
+      if (excl ? d <= m : d < m)
+        errs.push_back({"FieldValueInvalid", field,
+                        field + ": Invalid value: " + v.dump() + ": " + field + " in body should be greater than " +
+                            (excl ? "" : "or equal to ") + schema["minimum"].dump()});
+    }
+    if (schema.contains("maximum")) {
+      const double m = schema["maximum"].get<double>();
+      const bool excl = schema.value("exclusiveMaximum", false);
+      if (excl ? d >= m : d > m)
+        errs.push_back({"FieldValueInvalid", field,
+                        field + ": Invalid value: " + v.dump() + ": " + field + " in body should be less than " +
+                            (excl ? "" : "or equal to ") + schema["maximum"].dump()});
+    }
+  }
+  if (v.is_string()) {
+    const std::string s = v.get<std::string>();
+    if (schema.contains("maxLength") && s.size() > schema["maxLength"].get<size_t>())
+      errs.push_back({"FieldValueTooLong", field,
+                      field + ": Too long: may not be more than " + schema["maxLength"].dump() + " bytes"});
+    if (schema.contains("minLength") && s.size() < schema["minLength"].get<size_t>())
+      errs.push_back({"FieldValueInvalid", field,
+                      field + ": Invalid value: " + quote(v) + ": " + field + " in body should be at least " +
+                          schema["minLength"].dump() + " chars long"});
+    if (auto p = schema.find("pattern"); p != schema.end() && p->is_string()) {
+      try {
+        if (!std::regex_search(s, std::regex(p->get<std::string>())))
+          errs.push_back({"FieldValueInvalid", field,
+                          field + ": Invalid value: " + quote(v) + ": " + field + " in body should match '" +
+                              p->get<std::string>() + "'"});
+      } catch (const std::regex_error&) {
+        // An unsupported pattern was already reported when the CRD was stored.
+      }
+    }
+    if (auto f = schema.find("format"); f != schema.end() && f->is_string() && !format_ok(*f, s))
+      errs.push_back({"FieldValueInvalid", field,
+                      field + ": Invalid value: " + quote(v) + ": " + field + " in body must be of type " +
+                          f->get<std::string>() + ": " + quote(v)});
+  }
+  if (v.is_array()) {
+    if (schema.contains("maxItems") && v.size() > schema["maxItems"].get<size_t>())
+      errs.push_back({"FieldValueTooMany", field,
+                      field + ": Too many: " + std::to_string(v.size()) + ": must have at most " +
+                          schema["maxItems"].dump() + " items"});
+    if (schema.contains("minItems") && v.size() < schema["minItems"].get<size_t>())
+      errs.push_back({"FieldValueInvalid", field,
+                      field + ": Invalid value: " + std::to_string(v.size()) + ": " + field +
+                          " in body should have at least " + schema["minItems"].dump() + " items"});
+    if (schema.contains("items"))
+      for (size_t i = 0; i < v.size(); ++i)
+        validate_at(v[i], schema["items"], path + "[" + std::to_string(i) + "]", errs, false);
+  }
+  if (v.is_object()) {
+    for (const auto& r : schema.value("required", json::array())) {
+      if (r.is_string() && !v.contains(r.get<std::string>())) {
+        const std::string f = join(path, r.get<std::string>());
+        errs.push_back({"FieldValueRequired", f, f + ": Required value"});
+      }
+    }
+    const json props = schema.value("properties", json::object());
+    const json* addl = schema.contains("additionalProperties") && schema["additionalProperties"].is_object()
+                           ? &schema["additionalProperties"]
+                           : nullptr;
+    for (const auto& [key, sub] : v.items()) {
+      if (root && (key == "apiVersion" || key == "kind" || key == "metadata")) continue;
+      if (props.contains(key)) validate_at(sub, props[key], join(path, key), errs, false);
+      else if (addl) validate_at(sub, *addl, join(path, key), errs, false);
+    }
+    if (schema.contains("maxProperties") && v.size() > schema["maxProperties"].get<size_t>())
+      errs.push_back({"FieldValueTooMany", field,
+                      field + ": Too many: " + std::to_string(v.size()) + ": must have at most " +
+                          schema["maxProperties"].dump() + " items"});
+  }
+}
+
+}  // namespace
+
+void prune(json& obj, const json& schema, std::vector<std::string>* unknown, bool root) {
+  prune_at(obj, schema, "", unknown, root);
+}
+
+void apply_defaults(json& obj, const json& schema) { defaults_at(obj, schema); }
+
+std::vector<FieldError> validate_schema(const json& obj, const json& schema, bool root) {
+  std::vector<FieldError> errs;
+  validate_at(obj, schema, "", errs, root);
+  return errs;
+}
+
+}  // namespace kl

@@ -1,0 +1,50 @@
+// HTTPS front end of kube-local (Boost.Beast over OpenSSL): one thread per
+// connection, HTTP/1.1 keep-alive, chunked streaming for watches.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "kube-local/api.h"
+#include "kube-local/certs.h"
+
+namespace kl {
+
+class HttpsServer {
+ public:
+  HttpsServer(ApiServer& api, const Pem& serving, uint16_t port);
+  ~HttpsServer();
+  HttpsServer(const HttpsServer&) = delete;
+  HttpsServer& operator=(const HttpsServer&) = delete;
+
+  void start();
+  void stop();
+  [[nodiscard]] uint16_t port() const { return port_; }
+  [[nodiscard]] size_t requests_served() const { return served_.load(); }
+
+ private:
+  struct Impl;
+  void accept_loop();
+  void serve(boost::asio::ip::tcp::socket sock);
+
+  ApiServer& api_;
+  std::unique_ptr<Impl> impl_;
+  uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<size_t> served_{0};
+  std::thread acceptor_thread_;
+  std::mutex mu_;
+  std::set<int> open_fds_;
+  std::atomic<int> active_{0};
+};
+
+// Decodes %XX and '+' in a query component.
+std::string url_decode(const std::string& s);
+
+}  // namespace kl
