@@ -1,5 +1,6 @@
 #include "common/timefmt.h"
 
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 
@@ -14,6 +15,16 @@ std::string format_rfc3339(SysTime t) {
   return buf;
 }
 
+std::string format_rfc3339_micro(SysTime t) {
+  const auto secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(t - secs).count();
+  if (micros < 0) micros = 0;
+  std::string s = format_rfc3339(secs);
+  char frac[16];
+  std::snprintf(frac, sizeof frac, ".%06lld", static_cast<long long>(micros));
+  return s.substr(0, s.size() - 1) + frac + "Z";
+}
+
 std::optional<SysTime> parse_rfc3339(const std::string& s) {
   int y, mo, d, h, mi, sec;
   int consumed = 0;
@@ -21,9 +32,18 @@ std::optional<SysTime> parse_rfc3339(const std::string& s) {
     return std::nullopt;
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
   size_t pos = static_cast<size_t>(consumed);
+  long long frac_us = 0;
   if (pos < s.size() && s[pos] == '.') {
     ++pos;
-    while (pos < s.size() && std::isdigit(static_cast<unsigned char>(s[pos]))) ++pos;
+    int digits = 0;
+    while (pos < s.size() && std::isdigit(static_cast<unsigned char>(s[pos]))) {
+      if (digits < 6) {
+        frac_us = frac_us * 10 + (s[pos] - '0');
+        ++digits;
+      }
+      ++pos;
+    }
+    while (digits++ < 6) frac_us *= 10;
   }
   long offset = 0;
   if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
@@ -45,7 +65,7 @@ std::optional<SysTime> parse_rfc3339(const std::string& s) {
   tm.tm_min = mi;
   tm.tm_sec = sec;
   const std::time_t tt = timegm(&tm);
-  return std::chrono::system_clock::from_time_t(tt - offset);
+  return std::chrono::system_clock::from_time_t(tt - offset) + std::chrono::microseconds(frac_us);
 }
 
 std::string human_duration(std::chrono::seconds d) {

@@ -10,6 +10,8 @@ namespace bo {
 using SysTime = std::chrono::system_clock::time_point;
 
 [[nodiscard]] std::string format_rfc3339(SysTime t);
+// metav1.MicroTime: microsecond precision, as Leases and events.k8s.io use.
+[[nodiscard]] std::string format_rfc3339_micro(SysTime t);
 [[nodiscard]] std::optional<SysTime> parse_rfc3339(const std::string& s);
 // kubectl's short ages: 45s, 5m10s, 3h, 2d4h, 400d.
 [[nodiscard]] std::string human_duration(std::chrono::seconds d);

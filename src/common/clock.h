@@ -1,0 +1,58 @@
+// Injectable time: builders and schedulers take a Clock so tests can move
+// time by hand (FakeClock) and demos can run it faster (ScaledClock).
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <mutex>
+
+namespace bo {
+
+using SysTime = std::chrono::system_clock::time_point;
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  [[nodiscard]] virtual SysTime now() const = 0;
+};
+
+class RealClock final : public Clock {
+ public:
+  [[nodiscard]] SysTime now() const override { return std::chrono::system_clock::now(); }
+};
+
+class FakeClock final : public Clock {
+ public:
+  explicit FakeClock(SysTime start) : now_(start) {}
+  [[nodiscard]] SysTime now() const override {
+    std::lock_guard lock(mu_);
+    return now_;
+  }
+  void set(SysTime t) {
+    std::lock_guard lock(mu_);
+    now_ = t;
+  }
+  void advance(std::chrono::system_clock::duration d) {
+    std::lock_guard lock(mu_);
+    now_ += d;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  SysTime now_;
+};
+
+// Wall time that runs `factor` times faster from the moment it is made.
+class ScaledClock final : public Clock {
+ public:
+  explicit ScaledClock(double factor) : factor_(factor), start_(std::chrono::system_clock::now()) {}
+  [[nodiscard]] SysTime now() const override {
+    const auto real = std::chrono::system_clock::now() - start_;
+    return start_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(real * factor_);
+  }
+
+ private:
+  double factor_;
+  SysTime start_;
+};
+
+}  // namespace bo
