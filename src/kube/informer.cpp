@@ -109,11 +109,13 @@ void Informer::replace(const json& items) {
     std::unique_lock lock(mu_);
     std::map<std::string, ObjPtr> next;
     for (const auto& raw : items) {
+      if (!raw.is_object() || !raw.contains("metadata") || !raw["metadata"].is_object()) continue;
       json obj = raw;
       obj["apiVersion"] = resource_.api_version();
       obj["kind"] = resource_.kind;
       if (opts_.transform) opts_.transform(obj);
-      next[key_of(obj)] = std::make_shared<const json>(std::move(obj));
+      std::string key = key_of(obj);
+      next[std::move(key)] = std::make_shared<const json>(std::move(obj));
     }
     for (const auto& [k, old_obj] : items_)
       if (!next.count(k)) changes.push_back({old_obj, nullptr});

@@ -160,7 +160,7 @@ class CpprestTransport final : public Transport {
             cts.cancel();
             return out;
           }
-          const auto c = sb.getc().get();
+          const auto c = sb.bumpc().get();
           if (c == concurrency::streams::streambuf<uint8_t>::traits::eof() || c < 0) break;
           pending.push_back(static_cast<char>(c));
           const size_t avail = std::min(static_cast<size_t>(sb.in_avail()), buf.size());

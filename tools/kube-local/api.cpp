@@ -9,6 +9,7 @@
 #include "common/timefmt.h"
 #include "kube-local/openapi.h"
 #include "kube-local/patch.h"
+#include "kube-local/protobuf.h"
 #include "kube-local/schema.h"
 #include "kube-local/table.h"
 #include "kube/selector.h"
@@ -138,6 +139,8 @@ json with_type(const json& obj, const ResourceType& t) {
   o["kind"] = t.kind;
   return o;
 }
+
+bool wants_table(const Request& req) { return req.header("accept").find("as=Table") != std::string::npos; }
 
 std::string qualified_resource(const ResourceType& t) {
   return t.group.empty() ? t.resource : t.resource + "." + t.group;
@@ -367,6 +370,7 @@ Response ApiServer::handle(const Request& req) {
       faults_.error_code = body.value("errorCode", 503);
       faults_.retry_after_seconds = body.value("retryAfterSeconds", 1);
       faults_.latency_ms = body.value("latencyMs", 0);
+      faults_.fail_watches = body.value("failWatches", false);
     } else {
       return status_response({404, "NotFound", "the server could not find the requested resource"});
     }
@@ -411,6 +415,9 @@ Response ApiServer::handle(const Request& req) {
     return status_response({404, "NotFound", "the server could not find the requested resource"});
 
   // Fault injection applies to resource requests only, so tests can still reach the admin endpoint.
+  if (faults_.fail_watches && (req.param("watch") == "true" || req.param("watch") == "1"))
+    return status_response({503, "ServiceUnavailable", "kube-local: watches are failing (fault injection)",
+                            json{{"retryAfterSeconds", 0}}});
   if (faults_.error_rate > 0) {
     std::uniform_real_distribution<double> d(0, 1);
     bool fail;
@@ -452,6 +459,18 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
     return status_response({403, "Forbidden", msg,
                             json{{"name", t.name}, {"group", type.group}, {"kind", type.resource}}});
   }
+  // kubectl's typed clients send protobuf: decode the kinds they use, refuse the rest.
+  if (!req.body.empty() && req.header("content-type").starts_with("application/vnd.kubernetes.protobuf")) {
+    auto decoded = decode_k8s_protobuf(req.body);
+    if (!decoded)
+      return status_response({415, "UnsupportedMediaType",
+                              "the body of the request was in an unknown format - accepted media types include: "
+                              "application/json, application/yaml"});
+    Request json_req = req;
+    json_req.body = decoded->dump();
+    json_req.headers["content-type"] = "application/json";
+    return serve_resource(json_req, t, user);
+  }
   if (req.body.size() > opts_.max_body_bytes)
     return status_response({413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728"});
   if (type.virtual_only) {
@@ -478,6 +497,13 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
     if (collection) return list_or_watch(req, t);
     auto obj = store_.get(type.gr(), t.ns, t.name);
     if (!obj) return status_response(not_found(type, t.name));
+    if (wants_table(req)) {
+      Response r = json_response(200, to_table(type, {obj}, std::chrono::system_clock::now(),
+                                               req.param("includeObject") != "None",
+                                               json{{"resourceVersion", (*obj)["metadata"].value("resourceVersion", "")}}));
+      r.content_type = "application/json;as=Table;v=v1;g=meta.k8s.io";
+      return r;
+    }
     return json_response(200, with_type(*obj, type));
   }
   if (req.method == "POST") {
@@ -583,8 +609,6 @@ ApiResult<Filter> make_filter(const Request& req, const ResourceType& t, const s
   f.fields = *fs;
   return f;
 }
-
-bool wants_table(const Request& req) { return req.header("accept").find("as=Table") != std::string::npos; }
 
 }  // namespace
 

@@ -64,6 +64,7 @@ struct Faults {
   int error_code = 503;
   int retry_after_seconds = 1;
   int latency_ms = 0;
+  bool fail_watches = false;     // answer every watch request with 503
   std::atomic<uint64_t> drop_watches_generation{0};  // bumping it closes every open watch
 };
 

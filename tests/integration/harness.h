@@ -1,0 +1,180 @@
+// Test harness: starts the real kube-local binary on a free loopback port,
+// waits for its ready line (with a deadline), and offers a client, kubectl
+// and fault injection against it.
+#pragma once
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kube/client.h"
+#include "kube/config.h"
+
+namespace testing_support {
+
+namespace fs = std::filesystem;
+
+inline fs::path make_temp_dir(const std::string& prefix) {
+  std::string tmpl = (fs::temp_directory_path() / (prefix + "-XXXXXX")).string();
+  if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  return tmpl;
+}
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+// Runs a shell command with a time limit (coreutils timeout), capturing output.
+inline CommandResult run(const std::string& cmd, int timeout_s = 60) {
+  CommandResult r;
+  const std::string full = "timeout " + std::to_string(timeout_s) + " " + cmd + " 2>&1";
+  FILE* p = popen(full.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  const int st = pclose(p);
+  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+// Polls `cond` until it holds or the deadline passes.
+inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds deadline = std::chrono::seconds(20),
+                       std::chrono::milliseconds every = std::chrono::milliseconds(20)) {
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(every);
+  }
+  return cond();
+}
+
+class KubeLocal {
+ public:
+  explicit KubeLocal(std::vector<std::string> extra_args = {}, fs::path data_dir = {}) {
+    dir_ = make_temp_dir("kube-local");
+    kubeconfig_ = dir_ / "kubeconfig";
+    data_dir_ = data_dir;
+    extra_ = std::move(extra_args);
+    start();
+  }
+  ~KubeLocal() {
+    stop(SIGTERM);
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  void start(int port = 0) {
+    int out[2];
+    if (pipe(out) != 0) throw std::runtime_error("pipe failed");
+    std::vector<std::string> args = {KUBE_LOCAL_BIN, "--port", std::to_string(port), "--write-kubeconfig",
+                                     kubeconfig_.string(), "--bookmark-interval-ms", "500"};
+    if (!data_dir_.empty()) {
+      args.push_back("--data-dir");
+      args.push_back(data_dir_.string());
+    }
+    args.insert(args.end(), extra_.begin(), extra_.end());
+    pid_ = fork();
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a test killed by its timeout
+      dup2(out[1], 1);
+      close(out[0]);
+      close(out[1]);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(out[1]);
+    // Read the ready line with a deadline.
+    std::string line;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    char c;
+    fd_set fds;
+    while (std::chrono::steady_clock::now() < end) {
+      FD_ZERO(&fds);
+      FD_SET(out[0], &fds);
+      timeval tv{0, 100000};
+      if (select(out[0] + 1, &fds, nullptr, nullptr, &tv) > 0) {
+        if (read(out[0], &c, 1) != 1) break;
+        if (c == '\n') break;
+        line += c;
+      }
+    }
+    close(out[0]);
+    if (line.find("serving on https://127.0.0.1:") == std::string::npos)
+      throw std::runtime_error("kube-local did not start: " + line);
+    const auto colon = line.rfind(':', line.find(" (kubeconfig"));
+    port_ = std::stoi(line.substr(colon + 1));
+  }
+
+  // Sends `sig` and waits for the process to end.
+  void stop(int sig) {
+    if (pid_ <= 0) return;
+    kill(pid_, sig);
+    int st;
+    waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+
+  [[nodiscard]] const fs::path& kubeconfig() const { return kubeconfig_; }
+  [[nodiscard]] const fs::path& dir() const { return dir_; }
+  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] pid_t pid() const { return pid_; }
+
+  [[nodiscard]] bo::kube::RestConfig config() const {
+    auto c = bo::kube::load_kubeconfig(kubeconfig_.string());
+    if (!c) throw std::runtime_error(c.error().str());
+    return *c;
+  }
+
+  [[nodiscard]] std::unique_ptr<bo::kube::Client> client(bo::kube::RetryPolicy retry = {}) const {
+    auto t = bo::kube::make_cpprest_transport(config());
+    if (!t) throw std::runtime_error(t.error().str());
+    return std::make_unique<bo::kube::Client>(std::move(*t), 0, 1, retry);
+  }
+
+  // kubectl against this server, with a private discovery cache.
+  [[nodiscard]] CommandResult kubectl(const std::string& args, int timeout_s = 60) const {
+    return run("kubectl --kubeconfig " + kubeconfig_.string() + " --cache-dir " + (dir_ / "kubectl-cache").string() +
+                   " " + args,
+               timeout_s);
+  }
+
+  void admin(const std::string& path, const nlohmann::json& body = nlohmann::json::object()) const {
+    auto c = client({1});
+    auto r = c->request("POST", path, &body);
+    if (!r) throw std::runtime_error("admin " + path + ": " + r.error().str());
+  }
+
+ private:
+  fs::path dir_;
+  fs::path kubeconfig_;
+  fs::path data_dir_;
+  std::vector<std::string> extra_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+inline std::string write_file(const fs::path& p, const std::string& content) {
+  std::ofstream out(p);
+  out << content;
+  return p.string();
+}
+
+}  // namespace testing_support

@@ -1,0 +1,201 @@
+// The real kubectl against kube-local: what users will type must work.
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+using testing_support::eventually;
+using testing_support::KubeLocal;
+using testing_support::write_file;
+
+namespace {
+
+const char* kCrd = R"(apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Ready, type: string, jsonPath: '.status.conditions[?(@.type=="Ready")].status'}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size]
+            properties:
+              size: {type: integer, minimum: 1, description: How big the widget is.}
+              color: {type: string, enum: [red, blue], default: red}
+          status:
+            type: object
+            properties:
+              conditions:
+                type: array
+                items: {type: object, x-kubernetes-preserve-unknown-fields: true}
+)";
+
+class KubectlTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new KubeLocal();
+    auto r = server_->kubectl("apply -f " + write_file(server_->dir() / "crd.yaml", kCrd));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  static KubeLocal* server_;
+};
+KubeLocal* KubectlTest::server_ = nullptr;
+
+TEST_F(KubectlTest, ApplyCreatesThenConfiguresACustomResource) {
+  const auto f = server_->dir() / "w.yaml";
+  write_file(f, "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 3}\n");
+  auto r = server_->kubectl("apply -f " + f.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("widget.example.com/w1 created"), std::string::npos) << r.output;
+  write_file(f, "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 5}\n");
+  r = server_->kubectl("apply -f " + f.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("widget.example.com/w1 configured"), std::string::npos) << r.output;
+  r = server_->kubectl("get widget w1 -o jsonpath={.spec.size}/{.spec.color}/{.metadata.generation}");
+  EXPECT_EQ(r.output, "5/red/2");
+  r = server_->kubectl("apply -f " + f.string());
+  EXPECT_NE(r.output.find("unchanged"), std::string::npos) << r.output;
+}
+
+TEST_F(KubectlTest, GetPrintsTheCrdPrinterColumns) {
+  write_file(server_->dir() / "w2.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w2}\nspec: {size: 7}\n");
+  ASSERT_EQ(server_->kubectl("apply -f " + (server_->dir() / "w2.yaml").string()).exit_code, 0);
+  auto r = server_->kubectl("get wd w2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("NAME   SIZE   READY   AGE"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("w2     7"), std::string::npos) << r.output;
+}
+
+TEST_F(KubectlTest, InvalidCustomResourceIsRefusedWithTheField) {
+  write_file(server_->dir() / "bad.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: bad}\nspec: {size: 0, color: green}\n");
+  auto r = server_->kubectl("apply -f " + (server_->dir() / "bad.yaml").string());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("spec.size"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("spec.color: Unsupported value: \"green\""), std::string::npos) << r.output;
+  write_file(server_->dir() / "unknown.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: u}\nspec: {size: 1, shape: round}\n");
+  r = server_->kubectl("apply -f " + (server_->dir() / "unknown.yaml").string());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("unknown field \"spec.shape\""), std::string::npos) << r.output;
+}
+
+TEST_F(KubectlTest, SecretApplyGetYamlAndDelete) {
+  const auto f = server_->dir() / "s.yaml";
+  write_file(f, "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {password: hunter2}\n");
+  auto r = server_->kubectl("apply -f " + f.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  write_file(f, "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {password: hunter3}\n");
+  ASSERT_EQ(server_->kubectl("apply -f " + f.string()).exit_code, 0);
+  r = server_->kubectl("get secret creds -o yaml");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("password: aHVudGVyMw=="), std::string::npos) << r.output;
+  r = server_->kubectl("delete secret creds");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = server_->kubectl("get secret creds");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("NotFound"), std::string::npos) << r.output;
+}
+
+TEST_F(KubectlTest, DescribeShowsTheObject) {
+  write_file(server_->dir() / "d.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: described}\ndata: {a: b}\n");
+  ASSERT_EQ(server_->kubectl("apply -f " + (server_->dir() / "d.yaml").string()).exit_code, 0);
+  auto r = server_->kubectl("describe configmap described");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("Name:         described"), std::string::npos) << r.output;
+}
+
+TEST_F(KubectlTest, WatchStreamsChanges) {
+  write_file(server_->dir() / "wc.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched}\ndata: {a: '1'}\n");
+  ASSERT_EQ(server_->kubectl("apply -f " + (server_->dir() / "wc.yaml").string()).exit_code, 0);
+  // kubectl get -w in the background (bounded by timeout); change the object; the change shows up.
+  const auto out = server_->dir() / "watch.out";
+  const std::string cmd = "timeout 30 kubectl --kubeconfig " + server_->kubeconfig().string() + " --cache-dir " +
+                          (server_->dir() / "kubectl-cache").string() +
+                          " get configmap watched -w -o jsonpath='{.data.a}{\"\\n\"}' > " + out.string() + " 2>&1 &";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  auto seen = [&](const std::string& v) {
+    return eventually([&] { return testing_support::run("cat " + out.string()).output.find(v) != std::string::npos; });
+  };
+  ASSERT_TRUE(seen("1"));
+  ASSERT_EQ(server_->kubectl("patch configmap watched -p '{\"data\":{\"a\":\"2\"}}'").exit_code, 0);
+  EXPECT_TRUE(seen("2"));
+  testing_support::run("pkill -f 'get configmap watched -w'", 5);
+}
+
+TEST_F(KubectlTest, WaitForConditionReady) {
+  write_file(server_->dir() / "w3.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w3}\nspec: {size: 2}\n");
+  ASSERT_EQ(server_->kubectl("apply -f " + (server_->dir() / "w3.yaml").string()).exit_code, 0);
+  auto none = server_->kubectl("wait --for=condition=Ready widget/w3 --timeout=1s");
+  EXPECT_NE(none.exit_code, 0);
+  auto patched = server_->kubectl(
+      "patch widget w3 --subresource=status --type=merge -p "
+      "'{\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}'");
+  ASSERT_EQ(patched.exit_code, 0) << patched.output;
+  auto r = server_->kubectl("wait --for=condition=Ready widget/w3 --timeout=20s");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("condition met"), std::string::npos) << r.output;
+}
+
+TEST_F(KubectlTest, AuthCanIAnswers) {
+  auto r = server_->kubectl("auth can-i create secrets");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("yes"), std::string::npos) << r.output;
+}
+
+TEST_F(KubectlTest, TypedCreateSendsProtobufAndIsUnderstood) {
+  auto r = server_->kubectl("create configmap typed --from-literal=a=b");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = server_->kubectl("get configmap typed -o jsonpath={.data.a}");
+  EXPECT_EQ(r.output, "b");
+  r = server_->kubectl("create secret generic typed --from-literal=password=s3cret");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = server_->kubectl("get secret typed -o jsonpath={.data.password}");
+  EXPECT_EQ(r.output, "czNjcmV0");
+}
+
+TEST_F(KubectlTest, ExplainDescribesACustomResourceField) {
+  auto r = server_->kubectl("explain widget.spec.size");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("How big the widget is."), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("<integer>"), std::string::npos) << r.output;
+}
+
+TEST_F(KubectlTest, JobRunsToCompletionThroughTheSimulatedKubelet) {
+  const auto f = server_->dir() / "job.yaml";
+  write_file(f, R"(apiVersion: batch/v1
+kind: Job
+metadata:
+  name: quick
+  annotations:
+    kube-local.si.dev/pod-outcome: '{"result":"Succeeded","afterSeconds":0.2,"message":"{\"ok\":true}"}'
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: main, image: busybox}]
+)");
+  ASSERT_EQ(server_->kubectl("apply -f " + f.string()).exit_code, 0);
+  auto r = server_->kubectl("wait --for=condition=Complete job/quick --timeout=30s");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = server_->kubectl("get pods -l job-name=quick -o jsonpath={.items[0].status.containerStatuses[0].state.terminated.message}");
+  EXPECT_EQ(r.output, "{\"ok\":true}");
+}
+
+}  // namespace
