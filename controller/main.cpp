@@ -1,1 +1,212 @@
-int main() { return 0; }
+// backup-operator: flags, wiring and signals. The library under src/ does the work.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cpprest/http_listener.h>
+#include <prometheus/exposer.h>
+
+#include <atomic>
+#include <iostream>
+#include <stop_token>
+#include <thread>
+
+#include "bo/version.h"
+#include "common/clock.h"
+#include "common/duration.h"
+#include "common/log.h"
+#include "kube/client.h"
+#include "kube/config.h"
+#include "kube/leader.h"
+#include "metrics/metrics.h"
+
+namespace {
+
+struct Flags {
+  std::string kubeconfig;
+  std::string context;
+  std::string watch_namespace;
+  std::string metrics_bind = ":8080";
+  std::string probe_bind = ":8081";
+  bool leader_elect = false;
+  std::string leader_namespace;
+  std::string leader_id = "backup-operator.backup.si.dev";
+  std::string lease_duration = "15s", renew_deadline = "10s", retry_period = "2s";
+  double qps = 20;
+  int burst = 30;
+  std::string log_level = "info";
+  std::string log_format = "json";
+};
+
+// ":8081" -> "0.0.0.0:8081"; "0" disables.
+std::optional<std::string> bind_address(const std::string& flag) {
+  if (flag == "0") return std::nullopt;
+  const auto colon = flag.rfind(':');
+  std::string host = colon == std::string::npos ? "" : flag.substr(0, colon);
+  if (host.empty()) host = "0.0.0.0";
+  return host + ":" + flag.substr(colon + 1);
+}
+
+[[noreturn]] void die(const std::string& msg, int code = 1) {
+  std::cerr << "backup-operator: " << msg << std::endl;
+  std::_Exit(code);
+}
+
+std::string identity() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + "_" + std::to_string(getpid());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags f;
+  CLI::App app{"backup-operator: trustworthy backups for self-hosted Supabase on Kubernetes"};
+  app.set_version_flag("--version", std::string("backup-operator ") + bo::kVersion);
+  app.add_option("--kubeconfig", f.kubeconfig, "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
+  app.add_option("--context", f.context, "kubeconfig context (default: current-context)");
+  app.add_option("--watch-namespace", f.watch_namespace, "only this namespace (empty: all)");
+  app.add_option("--metrics-bind-address", f.metrics_bind, "metrics endpoint address, 0 disables")->capture_default_str();
+  app.add_option("--health-probe-bind-address", f.probe_bind, "/healthz and /readyz address, 0 disables")
+      ->capture_default_str();
+  app.add_flag("--leader-elect", f.leader_elect, "elect a leader among replicas with a Lease");
+  app.add_option("--leader-election-namespace", f.leader_namespace, "namespace of the Lease (default: kubeconfig's)");
+  app.add_option("--leader-election-id", f.leader_id, "name of the Lease")->capture_default_str();
+  app.add_option("--leader-elect-lease-duration", f.lease_duration, "lease duration")->capture_default_str();
+  app.add_option("--leader-elect-renew-deadline", f.renew_deadline, "give up leadership after failing to renew this long")
+      ->capture_default_str();
+  app.add_option("--leader-elect-retry-period", f.retry_period, "time between acquire/renew attempts")
+      ->capture_default_str();
+  app.add_option("--kube-api-qps", f.qps, "client-side rate limit")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--kube-api-burst", f.burst, "client-side burst")->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("--log-level", f.log_level, "debug|info|warn|error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--log-format", f.log_format, "json|text")->check(CLI::IsMember({"json", "text"}))->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line, as operators' users expect: what is wrong, and where to look.
+    std::string what = e.what();
+    std::replace(what.begin(), what.end(), '\n', ' ');
+    die(what + " (see --help)", 2);
+  }
+  const auto lease_duration = bo::parse_duration(f.lease_duration);
+  const auto renew_deadline = bo::parse_duration(f.renew_deadline);
+  const auto retry_period = bo::parse_duration(f.retry_period);
+  if (!lease_duration || lease_duration->count() <= 0)
+    die("--leader-elect-lease-duration: invalid duration \"" + f.lease_duration + "\"", 2);
+  if (!renew_deadline || renew_deadline->count() <= 0)
+    die("--leader-elect-renew-deadline: invalid duration \"" + f.renew_deadline + "\"", 2);
+  if (!retry_period || retry_period->count() <= 0)
+    die("--leader-elect-retry-period: invalid duration \"" + f.retry_period + "\"", 2);
+  if (*renew_deadline >= *lease_duration) die("--leader-elect-renew-deadline must be shorter than the lease duration", 2);
+  bo::log::init(f.log_format, f.log_level);
+
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto cfg = bo::kube::load_default_config(f.kubeconfig, f.context);
+  if (!cfg) die(cfg.error().message);
+  cfg->qps = f.qps;
+  cfg->burst = f.burst;
+  auto transport = bo::kube::make_cpprest_transport(*cfg);
+  if (!transport) die(transport.error().message);
+  bo::metrics::Metrics metrics;
+  bo::kube::Client client(std::move(*transport), f.qps, f.burst);
+  client.set_observer([&](const std::string& verb, int code) { metrics.kube_request(verb, code); });
+
+  // Fail fast, in one line, when the API server cannot be reached or trusted.
+  auto version = client.request("GET", "/version");
+  if (!version) {
+    const auto& e = version.error();
+    die("cannot reach the Kubernetes API at " + cfg->server + ": " +
+        (e.reason == "TLSError" ? "TLS verification failed (wrong certificate-authority?): " : "") + e.message);
+  }
+
+  std::atomic<bool> ready{false};
+  std::unique_ptr<web::http::experimental::listener::http_listener> probes;
+  if (auto addr = bind_address(f.probe_bind)) {
+    probes = std::make_unique<web::http::experimental::listener::http_listener>("http://" + *addr);
+    probes->support(web::http::methods::GET, [&](web::http::http_request req) {
+      const auto path = req.relative_uri().path();
+      if (path == "/healthz") req.reply(web::http::status_codes::OK, "ok");
+      else if (path == "/readyz") req.reply(ready ? web::http::status_codes::OK : web::http::status_codes::ServiceUnavailable,
+                                            ready ? "ok" : "not ready");
+      else req.reply(web::http::status_codes::NotFound, "not found");
+    });
+    try {
+      probes->open().wait();
+    } catch (const std::exception& e) {
+      die("--health-probe-bind-address " + f.probe_bind + ": " + e.what());
+    }
+  }
+  std::unique_ptr<prometheus::Exposer> exposer;
+  if (auto addr = bind_address(f.metrics_bind)) {
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(*addr);
+      exposer->RegisterCollectable(metrics.registry());
+    } catch (const std::exception& e) {
+      die("--metrics-bind-address " + f.metrics_bind + ": " + e.what());
+    }
+  }
+  bo::log::info("backup-operator starting", {{"version", bo::kVersion},
+                                              {"server", cfg->server},
+                                              {"apiVersion", (*version).value("gitVersion", "")},
+                                              {"watchNamespace", f.watch_namespace},
+                                              {"leaderElect", f.leader_elect}});
+
+  std::stop_source stop;
+  std::jthread signals([&] {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    bo::log::info("signal received, shutting down", {{"signal", sig}});
+    stop.request_stop();
+  });
+
+  bo::RealClock clock;
+  auto start_controllers = [&] {
+    ready = true;
+    bo::log::info("controllers started");
+  };
+  if (f.leader_elect) {
+    const std::string lease_ns = f.leader_namespace.empty() ? cfg->default_namespace : f.leader_namespace;
+    bo::kube::LeaderElector elector(client, {lease_ns, f.leader_id, identity(), *lease_duration, *renew_deadline,
+                                             *retry_period, true},
+                                    clock);
+    bo::log::info("waiting for leadership", {{"lease", lease_ns + "/" + f.leader_id}});
+    ready = true;  // a standby replica is healthy and ready; it just does not reconcile
+    elector.run(
+        stop.get_token(),
+        [&] {
+          metrics.set_leader(true);
+          bo::log::info("became leader", {{"lease", lease_ns + "/" + f.leader_id}});
+          start_controllers();
+        },
+        [&] { metrics.set_leader(false); });
+    if (!stop.stop_requested()) {
+      // As controller-runtime: a replica that lost its lease stops at once;
+      // its successor reconciles from the cluster's state.
+      bo::log::error("leader election lost");
+      std::_Exit(1);
+    }
+  } else {
+    start_controllers();
+    std::mutex m;
+    std::condition_variable_any cv;
+    std::unique_lock lock(m);
+    cv.wait(lock, stop.get_token(), [] { return false; });
+  }
+  if (probes) probes->close().wait();
+  bo::log::info("backup-operator stopped");
+  std::_Exit(0);
+}

@@ -1,0 +1,65 @@
+#include "kube/controller.h"
+
+#include "common/log.h"
+
+namespace bo::kube {
+
+Controller::Controller(std::string name, Reconcile reconcile, int workers, metrics::Metrics* metrics,
+                       WorkQueueOptions queue_opts)
+    : name_(std::move(name)), reconcile_(std::move(reconcile)), workers_(workers), metrics_(metrics), queue_(queue_opts) {
+  if (metrics_)
+    queue_.set_observer({[this] { metrics_->queue_add(name_); }, [this] { metrics_->queue_retry(name_); }});
+}
+
+Controller::~Controller() { stop(); }
+
+void Controller::start() {
+  for (int i = 0; i < workers_; ++i) threads_.emplace_back([this] { worker(); });
+}
+
+void Controller::stop() {
+  queue_.shutdown();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+}
+
+void Controller::worker() {
+  while (auto key = queue_.get()) {
+    process(*key);
+    queue_.done(*key);
+    if (metrics_) metrics_->queue_depth(name_, static_cast<double>(queue_.depth()));
+  }
+}
+
+void Controller::process(const std::string& key) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string result;
+  try {
+    const ReconcileResult r = reconcile_(key);
+    if (r.error) {
+      const auto delay = queue_.add_rate_limited(key);
+      log::warn("reconcile failed", {{"controller", name_}, {"key", key}, {"error", *r.error},
+                                     {"retryInMs", delay.count()}});
+      result = "error";
+    } else {
+      queue_.forget(key);
+      if (r.requeue_after) {
+        queue_.add_after(key, *r.requeue_after);
+        result = "requeue_after";
+      } else {
+        result = "success";
+      }
+    }
+  } catch (const std::exception& e) {
+    // Like controller-runtime recovering a panic: log, count, retry.
+    queue_.add_rate_limited(key);
+    log::error("reconcile threw", {{"controller", name_}, {"key", key}, {"error", e.what()}});
+    result = "error";
+  }
+  if (metrics_)
+    metrics_->reconcile(name_, result,
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+}  // namespace bo::kube

@@ -1,0 +1,52 @@
+// Runs a reconcile function over a work queue with N workers, as
+// controller-runtime's Controller: errors requeue with backoff, "requeue
+// after D" schedules the key, anything thrown is caught, logged and retried.
+#pragma once
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kube/workqueue.h"
+#include "metrics/metrics.h"
+
+namespace bo::kube {
+
+struct ReconcileResult {
+  std::optional<std::chrono::milliseconds> requeue_after;
+  std::optional<std::string> error;  // set: retried with backoff
+
+  static ReconcileResult done() { return {}; }
+  static ReconcileResult after(std::chrono::milliseconds d) { return {d, std::nullopt}; }
+  static ReconcileResult failed(std::string why) { return {std::nullopt, std::move(why)}; }
+};
+
+class Controller {
+ public:
+  using Reconcile = std::function<ReconcileResult(const std::string& key)>;
+
+  Controller(std::string name, Reconcile reconcile, int workers, metrics::Metrics* metrics,
+             WorkQueueOptions queue_opts = {});
+  ~Controller();
+
+  [[nodiscard]] WorkQueue& queue() { return queue_; }
+  [[nodiscard]] const std::string& name() const { return name_; }
+  void start();
+  // Stops taking keys, lets running reconciles finish, joins the workers.
+  void stop();
+
+ private:
+  void worker();
+  void process(const std::string& key);
+
+  std::string name_;
+  Reconcile reconcile_;
+  int workers_;
+  metrics::Metrics* metrics_;
+  WorkQueue queue_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace bo::kube

@@ -1,0 +1,74 @@
+#include "metrics/metrics.h"
+
+namespace bo::metrics {
+namespace {
+
+const prometheus::Histogram::BucketBoundaries kReconcileBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                                   1,     2.5,  5,     10,   30,  60};
+
+}  // namespace
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      kube_requests_(prometheus::BuildCounter()
+                         .Name("backup_operator_kube_requests_total")
+                         .Help("Requests to the Kubernetes API by verb and HTTP status (0: no answer).")
+                         .Register(*registry_)),
+      leader_(prometheus::BuildGauge()
+                  .Name("backup_operator_leader")
+                  .Help("1 while this replica holds the leader lease.")
+                  .Register(*registry_)),
+      reconcile_total_(prometheus::BuildCounter()
+                           .Name("backup_operator_reconcile_total")
+                           .Help("Reconciles by controller and result (success, error, requeue, requeue_after).")
+                           .Register(*registry_)),
+      reconcile_seconds_(prometheus::BuildHistogram()
+                             .Name("backup_operator_reconcile_duration_seconds")
+                             .Help("Time spent in one reconcile.")
+                             .Register(*registry_)),
+      cr_reconcile_total_(prometheus::BuildCounter()
+                              .Name("controller_runtime_reconcile_total")
+                              .Help("Total number of reconciliations per controller.")
+                              .Register(*registry_)),
+      cr_reconcile_seconds_(prometheus::BuildHistogram()
+                                .Name("controller_runtime_reconcile_time_seconds")
+                                .Help("Length of time per reconciliation per controller.")
+                                .Register(*registry_)),
+      depth_(prometheus::BuildGauge()
+                 .Name("backup_operator_workqueue_depth")
+                 .Help("Keys waiting in a controller's work queue.")
+                 .Register(*registry_)),
+      cr_depth_(prometheus::BuildGauge().Name("workqueue_depth").Help("Current depth of workqueue.").Register(*registry_)),
+      adds_(prometheus::BuildCounter()
+                .Name("workqueue_adds_total")
+                .Help("Total number of adds handled by workqueue.")
+                .Register(*registry_)),
+      retries_(prometheus::BuildCounter()
+                   .Name("workqueue_retries_total")
+                   .Help("Total number of retries handled by workqueue.")
+                   .Register(*registry_)) {
+  set_leader(false);
+}
+
+void Metrics::kube_request(const std::string& verb, int code) {
+  kube_requests_.Add({{"verb", verb}, {"code", std::to_string(code)}}).Increment();
+}
+
+void Metrics::set_leader(bool leader) { leader_.Add({}).Set(leader ? 1 : 0); }
+
+void Metrics::reconcile(const std::string& controller, const std::string& result, double seconds) {
+  reconcile_total_.Add({{"controller", controller}, {"result", result}}).Increment();
+  reconcile_seconds_.Add({{"controller", controller}}, kReconcileBuckets).Observe(seconds);
+  cr_reconcile_total_.Add({{"controller", controller}, {"result", result}}).Increment();
+  cr_reconcile_seconds_.Add({{"controller", controller}}, kReconcileBuckets).Observe(seconds);
+}
+
+void Metrics::queue_depth(const std::string& controller, double depth) {
+  depth_.Add({{"controller", controller}}).Set(depth);
+  cr_depth_.Add({{"name", controller}}).Set(depth);
+}
+
+void Metrics::queue_add(const std::string& controller) { adds_.Add({{"name", controller}}).Increment(); }
+void Metrics::queue_retry(const std::string& controller) { retries_.Add({{"name", controller}}).Increment(); }
+
+}  // namespace bo::metrics
