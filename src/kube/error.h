@@ -22,7 +22,10 @@ struct Error {
   [[nodiscard]] bool forbidden() const { return status == 403; }
   [[nodiscard]] bool unauthorized() const { return status == 401; }
   // Worth retrying with backoff: throttling, server errors, and no answer at all.
-  [[nodiscard]] bool retryable() const { return status == 0 ? reason != "ConfigError" : status == 429 || status >= 500; }
+  [[nodiscard]] bool retryable() const {
+    if (status == 0) return reason != "ConfigError" && reason != "TLSError" && reason != "Cancelled";
+    return status == 429 || status >= 500;
+  }
   [[nodiscard]] std::string str() const {
     if (status == 0) return reason + ": " + message;
     return std::to_string(status) + " " + reason + ": " + message;

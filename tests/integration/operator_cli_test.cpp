@@ -1,0 +1,108 @@
+// The backup-operator binary as users run it: flags, failure messages,
+// probes, metrics, leader election and clean shutdown.
+#include <gtest/gtest.h>
+
+#include "harness.h"
+#include "common/encoding.h"
+#include "kube-local/certs.h"
+
+using testing_support::eventually;
+using testing_support::KubeLocal;
+using testing_support::run;
+
+namespace {
+
+const std::string kOp = OPERATOR_BIN;
+
+int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+TEST(OperatorCli, HelpAndVersion) {
+  auto h = run(kOp + " --help");
+  EXPECT_EQ(h.exit_code, 0);
+  for (const char* flag : {"--kubeconfig", "--watch-namespace", "--metrics-bind-address", "--health-probe-bind-address",
+                           "--leader-elect", "--leader-election-namespace", "--kube-api-qps", "--kube-api-burst",
+                           "--log-level", "--log-format", "--version"})
+    EXPECT_NE(h.output.find(flag), std::string::npos) << flag;
+  auto v = run(kOp + " --version");
+  EXPECT_EQ(v.exit_code, 0);
+  EXPECT_NE(v.output.find("backup-operator 0."), std::string::npos);
+}
+
+TEST(OperatorCli, BadFlagsAreOneLineErrors) {
+  for (const std::string args : {"--no-such-flag", "--log-format xml", "--log-level loud", "--kube-api-qps -3",
+                                 "--kube-api-burst many", "--leader-elect-lease-duration 15parsecs",
+                                 "--leader-elect-renew-deadline 20s"}) {
+    auto r = run(kOp + " " + args);
+    EXPECT_NE(r.exit_code, 0) << args;
+    EXPECT_EQ(count_lines(r.output), 1) << args << ": " << r.output;
+    EXPECT_EQ(r.output.rfind("backup-operator: ", 0), 0u) << r.output;
+  }
+}
+
+TEST(OperatorCli, MalformedKubeconfigNamesFileAndField) {
+  const auto dir = testing_support::make_temp_dir("op-cli");
+  const auto kc = testing_support::write_file(
+      dir / "kc", "apiVersion: v1\nkind: Config\ncurrent-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+                  "clusters:\n- name: c\n  cluster: {certificate-authority-data: QQ==}\n");
+  auto r = run(kOp + " --kubeconfig " + kc);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(count_lines(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find(kc), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("clusters[0].cluster.server"), std::string::npos) << r.output;
+  std::filesystem::remove_all(dir);
+}
+
+class OperatorAgainstKubeLocal : public ::testing::Test {
+ protected:
+  KubeLocal server_;
+};
+
+TEST_F(OperatorAgainstKubeLocal, UnreachableServerAndWrongCaFailInOneLine) {
+  auto text = run("cat " + server_.kubeconfig().string()).output;
+  const auto unreachable = server_.dir() / "unreachable";
+  auto pos = text.find("https://127.0.0.1:");
+  auto end = text.find('\n', pos);
+  testing_support::write_file(unreachable, text.substr(0, pos) + "https://127.0.0.1:1" + text.substr(end));
+  auto r = run(kOp + " --kubeconfig " + unreachable.string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(count_lines(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("cannot reach the Kubernetes API at https://127.0.0.1:1"), std::string::npos) << r.output;
+
+  const auto wrong_ca = server_.dir() / "wrong-ca";
+  pos = text.find("certificate-authority-data: ");
+  end = text.find('\n', pos);
+  testing_support::write_file(wrong_ca, text.substr(0, pos) + "certificate-authority-data: " +
+                                            bo::base64_encode(kl::generate_tls("other").ca.cert) + text.substr(end));
+  r = run(kOp + " --kubeconfig " + wrong_ca.string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(count_lines(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("TLS verification failed"), std::string::npos) << r.output;
+}
+
+TEST_F(OperatorAgainstKubeLocal, ServesProbesAndMetricsHoldsAndReleasesTheLease) {
+  const std::string log = (server_.dir() / "op.log").string();
+  const std::string cmd = kOp + " --kubeconfig " + server_.kubeconfig().string() +
+                          " --leader-elect --leader-elect-retry-period 200ms"
+                          " --health-probe-bind-address 127.0.0.1:18391 --metrics-bind-address 127.0.0.1:18390 > " +
+                          log + " 2>&1 & echo $!";
+  const int pid = std::stoi(run("sh -c '" + cmd + "'").output);
+  ASSERT_TRUE(eventually([&] { return run("curl -sf http://127.0.0.1:18391/readyz").output == "ok"; }));
+  EXPECT_EQ(run("curl -sf http://127.0.0.1:18391/healthz").output, "ok");
+  ASSERT_TRUE(eventually([&] {
+    return run("curl -sf http://127.0.0.1:18390/metrics").output.find("backup_operator_leader 1") != std::string::npos;
+  }));
+  auto holder = server_.kubectl("get lease backup-operator.backup.si.dev -o jsonpath={.spec.holderIdentity}");
+  EXPECT_NE(holder.output.find("_" + std::to_string(pid)), std::string::npos) << holder.output;
+  kill(pid, SIGTERM);
+  ASSERT_TRUE(eventually([&] { return kill(pid, 0) != 0; }));
+  holder = server_.kubectl("get lease backup-operator.backup.si.dev -o jsonpath={.spec.holderIdentity}");
+  EXPECT_EQ(holder.output, "");  // released on shutdown: a successor need not wait out the lease
+  const auto lines = run("cat " + log).output;
+  EXPECT_NE(lines.find("\"msg\":\"became leader\""), std::string::npos) << lines;
+}
+
+}  // namespace
