@@ -1,0 +1,224 @@
+#include "api/backup_policy.h"
+
+#include <algorithm>
+#include <expected>
+
+#include "common/duration.h"
+#include "schedule/cron.h"
+
+namespace bo::api {
+namespace {
+
+struct Reader {
+  const json& obj;
+  std::string path;
+  std::optional<Problem>* problem;
+
+  bool failed() const { return problem->has_value(); }
+  void fail(const std::string& field, const std::string& want) {
+    if (!failed()) *problem = Problem{"InvalidSpec", field, field + ": must be " + want};
+  }
+  std::string at(const char* key) const { return path.empty() ? key : path + "." + key; }
+  const json* get(const char* key) const {
+    if (!obj.is_object()) return nullptr;
+    auto it = obj.find(key);
+    return it == obj.end() || it->is_null() ? nullptr : &*it;
+  }
+  void str(const char* key, std::string& out) {
+    if (auto v = get(key)) {
+      if (v->is_string()) out = v->get<std::string>();
+      else fail(at(key), "a string");
+    }
+  }
+  template <class Int>
+  void integer(const char* key, Int& out) {
+    if (auto v = get(key)) {
+      if (v->is_number_integer()) out = static_cast<Int>(v->get<long long>());
+      else fail(at(key), "an integer");
+    }
+  }
+  void boolean(const char* key, bool& out) {
+    if (auto v = get(key)) {
+      if (v->is_boolean()) out = v->get<bool>();
+      else fail(at(key), "true or false");
+    }
+  }
+  Reader sub(const char* key) {
+    static const json kEmpty = json::object();
+    const json* v = get(key);
+    if (v && !v->is_object()) fail(at(key), "an object");
+    return Reader{v && v->is_object() ? *v : kEmpty, at(key), problem};
+  }
+};
+
+}  // namespace
+
+bool BackupPolicySpec::has_addon(const std::string& a) const {
+  return std::find(addons.begin(), addons.end(), a) != addons.end();
+}
+
+std::expected<BackupPolicySpec, Problem> parse_backup_policy_spec(const json& spec_json) {
+  std::optional<Problem> problem;
+  if (!spec_json.is_object()) return std::unexpected(Problem{"InvalidSpec", "spec", "spec: must be an object"});
+  BackupPolicySpec s;
+  Reader r{spec_json, "spec", &problem};
+  r.str("profile", s.profile);
+  r.str("environment", s.environment);
+  if (auto a = r.get("addons")) {
+    if (!a->is_array()) r.fail("spec.addons", "a list of strings");
+    else {
+      s.addons.clear();
+      for (const auto& x : *a)
+        if (x.is_string()) s.addons.push_back(x.get<std::string>());
+        else r.fail("spec.addons", "a list of strings");
+    }
+  }
+  r.boolean("suspend", s.suspend);
+
+  Reader db = r.sub("database");
+  db.str("host", s.database.host);
+  db.integer("port", s.database.port);
+  db.str("name", s.database.name);
+  Reader creds = db.sub("credentialsSecretRef");
+  creds.str("name", s.database.credentials_secret);
+  creds.str("usernameKey", s.database.username_key);
+  creds.str("passwordKey", s.database.password_key);
+
+  Reader storage = r.sub("storage");
+  storage.sub("secretRef").str("name", s.storage.secret);
+  Reader enc = storage.sub("encryption").sub("secretRef");
+  enc.str("name", s.storage.encryption_secret);
+  enc.str("key", s.storage.encryption_key);
+
+  Reader sched = r.sub("schedule");
+  sched.str("backup", s.schedule.backup);
+  sched.str("fullBackup", s.schedule.full_backup);
+  sched.str("timeZone", s.schedule.time_zone);
+  sched.integer("startingDeadlineSeconds", s.schedule.starting_deadline_seconds);
+  sched.str("concurrencyPolicy", s.schedule.concurrency_policy);
+
+  Reader ret = r.sub("retention");
+  ret.integer("daily", s.retention.daily);
+  ret.integer("weekly", s.retention.weekly);
+  ret.integer("monthly", s.retention.monthly);
+
+  Reader ver = r.sub("verification");
+  ver.boolean("enabled", s.verification.enabled);
+  ver.str("schedule", s.verification.schedule);
+  ver.str("targetNamespace", s.verification.target_namespace);
+
+  Reader off = r.sub("offsite");
+  off.sub("secretRef").str("name", s.offsite.secret);
+  off.str("schedule", s.offsite.schedule);
+  off.integer("immutableDays", s.offsite.immutable_days);
+
+  r.sub("drills").str("interval", s.drill_interval);
+
+  Reader jt = r.sub("jobTemplate");
+  jt.str("image", s.job_template.image);
+  jt.str("imagePullPolicy", s.job_template.image_pull_policy);
+  jt.str("serviceAccountName", s.job_template.service_account);
+  if (auto v = jt.get("resources")) s.job_template.resources = *v;
+  if (auto v = jt.get("nodeSelector")) s.job_template.node_selector = *v;
+  if (auto v = jt.get("tolerations")) s.job_template.tolerations = *v;
+  jt.integer("backoffLimit", s.job_template.backoff_limit);
+  jt.integer("activeDeadlineSeconds", s.job_template.active_deadline_seconds);
+  jt.integer("ttlSecondsAfterFinished", s.job_template.ttl_seconds_after_finished);
+
+  Reader hl = r.sub("historyLimits");
+  hl.integer("successful", s.history_limits.successful);
+  hl.integer("failed", s.history_limits.failed);
+
+  if (problem) return std::unexpected(*problem);
+  return s;
+}
+
+std::vector<Problem> validate(const BackupPolicySpec& s, const std::string& policy_namespace) {
+  std::vector<Problem> out;
+  auto add = [&](const char* reason, const std::string& field, const std::string& msg) {
+    out.push_back({reason, field, field + ": " + msg});
+  };
+  if (s.profile != "supabase-self-hosted")
+    add("InvalidSpec", "spec.profile", "unsupported profile \"" + s.profile + "\" (supported: supabase-self-hosted)");
+  if (s.environment != "production" && s.environment != "staging" && s.environment != "development")
+    add("InvalidSpec", "spec.environment", "must be production, staging or development");
+  if (s.database.host.empty()) add("InvalidSpec", "spec.database.host", "required");
+  if (s.database.port < 1 || s.database.port > 65535) add("InvalidSpec", "spec.database.port", "must be 1-65535");
+  if (s.storage.secret.empty()) add("SecretNotFound", "spec.storage.secretRef.name", "required");
+  if (s.storage.encryption_secret.empty())
+    add("EncryptionRequired", "spec.storage.encryption.secretRef.name",
+        "encryption at rest is required: name a Secret holding the WAL-G libsodium key");
+  const auto zone = schedule::find_zone(s.schedule.time_zone);
+  if (!zone) add("InvalidTimeZone", "spec.schedule.timeZone", zone.error());
+  auto check_cron = [&](const std::string& expr, const std::string& field) {
+    auto c = schedule::Cron::parse(expr);
+    if (!c) {
+      add("InvalidSchedule", field, "\"" + expr + "\": " + c.error());
+    } else if (zone && !c->next(std::chrono::system_clock::now(), *zone)) {
+      add("InvalidSchedule", field, "\"" + expr + "\" never fires");
+    }
+  };
+  check_cron(s.schedule.backup, "spec.schedule.backup");
+  check_cron(s.schedule.full_backup, "spec.schedule.fullBackup");
+  if (s.verification.enabled) check_cron(s.verification.schedule, "spec.verification.schedule");
+  if (!s.offsite.secret.empty()) check_cron(s.offsite.schedule, "spec.offsite.schedule");
+  if (s.schedule.starting_deadline_seconds < 0)
+    add("InvalidSpec", "spec.schedule.startingDeadlineSeconds", "must not be negative");
+  if (s.schedule.concurrency_policy != "Forbid" && s.schedule.concurrency_policy != "Replace")
+    add("InvalidSpec", "spec.schedule.concurrencyPolicy", "must be Forbid or Replace");
+  if (s.retention.daily < 1) add("InvalidRetention", "spec.retention.daily", "must be at least 1");
+  if (s.retention.weekly < 1) add("InvalidRetention", "spec.retention.weekly", "must be at least 1");
+  if (s.retention.monthly < 1) add("InvalidRetention", "spec.retention.monthly", "must be at least 1");
+  if (s.verification.enabled) {
+    if (s.verification.target_namespace.empty())
+      add("InvalidTarget", "spec.verification.targetNamespace", "required when verification is enabled");
+    else if (s.environment == "production" && s.verification.target_namespace == policy_namespace)
+      add("InvalidTarget", "spec.verification.targetNamespace",
+          "must not be the policy's own namespace \"" + policy_namespace + "\" for a production policy");
+  }
+  const auto drill = parse_duration(s.drill_interval);
+  if (!drill || drill->count() <= 0)
+    add("InvalidSpec", "spec.drills.interval", "\"" + s.drill_interval + "\" is not a duration such as 2160h");
+  if (s.offsite.immutable_days < 1) add("InvalidSpec", "spec.offsite.immutableDays", "must be at least 1");
+  if (s.job_template.backoff_limit < 0) add("InvalidSpec", "spec.jobTemplate.backoffLimit", "must not be negative");
+  if (s.job_template.active_deadline_seconds < 1)
+    add("InvalidSpec", "spec.jobTemplate.activeDeadlineSeconds", "must be at least 1");
+  if (s.history_limits.successful < 0 || s.history_limits.failed < 0)
+    add("InvalidSpec", "spec.historyLimits", "limits must not be negative");
+  return out;
+}
+
+std::vector<Problem> check_secrets(const BackupPolicySpec& s, const SecretData& secrets) {
+  std::vector<Problem> out;
+  auto need = [&](const std::string& secret, const std::string& field,
+                  const std::vector<std::string>& keys) -> const std::map<std::string, std::string>* {
+    if (secret.empty()) return nullptr;
+    auto it = secrets.find(secret);
+    if (it == secrets.end()) {
+      out.push_back({"SecretNotFound", field, field + ": Secret \"" + secret + "\" not found"});
+      return nullptr;
+    }
+    for (const auto& k : keys)
+      if (!it->second.count(k) || it->second.at(k).empty())
+        out.push_back({"MissingSecretKey", field, field + ": Secret \"" + secret + "\" has no key " + k});
+    return &it->second;
+  };
+  if (auto storage = need(s.storage.secret, "spec.storage.secretRef.name", kRequiredStorageKeys)) {
+    auto ep = storage->find("WALG_AWS_ENDPOINT");
+    if (ep != storage->end() && !ep->second.empty() && !ep->second.starts_with("https://"))
+      out.push_back({"InsecureEndpoint", "spec.storage.secretRef.name",
+                     "spec.storage.secretRef.name: WALG_AWS_ENDPOINT in Secret \"" + s.storage.secret +
+                         "\" must use https:// (encryption in transit)"});
+  }
+  if (s.storage.encryption_secret.empty())
+    out.push_back({"EncryptionRequired", "spec.storage.encryption.secretRef.name",
+                   "spec.storage.encryption.secretRef.name: encryption at rest is required"});
+  else
+    need(s.storage.encryption_secret, "spec.storage.encryption.secretRef.name", {s.storage.encryption_key});
+  need(s.database.credentials_secret, "spec.database.credentialsSecretRef.name",
+       {s.database.username_key, s.database.password_key});
+  if (!s.offsite.secret.empty()) need(s.offsite.secret, "spec.offsite.secretRef.name", kRequiredStorageKeys);
+  return out;
+}
+
+}  // namespace bo::api

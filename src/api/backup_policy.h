@@ -1,0 +1,116 @@
+// BackupPolicy (backup.si.dev/v1alpha1): the typed spec, read from the
+// object the API server stored (defaults applied there, and again here so a
+// spec written without the CRD's defaults reads the same), and its
+// validation into machine-readable reasons that name the field.
+#pragma once
+#include <chrono>
+#include <expected>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace bo::api {
+
+using json = nlohmann::json;
+
+inline constexpr const char* kGroup = "backup.si.dev";
+inline constexpr const char* kVersion = "v1alpha1";
+inline constexpr const char* kApiVersion = "backup.si.dev/v1alpha1";
+
+// WAL-G keys every storage Secret must hold (POLICY.md §3).
+inline const std::vector<std::string> kRequiredStorageKeys = {"WALG_S3_PREFIX", "WALG_AWS_ACCESS_KEY_ID",
+                                                              "WALG_AWS_SECRET_ACCESS_KEY", "WALG_AWS_ENDPOINT"};
+
+struct BackupPolicySpec {
+  std::string profile = "supabase-self-hosted";
+  std::string environment = "production";
+  std::vector<std::string> addons = {"supabase-walg", "databasus"};
+  bool suspend = false;
+
+  struct Database {
+    std::string host;
+    int port = 5432;
+    std::string name = "postgres";
+    std::string credentials_secret;  // empty: none
+    std::string username_key = "username";
+    std::string password_key = "password";
+  } database;
+
+  struct Storage {
+    std::string secret;
+    std::string encryption_secret;
+    std::string encryption_key = "WALG_LIBSODIUM_KEY";
+  } storage;
+
+  struct Schedule {
+    std::string backup = "0 * * * *";
+    std::string full_backup = "0 2 * * *";
+    std::string time_zone = "UTC";
+    long starting_deadline_seconds = 900;
+    std::string concurrency_policy = "Forbid";
+  } schedule;
+
+  struct Retention {
+    int daily = 7, weekly = 4, monthly = 3;
+  } retention;
+
+  struct Verification {
+    bool enabled = true;
+    std::string schedule = "0 4 * * *";
+    std::string target_namespace;
+  } verification;
+
+  struct Offsite {
+    std::string secret;  // empty: no offsite copy configured
+    std::string schedule = "30 4 * * *";
+    int immutable_days = 30;
+  } offsite;
+
+  std::string drill_interval = "2160h";
+
+  struct JobTemplate {
+    std::string image;
+    std::string image_pull_policy;
+    json resources;
+    std::string service_account;
+    json node_selector;
+    json tolerations;
+    int backoff_limit = 2;
+    long active_deadline_seconds = 3600;
+    long ttl_seconds_after_finished = 86400;
+  } job_template;
+
+  struct HistoryLimits {
+    int successful = 3, failed = 3;
+  } history_limits;
+
+  [[nodiscard]] bool has_addon(const std::string& a) const;
+};
+
+// A reason a policy cannot be acted on: `reason` is the condition reason
+// (InvalidSchedule, InvalidTimeZone, SecretNotFound, ...), `field` the spec
+// path it concerns.
+struct Problem {
+  std::string reason;
+  std::string field;
+  std::string message;
+};
+
+// Reads spec; the Problem names the first field of the wrong shape (reason InvalidSpec).
+[[nodiscard]] std::expected<BackupPolicySpec, Problem> parse_backup_policy_spec(const json& spec);
+
+// Checks what the schema cannot: cron syntax and reachability, the time zone,
+// the verification target, the drill interval. Empty when valid.
+[[nodiscard]] std::vector<Problem> validate(const BackupPolicySpec& spec, const std::string& policy_namespace);
+
+// The Secret contents the policy depends on, by name; values are consulted
+// for presence and the endpoint scheme only, never copied or reported.
+using SecretData = std::map<std::string, std::map<std::string, std::string>>;  // name -> key -> decoded value
+
+// SecretNotFound / MissingSecretKey / EncryptionRequired / InsecureEndpoint. Empty when all resolve.
+[[nodiscard]] std::vector<Problem> check_secrets(const BackupPolicySpec& spec, const SecretData& secrets);
+
+}  // namespace bo::api

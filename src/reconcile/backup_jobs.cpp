@@ -1,0 +1,201 @@
+#include "reconcile/backup_jobs.h"
+
+#include <date/date.h>
+#include <date/tz.h>
+
+#include <algorithm>
+
+#include "common/encoding.h"
+#include "common/timefmt.h"
+
+namespace bo::reconcile {
+
+std::string action_name(Action a) {
+  switch (a) {
+    case Action::kBackup: return "backup";
+    case Action::kFullBackup: return "full-backup";
+    case Action::kVerify: return "verify";
+    case Action::kRetain: return "retain";
+    case Action::kOffsiteCopy: return "offsite-copy";
+  }
+  return "backup";
+}
+
+std::string service_name(Action a) { return a == Action::kVerify ? "supabase-walg-restore" : "supabase-walg-backup"; }
+
+namespace {
+
+std::string short_action(Action a) {
+  switch (a) {
+    case Action::kBackup: return "delta";
+    case Action::kFullBackup: return "full";
+    case Action::kVerify: return "verify";
+    case Action::kRetain: return "retain";
+    case Action::kOffsiteCopy: return "offsite";
+  }
+  return "run";
+}
+
+std::string slot_stamp(SysTime t) {
+  std::string s = format_rfc3339(t);  // 2026-11-24T10:00:00Z
+  std::string out;
+  for (char c : s.substr(0, 16))
+    if (std::isdigit(static_cast<unsigned char>(c))) out += c;
+  return out;  // 202611241000
+}
+
+json secret_env(const std::string& name, const std::string& secret, const std::string& key) {
+  return {{"name", name}, {"valueFrom", {{"secretKeyRef", {{"name", secret}, {"key", key}}}}}};
+}
+
+}  // namespace
+
+std::string job_name(const std::string& policy, Action a, SysTime slot) {
+  const std::string suffix = "-" + short_action(a) + "-" + slot_stamp(slot);
+  std::string base = policy;
+  if (base.size() + suffix.size() > 63) {
+    // Keep names unique when truncating: a short hash of the full policy name.
+    const std::string hash = sha256_hex(policy).substr(0, 6);
+    base = base.substr(0, 63 - suffix.size() - 7);
+    while (!base.empty() && (base.back() == '-' || base.back() == '.')) base.pop_back();
+    base += "-" + hash;
+  }
+  return base + suffix;
+}
+
+SlotPlan plan_slots(const schedule::Cron& cron, const date::time_zone* tz, SysTime since, SysTime now,
+                    std::chrono::seconds starting_deadline, int max_slots) {
+  SlotPlan p;
+  int count = 0;
+  auto t = cron.next(since, tz);
+  while (t && *t <= now) {
+    p.latest = *t;
+    ++count;
+    if (count >= max_slots) {
+      // Too far behind to enumerate: count what was seen and jump to the present.
+      break;
+    }
+    t = cron.next(*t, tz);
+  }
+  p.next = cron.next(now, tz);
+  if (!p.latest) return p;
+  if (count >= max_slots) {
+    p.missed = count;
+    // The most recent slot may still be inside the deadline: look at it directly.
+    const auto recent_from = now - starting_deadline - std::chrono::seconds(1);
+    auto r = cron.next(recent_from, tz);
+    std::optional<SysTime> recent;
+    while (r && *r <= now) {
+      recent = r;
+      r = cron.next(*r, tz);
+    }
+    if (recent) {
+      p.latest = recent;
+      p.run = recent;
+    }
+    return p;
+  }
+  if (now - *p.latest <= starting_deadline) {
+    p.run = p.latest;
+    p.missed = count - 1;
+  } else {
+    p.missed = count;
+  }
+  return p;
+}
+
+json build_job(const JobInputs& in) {
+  const auto& meta = in.policy.at("metadata");
+  const std::string policy = meta.value("name", "");
+  const std::string ns = meta.value("namespace", "");
+  const auto& s = in.spec;
+  const std::string name = job_name(policy, in.action, in.slot);
+  const json labels = {{"app.kubernetes.io/managed-by", kManagedBy},
+                       {"app.kubernetes.io/name", "backup-operator"},
+                       {kLabelPolicy, policy},
+                       {kLabelService, service_name(in.action)},
+                       {kLabelAction, action_name(in.action)}};
+
+  json env = json::array();
+  std::vector<std::string> keys = in.storage_keys;
+  for (const auto& k : api::kRequiredStorageKeys)
+    if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+  std::sort(keys.begin(), keys.end());
+  for (const auto& k : keys)
+    if (k.starts_with("WALG_") || k.starts_with("AWS_")) env.push_back(secret_env(k, s.storage.secret, k));
+  env.push_back(secret_env("WALG_LIBSODIUM_KEY", s.storage.encryption_secret, s.storage.encryption_key));
+  env.push_back({{"name", "PGHOST"}, {"value", s.database.host}});
+  env.push_back({{"name", "PGPORT"}, {"value", std::to_string(s.database.port)}});
+  env.push_back({{"name", "PGDATABASE"}, {"value", s.database.name}});
+  if (!s.database.credentials_secret.empty()) {
+    env.push_back(secret_env("PGUSER", s.database.credentials_secret, s.database.username_key));
+    env.push_back(secret_env("PGPASSWORD", s.database.credentials_secret, s.database.password_key));
+  }
+  env.push_back({{"name", "BACKUP_POLICY"}, {"value", policy}});
+  env.push_back({{"name", "BACKUP_ACTION"}, {"value", action_name(in.action)}});
+  env.push_back({{"name", "BACKUP_SLOT"}, {"value", format_rfc3339(in.slot)}});
+  if (in.action == Action::kRetain) {
+    env.push_back({{"name", "RETAIN_DAILY"}, {"value", std::to_string(s.retention.daily)}});
+    env.push_back({{"name", "RETAIN_WEEKLY"}, {"value", std::to_string(s.retention.weekly)}});
+    env.push_back({{"name", "RETAIN_MONTHLY"}, {"value", std::to_string(s.retention.monthly)}});
+  }
+  if (in.action == Action::kOffsiteCopy && !s.offsite.secret.empty()) {
+    for (const auto& k : api::kRequiredStorageKeys) env.push_back(secret_env("OFFSITE_" + k, s.offsite.secret, k));
+    env.push_back({{"name", "OFFSITE_IMMUTABLE_DAYS"}, {"value", std::to_string(s.offsite.immutable_days)}});
+  }
+
+  json container = {
+      {"name", "walg"},
+      {"image", s.job_template.image.empty() ? in.default_image : s.job_template.image},
+      {"args", {"run-job", action_name(in.action)}},
+      {"env", env},
+      {"terminationMessagePath", "/dev/termination-log"},
+      {"terminationMessagePolicy", "File"},
+      {"volumeMounts", {{{"name", "tmp"}, {"mountPath", "/tmp"}}}},
+      {"securityContext",
+       {{"allowPrivilegeEscalation", false},
+        {"readOnlyRootFilesystem", true},
+        {"runAsNonRoot", true},
+        {"capabilities", {{"drop", {"ALL"}}}},
+        {"seccompProfile", {{"type", "RuntimeDefault"}}}}}};
+  if (!s.job_template.image_pull_policy.empty()) container["imagePullPolicy"] = s.job_template.image_pull_policy;
+  if (s.job_template.resources.is_object() && !s.job_template.resources.empty())
+    container["resources"] = s.job_template.resources;
+
+  json pod_spec = {{"restartPolicy", "Never"},
+                   {"automountServiceAccountToken", false},
+                   {"securityContext",
+                    {{"runAsNonRoot", true},
+                     {"runAsUser", 65532},
+                     {"runAsGroup", 65532},
+                     {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
+                   {"containers", {container}},
+                   {"volumes", {{{"name", "tmp"}, {"emptyDir", json::object()}}}}};
+  if (!s.job_template.service_account.empty()) pod_spec["serviceAccountName"] = s.job_template.service_account;
+  if (s.job_template.node_selector.is_object() && !s.job_template.node_selector.empty())
+    pod_spec["nodeSelector"] = s.job_template.node_selector;
+  if (s.job_template.tolerations.is_array() && !s.job_template.tolerations.empty())
+    pod_spec["tolerations"] = s.job_template.tolerations;
+
+  return {{"apiVersion", "batch/v1"},
+          {"kind", "Job"},
+          {"metadata",
+           {{"name", name},
+            {"namespace", ns},
+            {"labels", labels},
+            {"annotations", {{kAnnotationSlot, format_rfc3339(in.slot)}}},
+            {"ownerReferences",
+             {{{"apiVersion", api::kApiVersion},
+               {"kind", "BackupPolicy"},
+               {"name", policy},
+               {"uid", meta.value("uid", "")},
+               {"controller", true},
+               {"blockOwnerDeletion", true}}}}}},
+          {"spec",
+           {{"backoffLimit", s.job_template.backoff_limit},
+            {"activeDeadlineSeconds", s.job_template.active_deadline_seconds},
+            {"ttlSecondsAfterFinished", s.job_template.ttl_seconds_after_finished},
+            {"template", {{"metadata", {{"labels", labels}}}, {"spec", pod_spec}}}}}};
+}
+
+}  // namespace bo::reconcile

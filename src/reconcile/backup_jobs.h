@@ -1,0 +1,65 @@
+// Pure builders for BackupPolicy runs: which schedule slot is due, the
+// deterministic Job name for a slot, and the Job manifest itself. No client,
+// no clock, no logging: (spec, observed state, now) in, manifests out.
+#pragma once
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "api/backup_policy.h"
+#include "schedule/cron.h"
+
+namespace bo::reconcile {
+
+using json = nlohmann::json;
+using SysTime = std::chrono::system_clock::time_point;
+
+enum class Action { kBackup, kFullBackup, kVerify, kRetain, kOffsiteCopy };
+
+// The backup.si.dev/action label value: backup, full-backup, verify, retain, offsite-copy.
+[[nodiscard]] std::string action_name(Action a);
+// supabase-walg-backup, or supabase-walg-restore for verification.
+[[nodiscard]] std::string service_name(Action a);
+
+inline constexpr const char* kManagedBy = "backup-operator";
+inline constexpr const char* kLabelPolicy = "backup.si.dev/policy";
+inline constexpr const char* kLabelService = "backup.si.dev/service";
+inline constexpr const char* kLabelAction = "backup.si.dev/action";
+inline constexpr const char* kAnnotationSlot = "backup.si.dev/scheduled-at";
+inline constexpr const char* kDefaultImage = "ghcr.io/si-dev/backup-operator:0.1.0";
+
+// The same policy, action and slot always give the same name (at most 63
+// characters, so it is valid as the job-name label), which is what makes a
+// restarted or duplicated operator unable to create two Jobs for one slot.
+[[nodiscard]] std::string job_name(const std::string& policy, Action a, SysTime slot);
+
+struct SlotPlan {
+  std::optional<SysTime> run;      // the slot to run now, if any
+  int missed = 0;                  // slots that passed without a run (outside the starting deadline)
+  std::optional<SysTime> latest;   // the most recent slot at or before now
+  std::optional<SysTime> next;     // the first slot after now
+};
+
+// Slots in (since, now]: only the most recent one runs, and only within the
+// starting deadline; older ones count as missed (at most `max_slots` are
+// examined; beyond that they all count as missed).
+[[nodiscard]] SlotPlan plan_slots(const schedule::Cron& cron, const date::time_zone* tz, SysTime since, SysTime now,
+                                  std::chrono::seconds starting_deadline, int max_slots = 1000);
+
+struct JobInputs {
+  json policy;                           // the BackupPolicy object (for name, namespace, uid)
+  api::BackupPolicySpec spec;
+  Action action = Action::kBackup;
+  SysTime slot;
+  std::vector<std::string> storage_keys;  // keys of the storage Secret; WALG_* ones pass through by reference
+  std::string default_image = kDefaultImage;
+};
+
+// A batch/v1 Job whose every secret value reaches the pod by secretKeyRef,
+// owned by the policy, and meeting Pod Security "restricted".
+[[nodiscard]] json build_job(const JobInputs& in);
+
+}  // namespace bo::reconcile

@@ -1,0 +1,222 @@
+#include <gtest/gtest.h>
+
+#include <date/tz.h>
+
+#include "api/backup_policy.h"
+#include "common/timefmt.h"
+#include "reconcile/backup_jobs.h"
+
+using namespace bo::api;
+using namespace bo::reconcile;
+using nlohmann::json;
+
+namespace {
+
+json minimal_spec() {
+  return {{"database", {{"host", "db.supabase.svc"}, {"credentialsSecretRef", {{"name", "supabase-db"}}}}},
+          {"storage", {{"secretRef", {{"name", "walg-storage"}}}, {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
+          {"verification", {{"targetNamespace", "supabase-verify"}}}};
+}
+
+BackupPolicySpec parsed(const json& j = minimal_spec()) {
+  auto s = parse_backup_policy_spec(j);
+  EXPECT_TRUE(s) << s.error().message;
+  return *s;
+}
+
+bo::SysTime at(const char* s) { return *bo::parse_rfc3339(s); }
+
+TEST(BackupPolicySpec, DefaultsMatchThePolicy) {
+  const auto s = parsed();
+  EXPECT_EQ(s.schedule.backup, "0 * * * *");
+  EXPECT_EQ(s.schedule.full_backup, "0 2 * * *");
+  EXPECT_EQ(s.retention.daily, 7);
+  EXPECT_EQ(s.retention.weekly, 4);
+  EXPECT_EQ(s.retention.monthly, 3);
+  EXPECT_EQ(s.environment, "production");
+  EXPECT_TRUE(s.verification.enabled);
+  EXPECT_EQ(s.storage.encryption_key, "WALG_LIBSODIUM_KEY");
+  EXPECT_EQ(s.job_template.backoff_limit, 2);
+  EXPECT_TRUE(s.has_addon("databasus"));
+  EXPECT_TRUE(validate(s, "supabase").empty());
+}
+
+TEST(BackupPolicySpec, WrongShapeNamesTheField) {
+  json j = minimal_spec();
+  j["schedule"] = {{"startingDeadlineSeconds", "soon"}};
+  auto s = parse_backup_policy_spec(j);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().reason, "InvalidSpec");
+  EXPECT_EQ(s.error().field, "spec.schedule.startingDeadlineSeconds");
+  j = minimal_spec();
+  j["retention"] = 7;
+  EXPECT_EQ(parse_backup_policy_spec(j).error().field, "spec.retention");
+}
+
+struct InvalidCase {
+  const char* name;
+  std::function<void(json&)> mutate;
+  const char* reason;
+  const char* field;
+};
+
+class BackupPolicyValidation : public ::testing::TestWithParam<InvalidCase> {};
+
+TEST_P(BackupPolicyValidation, GivesReasonAndField) {
+  json j = minimal_spec();
+  GetParam().mutate(j);
+  const auto problems = validate(parsed(j), "supabase");
+  ASSERT_FALSE(problems.empty()) << GetParam().name;
+  EXPECT_EQ(problems[0].reason, GetParam().reason);
+  EXPECT_EQ(problems[0].field, GetParam().field);
+  EXPECT_EQ(problems[0].message.rfind(GetParam().field, 0), 0u) << problems[0].message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, BackupPolicyValidation,
+    ::testing::Values(
+        InvalidCase{"BadCron", [](json& j) { j["schedule"]["backup"] = "every hour"; }, "InvalidSchedule",
+                    "spec.schedule.backup"},
+        InvalidCase{"NeverFires", [](json& j) { j["schedule"]["fullBackup"] = "0 0 30 2 *"; }, "InvalidSchedule",
+                    "spec.schedule.fullBackup"},
+        InvalidCase{"BadZone", [](json& j) { j["schedule"]["timeZone"] = "Moon/Base"; }, "InvalidTimeZone",
+                    "spec.schedule.timeZone"},
+        InvalidCase{"NoTarget", [](json& j) { j["verification"].erase("targetNamespace"); }, "InvalidTarget",
+                    "spec.verification.targetNamespace"},
+        InvalidCase{"ProductionVerifiesInPlace", [](json& j) { j["verification"]["targetNamespace"] = "supabase"; },
+                    "InvalidTarget", "spec.verification.targetNamespace"},
+        InvalidCase{"ZeroRetention", [](json& j) { j["retention"] = {{"weekly", 0}}; }, "InvalidRetention",
+                    "spec.retention.weekly"},
+        InvalidCase{"NoEncryption", [](json& j) { j["storage"].erase("encryption"); }, "EncryptionRequired",
+                    "spec.storage.encryption.secretRef.name"},
+        InvalidCase{"BadDrillInterval", [](json& j) { j["drills"] = {{"interval", "quarterly"}}; }, "InvalidSpec",
+                    "spec.drills.interval"}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(BackupPolicyValidation, StagingMayVerifyInItsOwnNamespace) {
+  json j = minimal_spec();
+  j["environment"] = "staging";
+  j["verification"]["targetNamespace"] = "supabase";
+  EXPECT_TRUE(validate(parsed(j), "supabase").empty());
+}
+
+SecretData good_secrets() {
+  return {{"walg-storage",
+           {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "id"}, {"WALG_AWS_SECRET_ACCESS_KEY", "CANARY-SECRET"},
+            {"WALG_AWS_ENDPOINT", "https://s3.local"}, {"WALG_COMPRESSION_METHOD", "brotli"}}},
+          {"walg-encryption", {{"WALG_LIBSODIUM_KEY", "CANARY-KEY"}}},
+          {"supabase-db", {{"username", "postgres"}, {"password", "CANARY-PW"}}}};
+}
+
+TEST(CheckSecrets, AllPresentResolves) { EXPECT_TRUE(check_secrets(parsed(), good_secrets()).empty()); }
+
+TEST(CheckSecrets, ReportsEachProblemWithoutValues) {
+  auto secrets = good_secrets();
+  secrets["walg-storage"].erase("WALG_S3_PREFIX");
+  secrets["walg-storage"]["WALG_AWS_ENDPOINT"] = "http://s3.local";
+  secrets.erase("supabase-db");
+  const auto problems = check_secrets(parsed(), secrets);
+  std::set<std::string> reasons;
+  for (const auto& p : problems) {
+    reasons.insert(p.reason);
+    EXPECT_EQ(p.message.find("CANARY"), std::string::npos) << p.message;
+    EXPECT_EQ(p.message.find("http://s3.local"), std::string::npos) << p.message;
+  }
+  EXPECT_EQ(reasons, (std::set<std::string>{"MissingSecretKey", "InsecureEndpoint", "SecretNotFound"}));
+}
+
+TEST(JobName, IsDeterministicShortAndUnique) {
+  const auto slot = at("2026-11-24T10:00:00Z");
+  EXPECT_EQ(job_name("db", Action::kBackup, slot), "db-delta-202611241000");
+  EXPECT_EQ(job_name("db", Action::kFullBackup, slot), "db-full-202611241000");
+  EXPECT_EQ(job_name("db", Action::kBackup, slot), job_name("db", Action::kBackup, slot));
+  const std::string long_a(60, 'a');
+  const std::string long_b = std::string(59, 'a') + "b";
+  const auto a = job_name(long_a, Action::kOffsiteCopy, slot), b = job_name(long_b, Action::kOffsiteCopy, slot);
+  EXPECT_LE(a.size(), 63u);
+  EXPECT_NE(a, b);
+}
+
+struct SlotCase {
+  const char* name;
+  const char* expr;
+  const char* since;
+  const char* now;
+  long deadline_s;
+  const char* run;  // "" = none
+  int missed;
+  const char* next;
+};
+
+class PlanSlots : public ::testing::TestWithParam<SlotCase> {};
+
+TEST_P(PlanSlots, RunsOnlyTheLatestSlotInsideTheDeadline) {
+  const auto& c = GetParam();
+  auto cron = bo::schedule::Cron::parse(c.expr);
+  ASSERT_TRUE(cron);
+  const auto plan = plan_slots(*cron, date::locate_zone("UTC"), at(c.since), at(c.now), std::chrono::seconds(c.deadline_s));
+  EXPECT_EQ(plan.run ? bo::format_rfc3339(*plan.run) : "", c.run);
+  EXPECT_EQ(plan.missed, c.missed);
+  EXPECT_EQ(plan.next ? bo::format_rfc3339(*plan.next) : "", c.next);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, PlanSlots,
+    ::testing::Values(
+        SlotCase{"NothingDue", "0 * * * *", "2026-01-01T10:00:00Z", "2026-01-01T10:30:00Z", 900, "", 0,
+                 "2026-01-01T11:00:00Z"},
+        SlotCase{"DueNow", "0 * * * *", "2026-01-01T10:00:00Z", "2026-01-01T11:00:05Z", 900, "2026-01-01T11:00:00Z", 0,
+                 "2026-01-01T12:00:00Z"},
+        SlotCase{"DowntimeRunsOnlyTheLatest", "0 * * * *", "2026-01-01T05:00:00Z", "2026-01-01T10:10:00Z", 900,
+                 "2026-01-01T10:00:00Z", 4, "2026-01-01T11:00:00Z"},
+        SlotCase{"LatestOutsideDeadline", "0 * * * *", "2026-01-01T05:00:00Z", "2026-01-01T10:20:00Z", 900, "", 5,
+                 "2026-01-01T11:00:00Z"},
+        SlotCase{"YearOfDowntimeIsBounded", "* * * * *", "2025-01-01T00:00:00Z", "2026-01-01T00:00:30Z", 60,
+                 "2026-01-01T00:00:00Z", 1000, "2026-01-01T00:01:00Z"}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(BuildJob, SecretsOnlyByReferenceAndRestrictedPod) {
+  JobInputs in;
+  in.policy = {{"apiVersion", kApiVersion}, {"kind", "BackupPolicy"},
+               {"metadata", {{"name", "db"}, {"namespace", "supabase"}, {"uid", "uid-1"}}}};
+  in.spec = parsed();
+  in.action = Action::kBackup;
+  in.slot = at("2026-11-24T10:00:00Z");
+  const auto secrets = good_secrets();
+  for (const auto& [k, v] : secrets.at("walg-storage")) in.storage_keys.push_back(k);
+  const json job = build_job(in);
+  const std::string text = job.dump();
+  EXPECT_EQ(text.find("CANARY"), std::string::npos);
+  EXPECT_EQ(job["metadata"]["name"], "db-delta-202611241000");
+  EXPECT_EQ(job["metadata"]["labels"][kLabelService], "supabase-walg-backup");
+  EXPECT_EQ(job["metadata"]["labels"][kLabelAction], "backup");
+  EXPECT_EQ(job["metadata"]["labels"]["app.kubernetes.io/managed-by"], "backup-operator");
+  EXPECT_EQ(job["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+  EXPECT_TRUE(job["metadata"]["ownerReferences"][0]["controller"]);
+  const auto& pod = job["spec"]["template"]["spec"];
+  const auto& c = pod["containers"][0];
+  std::set<std::string> walg;
+  for (const auto& e : c["env"]) {
+    const std::string n = e["name"];
+    if (n.starts_with("WALG_")) {
+      walg.insert(n);
+      EXPECT_TRUE(e.contains("valueFrom")) << n << " must come from a Secret";
+      EXPECT_FALSE(e.contains("value")) << n;
+    }
+    if (n == "PGPASSWORD") {
+      EXPECT_EQ(e["valueFrom"]["secretKeyRef"]["name"], "supabase-db");
+    }
+  }
+  EXPECT_EQ(walg, (std::set<std::string>{"WALG_AWS_ACCESS_KEY_ID", "WALG_AWS_ENDPOINT", "WALG_AWS_SECRET_ACCESS_KEY",
+                                         "WALG_COMPRESSION_METHOD", "WALG_LIBSODIUM_KEY", "WALG_S3_PREFIX"}));
+  EXPECT_EQ(pod["restartPolicy"], "Never");
+  EXPECT_TRUE(pod["securityContext"]["runAsNonRoot"]);
+  EXPECT_EQ(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+  EXPECT_FALSE(c["securityContext"]["allowPrivilegeEscalation"]);
+  EXPECT_EQ(c["securityContext"]["capabilities"]["drop"], json({"ALL"}));
+  EXPECT_TRUE(c["securityContext"]["readOnlyRootFilesystem"]);
+  EXPECT_EQ(job["spec"]["backoffLimit"], 2);
+  EXPECT_EQ(build_job(in), job);  // pure: same inputs, same manifest
+}
+
+}  // namespace
