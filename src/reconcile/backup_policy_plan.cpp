@@ -1,0 +1,242 @@
+#include "reconcile/backup_policy_plan.h"
+
+#include <date/tz.h>
+
+#include <algorithm>
+#include <set>
+
+#include "api/job_result.h"
+#include "common/timefmt.h"
+#include "reconcile/conditions.h"
+
+namespace bo::reconcile {
+namespace {
+
+using json = nlohmann::json;
+constexpr size_t kRecentRuns = 20;
+
+bool is_backup_action(const std::string& a) { return a == "backup" || a == "full-backup"; }
+
+std::string join_messages(const std::vector<api::Problem>& ps) {
+  std::string out;
+  for (const auto& p : ps) out += (out.empty() ? "" : "; ") + p.message;
+  return out;
+}
+
+}  // namespace
+
+PolicyPlan plan_backup_policy(const PlanInputs& in) {
+  PolicyPlan plan;
+  const json& meta = in.policy.at("metadata");
+  const std::string ns = meta.value("namespace", "");
+  const int64_t gen = meta.value("generation", int64_t{0});
+  json status = in.policy.value("status", json::object());
+  if (!status.is_object()) status = json::object();
+  json conditions = status.value("conditions", json::array());
+  auto cond = [&](const char* type, const char* st, const std::string& reason, const std::string& msg) {
+    set_condition(conditions, type, st, reason, msg, gen, in.now);
+  };
+  auto finish = [&]() -> PolicyPlan& {
+    status["conditions"] = conditions;
+    status["observedGeneration"] = gen;
+    plan.status = status;
+    return plan;
+  };
+
+  auto spec = api::parse_backup_policy_spec(in.policy.value("spec", json::object()));
+  if (!spec) {
+    cond("Ready", "False", spec.error().reason, spec.error().message);
+    return finish();
+  }
+
+  // --- outcomes of finished runs: recorded once, even while the spec is invalid ---
+  json recent = status.value("recentRuns", json::array());
+  json catalog = status.value("backups", json::array());
+  std::set<std::string> recorded;
+  for (const auto& r : recent) recorded.insert(r.value("job", ""));
+  std::vector<const ObservedJob*> finished;
+  for (const auto& j : in.jobs)
+    if (j.state != ObservedJob::State::kActive) finished.push_back(&j);
+  std::sort(finished.begin(), finished.end(),
+            [](const ObservedJob* a, const ObservedJob* b) { return a->slot < b->slot; });
+  for (const ObservedJob* j : finished) {
+    if (recorded.count(j->name)) continue;
+    json run{{"job", j->name}, {"action", j->action},
+             {"completionTime", format_rfc3339(j->finished.value_or(in.now))}};
+    bool ok = j->state == ObservedJob::State::kSucceeded;
+    std::string why = j->failure;
+    double seconds = 0;
+    if (ok && is_backup_action(j->action)) {
+      auto result = api::parse_job_result(j->termination_message);
+      if (!result) {
+        ok = false;
+        why = "InvalidResult: " + result.error();
+      } else {
+        seconds = std::chrono::duration<double>(result->finish - result->start).count();
+        json entry{{"id", result->backup_id},       {"checksum", result->checksum},
+                   {"type", result->type},          {"startTime", format_rfc3339(result->start)},
+                   {"completionTime", format_rfc3339(result->finish)},
+                   {"sizeBytes", result->size_bytes}, {"verified", false},
+                   {"keptFor", json::array()},      {"job", j->name}};
+        if (!result->base.empty()) entry["base"] = result->base;
+        const bool known = std::any_of(catalog.begin(), catalog.end(),
+                                       [&](const json& e) { return e.value("id", "") == result->backup_id; });
+        if (!known) catalog.push_back(entry);
+        const auto last = status.value("lastSuccessfulBackup", json::object());
+        if (last.value("completionTime", "") <= entry.value("completionTime", ""))
+          status["lastSuccessfulBackup"] = {{"id", result->backup_id}, {"checksum", result->checksum},
+                                            {"type", result->type}, {"completionTime", entry["completionTime"]}};
+        plan.events.push_back({"Normal", "BackupSucceeded",
+                               "Job " + j->name + " made " + result->type + " backup " + result->backup_id + " (" +
+                                   result->checksum.substr(0, 19) + "…)"});
+      }
+    } else if (ok) {
+      plan.events.push_back({"Normal", "RunSucceeded", "Job " + j->name + " (" + j->action + ") succeeded"});
+    }
+    if (!ok) {
+      if (why.empty()) why = "the Job failed";
+      run["message"] = why.substr(0, 512);
+      plan.events.push_back({"Warning", is_backup_action(j->action) ? "BackupFailed" : "RunFailed",
+                             "Job " + j->name + " (" + j->action + ") failed: " + why.substr(0, 512)});
+    }
+    run["result"] = ok ? "Succeeded" : "Failed";
+    plan.finished_runs.push_back({j->action, ok ? "success" : "failure", seconds});
+    recent.insert(recent.begin(), run);
+    recorded.insert(j->name);
+  }
+  while (recent.size() > kRecentRuns) recent.erase(recent.end() - 1);
+  std::sort(catalog.begin(), catalog.end(), [](const json& a, const json& b) {
+    return a.value("completionTime", "") > b.value("completionTime", "");
+  });
+  while (catalog.size() > in.catalog_limit) catalog.erase(catalog.end() - 1);
+  status["recentRuns"] = recent;
+  status["backups"] = catalog;
+
+  // BackupHealthy follows the newest finished backup run.
+  const json* newest_backup = nullptr;
+  for (const auto& r : recent)
+    if (is_backup_action(r.value("action", ""))) {
+      newest_backup = &r;
+      break;
+    }
+  if (!newest_backup)
+    cond("BackupHealthy", "Unknown", "NoBackupYet", "no backup has finished yet");
+  else if (newest_backup->value("result", "") == "Succeeded")
+    cond("BackupHealthy", "True", "LastBackupSucceeded", "Job " + newest_backup->value("job", "") + " succeeded");
+  else
+    cond("BackupHealthy", "False", "BackupFailed",
+         "Job " + newest_backup->value("job", "") + " failed: " + newest_backup->value("message", ""));
+
+  // History limits: finished Jobs already recorded, oldest first out.
+  int kept_ok = 0, kept_failed = 0;
+  for (auto it = finished.rbegin(); it != finished.rend(); ++it) {
+    const ObservedJob* j = *it;
+    const bool ok = j->state == ObservedJob::State::kSucceeded;
+    int& kept = ok ? kept_ok : kept_failed;
+    const int limit = ok ? spec->history_limits.successful : spec->history_limits.failed;
+    if (++kept > limit) plan.remove.push_back(j->name);
+  }
+  json active = json::array();
+  for (const auto& j : in.jobs)
+    if (j.state == ObservedJob::State::kActive) active.push_back(j.name);
+  status["activeJobs"] = active;
+
+  // --- validity: spec, then Secrets ---
+  const auto problems = api::validate(*spec, ns);
+  if (!problems.empty()) {
+    cond("Ready", "False", problems[0].reason, join_messages(problems));
+    return finish();
+  }
+  const auto secret_problems = api::check_secrets(*spec, in.secrets);
+  if (!secret_problems.empty()) {
+    cond("SecretsResolved", "False", secret_problems[0].reason, join_messages(secret_problems));
+    cond("Ready", "False", secret_problems[0].reason, join_messages(secret_problems));
+    return finish();
+  }
+  cond("SecretsResolved", "True", "Resolved", "every referenced Secret and key is present");
+
+  // --- schedules ---
+  const auto* tz = *schedule::find_zone(spec->schedule.time_zone);
+  const auto created = parse_rfc3339(meta.value("creationTimestamp", "")).value_or(in.now);
+  json schedules = status.value("schedules", json::object());
+  std::optional<SysTime> next_any;
+  std::optional<SysTime> full_slot_now;
+  int missed_total = status.value("missedSchedules", 0);
+  std::vector<std::string> storage_keys;
+  if (auto it = in.secrets.find(spec->storage.secret); it != in.secrets.end())
+    for (const auto& [k, v] : it->second) storage_keys.push_back(k);
+  const bool any_active_backup = std::any_of(in.jobs.begin(), in.jobs.end(), [](const ObservedJob& j) {
+    return j.state == ObservedJob::State::kActive && is_backup_action(j.action);
+  });
+  bool created_one = false;
+  const std::pair<Action, std::string> order[] = {{Action::kFullBackup, spec->schedule.full_backup},
+                                                  {Action::kBackup, spec->schedule.backup}};
+  for (const auto& [action, expr] : order) {
+    const std::string aname = action_name(action);
+    const auto cron = *schedule::Cron::parse(expr);
+    const auto since = parse_rfc3339(schedules.value(aname, json::object()).value("lastScheduleTime", ""))
+                           .value_or(created);
+    const auto slots = plan_slots(cron, tz, since, in.now, std::chrono::seconds(spec->schedule.starting_deadline_seconds));
+    if (slots.next && (!next_any || *slots.next < *next_any)) next_any = slots.next;
+    if (!slots.latest) continue;
+    schedules[aname]["lastScheduleTime"] = format_rfc3339(*slots.latest);
+    if (spec->suspend) continue;  // suspended slots are skipped on purpose, not missed
+    if (slots.missed > 0) {
+      missed_total += slots.missed;
+      plan.new_missed += slots.missed;
+      plan.events.push_back({"Warning", "MissedSchedule",
+                             std::to_string(slots.missed) + " " + aname + " slot(s) passed without a run (operator down "
+                                                                          "or startingDeadlineSeconds exceeded)"});
+    }
+    if (!slots.run) continue;
+    if (action == Action::kFullBackup) full_slot_now = slots.run;
+    // A delta due at the same instant as a full backup adds nothing.
+    if (action == Action::kBackup && full_slot_now && *full_slot_now == *slots.run) continue;
+    const std::string name = job_name(meta.value("name", ""), action, *slots.run);
+    if (std::any_of(in.jobs.begin(), in.jobs.end(), [&](const ObservedJob& j) { return j.name == name; })) continue;
+    if ((any_active_backup || created_one) && spec->schedule.concurrency_policy == "Forbid") {
+      plan.events.push_back({"Normal", "SkippedConcurrent",
+                             "skipped the " + format_rfc3339(*slots.run) + " " + aname +
+                                 " slot: a backup is still running (concurrencyPolicy Forbid)"});
+      continue;
+    }
+    if (any_active_backup && spec->schedule.concurrency_policy == "Replace")
+      for (const auto& j : in.jobs)
+        if (j.state == ObservedJob::State::kActive && is_backup_action(j.action)) plan.remove.push_back(j.name);
+    JobInputs ji{in.policy, *spec, action, *slots.run, storage_keys, in.default_image};
+    plan.create.push_back(build_job(ji));
+    created_one = true;
+    plan.events.push_back({"Normal", "JobCreated", "created Job " + name + " for the " + format_rfc3339(*slots.run) +
+                                                       " " + aname + " slot"});
+  }
+  status["schedules"] = schedules;
+  status["missedSchedules"] = missed_total;
+  std::string last_schedule;
+  for (const auto& [a, v] : schedules.items()) last_schedule = std::max(last_schedule, v.value("lastScheduleTime", ""));
+  if (!last_schedule.empty()) status["lastScheduleTime"] = last_schedule;
+  if (next_any) status["nextScheduleTime"] = format_rfc3339(*next_any);
+
+  if (spec->suspend)
+    cond("Ready", "True", "Suspended", "valid and resolved; suspended, so no new runs start");
+  else
+    cond("Ready", "True", "Armed", next_any ? "schedules armed; next run at " + format_rfc3339(*next_any) : "armed");
+  if (!find_condition(conditions, "Verified"))
+    cond("Verified", "Unknown", "AwaitingVerification", "no verified restore yet");
+  if (spec->offsite.secret.empty())
+    cond("OffsiteCopyCurrent", "False", "NotConfigured",
+         "spec.offsite.secretRef.name is not set: the policy requires an immutable offsite copy");
+  else if (!find_condition(conditions, "OffsiteCopyCurrent"))
+    cond("OffsiteCopyCurrent", "Unknown", "NoCopyYet", "no offsite copy yet");
+  if (spec->environment != "production")
+    cond("DrillCurrent", "True", "NotRequired", "restore drills are required for production only");
+  else if (!find_condition(conditions, "DrillCurrent") ||
+           find_condition(conditions, "DrillCurrent")->value("reason", "") == "NotRequired")
+    cond("DrillCurrent", "Unknown", "NoDrillYet", "no restore drill has run yet");
+  if (next_any) {
+    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(*next_any - in.now);
+    plan.requeue_after = std::max(wait, std::chrono::milliseconds(500));
+  }
+  return finish();
+}
+
+}  // namespace bo::reconcile

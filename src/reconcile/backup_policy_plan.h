@@ -1,0 +1,60 @@
+// The BackupPolicy reconciler's decisions as one pure function: from the
+// policy, the Jobs it owns (with their results), its Secrets and the time,
+// compute the status to write, the Jobs to create and delete, and the Events
+// to record. The controller does the I/O around it.
+#pragma once
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "api/backup_policy.h"
+#include "reconcile/backup_jobs.h"
+
+namespace bo::reconcile {
+
+struct ObservedJob {
+  std::string name;
+  std::string action;  // backup.si.dev/action label
+  SysTime slot;        // backup.si.dev/scheduled-at
+  enum class State { kActive, kSucceeded, kFailed } state = State::kActive;
+  std::string termination_message;  // of the job's pod, when finished
+  std::string failure;              // Job condition reason/message when failed
+  std::optional<SysTime> finished;
+};
+
+struct EventSpec {
+  std::string type;  // Normal | Warning
+  std::string reason;
+  std::string message;
+};
+
+struct PolicyPlan {
+  nlohmann::json status;
+  std::vector<nlohmann::json> create;
+  std::vector<std::string> remove;  // Job names
+  std::vector<EventSpec> events;
+  std::optional<std::chrono::milliseconds> requeue_after;
+  int new_missed = 0;
+  // Runs newly recorded this time (for metrics): action, result, seconds.
+  struct Run {
+    std::string action, result;
+    double seconds = 0;
+  };
+  std::vector<Run> finished_runs;
+};
+
+struct PlanInputs {
+  nlohmann::json policy;  // the stored object (metadata, spec, status)
+  std::vector<ObservedJob> jobs;
+  api::SecretData secrets;  // only the Secrets the policy names that exist
+  SysTime now;
+  std::string default_image = kDefaultImage;
+  size_t catalog_limit = 200;
+};
+
+[[nodiscard]] PolicyPlan plan_backup_policy(const PlanInputs& in);
+
+}  // namespace bo::reconcile

@@ -1,0 +1,176 @@
+#include <gtest/gtest.h>
+
+#include "common/timefmt.h"
+#include "reconcile/backup_policy_plan.h"
+#include "reconcile/conditions.h"
+
+using namespace bo::reconcile;
+using nlohmann::json;
+using State = ObservedJob::State;
+
+namespace {
+
+bo::SysTime at(const char* s) { return *bo::parse_rfc3339(s); }
+
+json policy(json spec_patch = json::object()) {
+  json spec = {{"database", {{"host", "db"}, {"credentialsSecretRef", {{"name", "supabase-db"}}}}},
+               {"storage", {{"secretRef", {{"name", "walg-storage"}}}, {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
+               {"verification", {{"targetNamespace", "verify"}}},
+               {"offsite", {{"secretRef", {{"name", "walg-storage"}}}}}};
+  spec.merge_patch(spec_patch);
+  return {{"apiVersion", "backup.si.dev/v1alpha1"}, {"kind", "BackupPolicy"},
+          {"metadata", {{"name", "db"}, {"namespace", "supabase"}, {"uid", "u1"}, {"generation", 1},
+                        {"creationTimestamp", "2026-11-24T09:30:00Z"}}},
+          {"spec", spec}};
+}
+
+bo::api::SecretData secrets() {
+  return {{"walg-storage", {{"WALG_S3_PREFIX", "s3://b"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},
+                            {"WALG_AWS_SECRET_ACCESS_KEY", "CANARY"}, {"WALG_AWS_ENDPOINT", "https://s3"}}},
+          {"walg-encryption", {{"WALG_LIBSODIUM_KEY", "CANARY"}}},
+          {"supabase-db", {{"username", "u"}, {"password", "CANARY"}}}};
+}
+
+ObservedJob active(const char* name, const char* action, bo::SysTime slot) {
+  ObservedJob j;
+  j.name = name;
+  j.action = action;
+  j.slot = slot;
+  return j;
+}
+
+PlanInputs inputs(json p, const char* now, std::vector<ObservedJob> jobs = {}) {
+  return PlanInputs{std::move(p), std::move(jobs), secrets(), at(now)};
+}
+
+const json* cond(const PolicyPlan& p, const std::string& type) { return find_condition(p.status["conditions"], type); }
+
+std::string result_json(const char* id, const char* type = "full") {
+  return json{{"backupId", id}, {"checksum", "sha256:" + std::string(64, 'a')}, {"type", type},
+              {"base", std::string(type) == "delta" ? "base_1" : ""}, {"startTime", "2026-11-24T10:00:01Z"},
+              {"finishTime", "2026-11-24T10:03:00Z"}, {"sizeBytes", 1024}}
+      .dump();
+}
+
+TEST(PlanBackupPolicy, CreatesOneJobForTheDueSlotAndIsIdempotent) {
+  auto p = plan_backup_policy(inputs(policy(), "2026-11-24T10:00:10Z"));
+  ASSERT_EQ(p.create.size(), 1u);
+  EXPECT_EQ(p.create[0]["metadata"]["name"], "db-delta-202611241000");
+  EXPECT_EQ((*cond(p, "Ready"))["status"], "True");
+  EXPECT_EQ(p.status["nextScheduleTime"], "2026-11-24T11:00:00Z");
+  EXPECT_EQ(p.status["schedules"]["backup"]["lastScheduleTime"], "2026-11-24T10:00:00Z");
+  // A second pass (status written, Job observed) creates nothing and changes nothing.
+  json stored = policy();
+  stored["status"] = p.status;
+  auto again = plan_backup_policy(inputs(stored, "2026-11-24T10:00:20Z",
+                                         {active("db-delta-202611241000", "backup", at("2026-11-24T10:00:00Z"))}));
+  EXPECT_TRUE(again.create.empty());
+  again.status["activeJobs"] = p.status["activeJobs"];
+  EXPECT_EQ(again.status, p.status);
+  // A crash before the status write: the same slot, the same name, no second Job.
+  auto replay = plan_backup_policy(inputs(policy(), "2026-11-24T10:00:30Z",
+                                          {active("db-delta-202611241000", "backup", at("2026-11-24T10:00:00Z"))}));
+  EXPECT_TRUE(replay.create.empty());
+}
+
+TEST(PlanBackupPolicy, FullBackupSlotReplacesTheDelta) {
+  auto p = plan_backup_policy(inputs(policy(), "2026-11-25T02:00:05Z"));
+  ASSERT_EQ(p.create.size(), 1u);
+  EXPECT_EQ(p.create[0]["metadata"]["labels"]["backup.si.dev/action"], "full-backup");
+}
+
+TEST(PlanBackupPolicy, ForbidSkipsWhileABackupRuns) {
+  json stored = policy();
+  stored["status"]["schedules"]["backup"]["lastScheduleTime"] = "2026-11-24T10:00:00Z";
+  stored["status"]["schedules"]["full-backup"]["lastScheduleTime"] = "2026-11-24T10:00:00Z";
+  auto p = plan_backup_policy(inputs(stored, "2026-11-24T11:00:05Z",
+                                     {active("db-delta-202611241000", "backup", at("2026-11-24T10:00:00Z"))}));
+  EXPECT_TRUE(p.create.empty());
+  ASSERT_FALSE(p.events.empty());
+  EXPECT_EQ(p.events.back().reason, "SkippedConcurrent");
+}
+
+TEST(PlanBackupPolicy, DowntimeRunsTheLatestSlotAndCountsTheRestOnce) {
+  json stored = policy();
+  stored["status"]["schedules"]["backup"]["lastScheduleTime"] = "2026-11-24T05:00:00Z";
+  stored["status"]["schedules"]["full-backup"]["lastScheduleTime"] = "2026-11-24T05:00:00Z";
+  auto p = plan_backup_policy(inputs(stored, "2026-11-24T10:05:00Z"));
+  ASSERT_EQ(p.create.size(), 1u);
+  EXPECT_EQ(p.create[0]["metadata"]["name"], "db-delta-202611241000");
+  EXPECT_EQ(p.status["missedSchedules"], 4);
+  EXPECT_EQ(p.new_missed, 4);
+  stored["status"] = p.status;
+  auto again = plan_backup_policy(inputs(stored, "2026-11-24T10:06:00Z",
+                                         {active("db-delta-202611241000", "backup", at("2026-11-24T10:00:00Z"))}));
+  EXPECT_EQ(again.status["missedSchedules"], 4);
+  EXPECT_EQ(again.new_missed, 0);
+}
+
+TEST(PlanBackupPolicy, SuspendStartsNothingAndMissesNothing) {
+  auto p = plan_backup_policy(inputs(policy({{"suspend", true}}), "2026-11-24T10:00:10Z"));
+  EXPECT_TRUE(p.create.empty());
+  EXPECT_EQ(p.status["missedSchedules"], 0);
+  EXPECT_EQ((*cond(p, "Ready"))["reason"], "Suspended");
+}
+
+TEST(PlanBackupPolicy, InvalidSpecStopsRunsAndNamesTheField) {
+  auto p = plan_backup_policy(inputs(policy({{"schedule", {{"backup", "61 * * * *"}}}}), "2026-11-24T10:00:10Z"));
+  EXPECT_TRUE(p.create.empty());
+  EXPECT_EQ((*cond(p, "Ready"))["status"], "False");
+  EXPECT_EQ((*cond(p, "Ready"))["reason"], "InvalidSchedule");
+  EXPECT_NE((*cond(p, "Ready"))["message"].get<std::string>().find("spec.schedule.backup"), std::string::npos);
+}
+
+TEST(PlanBackupPolicy, MissingSecretStopsRunsUntilItAppears) {
+  auto in = inputs(policy(), "2026-11-24T10:00:10Z");
+  in.secrets.erase("walg-encryption");
+  auto p = plan_backup_policy(in);
+  EXPECT_TRUE(p.create.empty());
+  EXPECT_EQ((*cond(p, "SecretsResolved"))["reason"], "SecretNotFound");
+  EXPECT_EQ((*cond(p, "Ready"))["status"], "False");
+  EXPECT_EQ(p.status.dump().find("CANARY"), std::string::npos);
+}
+
+TEST(PlanBackupPolicy, SuccessfulRunEntersTheCatalogOnce) {
+  json stored = policy();
+  stored["status"]["schedules"]["backup"]["lastScheduleTime"] = "2026-11-24T10:00:00Z";
+  stored["status"]["schedules"]["full-backup"]["lastScheduleTime"] = "2026-11-24T10:00:00Z";
+  std::vector<ObservedJob> jobs = {{"db-full-202611241000", "full-backup", at("2026-11-24T10:00:00Z"), State::kSucceeded,
+                                    result_json("base_000000010000000000000002"), "", at("2026-11-24T10:03:00Z")}};
+  auto p = plan_backup_policy(inputs(stored, "2026-11-24T10:04:00Z", jobs));
+  ASSERT_EQ(p.status["backups"].size(), 1u);
+  EXPECT_EQ(p.status["backups"][0]["id"], "base_000000010000000000000002");
+  EXPECT_EQ(p.status["backups"][0]["verified"], false);
+  EXPECT_EQ(p.status["lastSuccessfulBackup"]["id"], "base_000000010000000000000002");
+  EXPECT_EQ((*cond(p, "BackupHealthy"))["status"], "True");
+  ASSERT_EQ(p.events.size(), 1u);
+  EXPECT_EQ(p.events[0].reason, "BackupSucceeded");
+  stored["status"] = p.status;
+  auto again = plan_backup_policy(inputs(stored, "2026-11-24T10:05:00Z", jobs));
+  EXPECT_TRUE(again.events.empty());
+  EXPECT_EQ(again.status["backups"].size(), 1u);
+}
+
+TEST(PlanBackupPolicy, MalformedResultFailsTheRunWithAReason) {
+  std::vector<ObservedJob> jobs = {{"db-delta-202611241000", "backup", at("2026-11-24T10:00:00Z"), State::kSucceeded,
+                                    "{\"backupId\":\"x\"}", "", at("2026-11-24T10:03:00Z")}};
+  auto p = plan_backup_policy(inputs(policy(), "2026-11-24T10:04:00Z", jobs));
+  EXPECT_EQ((*cond(p, "BackupHealthy"))["status"], "False");
+  EXPECT_NE((*cond(p, "BackupHealthy"))["message"].get<std::string>().find("InvalidResult: result.checksum"),
+            std::string::npos);
+  EXPECT_TRUE(p.status["backups"].empty());
+}
+
+TEST(PlanBackupPolicy, HistoryLimitsDeleteTheOldestFinishedJobs) {
+  std::vector<ObservedJob> jobs;
+  for (int h = 1; h <= 5; ++h) {
+    const std::string stamp = "2026-11-24T0" + std::to_string(h) + ":00:00Z";
+    jobs.push_back({"db-delta-202611240" + std::to_string(h) + "00", "backup", at(stamp.c_str()), State::kFailed, "",
+                    "BackoffLimitExceeded", at(stamp.c_str())});
+  }
+  auto p = plan_backup_policy(inputs(policy({{"historyLimits", {{"failed", 2}}}}), "2026-11-24T06:30:00Z", jobs));
+  EXPECT_EQ(p.remove, (std::vector<std::string>{"db-delta-202611240300", "db-delta-202611240200",
+                                                "db-delta-202611240100"}));
+}
+
+}  // namespace
