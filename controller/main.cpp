@@ -17,7 +17,9 @@
 #include "common/log.h"
 #include "kube/client.h"
 #include "kube/config.h"
+#include "kube/events.h"
 #include "kube/leader.h"
+#include "reconcile/backup_policy_controller.h"
 #include "metrics/metrics.h"
 
 namespace {
@@ -174,7 +176,12 @@ int main(int argc, char** argv) {
   });
 
   bo::RealClock clock;
+  bo::kube::EventRecorder recorder(client, clock, {"backup-operator", identity()});
+  std::unique_ptr<bo::reconcile::BackupPolicyController> policies;
   auto start_controllers = [&] {
+    policies = std::make_unique<bo::reconcile::BackupPolicyController>(
+        client, clock, recorder, metrics, bo::reconcile::BackupPolicyControllerOptions{f.watch_namespace, 2, ""});
+    policies->start();
     ready = true;
     bo::log::info("controllers started");
   };
@@ -206,6 +213,8 @@ int main(int argc, char** argv) {
     std::unique_lock lock(m);
     cv.wait(lock, stop.get_token(), [] { return false; });
   }
+  if (policies) policies->stop();
+  recorder.flush();
   if (probes) probes->close().wait();
   bo::log::info("backup-operator stopped");
   std::_Exit(0);

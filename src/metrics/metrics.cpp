@@ -46,7 +46,27 @@ Metrics::Metrics()
       retries_(prometheus::BuildCounter()
                    .Name("workqueue_retries_total")
                    .Help("Total number of retries handled by workqueue.")
-                   .Register(*registry_)) {
+                   .Register(*registry_)),
+      missed_(prometheus::BuildCounter()
+                  .Name("backup_operator_backup_missed_total")
+                  .Help("Schedule slots that passed without a run.")
+                  .Register(*registry_)),
+      runs_(prometheus::BuildCounter()
+                .Name("backup_operator_backup_runs_total")
+                .Help("Finished runs by action and result.")
+                .Register(*registry_)),
+      run_seconds_(prometheus::BuildHistogram()
+                       .Name("backup_operator_backup_duration_seconds")
+                       .Help("Duration of successful backups, from the job's result.")
+                       .Register(*registry_)),
+      last_success_(prometheus::BuildGauge()
+                        .Name("backup_operator_backup_last_success_timestamp_seconds")
+                        .Help("Completion time of the newest successful backup, by type.")
+                        .Register(*registry_)),
+      condition_(prometheus::BuildGauge()
+                     .Name("backup_operator_policy_condition")
+                     .Help("1 for each policy condition's current status.")
+                     .Register(*registry_)) {
   set_leader(false);
 }
 
@@ -70,5 +90,61 @@ void Metrics::queue_depth(const std::string& controller, double depth) {
 
 void Metrics::queue_add(const std::string& controller) { adds_.Add({{"name", controller}}).Increment(); }
 void Metrics::queue_retry(const std::string& controller) { retries_.Add({{"name", controller}}).Increment(); }
+
+}  // namespace bo::metrics
+
+namespace bo::metrics {
+
+void Metrics::track(const std::string& key, const void* series, std::function<void()> remove) {
+  std::lock_guard lock(mu_);
+  removers_[key].try_emplace(series, std::move(remove));
+}
+
+void Metrics::backup_missed(const std::string& ns, const std::string& policy, int n) {
+  auto& c = missed_.Add({{"namespace", ns}, {"policy", policy}});
+  c.Increment(n);
+  track(ns + "/" + policy, &c, [this, &c] { missed_.Remove(&c); });
+}
+
+void Metrics::backup_run(const std::string& ns, const std::string& policy, const std::string& action,
+                         const std::string& result, double seconds) {
+  auto& c = runs_.Add({{"namespace", ns}, {"policy", policy}, {"action", action}, {"result", result}});
+  c.Increment();
+  track(ns + "/" + policy, &c, [this, &c] { runs_.Remove(&c); });
+  if (seconds > 0) {
+    static const prometheus::Histogram::BucketBoundaries kBuckets = {10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200};
+    auto& h = run_seconds_.Add({{"namespace", ns}, {"policy", policy}, {"action", action}}, kBuckets);
+    h.Observe(seconds);
+    track(ns + "/" + policy, &h, [this, &h] { run_seconds_.Remove(&h); });
+  }
+}
+
+void Metrics::backup_last_success(const std::string& ns, const std::string& policy, const std::string& type,
+                                  double ts) {
+  auto& g = last_success_.Add({{"namespace", ns}, {"policy", policy}, {"type", type}});
+  g.Set(ts);
+  track(ns + "/" + policy, &g, [this, &g] { last_success_.Remove(&g); });
+}
+
+void Metrics::policy_condition(const std::string& ns, const std::string& policy, const std::string& type,
+                               const std::string& status) {
+  for (const char* s : {"True", "False", "Unknown"}) {
+    auto& g = condition_.Add({{"namespace", ns}, {"policy", policy}, {"type", type}, {"status", s}});
+    g.Set(status == s ? 1 : 0);
+    track(ns + "/" + policy, &g, [this, &g] { condition_.Remove(&g); });
+  }
+}
+
+void Metrics::forget_policy(const std::string& ns, const std::string& policy) {
+  std::map<const void*, std::function<void()>> removers;
+  {
+    std::lock_guard lock(mu_);
+    auto it = removers_.find(ns + "/" + policy);
+    if (it == removers_.end()) return;
+    removers = std::move(it->second);
+    removers_.erase(it);
+  }
+  for (auto& [series, remove] : removers) remove();
+}
 
 }  // namespace bo::metrics

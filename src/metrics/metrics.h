@@ -8,7 +8,11 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <vector>
 #include <string>
 
 namespace bo::metrics {
@@ -25,6 +29,15 @@ class Metrics {
   void queue_add(const std::string& controller);
   void queue_retry(const std::string& controller);
 
+  // Per-policy series; forget_policy() removes them when the policy is deleted.
+  void backup_missed(const std::string& ns, const std::string& policy, int n);
+  void backup_run(const std::string& ns, const std::string& policy, const std::string& action,
+                  const std::string& result, double seconds);
+  void backup_last_success(const std::string& ns, const std::string& policy, const std::string& type, double ts);
+  void policy_condition(const std::string& ns, const std::string& policy, const std::string& type,
+                        const std::string& status);
+  void forget_policy(const std::string& ns, const std::string& policy);
+
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& kube_requests_;
@@ -37,6 +50,15 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& cr_depth_;
   prometheus::Family<prometheus::Counter>& adds_;
   prometheus::Family<prometheus::Counter>& retries_;
+  prometheus::Family<prometheus::Counter>& missed_;
+  prometheus::Family<prometheus::Counter>& runs_;
+  prometheus::Family<prometheus::Histogram>& run_seconds_;
+  prometheus::Family<prometheus::Gauge>& last_success_;
+  prometheus::Family<prometheus::Gauge>& condition_;
+  std::mutex mu_;
+  // Every labelled series per policy, so a deleted policy leaves none behind.
+  std::map<std::string, std::map<const void*, std::function<void()>>> removers_;
+  void track(const std::string& key, const void* series, std::function<void()> remove);
 };
 
 }  // namespace bo::metrics

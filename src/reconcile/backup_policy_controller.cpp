@@ -1,0 +1,224 @@
+#include "reconcile/backup_policy_controller.h"
+
+#include "common/encoding.h"
+#include "common/log.h"
+#include "common/timefmt.h"
+#include "reconcile/backup_policy_plan.h"
+#include "reconcile/conditions.h"
+
+namespace bo::reconcile {
+namespace {
+
+using json = nlohmann::json;
+const std::string kManagedSelector = "app.kubernetes.io/managed-by=backup-operator";
+
+// Informers keep what reconciles read; managedFields and the last-applied
+// annotation are large and never read.
+void slim(json& obj) {
+  auto& m = obj["metadata"];
+  m.erase("managedFields");
+  if (m.contains("annotations")) {
+    m["annotations"].erase("kubectl.kubernetes.io/last-applied-configuration");
+    if (m["annotations"].empty()) m.erase("annotations");
+  }
+}
+
+std::string split_key(const std::string& key, std::string* name) {
+  const auto slash = key.find('/');
+  *name = key.substr(slash + 1);
+  return key.substr(0, slash);
+}
+
+kube::InformerOptions informer_options(const std::string& label_selector) {
+  kube::InformerOptions o;
+  o.label_selector = label_selector;
+  o.transform = slim;
+  return o;
+}
+
+bool has_true(const json& obj, const char* type) {
+  for (const auto& c : obj.value("status", json::object()).value("conditions", json::array()))
+    if (c.value("type", "") == type && c.value("status", "") == "True") return true;
+  return false;
+}
+
+}  // namespace
+
+BackupPolicyController::BackupPolicyController(kube::Client& client, const Clock& clock, kube::EventRecorder& events,
+                                               metrics::Metrics& metrics, BackupPolicyControllerOptions opts)
+    : client_(client),
+      clock_(clock),
+      events_(events),
+      metrics_(metrics),
+      opts_(std::move(opts)),
+      policies_(client, kBackupPolicies, opts_.watch_namespace, informer_options("")),
+      jobs_(client, kube::resources::kJobs, opts_.watch_namespace, informer_options(kManagedSelector)),
+      pods_(client, kube::resources::kPods, opts_.watch_namespace, informer_options(kManagedSelector)),
+      secrets_(client, kube::resources::kSecrets, opts_.watch_namespace, informer_options("")),
+      controller_("backuppolicy", [this](const std::string& key) { return reconcile(key); }, opts_.workers, &metrics) {
+  if (opts_.default_image.empty()) opts_.default_image = kDefaultImage;
+  jobs_.add_index("policy", kube::index_by_label(kLabelPolicy));
+  pods_.add_index("job", kube::index_by_label("batch.kubernetes.io/job-name"));
+  auto key_handler = [this](const kube::ObjPtr& o) {
+    enqueue_policy((*o)["metadata"].value("namespace", ""), (*o)["metadata"].value("name", ""));
+  };
+  policies_.add_handlers({key_handler, [key_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { key_handler(n); },
+                          key_handler});
+  auto owner_handler = [this](const kube::ObjPtr& o) { enqueue_owner(o); };
+  jobs_.add_handlers({owner_handler, [owner_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { owner_handler(n); },
+                      owner_handler});
+  pods_.add_handlers({owner_handler, [owner_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { owner_handler(n); },
+                      owner_handler});
+  auto secret_handler = [this](const kube::ObjPtr& s) { enqueue_secret_users(s); };
+  secrets_.add_handlers({secret_handler,
+                         [secret_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { secret_handler(n); },
+                         secret_handler});
+}
+
+BackupPolicyController::~BackupPolicyController() { stop(); }
+
+void BackupPolicyController::enqueue_policy(const std::string& ns, const std::string& name) {
+  controller_.queue().add(ns + "/" + name);
+}
+
+void BackupPolicyController::enqueue_owner(const kube::ObjPtr& obj) {
+  const auto labels = (*obj)["metadata"].value("labels", json::object());
+  if (auto it = labels.find(kLabelPolicy); it != labels.end() && it->is_string())
+    enqueue_policy((*obj)["metadata"].value("namespace", ""), it->get<std::string>());
+}
+
+void BackupPolicyController::enqueue_secret_users(const kube::ObjPtr& secret) {
+  const std::string ns = (*secret)["metadata"].value("namespace", "");
+  const std::string name = (*secret)["metadata"].value("name", "");
+  for (const auto& p : policies_.list(ns)) {
+    const std::string spec = (*p).value("spec", json::object()).dump();
+    // Cheap pre-filter; the reconcile reads the references properly.
+    if (spec.find("\"" + name + "\"") != std::string::npos) enqueue_policy(ns, (*p)["metadata"].value("name", ""));
+  }
+}
+
+void BackupPolicyController::start() {
+  for (auto* inf : {&policies_, &jobs_, &pods_, &secrets_})
+    threads_.emplace_back([inf](std::stop_token st) { inf->run(st); });
+  threads_.emplace_back([this](std::stop_token st) {
+    while (!st.stop_requested() && !synced()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (st.stop_requested()) return;
+    log::info("caches synced, starting workers", {{"controller", "backuppolicy"}, {"workers", opts_.workers}});
+    controller_.start();
+  });
+}
+
+void BackupPolicyController::stop() {
+  for (auto& t : threads_) t.request_stop();
+  controller_.stop();
+  threads_.clear();
+}
+
+bool BackupPolicyController::synced() const {
+  return policies_.synced() && jobs_.synced() && pods_.synced() && secrets_.synced();
+}
+
+kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) {
+  std::string name;
+  const std::string ns = split_key(key, &name);
+  const auto policy = policies_.get(ns, name);
+  if (!policy) {
+    metrics_.forget_policy(ns, name);
+    return kube::ReconcileResult::done();
+  }
+  if ((*policy)["metadata"].contains("deletionTimestamp")) return kube::ReconcileResult::done();
+
+  PlanInputs in;
+  in.policy = *policy;
+  in.now = clock_.now();
+  in.default_image = opts_.default_image;
+  const std::string uid = (*policy)["metadata"].value("uid", "");
+  for (const auto& j : jobs_.by_index("policy", name)) {
+    const json& job = *j;
+    if (job["metadata"].value("namespace", "") != ns) continue;
+    bool owned = false;
+    for (const auto& r : job["metadata"].value("ownerReferences", json::array())) owned = owned || r.value("uid", "") == uid;
+    if (!owned) continue;  // a Job of a deleted namesake is left to the garbage collector
+    ObservedJob o;
+    o.name = job["metadata"].value("name", "");
+    o.action = job["metadata"].value("labels", json::object()).value(kLabelAction, "");
+    o.slot = parse_rfc3339(job["metadata"].value("annotations", json::object()).value(kAnnotationSlot, ""))
+                 .value_or(parse_rfc3339(job["metadata"].value("creationTimestamp", "")).value_or(in.now));
+    const json st = job.value("status", json::object());
+    if (has_true(job, "Complete")) o.state = ObservedJob::State::kSucceeded;
+    else if (has_true(job, "Failed")) o.state = ObservedJob::State::kFailed;
+    if (o.state != ObservedJob::State::kActive) {
+      for (const auto& c : st.value("conditions", json::array()))
+        if ((c.value("type", "") == "Failed" || c.value("type", "") == "Complete") && c.value("status", "") == "True") {
+          o.finished = parse_rfc3339(c.value("lastTransitionTime", ""));
+          if (c.value("type", "") == "Failed") o.failure = c.value("reason", "") + ": " + c.value("message", "");
+        }
+      if (auto ct = parse_rfc3339(st.value("completionTime", ""))) o.finished = ct;
+      // The result is in the termination message of the pod that ended the Job.
+      for (const auto& p : pods_.by_index("job", o.name)) {
+        const std::string phase = (*p).value("status", json::object()).value("phase", "");
+        if ((o.state == ObservedJob::State::kSucceeded) != (phase == "Succeeded")) continue;
+        for (const auto& cs : (*p)["status"].value("containerStatuses", json::array()))
+          if (cs.value("name", "") == "walg")
+            o.termination_message = cs.value("state", json::object()).value("terminated", json::object()).value("message", "");
+      }
+    }
+    in.jobs.push_back(std::move(o));
+  }
+  const json spec = (*policy).value("spec", json::object());
+  std::vector<std::string> secret_names;
+  auto ref = [&](const json& j) {
+    if (j.is_string() && !j.get<std::string>().empty()) secret_names.push_back(j.get<std::string>());
+  };
+  if (spec.contains("storage")) {
+    ref(spec["storage"].value("secretRef", json::object()).value("name", json()));
+    ref(spec["storage"].value("encryption", json::object()).value("secretRef", json::object()).value("name", json()));
+  }
+  if (spec.contains("database")) ref(spec["database"].value("credentialsSecretRef", json::object()).value("name", json()));
+  if (spec.contains("offsite")) ref(spec["offsite"].value("secretRef", json::object()).value("name", json()));
+  for (const auto& sn : secret_names) {
+    auto s = secrets_.get(ns, sn);
+    if (!s) continue;
+    auto& data = in.secrets[sn];
+    const json secret_data = (*s).value("data", json::object());
+    for (const auto& [k, v] : secret_data.items())
+      if (v.is_string()) data[k] = base64_decode(v.get<std::string>()).value_or("");
+  }
+
+  PolicyPlan plan = plan_backup_policy(in);
+
+  for (const auto& job : plan.create) {
+    auto r = client_.create(kube::resources::kJobs, ns, job);
+    if (!r && !r.error().already_exists())
+      return kube::ReconcileResult::failed("create Job " + job["metadata"].value("name", "") + ": " + r.error().str());
+    if (r) log::info("job created", {{"policy", key}, {"job", job["metadata"]["name"]}});
+  }
+  for (const auto& jn : plan.remove) {
+    auto r = client_.remove(kube::resources::kJobs, ns, jn, {"Background", "", ""});
+    if (!r && !r.error().not_found()) return kube::ReconcileResult::failed("delete Job " + jn + ": " + r.error().str());
+  }
+  for (const auto& e : plan.events) events_.record(*policy, e.type, e.reason, e.message);
+  if (plan.new_missed > 0) metrics_.backup_missed(ns, name, plan.new_missed);
+  for (const auto& run : plan.finished_runs) metrics_.backup_run(ns, name, run.action, run.result, run.seconds);
+  if (auto last = plan.status.value("lastSuccessfulBackup", json::object()); last.contains("completionTime"))
+    if (auto t = parse_rfc3339(last.value("completionTime", "")))
+      metrics_.backup_last_success(ns, name, last.value("type", "full"),
+                                   std::chrono::duration<double>(t->time_since_epoch()).count());
+  for (const auto& c : plan.status.value("conditions", json::array()))
+    metrics_.policy_condition(ns, name, c.value("type", ""), c.value("status", ""));
+
+  // Quiet when nothing changes: no write.
+  if (plan.status != (*policy).value("status", json())) {
+    json updated = *policy;
+    updated["status"] = plan.status;
+    auto r = client_.update_status(kBackupPolicies, ns, updated);
+    if (!r) {
+      if (r.error().not_found()) return kube::ReconcileResult::done();
+      return kube::ReconcileResult::failed("update status: " + r.error().str());
+    }
+  }
+  if (plan.requeue_after) return kube::ReconcileResult::after(*plan.requeue_after);
+  return kube::ReconcileResult::done();
+}
+
+}  // namespace bo::reconcile

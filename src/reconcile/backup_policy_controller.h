@@ -1,0 +1,60 @@
+// The BackupPolicy controller: informers for policies, their Jobs, Pods and
+// Secrets; a work queue of policy keys; and a reconcile that reads the cache,
+// asks the pure planner what to do, and does exactly that.
+#pragma once
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "kube/client.h"
+#include "kube/controller.h"
+#include "kube/events.h"
+#include "kube/informer.h"
+#include "metrics/metrics.h"
+
+namespace bo::reconcile {
+
+inline const kube::Resource kBackupPolicies{"backup.si.dev", "v1alpha1", "backuppolicies", "BackupPolicy", true};
+
+struct BackupPolicyControllerOptions {
+  std::string watch_namespace;  // empty: all
+  int workers = 2;
+  std::string default_image;
+};
+
+class BackupPolicyController {
+ public:
+  BackupPolicyController(kube::Client& client, const Clock& clock, kube::EventRecorder& events,
+                         metrics::Metrics& metrics, BackupPolicyControllerOptions opts);
+  ~BackupPolicyController();
+
+  // Starts the informers and, once they have synced, the workers.
+  void start();
+  void stop();
+  [[nodiscard]] bool synced() const;
+
+  // One reconcile of "namespace/name" (public for tests).
+  kube::ReconcileResult reconcile(const std::string& key);
+
+ private:
+  void enqueue_policy(const std::string& ns, const std::string& name);
+  void enqueue_owner(const kube::ObjPtr& obj);
+  void enqueue_secret_users(const kube::ObjPtr& secret);
+
+  kube::Client& client_;
+  const Clock& clock_;
+  kube::EventRecorder& events_;
+  metrics::Metrics& metrics_;
+  BackupPolicyControllerOptions opts_;
+  kube::Informer policies_;
+  kube::Informer jobs_;
+  kube::Informer pods_;
+  kube::Informer secrets_;
+  kube::Controller controller_;
+  std::vector<std::jthread> threads_;
+};
+
+}  // namespace bo::reconcile
