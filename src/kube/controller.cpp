@@ -39,9 +39,9 @@ void Controller::process(const std::string& key) {
     const ReconcileResult r = reconcile_(key);
     if (r.error) {
       const auto delay = queue_.add_rate_limited(key);
-      log::warn("reconcile failed", {{"controller", name_}, {"key", key}, {"error", *r.error},
-                                     {"retryInMs", delay.count()}});
-      result = "error";
+      log::write(r.expected ? log::Level::kDebug : log::Level::kWarn, "reconcile failed",
+                 {{"controller", name_}, {"key", key}, {"error", *r.error}, {"retryInMs", delay.count()}});
+      result = r.expected ? "requeue" : "error";
     } else {
       queue_.forget(key);
       if (r.requeue_after) {

@@ -17,10 +17,12 @@ namespace bo::kube {
 struct ReconcileResult {
   std::optional<std::chrono::milliseconds> requeue_after;
   std::optional<std::string> error;  // set: retried with backoff
+  bool expected = false;             // a routine race (409 on a stale cache): retried, logged at debug
 
   static ReconcileResult done() { return {}; }
-  static ReconcileResult after(std::chrono::milliseconds d) { return {d, std::nullopt}; }
-  static ReconcileResult failed(std::string why) { return {std::nullopt, std::move(why)}; }
+  static ReconcileResult after(std::chrono::milliseconds d) { return {d, std::nullopt, false}; }
+  static ReconcileResult failed(std::string why) { return {std::nullopt, std::move(why), false}; }
+  static ReconcileResult conflict(std::string why) { return {std::nullopt, std::move(why), true}; }
 };
 
 class Controller {

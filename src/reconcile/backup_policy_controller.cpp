@@ -214,6 +214,7 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
     auto r = client_.update_status(kBackupPolicies, ns, updated);
     if (!r) {
       if (r.error().not_found()) return kube::ReconcileResult::done();
+      if (r.error().conflict()) return kube::ReconcileResult::conflict("update status: " + r.error().str());
       return kube::ReconcileResult::failed("update status: " + r.error().str());
     }
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/timefmt.h"
+#include "kube/selector.h"
 
 namespace kl {
 namespace {
@@ -355,6 +356,14 @@ void Controllers::sync_pod(const std::string& ns, const std::string& name) {
     const std::string a = p["metadata"].value("annotations", json::object()).value(kPodOutcomeAnnotation, "");
     if (!a.empty()) outcome = json::parse(a, nullptr, false);
     if (!outcome.is_object()) outcome = json::object();
+    if (a.empty())
+      for (const auto& rule : opts_.pod_rules) {
+        auto sel = bo::kube::LabelSelector::parse(rule.selector);
+        if (sel && sel->matches(p["metadata"].value("labels", json::object()))) {
+          outcome = rule.outcome;
+          break;
+        }
+      }
   }
   const std::string restart = p.value("spec", json::object()).value("restartPolicy", "Always");
   const bool terminates = outcome.contains("result") || restart != "Always";

@@ -9,6 +9,8 @@
 //   {"result": "Succeeded"|"Failed", "afterSeconds": 1, "exitCode": 0,
 //    "message": "termination message", "failAttempts": 0}
 // failAttempts makes the first N attempts fail before `result` applies.
+// Pods without the annotation take the first matching rule of --pod-rules
+// (a JSON list of {"selector": "label selector", "outcome": {...}}).
 #pragma once
 #include <chrono>
 #include <map>
@@ -24,8 +26,14 @@ namespace kl {
 
 inline constexpr const char* kPodOutcomeAnnotation = "kube-local.si.dev/pod-outcome";
 
+struct PodRule {
+  std::string selector;  // label selector text matched against the Pod's labels
+  json outcome;          // as the annotation
+};
+
 struct ControllerOptions {
   double time_scale = 1.0;  // > 1 speeds up every simulated delay (pod run time, Job backoff, TTL)
+  std::vector<PodRule> pod_rules;  // --pod-rules: outcomes for Pods without the annotation; first match wins
 };
 
 class Controllers {

@@ -11,6 +11,7 @@
 #include "common/encoding.h"
 #include "kube-local/controllers.h"
 #include "kube-local/server.h"
+#include "kube/selector.h"
 
 namespace {
 
@@ -97,6 +98,7 @@ int main(int argc, char** argv) {
   double time_scale = 1.0;
   int bookmark_ms = 5000;
   size_t history = 200000;
+  std::string pod_rules_file;
   app.add_option("--port", port, "port on 127.0.0.1 (0 picks a free one)")->check(CLI::Range(0, 65535));
   app.add_option("--write-kubeconfig", kubeconfig, "write a kubeconfig for the admin user here")->required();
   app.add_option("--data-dir", data_dir, "keep state here across restarts (in memory without it)");
@@ -105,6 +107,8 @@ int main(int argc, char** argv) {
   app.add_option("--time-scale", time_scale, "speed-up factor for simulated delays (pods, Job backoff, TTL)")
       ->check(CLI::PositiveNumber);
   app.add_option("--bookmark-interval-ms", bookmark_ms, "watch bookmark interval")->check(CLI::Range(50, 600000));
+  app.add_option("--pod-rules", pod_rules_file, "JSON list of {selector, outcome} for simulated pods")
+      ->check(CLI::ExistingFile);
   app.add_option("--history", history, "watch events kept before 410 Gone")->check(CLI::Range(1, 100000000));
   try {
     app.parse(argc, argv);
@@ -159,7 +163,19 @@ int main(int argc, char** argv) {
     kl::HttpsServer server(api, tls.server, static_cast<uint16_t>(port));
     const std::string address = "127.0.0.1:" + std::to_string(server.port());
     api.set_server_address(address);  // discovery advertises the real address
-    kl::Controllers controllers(api, {time_scale});
+    kl::ControllerOptions copts{time_scale, {}};
+    if (!pod_rules_file.empty()) {
+      const kl::json rules = kl::json::parse(read_file(pod_rules_file), nullptr, false);
+      if (!rules.is_array()) throw std::runtime_error(pod_rules_file + ": expected a JSON list of {selector, outcome}");
+      for (const auto& r : rules) {
+        std::string err;
+        if (!r.is_object() || !bo::kube::LabelSelector::parse(r.value("selector", ""), &err) ||
+            !r.value("outcome", kl::json()).is_object())
+          throw std::runtime_error(pod_rules_file + ": each rule needs a valid selector and an outcome object " + err);
+        copts.pod_rules.push_back({r.value("selector", ""), r["outcome"]});
+      }
+    }
+    kl::Controllers controllers(api, copts);
 
     const std::string kc =
         "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-local\n  cluster:\n    server: https://" + address +

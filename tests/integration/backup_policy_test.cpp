@@ -1,0 +1,201 @@
+// The BackupPolicy controller in-process against kube-local, with a fake
+// clock so schedule slots arrive on demand.
+#include <gtest/gtest.h>
+
+#include <date/tz.h>
+
+#include "common/clock.h"
+#include "common/encoding.h"
+#include "common/timefmt.h"
+#include "harness.h"
+#include "reconcile/backup_policy_controller.h"
+#include "reconcile/conditions.h"
+
+using namespace bo::kube;
+using bo::reconcile::kBackupPolicies;
+using nlohmann::json;
+using testing_support::eventually;
+using testing_support::KubeLocal;
+
+namespace {
+
+const std::string kResult =
+    R"({"backupId":"base_000000010000000000000009","checksum":"sha256:)" + std::string(64, 'b') +
+    R"(","type":"full","startTime":"2026-11-24T02:00:01Z","finishTime":"2026-11-24T02:04:00Z","sizeBytes":4096})";
+
+std::string rules_file() {
+  const auto dir = testing_support::make_temp_dir("rules");
+  const json rules = json::array(
+      {{{"selector", "backup.si.dev/action in (backup,full-backup)"},
+        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", kResult}}}}});
+  return testing_support::write_file(dir / "rules.json", rules.dump());
+}
+
+class BackupPolicyIT : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new KubeLocal({"--pod-rules", rules_file()});
+    auto r = server_->kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    client_ = server_->client();
+    ns_ = "bp" + bo::hex_encode(bo::random_bytes(3));
+    ASSERT_TRUE(client_->create(resources::kNamespaces, "", {{"metadata", {{"name", ns_}}}}));
+    ASSERT_TRUE(client_->create(resources::kNamespaces, "", {{"metadata", {{"name", ns_ + "-verify"}}}}));
+    // Start the fake clock at the next full hour plus a little: the hourly slot is due.
+    const auto now = std::chrono::system_clock::now();
+    clock_ = std::make_unique<bo::FakeClock>(std::chrono::ceil<std::chrono::hours>(now) + std::chrono::seconds(5));
+    recorder_ = std::make_unique<EventRecorder>(*client_, *clock_);
+  }
+  void TearDown() override {
+    if (controller_) controller_->stop();
+    recorder_->flush();
+  }
+
+  void create_secrets(bool with_encryption = true) {
+    ASSERT_TRUE(client_->create(resources::kSecrets, ns_,
+                                {{"metadata", {{"name", "walg-storage"}}},
+                                 {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},
+                                                 {"WALG_AWS_SECRET_ACCESS_KEY", "CANARY-9d1e"},
+                                                 {"WALG_AWS_ENDPOINT", "https://s3.local"}}}}));
+    ASSERT_TRUE(client_->create(resources::kSecrets, ns_,
+                                {{"metadata", {{"name", "supabase-db"}}},
+                                 {"stringData", {{"username", "postgres"}, {"password", "CANARY-9d1e"}}}}));
+    if (with_encryption) create_encryption_secret();
+  }
+  void create_encryption_secret() {
+    ASSERT_TRUE(client_->create(resources::kSecrets, ns_,
+                                {{"metadata", {{"name", "walg-encryption"}}},
+                                 {"stringData", {{"WALG_LIBSODIUM_KEY", "CANARY-9d1e"}}}}));
+  }
+  json policy(json patch = json::object()) {
+    json spec = {{"database", {{"host", "db"}, {"credentialsSecretRef", {{"name", "supabase-db"}}}}},
+                 {"storage", {{"secretRef", {{"name", "walg-storage"}}},
+                              {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
+                 {"verification", {{"targetNamespace", ns_ + "-verify"}}}};
+    spec.merge_patch(patch);
+    return {{"apiVersion", "backup.si.dev/v1alpha1"}, {"kind", "BackupPolicy"},
+            {"metadata", {{"name", "db"}}}, {"spec", spec}};
+  }
+  void start_controller() {
+    controller_ = std::make_unique<bo::reconcile::BackupPolicyController>(
+        *client_, *clock_, *recorder_, metrics_, bo::reconcile::BackupPolicyControllerOptions{ns_, 2, ""});
+    controller_->start();
+    ASSERT_TRUE(eventually([&] { return controller_->synced(); }));
+  }
+  json condition(const std::string& type) {
+    auto p = client_->get(kBackupPolicies, ns_, "db");
+    if (!p) return json::object();
+    const json conditions = (*p).value("status", json::object()).value("conditions", json::array());
+    auto c = bo::reconcile::find_condition(conditions, type);
+    return c ? *c : json::object();
+  }
+  size_t job_count() {
+    auto l = client_->list(resources::kJobs, ns_, {"backup.si.dev/policy=db", "", 0, "", ""});
+    return l ? (*l)["items"].size() : 0;
+  }
+
+  static KubeLocal* server_;
+  std::unique_ptr<Client> client_;
+  std::string ns_;
+  std::unique_ptr<bo::FakeClock> clock_;
+  std::unique_ptr<EventRecorder> recorder_;
+  bo::metrics::Metrics metrics_;
+  std::unique_ptr<bo::reconcile::BackupPolicyController> controller_;
+};
+KubeLocal* BackupPolicyIT::server_ = nullptr;
+
+TEST_F(BackupPolicyIT, CrdAppliesTheDocumentedDefaults) {
+  auto created = client_->create(kBackupPolicies, ns_, policy());
+  ASSERT_TRUE(created) << created.error().str();
+  const json& spec = (*created)["spec"];
+  EXPECT_EQ(spec["schedule"]["backup"], "0 * * * *");
+  EXPECT_EQ(spec["schedule"]["fullBackup"], "0 2 * * *");
+  EXPECT_EQ(spec["retention"], json({{"daily", 7}, {"weekly", 4}, {"monthly", 3}}));
+  EXPECT_EQ(spec["environment"], "production");
+  EXPECT_EQ(spec["jobTemplate"]["backoffLimit"], 2);
+  auto bad = client_->create(kBackupPolicies, ns_, policy({{"environment", "prod"}}));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().status, 422);
+  EXPECT_NE(bad.error().message.find("spec.environment"), std::string::npos);
+}
+
+TEST_F(BackupPolicyIT, DueSlotRunsOneJobWhoseResultFillsTheCatalog) {
+  create_secrets();
+  ASSERT_TRUE(client_->create(kBackupPolicies, ns_, policy()));
+  start_controller();
+  ASSERT_TRUE(eventually([&] { return condition("Ready").value("status", "") == "True"; })) << condition("Ready");
+  ASSERT_TRUE(eventually([&] { return job_count() == 1; }));
+  auto job = client_->list(resources::kJobs, ns_, {"backup.si.dev/policy=db", "", 0, "", ""});
+  const json& j = (*job)["items"][0];
+  EXPECT_EQ(j["metadata"]["labels"]["backup.si.dev/service"], "supabase-walg-backup");
+  EXPECT_EQ(j.dump().find("CANARY"), std::string::npos);
+  ASSERT_TRUE(eventually([&] { return condition("BackupHealthy").value("status", "") == "True"; }))
+      << condition("BackupHealthy");
+  auto p = client_->get(kBackupPolicies, ns_, "db");
+  ASSERT_TRUE(p);
+  const json& st = (*p)["status"];
+  ASSERT_EQ(st["backups"].size(), 1u);
+  EXPECT_EQ(st["backups"][0]["id"], "base_000000010000000000000009");
+  EXPECT_EQ(st["lastSuccessfulBackup"]["checksum"], "sha256:" + std::string(64, 'b'));
+  EXPECT_EQ(st.dump().find("CANARY"), std::string::npos);
+  // Quiet when nothing changes: another reconcile writes nothing.
+  const std::string rv = (*p)["metadata"]["resourceVersion"];
+  controller_->reconcile(ns_ + "/db");
+  EXPECT_EQ((*client_->get(kBackupPolicies, ns_, "db"))["metadata"]["resourceVersion"], rv);
+  // Events say what happened.
+  recorder_->flush();
+  auto evs = client_->list(resources::kEvents, ns_, {"", "involvedObject.name=db", 0, "", ""});
+  ASSERT_TRUE(evs);
+  std::set<std::string> reasons;
+  for (const auto& e : (*evs)["items"]) reasons.insert(e.value("reason", ""));
+  EXPECT_TRUE(reasons.count("JobCreated"));
+  EXPECT_TRUE(reasons.count("BackupSucceeded"));
+  EXPECT_EQ((*evs).dump().find("CANARY"), std::string::npos);
+}
+
+TEST_F(BackupPolicyIT, ARestartedOperatorNeverDuplicatesTheSlotsJob) {
+  create_secrets();
+  ASSERT_TRUE(client_->create(kBackupPolicies, ns_, policy()));
+  start_controller();
+  ASSERT_TRUE(eventually([&] { return job_count() == 1; }));
+  controller_->stop();
+  // A second operator (or the same after kill -9) with the status possibly stale.
+  start_controller();
+  for (int i = 0; i < 3; ++i) controller_->reconcile(ns_ + "/db");
+  EXPECT_EQ(job_count(), 1u);
+}
+
+TEST_F(BackupPolicyIT, MissingSecretBlocksUntilItIsCreated) {
+  create_secrets(/*with_encryption=*/false);
+  ASSERT_TRUE(client_->create(kBackupPolicies, ns_, policy()));
+  start_controller();
+  ASSERT_TRUE(eventually([&] { return condition("Ready").value("reason", "") == "SecretNotFound"; }))
+      << condition("Ready");
+  EXPECT_NE(condition("Ready").value("message", "").find("walg-encryption"), std::string::npos);
+  EXPECT_EQ(job_count(), 0u);
+  create_encryption_secret();  // the Secret watch wakes the policy
+  ASSERT_TRUE(eventually([&] { return condition("Ready").value("status", "") == "True"; })) << condition("Ready");
+  EXPECT_TRUE(eventually([&] { return job_count() == 1; }));
+}
+
+TEST_F(BackupPolicyIT, InvalidSpecGetsAReasonAndNoJob) {
+  create_secrets();
+  ASSERT_TRUE(client_->create(kBackupPolicies, ns_, policy({{"schedule", {{"backup", "every hour"}}}})));
+  start_controller();
+  ASSERT_TRUE(eventually([&] { return condition("Ready").value("reason", "") == "InvalidSchedule"; }))
+      << condition("Ready");
+  EXPECT_NE(condition("Ready").value("message", "").find("spec.schedule.backup"), std::string::npos);
+  EXPECT_EQ(job_count(), 0u);
+  // Fixing the spec re-arms it.
+  ASSERT_TRUE(client_->patch(kBackupPolicies, ns_, "db", PatchType::kMerge,
+                             {{"spec", {{"schedule", {{"backup", "0 * * * *"}}}}}}));
+  EXPECT_TRUE(eventually([&] { return condition("Ready").value("status", "") == "True"; })) << condition("Ready");
+}
+
+}  // namespace
