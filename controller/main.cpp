@@ -38,6 +38,7 @@ struct Flags {
   int burst = 30;
   std::string log_level = "info";
   std::string log_format = "json";
+  double time_scale = 1;
 };
 
 // ":8081" -> "0.0.0.0:8081"; "0" disables.
@@ -84,6 +85,10 @@ int main(int argc, char** argv) {
   app.add_option("--kube-api-burst", f.burst, "client-side burst")->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_option("--log-level", f.log_level, "debug|info|warn|error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--time-scale", f.time_scale,
+                 "run the schedule clock N times faster than real time (demos and tests only)")
+      ->check(CLI::Range(1.0, 1e6))
       ->capture_default_str();
   app.add_option("--log-format", f.log_format, "json|text")->check(CLI::IsMember({"json", "text"}))->capture_default_str();
   try {
@@ -175,7 +180,11 @@ int main(int argc, char** argv) {
     stop.request_stop();
   });
 
-  bo::RealClock clock;
+  std::unique_ptr<bo::Clock> clock_owner;
+  if (f.time_scale > 1) clock_owner = std::make_unique<bo::ScaledClock>(f.time_scale);
+  else clock_owner = std::make_unique<bo::RealClock>();
+  const bo::Clock& clock = *clock_owner;
+  bo::RealClock real_clock;  // leader election always runs on real time
   bo::kube::EventRecorder recorder(client, clock, {"backup-operator", identity()});
   std::unique_ptr<bo::reconcile::BackupPolicyController> policies;
   auto start_controllers = [&] {
@@ -189,7 +198,7 @@ int main(int argc, char** argv) {
     const std::string lease_ns = f.leader_namespace.empty() ? cfg->default_namespace : f.leader_namespace;
     bo::kube::LeaderElector elector(client, {lease_ns, f.leader_id, identity(), *lease_duration, *renew_deadline,
                                              *retry_period, true},
-                                    clock);
+                                    real_clock);
     bo::log::info("waiting for leadership", {{"lease", lease_ns + "/" + f.leader_id}});
     ready = true;  // a standby replica is healthy and ready; it just does not reconcile
     elector.run(

@@ -23,7 +23,10 @@ k() { kubectl --cache-dir "$work/kubectl-cache" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "kube-local: a local Kubernetes API server over HTTPS"
-build/kube-local --port 0 --write-kubeconfig "$KUBECONFIG" --data-dir "$work/state" >"$work/kube-local.log" 2>&1 &
+# --time-scale: simulated pods (examples/kube-local/pod-rules.json stands in for
+# wal-g) finish 1800x faster, matching the operators' clock below.
+build/kube-local --port 0 --write-kubeconfig "$KUBECONFIG" --data-dir "$work/state" --time-scale 1800 \
+  --pod-rules "$root/examples/kube-local/pod-rules.json" >"$work/kube-local.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q "serving on" "$work/kube-local.log" && break; sleep 0.1; done
 cat "$work/kube-local.log"
@@ -31,7 +34,8 @@ k version 2>/dev/null | tail -1
 
 step "two backup-operator replicas with leader election"
 for i in 1 2; do
-  build/backup-operator --leader-elect --leader-election-namespace kube-system --log-format text \
+  # --time-scale 1800: an hour of schedule passes every two seconds, so the demo sees many slots.
+  build/backup-operator --leader-elect --leader-election-namespace kube-system --log-format text --time-scale 1800 \
     --metrics-bind-address "127.0.0.1:1808$i" --health-probe-bind-address "127.0.0.1:1809$i" \
     >"$work/operator-$i.log" 2>&1 &
   pids+=($!)
@@ -45,10 +49,37 @@ for i in 1 2; do
     "$(curl -s "http://127.0.0.1:1808$i/metrics" | awk '/^backup_operator_leader /{print $2}')"
 done
 
-step "kubectl apply -f examples/"
+step "kubectl apply -f crds/ -f examples/"
+k apply -f "$root/crds/"
+k wait --for=condition=Established crd/backuppolicies.backup.si.dev --timeout=30s
 k apply -f "$root/examples/"
-k get namespaces
 k get secrets -n supabase
+
+step "the policy becomes Ready (valid, Secrets resolved, schedules armed)"
+k wait --for=condition=Ready backuppolicy/supabase -n supabase --timeout=60s
+k get backuppolicy -n supabase
+
+step "Jobs appear at their slots (each real second is 30 minutes of schedule)"
+# Wait (bounded) until six backups are in the catalog; finished Jobs beyond
+# historyLimits (3) are deleted as they go.
+for _ in $(seq 600); do
+  n=$(k get backuppolicy supabase -n supabase -o jsonpath='{range .status.backups[*]}x{end}' 2>/dev/null | wc -c)
+  [ "$n" -ge 6 ] && break
+  sleep 0.1
+done
+k get jobs -n supabase -L backup.si.dev/action
+k get backuppolicy -n supabase -o wide
+
+step "the catalog, from the Jobs' results"
+k get backuppolicy supabase -n supabase -o jsonpath='{range .status.backups[*]}{.id}{"\t"}{.type}{"\t"}{.checksum}{"\n"}{end}' | head -8
+echo "lastSuccessfulBackup: $(k get backuppolicy supabase -n supabase -o jsonpath='{.status.lastSuccessfulBackup.id}')"
+
+step "conditions"
+k get backuppolicy supabase -n supabase \
+  -o jsonpath='{range .status.conditions[*]}{.type}{"="}{.status}{" ("}{.reason}{"): "}{.message}{"\n"}{end}'
+
+step "events"
+k get events -n supabase --field-selector involvedObject.name=supabase --sort-by=.lastTimestamp | tail -8
 
 step "leader handover: stop the leader, the standby takes over"
 holder=$(k get lease -n kube-system backup-operator.backup.si.dev -o jsonpath='{.spec.holderIdentity}')

@@ -13,6 +13,9 @@ class Clock {
  public:
   virtual ~Clock() = default;
   [[nodiscard]] virtual SysTime now() const = 0;
+  // How many clock seconds pass per real second (> 1 for demo speed-ups):
+  // real waits such as "requeue until the next slot" are divided by it.
+  [[nodiscard]] virtual double rate() const { return 1.0; }
 };
 
 class RealClock final : public Clock {
@@ -49,6 +52,7 @@ class ScaledClock final : public Clock {
     const auto real = std::chrono::system_clock::now() - start_;
     return start_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(real * factor_);
   }
+  [[nodiscard]] double rate() const override { return factor_; }
 
  private:
   double factor_;

@@ -218,7 +218,10 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
       return kube::ReconcileResult::failed("update status: " + r.error().str());
     }
   }
-  if (plan.requeue_after) return kube::ReconcileResult::after(*plan.requeue_after);
+  if (plan.requeue_after) {
+    const auto real = std::chrono::milliseconds(static_cast<long long>(plan.requeue_after->count() / clock_.rate()));
+    return kube::ReconcileResult::after(std::max(real, std::chrono::milliseconds(50)));
+  }
   return kube::ReconcileResult::done();
 }
 

@@ -408,7 +408,11 @@ void Controllers::sync_pod(const std::string& ns, const std::string& name) {
     success = false;
     exit_code = 1;
   }
-  const std::string message = outcome.value("message", "");
+  // {{pod}} and {{now}} in the message let one rule give each run its own result.
+  std::string message = outcome.value("message", "");
+  for (const auto& [token, value] : {std::pair<std::string, std::string>{"{{pod}}", name},
+                                     {"{{now}}", bo::format_rfc3339(now)}})
+    for (size_t pos; (pos = message.find(token)) != std::string::npos;) message.replace(pos, token.size(), value);
   (void)api_.mutate(*pods_type, ns, name, [&](json& o) {
     auto& st = o["status"];
     st["phase"] = success ? "Succeeded" : "Failed";
