@@ -97,6 +97,16 @@ void Controllers::run() {
       if (ev.type == EventType::kDeleted && !ns.empty()) dirty_.insert({kNs, "", ns});
       collect_garbage(ev);
       if (ev.type == EventType::kAdded) check_owners(ev.gr, *ev.obj);
+      // A dependent gone may let an owner waiting in foreground deletion finish.
+      if (ev.type == EventType::kDeleted)
+        for (const auto& ref : (*ev.obj)["metadata"].value("ownerReferences", json::array())) {
+          auto t = api_.registry().find_kind(ref.value("apiVersion", ""), ref.value("kind", ""));
+          if (!t) continue;
+          auto owner = store.get(t->gr(), t->namespaced ? ns : "", ref.value("name", ""));
+          if (owner && (*owner)["metadata"].contains("deletionTimestamp"))
+            collect_garbage(Event{ev.rv, EventType::kModified, t->gr(), t->namespaced ? ns : "",
+                                  ref.value("name", ""), owner, nullptr});
+        }
     }
     const auto now = Clock::now();
     while (!timers_.empty() && timers_.begin()->first <= now) {

@@ -1,0 +1,224 @@
+// kube-local against what Kubernetes documents, over HTTPS with the real client.
+#include <gtest/gtest.h>
+
+#include "common/encoding.h"
+#include "harness.h"
+
+using namespace bo::kube;
+using nlohmann::json;
+using testing_support::eventually;
+using testing_support::KubeLocal;
+
+namespace {
+
+json cm(const std::string& name) { return {{"metadata", {{"name", name}}}, {"data", {{"k", "v"}}}}; }
+
+class KubeLocalSemantics : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new KubeLocal(); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    c_ = server_->client({1});
+    ns_ = "s" + bo::hex_encode(bo::random_bytes(3));
+    ASSERT_TRUE(c_->create(resources::kNamespaces, "", {{"metadata", {{"name", ns_}}}}));
+  }
+  static KubeLocal* server_;
+  std::unique_ptr<Client> c_;
+  std::string ns_;
+};
+KubeLocal* KubeLocalSemantics::server_ = nullptr;
+
+TEST_F(KubeLocalSemantics, GenerationBumpsOnSpecChangesOnly) {
+  json job = {{"metadata", {{"name", "j"}, {"annotations", {{"kube-local.si.dev/pod-outcome", "{\"result\":\"Succeeded\",\"afterSeconds\":3600}"}}}}},
+              {"spec", {{"template", {{"spec", {{"restartPolicy", "Never"}, {"containers", {{{"name", "c"}, {"image", "i"}}}}}}}}}}};
+  auto created = c_->create(resources::kJobs, ns_, job);
+  ASSERT_TRUE(created) << created.error().str();
+  EXPECT_EQ((*created)["metadata"]["generation"], 1);
+  auto labelled = c_->patch(resources::kJobs, ns_, "j", PatchType::kMerge, {{"metadata", {{"labels", {{"a", "b"}}}}}});
+  ASSERT_TRUE(labelled);
+  EXPECT_EQ((*labelled)["metadata"]["generation"], 1);
+  auto specced = c_->patch(resources::kJobs, ns_, "j", PatchType::kMerge, {{"spec", {{"backoffLimit", 1}}}});
+  ASSERT_TRUE(specced);
+  EXPECT_EQ((*specced)["metadata"]["generation"], 2);
+  // Immutable fields of a Job stay immutable.
+  auto immut = c_->patch(resources::kJobs, ns_, "j", PatchType::kMerge, {{"spec", {{"completions", 3}}}});
+  ASSERT_FALSE(immut);
+  EXPECT_EQ(immut.error().status, 422);
+}
+
+TEST_F(KubeLocalSemantics, NoOpUpdateWritesNothing) {
+  auto a = c_->create(resources::kConfigMaps, ns_, cm("same"));
+  ASSERT_TRUE(a);
+  auto b = c_->update(resources::kConfigMaps, ns_, *a);
+  ASSERT_TRUE(b);
+  EXPECT_EQ((*b)["metadata"]["resourceVersion"], (*a)["metadata"]["resourceVersion"]);
+}
+
+TEST_F(KubeLocalSemantics, GenerateNameMakesUniqueNames) {
+  json o = {{"metadata", {{"generateName", "gen-"}}}, {"data", {{"k", "v"}}}};
+  auto a = c_->create(resources::kConfigMaps, ns_, o), b = c_->create(resources::kConfigMaps, ns_, o);
+  ASSERT_TRUE(a && b);
+  EXPECT_TRUE((*a)["metadata"]["name"].get<std::string>().starts_with("gen-"));
+  EXPECT_NE((*a)["metadata"]["name"], (*b)["metadata"]["name"]);
+  EXPECT_NE((*a)["metadata"]["uid"], (*b)["metadata"]["uid"]);
+}
+
+TEST_F(KubeLocalSemantics, FinalizersHoldDeletionUntilRemoved) {
+  json o = cm("held");
+  o["metadata"]["finalizers"] = {"example.com/keep"};
+  ASSERT_TRUE(c_->create(resources::kConfigMaps, ns_, o));
+  auto del = c_->remove(resources::kConfigMaps, ns_, "held");
+  ASSERT_TRUE(del);
+  auto still = c_->get(resources::kConfigMaps, ns_, "held");
+  ASSERT_TRUE(still);
+  EXPECT_TRUE((*still)["metadata"].contains("deletionTimestamp"));
+  // No new finalizers while deleting.
+  auto add = c_->patch(resources::kConfigMaps, ns_, "held", PatchType::kMerge,
+                       {{"metadata", {{"finalizers", {"example.com/keep", "example.com/more"}}}}});
+  ASSERT_FALSE(add);
+  EXPECT_EQ(add.error().status, 422);
+  ASSERT_TRUE(c_->patch(resources::kConfigMaps, ns_, "held", PatchType::kMerge, {{"metadata", {{"finalizers", nullptr}}}}));
+  EXPECT_TRUE(c_->get(resources::kConfigMaps, ns_, "held").error().not_found());
+}
+
+TEST_F(KubeLocalSemantics, ForegroundDeletionWaitsForDependents) {
+  auto owner = c_->create(resources::kConfigMaps, ns_, cm("fg-owner"));
+  ASSERT_TRUE(owner);
+  json dep = cm("fg-dep");
+  dep["metadata"]["ownerReferences"] = json::array({{{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"name", "fg-owner"},
+                                                     {"uid", (*owner)["metadata"]["uid"]}, {"blockOwnerDeletion", true}}});
+  ASSERT_TRUE(c_->create(resources::kConfigMaps, ns_, dep));
+  ASSERT_TRUE(c_->remove(resources::kConfigMaps, ns_, "fg-owner", {"Foreground", "", ""}));
+  ASSERT_TRUE(eventually([&] {
+    return c_->get(resources::kConfigMaps, ns_, "fg-owner").error().not_found() &&
+           c_->get(resources::kConfigMaps, ns_, "fg-dep").error().not_found();
+  }));
+}
+
+TEST_F(KubeLocalSemantics, DryRunValidatesWithoutPersisting) {
+  const json body = cm("dry");
+  auto r = c_->request("POST", resources::kConfigMaps.path(ns_) + "?dryRun=All", &body);
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)["metadata"]["name"], "dry");
+  EXPECT_TRUE(c_->get(resources::kConfigMaps, ns_, "dry").error().not_found());
+}
+
+TEST_F(KubeLocalSemantics, NamespaceDeletionCascades) {
+  const std::string doomed = ns_ + "-x";
+  ASSERT_TRUE(c_->create(resources::kNamespaces, "", {{"metadata", {{"name", doomed}}}}));
+  ASSERT_TRUE(c_->create(resources::kConfigMaps, doomed, cm("inside")));
+  json held = cm("held");
+  held["metadata"]["finalizers"] = {"example.com/keep"};
+  ASSERT_TRUE(c_->create(resources::kConfigMaps, doomed, held));
+  ASSERT_TRUE(c_->remove(resources::kNamespaces, "", doomed));
+  // The finalizer keeps the namespace Terminating: contents go, new content is refused.
+  ASSERT_TRUE(eventually([&] { return c_->get(resources::kConfigMaps, doomed, "inside").error().not_found(); }));
+  auto terminating = c_->get(resources::kNamespaces, "", doomed);
+  ASSERT_TRUE(terminating);
+  EXPECT_EQ((*terminating)["status"]["phase"], "Terminating");
+  auto refused = c_->create(resources::kConfigMaps, doomed, cm("late"));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().status, 403);
+  ASSERT_TRUE(c_->patch(resources::kConfigMaps, doomed, "held", PatchType::kMerge, {{"metadata", {{"finalizers", nullptr}}}}));
+  ASSERT_TRUE(eventually([&] { return c_->get(resources::kNamespaces, "", doomed).error().not_found(); }));
+}
+
+TEST_F(KubeLocalSemantics, BadRequestsGetKubernetesStatusErrors) {
+  auto client = server_->client({1});
+  // Malformed JSON -> 400
+  auto t = make_cpprest_transport(server_->config());
+  ASSERT_TRUE(t);
+  auto raw = (*t)->send({"POST", resources::kConfigMaps.path(ns_), "application/json", "{not json", {}});
+  ASSERT_TRUE(raw);
+  EXPECT_EQ(raw->status, 400);
+  EXPECT_EQ(json::parse(raw->body)["kind"], "Status");
+  // Unsupported patch type -> 415
+  raw = (*t)->send({"PATCH", resources::kConfigMaps.path(ns_, "x"), "application/x-yaml", "a: b", {}});
+  ASSERT_TRUE(raw);
+  EXPECT_EQ(raw->status, 415);
+  // Unknown kind -> 404
+  raw = (*t)->send({"GET", "/apis/nope.example.com/v1/widgets", "", "", {}});
+  ASSERT_TRUE(raw);
+  EXPECT_EQ(raw->status, 404);
+  // Huge body -> 413
+  raw = (*t)->send({"POST", resources::kConfigMaps.path(ns_), "application/json",
+                    json{{"metadata", {{"name", "big"}}}, {"data", {{"k", std::string(4 * 1024 * 1024, 'x')}}}}.dump(), {}});
+  ASSERT_TRUE(raw);
+  EXPECT_EQ(raw->status, 413);
+  // Unauthenticated -> 401
+  auto cfg = server_->config();
+  cfg.token = "wrong";
+  auto anon = make_cpprest_transport(cfg);
+  raw = (*anon)->send({"GET", resources::kConfigMaps.path(ns_), "", "", {}});
+  ASSERT_TRUE(raw);
+  EXPECT_EQ(raw->status, 401);
+  // The server is still fine.
+  EXPECT_TRUE(c_->get(resources::kNamespaces, "", ns_));
+}
+
+TEST(KubeLocalPersistence, StateSurvivesKillDashNine) {
+  const auto data = testing_support::make_temp_dir("kl-data");
+  std::string uid;
+  {
+    KubeLocal server({}, data);
+    auto c = server.client();
+    auto created = c->create(resources::kConfigMaps, "default", cm("durable"));
+    ASSERT_TRUE(created);
+    uid = (*created)["metadata"]["uid"];
+    server.stop(SIGKILL);
+    server.start();
+    auto c2 = server.client();
+    auto got = c2->get(resources::kConfigMaps, "default", "durable");
+    ASSERT_TRUE(got) << got.error().str();
+    EXPECT_EQ((*got)["metadata"]["uid"], uid);
+    auto next = c2->create(resources::kConfigMaps, "default", cm("after"));
+    ASSERT_TRUE(next);
+    EXPECT_GT(std::stoull((*next)["metadata"]["resourceVersion"].get<std::string>()),
+              std::stoull((*got)["metadata"]["resourceVersion"].get<std::string>()));
+  }
+  std::filesystem::remove_all(data);
+}
+
+TEST(KubeLocalAuthorization, RbacDecidesAndRefusalsAreKubernetesShaped) {
+  KubeLocal server({"--authorize"});
+  auto admin = server.client({1});
+  ASSERT_TRUE(admin->create(resources::kServiceAccounts, "default", {{"metadata", {{"name", "reader"}}}}));
+  const json role{{"metadata", {{"name", "read-cm"}}},
+                  {"rules", {{{"apiGroups", {""}}, {"resources", {"configmaps"}}, {"verbs", {"get", "list"}}}}}};
+  const json binding{{"metadata", {{"name", "read-cm"}}},
+                     {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "Role"}, {"name", "read-cm"}}},
+                     {"subjects", {{{"kind", "ServiceAccount"}, {"name", "reader"}, {"namespace", "default"}}}}};
+  ASSERT_TRUE(admin->request("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles", &role));
+  ASSERT_TRUE(admin->request("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings", &binding));
+  const json token_request = json::object();
+  auto token = admin->request("POST", resources::kServiceAccounts.path("default", "reader", "token"), &token_request);
+  ASSERT_TRUE(token);
+  auto cfg = server.config();
+  cfg.token = (*token)["status"]["token"];
+  auto t = make_cpprest_transport(cfg);
+  Client reader(std::move(*t), 0, 1, {1});
+  EXPECT_TRUE(reader.list(resources::kConfigMaps, "default"));
+  auto denied = reader.list(resources::kSecrets, "default");
+  ASSERT_FALSE(denied);
+  EXPECT_EQ(denied.error().status, 403);
+  EXPECT_EQ(denied.error().message,
+            "secrets is forbidden: User \"system:serviceaccount:default:reader\" cannot list resource \"secrets\" in "
+            "API group \"\" in the namespace \"default\"");
+  auto other_ns = reader.list(resources::kConfigMaps, "kube-system");
+  ASSERT_FALSE(other_ns);
+  EXPECT_EQ(other_ns.error().status, 403);
+  // kubectl auth can-i agrees, with the service account's own token.
+  const auto kc = server.dir() / "reader.kubeconfig";
+  auto text = testing_support::run("cat " + server.kubeconfig().string()).output;
+  const auto pos = text.find("token: ");
+  testing_support::write_file(kc, text.substr(0, pos) + "token: " + cfg.token + text.substr(text.find('\n', pos)));
+  auto yes = testing_support::run("kubectl --kubeconfig " + kc.string() + " auth can-i list configmaps");
+  EXPECT_NE(yes.output.find("yes"), std::string::npos) << yes.output;
+  auto no = testing_support::run("kubectl --kubeconfig " + kc.string() + " auth can-i list secrets");
+  EXPECT_NE(no.output.find("no"), std::string::npos) << no.output;
+}
+
+}  // namespace
