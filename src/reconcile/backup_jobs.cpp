@@ -138,6 +138,9 @@ json build_job(const JobInputs& in) {
     env.push_back({{"name", "RETAIN_DAILY"}, {"value", std::to_string(s.retention.daily)}});
     env.push_back({{"name", "RETAIN_WEEKLY"}, {"value", std::to_string(s.retention.weekly)}});
     env.push_back({{"name", "RETAIN_MONTHLY"}, {"value", std::to_string(s.retention.monthly)}});
+    std::string ids;
+    for (const auto& id : in.expire) ids += (ids.empty() ? "" : ",") + id;
+    env.push_back({{"name", kRetainExpireEnv}, {"value", ids}});
   }
   if (in.action == Action::kOffsiteCopy && !s.offsite.secret.empty()) {
     for (const auto& k : api::kRequiredStorageKeys) env.push_back(secret_env("OFFSITE_" + k, s.offsite.secret, k));

@@ -56,7 +56,10 @@ struct JobInputs {
   SysTime slot;
   std::vector<std::string> storage_keys;  // keys of the storage Secret; WALG_* ones pass through by reference
   std::string default_image = kDefaultImage;
+  std::vector<std::string> expire;  // retain: the backup ids to delete (RETAIN_EXPIRE)
 };
+
+inline constexpr const char* kRetainExpireEnv = "RETAIN_EXPIRE";
 
 // A batch/v1 Job whose every secret value reaches the pod by secretKeyRef,
 // owned by the policy, and meeting Pod Security "restricted".

@@ -145,6 +145,19 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
     o.slot = parse_rfc3339(job["metadata"].value("annotations", json::object()).value(kAnnotationSlot, ""))
                  .value_or(parse_rfc3339(job["metadata"].value("creationTimestamp", "")).value_or(in.now));
     const json st = job.value("status", json::object());
+    if (o.action == "retain") {
+      const json containers = job["spec"]["template"]["spec"].value("containers", json::array());
+      for (const auto& c : containers)
+        for (const auto& e : c.value("env", json::array()))
+          if (e.value("name", "") == kRetainExpireEnv) {
+            std::string ids = e.value("value", "");
+            for (size_t start = 0, comma; start < ids.size(); start = comma + 1) {
+              comma = ids.find(',', start);
+              if (comma == std::string::npos) comma = ids.size();
+              if (comma > start) o.expire.push_back(ids.substr(start, comma - start));
+            }
+          }
+    }
     if (has_true(job, "Complete")) o.state = ObservedJob::State::kSucceeded;
     else if (has_true(job, "Failed")) o.state = ObservedJob::State::kFailed;
     if (o.state != ObservedJob::State::kActive) {

@@ -8,6 +8,7 @@
 #include "api/job_result.h"
 #include "common/timefmt.h"
 #include "reconcile/conditions.h"
+#include "reconcile/retention.h"
 
 namespace bo::reconcile {
 namespace {
@@ -90,6 +91,15 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
                                "Job " + j->name + " made " + result->type + " backup " + result->backup_id + " (" +
                                    result->checksum.substr(0, 19) + "…)"});
       }
+    } else if (ok && j->action == "retain") {
+      catalog.erase(std::remove_if(catalog.begin(), catalog.end(),
+                                   [&](const json& e) {
+                                     return std::find(j->expire.begin(), j->expire.end(), e.value("id", "")) !=
+                                            j->expire.end();
+                                   }),
+                    catalog.end());
+      plan.events.push_back({"Normal", "RetentionApplied",
+                             "Job " + j->name + " deleted " + std::to_string(j->expire.size()) + " expired backup(s)"});
     } else if (ok) {
       plan.events.push_back({"Normal", "RunSucceeded", "Job " + j->name + " (" + j->action + ") succeeded"});
     }
@@ -203,11 +213,40 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     if (any_active_backup && spec->schedule.concurrency_policy == "Replace")
       for (const auto& j : in.jobs)
         if (j.state == ObservedJob::State::kActive && is_backup_action(j.action)) plan.remove.push_back(j.name);
-    JobInputs ji{in.policy, *spec, action, *slots.run, storage_keys, in.default_image};
+    JobInputs ji{in.policy, *spec, action, *slots.run, storage_keys, in.default_image, {}};
     plan.create.push_back(build_job(ji));
     created_one = true;
     plan.events.push_back({"Normal", "JobCreated", "created Job " + name + " for the " + format_rfc3339(*slots.run) +
                                                        " " + aname + " slot"});
+  }
+  // --- retention: mark what each backup is kept for; a retain Job deletes the rest ---
+  std::vector<RetainedBackup> retained;
+  for (const auto& e : catalog)
+    retained.push_back({e.value("id", ""), e.value("type", ""), e.value("base", ""),
+                        parse_rfc3339(e.value("completionTime", "")).value_or(in.now), e.value("verified", false)});
+  const auto decision = apply_retention(retained, {spec->retention.daily, spec->retention.weekly, spec->retention.monthly}, tz);
+  for (auto& e : catalog) {
+    auto it = decision.kept_for.find(e.value("id", ""));
+    e["keptFor"] = it == decision.kept_for.end() ? json::array() : json(it->second);
+  }
+  status["backups"] = catalog;
+  const bool retain_running = std::any_of(in.jobs.begin(), in.jobs.end(), [](const ObservedJob& j) {
+    return j.action == "retain" && j.state == ObservedJob::State::kActive;
+  });
+  if (!decision.expire.empty() && !retain_running && !spec->suspend) {
+    // Named by the newest expired backup: a restart asks for the same deletion, never a second Job.
+    SysTime newest_expired{};
+    for (const auto& r : retained)
+      if (std::find(decision.expire.begin(), decision.expire.end(), r.id) != decision.expire.end())
+        newest_expired = std::max(newest_expired, r.completion);
+    const std::string name = job_name(meta.value("name", ""), Action::kRetain, newest_expired);
+    if (std::none_of(in.jobs.begin(), in.jobs.end(), [&](const ObservedJob& j) { return j.name == name; })) {
+      JobInputs ji{in.policy, *spec, Action::kRetain, newest_expired, storage_keys, in.default_image, decision.expire};
+      plan.create.push_back(build_job(ji));
+      plan.events.push_back({"Normal", "RetentionScheduled", "created Job " + name + " to delete " +
+                                                                 std::to_string(decision.expire.size()) +
+                                                                 " expired backup(s)"});
+    }
   }
   status["schedules"] = schedules;
   status["missedSchedules"] = missed_total;

@@ -23,6 +23,7 @@ struct ObservedJob {
   std::string termination_message;  // of the job's pod, when finished
   std::string failure;              // Job condition reason/message when failed
   std::optional<SysTime> finished;
+  std::vector<std::string> expire;  // retain Jobs: the ids they were asked to delete
 };
 
 struct EventSpec {

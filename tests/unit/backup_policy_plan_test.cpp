@@ -136,7 +136,7 @@ TEST(PlanBackupPolicy, SuccessfulRunEntersTheCatalogOnce) {
   stored["status"]["schedules"]["backup"]["lastScheduleTime"] = "2026-11-24T10:00:00Z";
   stored["status"]["schedules"]["full-backup"]["lastScheduleTime"] = "2026-11-24T10:00:00Z";
   std::vector<ObservedJob> jobs = {{"db-full-202611241000", "full-backup", at("2026-11-24T10:00:00Z"), State::kSucceeded,
-                                    result_json("base_000000010000000000000002"), "", at("2026-11-24T10:03:00Z")}};
+                                    result_json("base_000000010000000000000002"), "", at("2026-11-24T10:03:00Z"), {}}};
   auto p = plan_backup_policy(inputs(stored, "2026-11-24T10:04:00Z", jobs));
   ASSERT_EQ(p.status["backups"].size(), 1u);
   EXPECT_EQ(p.status["backups"][0]["id"], "base_000000010000000000000002");
@@ -153,7 +153,7 @@ TEST(PlanBackupPolicy, SuccessfulRunEntersTheCatalogOnce) {
 
 TEST(PlanBackupPolicy, MalformedResultFailsTheRunWithAReason) {
   std::vector<ObservedJob> jobs = {{"db-delta-202611241000", "backup", at("2026-11-24T10:00:00Z"), State::kSucceeded,
-                                    "{\"backupId\":\"x\"}", "", at("2026-11-24T10:03:00Z")}};
+                                    "{\"backupId\":\"x\"}", "", at("2026-11-24T10:03:00Z"), {}}};
   auto p = plan_backup_policy(inputs(policy(), "2026-11-24T10:04:00Z", jobs));
   EXPECT_EQ((*cond(p, "BackupHealthy"))["status"], "False");
   EXPECT_NE((*cond(p, "BackupHealthy"))["message"].get<std::string>().find("InvalidResult: result.checksum"),
@@ -166,11 +166,49 @@ TEST(PlanBackupPolicy, HistoryLimitsDeleteTheOldestFinishedJobs) {
   for (int h = 1; h <= 5; ++h) {
     const std::string stamp = "2026-11-24T0" + std::to_string(h) + ":00:00Z";
     jobs.push_back({"db-delta-202611240" + std::to_string(h) + "00", "backup", at(stamp.c_str()), State::kFailed, "",
-                    "BackoffLimitExceeded", at(stamp.c_str())});
+                    "BackoffLimitExceeded", at(stamp.c_str()), {}});
   }
   auto p = plan_backup_policy(inputs(policy({{"historyLimits", {{"failed", 2}}}}), "2026-11-24T06:30:00Z", jobs));
   EXPECT_EQ(p.remove, (std::vector<std::string>{"db-delta-202611240300", "db-delta-202611240200",
                                                 "db-delta-202611240100"}));
+}
+
+TEST(PlanBackupPolicy, RetentionMarksKeptBackupsAndDeletesTheRestOnce) {
+  json stored = policy({{"retention", {{"daily", 2}, {"weekly", 1}, {"monthly", 1}}}});
+  stored["status"]["schedules"]["backup"]["lastScheduleTime"] = "2026-11-24T10:00:00Z";
+  stored["status"]["schedules"]["full-backup"]["lastScheduleTime"] = "2026-11-24T10:00:00Z";
+  json catalog = json::array();
+  for (int d = 10; d <= 20; ++d)
+    catalog.push_back({{"id", "full-" + std::to_string(d)}, {"type", "full"}, {"verified", false},
+                       {"completionTime", "2026-11-" + std::to_string(d) + "T02:05:00Z"}});
+  stored["status"]["backups"] = catalog;
+  auto p = plan_backup_policy(inputs(stored, "2026-11-24T10:30:00Z"));
+  ASSERT_EQ(p.create.size(), 1u);
+  const json& job = p.create[0];
+  EXPECT_EQ(job["metadata"]["labels"]["backup.si.dev/action"], "retain");
+  std::string expire;
+  for (const auto& e : job["spec"]["template"]["spec"]["containers"][0]["env"])
+    if (e["name"] == "RETAIN_EXPIRE") expire = e["value"];
+  EXPECT_EQ(expire, "full-10,full-11,full-12,full-13,full-14,full-15,full-16,full-17,full-18");
+  for (const auto& e : p.status["backups"]) {
+    if (e["id"] == "full-20") {
+      EXPECT_EQ(e["keptFor"], json({"daily", "weekly", "monthly"}));
+    }
+  }
+  // The retain Job finishes: the deleted backups leave the catalog; nothing more to expire.
+  stored["status"] = p.status;
+  ObservedJob done;
+  done.name = job["metadata"]["name"];
+  done.action = "retain";
+  done.slot = at("2026-11-18T02:05:00Z");
+  done.state = State::kSucceeded;
+  done.finished = at("2026-11-24T10:31:00Z");
+  done.expire = {"full-10", "full-11", "full-12", "full-13", "full-14", "full-15", "full-16", "full-17", "full-18"};
+  auto after = plan_backup_policy(inputs(stored, "2026-11-24T10:32:00Z", {done}));
+  EXPECT_TRUE(after.create.empty());
+  EXPECT_EQ(after.status["backups"].size(), 2u);
+  ASSERT_FALSE(after.events.empty());
+  EXPECT_EQ(after.events[0].reason, "RetentionApplied");
 }
 
 }  // namespace

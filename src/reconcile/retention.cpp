@@ -1,0 +1,72 @@
+#include "reconcile/retention.h"
+
+#include <date/date.h>
+#include <date/iso_week.h>
+#include <date/tz.h>
+
+#include <algorithm>
+#include <set>
+
+namespace bo::reconcile {
+
+RetentionDecision apply_retention(const std::vector<RetainedBackup>& catalog, RetentionCounts counts,
+                                  const date::time_zone* tz) {
+  RetentionDecision d;
+  std::vector<const RetainedBackup*> fulls;
+  for (const auto& b : catalog)
+    if (b.type == "full") fulls.push_back(&b);
+  std::sort(fulls.begin(), fulls.end(),
+            [](const RetainedBackup* a, const RetainedBackup* b) { return a->completion > b->completion; });
+
+  // One pass per rule, newest first: the first full seen in a new bucket is kept.
+  auto keep = [&](const char* rule, int n, auto bucket_of) {
+    std::set<long long> seen;
+    for (const RetainedBackup* b : fulls) {
+      if (static_cast<int>(seen.size()) >= n) break;
+      const long long bucket = bucket_of(b->completion);
+      if (seen.insert(bucket).second) d.kept_for[b->id].push_back(rule);
+    }
+  };
+  auto local_day = [&](std::chrono::system_clock::time_point t) {
+    return date::floor<date::days>(tz->to_local(t));
+  };
+  keep("daily", counts.daily, [&](auto t) { return static_cast<long long>(local_day(t).time_since_epoch().count()); });
+  keep("weekly", counts.weekly, [&](auto t) {
+    const iso_week::year_weeknum_weekday w{local_day(t)};
+    return static_cast<long long>(int(w.year())) * 100 + static_cast<unsigned>(w.weeknum());
+  });
+  keep("monthly", counts.monthly, [&](auto t) {
+    const date::year_month_day ymd{local_day(t)};
+    return static_cast<long long>(int(ymd.year())) * 100 + static_cast<unsigned>(ymd.month());
+  });
+
+  // The newest verified backup survives, and with it its base.
+  const RetainedBackup* newest_verified = nullptr;
+  for (const auto& b : catalog)
+    if (b.verified && (!newest_verified || b.completion > newest_verified->completion)) newest_verified = &b;
+  if (newest_verified) {
+    auto& why = d.kept_for[newest_verified->id];
+    if (std::find(why.begin(), why.end(), "verified") == why.end()) why.push_back("verified");
+    if (newest_verified->type == "delta" && !newest_verified->base.empty()) {
+      auto& base_why = d.kept_for[newest_verified->base];
+      if (base_why.empty()) base_why.push_back("base");
+    }
+  }
+  // Deltas follow their base.
+  for (const auto& b : catalog)
+    if (b.type == "delta" && d.kept_for.count(b.base) && !d.kept_for.count(b.id)) d.kept_for[b.id].push_back("base");
+
+  std::vector<const RetainedBackup*> expired;
+  for (const auto& b : catalog)
+    if (!d.kept_for.count(b.id)) expired.push_back(&b);
+  std::sort(expired.begin(), expired.end(),
+            [](const RetainedBackup* a, const RetainedBackup* b) { return a->completion < b->completion; });
+  for (const auto* b : expired) d.expire.push_back(b->id);
+  // Only ids that are in the catalog are reported as kept.
+  std::set<std::string> ids;
+  for (const auto& b : catalog) ids.insert(b.id);
+  std::erase_if(d.kept_for, [&](const auto& kv) { return !ids.count(kv.first); });
+  return d;
+}
+
+}  // namespace bo::reconcile
