@@ -133,6 +133,7 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
   in.now = clock_.now();
   in.default_image = opts_.default_image;
   const std::string uid = (*policy)["metadata"].value("uid", "");
+  bool wait_for_pods = false;
   for (const auto& j : jobs_.by_index("policy", name)) {
     const json& job = *j;
     if (job["metadata"].value("namespace", "") != ns) continue;
@@ -168,12 +169,28 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
         }
       if (auto ct = parse_rfc3339(st.value("completionTime", ""))) o.finished = ct;
       // The result is in the termination message of the pod that ended the Job.
+      bool seen_terminated = false;
       for (const auto& p : pods_.by_index("job", o.name)) {
         const std::string phase = (*p).value("status", json::object()).value("phase", "");
         if ((o.state == ObservedJob::State::kSucceeded) != (phase == "Succeeded")) continue;
         for (const auto& cs : (*p)["status"].value("containerStatuses", json::array()))
-          if (cs.value("name", "") == "walg")
-            o.termination_message = cs.value("state", json::object()).value("terminated", json::object()).value("message", "");
+          if (cs.value("name", "") == "walg" && cs.value("state", json::object()).contains("terminated")) {
+            seen_terminated = true;
+            o.termination_message = cs["state"]["terminated"].value("message", "");
+          }
+      }
+      // The Job's status can reach the cache before its pod's: give the pod a
+      // moment rather than recording a missing result.
+      const std::string job_uid = job["metadata"].value("uid", "");
+      std::lock_guard lock(awaiting_mu_);
+      if (!seen_terminated && o.state == ObservedJob::State::kSucceeded) {
+        const auto first = awaiting_pod_.try_emplace(job_uid, std::chrono::steady_clock::now()).first->second;
+        if (std::chrono::steady_clock::now() - first < std::chrono::seconds(30)) {
+          o.state = ObservedJob::State::kActive;
+          wait_for_pods = true;
+        }
+      } else {
+        awaiting_pod_.erase(job_uid);
       }
     }
     in.jobs.push_back(std::move(o));
@@ -231,6 +248,7 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
       return kube::ReconcileResult::failed("update status: " + r.error().str());
     }
   }
+  if (wait_for_pods) return kube::ReconcileResult::after(std::chrono::milliseconds(500));
   if (plan.requeue_after) {
     const auto real = std::chrono::milliseconds(static_cast<long long>(plan.requeue_after->count() / clock_.rate()));
     return kube::ReconcileResult::after(std::max(real, std::chrono::milliseconds(50)));

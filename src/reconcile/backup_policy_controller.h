@@ -2,7 +2,9 @@
 // Secrets; a work queue of policy keys; and a reconcile that reads the cache,
 // asks the pure planner what to do, and does exactly that.
 #pragma once
+#include <map>
 #include <memory>
+#include <mutex>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -55,6 +57,10 @@ class BackupPolicyController {
   kube::Informer secrets_;
   kube::Controller controller_;
   std::vector<std::jthread> threads_;
+  // Finished Jobs whose pod's final status the cache has not shown yet: their
+  // result waits (up to a grace period) instead of being judged missing.
+  std::mutex awaiting_mu_;
+  std::map<std::string, std::chrono::steady_clock::time_point> awaiting_pod_;
 };
 
 }  // namespace bo::reconcile
