@@ -18,6 +18,7 @@
 #include "kube/client.h"
 #include "kube/config.h"
 #include "kube/events.h"
+#include "jobs/run_job.h"
 #include "kube/leader.h"
 #include "reconcile/backup_policy_controller.h"
 #include "metrics/metrics.h"
@@ -91,6 +92,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1.0, 1e6))
       ->capture_default_str();
   app.add_option("--log-format", f.log_format, "json|text")->check(CLI::IsMember({"json", "text"}))->capture_default_str();
+  std::string job_action;
+  auto* run_job = app.add_subcommand("run-job", "run one backup action inside a Job (drives wal-g)");
+  run_job->add_option("action", job_action, "backup | full-backup | retain")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -103,6 +107,7 @@ int main(int argc, char** argv) {
     std::replace(what.begin(), what.end(), '\n', ' ');
     die(what + " (see --help)", 2);
   }
+  if (run_job->parsed()) return bo::jobs::run_job(job_action, bo::jobs::current_environment(), std::cerr);
   const auto lease_duration = bo::parse_duration(f.lease_duration);
   const auto renew_deadline = bo::parse_duration(f.renew_deadline);
   const auto retry_period = bo::parse_duration(f.retry_period);

@@ -66,6 +66,12 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
              {"completionTime", format_rfc3339(j->finished.value_or(in.now))}};
     bool ok = j->state == ObservedJob::State::kSucceeded;
     std::string why = j->failure;
+    // run-job writes {"error": "..."} when it fails: the actionable part.
+    if (!ok) {
+      const json t = json::parse(j->termination_message, nullptr, false);
+      if (t.is_object() && t.contains("error") && t["error"].is_string())
+        why = t["error"].get<std::string>() + (why.empty() ? "" : " (" + why + ")");
+    }
     double seconds = 0;
     if (ok && is_backup_action(j->action)) {
       auto result = api::parse_job_result(j->termination_message);

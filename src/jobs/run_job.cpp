@@ -1,0 +1,155 @@
+#include "jobs/run_job.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <vector>
+
+#include "common/encoding.h"
+#include "common/process.h"
+#include "common/timefmt.h"
+
+extern char** environ;
+
+namespace bo::jobs {
+namespace {
+
+using json = nlohmann::json;
+
+std::string get(const Env& env, const std::string& k, const std::string& def = "") {
+  auto it = env.find(k);
+  return it == env.end() || it->second.empty() ? def : it->second;
+}
+
+std::string tail(const std::string& s, size_t n = 1500) { return s.size() <= n ? s : "…" + s.substr(s.size() - n); }
+
+struct Failure {
+  std::string message;
+};
+
+std::string walg_error(const std::string& what, const ProcessResult& r) {
+  if (!r.start_error.empty()) return what + ": cannot run wal-g (" + r.start_error + "); is it installed in the image?";
+  std::string detail = r.err.empty() ? r.out : r.err;
+  while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
+  return what + " failed (exit " + std::to_string(r.exit_code) + "): " + tail(detail);
+}
+
+void write_termination(const Env& env, const std::string& text) {
+  const std::string path = get(env, "TERMINATION_LOG", "/dev/termination-log");
+  std::ofstream out(path, std::ios::trunc);
+  out << text.substr(0, 4096);  // the kubelet keeps at most 4 KiB
+}
+
+// The newest backup in `wal-g backup-list --json --detail` output.
+std::optional<json> newest_backup(const std::string& list_json) {
+  const json list = json::parse(list_json, nullptr, false);
+  if (!list.is_array()) return std::nullopt;
+  std::optional<json> best;
+  for (const auto& b : list) {
+    if (!b.is_object() || !b.contains("backup_name")) continue;
+    const std::string t = b.value("finish_time", b.value("time", ""));
+    if (!best || t > best->value("finish_time", best->value("time", ""))) best = b;
+  }
+  return best;
+}
+
+std::string normalize_time(const std::string& t) {
+  auto parsed = parse_rfc3339(t);
+  return parsed ? format_rfc3339(*parsed) : t;
+}
+
+int backup(const std::string& action, const Env& env, std::ostream& log) {
+  const std::string walg = get(env, "WALG_BINARY", "wal-g");
+  const std::string pgdata = get(env, "PGDATA", "/var/lib/postgresql/data");
+  const auto started = std::chrono::system_clock::now();
+  std::vector<std::string> push = {walg, "backup-push", pgdata};
+  if (action == "full-backup") push.insert(push.begin() + 2, "--full");
+  log << "run-job: " << action << ": wal-g backup-push " << (action == "full-backup" ? "--full " : "") << pgdata << "\n";
+  auto r = run_process(push);
+  if (r.exit_code != 0) throw Failure{walg_error("wal-g backup-push", r)};
+  auto list = run_process({walg, "backup-list", "--json", "--detail"});
+  if (list.exit_code != 0) throw Failure{walg_error("wal-g backup-list", list)};
+  auto newest = newest_backup(list.out);
+  if (!newest) throw Failure{"wal-g backup-list --json --detail: no backups listed after a successful push"};
+  const std::string name = newest->value("backup_name", "");
+  const auto finish = parse_rfc3339(newest->value("finish_time", ""));
+  if (finish && *finish + std::chrono::minutes(5) < started)
+    throw Failure{"wal-g backup-push succeeded but the newest backup (" + name + ") is older than this run"};
+  auto sentinel = run_process({walg, "st", "cat", "basebackups_005/" + name + "_backup_stop_sentinel.json"});
+  if (sentinel.exit_code != 0 || sentinel.out.empty())
+    throw Failure{walg_error("wal-g st cat of the stop sentinel of " + name, sentinel)};
+  std::string type = "full", base;
+  if (auto d = name.find("_D_"); d != std::string::npos) {
+    type = "delta";
+    base = "base_" + name.substr(d + 3);
+  }
+  json result{{"backupId", name},
+              {"checksum", "sha256:" + sha256_hex(sentinel.out)},
+              {"type", type},
+              {"base", base},
+              {"startTime", normalize_time(newest->value("start_time", newest->value("time", "")))},
+              {"finishTime", normalize_time(newest->value("finish_time", newest->value("time", "")))},
+              {"sizeBytes", newest->value("compressed_size", int64_t{0})}};
+  write_termination(env, result.dump());
+  log << "run-job: " << action << ": " << type << " backup " << name << " " << result["checksum"].get<std::string>()
+      << "\n";
+  return 0;
+}
+
+int retain(const Env& env, std::ostream& log) {
+  const std::string walg = get(env, "WALG_BINARY", "wal-g");
+  const std::string ids = get(env, "RETAIN_EXPIRE");
+  json deleted = json::array();
+  for (size_t start = 0, comma; start < ids.size(); start = comma + 1) {
+    comma = ids.find(',', start);
+    if (comma == std::string::npos) comma = ids.size();
+    const std::string id = ids.substr(start, comma - start);
+    if (id.empty()) continue;
+    log << "run-job: retain: wal-g delete target " << id << " --confirm\n";
+    auto r = run_process({walg, "delete", "target", id, "--confirm"});
+    if (r.exit_code != 0) throw Failure{walg_error("wal-g delete target " + id, r)};
+    deleted.push_back(id);
+  }
+  write_termination(env, json{{"deleted", deleted}}.dump());
+  return 0;
+}
+
+}  // namespace
+
+std::string redact(std::string text, const Env& env) {
+  for (const auto& [k, v] : env) {
+    const bool secret = k.find("SECRET") != std::string::npos || k.find("KEY") != std::string::npos ||
+                        k.find("PASSWORD") != std::string::npos || k.find("TOKEN") != std::string::npos;
+    if (!secret || v.size() < 4) continue;
+    for (size_t pos; (pos = text.find(v)) != std::string::npos;) text.replace(pos, v.size(), "[redacted]");
+  }
+  return text;
+}
+
+Env current_environment() {
+  Env env;
+  for (char** e = environ; e && *e; ++e) {
+    const std::string kv(*e);
+    const auto eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return env;
+}
+
+int run_job(const std::string& action, const Env& env, std::ostream& log) {
+  try {
+    if (action == "backup" || action == "full-backup") return backup(action, env, log);
+    if (action == "retain") return retain(env, log);
+    throw Failure{"unknown action \"" + action + "\" (supported: backup, full-backup, retain)"};
+  } catch (const Failure& f) {
+    const std::string msg = redact(f.message, env);
+    log << "run-job: " << action << ": " << msg << "\n";
+    write_termination(env, json{{"error", msg}}.dump());
+    return 1;
+  }
+}
+
+}  // namespace bo::jobs
