@@ -110,6 +110,8 @@ json build_job(const JobInputs& in) {
   const std::string ns = meta.value("namespace", "");
   const auto& s = in.spec;
   const std::string name = job_name(policy, in.action, in.slot);
+  std::string expire_ids;
+  for (const auto& id : in.expire) expire_ids += (expire_ids.empty() ? "" : ",") + id;
   const json labels = {{"app.kubernetes.io/managed-by", kManagedBy},
                        {"app.kubernetes.io/name", "backup-operator"},
                        {kLabelPolicy, policy},
@@ -138,9 +140,7 @@ json build_job(const JobInputs& in) {
     env.push_back({{"name", "RETAIN_DAILY"}, {"value", std::to_string(s.retention.daily)}});
     env.push_back({{"name", "RETAIN_WEEKLY"}, {"value", std::to_string(s.retention.weekly)}});
     env.push_back({{"name", "RETAIN_MONTHLY"}, {"value", std::to_string(s.retention.monthly)}});
-    std::string ids;
-    for (const auto& id : in.expire) ids += (ids.empty() ? "" : ",") + id;
-    env.push_back({{"name", kRetainExpireEnv}, {"value", ids}});
+    env.push_back({{"name", kRetainExpireEnv}, {"value", expire_ids}});
   }
   if (in.action == Action::kOffsiteCopy && !s.offsite.secret.empty()) {
     for (const auto& k : api::kRequiredStorageKeys) env.push_back(secret_env("OFFSITE_" + k, s.offsite.secret, k));
@@ -186,7 +186,9 @@ json build_job(const JobInputs& in) {
            {{"name", name},
             {"namespace", ns},
             {"labels", labels},
-            {"annotations", {{kAnnotationSlot, format_rfc3339(in.slot)}}},
+            {"annotations", in.action == Action::kRetain
+                                ? json{{kAnnotationSlot, format_rfc3339(in.slot)}, {kAnnotationExpire, expire_ids}}
+                                : json{{kAnnotationSlot, format_rfc3339(in.slot)}}},
             {"ownerReferences",
              {{{"apiVersion", api::kApiVersion},
                {"kind", "BackupPolicy"},
@@ -199,6 +201,68 @@ json build_job(const JobInputs& in) {
             {"activeDeadlineSeconds", s.job_template.active_deadline_seconds},
             {"ttlSecondsAfterFinished", s.job_template.ttl_seconds_after_finished},
             {"template", {{"metadata", {{"labels", labels}}}, {"spec", pod_spec}}}}}};
+}
+
+namespace {
+
+json pick(const json& from, std::initializer_list<const char*> keys) {
+  json out = json::object();
+  if (!from.is_object()) return out;
+  for (const char* k : keys)
+    if (auto it = from.find(k); it != from.end()) out[k] = *it;
+  return out;
+}
+
+json slim_meta(const json& m) {
+  json out = pick(m, {"name", "namespace", "uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "labels"});
+  if (m.contains("annotations")) {
+    json a = pick(m["annotations"], {kAnnotationSlot, kAnnotationExpire});
+    if (!a.empty()) out["annotations"] = a;
+  }
+  if (m.contains("ownerReferences")) {
+    json refs = json::array();
+    for (const auto& r : m["ownerReferences"]) refs.push_back(pick(r, {"uid", "kind", "name"}));
+    out["ownerReferences"] = refs;
+  }
+  return out;
+}
+
+}  // namespace
+
+void slim_job(json& job) {
+  json out{{"metadata", slim_meta(job.value("metadata", json::object()))}};
+  if (job.contains("apiVersion")) out["apiVersion"] = job["apiVersion"];
+  if (job.contains("kind")) out["kind"] = job["kind"];
+  const json st = job.value("status", json::object());
+  json status = pick(st, {"completionTime", "startTime"});
+  if (st.contains("conditions")) {
+    json conds = json::array();
+    for (const auto& c : st["conditions"])
+      conds.push_back(pick(c, {"type", "status", "reason", "message", "lastTransitionTime"}));
+    status["conditions"] = conds;
+  }
+  out["status"] = status;
+  job = std::move(out);
+}
+
+void slim_pod(json& pod) {
+  json out{{"metadata", slim_meta(pod.value("metadata", json::object()))}};
+  if (pod.contains("apiVersion")) out["apiVersion"] = pod["apiVersion"];
+  if (pod.contains("kind")) out["kind"] = pod["kind"];
+  const json st = pod.value("status", json::object());
+  json status = pick(st, {"phase"});
+  if (st.contains("containerStatuses")) {
+    json cs = json::array();
+    for (const auto& c : st["containerStatuses"]) {
+      json e = pick(c, {"name"});
+      if (c.contains("state") && c["state"].contains("terminated"))
+        e["state"]["terminated"] = pick(c["state"]["terminated"], {"exitCode", "message", "reason"});
+      cs.push_back(e);
+    }
+    status["containerStatuses"] = cs;
+  }
+  out["status"] = status;
+  pod = std::move(out);
 }
 
 }  // namespace bo::reconcile

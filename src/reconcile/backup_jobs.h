@@ -60,6 +60,14 @@ struct JobInputs {
 };
 
 inline constexpr const char* kRetainExpireEnv = "RETAIN_EXPIRE";
+inline constexpr const char* kAnnotationExpire = "backup.si.dev/expire";
+
+// What the informer caches of a Job or Pod: only the fields reconciles read
+// (identity, labels, the slot and expire annotations, owners, status
+// conditions and times, container termination messages). A full Job costs
+// ~20 KB in nlohmann::json; this keeps a few.
+void slim_job(json& job);
+void slim_pod(json& pod);
 
 // A batch/v1 Job whose every secret value reaches the pod by secretKeyRef,
 // owned by the policy, and meeting Pod Security "restricted".

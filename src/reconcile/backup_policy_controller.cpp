@@ -29,10 +29,11 @@ std::string split_key(const std::string& key, std::string* name) {
   return key.substr(0, slash);
 }
 
-kube::InformerOptions informer_options(const std::string& label_selector) {
+kube::InformerOptions informer_options(const std::string& label_selector,
+                                       std::function<void(json&)> transform = slim) {
   kube::InformerOptions o;
   o.label_selector = label_selector;
-  o.transform = slim;
+  o.transform = std::move(transform);
   return o;
 }
 
@@ -52,8 +53,8 @@ BackupPolicyController::BackupPolicyController(kube::Client& client, const Clock
       metrics_(metrics),
       opts_(std::move(opts)),
       policies_(client, kBackupPolicies, opts_.watch_namespace, informer_options("")),
-      jobs_(client, kube::resources::kJobs, opts_.watch_namespace, informer_options(kManagedSelector)),
-      pods_(client, kube::resources::kPods, opts_.watch_namespace, informer_options(kManagedSelector)),
+      jobs_(client, kube::resources::kJobs, opts_.watch_namespace, informer_options(kManagedSelector, slim_job)),
+      pods_(client, kube::resources::kPods, opts_.watch_namespace, informer_options(kManagedSelector, slim_pod)),
       secrets_(client, kube::resources::kSecrets, opts_.watch_namespace, informer_options("")),
       controller_("backuppolicy", [this](const std::string& key) { return reconcile(key); }, opts_.workers, &metrics) {
   if (opts_.default_image.empty()) opts_.default_image = kDefaultImage;
@@ -147,17 +148,12 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
                  .value_or(parse_rfc3339(job["metadata"].value("creationTimestamp", "")).value_or(in.now));
     const json st = job.value("status", json::object());
     if (o.action == "retain") {
-      const json containers = job["spec"]["template"]["spec"].value("containers", json::array());
-      for (const auto& c : containers)
-        for (const auto& e : c.value("env", json::array()))
-          if (e.value("name", "") == kRetainExpireEnv) {
-            std::string ids = e.value("value", "");
-            for (size_t start = 0, comma; start < ids.size(); start = comma + 1) {
-              comma = ids.find(',', start);
-              if (comma == std::string::npos) comma = ids.size();
-              if (comma > start) o.expire.push_back(ids.substr(start, comma - start));
-            }
-          }
+      const std::string ids = job["metadata"].value("annotations", json::object()).value(kAnnotationExpire, "");
+      for (size_t start = 0, comma; start < ids.size(); start = comma + 1) {
+        comma = ids.find(',', start);
+        if (comma == std::string::npos) comma = ids.size();
+        if (comma > start) o.expire.push_back(ids.substr(start, comma - start));
+      }
     }
     if (has_true(job, "Complete")) o.state = ObservedJob::State::kSucceeded;
     else if (has_true(job, "Failed")) o.state = ObservedJob::State::kFailed;

@@ -9,6 +9,8 @@
 #include "harness.h"
 #include "kube-local/certs.h"
 #include "kube/informer.h"
+#include "common/timefmt.h"
+#include "kube/events.h"
 #include "kube/leader.h"
 
 using namespace bo::kube;
@@ -360,6 +362,52 @@ TEST_F(KubeClientTest, LeaderHandoverOnReleaseAndOnExpiry) {
   sc.request_stop();
   watcher.request_stop();
   EXPECT_FALSE(both.load());
+}
+
+}  // namespace
+
+namespace {
+
+TEST_F(KubeClientTest, EventRecorderAggregatesRepeatsAndThrottlesAHotLoop) {
+  bo::RealClock clock;
+  EventRecorderOptions opts;
+  opts.burst = 5;
+  EventRecorder rec(*client_, clock, opts);
+  auto owner = client_->create(resources::kConfigMaps, ns_, configmap("noisy"));
+  ASSERT_TRUE(owner);
+  for (int i = 0; i < 3; ++i) rec.record(*owner, "Warning", "Flapping", "the same thing again");
+  rec.flush();
+  auto evs = client_->list(resources::kEvents, ns_, {"", "involvedObject.name=noisy", 0, "", ""});
+  ASSERT_TRUE(evs);
+  ASSERT_EQ((*evs)["items"].size(), 1u);  // one Event, counted
+  EXPECT_EQ((*evs)["items"][0]["count"], 3);
+  EXPECT_EQ((*evs)["items"][0]["involvedObject"]["uid"], (*owner)["metadata"]["uid"]);
+  for (int i = 0; i < 50; ++i) rec.record(*owner, "Normal", "Loop", "message " + std::to_string(i));
+  rec.flush();
+  evs = client_->list(resources::kEvents, ns_, {"", "involvedObject.name=noisy", 0, "", ""});
+  EXPECT_LE((*evs)["items"].size(), 6u);  // the burst, not fifty
+  EXPECT_GE(rec.dropped(), 45u);
+}
+
+TEST_F(KubeClientTest, LosingTheLeaseStopsLeadershipWithinTheRenewDeadline) {
+  bo::RealClock clock;
+  auto c = server_->client({1});
+  LeaderElector e(*c, {ns_, "lost", "me", std::chrono::milliseconds(2000), std::chrono::milliseconds(800),
+                       std::chrono::milliseconds(100), true},
+                  clock);
+  std::atomic<bool> stopped{false};
+  std::stop_source stop;
+  std::jthread t([&] { e.run(stop.get_token(), [] {}, [&] { stopped = true; }); });
+  ASSERT_TRUE(eventually([&] { return e.is_leader(); }));
+  // Someone else takes the lease (as after a partition): our renewals now conflict.
+  auto lease = client_->get(resources::kLeases, ns_, "lost");
+  ASSERT_TRUE(lease);
+  (*lease)["spec"]["holderIdentity"] = "usurper";
+  (*lease)["spec"]["renewTime"] = bo::format_rfc3339_micro(std::chrono::system_clock::now());
+  ASSERT_TRUE(client_->update(resources::kLeases, ns_, *lease));
+  ASSERT_TRUE(eventually([&] { return stopped.load(); }, std::chrono::seconds(5)));
+  EXPECT_FALSE(e.is_leader());
+  t.join();
 }
 
 }  // namespace
