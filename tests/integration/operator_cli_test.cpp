@@ -106,3 +106,76 @@ TEST_F(OperatorAgainstKubeLocal, ServesProbesAndMetricsHoldsAndReleasesTheLease)
 }
 
 }  // namespace
+
+namespace {
+
+// Every Secret value in this run carries a canary; none may surface anywhere
+// the operator writes: its log, Events, the policy's status, Job specs, metrics.
+TEST(SecretHygiene, CanaryAppearsInNoLogEventStatusJobOrMetric) {
+  KubeLocal server({"--time-scale", "100"});
+  const std::string canary = "CANARY-5ec7e7-do-not-leak";
+  auto r = server.kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto manifests = server.dir() / "policy.yaml";
+  testing_support::write_file(manifests, R"(apiVersion: v1
+kind: Namespace
+metadata: {name: hygiene}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: hygiene-verify}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: walg-storage, namespace: hygiene}
+stringData:
+  WALG_S3_PREFIX: s3://bucket/)" + canary + R"(
+  WALG_AWS_ACCESS_KEY_ID: )" + canary + R"(-id
+  WALG_AWS_SECRET_ACCESS_KEY: )" + canary + R"(-secret
+  WALG_AWS_ENDPOINT: https://)" + canary + R"(.example
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: walg-encryption, namespace: hygiene}
+stringData: {WALG_LIBSODIUM_KEY: )" + canary + R"(-key}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: db, namespace: hygiene}
+stringData: {username: )" + canary + R"(-user, password: )" + canary + R"(-pw}
+---
+apiVersion: backup.si.dev/v1alpha1
+kind: BackupPolicy
+metadata: {name: db, namespace: hygiene}
+spec:
+  database: {host: db, credentialsSecretRef: {name: db}}
+  storage: {secretRef: {name: walg-storage}, encryption: {secretRef: {name: walg-encryption}}}
+  schedule: {backup: "* * * * *"}
+  verification: {targetNamespace: hygiene-verify}
+)");
+  r = server.kubectl("apply -f " + manifests.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string log = (server.dir() / "op.log").string();
+  const std::string cmd = kOp + " --kubeconfig " + server.kubeconfig().string() +
+                          " --log-level debug --time-scale 100 --metrics-bind-address 127.0.0.1:18392"
+                          " --health-probe-bind-address 0 > " + log + " 2>&1 & echo $!";
+  const int pid = std::stoi(run("sh -c '" + cmd + "'").output);
+  ASSERT_TRUE(eventually([&] {
+    return server.kubectl("get jobs -n hygiene -o name").output.find("job.batch/db-delta-") != std::string::npos;
+  }, std::chrono::seconds(30)));
+  ASSERT_TRUE(eventually([&] {
+    return server.kubectl("get events -n hygiene -o name").output.find("event/") != std::string::npos;
+  }));
+  const std::string metrics = run("curl -sf http://127.0.0.1:18392/metrics").output;
+  kill(pid, SIGTERM);
+  ASSERT_TRUE(eventually([&] { return kill(pid, 0) != 0; }));
+  EXPECT_NE(metrics.find("backup_operator_policy_condition"), std::string::npos);
+  const std::string everything = run("cat " + log).output + metrics +
+                                 server.kubectl("get events,jobs,pods -n hygiene -o json").output +
+                                 server.kubectl("get backuppolicy db -n hygiene -o json").output;
+  EXPECT_NE(everything.find("\"reason\": \"JobCreated\""), std::string::npos);  // the sample is real
+  EXPECT_EQ(everything.find(canary), std::string::npos)
+      << everything.substr(everything.find(canary) == std::string::npos ? 0 : everything.find(canary) - 200, 400);
+}
+
+}  // namespace
