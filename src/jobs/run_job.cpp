@@ -1,6 +1,9 @@
 #include "jobs/run_job.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include <algorithm>
 #include <fstream>
@@ -99,6 +102,56 @@ int backup(const std::string& action, const Env& env, std::ostream& log) {
   return 0;
 }
 
+// wal-g reads AWS_* (and a config file for copy); the policy's Secrets name them WALG_AWS_*.
+void export_aws_names(const Env& env, const std::string& prefix = "") {
+  for (const char* k : {"ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "ENDPOINT"}) {
+    const std::string v = get(env, prefix + "WALG_AWS_" + k);
+    if (!v.empty() && prefix.empty()) setenv((std::string("AWS_") + k).c_str(), v.c_str(), 0);
+  }
+}
+
+std::string write_config(const Env& env, const std::string& prefix, const std::string& path) {
+  json cfg{{"WALG_S3_PREFIX", get(env, prefix + "WALG_S3_PREFIX")},
+           {"AWS_ACCESS_KEY_ID", get(env, prefix + "WALG_AWS_ACCESS_KEY_ID")},
+           {"AWS_SECRET_ACCESS_KEY", get(env, prefix + "WALG_AWS_SECRET_ACCESS_KEY")},
+           {"AWS_ENDPOINT", get(env, prefix + "WALG_AWS_ENDPOINT")},
+           {"WALG_LIBSODIUM_KEY", get(env, "WALG_LIBSODIUM_KEY")}};
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << cfg.dump();
+    if (!out.flush()) throw Failure{"cannot write " + path + " (is /tmp an emptyDir?)"};
+  }
+  ::chmod(tmp.c_str(), 0600);
+  std::rename(tmp.c_str(), path.c_str());
+  return path;
+}
+
+int offsite_copy(const Env& env, std::ostream& log) {
+  const std::string walg = get(env, "WALG_BINARY", "wal-g");
+  const std::string id = get(env, "OFFSITE_BACKUP_ID");
+  if (id.empty()) throw Failure{"OFFSITE_BACKUP_ID is not set: the operator names the backup to copy"};
+  if (get(env, "OFFSITE_WALG_S3_PREFIX").empty()) throw Failure{"OFFSITE_WALG_S3_PREFIX is not set: check spec.offsite.secretRef"};
+  int days = 30;
+  try {
+    days = std::stoi(get(env, "OFFSITE_IMMUTABLE_DAYS", "30"));
+  } catch (...) {
+  }
+  const std::string dir = get(env, "TMPDIR", "/tmp");
+  const std::string from = write_config(env, "", dir + "/walg-copy-from.json");
+  const std::string to = write_config(env, "OFFSITE_", dir + "/walg-copy-to.json");
+  log << "run-job: offsite-copy: wal-g copy --backup-name " << id << "\n";
+  auto r = run_process({walg, "copy", "--from=" + from, "--to=" + to, "--backup-name=" + id});
+  std::remove(from.c_str());
+  std::remove(to.c_str());
+  if (r.exit_code != 0) throw Failure{walg_error("wal-g copy of " + id, r)};
+  // The offsite bucket's default object-lock retention makes the copy
+  // immutable; the Job reports until when the policy asks it to be.
+  const auto until = std::chrono::system_clock::now() + std::chrono::hours(24 * days);
+  write_termination(env, json{{"copied", id}, {"immutableUntil", format_rfc3339(until)}}.dump());
+  return 0;
+}
+
 int retain(const Env& env, std::ostream& log) {
   const std::string walg = get(env, "WALG_BINARY", "wal-g");
   const std::string ids = get(env, "RETAIN_EXPIRE");
@@ -141,9 +194,11 @@ Env current_environment() {
 
 int run_job(const std::string& action, const Env& env, std::ostream& log) {
   try {
+    export_aws_names(env);
     if (action == "backup" || action == "full-backup") return backup(action, env, log);
+    if (action == "offsite-copy") return offsite_copy(env, log);
     if (action == "retain") return retain(env, log);
-    throw Failure{"unknown action \"" + action + "\" (supported: backup, full-backup, retain)"};
+    throw Failure{"unknown action \"" + action + "\" (supported: backup, full-backup, retain, offsite-copy)"};
   } catch (const Failure& f) {
     const std::string msg = redact(f.message, env);
     log << "run-job: " << action << ": " << msg << "\n";

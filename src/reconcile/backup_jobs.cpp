@@ -145,6 +145,7 @@ json build_job(const JobInputs& in) {
   if (in.action == Action::kOffsiteCopy && !s.offsite.secret.empty()) {
     for (const auto& k : api::kRequiredStorageKeys) env.push_back(secret_env("OFFSITE_" + k, s.offsite.secret, k));
     env.push_back({{"name", "OFFSITE_IMMUTABLE_DAYS"}, {"value", std::to_string(s.offsite.immutable_days)}});
+    env.push_back({{"name", "OFFSITE_BACKUP_ID"}, {"value", in.backup_id}});
   }
 
   json container = {

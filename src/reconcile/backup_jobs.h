@@ -57,6 +57,7 @@ struct JobInputs {
   std::vector<std::string> storage_keys;  // keys of the storage Secret; WALG_* ones pass through by reference
   std::string default_image = kDefaultImage;
   std::vector<std::string> expire;  // retain: the backup ids to delete (RETAIN_EXPIRE)
+  std::string backup_id;            // offsite-copy: the full backup to copy (OFFSITE_BACKUP_ID)
 };
 
 inline constexpr const char* kRetainExpireEnv = "RETAIN_EXPIRE";

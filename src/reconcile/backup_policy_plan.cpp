@@ -97,6 +97,20 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
                                "Job " + j->name + " made " + result->type + " backup " + result->backup_id + " (" +
                                    result->checksum.substr(0, 19) + "…)"});
       }
+    } else if (ok && j->action == "offsite-copy") {
+      const json t = json::parse(j->termination_message, nullptr, false);
+      if (t.is_object() && t.value("copied", "") != "") {
+        status["lastOffsiteCopy"] = {{"id", t.value("copied", "")},
+                                     {"completionTime", format_rfc3339(j->finished.value_or(in.now))},
+                                     {"immutableUntil", t.value("immutableUntil", "")},
+                                     {"job", j->name}};
+        plan.events.push_back({"Normal", "OffsiteCopied", "Job " + j->name + " copied backup " + t.value("copied", "") +
+                                                              " offsite, immutable until " +
+                                                              t.value("immutableUntil", "?")});
+      } else {
+        ok = false;
+        why = "InvalidResult: an offsite-copy Job must report {\"copied\": <backup id>}";
+      }
     } else if (ok && j->action == "retain") {
       catalog.erase(std::remove_if(catalog.begin(), catalog.end(),
                                    [&](const json& e) {
@@ -185,8 +199,16 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     return j.state == ObservedJob::State::kActive && is_backup_action(j.action);
   });
   bool created_one = false;
-  const std::pair<Action, std::string> order[] = {{Action::kFullBackup, spec->schedule.full_backup},
-                                                  {Action::kBackup, spec->schedule.backup}};
+  std::vector<std::pair<Action, std::string>> order = {{Action::kFullBackup, spec->schedule.full_backup},
+                                                       {Action::kBackup, spec->schedule.backup}};
+  if (!spec->offsite.secret.empty()) order.push_back({Action::kOffsiteCopy, spec->offsite.schedule});
+  // The newest full backup is what an offsite copy copies.
+  std::string newest_full;
+  for (const auto& e : catalog)
+    if (e.value("type", "") == "full") {
+      newest_full = e.value("id", "");
+      break;  // the catalog is newest first
+    }
   for (const auto& [action, expr] : order) {
     const std::string aname = action_name(action);
     const auto cron = *schedule::Cron::parse(expr);
@@ -210,6 +232,17 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     if (action == Action::kBackup && full_slot_now && *full_slot_now == *slots.run) continue;
     const std::string name = job_name(meta.value("name", ""), action, *slots.run);
     if (std::any_of(in.jobs.begin(), in.jobs.end(), [&](const ObservedJob& j) { return j.name == name; })) continue;
+    if (action == Action::kOffsiteCopy) {
+      if (newest_full.empty()) {
+        plan.events.push_back({"Warning", "NoBackupToCopy",
+                               "the " + format_rfc3339(*slots.run) + " offsite-copy slot found no full backup to copy"});
+        continue;
+      }
+      JobInputs oi{in.policy, *spec, action, *slots.run, storage_keys, in.default_image, {}, newest_full};
+      plan.create.push_back(build_job(oi));
+      plan.events.push_back({"Normal", "JobCreated", "created Job " + name + " to copy " + newest_full + " offsite"});
+      continue;
+    }
     if ((any_active_backup || created_one) && spec->schedule.concurrency_policy == "Forbid") {
       plan.events.push_back({"Normal", "SkippedConcurrent",
                              "skipped the " + format_rfc3339(*slots.run) + " " + aname +
@@ -219,7 +252,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     if (any_active_backup && spec->schedule.concurrency_policy == "Replace")
       for (const auto& j : in.jobs)
         if (j.state == ObservedJob::State::kActive && is_backup_action(j.action)) plan.remove.push_back(j.name);
-    JobInputs ji{in.policy, *spec, action, *slots.run, storage_keys, in.default_image, {}};
+    JobInputs ji{in.policy, *spec, action, *slots.run, storage_keys, in.default_image, {}, ""};
     plan.create.push_back(build_job(ji));
     created_one = true;
     plan.events.push_back({"Normal", "JobCreated", "created Job " + name + " for the " + format_rfc3339(*slots.run) +
@@ -247,7 +280,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
         newest_expired = std::max(newest_expired, r.completion);
     const std::string name = job_name(meta.value("name", ""), Action::kRetain, newest_expired);
     if (std::none_of(in.jobs.begin(), in.jobs.end(), [&](const ObservedJob& j) { return j.name == name; })) {
-      JobInputs ji{in.policy, *spec, Action::kRetain, newest_expired, storage_keys, in.default_image, decision.expire};
+      JobInputs ji{in.policy, *spec, Action::kRetain, newest_expired, storage_keys, in.default_image, decision.expire, ""};
       plan.create.push_back(build_job(ji));
       plan.events.push_back({"Normal", "RetentionScheduled", "created Job " + name + " to delete " +
                                                                  std::to_string(decision.expire.size()) +
@@ -270,8 +303,19 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   if (spec->offsite.secret.empty())
     cond("OffsiteCopyCurrent", "False", "NotConfigured",
          "spec.offsite.secretRef.name is not set: the policy requires an immutable offsite copy");
-  else if (!find_condition(conditions, "OffsiteCopyCurrent"))
+  else if (const json last = status.value("lastOffsiteCopy", json::object()); last.contains("completionTime")) {
+    const auto at = parse_rfc3339(last.value("completionTime", "")).value_or(SysTime{});
+    // Daily copies: current while the newest is under 26 hours old.
+    if (in.now - at <= std::chrono::hours(26))
+      cond("OffsiteCopyCurrent", "True", "CopyCurrent",
+           "backup " + last.value("id", "") + " copied offsite at " + last.value("completionTime", "") +
+               ", immutable until " + last.value("immutableUntil", ""));
+    else
+      cond("OffsiteCopyCurrent", "False", "CopyStale",
+           "the newest offsite copy (" + last.value("id", "") + ") is from " + last.value("completionTime", ""));
+  } else {
     cond("OffsiteCopyCurrent", "Unknown", "NoCopyYet", "no offsite copy yet");
+  }
   if (spec->environment != "production")
     cond("DrillCurrent", "True", "NotRequired", "restore drills are required for production only");
   else if (!find_condition(conditions, "DrillCurrent") ||

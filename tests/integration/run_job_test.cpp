@@ -85,3 +85,23 @@ TEST_F(RunJob, FailuresSayWhatToDoAndNeverLeakSecrets) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(RunJob, OffsiteCopyCopiesTheNamedBackupAndReportsItsLock) {
+  ASSERT_EQ(job("full-backup").exit_code, 0);
+  const std::string offsite = (dir_ / "offsite").string();
+  auto r = job("offsite-copy", "OFFSITE_BACKUP_ID=base_000000010000000000000001 OFFSITE_WALG_S3_PREFIX=file://" + offsite +
+                                   " OFFSITE_WALG_AWS_SECRET_ACCESS_KEY=CANARY-run-job-77 OFFSITE_IMMUTABLE_DAYS=30"
+                                   " TMPDIR=" + dir_.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output << termination();
+  const json t = json::parse(termination());
+  EXPECT_EQ(t["copied"], "base_000000010000000000000001");
+  EXPECT_TRUE(std::filesystem::exists(offsite + "/basebackups_005/base_000000010000000000000001_backup_stop_sentinel.json"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "walg-copy-to.json"));  // credentials do not linger on disk
+  r = job("offsite-copy", "OFFSITE_WALG_S3_PREFIX=file://" + offsite);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(termination().find("OFFSITE_BACKUP_ID is not set"), std::string::npos);
+}
+
+}  // namespace

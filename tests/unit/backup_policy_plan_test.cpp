@@ -212,3 +212,42 @@ TEST(PlanBackupPolicy, RetentionMarksKeptBackupsAndDeletesTheRestOnce) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(PlanBackupPolicy, OffsiteCopyCopiesTheNewestFullAndReportsCurrency) {
+  json stored = policy();
+  for (const char* a : {"backup", "full-backup", "offsite-copy"})
+    stored["status"]["schedules"][a]["lastScheduleTime"] = "2026-11-25T04:00:00Z";
+  stored["status"]["backups"] = json::array(
+      {{{"id", "base_2"}, {"type", "full"}, {"completionTime", "2026-11-25T02:04:00Z"}, {"verified", false}},
+       {{"id", "base_1"}, {"type", "full"}, {"completionTime", "2026-11-24T02:04:00Z"}, {"verified", false}}});
+  auto p = plan_backup_policy(inputs(stored, "2026-11-25T04:30:10Z"));
+  const json* offsite = nullptr;
+  for (const auto& j : p.create)
+    if (j["metadata"]["labels"]["backup.si.dev/action"] == "offsite-copy") offsite = &j;
+  ASSERT_NE(offsite, nullptr);
+  EXPECT_EQ((*offsite)["metadata"]["name"], "db-offsite-202611250430");
+  std::map<std::string, json> env;
+  for (const auto& e : (*offsite)["spec"]["template"]["spec"]["containers"][0]["env"]) env[e["name"]] = e;
+  EXPECT_EQ(env["OFFSITE_BACKUP_ID"]["value"], "base_2");
+  EXPECT_EQ(env["OFFSITE_WALG_AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"], "walg-storage");
+  EXPECT_EQ(env["OFFSITE_IMMUTABLE_DAYS"]["value"], "30");
+  // The copy finishes: OffsiteCopyCurrent turns True, and goes stale after 26 hours.
+  stored["status"] = p.status;
+  ObservedJob done;
+  done.name = "db-offsite-202611250430";
+  done.action = "offsite-copy";
+  done.slot = at("2026-11-25T04:30:00Z");
+  done.state = State::kSucceeded;
+  done.finished = at("2026-11-25T04:35:00Z");
+  done.termination_message = R"({"copied":"base_2","immutableUntil":"2026-12-25T04:35:00Z"})";
+  auto after = plan_backup_policy(inputs(stored, "2026-11-25T04:36:00Z", {done}));
+  EXPECT_EQ((*cond(after, "OffsiteCopyCurrent"))["status"], "True");
+  EXPECT_EQ(after.status["lastOffsiteCopy"]["id"], "base_2");
+  stored["status"] = after.status;
+  auto later = plan_backup_policy(inputs(stored, "2026-11-26T07:00:00Z", {done}));
+  EXPECT_EQ((*cond(later, "OffsiteCopyCurrent"))["reason"], "CopyStale");
+}
+
+}  // namespace
