@@ -411,3 +411,44 @@ TEST_F(KubeClientTest, LosingTheLeaseStopsLeadershipWithinTheRenewDeadline) {
 }
 
 }  // namespace
+
+namespace {
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(ClientCertificates, AuthenticateAsTheirSubjectAndForeignOnesAreRefused) {
+  const auto data = testing_support::make_temp_dir("kl-certs");
+  KubeLocal server({}, data);
+  const kl::Pem ca{slurp(data / "ca.crt"), slurp(data / "ca.key")};
+  const kl::Pem alice = kl::issue_certificate(ca, "alice", "", 30, {"team-a"});
+  auto cfg = server.config();
+  cfg.token.clear();
+  cfg.client_cert_pem = alice.cert;
+  cfg.client_key_pem = alice.key;
+  auto t = make_cpprest_transport(cfg);
+  ASSERT_TRUE(t);
+  Client c(std::move(*t), 0, 1, {1});
+  const json review{{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "SelfSubjectReview"}};
+  auto who = c.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", &review);
+  ASSERT_TRUE(who) << who.error().str();
+  EXPECT_EQ((*who)["status"]["userInfo"]["username"], "alice");
+  EXPECT_EQ((*who)["status"]["userInfo"]["groups"][0], "team-a");
+  // A certificate from another CA fails the handshake: never anonymous access.
+  const auto other = kl::generate_tls("elsewhere");
+  const kl::Pem mallory = kl::issue_certificate(other.ca, "mallory", "", 30, {"system:masters"});
+  cfg.client_cert_pem = mallory.cert;
+  cfg.client_key_pem = mallory.key;
+  auto t2 = make_cpprest_transport(cfg);
+  Client m(std::move(*t2), 0, 1, {1});
+  auto denied = m.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", &review);
+  ASSERT_FALSE(denied);
+  EXPECT_NE(denied.error().status, 201);
+  std::filesystem::remove_all(data);
+}
+
+}  // namespace

@@ -241,8 +241,8 @@ std::optional<UserInfo> ApiServer::authenticate_token(const std::string& token) 
 
 std::optional<UserInfo> ApiServer::authenticate(const Request& req) const {
   const std::string auth = req.header("authorization");
-  if (!auth.starts_with("Bearer ")) return std::nullopt;
-  return authenticate_token(auth.substr(7));
+  if (auth.starts_with("Bearer ")) return authenticate_token(auth.substr(7));
+  return req.client_cert_user;  // CN is the user, O entries the groups, as kube-apiserver reads them
 }
 
 // --- RBAC -------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -33,6 +34,7 @@ struct Request {
   std::map<std::string, std::string> query;
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
+  std::optional<struct UserInfo> client_cert_user;  // from a verified TLS client certificate
   [[nodiscard]] std::string header(const std::string& name) const;
   [[nodiscard]] std::string param(const std::string& name) const;
 };

@@ -93,11 +93,14 @@ X509Ptr read_cert(const std::string& pem) {
 }  // namespace
 
 Pem issue_certificate(const Pem& ca, const std::string& common_name, const std::string& hosts_csv,
-                      int days) {
+                      int days, const std::vector<std::string>& organizations) {
   PKeyPtr ca_key = read_key(ca.key);
   X509Ptr ca_cert = read_cert(ca.cert);
   PKeyPtr key = new_key();
   X509Ptr cert = new_cert(key.get(), common_name, days);
+  for (const auto& o : organizations)
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(cert.get()), "O", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>(o.c_str()), -1, -1, 0);
   X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert.get()));
   std::string san;
   size_t start = 0;

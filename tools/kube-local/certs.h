@@ -2,6 +2,7 @@
 // OpenSSL at start-up (or read back from --data-dir so kubeconfigs stay valid).
 #pragma once
 #include <string>
+#include <vector>
 
 namespace kl {
 
@@ -19,7 +20,8 @@ struct TlsMaterial {
 TlsMaterial generate_tls(const std::string& common_name = "kube-local");
 
 // A certificate for `hosts` (DNS names or IP addresses) signed by `ca`.
+// `organizations` become O entries (Kubernetes reads them as groups of a client certificate).
 Pem issue_certificate(const Pem& ca, const std::string& common_name, const std::string& hosts_csv,
-                      int days = 365);
+                      int days = 365, const std::vector<std::string>& organizations = {});
 
 }  // namespace kl

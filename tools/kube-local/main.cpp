@@ -160,7 +160,7 @@ int main(int argc, char** argv) {
     kl::ApiServer api(store, registry, opts);
     api.restore_crds();
     bootstrap(api);
-    kl::HttpsServer server(api, tls.server, static_cast<uint16_t>(port));
+    kl::HttpsServer server(api, tls.server, static_cast<uint16_t>(port), tls.ca.cert);
     const std::string address = "127.0.0.1:" + std::to_string(server.port());
     api.set_server_address(address);  // discovery advertises the real address
     kl::ControllerOptions copts{time_scale, {}};

@@ -1,5 +1,7 @@
 #include "kube-local/server.h"
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -40,8 +42,13 @@ std::string url_decode(const std::string& s) {
   return out;
 }
 
-HttpsServer::HttpsServer(ApiServer& api, const Pem& serving, uint16_t port)
+HttpsServer::HttpsServer(ApiServer& api, const Pem& serving, uint16_t port, const std::string& client_ca)
     : api_(api), impl_(std::make_unique<Impl>()) {
+  if (!client_ca.empty()) {
+    // Ask for a client certificate; one that does not verify fails the handshake.
+    impl_->ctx.add_certificate_authority(net::buffer(client_ca));
+    impl_->ctx.set_verify_mode(ssl::verify_peer);
+  }
   impl_->ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                          ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
   impl_->ctx.use_certificate_chain(net::buffer(serving.cert));
@@ -108,6 +115,27 @@ void HttpsServer::serve(boost::asio::ip::tcp::socket sock) {
   boost::beast::ssl_stream<tcp::socket> stream(std::move(sock), impl_->ctx);
   stream.handshake(ssl::stream_base::server, ec);
   if (ec) return;
+  std::optional<UserInfo> cert_user;
+  if (X509* peer = SSL_get1_peer_certificate(stream.native_handle())) {
+    if (SSL_get_verify_result(stream.native_handle()) == X509_V_OK) {
+      UserInfo u;
+      X509_NAME* subject = X509_get_subject_name(peer);
+      for (int i = 0; i < X509_NAME_entry_count(subject); ++i) {
+        X509_NAME_ENTRY* e = X509_NAME_get_entry(subject, i);
+        const int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
+        unsigned char* utf8 = nullptr;
+        const int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
+        if (len < 0) continue;
+        const std::string value(reinterpret_cast<char*>(utf8), static_cast<size_t>(len));
+        OPENSSL_free(utf8);
+        if (nid == NID_commonName) u.username = value;
+        if (nid == NID_organizationName) u.groups.push_back(value);
+      }
+      u.groups.push_back("system:authenticated");
+      if (!u.username.empty()) cert_user = u;
+    }
+    X509_free(peer);
+  }
   boost::beast::flat_buffer buffer;
   while (!stopping_) {
     http::request_parser<http::string_body> parser;
@@ -149,6 +177,7 @@ void HttpsServer::serve(boost::asio::ip::tcp::socket sock) {
       req.headers[name] = std::string(h.value());
     }
     req.body = std::move(msg.body());
+    req.client_cert_user = cert_user;
     const bool keep_alive = msg.keep_alive();
     Response resp;
     try {

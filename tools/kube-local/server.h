@@ -18,7 +18,8 @@ namespace kl {
 
 class HttpsServer {
  public:
-  HttpsServer(ApiServer& api, const Pem& serving, uint16_t port);
+  // `client_ca` verifies client certificates (optional for clients; bearer tokens work without).
+  HttpsServer(ApiServer& api, const Pem& serving, uint16_t port, const std::string& client_ca = "");
   ~HttpsServer();
   HttpsServer(const HttpsServer&) = delete;
   HttpsServer& operator=(const HttpsServer&) = delete;
