@@ -100,8 +100,13 @@ std::optional<std::string> WorkQueue::get() {
       return key;
     }
     if (shutdown_) return std::nullopt;
-    if (delayed_.empty()) cv_.wait(lock);
-    else cv_.wait_until(lock, delayed_.begin()->first);
+    if (delayed_.empty()) {
+      cv_.wait(lock);
+    } else {
+      // A copy: the node may be erased by add_after() while this thread waits.
+      const Clock::time_point until = delayed_.begin()->first;
+      cv_.wait_until(lock, until);
+    }
   }
 }
 

@@ -101,3 +101,22 @@ TEST(WorkQueue, ShutdownWakesBlockedGetters) {
 }
 
 }  // namespace
+
+namespace {
+
+// Regression (found by ASan): get() waited on a reference to a delayed
+// entry's time that add_after() could erase meanwhile.
+TEST(WorkQueue, RescheduledDelayedKeyWhileAWorkerWaitsIsSafe) {
+  WorkQueue q;
+  q.add_after("k", 50ms);
+  std::thread worker([&] {
+    auto k = q.get();
+    EXPECT_TRUE(k.has_value());
+    if (k) q.done(*k);
+  });
+  std::this_thread::sleep_for(5ms);  // let the worker block in get() on k's time
+  q.add_after("k", 1ms);             // replaces the entry it is waiting on
+  worker.join();
+}
+
+}  // namespace
