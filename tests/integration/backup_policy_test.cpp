@@ -199,3 +199,91 @@ TEST_F(BackupPolicyIT, InvalidSpecGetsAReasonAndNoJob) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(BackupPolicyIT, EveryInvalidReasonNamesItsField) {
+  create_secrets();
+  ASSERT_TRUE(client_->create(resources::kSecrets, ns_, {{"metadata", {{"name", "plain-http"}}},
+                                                         {"stringData", {{"WALG_S3_PREFIX", "s3://b"}, {"WALG_AWS_ACCESS_KEY_ID", "i"},
+                                                                         {"WALG_AWS_SECRET_ACCESS_KEY", "CANARY-9d1e"},
+                                                                         {"WALG_AWS_ENDPOINT", "http://s3.local"}}}}));
+  ASSERT_TRUE(client_->create(resources::kSecrets, ns_, {{"metadata", {{"name", "partial"}}},
+                                                         {"stringData", {{"WALG_S3_PREFIX", "s3://b"}}}}));
+  struct Case {
+    std::string name;
+    json patch;
+    std::string reason, field;
+  };
+  const std::vector<Case> cases = {
+      {"bad-cron", {{"schedule", {{"fullBackup", "0 25 * * *"}}}}, "InvalidSchedule", "spec.schedule.fullBackup"},
+      {"bad-zone", {{"schedule", {{"timeZone", "Europe/Atlantis"}}}}, "InvalidTimeZone", "spec.schedule.timeZone"},
+      {"in-place", {{"verification", {{"targetNamespace", ns_}}}}, "InvalidTarget", "spec.verification.targetNamespace"},
+      {"no-secret", {{"storage", {{"secretRef", {{"name", "absent"}}}}}}, "SecretNotFound", "spec.storage.secretRef.name"},
+      {"missing-key", {{"storage", {{"secretRef", {{"name", "partial"}}}}}}, "MissingSecretKey", "spec.storage.secretRef.name"},
+      {"http", {{"storage", {{"secretRef", {{"name", "plain-http"}}}}}}, "InsecureEndpoint", "spec.storage.secretRef.name"},
+  };
+  for (const auto& c : cases) {
+    json p = policy(c.patch);
+    p["metadata"]["name"] = c.name;
+    ASSERT_TRUE(client_->create(kBackupPolicies, ns_, p)) << c.name;
+  }
+  start_controller();
+  for (const auto& c : cases) {
+    json ready;
+    ASSERT_TRUE(eventually([&] {
+      auto p = client_->get(kBackupPolicies, ns_, c.name);
+      const json conds = p ? (*p).value("status", json::object()).value("conditions", json::array()) : json::array();
+      auto r = bo::reconcile::find_condition(conds, "Ready");
+      ready = r ? *r : json::object();
+      return ready.value("reason", "") == c.reason;
+    })) << c.name << ": " << ready;
+    EXPECT_EQ(ready["status"], "False");
+    EXPECT_NE(ready.value("message", "").find(c.field), std::string::npos) << ready;
+    EXPECT_EQ(ready.dump().find("CANARY"), std::string::npos);
+    EXPECT_EQ(ready.dump().find("http://s3.local"), std::string::npos);
+  }
+  EXPECT_EQ(job_count(), 0u);
+  // What the schema can enforce, the API server refuses outright.
+  auto zero = client_->create(kBackupPolicies, ns_, [&] { json p = policy({{"retention", {{"daily", 0}}}}); p["metadata"]["name"] = "zero"; return p; }());
+  ASSERT_FALSE(zero);
+  EXPECT_NE(zero.error().message.find("spec.retention.daily"), std::string::npos);
+  auto unencrypted = client_->create(kBackupPolicies, ns_, [&] { json p = policy(); p["spec"]["storage"].erase("encryption"); p["metadata"]["name"] = "plain"; return p; }());
+  ASSERT_FALSE(unencrypted);
+  EXPECT_NE(unencrypted.error().message.find("spec.storage.encryption"), std::string::npos);
+}
+
+TEST_F(BackupPolicyIT, RotatedSecretIsFollowed) {
+  create_secrets();
+  ASSERT_TRUE(client_->create(kBackupPolicies, ns_, policy()));
+  start_controller();
+  ASSERT_TRUE(eventually([&] { return condition("Ready").value("status", "") == "True"; }));
+  // Rotate the endpoint to plain http: the policy stops; rotate back: it re-arms.
+  ASSERT_TRUE(client_->patch(resources::kSecrets, ns_, "walg-storage", PatchType::kMerge,
+                             {{"stringData", {{"WALG_AWS_ENDPOINT", "http://s3.local"}}}}));
+  ASSERT_TRUE(eventually([&] { return condition("Ready").value("reason", "") == "InsecureEndpoint"; })) << condition("Ready");
+  ASSERT_TRUE(client_->patch(resources::kSecrets, ns_, "walg-storage", PatchType::kMerge,
+                             {{"stringData", {{"WALG_AWS_ENDPOINT", "https://s3-new.local"}}}}));
+  EXPECT_TRUE(eventually([&] { return condition("Ready").value("status", "") == "True"; })) << condition("Ready");
+}
+
+TEST_F(BackupPolicyIT, SpringForwardGapRunsTheFixedHourJobAsTheGapEnds) {
+  create_secrets();
+  // After a long outage, at the end of Berlin's 2027 spring-forward gap:
+  // 02:30 local never exists that night, so the 02:30 run starts at 03:00 CEST (01:00Z).
+  clock_->set(*bo::parse_rfc3339("2027-03-28T01:00:05Z"));
+  ASSERT_TRUE(client_->create(kBackupPolicies, ns_,
+                              policy({{"schedule", {{"backup", "30 2 * * *"}, {"fullBackup", "30 2 * * *"},
+                                                    {"timeZone", "Europe/Berlin"}}}})));
+  start_controller();
+  ASSERT_TRUE(eventually([&] {
+    return client_->get(resources::kJobs, ns_, "db-full-202703280100").has_value();
+  })) << condition("Ready");
+  EXPECT_EQ(job_count(), 1u);
+  auto p = client_->get(kBackupPolicies, ns_, "db");
+  ASSERT_TRUE(p);
+  // Every daily slot between creation and the gap counts as missed (for each of the two schedules).
+  EXPECT_GE((*p)["status"].value("missedSchedules", 0), 120);
+}
+
+}  // namespace
