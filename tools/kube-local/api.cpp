@@ -7,6 +7,7 @@
 
 #include "common/encoding.h"
 #include "common/timefmt.h"
+#include "kube-local/admission.h"
 #include "kube-local/openapi.h"
 #include "kube-local/patch.h"
 #include "kube-local/protobuf.h"
@@ -138,6 +139,12 @@ json with_type(const json& obj, const ResourceType& t) {
   o["apiVersion"] = t.api_version();
   o["kind"] = t.kind;
   return o;
+}
+
+// kube-local's own controllers act as the system; webhooks never see
+// changes to webhook configurations themselves (as in Kubernetes).
+bool webhooks_apply(const ResourceType& t, const CallContext& ctx) {
+  return ctx.user.username != "system:kube-local" && t.group != "admissionregistration.k8s.io" && !t.virtual_only;
 }
 
 bool wants_table(const Request& req) { return req.header("accept").find("as=Table") != std::string::npos; }
@@ -1129,7 +1136,16 @@ ApiResult<json> ApiServer::create(const ResourceType& type, const std::string& n
   if (type.has_subresource("status") && type.gr() != "/namespaces") obj.erase("status");
   obj["apiVersion"] = type.api_version();
   obj["kind"] = type.kind;
+  const bool hooks = webhooks_apply(type, ctx);
+  AdmissionRequest areq{&type, "", meta.value("namespace", ""), name, "CREATE", nullptr, ctx.user, ctx.dry_run};
+  if (hooks) {
+    auto mutated = call_mutating_webhooks(store_, areq, std::move(obj));
+    if (!mutated) return std::unexpected(mutated.error());
+    obj = std::move(*mutated);
+  }
   if (auto ok = admit(type, "CREATE", obj, nullptr, ctx); !ok) return std::unexpected(ok.error());
+  if (hooks)
+    if (auto ok = call_validating_webhooks(store_, areq, obj); !ok) return std::unexpected(ok.error());
   if (ctx.dry_run) return obj;
   auto w = store_.create(type.gr(), std::move(obj));
   if (w.outcome == Store::Outcome::kExists) return std::unexpected(already_exists(type, name));
@@ -1197,7 +1213,16 @@ ApiResult<json> ApiServer::update(const ResourceType& type, const std::string& n
   next["apiVersion"] = type.api_version();
   next["kind"] = type.kind;
   next["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"];
+  const bool hooks = webhooks_apply(type, ctx);
+  AdmissionRequest areq{&type, subresource, ns, name, "UPDATE", &old, ctx.user, ctx.dry_run};
+  if (hooks) {
+    auto mutated = call_mutating_webhooks(store_, areq, std::move(next));
+    if (!mutated) return std::unexpected(mutated.error());
+    next = std::move(*mutated);
+  }
   if (auto ok = admit(type, "UPDATE", next, &old, ctx); !ok) return std::unexpected(ok.error());
+  if (hooks && next != old)
+    if (auto ok = call_validating_webhooks(store_, areq, next); !ok) return std::unexpected(ok.error());
   if (type.generation && spec_part(next) != spec_part(old))
     next["metadata"]["generation"] = old["metadata"].value("generation", 0) + 1;
   // An update that changes nothing is not written: no new resourceVersion, no event.
@@ -1253,6 +1278,10 @@ ApiResult<json> ApiServer::remove(const ResourceType& type, const std::string& n
                                                       (*pre)["resourceVersion"].get<std::string>() +
                                                       ", ResourceVersion in object meta: " +
                                                       old["metadata"].value("resourceVersion", "")));
+  }
+  if (webhooks_apply(type, ctx)) {
+    AdmissionRequest areq{&type, "", ns, name, "DELETE", &old, ctx.user, ctx.dry_run};
+    if (auto ok = call_validating_webhooks(store_, areq, json()); !ok) return std::unexpected(ok.error());
   }
   std::string policy = options.value("propagationPolicy", "");
   if (policy.empty() && options.contains("orphanDependents"))

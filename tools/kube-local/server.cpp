@@ -43,7 +43,10 @@ std::string url_decode(const std::string& s) {
 }
 
 HttpsServer::HttpsServer(ApiServer& api, const Pem& serving, uint16_t port, const std::string& client_ca)
-    : api_(api), impl_(std::make_unique<Impl>()) {
+    : HttpsServer([&api](const Request& r) { return api.handle(r); }, serving, port, client_ca) {}
+
+HttpsServer::HttpsServer(Handler handler, const Pem& serving, uint16_t port, const std::string& client_ca)
+    : handler_(std::move(handler)), impl_(std::make_unique<Impl>()) {
   if (!client_ca.empty()) {
     // Ask for a client certificate; one that does not verify fails the handshake.
     impl_->ctx.add_certificate_authority(net::buffer(client_ca));
@@ -181,7 +184,7 @@ void HttpsServer::serve(boost::asio::ip::tcp::socket sock) {
     const bool keep_alive = msg.keep_alive();
     Response resp;
     try {
-      resp = api_.handle(req);
+      resp = handler_(req);
     } catch (const std::exception& e) {
       resp = status_response({500, "InternalError", std::string("kube-local: internal error: ") + e.what()});
     }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <functional>
 #include <set>
 #include <string>
 #include <thread>
@@ -19,7 +20,10 @@ namespace kl {
 class HttpsServer {
  public:
   // `client_ca` verifies client certificates (optional for clients; bearer tokens work without).
+  using Handler = std::function<Response(const Request&)>;
   HttpsServer(ApiServer& api, const Pem& serving, uint16_t port, const std::string& client_ca = "");
+  // Any handler: tests use this to serve admission webhooks.
+  HttpsServer(Handler handler, const Pem& serving, uint16_t port, const std::string& client_ca = "");
   ~HttpsServer();
   HttpsServer(const HttpsServer&) = delete;
   HttpsServer& operator=(const HttpsServer&) = delete;
@@ -34,7 +38,7 @@ class HttpsServer {
   void accept_loop();
   void serve(boost::asio::ip::tcp::socket sock);
 
-  ApiServer& api_;
+  Handler handler_;
   std::unique_ptr<Impl> impl_;
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
