@@ -118,3 +118,90 @@ TEST(AdmissionWebhooks, FailurePolicyDecidesWhenTheWebhookIsDownOrUntrusted) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(CelRules, CrdValidationRulesAndTransitionRulesAreEnforced) {
+  KubeLocal server;
+  const auto crd = testing_support::write_file(server.dir() / "crd.yaml", R"(apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: ranges.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: ranges, singular: range, kind: Range}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-validations:
+            - {rule: "self.min <= self.max", message: "min must not exceed max"}
+            - {rule: "self.owner == oldSelf.owner", message: "owner is immutable"}
+            properties:
+              min: {type: integer}
+              max: {type: integer}
+              owner: {type: string}
+)");
+  ASSERT_EQ(server.kubectl("apply -f " + crd).exit_code, 0);
+  auto c = server.client({1});
+  const Resource ranges{"example.com", "v1", "ranges", "Range", true};
+  auto bad = c->create(ranges, "default", {{"metadata", {{"name", "r"}}}, {"spec", {{"min", 5}, {"max", 1}, {"owner", "a"}}}});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().status, 422);
+  EXPECT_NE(bad.error().message.find("spec: Invalid value: \"object\": min must not exceed max"), std::string::npos)
+      << bad.error().message;
+  ASSERT_TRUE(c->create(ranges, "default", {{"metadata", {{"name", "r"}}}, {"spec", {{"min", 1}, {"max", 5}, {"owner", "a"}}}}));
+  auto moved = c->patch(ranges, "default", "r", PatchType::kMerge, {{"spec", {{"owner", "b"}}}});
+  ASSERT_FALSE(moved);
+  EXPECT_NE(moved.error().message.find("owner is immutable"), std::string::npos) << moved.error().message;
+  EXPECT_TRUE(c->patch(ranges, "default", "r", PatchType::kMerge, {{"spec", {{"max", 9}}}}));
+}
+
+TEST(ValidatingAdmissionPolicies, FreezeANamespaceForEveryoneButOneServiceAccount) {
+  KubeLocal server;
+  auto admin = server.client({1});
+  ASSERT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", "frozen"}}}}));
+  ASSERT_TRUE(admin->create(resources::kSecrets, "frozen", {{"metadata", {{"name", "s"}}}, {"stringData", {{"k", "v"}}}}));
+  ASSERT_TRUE(admin->create(resources::kServiceAccounts, "frozen", {{"metadata", {{"name", "operator"}}}}));
+  ASSERT_TRUE(admin->create(resources::kValidatingAdmissionPolicies, "",
+                            {{"metadata", {{"name", "freeze"}}},
+                             {"spec", {{"failurePolicy", "Fail"},
+                                       {"matchConstraints", {{"resourceRules", {{{"operations", {"CREATE", "UPDATE", "DELETE"}},
+                                                                                 {"apiGroups", {"", "apps"}},
+                                                                                 {"apiVersions", {"*"}},
+                                                                                 {"resources", {"secrets", "configmaps", "deployments", "statefulsets"}}}}}}},
+                                       {"validations", {{{"expression", "request.userInfo.username == 'system:serviceaccount:frozen:operator'"},
+                                                         {"message", "mutations are blocked until the restore validates"},
+                                                         {"reason", "Forbidden"}}}}}}}));
+  ASSERT_TRUE(admin->create(resources::kValidatingAdmissionPolicyBindings, "",
+                            {{"metadata", {{"name", "freeze-frozen"}}},
+                             {"spec", {{"policyName", "freeze"}, {"validationActions", {"Deny"}},
+                                       {"matchResources", {{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", "frozen"}}}}}}}}}}));
+  // kubectl as admin: refused, with the policy's message.
+  const auto f = testing_support::write_file(server.dir() / "s.yaml",
+                                             "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: frozen}\nstringData: {k: changed}\n");
+  auto r = server.kubectl("apply -f " + f);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("mutations are blocked until the restore validates"), std::string::npos) << r.output;
+  // Other namespaces are untouched.
+  EXPECT_TRUE(admin->create(resources::kSecrets, "default", {{"metadata", {{"name", "free"}}}, {"stringData", {{"k", "v"}}}}));
+  // The exempt service account may still write.
+  const json tr = json::object();
+  auto token = admin->request("POST", resources::kServiceAccounts.path("frozen", "operator", "token"), &tr);
+  ASSERT_TRUE(token);
+  auto cfg = server.config();
+  cfg.token = (*token)["status"]["token"];
+  Client op(std::move(*make_cpprest_transport(cfg)), 0, 1, {1});
+  EXPECT_TRUE(op.patch(resources::kSecrets, "frozen", "s", PatchType::kMerge, {{"stringData", {{"k", "by-operator"}}}}));
+  // Lifting the freeze: delete the binding.
+  ASSERT_TRUE(admin->remove(resources::kValidatingAdmissionPolicyBindings, "", "freeze-frozen"));
+  EXPECT_EQ(server.kubectl("apply -f " + f).exit_code, 0);
+}
+
+}  // namespace

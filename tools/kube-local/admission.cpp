@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/encoding.h"
+#include "kube-local/cel.h"
 #include "kube-local/patch.h"
 #include "kube/selector.h"
 #include "kube/transport.h"
@@ -159,6 +160,55 @@ ApiResult<json> call_mutating_webhooks(const Store& store, const AdmissionReques
       });
   if (!result) return std::unexpected(result.error());
   return object;
+}
+
+ApiResult<void> call_validating_admission_policies(const Store& store, const AdmissionRequest& r, const json& object) {
+  for (const auto& b : store.list("admissionregistration.k8s.io/validatingadmissionpolicybindings", "")) {
+    const json bspec = (*b).value("spec", json::object());
+    const auto actions = bspec.value("validationActions", json::array());
+    if (std::find(actions.begin(), actions.end(), "Deny") == actions.end()) continue;
+    auto policy = store.get("admissionregistration.k8s.io/validatingadmissionpolicies", "", bspec.value("policyName", ""));
+    if (!policy) continue;
+    const json pspec = (*policy).value("spec", json::object());
+    // Both the policy's constraints and the binding's resources must match.
+    const json constraints = pspec.value("matchConstraints", json::object());
+    json as_webhook{{"rules", constraints.value("resourceRules", json::array())},
+                    {"namespaceSelector", constraints.value("namespaceSelector", json::object())},
+                    {"objectSelector", constraints.value("objectSelector", json::object())}};
+    if (!webhook_matches(as_webhook, r, object, store)) continue;
+    const json mr = bspec.value("matchResources", json::object());
+    json binding_match{{"rules", mr.value("resourceRules", json::array({{{"operations", {"*"}}, {"apiGroups", {"*"}},
+                                                                         {"apiVersions", {"*"}}, {"resources", {"*"}}}}))},
+                       {"namespaceSelector", mr.value("namespaceSelector", json::object())},
+                       {"objectSelector", mr.value("objectSelector", json::object())}};
+    if (!webhook_matches(binding_match, r, object, store)) continue;
+    const std::map<std::string, json> vars{
+        {"object", object.is_object() ? object : json()},
+        {"oldObject", r.old_object ? *r.old_object : json()},
+        {"request", {{"operation", r.operation}, {"namespace", r.ns}, {"name", r.name},
+                     {"userInfo", r.user.to_json()},
+                     {"resource", {{"group", r.type->group}, {"version", r.type->version}, {"resource", r.type->resource}}}}}};
+    const std::string pname = (*policy)["metadata"].value("name", "");
+    const std::string bname = (*b)["metadata"].value("name", "");
+    for (const auto& v : pspec.value("validations", json::array())) {
+      auto result = cel::evaluate(v.value("expression", ""), vars);
+      std::string why;
+      if (!result) {
+        if (pspec.value("failurePolicy", "Fail") == "Ignore") continue;
+        why = "expression '" + v.value("expression", "") + "' resulted in error: " + result.error();
+      } else if (!result->is_boolean() || !result->get<bool>()) {
+        why = v.value("message", "failed expression: " + v.value("expression", ""));
+      } else {
+        continue;
+      }
+      const std::string reason = v.value("reason", "Invalid");
+      const int code = reason == "Forbidden" ? 403 : reason == "Unauthorized" ? 401 : reason == "RequestEntityTooLarge" ? 413 : 422;
+      return std::unexpected(ApiError{code, reason,
+                                      r.type->resource + " \"" + r.name + "\" is forbidden: ValidatingAdmissionPolicy '" + pname +
+                                          "' with binding '" + bname + "' denied request: " + why});
+    }
+  }
+  return {};
 }
 
 ApiResult<void> call_validating_webhooks(const Store& store, const AdmissionRequest& r, const json& object) {

@@ -25,6 +25,11 @@ struct AdmissionRequest {
 
 // Returns the object after every matching mutating webhook, or the refusal.
 ApiResult<json> call_mutating_webhooks(const Store& store, const AdmissionRequest& req, json object);
+// ValidatingAdmissionPolicies with their bindings: each validation's CEL
+// expression sees object, oldObject and request (operation, userInfo,
+// namespace, name); a false result denies when the binding's
+// validationActions include Deny.
+ApiResult<void> call_validating_admission_policies(const Store& store, const AdmissionRequest& req, const json& object);
 // Ok when every matching validating webhook allows `object` (null for DELETE).
 ApiResult<void> call_validating_webhooks(const Store& store, const AdmissionRequest& req, const json& object);
 

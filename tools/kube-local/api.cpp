@@ -934,6 +934,8 @@ ApiResult<void> ApiServer::admit(const ResourceType& type, const std::string& op
     }
     apply_defaults(obj, type.schema);
     errs = validate_schema(obj, type.schema);
+    if (errs.empty())
+      for (auto& e : validate_cel(obj, old, type.schema)) errs.push_back(std::move(e));
   }
   const json& spec = obj.contains("spec") ? obj["spec"] : json();
   if (type.gr() == "/secrets") {
@@ -1144,8 +1146,10 @@ ApiResult<json> ApiServer::create(const ResourceType& type, const std::string& n
     obj = std::move(*mutated);
   }
   if (auto ok = admit(type, "CREATE", obj, nullptr, ctx); !ok) return std::unexpected(ok.error());
-  if (hooks)
+  if (hooks) {
+    if (auto ok = call_validating_admission_policies(store_, areq, obj); !ok) return std::unexpected(ok.error());
     if (auto ok = call_validating_webhooks(store_, areq, obj); !ok) return std::unexpected(ok.error());
+  }
   if (ctx.dry_run) return obj;
   auto w = store_.create(type.gr(), std::move(obj));
   if (w.outcome == Store::Outcome::kExists) return std::unexpected(already_exists(type, name));
@@ -1221,8 +1225,10 @@ ApiResult<json> ApiServer::update(const ResourceType& type, const std::string& n
     next = std::move(*mutated);
   }
   if (auto ok = admit(type, "UPDATE", next, &old, ctx); !ok) return std::unexpected(ok.error());
-  if (hooks && next != old)
+  if (hooks && next != old) {
+    if (auto ok = call_validating_admission_policies(store_, areq, next); !ok) return std::unexpected(ok.error());
     if (auto ok = call_validating_webhooks(store_, areq, next); !ok) return std::unexpected(ok.error());
+  }
   if (type.generation && spec_part(next) != spec_part(old))
     next["metadata"]["generation"] = old["metadata"].value("generation", 0) + 1;
   // An update that changes nothing is not written: no new resourceVersion, no event.
@@ -1281,6 +1287,7 @@ ApiResult<json> ApiServer::remove(const ResourceType& type, const std::string& n
   }
   if (webhooks_apply(type, ctx)) {
     AdmissionRequest areq{&type, "", ns, name, "DELETE", &old, ctx.user, ctx.dry_run};
+    if (auto ok = call_validating_admission_policies(store_, areq, json()); !ok) return std::unexpected(ok.error());
     if (auto ok = call_validating_webhooks(store_, areq, json()); !ok) return std::unexpected(ok.error());
   }
   std::string policy = options.value("propagationPolicy", "");

@@ -1,5 +1,7 @@
 #include "kube-local/schema.h"
 
+#include "kube-local/cel.h"
+
 #include <cmath>
 #include <regex>
 
@@ -216,7 +218,53 @@ void validate_at(const json& v, const json& schema, const std::string& path, std
   }
 }
 
+void cel_at(const json& v, const json* old, const json& schema, const std::string& path, std::vector<FieldError>& errs) {
+  if (!schema.is_object()) return;
+  const std::string field = path.empty() ? "<root>" : path;
+  for (const auto& rule : schema.value("x-kubernetes-validations", json::array())) {
+    const std::string expr = rule.value("rule", "");
+    const bool transition = expr.find("oldSelf") != std::string::npos;
+    if (transition && !old) continue;
+    std::map<std::string, json> vars{{"self", v}};
+    if (old) vars["oldSelf"] = *old;
+    auto r = cel::evaluate(expr, vars);
+    std::string f = field;
+    if (rule.contains("fieldPath") && rule["fieldPath"].is_string()) {
+      std::string fp = rule["fieldPath"].get<std::string>();
+      f = path + (fp.starts_with(".") ? fp : "." + fp);
+    }
+    const std::string shown = v.is_object() ? "\"object\"" : v.is_array() ? "\"array\"" : v.dump();
+    if (!r) {
+      errs.push_back({"FieldValueInvalid", f, f + ": Invalid value: " + shown + ": rule compile/evaluation error: " + r.error()});
+    } else if (!r->is_boolean() || !r->get<bool>()) {
+      const std::string msg = rule.value("message", "failed rule: " + expr);
+      errs.push_back({"FieldValueInvalid", f, f + ": Invalid value: " + shown + ": " + msg});
+    }
+  }
+  if (v.is_object()) {
+    const json props = schema.value("properties", json::object());
+    for (const auto& [key, sub] : props.items()) {
+      if (!v.contains(key)) continue;
+      const json* o = old && old->is_object() && old->contains(key) ? &(*old)[key] : nullptr;
+      cel_at(v[key], o, sub, path.empty() ? key : path + "." + key, errs);
+    }
+    if (auto addl = schema.find("additionalProperties"); addl != schema.end() && addl->is_object())
+      for (const auto& [key, val] : v.items()) {
+        const json* o = old && old->is_object() && old->contains(key) ? &(*old)[key] : nullptr;
+        cel_at(val, o, *addl, path + "[" + key + "]", errs);
+      }
+  } else if (v.is_array() && schema.contains("items")) {
+    for (size_t i = 0; i < v.size(); ++i) cel_at(v[i], nullptr, schema["items"], path + "[" + std::to_string(i) + "]", errs);
+  }
+}
+
 }  // namespace
+
+std::vector<FieldError> validate_cel(const json& obj, const json* old, const json& schema) {
+  std::vector<FieldError> errs;
+  cel_at(obj, old, schema, "", errs);
+  return errs;
+}
 
 void prune(json& obj, const json& schema, std::vector<std::string>* unknown, bool root) {
   prune_at(obj, schema, "", unknown, root);

@@ -22,5 +22,8 @@ struct FieldError {
 void prune(json& obj, const json& schema, std::vector<std::string>* unknown, bool root = true);
 void apply_defaults(json& obj, const json& schema);
 [[nodiscard]] std::vector<FieldError> validate_schema(const json& obj, const json& schema, bool root = true);
+// x-kubernetes-validations (CEL) at every schema node; rules that read
+// oldSelf are transition rules, checked on update only.
+[[nodiscard]] std::vector<FieldError> validate_cel(const json& obj, const json* old, const json& schema);
 
 }  // namespace kl
