@@ -287,3 +287,25 @@ TEST_F(BackupPolicyIT, SpringForwardGapRunsTheFixedHourJobAsTheGapEnds) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(BackupPolicyIT, RestoreRequestCrdDefaultsAndKeepsItsSpecImmutable) {
+  const Resource rr{"backup.si.dev", "v1alpha1", "restorerequests", "RestoreRequest", true};
+  auto created = client_->create(rr, ns_, {{"metadata", {{"name", "r1"}}}, {"spec", {{"policyRef", {{"name", "db"}}}}}});
+  ASSERT_TRUE(created) << created.error().str();
+  EXPECT_EQ((*created)["spec"]["backupId"], "latest");
+  EXPECT_EQ((*created)["spec"]["purpose"], "restore");
+  auto changed = client_->patch(rr, ns_, "r1", PatchType::kMerge, {{"spec", {{"backupId", "base_1"}}}});
+  ASSERT_FALSE(changed);
+  EXPECT_EQ(changed.error().status, 422);
+  EXPECT_NE(changed.error().message.find("spec is immutable after creation"), std::string::npos) << changed.error().message;
+  auto bad_sum = client_->create(rr, ns_, {{"metadata", {{"name", "r2"}}},
+                                           {"spec", {{"policyRef", {{"name", "db"}}}, {"checksum", "md5:abc"}}}});
+  ASSERT_FALSE(bad_sum);
+  EXPECT_NE(bad_sum.error().message.find("spec.checksum"), std::string::npos);
+  auto r = server_->kubectl("get rr -n " + ns_);
+  EXPECT_NE(r.output.find("PHASE"), std::string::npos) << r.output;
+}
+
+}  // namespace

@@ -1,0 +1,102 @@
+#include "api/restore_request.h"
+
+namespace bo::api {
+
+std::expected<RestoreRequestSpec, Problem> parse_restore_request_spec(const json& spec) {
+  if (!spec.is_object()) return std::unexpected(Problem{"InvalidSpec", "spec", "spec: must be an object"});
+  RestoreRequestSpec s;
+  auto str = [&](const json& obj, const char* key, std::string& out, const std::string& field) -> bool {
+    if (!obj.contains(key) || obj[key].is_null()) return true;
+    if (!obj[key].is_string()) return false;
+    out = obj[key].get<std::string>();
+    (void)field;
+    return true;
+  };
+  const json ref = spec.value("policyRef", json::object());
+  if (!ref.is_object() || !str(ref, "name", s.policy, "spec.policyRef.name") || s.policy.empty())
+    return std::unexpected(Problem{"InvalidSpec", "spec.policyRef.name", "spec.policyRef.name: required"});
+  for (const auto& [key, out] : {std::pair<const char*, std::string*>{"backupId", &s.backup_id}, {"checksum", &s.checksum},
+                                 {"purpose", &s.purpose}, {"targetNamespace", &s.target_namespace},
+                                 {"pointInTime", &s.point_in_time}})
+    if (!str(spec, key, *out, std::string("spec.") + key))
+      return std::unexpected(Problem{"InvalidSpec", std::string("spec.") + key, std::string("spec.") + key + ": must be a string"});
+  if (s.backup_id.empty()) s.backup_id = "latest";
+  if (s.purpose != "restore" && s.purpose != "drill" && s.purpose != "verification")
+    return std::unexpected(Problem{"InvalidSpec", "spec.purpose", "spec.purpose: must be restore, drill or verification"});
+  if (auto v = spec.find("validation"); v != spec.end() && v->is_array()) {
+    for (size_t i = 0; i < v->size(); ++i) {
+      const json& c = (*v)[i];
+      ValidationCheck check;
+      check.name = c.value("name", "");
+      check.image = c.value("image", "");
+      check.timeout_seconds = c.value("timeoutSeconds", 600L);
+      for (const auto& a : c.value("command", json::array()))
+        if (a.is_string()) check.command.push_back(a.get<std::string>());
+      if (check.name.empty() || check.image.empty())
+        return std::unexpected(Problem{"InvalidSpec", "spec.validation[" + std::to_string(i) + "]",
+                                       "spec.validation[" + std::to_string(i) + "]: name and image are required"});
+      s.validation.push_back(std::move(check));
+    }
+  }
+  return s;
+}
+
+namespace {
+
+// The newest verified backup in a policy's catalog (the catalog is newest first).
+const json* last_verified(const json& catalog) {
+  const json* best = nullptr;
+  for (const auto& e : catalog)
+    if (e.value("verified", false) && (!best || e.value("completionTime", "") > best->value("completionTime", "")))
+      best = &e;
+  return best;
+}
+
+}  // namespace
+
+RestoreDecision decide_restore(const RestoreRequestSpec& spec, const std::string& request_namespace, const json& policy,
+                               bool target_is_production) {
+  RestoreDecision d;
+  auto block = [&](const char* reason, std::string message) {
+    d.blocked = true;
+    d.reason = reason;
+    d.message = std::move(message);
+    return d;
+  };
+  if (!policy.is_object()) return block("PolicyNotFound", "BackupPolicy \"" + spec.policy + "\" not found in namespace " + request_namespace);
+  const json catalog = policy.value("status", json::object()).value("backups", json::array());
+  const json* verified = last_verified(catalog);
+  const std::string use_instead =
+      verified ? "the last verified backup is " + verified->value("id", "") + " (" + verified->value("checksum", "") + ")"
+               : "no backup of policy " + spec.policy + " has been verified yet";
+
+  d.target_namespace = spec.target_namespace;
+  if (spec.purpose == "restore" && d.target_namespace.empty()) d.target_namespace = request_namespace;
+  if (spec.purpose != "restore") {
+    if (d.target_namespace.empty())
+      return block("InvalidTarget", "spec.targetNamespace: required for purpose " + spec.purpose);
+    if (target_is_production)
+      return block("InvalidTarget", "spec.targetNamespace: \"" + d.target_namespace + "\" is a production namespace; a " +
+                                        spec.purpose + " must restore elsewhere");
+  }
+
+  const json* entry = nullptr;
+  if (spec.backup_id == "latest") {
+    if (!verified) return block("NoVerifiedBackup", "backupId latest: " + use_instead);
+    entry = verified;
+  } else {
+    for (const auto& e : catalog)
+      if (e.value("id", "") == spec.backup_id) entry = &e;
+    if (!entry)
+      return block("UnknownBackup", "backup " + spec.backup_id + " is not in the catalog of policy " + spec.policy + "; " + use_instead);
+  }
+  if (!spec.checksum.empty() && spec.checksum != entry->value("checksum", ""))
+    return block("ChecksumMismatch", "spec.checksum does not match the catalog's checksum of " + entry->value("id", "") + "; " + use_instead);
+  if (!entry->value("verified", false) && spec.purpose != "verification")
+    return block("UnverifiedBackup", "backup " + entry->value("id", "") + " has not been verified; " + use_instead);
+  d.backup_id = entry->value("id", "");
+  d.checksum = entry->value("checksum", "");
+  return d;
+}
+
+}  // namespace bo::api

@@ -1,0 +1,47 @@
+// RestoreRequest (backup.si.dev/v1alpha1): the typed spec, and the pure
+// decision whether a restore may go ahead (POLICY.md §7: a missing,
+// unknown, unverified or mismatching backup blocks the restore and points to
+// the last verified snapshot).
+#pragma once
+#include <expected>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "api/backup_policy.h"
+
+namespace bo::api {
+
+struct ValidationCheck {
+  std::string name, image;
+  std::vector<std::string> command;
+  long timeout_seconds = 600;
+};
+
+struct RestoreRequestSpec {
+  std::string policy;
+  std::string backup_id = "latest";
+  std::string checksum;
+  std::string purpose = "restore";  // restore | drill | verification
+  std::string target_namespace;
+  std::string point_in_time;
+  std::vector<ValidationCheck> validation;
+};
+
+[[nodiscard]] std::expected<RestoreRequestSpec, Problem> parse_restore_request_spec(const json& spec);
+
+struct RestoreDecision {
+  bool blocked = false;
+  std::string reason;   // PolicyNotFound, UnknownBackup, UnverifiedBackup, ChecksumMismatch, NoVerifiedBackup, InvalidTarget
+  std::string message;  // names the last verified backup to use instead
+  std::string backup_id, checksum;
+  std::string target_namespace;
+};
+
+// `policy` is the BackupPolicy object (null if absent); `target_is_production`
+// says whether the chosen target namespace is a production one.
+[[nodiscard]] RestoreDecision decide_restore(const RestoreRequestSpec& spec, const std::string& request_namespace,
+                                             const json& policy, bool target_is_production);
+
+}  // namespace bo::api

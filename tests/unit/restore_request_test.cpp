@@ -1,0 +1,87 @@
+#include <gtest/gtest.h>
+
+#include "api/restore_request.h"
+
+using namespace bo::api;
+using nlohmann::json;
+
+namespace {
+
+const std::string kSumA = "sha256:" + std::string(64, 'a');
+const std::string kSumB = "sha256:" + std::string(64, 'b');
+
+json policy() {
+  return {{"metadata", {{"name", "db"}, {"namespace", "supabase"}}},
+          {"status", {{"backups", {{{"id", "base_3"}, {"checksum", kSumB}, {"verified", false}, {"completionTime", "2026-11-24T02:00:00Z"}},
+                                   {{"id", "base_2"}, {"checksum", kSumA}, {"verified", true}, {"completionTime", "2026-11-23T02:00:00Z"}},
+                                   {{"id", "base_1"}, {"checksum", kSumA}, {"verified", true}, {"completionTime", "2026-11-22T02:00:00Z"}}}}}}};
+}
+
+RestoreRequestSpec spec(json j) {
+  j["policyRef"] = {{"name", "db"}};
+  auto s = parse_restore_request_spec(j);
+  EXPECT_TRUE(s) << s.error().message;
+  return *s;
+}
+
+struct Case {
+  const char* name;
+  json spec;
+  bool production_target;
+  const char* reason;  // "" = allowed
+  const char* backup;
+};
+
+class DecideRestore : public ::testing::TestWithParam<Case> {};
+
+TEST_P(DecideRestore, RefusesWhatThePolicyForbids) {
+  const auto& c = GetParam();
+  const auto d = decide_restore(spec(c.spec), "supabase", policy(), c.production_target);
+  EXPECT_EQ(d.reason, c.reason) << d.message;
+  EXPECT_EQ(d.blocked, std::string(c.reason) != "");
+  if (d.blocked && d.reason == "InvalidTarget") {
+    EXPECT_NE(d.message.find("spec.targetNamespace"), std::string::npos) << d.message;
+  } else if (d.blocked) {
+    EXPECT_NE(d.message.find("base_2"), std::string::npos) << "must name the last verified backup: " << d.message;
+  } else {
+    EXPECT_EQ(d.backup_id, c.backup);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, DecideRestore,
+    ::testing::Values(Case{"LatestIsTheNewestVerified", json::object(), false, "", "base_2"},
+                      Case{"NamedVerifiedBackup", {{"backupId", "base_1"}}, false, "", "base_1"},
+                      Case{"UnknownBackup", {{"backupId", "base_9"}}, false, "UnknownBackup", ""},
+                      Case{"UnverifiedBackup", {{"backupId", "base_3"}}, false, "UnverifiedBackup", ""},
+                      Case{"ChecksumMismatch", {{"backupId", "base_2"}, {"checksum", kSumB}}, false, "ChecksumMismatch", ""},
+                      Case{"MatchingChecksum", {{"backupId", "base_2"}, {"checksum", kSumA}}, false, "", "base_2"},
+                      Case{"VerificationMayRestoreUnverified",
+                           {{"backupId", "base_3"}, {"purpose", "verification"}, {"targetNamespace", "verify"}}, false, "", "base_3"},
+                      Case{"VerificationNeverIntoProduction",
+                           {{"backupId", "base_3"}, {"purpose", "verification"}, {"targetNamespace", "supabase"}}, true,
+                           "InvalidTarget", ""},
+                      Case{"DrillNeedsATarget", {{"purpose", "drill"}}, false, "InvalidTarget", ""}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(DecideRestore, NoVerifiedBackupAndMissingPolicy) {
+  json p = policy();
+  for (auto& e : p["status"]["backups"]) e["verified"] = false;
+  const auto d = decide_restore(spec(json::object()), "supabase", p, false);
+  EXPECT_EQ(d.reason, "NoVerifiedBackup");
+  EXPECT_NE(d.message.find("no backup of policy db has been verified"), std::string::npos);
+  EXPECT_EQ(decide_restore(spec(json::object()), "supabase", json(), false).reason, "PolicyNotFound");
+}
+
+TEST(RestoreRequestSpec, DefaultsAndShapeErrors) {
+  auto s = parse_restore_request_spec({{"policyRef", {{"name", "db"}}}});
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->backup_id, "latest");
+  EXPECT_EQ(s->purpose, "restore");
+  EXPECT_EQ(parse_restore_request_spec(json::object()).error().field, "spec.policyRef.name");
+  EXPECT_EQ(parse_restore_request_spec({{"policyRef", {{"name", "db"}}}, {"purpose", "yolo"}}).error().field, "spec.purpose");
+  EXPECT_EQ(parse_restore_request_spec({{"policyRef", {{"name", "db"}}}, {"validation", {{{"name", "x"}}}}}).error().field,
+            "spec.validation[0]");
+}
+
+}  // namespace
