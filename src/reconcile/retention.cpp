@@ -52,9 +52,16 @@ RetentionDecision apply_retention(const std::vector<RetainedBackup>& catalog, Re
       if (base_why.empty()) base_why.push_back("base");
     }
   }
-  // Deltas follow their base.
-  for (const auto& b : catalog)
-    if (b.type == "delta" && d.kept_for.count(b.base) && !d.kept_for.count(b.id)) d.kept_for[b.id].push_back("base");
+  // Deltas follow their base. A delta whose base the catalog does not know
+  // (it scrolled out, or predates the operator) is kept: retention never
+  // deletes what it cannot reason about.
+  std::set<std::string> known;
+  for (const auto& b : catalog) known.insert(b.id);
+  for (const auto& b : catalog) {
+    if (b.type != "delta" || d.kept_for.count(b.id)) continue;
+    if (d.kept_for.count(b.base)) d.kept_for[b.id].push_back("base");
+    else if (!known.count(b.base)) d.kept_for[b.id].push_back("unknown-base");
+  }
 
   std::vector<const RetainedBackup*> expired;
   for (const auto& b : catalog)

@@ -4,8 +4,9 @@
 // Like restic's --keep-daily/--keep-weekly/--keep-monthly, a rule keeps the
 // newest full backup of each of the N most recent days (ISO weeks, months)
 // that have one, in the policy's time zone, so a week of failed backups never
-// ages out everything that is left. Deltas live and die with their base. The
-// newest verified backup (and its base) is never expired, whatever its age.
+// ages out everything that is left. Deltas live and die with their base (a
+// delta whose base the catalog does not know is kept). The newest verified
+// backup (and its base) is never expired, whatever its age.
 #pragma once
 #include <chrono>
 #include <map>
@@ -31,7 +32,7 @@ struct RetentionCounts {
 };
 
 struct RetentionDecision {
-  std::map<std::string, std::vector<std::string>> kept_for;  // id -> ["daily", "weekly", "monthly"]; deltas: ["base"]
+  std::map<std::string, std::vector<std::string>> kept_for;  // id -> daily/weekly/monthly/verified; deltas: base or unknown-base
   std::vector<std::string> expire;                            // ids to delete, oldest first
 };
 

@@ -89,3 +89,18 @@ TEST(Retention, BucketsFollowThePolicyTimeZone) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Retention, DeltasOfAnUnknownBaseAreNeverDeleted) {
+  // The operator starts with an empty catalog: the first backups are deltas of
+  // a full it never saw. Deleting them would lose data.
+  std::vector<RetainedBackup> c = {{"d1", "delta", "base_old", at("2026-03-01T01:00:00Z"), false},
+                                   {"d2", "delta", "base_old", at("2026-03-01T02:00:00Z"), false},
+                                   {"f1", "full", "", at("2026-03-02T02:00:00Z"), false}};
+  const auto d = apply_retention(c, {1, 1, 1}, utc());
+  EXPECT_TRUE(d.expire.empty());
+  EXPECT_EQ(d.kept_for.at("d1"), std::vector<std::string>{"unknown-base"});
+}
+
+}  // namespace
