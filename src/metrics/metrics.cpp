@@ -66,7 +66,11 @@ Metrics::Metrics()
       condition_(prometheus::BuildGauge()
                      .Name("backup_operator_policy_condition")
                      .Help("1 for each policy condition's current status.")
-                     .Register(*registry_)) {
+                     .Register(*registry_)),
+      interval_(prometheus::BuildGauge()
+                    .Name("backup_operator_backup_interval_seconds")
+                    .Help("Seconds between the policy's scheduled backups (what BackupMissed compares against).")
+                    .Register(*registry_)) {
   set_leader(false);
 }
 
@@ -124,6 +128,12 @@ void Metrics::backup_last_success(const std::string& ns, const std::string& poli
   auto& g = last_success_.Add({{"namespace", ns}, {"policy", policy}, {"type", type}});
   g.Set(ts);
   track(ns + "/" + policy, &g, [this, &g] { last_success_.Remove(&g); });
+}
+
+void Metrics::backup_interval(const std::string& ns, const std::string& policy, double seconds) {
+  auto& g = interval_.Add({{"namespace", ns}, {"policy", policy}});
+  g.Set(seconds);
+  track(ns + "/" + policy, &g, [this, &g] { interval_.Remove(&g); });
 }
 
 void Metrics::policy_condition(const std::string& ns, const std::string& policy, const std::string& type,

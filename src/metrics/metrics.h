@@ -34,6 +34,7 @@ class Metrics {
   void backup_run(const std::string& ns, const std::string& policy, const std::string& action,
                   const std::string& result, double seconds);
   void backup_last_success(const std::string& ns, const std::string& policy, const std::string& type, double ts);
+  void backup_interval(const std::string& ns, const std::string& policy, double seconds);
   void policy_condition(const std::string& ns, const std::string& policy, const std::string& type,
                         const std::string& status);
   void forget_policy(const std::string& ns, const std::string& policy);
@@ -55,6 +56,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& run_seconds_;
   prometheus::Family<prometheus::Gauge>& last_success_;
   prometheus::Family<prometheus::Gauge>& condition_;
+  prometheus::Family<prometheus::Gauge>& interval_;
   std::mutex mu_;
   // Every labelled series per policy, so a deleted policy leaves none behind.
   std::map<std::string, std::map<const void*, std::function<void()>>> removers_;

@@ -5,6 +5,7 @@
 #include "common/timefmt.h"
 #include "reconcile/backup_policy_plan.h"
 #include "reconcile/conditions.h"
+#include "schedule/cron.h"
 
 namespace bo::reconcile {
 namespace {
@@ -232,6 +233,14 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
                                    std::chrono::duration<double>(t->time_since_epoch()).count());
   for (const auto& c : plan.status.value("conditions", json::array()))
     metrics_.policy_condition(ns, name, c.value("type", ""), c.value("status", ""));
+  // The delta schedule's interval, for the BackupMissed alert.
+  if (auto sp = api::parse_backup_policy_spec(spec)) {
+    auto cron = schedule::Cron::parse(sp->schedule.backup);
+    auto tz = schedule::find_zone(sp->schedule.time_zone);
+    if (cron && tz)
+      if (auto a = cron->next(in.now, *tz))
+        if (auto b = cron->next(*a, *tz)) metrics_.backup_interval(ns, name, std::chrono::duration<double>(*b - *a).count());
+  }
 
   // Quiet when nothing changes: no write.
   if (plan.status != (*policy).value("status", json())) {

@@ -170,6 +170,11 @@ spec:
   kill(pid, SIGTERM);
   ASSERT_TRUE(eventually([&] { return kill(pid, 0) != 0; }));
   EXPECT_NE(metrics.find("backup_operator_policy_condition"), std::string::npos);
+  EXPECT_NE(metrics.find("backup_operator_backup_interval_seconds{namespace=\"hygiene\",policy=\"db\"} 60"), std::string::npos);
+  // promtool lints the exposition as Prometheus would scrape it.
+  const auto scrape = testing_support::write_file(server.dir() / "scrape.txt", metrics);
+  auto lint = run("promtool check metrics < " + scrape);
+  EXPECT_EQ(lint.exit_code, 0) << lint.output;
   const std::string everything = run("cat " + log).output + metrics +
                                  server.kubectl("get events,jobs,pods -n hygiene -o json").output +
                                  server.kubectl("get backuppolicy db -n hygiene -o json").output;
