@@ -199,3 +199,41 @@ spec:
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(KubectlTest, ReapplyingAChangedCrdConfiguresIt) {
+  std::string changed = kCrd;
+  const std::string marker = "    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}\n";
+  changed.replace(changed.find(marker), marker.size(),
+                  marker + "    - {name: Color, type: string, jsonPath: .spec.color}\n");
+  const auto f = write_file(server_->dir() / "crd2.yaml", changed);
+  auto r = server_->kubectl("apply -f " + f);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("customresourcedefinition.apiextensions.k8s.io/widgets.example.com configured"),
+            std::string::npos) << r.output;
+  write_file(server_->dir() / "w5.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w5}\nspec: {size: 1}\n");
+  ASSERT_EQ(server_->kubectl("apply -f " + (server_->dir() / "w5.yaml").string()).exit_code, 0);
+  r = server_->kubectl("get widget w5");
+  EXPECT_NE(r.output.find("COLOR"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("red"), std::string::npos) << r.output;
+}
+
+TEST(KubeLocalTokens, StaticTokensFileAuthenticatesUsersWithTheirGroups) {
+  const auto dir = testing_support::make_temp_dir("tokens");
+  const auto tokens = write_file(dir / "tokens.csv", "# token,user,uid,groups\ns3cr3t-token,alice,1001,\"team-a,team-b\"\n");
+  KubeLocal server({"--tokens", tokens});
+  auto cfg = server.config();
+  cfg.token = "s3cr3t-token";
+  bo::kube::Client c(std::move(*bo::kube::make_cpprest_transport(cfg)), 0, 1, {1});
+  const nlohmann::json review{{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "SelfSubjectReview"}};
+  auto who = c.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", &review);
+  ASSERT_TRUE(who) << who.error().str();
+  EXPECT_EQ((*who)["status"]["userInfo"]["username"], "alice");
+  EXPECT_EQ((*who)["status"]["userInfo"]["uid"], "1001");
+  EXPECT_EQ((*who)["status"]["userInfo"]["groups"][0], "team-a");
+  EXPECT_EQ((*who)["status"]["userInfo"]["groups"][1], "team-b");
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
