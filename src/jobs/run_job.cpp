@@ -14,6 +14,7 @@
 #include "common/encoding.h"
 #include "common/process.h"
 #include "common/timefmt.h"
+#include "reconcile/backup_jobs.h"
 
 extern char** environ;
 
@@ -154,13 +155,8 @@ int offsite_copy(const Env& env, std::ostream& log) {
 
 int retain(const Env& env, std::ostream& log) {
   const std::string walg = get(env, "WALG_BINARY", "wal-g");
-  const std::string ids = get(env, "RETAIN_EXPIRE");
   json deleted = json::array();
-  for (size_t start = 0, comma; start < ids.size(); start = comma + 1) {
-    comma = ids.find(',', start);
-    if (comma == std::string::npos) comma = ids.size();
-    const std::string id = ids.substr(start, comma - start);
-    if (id.empty()) continue;
+  for (const auto& id : reconcile::split_ids(get(env, reconcile::kRetainExpireEnv))) {
     log << "run-job: retain: wal-g delete target " << id << " --confirm\n";
     auto r = run_process({walg, "delete", "target", id, "--confirm"});
     if (r.exit_code != 0) throw Failure{walg_error("wal-g delete target " + id, r)};

@@ -50,6 +50,22 @@ json secret_env(const std::string& name, const std::string& secret, const std::s
 
 }  // namespace
 
+std::string join_ids(const std::vector<std::string>& ids) {
+  std::string out;
+  for (const auto& id : ids) out += (out.empty() ? "" : ",") + id;
+  return out;
+}
+
+std::vector<std::string> split_ids(const std::string& text) {
+  std::vector<std::string> out;
+  for (size_t start = 0, comma; start < text.size(); start = comma + 1) {
+    comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    if (comma > start) out.push_back(text.substr(start, comma - start));
+  }
+  return out;
+}
+
 std::string job_name(const std::string& policy, Action a, SysTime slot) {
   const std::string suffix = "-" + short_action(a) + "-" + slot_stamp(slot);
   std::string base = policy;
@@ -110,8 +126,7 @@ json build_job(const JobInputs& in) {
   const std::string ns = meta.value("namespace", "");
   const auto& s = in.spec;
   const std::string name = job_name(policy, in.action, in.slot);
-  std::string expire_ids;
-  for (const auto& id : in.expire) expire_ids += (expire_ids.empty() ? "" : ",") + id;
+  const std::string expire_ids = join_ids(in.expire);
   const json labels = {{"app.kubernetes.io/managed-by", kManagedBy},
                        {"app.kubernetes.io/name", "backup-operator"},
                        {kLabelPolicy, policy},

@@ -63,6 +63,10 @@ struct JobInputs {
 inline constexpr const char* kRetainExpireEnv = "RETAIN_EXPIRE";
 inline constexpr const char* kAnnotationExpire = "backup.si.dev/expire";
 
+// The retain Job's id list (RETAIN_EXPIRE and the expire annotation): comma-separated.
+[[nodiscard]] std::string join_ids(const std::vector<std::string>& ids);
+[[nodiscard]] std::vector<std::string> split_ids(const std::string& text);
+
 // What the informer caches of a Job or Pod: only the fields reconciles read
 // (identity, labels, the slot and expire annotations, owners, status
 // conditions and times, container termination messages). A full Job costs

@@ -148,14 +148,8 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
     o.slot = parse_rfc3339(job["metadata"].value("annotations", json::object()).value(kAnnotationSlot, ""))
                  .value_or(parse_rfc3339(job["metadata"].value("creationTimestamp", "")).value_or(in.now));
     const json st = job.value("status", json::object());
-    if (o.action == "retain") {
-      const std::string ids = job["metadata"].value("annotations", json::object()).value(kAnnotationExpire, "");
-      for (size_t start = 0, comma; start < ids.size(); start = comma + 1) {
-        comma = ids.find(',', start);
-        if (comma == std::string::npos) comma = ids.size();
-        if (comma > start) o.expire.push_back(ids.substr(start, comma - start));
-      }
-    }
+    if (o.action == "retain")
+      o.expire = split_ids(job["metadata"].value("annotations", json::object()).value(kAnnotationExpire, ""));
     if (has_true(job, "Complete")) o.state = ObservedJob::State::kSucceeded;
     else if (has_true(job, "Failed")) o.state = ObservedJob::State::kFailed;
     if (o.state != ObservedJob::State::kActive) {
