@@ -25,6 +25,9 @@ const Resource kValidatingAdmissionPolicyBindings{"admissionregistration.k8s.io"
 const Resource kValidatingWebhookConfigurations{"admissionregistration.k8s.io", "v1",
                                                 "validatingwebhookconfigurations", "ValidatingWebhookConfiguration",
                                                 false};
+const Resource kMutatingWebhookConfigurations{"admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations",
+                                              "MutatingWebhookConfiguration", false};
+const Resource kSelfSubjectReviews{"authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", false};
 const Resource kCustomResourceDefinitions{"apiextensions.k8s.io", "v1", "customresourcedefinitions",
                                           "CustomResourceDefinition", false};
 const Resource kTokenReviews{"authentication.k8s.io", "v1", "tokenreviews", "TokenReview", false};

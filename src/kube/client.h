@@ -35,7 +35,7 @@ struct Resource {
 namespace resources {
 extern const Resource kNamespaces, kSecrets, kConfigMaps, kPods, kServices, kEvents, kServiceAccounts, kJobs,
     kDeployments, kNetworkPolicies, kIngresses, kLeases, kValidatingAdmissionPolicies,
-    kValidatingAdmissionPolicyBindings, kValidatingWebhookConfigurations, kCustomResourceDefinitions, kTokenReviews,
+    kValidatingAdmissionPolicyBindings, kValidatingWebhookConfigurations, kMutatingWebhookConfigurations, kSelfSubjectReviews, kCustomResourceDefinitions, kTokenReviews,
     kSubjectAccessReviews;
 }
 

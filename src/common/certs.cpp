@@ -1,4 +1,4 @@
-#include "kube-local/certs.h"
+#include "common/certs.h"
 
 #include <openssl/bio.h>
 #include <openssl/ec.h>
@@ -10,7 +10,7 @@
 #include <memory>
 #include <stdexcept>
 
-namespace kl {
+namespace bo {
 namespace {
 
 template <class T, void (*F)(T*)>
@@ -124,7 +124,7 @@ Pem issue_certificate(const Pem& ca, const std::string& common_name, const std::
   return {to_pem(cert.get()), to_pem(key.get())};
 }
 
-TlsMaterial generate_tls(const std::string& common_name) {
+TlsMaterial generate_tls(const std::string& common_name, const std::string& hosts_csv) {
   PKeyPtr ca_key = new_key();
   X509Ptr ca = new_cert(ca_key.get(), common_name + "-ca", 3650);
   X509_set_issuer_name(ca.get(), X509_get_subject_name(ca.get()));
@@ -134,8 +134,17 @@ TlsMaterial generate_tls(const std::string& common_name) {
   check(X509_sign(ca.get(), ca_key.get(), EVP_sha256()) > 0, "X509_sign CA");
   TlsMaterial m;
   m.ca = {to_pem(ca.get()), to_pem(ca_key.get())};
-  m.server = issue_certificate(m.ca, common_name, "127.0.0.1,localhost,::1");
+  m.server = issue_certificate(m.ca, common_name, hosts_csv);
   return m;
 }
 
-}  // namespace kl
+std::optional<std::chrono::system_clock::time_point> certificate_not_after(const std::string& cert_pem) {
+  BioPtr bio(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())));
+  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (!cert) return std::nullopt;
+  tm t{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &t) != 1) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(timegm(&t));
+}
+
+}  // namespace bo

@@ -1,0 +1,171 @@
+#include "webhook/server.h"
+
+#include <boost/asio/ssl.hpp>
+#include <cpprest/http_listener.h>
+
+#include <atomic>
+
+#include "common/encoding.h"
+#include "common/log.h"
+#include "webhook/restore_identity.h"
+
+namespace bo::webhook {
+
+using json = nlohmann::json;
+namespace http = web::http;
+
+struct Server::Impl {
+  std::unique_ptr<http::experimental::listener::http_listener> listener;
+  std::atomic<size_t> reviews{0};
+};
+
+Server::Server() : impl_(std::make_unique<Impl>()) {}
+Server::~Server() { stop(); }
+
+std::expected<void, std::string> Server::start(const std::string& bind, const Pem& serving) {
+  http::experimental::listener::http_listener_config conf;
+  conf.set_ssl_context_callback([serving](boost::asio::ssl::context& ctx) {
+    ctx.set_options(boost::asio::ssl::context::default_workarounds | boost::asio::ssl::context::no_sslv2 |
+                    boost::asio::ssl::context::no_sslv3 | boost::asio::ssl::context::no_tlsv1 |
+                    boost::asio::ssl::context::no_tlsv1_1);
+    ctx.use_certificate_chain(boost::asio::buffer(serving.cert));
+    ctx.use_private_key(boost::asio::buffer(serving.key), boost::asio::ssl::context::pem);
+  });
+  try {
+    impl_->listener = std::make_unique<http::experimental::listener::http_listener>("https://" + bind, conf);
+    impl_->listener->support(http::methods::POST, [this](http::http_request req) {
+      if (req.relative_uri().path() != kMutatePath) {
+        req.reply(http::status_codes::NotFound, "not found");
+        return;
+      }
+      req.extract_string(true).then([this, req](pplx::task<std::string> body) mutable {
+        json review;
+        try {
+          review = json::parse(body.get(), nullptr, false);
+        } catch (const std::exception&) {
+          review = json();
+        }
+        const json out = review_restore_request(review);
+        ++impl_->reviews;
+        const json& resp = out["response"];
+        const json& in = review.is_object() ? review.value("request", json::object()) : json::object();
+        log::info("admission review", {{"resource", "restorerequests"},
+                                       {"operation", in.value("operation", "")},
+                                       {"namespace", in.value("namespace", "")},
+                                       {"name", in.value("name", "")},
+                                       {"user", in.value("userInfo", json::object()).value("username", "")},
+                                       {"allowed", resp.value("allowed", false)}});
+        http::http_response r(http::status_codes::OK);
+        r.set_body(out.dump(), "application/json");
+        req.reply(r);
+      });
+    });
+    impl_->listener->open().wait();
+  } catch (const std::exception& e) {
+    impl_->listener.reset();
+    return std::unexpected(std::string(e.what()));
+  }
+  return {};
+}
+
+void Server::stop() {
+  if (!impl_->listener) return;
+  try {
+    impl_->listener->close().wait();
+  } catch (const std::exception&) {
+  }
+  impl_->listener.reset();
+}
+
+size_t Server::reviews() const { return impl_->reviews.load(); }
+
+namespace {
+
+constexpr const char* kHostsAnnotation = "backup.si.dev/certificate-hosts";
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+// The stored certificate, if it is usable for these hosts for 30 more days.
+std::optional<ServingCert> usable(const json& secret, const std::string& hosts, SysTime now) {
+  const json data = secret.value("data", json::object());
+  auto field = [&](const char* k) { return base64_decode(data.value(k, "")).value_or(""); };
+  ServingCert c{{field("tls.crt"), field("tls.key")}, field("ca.crt")};
+  if (c.serving.cert.empty() || c.serving.key.empty() || c.ca_cert.empty()) return std::nullopt;
+  const json annotations = secret["metadata"].value("annotations", json::object());
+  if (annotations.value(kHostsAnnotation, "") != hosts) return std::nullopt;
+  const auto expiry = certificate_not_after(c.serving.cert);
+  if (!expiry || *expiry - now < std::chrono::hours(24 * 30)) return std::nullopt;
+  return c;
+}
+
+}  // namespace
+
+std::expected<ServingCert, std::string> ensure_certificate(kube::Client& client, const CertOptions& opts,
+                                                           const Clock& clock) {
+  const std::string hosts = join(opts.hosts);
+  const std::string where = "Secret " + opts.secret_namespace + "/" + opts.secret_name;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto existing = client.get(kube::resources::kSecrets, opts.secret_namespace, opts.secret_name);
+    if (!existing && !existing.error().not_found()) return std::unexpected("read " + where + ": " + existing.error().str());
+    if (existing)
+      if (auto c = usable(*existing, hosts, clock.now())) return *c;
+    const auto tls = generate_tls("backup-operator-webhook", hosts);
+    json secret{{"apiVersion", "v1"},
+                {"kind", "Secret"},
+                {"type", "kubernetes.io/tls"},
+                {"metadata", {{"name", opts.secret_name},
+                              {"namespace", opts.secret_namespace},
+                              {"labels", {{"app.kubernetes.io/managed-by", "backup-operator"}}},
+                              {"annotations", {{kHostsAnnotation, hosts}}}}},
+                {"data", {{"tls.crt", base64_encode(tls.server.cert + tls.ca.cert)},
+                          {"tls.key", base64_encode(tls.server.key)},
+                          {"ca.crt", base64_encode(tls.ca.cert)}}}};
+    kube::Result<json> stored = existing ? [&] {
+      secret["metadata"]["resourceVersion"] = (*existing)["metadata"].value("resourceVersion", "");
+      return client.update(kube::resources::kSecrets, opts.secret_namespace, secret);
+    }()
+                                         : client.create(kube::resources::kSecrets, opts.secret_namespace, secret);
+    if (stored) {
+      log::info("webhook certificate generated", {{"secret", opts.secret_namespace + "/" + opts.secret_name},
+                                                  {"hosts", hosts}});
+      return ServingCert{{tls.server.cert + tls.ca.cert, tls.server.key}, tls.ca.cert};
+    }
+    // Another replica stored one first: use theirs.
+    if (!stored.error().already_exists() && !stored.error().conflict())
+      return std::unexpected("write " + where + ": " + stored.error().str());
+  }
+  return std::unexpected("write " + where + ": kept conflicting with other writers");
+}
+
+std::expected<bool, std::string> patch_ca_bundle(kube::Client& client, const std::string& configuration,
+                                                 const std::string& ca_cert) {
+  const std::string bundle = base64_encode(ca_cert);
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto cfg = client.get(kube::resources::kMutatingWebhookConfigurations, "", configuration);
+    if (!cfg) {
+      if (cfg.error().not_found()) return false;
+      return std::unexpected("read MutatingWebhookConfiguration " + configuration + ": " + cfg.error().str());
+    }
+    json updated = *cfg;
+    bool changed = false;
+    for (auto& w : updated["webhooks"]) {
+      if (w["clientConfig"].value("caBundle", "") == bundle) continue;
+      w["clientConfig"]["caBundle"] = bundle;
+      changed = true;
+    }
+    if (!changed) return true;
+    auto r = client.update(kube::resources::kMutatingWebhookConfigurations, "", updated);
+    if (r) {
+      log::info("webhook caBundle updated", {{"configuration", configuration}});
+      return true;
+    }
+    if (!r.error().conflict()) return std::unexpected("update MutatingWebhookConfiguration " + configuration + ": " + r.error().str());
+  }
+  return std::unexpected("update MutatingWebhookConfiguration " + configuration + ": kept conflicting");
+}
+
+}  // namespace bo::webhook

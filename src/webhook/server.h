@@ -1,0 +1,58 @@
+// The operator's admission webhook endpoint: HTTPS (cpprestsdk's listener over
+// OpenSSL) serving POST /mutate-restorerequests, and the serving certificate's
+// life cycle: read from files the chart mounts, or generated at start into a
+// Secret shared by all replicas, with its CA patched into the webhook
+// configuration's caBundle.
+#pragma once
+#include <expected>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/certs.h"
+#include "common/clock.h"
+#include "kube/client.h"
+
+namespace bo::webhook {
+
+inline constexpr const char* kMutatePath = "/mutate-restorerequests";
+
+class Server {
+ public:
+  Server();
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  // `bind` is host:port ("0.0.0.0:9443"); `serving` the certificate chain and key.
+  [[nodiscard]] std::expected<void, std::string> start(const std::string& bind, const Pem& serving);
+  void stop();
+  [[nodiscard]] size_t reviews() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct CertOptions {
+  std::string secret_namespace;
+  std::string secret_name = "backup-operator-webhook-tls";
+  std::vector<std::string> hosts;          // DNS names and IPs the certificate must cover
+  std::string mutating_configuration;      // patched with the CA (empty: leave alone)
+};
+
+struct ServingCert {
+  Pem serving;          // tls.crt (leaf then CA) and tls.key
+  std::string ca_cert;  // ca.crt
+};
+
+// Reads the Secret; (re)generates it when absent, unreadable, for other hosts
+// or within 30 days of expiry. Replicas racing to create it all end up using
+// the one that was stored first.
+[[nodiscard]] std::expected<ServingCert, std::string> ensure_certificate(kube::Client& client, const CertOptions& opts,
+                                                                      const Clock& clock);
+// Sets clientConfig.caBundle on every webhook of the configuration. A missing
+// configuration is not an error (the chart may install it later).
+[[nodiscard]] std::expected<bool, std::string> patch_ca_bundle(kube::Client& client, const std::string& configuration,
+                                                               const std::string& ca_cert);
+
+}  // namespace bo::webhook
