@@ -17,11 +17,14 @@ std::string action_name(Action a) {
     case Action::kVerify: return "verify";
     case Action::kRetain: return "retain";
     case Action::kOffsiteCopy: return "offsite-copy";
+    case Action::kRestore: return "restore";
   }
   return "backup";
 }
 
-std::string service_name(Action a) { return a == Action::kVerify ? "supabase-walg-restore" : "supabase-walg-backup"; }
+std::string service_name(Action a) {
+  return a == Action::kVerify || a == Action::kRestore ? "supabase-walg-restore" : "supabase-walg-backup";
+}
 
 namespace {
 
@@ -32,6 +35,7 @@ std::string short_action(Action a) {
     case Action::kVerify: return "verify";
     case Action::kRetain: return "retain";
     case Action::kOffsiteCopy: return "offsite";
+    case Action::kRestore: return "restore";
   }
   return "run";
 }
@@ -77,6 +81,13 @@ std::string job_name(const std::string& policy, Action a, SysTime slot) {
     base += "-" + hash;
   }
   return base + suffix;
+}
+
+std::string bounded_name(const std::string& base, size_t limit) {
+  if (base.size() <= limit) return base;
+  std::string head = base.substr(0, limit - 11);
+  while (!head.empty() && (head.back() == '-' || head.back() == '.')) head.pop_back();
+  return head + "-" + sha256_hex(base).substr(0, 10);
 }
 
 SlotPlan plan_slots(const schedule::Cron& cron, const date::time_zone* tz, SysTime since, SysTime now,

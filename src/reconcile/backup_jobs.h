@@ -17,11 +17,11 @@ namespace bo::reconcile {
 using json = nlohmann::json;
 using SysTime = std::chrono::system_clock::time_point;
 
-enum class Action { kBackup, kFullBackup, kVerify, kRetain, kOffsiteCopy };
+enum class Action { kBackup, kFullBackup, kVerify, kRetain, kOffsiteCopy, kRestore };
 
-// The backup.si.dev/action label value: backup, full-backup, verify, retain, offsite-copy.
+// The backup.si.dev/action label value: backup, full-backup, verify, retain, offsite-copy, restore.
 [[nodiscard]] std::string action_name(Action a);
-// supabase-walg-backup, or supabase-walg-restore for verification.
+// supabase-walg-backup, or supabase-walg-restore for restores (verify: a verification restore).
 [[nodiscard]] std::string service_name(Action a);
 
 inline constexpr const char* kManagedBy = "backup-operator";
@@ -35,6 +35,9 @@ inline constexpr const char* kDefaultImage = "ghcr.io/si-dev/backup-operator:0.1
 // characters, so it is valid as the job-name label), which is what makes a
 // restarted or duplicated operator unable to create two Jobs for one slot.
 [[nodiscard]] std::string job_name(const std::string& policy, Action a, SysTime slot);
+// `base` if it is a valid name of at most 63 characters, else a prefix of it
+// and a short hash of the whole (so distinct bases stay distinct).
+[[nodiscard]] std::string bounded_name(const std::string& base, size_t limit = 63);
 
 struct SlotPlan {
   std::optional<SysTime> run;      // the slot to run now, if any

@@ -1,0 +1,462 @@
+#include "reconcile/restore_plan.h"
+
+#include <algorithm>
+
+#include "common/encoding.h"
+#include "common/timefmt.h"
+#include "reconcile/conditions.h"
+
+namespace bo::reconcile {
+namespace {
+
+using json = nlohmann::json;
+constexpr size_t kOutputLimit = 4096;
+
+const json& meta_of(const json& obj) { return obj.at("metadata"); }
+
+std::string annotation(const json& obj, const char* key) {
+  return obj.at("metadata").value("annotations", json::object()).value(key, "");
+}
+
+bool has_finalizer(const json& obj) {
+  const json f = obj.at("metadata").value("finalizers", json::array());
+  return std::find(f.begin(), f.end(), kRestoreFinalizer) != f.end();
+}
+
+std::string redact(std::string text, const api::SecretData& secrets) {
+  for (const auto& [secret, data] : secrets)
+    for (const auto& [key, value] : data) {
+      if (value.size() < 4) continue;
+      for (size_t pos; (pos = text.find(value)) != std::string::npos;) text.replace(pos, value.size(), "[redacted]");
+    }
+  return text;
+}
+
+// The request's checks: the profile's own, then the user's.
+std::vector<api::ValidationCheck> checks_for(const api::RestoreRequestSpec& spec, const api::BackupPolicySpec* policy,
+                                             const std::string& image) {
+  std::vector<api::ValidationCheck> out;
+  if (policy && policy->profile == "supabase-self-hosted")
+    out.push_back({"database-answers", image, {}, 300});
+  for (const auto& c : spec.validation) out.push_back(c);
+  return out;
+}
+
+// The restored database's host as the validation Jobs in the target see it.
+std::string target_host(const api::BackupPolicySpec& p, const std::string& policy_ns, const std::string& target) {
+  if (target == policy_ns) return p.database.host;
+  const std::string short_name = p.database.host.substr(0, p.database.host.find('.'));
+  return short_name + "." + target + ".svc";
+}
+
+json owner_ref(const json& rr) {
+  return {{"apiVersion", api::kApiVersion}, {"kind", "RestoreRequest"}, {"name", meta_of(rr).value("name", "")},
+          {"uid", meta_of(rr).value("uid", "")}, {"controller", true}, {"blockOwnerDeletion", true}};
+}
+
+json restricted_security() {
+  return {{"allowPrivilegeEscalation", false},
+          {"readOnlyRootFilesystem", true},
+          {"runAsNonRoot", true},
+          {"capabilities", {{"drop", {"ALL"}}}},
+          {"seccompProfile", {{"type", "RuntimeDefault"}}}};
+}
+
+}  // namespace
+
+std::string restore_target(const json& request) {
+  const json spec = request.value("spec", json::object());
+  std::string t = spec.is_object() ? spec.value("targetNamespace", "") : "";
+  if (t.empty() && (!spec.is_object() || spec.value("purpose", "restore") == "restore"))
+    t = request.at("metadata").value("namespace", "");
+  return t;
+}
+
+bool restore_in_progress(const json& request) {
+  const std::string phase = request.value("status", json::object()).value("phase", "");
+  return phase == "Restoring" || phase == "Validating";
+}
+
+bool restore_pending(const json& request) {
+  const std::string phase = request.value("status", json::object()).value("phase", "");
+  return phase.empty() || phase == "Pending";
+}
+
+std::string freeze_name(const std::string& ns, const std::string& name) {
+  return "backup-operator-freeze-" + sha256_hex(ns + "/" + name).substr(0, 12);
+}
+
+RestorePlan plan_restore(const RestoreInputs& in) {
+  RestorePlan plan;
+  const json& meta = meta_of(in.request);
+  const std::string ns = meta.value("namespace", "");
+  const std::string name = meta.value("name", "");
+  const int64_t gen = meta.value("generation", int64_t{0});
+  json status = in.request.value("status", json::object());
+  if (!status.is_object()) status = json::object();
+  json conditions = status.value("conditions", json::array());
+  auto cond = [&](const char* type, const char* st, const std::string& reason, const std::string& msg) {
+    set_condition(conditions, type, st, reason, msg, gen, in.now);
+  };
+  auto finish = [&]() -> RestorePlan& {
+    status["conditions"] = conditions;
+    status["observedGeneration"] = gen;
+    plan.status = status;
+    return plan;
+  };
+  auto event = [&](const char* type, const char* reason, const std::string& msg) {
+    plan.events.push_back({type, reason, msg});
+  };
+  const std::string rr_ref = ns + "/" + name;
+  const std::string target = restore_target(in.request);
+
+  // --- deletion: remove every Job and the freeze, then let go ---
+  if (meta.contains("deletionTimestamp")) {
+    for (const auto& j : in.jobs) plan.remove.emplace_back(j.ns, j.name);
+    if (in.freeze_present) plan.freeze = RestorePlan::Freeze::kLift;
+    plan.remove_finalizer = has_finalizer(in.request) && in.jobs.empty() && !in.freeze_present;
+    plan.status = in.request.value("status", json());
+    return plan;
+  }
+  // Nothing is created before the finalizer that cleans it up is stored.
+  if (!has_finalizer(in.request)) {
+    plan.add_finalizer = true;
+    plan.status = in.request.value("status", json());
+    return plan;
+  }
+
+  std::string phase = status.value("phase", "");
+  auto spec = api::parse_restore_request_spec(in.request.value("spec", json::object()));
+  std::optional<api::BackupPolicySpec> policy_spec;
+  if (in.policy.is_object())
+    if (auto p = api::parse_backup_policy_spec(in.policy.value("spec", json::object()))) policy_spec = *p;
+  const std::string image = policy_spec && !policy_spec->job_template.image.empty() ? policy_spec->job_template.image
+                                                                                    : in.default_image;
+  auto seconds_since_start = [&] {
+    const auto start = parse_rfc3339(status.value("startTime", "")).value_or(in.now);
+    return std::chrono::duration<double>(in.now - start).count();
+  };
+  auto block = [&](const std::string& reason, const std::string& message) {
+    phase = "Blocked";
+    status["phase"] = phase;
+    status["message"] = message;
+    cond("Blocked", "True", reason, message);
+    cond("Ready", "False", reason, message);
+    if (!status.contains("completionTime")) status["completionTime"] = format_rfc3339(in.now);
+    event("Warning", "RestoreBlocked", message);
+    plan.outcome = RestorePlan::Outcome{"blocked", 0};
+    return finish();
+  };
+
+  // requestedBy: only from the webhook's annotation.
+  if (!status.contains("requestedBy")) {
+    const json who = json::parse(annotation(in.request, kRequestedByAnnotation), nullptr, false);
+    if (who.is_object() && who.value("username", "") != "") status["requestedBy"] = who;
+  }
+  if (!status.contains("purpose") && spec) status["purpose"] = spec->purpose;
+  if (!status.contains("targetNamespace")) status["targetNamespace"] = target;
+
+  // A request blocked for want of its policy is looked at again when the policy appears.
+  const auto* blocked = find_condition(conditions, "Blocked");
+  if (phase == "Blocked" && blocked && blocked->value("reason", "") == "PolicyNotFound" && in.policy.is_object()) {
+    phase = "";
+    status.erase("completionTime");
+  }
+
+  if (phase.empty() || phase == "Pending") {
+    if (!spec) return block(spec.error().reason, spec.error().message);
+    if (!status.contains("requestedBy"))
+      return block("IdentityMissing", std::string("metadata.annotations[") + kRequestedByAnnotation +
+                                          "] is missing: the backup-operator admission webhook did not see this "
+                                          "request, so who asked for it cannot be recorded");
+    const auto decision = api::decide_restore(*spec, ns, in.policy, in.target_is_production);
+    if (decision.blocked) {
+      if (phase != "Blocked" || status.value("message", "") != decision.message)
+        return block(decision.reason, decision.message);
+      return finish();
+    }
+    if (!policy_spec) return block("InvalidPolicy", "BackupPolicy " + spec->policy + " has an invalid spec");
+    if (!in.waiting_for.empty()) {
+      const std::string msg = "waiting for RestoreRequest " + in.waiting_for + ", which is restoring into namespace " +
+                              target + " (one restore per target namespace at a time)";
+      if (phase != "Pending") event("Normal", "RestoreWaiting", msg);
+      status["phase"] = "Pending";
+      status["message"] = msg;
+      cond("Ready", "False", "WaitingForTarget", msg);
+      cond("Blocked", "False", "NotBlocked", "the backup may be restored");
+      return finish();
+    }
+    // Start: the decision is fixed here (what "latest" meant at this moment).
+    JobInputs ji{in.policy, *policy_spec, spec->purpose == "verification" ? Action::kVerify : Action::kRestore, in.now,
+                 {}, image, {}, ""};
+    if (auto it = in.secrets.find(policy_spec->storage.secret); it != in.secrets.end())
+      for (const auto& [k, v] : it->second) ji.storage_keys.push_back(k);
+    json job = build_job(ji);
+    const std::string job_name = bounded_name(name + "-restore");
+    job["metadata"]["name"] = job_name;
+    job["metadata"]["labels"][kLabelRestoreRequest] = name;
+    job["metadata"]["ownerReferences"] = json::array({owner_ref(in.request)});
+    job["metadata"]["annotations"].erase(kAnnotationSlot);
+    job["spec"]["template"]["metadata"]["labels"][kLabelRestoreRequest] = name;
+    auto& env = job["spec"]["template"]["spec"]["containers"][0]["env"];
+    env.push_back({{"name", "BACKUP_ID"}, {"value", decision.backup_id}});
+    env.push_back({{"name", "BACKUP_CHECKSUM"}, {"value", decision.checksum}});
+    env.push_back({{"name", "RESTORE_PURPOSE"}, {"value", spec->purpose}});
+    env.push_back({{"name", "TARGET_NAMESPACE"}, {"value", target}});
+    env.push_back({{"name", "RESTORE_REQUEST"}, {"value", rr_ref}});
+    if (!spec->point_in_time.empty()) env.push_back({{"name", "POINT_IN_TIME"}, {"value", spec->point_in_time}});
+    job["spec"]["template"]["spec"]["containers"][0]["args"] = {"run-job", "restore"};
+    job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"].push_back(
+        {{"name", "restore"}, {"mountPath", "/var/lib/postgresql/restore"}});
+    job["spec"]["template"]["spec"]["volumes"].push_back({{"name", "restore"}, {"emptyDir", json::object()}});
+    env.push_back({{"name", "PGDATA"}, {"value", "/var/lib/postgresql/restore"}});
+    plan.create.push_back(std::move(job));
+    status["phase"] = "Restoring";
+    status["startTime"] = format_rfc3339(in.now);
+    status["backup"] = {{"id", decision.backup_id}, {"checksum", decision.checksum}};
+    status["jobName"] = job_name;
+    status["message"] = "restoring backup " + decision.backup_id + " into namespace " + target;
+    status.erase("completionTime");
+    cond("Blocked", "False", "NotBlocked", "the backup may be restored");
+    cond("Ready", "False", "Restoring", status["message"].get<std::string>());
+    cond("Validated", "Unknown", "NotValidatedYet", "validation runs after the restore");
+    cond("MutationsBlocked", "False", "NotFrozen", "the target namespace is not frozen");
+    event("Normal", "RestoreStarted",
+          "Job " + job_name + " restores backup " + decision.backup_id + " (" + decision.checksum.substr(0, 19) +
+              "…) into namespace " + target + " for " + status["requestedBy"].value("username", "?"));
+    return finish();
+  }
+
+  if (!spec || !policy_spec) {
+    // The spec is immutable; a vanished policy mid-run fails the run.
+    if (phase == "Restoring" || phase == "Validating") {
+      status["phase"] = "Failed";
+      status["message"] = "BackupPolicy " + (spec ? spec->policy : std::string("?")) + " disappeared during the restore";
+      status["completionTime"] = format_rfc3339(in.now);
+      cond("Ready", "False", "PolicyNotFound", status["message"].get<std::string>());
+      event("Warning", "RestoreFailed", status["message"].get<std::string>());
+      plan.outcome = RestorePlan::Outcome{"failure", seconds_since_start()};
+    }
+    return finish();
+  }
+  const auto checks = checks_for(*spec, &*policy_spec, image);
+  const std::string backup_id = status.value("backup", json::object()).value("id", "");
+  const std::string checksum = status.value("backup", json::object()).value("checksum", "");
+  int attempt = status.value("validationAttempt", 0);
+
+  auto validation_jobs = [&](int n) {
+    for (size_t i = 0; i < checks.size(); ++i) {
+      const auto& c = checks[i];
+      const std::string jn = bounded_name(name + "-v" + std::to_string(n) + "-" + c.name);
+      const json labels = {{"app.kubernetes.io/managed-by", kManagedBy},
+                           {"app.kubernetes.io/name", "backup-operator"},
+                           {kLabelPolicy, spec->policy},
+                           {kLabelService, "supabase-walg-restore"},
+                           {kLabelAction, "validate"},
+                           {kLabelRestoreRequest, name},
+                           {kLabelRestoreNamespace, ns},
+                           {kLabelCheck, bounded_name(c.name)},
+                           {kLabelAttempt, std::to_string(n)}};
+      json env = json::array({{{"name", "RESTORE_REQUEST"}, {"value", rr_ref}},
+                              {{"name", "TARGET_NAMESPACE"}, {"value", target}},
+                              {{"name", "BACKUP_ID"}, {"value", backup_id}},
+                              {{"name", "BACKUP_CHECKSUM"}, {"value", checksum}},
+                              {{"name", "PGHOST"}, {"value", target_host(*policy_spec, ns, target)}},
+                              {{"name", "PGPORT"}, {"value", std::to_string(policy_spec->database.port)}},
+                              {{"name", "PGDATABASE"}, {"value", policy_spec->database.name}}});
+      json container = {{"name", "check"},
+                        {"image", c.image},
+                        {"env", env},
+                        {"terminationMessagePath", "/dev/termination-log"},
+                        {"terminationMessagePolicy", "FallbackToLogsOnError"},
+                        {"volumeMounts", {{{"name", "tmp"}, {"mountPath", "/tmp"}}}},
+                        {"securityContext", restricted_security()}};
+      if (c.command.empty()) container["args"] = {"run-job", "validate-" + c.name};
+      else container["command"] = c.command;
+      json pod = {{"restartPolicy", "Never"},
+                  {"automountServiceAccountToken", false},
+                  {"securityContext", {{"runAsNonRoot", true}, {"runAsUser", 65532}, {"runAsGroup", 65532},
+                                       {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
+                  {"containers", {container}},
+                  {"volumes", {{{"name", "tmp"}, {"emptyDir", json::object()}}}}};
+      // Cross-namespace owners are not allowed: the finalizer removes these.
+      plan.create.push_back({{"apiVersion", "batch/v1"},
+                             {"kind", "Job"},
+                             {"metadata", {{"name", jn}, {"namespace", target}, {"labels", labels}}},
+                             {"spec", {{"backoffLimit", 0},
+                                       {"activeDeadlineSeconds", std::max<long>(c.timeout_seconds, 1)},
+                                       {"ttlSecondsAfterFinished", policy_spec->job_template.ttl_seconds_after_finished},
+                                       {"template", {{"metadata", {{"labels", labels}}}, {"spec", pod}}}}}});
+    }
+  };
+  auto find_job = [&](const std::string& jn) -> const ObservedRestoreJob* {
+    for (const auto& j : in.jobs)
+      if (j.name == jn) return &j;
+    return nullptr;
+  };
+
+  if (phase == "Restoring") {
+    const std::string jn = status.value("jobName", "");
+    const ObservedRestoreJob* job = find_job(jn);
+    if (!job) {
+      // Created but not yet seen, or lost: asking again is harmless (same name).
+      plan.requeue_after = std::chrono::seconds(2);
+      return finish();
+    }
+    if (job->state == ObservedJob::State::kActive) return finish();
+    std::string error;
+    if (job->state == ObservedJob::State::kFailed) {
+      const json t = json::parse(job->message, nullptr, false);
+      error = t.is_object() && t.contains("error") && t["error"].is_string() ? t["error"].get<std::string>()
+                                                                              : job->failure;
+      if (error.empty()) error = "the restore Job failed";
+    } else {
+      const json t = json::parse(job->message, nullptr, false);
+      if (!t.is_object() || t.value("restored", "") != backup_id)
+        error = "InvalidResult: the restore Job must report {\"restored\": \"" + backup_id + "\", \"checksum\": …}";
+      else if (!checksum.empty() && t.value("checksum", "") != checksum)
+        error = "ChecksumMismatch: storage holds " + t.value("checksum", "?") + " for " + backup_id +
+                ", the catalog recorded " + checksum;
+    }
+    if (!error.empty()) {
+      error = redact(error, in.secrets).substr(0, 1024);
+      status["phase"] = "Failed";
+      status["message"] = "restore of " + backup_id + " failed: " + error;
+      status["completionTime"] = format_rfc3339(in.now);
+      cond("Ready", "False", "RestoreFailed", status["message"].get<std::string>());
+      cond("Validated", "False", "RestoreFailed", "the restore failed, so nothing was validated");
+      event("Warning", "RestoreFailed", status["message"].get<std::string>());
+      plan.outcome = RestorePlan::Outcome{"failure", seconds_since_start()};
+      return finish();
+    }
+    attempt = 1;
+    status["validationAttempt"] = attempt;
+    status["restoredTime"] = format_rfc3339(in.now);
+    phase = "Validating";
+    status["phase"] = phase;
+    status["message"] = "backup " + backup_id + " restored; running " + std::to_string(checks.size()) + " validation check(s)";
+    cond("Ready", "False", "Validating", status["message"].get<std::string>());
+    event("Normal", "RestoreCompleted", "Job " + jn + " restored backup " + backup_id + "; validating");
+    validation_jobs(attempt);
+    return finish();
+  }
+
+  // A rerun of a failed validation, asked for by annotation.
+  const std::string rerun = annotation(in.request, kAnnotationRerun);
+  if (phase == "Failed" && !rerun.empty() && rerun != status.value("validationRerun", "") && attempt > 0) {
+    status["validationRerun"] = rerun;
+    for (const auto& j : in.jobs)
+      if (j.role == "validate") plan.remove.emplace_back(j.ns, j.name);
+    ++attempt;
+    status["validationAttempt"] = attempt;
+    phase = "Validating";
+    status["phase"] = phase;
+    status.erase("completionTime");
+    status["message"] = "validation rerun " + std::to_string(attempt) + " of backup " + backup_id;
+    cond("Ready", "False", "Validating", status["message"].get<std::string>());
+    event("Normal", "ValidationRerun", status["message"].get<std::string>());
+    validation_jobs(attempt);
+    return finish();
+  }
+
+  if (phase == "Validating") {
+    json results = json::array();
+    bool all_done = true, all_passed = true;
+    bool missing = false;
+    for (const auto& c : checks) {
+      const std::string jn = bounded_name(name + "-v" + std::to_string(attempt) + "-" + c.name);
+      const ObservedRestoreJob* j = find_job(jn);
+      if (!j) {
+        missing = true;
+        all_done = false;
+        continue;
+      }
+      if (j->state == ObservedJob::State::kActive) {
+        all_done = false;
+        continue;
+      }
+      const bool passed = j->state == ObservedJob::State::kSucceeded;
+      std::string output = j->message.empty() && !passed ? j->failure : j->message;
+      output = redact(output, in.secrets);
+      if (output.size() > kOutputLimit) output = output.substr(output.size() - kOutputLimit);
+      results.push_back({{"name", c.name}, {"passed", passed}, {"exitCode", j->exit_code}, {"output", output},
+                         {"job", jn}, {"attempt", attempt}});
+      all_passed = all_passed && passed;
+    }
+    if (missing) {
+      validation_jobs(attempt);  // creating an existing one again is harmless
+      plan.requeue_after = std::chrono::seconds(2);
+    }
+    if (!all_done) return finish();
+    status["validation"] = results;
+    status["completionTime"] = format_rfc3339(in.now);
+    if (all_passed) {
+      status["phase"] = "Succeeded";
+      status["message"] = "backup " + backup_id + " restored into " + target + " and " + std::to_string(checks.size()) +
+                          " validation check(s) passed";
+      cond("Validated", "True", checks.empty() ? "NoChecks" : "ChecksPassed", status["message"].get<std::string>());
+      cond("MutationsBlocked", "False", "NotFrozen", "the target namespace is not frozen");
+      cond("Ready", "True", "Succeeded", status["message"].get<std::string>());
+      event("Normal", "RestoreSucceeded", status["message"].get<std::string>());
+      plan.outcome = RestorePlan::Outcome{"success", seconds_since_start()};
+    } else {
+      std::string failed;
+      for (const auto& r : results)
+        if (!r.value("passed", true)) failed += (failed.empty() ? "" : ", ") + r.value("name", "");
+      status["phase"] = "Failed";
+      status["message"] = "validation of backup " + backup_id + " in " + target + " failed (" + failed +
+                          "); namespace " + target + " is frozen until a rerun passes (annotate " +
+                          kAnnotationRerun + ")";
+      cond("Validated", "False", "ValidationFailed", "failed check(s): " + failed);
+      cond("MutationsBlocked", "True", "ValidationFailed",
+           "Deployments, StatefulSets, Secrets and ConfigMaps in " + target + " accept changes from backup-operator only");
+      cond("Ready", "False", "ValidationFailed", status["message"].get<std::string>());
+      event("Warning", "ValidationFailed", status["message"].get<std::string>());
+      plan.outcome = RestorePlan::Outcome{"failure", seconds_since_start()};
+    }
+  }
+
+  // --- the freeze follows MutationsBlocked ---
+  const auto* frozen = find_condition(conditions, "MutationsBlocked");
+  if (frozen && frozen->value("status", "") == "True") {
+    if (!in.freeze_present) {
+      plan.freeze = RestorePlan::Freeze::kApply;
+      const std::string fname = freeze_name(ns, name);
+      const json labels = {{"app.kubernetes.io/managed-by", kManagedBy},
+                           {kLabelRestoreRequest, name},
+                           {kLabelRestoreNamespace, ns}};
+      const std::string who = in.operator_username;
+      plan.freeze_policy = {
+          {"apiVersion", "admissionregistration.k8s.io/v1"},
+          {"kind", "ValidatingAdmissionPolicy"},
+          {"metadata", {{"name", fname}, {"labels", labels}}},
+          {"spec",
+           {{"failurePolicy", "Fail"},
+            {"matchConstraints",
+             {{"resourceRules", {{{"operations", {"CREATE", "UPDATE", "DELETE"}},
+                                  {"apiGroups", {"", "apps"}},
+                                  {"apiVersions", {"*"}},
+                                  {"resources", {"deployments", "statefulsets", "secrets", "configmaps"}}}}}}},
+            {"validations",
+             {{{"expression", "request.userInfo.username == '" + who + "'"},
+               {"reason", "Forbidden"},
+               {"message", "namespace " + target + " is frozen: validation of RestoreRequest " + rr_ref + " (backup " +
+                               backup_id + ") failed; rerun it with kubectl annotate restorerequest -n " + ns + " " +
+                               name + " " + kAnnotationRerun + "=$(date +%s)"}}}}}}};
+      plan.freeze_binding = {
+          {"apiVersion", "admissionregistration.k8s.io/v1"},
+          {"kind", "ValidatingAdmissionPolicyBinding"},
+          {"metadata", {{"name", fname}, {"labels", labels}}},
+          {"spec", {{"policyName", fname},
+                    {"validationActions", {"Deny"}},
+                    {"matchResources", {{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", target}}}}}}}}}};
+      event("Warning", "MutationsBlocked", "froze namespace " + target + " (" + fname + ")");
+    }
+  } else if (in.freeze_present) {
+    plan.freeze = RestorePlan::Freeze::kLift;
+    event("Normal", "MutationsUnblocked", "lifted the freeze of namespace " + target);
+  }
+  return finish();
+}
+
+}  // namespace bo::reconcile

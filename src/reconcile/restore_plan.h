@@ -1,0 +1,85 @@
+// The RestoreRequest reconciler's decisions as one pure function (POLICY.md
+// §5, §7): from the request, its policy, the Jobs it owns and the time,
+// compute the status to write, the Jobs to create and delete, whether the
+// target namespace must be frozen, and the Events to record.
+//
+// Phases: Pending → (Blocked | Restoring) → Validating → (Succeeded | Failed).
+// A failed validation freezes the target (a ValidatingAdmissionPolicy that
+// lets only the operator mutate Deployments, StatefulSets, Secrets and
+// ConfigMaps) until the annotation backup.si.dev/rerun-validation asks for a
+// rerun and it passes.
+#pragma once
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "api/restore_request.h"
+#include "reconcile/backup_policy_plan.h"
+
+namespace bo::reconcile {
+
+inline const char* const kLabelRestoreRequest = "backup.si.dev/restore-request";
+inline const char* const kLabelRestoreNamespace = "backup.si.dev/restore-namespace";
+inline const char* const kLabelCheck = "backup.si.dev/check";
+inline const char* const kLabelAttempt = "backup.si.dev/validation-attempt";
+inline const char* const kRestoreFinalizer = "backup.si.dev/restore-cleanup";
+inline const char* const kAnnotationRerun = "backup.si.dev/rerun-validation";
+inline const char* const kRequestedByAnnotation = "backup.si.dev/requested-by";
+
+struct ObservedRestoreJob {
+  std::string name, ns;
+  std::string role;   // restore | validate (the action label: restore/verify are "restore")
+  std::string check;  // validate: the check's name
+  int attempt = 0;    // validate: which validation run
+  ObservedJob::State state = ObservedJob::State::kActive;
+  int exit_code = 0;
+  std::string message;  // the pod's termination message
+  std::string failure;  // Job condition reason/message when failed
+};
+
+struct RestoreInputs {
+  nlohmann::json request;  // the stored RestoreRequest
+  nlohmann::json policy;   // its BackupPolicy, or null
+  bool target_is_production = false;
+  std::string waiting_for;  // another request holding the target namespace
+  std::vector<ObservedRestoreJob> jobs;
+  bool freeze_present = false;  // both freeze objects exist
+  api::SecretData secrets;      // the policy's Secrets (values are redacted from outputs)
+  SysTime now;
+  std::string default_image = kDefaultImage;
+  std::string operator_username;  // exempt from the freeze
+};
+
+struct RestorePlan {
+  nlohmann::json status;
+  bool add_finalizer = false;
+  bool remove_finalizer = false;
+  std::vector<nlohmann::json> create;  // Jobs, each with metadata.namespace
+  std::vector<std::pair<std::string, std::string>> remove;  // Jobs: namespace, name
+  enum class Freeze { kNone, kApply, kLift } freeze = Freeze::kNone;
+  nlohmann::json freeze_policy, freeze_binding;  // when kApply
+  std::vector<EventSpec> events;
+  // Set when the request reaches a final outcome this time (for metrics).
+  struct Outcome {
+    std::string result;  // success | failure | blocked
+    double seconds = 0;
+  };
+  std::optional<Outcome> outcome;
+  std::optional<std::chrono::milliseconds> requeue_after;
+};
+
+// The namespace a request restores into (spec.targetNamespace, or for purpose
+// restore the request's own namespace).
+[[nodiscard]] std::string restore_target(const nlohmann::json& request);
+// Whether a request still competes for its target namespace (not yet final).
+[[nodiscard]] bool restore_in_progress(const nlohmann::json& request);
+[[nodiscard]] bool restore_pending(const nlohmann::json& request);
+// Name of the cluster-scoped freeze objects of one request.
+[[nodiscard]] std::string freeze_name(const std::string& ns, const std::string& name);
+
+[[nodiscard]] RestorePlan plan_restore(const RestoreInputs& in);
+
+}  // namespace bo::reconcile

@@ -1,0 +1,302 @@
+// The RestoreRequest planner, phase by phase, without a server.
+#include <gtest/gtest.h>
+
+#include "common/encoding.h"
+#include "common/timefmt.h"
+#include "reconcile/conditions.h"
+#include "reconcile/restore_plan.h"
+#include "webhook/restore_identity.h"
+
+using namespace bo::reconcile;
+using nlohmann::json;
+using State = ObservedJob::State;
+
+namespace {
+
+const std::string kSum = "sha256:" + std::string(64, 'c');
+
+bo::SysTime at(const char* s) { return *bo::parse_rfc3339(s); }
+
+json policy() {
+  return {{"apiVersion", "backup.si.dev/v1alpha1"},
+          {"kind", "BackupPolicy"},
+          {"metadata", {{"name", "db"}, {"namespace", "supabase"}, {"uid", "pu"}}},
+          {"spec", {{"database", {{"host", "supabase-db.supabase.svc"}}},
+                    {"storage", {{"secretRef", {{"name", "walg-storage"}}},
+                                 {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
+                    {"verification", {{"targetNamespace", "verify"}}}}},
+          {"status", {{"backups", {{{"id", "base_2"}, {"checksum", kSum}, {"type", "full"}, {"verified", true},
+                                    {"completionTime", "2026-11-24T02:00:00Z"}},
+                                   {{"id", "base_3"}, {"checksum", kSum}, {"type", "full"}, {"verified", false},
+                                    {"completionTime", "2026-11-24T03:00:00Z"}}}}}}};
+}
+
+json request(json spec = json::object(), bool stamped = true) {
+  json s = {{"policyRef", {{"name", "db"}}}};
+  s.merge_patch(spec);
+  json rr = {{"apiVersion", "backup.si.dev/v1alpha1"},
+             {"kind", "RestoreRequest"},
+             {"metadata", {{"name", "r1"}, {"namespace", "supabase"}, {"uid", "ru"}, {"generation", 1},
+                           {"finalizers", {kRestoreFinalizer}}}},
+             {"spec", s}};
+  if (stamped)
+    rr["metadata"]["annotations"][kRequestedByAnnotation] =
+        json{{"username", "alice"}, {"uid", "a-1"}, {"groups", {"sre"}}}.dump();
+  return rr;
+}
+
+RestoreInputs inputs(json rr, std::vector<ObservedRestoreJob> jobs = {}) {
+  RestoreInputs in;
+  in.request = std::move(rr);
+  in.policy = policy();
+  in.jobs = std::move(jobs);
+  in.now = at("2026-11-24T10:00:00Z");
+  in.operator_username = "system:serviceaccount:backup-operator-system:backup-operator";
+  in.secrets = {{"walg-storage", {{"WALG_S3_PREFIX", "s3://b"}, {"WALG_AWS_SECRET_ACCESS_KEY", "CANARY-77"}}}};
+  return in;
+}
+
+const json* cond(const RestorePlan& p, const char* type) { return find_condition(p.status["conditions"], type); }
+
+// Runs the plan and stores its status back, as the controller would.
+RestorePlan step(RestoreInputs& in) {
+  auto p = plan_restore(in);
+  in.request["status"] = p.status;
+  return p;
+}
+
+ObservedRestoreJob job(const std::string& name, const std::string& ns, const char* role, State state,
+                       std::string message = "", int exit_code = 0) {
+  ObservedRestoreJob j;
+  j.name = name;
+  j.ns = ns;
+  j.role = role;
+  j.state = state;
+  j.message = std::move(message);
+  j.exit_code = exit_code;
+  return j;
+}
+
+std::string restored(const std::string& id = "base_2", const std::string& sum = kSum) {
+  return json{{"restored", id}, {"checksum", sum}}.dump();
+}
+
+TEST(PlanRestore, AddsTheFinalizerBeforeAnythingElse) {
+  json rr = request();
+  rr["metadata"].erase("finalizers");
+  auto p = plan_restore(inputs(rr));
+  EXPECT_TRUE(p.add_finalizer);
+  EXPECT_TRUE(p.create.empty());
+}
+
+TEST(PlanRestore, BlocksEachForbiddenRequestWithAReasonAndTheBackupToUseInstead) {
+  struct Case {
+    json spec;
+    const char* reason;
+  } cases[] = {
+      {{{"backupId", "base_9"}}, "UnknownBackup"},
+      {{{"backupId", "base_3"}}, "UnverifiedBackup"},
+      {{{"backupId", "base_2"}, {"checksum", "sha256:" + std::string(64, 'd')}}, "ChecksumMismatch"},
+      {{{"purpose", "drill"}}, "InvalidTarget"},
+  };
+  for (const auto& c : cases) {
+    auto in = inputs(request(c.spec));
+    auto p = plan_restore(in);
+    EXPECT_EQ(p.status["phase"], "Blocked") << c.reason;
+    EXPECT_EQ((*cond(p, "Blocked"))["reason"], c.reason);
+    EXPECT_EQ((*cond(p, "Ready"))["status"], "False");
+    if (std::string(c.reason) != "InvalidTarget") {
+      EXPECT_NE(p.status["message"].get<std::string>().find("base_2"), std::string::npos) << p.status["message"];
+    }
+    EXPECT_TRUE(p.create.empty());
+    ASSERT_TRUE(p.outcome);
+    EXPECT_EQ(p.outcome->result, "blocked");
+  }
+}
+
+TEST(PlanRestore, OnlyVerificationMayRestoreAnUnverifiedBackupAndNeverIntoProduction) {
+  auto in = inputs(request({{"backupId", "base_3"}, {"purpose", "verification"}, {"targetNamespace", "verify"}}));
+  auto p = plan_restore(in);
+  EXPECT_EQ(p.status["phase"], "Restoring");
+  in.target_is_production = true;
+  EXPECT_EQ(plan_restore(in).status["phase"], "Blocked");
+}
+
+TEST(PlanRestore, WithoutTheWebhooksIdentityNothingRuns) {
+  auto p = plan_restore(inputs(request(json::object(), false)));
+  EXPECT_EQ(p.status["phase"], "Blocked");
+  EXPECT_EQ((*cond(p, "Blocked"))["reason"], "IdentityMissing");
+}
+
+TEST(PlanRestore, WaitsWhileAnotherRequestHoldsTheTarget) {
+  auto in = inputs(request());
+  in.waiting_for = "supabase/r0";
+  auto p = plan_restore(in);
+  EXPECT_EQ(p.status["phase"], "Pending");
+  EXPECT_EQ((*cond(p, "Ready"))["reason"], "WaitingForTarget");
+  EXPECT_TRUE(p.create.empty());
+}
+
+TEST(PlanRestore, SuccessPathRecordsBackupIdentityJobsAndValidationOutputs) {
+  auto in = inputs(request({{"validation", {{{"name", "smoke"}, {"image", "busybox"}, {"command", {"true"}}}}}}));
+  auto p = step(in);
+  EXPECT_EQ(p.status["phase"], "Restoring");
+  EXPECT_EQ(p.status["backup"]["id"], "base_2");  // latest = newest verified
+  EXPECT_EQ(p.status["backup"]["checksum"], kSum);
+  EXPECT_EQ(p.status["requestedBy"]["username"], "alice");
+  ASSERT_EQ(p.create.size(), 1u);
+  const json& rj = p.create[0];
+  EXPECT_EQ(rj["metadata"]["name"], "r1-restore");
+  EXPECT_EQ(rj["metadata"]["labels"]["backup.si.dev/service"], "supabase-walg-restore");
+  EXPECT_EQ(rj["metadata"]["ownerReferences"][0]["uid"], "ru");
+  const std::string dumped = rj.dump();
+  EXPECT_EQ(dumped.find("CANARY"), std::string::npos);
+  EXPECT_NE(dumped.find("secretKeyRef"), std::string::npos);
+  EXPECT_EQ(step(in).create.size(), 0u) << "the restore Job is not created twice";
+
+  in.jobs = {job("r1-restore", "supabase", "restore", State::kSucceeded, restored())};
+  p = step(in);
+  EXPECT_EQ(p.status["phase"], "Validating");
+  ASSERT_EQ(p.create.size(), 2u);  // the profile's check and the user's
+  EXPECT_EQ(p.create[0]["metadata"]["namespace"], "supabase");
+  EXPECT_EQ(p.create[0]["metadata"]["labels"][kLabelCheck], "database-answers");
+  EXPECT_EQ(p.create[1]["spec"]["template"]["spec"]["containers"][0]["command"], json({"true"}));
+
+  in.jobs.push_back(job("r1-v1-database-answers", "supabase", "validate", State::kSucceeded, "accepting connections"));
+  in.jobs.push_back(job("r1-v1-smoke", "supabase", "validate", State::kActive));
+  p = step(in);
+  EXPECT_EQ(p.status["phase"], "Validating");
+  in.jobs.back().state = State::kSucceeded;
+  in.jobs.back().message = "ok; key was CANARY-77";
+  p = step(in);
+  EXPECT_EQ(p.status["phase"], "Succeeded");
+  EXPECT_EQ((*cond(p, "Validated"))["status"], "True");
+  EXPECT_EQ((*cond(p, "Ready"))["status"], "True");
+  ASSERT_EQ(p.status["validation"].size(), 2u);
+  EXPECT_EQ(p.status["validation"][0]["output"], "accepting connections");
+  EXPECT_EQ(p.status["validation"][1]["output"], "ok; key was [redacted]");
+  EXPECT_TRUE(p.status.contains("completionTime"));
+  ASSERT_TRUE(p.outcome);
+  EXPECT_EQ(p.outcome->result, "success");
+  EXPECT_EQ(p.freeze, RestorePlan::Freeze::kNone);
+}
+
+TEST(PlanRestore, ARestoreReportingAnotherChecksumFails) {
+  auto in = inputs(request());
+  step(in);
+  in.jobs = {job("r1-restore", "supabase", "restore", State::kSucceeded, restored("base_2", "sha256:" + std::string(64, 'e')))};
+  auto p = step(in);
+  EXPECT_EQ(p.status["phase"], "Failed");
+  EXPECT_NE(p.status["message"].get<std::string>().find("ChecksumMismatch"), std::string::npos);
+}
+
+TEST(PlanRestore, AFailedValidationFreezesTheTargetUntilARerunPasses) {
+  auto in = inputs(request({{"purpose", "drill"}, {"targetNamespace", "drill"}}));
+  step(in);
+  in.jobs = {job("r1-restore", "supabase", "restore", State::kSucceeded, restored())};
+  step(in);
+  in.jobs.push_back(job("r1-v1-database-answers", "drill", "validate", State::kFailed, "no response", 2));
+  auto p = step(in);
+  EXPECT_EQ(p.status["phase"], "Failed");
+  EXPECT_EQ((*cond(p, "MutationsBlocked"))["status"], "True");
+  EXPECT_EQ(p.status["validation"][0]["exitCode"], 2);
+  ASSERT_EQ(p.freeze, RestorePlan::Freeze::kApply);
+  EXPECT_EQ(p.freeze_binding["spec"]["matchResources"]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+            "drill");
+  EXPECT_EQ(p.freeze_policy["spec"]["validations"][0]["expression"],
+            "request.userInfo.username == 'system:serviceaccount:backup-operator-system:backup-operator'");
+  in.freeze_present = true;
+  p = step(in);
+  EXPECT_EQ(p.freeze, RestorePlan::Freeze::kNone) << "applied once";
+  EXPECT_TRUE(p.create.empty());
+
+  in.request["metadata"]["annotations"][kAnnotationRerun] = "1";
+  p = step(in);
+  EXPECT_EQ(p.status["phase"], "Validating");
+  ASSERT_EQ(p.create.size(), 1u);
+  EXPECT_EQ(p.create[0]["metadata"]["name"], "r1-v2-database-answers");
+  ASSERT_EQ(p.remove.size(), 1u);
+  EXPECT_EQ(p.remove[0].second, "r1-v1-database-answers");
+  EXPECT_EQ(p.freeze, RestorePlan::Freeze::kNone) << "still frozen while the rerun runs";
+  in.jobs = {job("r1-restore", "supabase", "restore", State::kSucceeded, restored()),
+             job("r1-v2-database-answers", "drill", "validate", State::kSucceeded, "ok")};
+  p = step(in);
+  EXPECT_EQ(p.status["phase"], "Succeeded");
+  EXPECT_EQ((*cond(p, "MutationsBlocked"))["status"], "False");
+  EXPECT_EQ(p.freeze, RestorePlan::Freeze::kLift);
+  in.freeze_present = false;
+  EXPECT_EQ(step(in).freeze, RestorePlan::Freeze::kNone);
+}
+
+TEST(PlanRestore, DeletionRemovesJobsAndFreezeBeforeReleasingTheFinalizer) {
+  auto in = inputs(request());
+  in.request["metadata"]["deletionTimestamp"] = "2026-11-24T10:00:00Z";
+  in.jobs = {job("r1-restore", "supabase", "restore", State::kActive),
+             job("r1-v1-database-answers", "verify", "validate", State::kActive)};
+  in.freeze_present = true;
+  auto p = plan_restore(in);
+  EXPECT_EQ(p.remove.size(), 2u);
+  EXPECT_EQ(p.freeze, RestorePlan::Freeze::kLift);
+  EXPECT_FALSE(p.remove_finalizer);
+  in.jobs.clear();
+  in.freeze_present = false;
+  EXPECT_TRUE(plan_restore(in).remove_finalizer);
+}
+
+TEST(PlanRestore, APolicyThatAppearsLaterUnblocksTheRequest) {
+  auto in = inputs(request());
+  in.policy = json();
+  auto p = step(in);
+  EXPECT_EQ((*cond(p, "Blocked"))["reason"], "PolicyNotFound");
+  in.policy = policy();
+  EXPECT_EQ(step(in).status["phase"], "Restoring");
+}
+
+// --- the identity webhook ---
+
+json review(const char* op, json object, json old = json()) {
+  return {{"apiVersion", "admission.k8s.io/v1"},
+          {"kind", "AdmissionReview"},
+          {"request", {{"uid", "u-1"}, {"operation", op}, {"object", object}, {"oldObject", old},
+                       {"userInfo", {{"username", "alice"}, {"uid", "a-1"}, {"groups", {"sre", "system:authenticated"}}}}}}};
+}
+
+TEST(IdentityWebhook, StampsTheCallerOnCreate) {
+  json rr = request(json::object(), false);
+  rr["metadata"].erase("annotations");
+  const json out = bo::webhook::review_restore_request(review("CREATE", rr));
+  EXPECT_EQ(out["response"]["uid"], "u-1");
+  EXPECT_TRUE(out["response"]["allowed"]);
+  const json patch = json::parse(*bo::base64_decode(out["response"]["patch"].get<std::string>()));
+  EXPECT_EQ(patch[0]["path"], "/metadata/annotations");
+  const json who = json::parse(patch[0]["value"][kRequestedByAnnotation].get<std::string>());
+  EXPECT_EQ(who["username"], "alice");
+  EXPECT_EQ(who["groups"], json({"sre", "system:authenticated"}));
+  // With other annotations present, only the one key is added.
+  rr["metadata"]["annotations"] = {{"note", "x"}};
+  const json out2 = bo::webhook::review_restore_request(review("CREATE", rr));
+  const json patch2 = json::parse(*bo::base64_decode(out2["response"]["patch"].get<std::string>()));
+  EXPECT_EQ(patch2[0]["path"], "/metadata/annotations/backup.si.dev~1requested-by");
+}
+
+TEST(IdentityWebhook, RefusesAForgedOrChangedIdentityAndSpecChanges) {
+  json forged = request();
+  EXPECT_FALSE(bo::webhook::review_restore_request(review("CREATE", forged))["response"]["allowed"]);
+  json changed = forged;
+  changed["metadata"]["annotations"][kRequestedByAnnotation] = R"({"username":"mallory"})";
+  EXPECT_FALSE(bo::webhook::review_restore_request(review("UPDATE", changed, forged))["response"]["allowed"]);
+  json removed = forged;
+  removed["metadata"].erase("annotations");
+  EXPECT_FALSE(bo::webhook::review_restore_request(review("UPDATE", removed, forged))["response"]["allowed"]);
+  json respec = forged;
+  respec["spec"]["backupId"] = "base_3";
+  const json out = bo::webhook::review_restore_request(review("UPDATE", respec, forged));
+  EXPECT_FALSE(out["response"]["allowed"]);
+  EXPECT_EQ(out["response"]["status"]["code"], 403);
+  json finalizer_only = forged;
+  finalizer_only["metadata"]["finalizers"] = json::array();
+  EXPECT_TRUE(bo::webhook::review_restore_request(review("UPDATE", finalizer_only, forged))["response"]["allowed"]);
+  EXPECT_FALSE(bo::webhook::review_restore_request(json("garbage"))["response"]["allowed"]);
+}
+
+}  // namespace
