@@ -191,10 +191,13 @@ int main(int argc, char** argv) {
   const bo::Clock& clock = *clock_owner;
   bo::RealClock real_clock;  // leader election always runs on real time
   bo::kube::EventRecorder recorder(client, clock, {"backup-operator", identity()});
+  std::unique_ptr<bo::reconcile::Caches> caches;
   std::unique_ptr<bo::reconcile::BackupPolicyController> policies;
   auto start_controllers = [&] {
+    caches = std::make_unique<bo::reconcile::Caches>(client, f.watch_namespace);
     policies = std::make_unique<bo::reconcile::BackupPolicyController>(
-        client, clock, recorder, metrics, bo::reconcile::BackupPolicyControllerOptions{f.watch_namespace, 2, ""});
+        client, *caches, clock, recorder, metrics, bo::reconcile::BackupPolicyControllerOptions{f.watch_namespace, 2, ""});
+    caches->start();
     policies->start();
     ready = true;
     bo::log::info("controllers started");
@@ -228,6 +231,7 @@ int main(int argc, char** argv) {
     cv.wait(lock, stop.get_token(), [] { return false; });
   }
   if (policies) policies->stop();
+  if (caches) caches->stop();
   recorder.flush();
   if (probes) probes->close().wait();
   bo::log::info("backup-operator stopped");

@@ -11,18 +11,6 @@ namespace bo::reconcile {
 namespace {
 
 using json = nlohmann::json;
-const std::string kManagedSelector = "app.kubernetes.io/managed-by=backup-operator";
-
-// Informers keep what reconciles read; managedFields and the last-applied
-// annotation are large and never read.
-void slim(json& obj) {
-  auto& m = obj["metadata"];
-  m.erase("managedFields");
-  if (m.contains("annotations")) {
-    m["annotations"].erase("kubectl.kubernetes.io/last-applied-configuration");
-    if (m["annotations"].empty()) m.erase("annotations");
-  }
-}
 
 std::string split_key(const std::string& key, std::string* name) {
   const auto slash = key.find('/');
@@ -30,49 +18,31 @@ std::string split_key(const std::string& key, std::string* name) {
   return key.substr(0, slash);
 }
 
-kube::InformerOptions informer_options(const std::string& label_selector,
-                                       std::function<void(json&)> transform = slim) {
-  kube::InformerOptions o;
-  o.label_selector = label_selector;
-  o.transform = std::move(transform);
-  return o;
-}
-
-bool has_true(const json& obj, const char* type) {
-  for (const auto& c : obj.value("status", json::object()).value("conditions", json::array()))
-    if (c.value("type", "") == type && c.value("status", "") == "True") return true;
-  return false;
-}
-
 }  // namespace
 
-BackupPolicyController::BackupPolicyController(kube::Client& client, const Clock& clock, kube::EventRecorder& events,
-                                               metrics::Metrics& metrics, BackupPolicyControllerOptions opts)
+BackupPolicyController::BackupPolicyController(kube::Client& client, Caches& caches, const Clock& clock,
+                                               kube::EventRecorder& events, metrics::Metrics& metrics,
+                                               BackupPolicyControllerOptions opts)
     : client_(client),
       clock_(clock),
       events_(events),
       metrics_(metrics),
       opts_(std::move(opts)),
-      policies_(client, kBackupPolicies, opts_.watch_namespace, informer_options("")),
-      jobs_(client, kube::resources::kJobs, opts_.watch_namespace, informer_options(kManagedSelector, slim_job)),
-      pods_(client, kube::resources::kPods, opts_.watch_namespace, informer_options(kManagedSelector, slim_pod)),
-      secrets_(client, kube::resources::kSecrets, opts_.watch_namespace, informer_options("")),
+      caches_(caches),
       controller_("backuppolicy", [this](const std::string& key) { return reconcile(key); }, opts_.workers, &metrics) {
   if (opts_.default_image.empty()) opts_.default_image = kDefaultImage;
-  jobs_.add_index("policy", kube::index_by_label(kLabelPolicy));
-  pods_.add_index("job", kube::index_by_label("batch.kubernetes.io/job-name"));
   auto key_handler = [this](const kube::ObjPtr& o) {
     enqueue_policy((*o)["metadata"].value("namespace", ""), (*o)["metadata"].value("name", ""));
   };
-  policies_.add_handlers({key_handler, [key_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { key_handler(n); },
+  caches_.policies.add_handlers({key_handler, [key_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { key_handler(n); },
                           key_handler});
   auto owner_handler = [this](const kube::ObjPtr& o) { enqueue_owner(o); };
-  jobs_.add_handlers({owner_handler, [owner_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { owner_handler(n); },
+  caches_.jobs.add_handlers({owner_handler, [owner_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { owner_handler(n); },
                       owner_handler});
-  pods_.add_handlers({owner_handler, [owner_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { owner_handler(n); },
+  caches_.pods.add_handlers({owner_handler, [owner_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { owner_handler(n); },
                       owner_handler});
   auto secret_handler = [this](const kube::ObjPtr& s) { enqueue_secret_users(s); };
-  secrets_.add_handlers({secret_handler,
+  caches_.secrets.add_handlers({secret_handler,
                          [secret_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { secret_handler(n); },
                          secret_handler});
 }
@@ -92,7 +62,7 @@ void BackupPolicyController::enqueue_owner(const kube::ObjPtr& obj) {
 void BackupPolicyController::enqueue_secret_users(const kube::ObjPtr& secret) {
   const std::string ns = (*secret)["metadata"].value("namespace", "");
   const std::string name = (*secret)["metadata"].value("name", "");
-  for (const auto& p : policies_.list(ns)) {
+  for (const auto& p : caches_.policies.list(ns)) {
     const std::string spec = (*p).value("spec", json::object()).dump();
     // Cheap pre-filter; the reconcile reads the references properly.
     if (spec.find("\"" + name + "\"") != std::string::npos) enqueue_policy(ns, (*p)["metadata"].value("name", ""));
@@ -100,8 +70,6 @@ void BackupPolicyController::enqueue_secret_users(const kube::ObjPtr& secret) {
 }
 
 void BackupPolicyController::start() {
-  for (auto* inf : {&policies_, &jobs_, &pods_, &secrets_})
-    threads_.emplace_back([inf](std::stop_token st) { inf->run(st); });
   threads_.emplace_back([this](std::stop_token st) {
     while (!st.stop_requested() && !synced()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (st.stop_requested()) return;
@@ -116,14 +84,12 @@ void BackupPolicyController::stop() {
   threads_.clear();
 }
 
-bool BackupPolicyController::synced() const {
-  return policies_.synced() && jobs_.synced() && pods_.synced() && secrets_.synced();
-}
+bool BackupPolicyController::synced() const { return caches_.synced(); }
 
 kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) {
   std::string name;
   const std::string ns = split_key(key, &name);
-  const auto policy = policies_.get(ns, name);
+  const auto policy = caches_.policies.get(ns, name);
   if (!policy) {
     metrics_.forget_policy(ns, name);
     return kube::ReconcileResult::done();
@@ -136,7 +102,7 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
   in.default_image = opts_.default_image;
   const std::string uid = (*policy)["metadata"].value("uid", "");
   bool wait_for_pods = false;
-  for (const auto& j : jobs_.by_index("policy", name)) {
+  for (const auto& j : caches_.jobs.by_index(kIndexPolicy, name)) {
     const json& job = *j;
     if (job["metadata"].value("namespace", "") != ns) continue;
     bool owned = false;
@@ -147,43 +113,14 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
     o.action = job["metadata"].value("labels", json::object()).value(kLabelAction, "");
     o.slot = parse_rfc3339(job["metadata"].value("annotations", json::object()).value(kAnnotationSlot, ""))
                  .value_or(parse_rfc3339(job["metadata"].value("creationTimestamp", "")).value_or(in.now));
-    const json st = job.value("status", json::object());
     if (o.action == "retain")
       o.expire = split_ids(job["metadata"].value("annotations", json::object()).value(kAnnotationExpire, ""));
-    if (has_true(job, "Complete")) o.state = ObservedJob::State::kSucceeded;
-    else if (has_true(job, "Failed")) o.state = ObservedJob::State::kFailed;
-    if (o.state != ObservedJob::State::kActive) {
-      for (const auto& c : st.value("conditions", json::array()))
-        if ((c.value("type", "") == "Failed" || c.value("type", "") == "Complete") && c.value("status", "") == "True") {
-          o.finished = parse_rfc3339(c.value("lastTransitionTime", ""));
-          if (c.value("type", "") == "Failed") o.failure = c.value("reason", "") + ": " + c.value("message", "");
-        }
-      if (auto ct = parse_rfc3339(st.value("completionTime", ""))) o.finished = ct;
-      // The result is in the termination message of the pod that ended the Job.
-      bool seen_terminated = false;
-      for (const auto& p : pods_.by_index("job", o.name)) {
-        const std::string phase = (*p).value("status", json::object()).value("phase", "");
-        if ((o.state == ObservedJob::State::kSucceeded) != (phase == "Succeeded")) continue;
-        for (const auto& cs : (*p)["status"].value("containerStatuses", json::array()))
-          if (cs.value("name", "") == "walg" && cs.value("state", json::object()).contains("terminated")) {
-            seen_terminated = true;
-            o.termination_message = cs["state"]["terminated"].value("message", "");
-          }
-      }
-      // The Job's status can reach the cache before its pod's: give the pod a
-      // moment rather than recording a missing result.
-      const std::string job_uid = job["metadata"].value("uid", "");
-      std::lock_guard lock(awaiting_mu_);
-      if (!seen_terminated && o.state == ObservedJob::State::kSucceeded) {
-        const auto first = awaiting_pod_.try_emplace(job_uid, std::chrono::steady_clock::now()).first->second;
-        if (std::chrono::steady_clock::now() - first < std::chrono::seconds(30)) {
-          o.state = ObservedJob::State::kActive;
-          wait_for_pods = true;
-        }
-      } else {
-        awaiting_pod_.erase(job_uid);
-      }
-    }
+    const JobView v = view_job(job, caches_.pods, "walg", grace_);
+    o.state = v.state;
+    o.termination_message = v.message;
+    o.failure = v.failure;
+    o.finished = v.finished;
+    wait_for_pods = wait_for_pods || v.awaiting_pod;
     in.jobs.push_back(std::move(o));
   }
   const json spec = (*policy).value("spec", json::object());
@@ -198,7 +135,7 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
   if (spec.contains("database")) ref(spec["database"].value("credentialsSecretRef", json::object()).value("name", json()));
   if (spec.contains("offsite")) ref(spec["offsite"].value("secretRef", json::object()).value("name", json()));
   for (const auto& sn : secret_names) {
-    auto s = secrets_.get(ns, sn);
+    auto s = caches_.secrets.get(ns, sn);
     if (!s) continue;
     auto& data = in.secrets[sn];
     const json secret_data = (*s).value("data", json::object());

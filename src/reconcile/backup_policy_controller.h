@@ -16,10 +16,9 @@
 #include "kube/events.h"
 #include "kube/informer.h"
 #include "metrics/metrics.h"
+#include "reconcile/caches.h"
 
 namespace bo::reconcile {
-
-inline const kube::Resource kBackupPolicies{"backup.si.dev", "v1alpha1", "backuppolicies", "BackupPolicy", true};
 
 struct BackupPolicyControllerOptions {
   std::string watch_namespace;  // empty: all
@@ -29,11 +28,12 @@ struct BackupPolicyControllerOptions {
 
 class BackupPolicyController {
  public:
-  BackupPolicyController(kube::Client& client, const Clock& clock, kube::EventRecorder& events,
+  // Adds its handlers to `caches`, which must not have started yet.
+  BackupPolicyController(kube::Client& client, Caches& caches, const Clock& clock, kube::EventRecorder& events,
                          metrics::Metrics& metrics, BackupPolicyControllerOptions opts);
   ~BackupPolicyController();
 
-  // Starts the informers and, once they have synced, the workers.
+  // Starts the workers once the caches have synced.
   void start();
   void stop();
   [[nodiscard]] bool synced() const;
@@ -51,16 +51,10 @@ class BackupPolicyController {
   kube::EventRecorder& events_;
   metrics::Metrics& metrics_;
   BackupPolicyControllerOptions opts_;
-  kube::Informer policies_;
-  kube::Informer jobs_;
-  kube::Informer pods_;
-  kube::Informer secrets_;
+  Caches& caches_;
   kube::Controller controller_;
   std::vector<std::jthread> threads_;
-  // Finished Jobs whose pod's final status the cache has not shown yet: their
-  // result waits (up to a grace period) instead of being judged missing.
-  std::mutex awaiting_mu_;
-  std::map<std::string, std::chrono::steady_clock::time_point> awaiting_pod_;
+  PodGrace grace_;
 };
 
 }  // namespace bo::reconcile

@@ -54,6 +54,7 @@ class BackupPolicyIT : public ::testing::Test {
   }
   void TearDown() override {
     if (controller_) controller_->stop();
+    if (caches_) caches_->stop();
     recorder_->flush();
   }
 
@@ -83,8 +84,10 @@ class BackupPolicyIT : public ::testing::Test {
             {"metadata", {{"name", "db"}}}, {"spec", spec}};
   }
   void start_controller() {
+    caches_ = std::make_unique<bo::reconcile::Caches>(*client_, ns_);
     controller_ = std::make_unique<bo::reconcile::BackupPolicyController>(
-        *client_, *clock_, *recorder_, metrics_, bo::reconcile::BackupPolicyControllerOptions{ns_, 2, ""});
+        *client_, *caches_, *clock_, *recorder_, metrics_, bo::reconcile::BackupPolicyControllerOptions{ns_, 2, ""});
+    caches_->start();
     controller_->start();
     ASSERT_TRUE(eventually([&] { return controller_->synced(); }));
   }
@@ -106,6 +109,7 @@ class BackupPolicyIT : public ::testing::Test {
   std::unique_ptr<bo::FakeClock> clock_;
   std::unique_ptr<EventRecorder> recorder_;
   bo::metrics::Metrics metrics_;
+  std::unique_ptr<bo::reconcile::Caches> caches_;
   std::unique_ptr<bo::reconcile::BackupPolicyController> controller_;
 };
 KubeLocal* BackupPolicyIT::server_ = nullptr;

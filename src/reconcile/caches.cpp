@@ -1,0 +1,123 @@
+#include "reconcile/caches.h"
+
+#include "common/timefmt.h"
+#include "reconcile/backup_jobs.h"
+
+namespace bo::reconcile {
+namespace {
+
+using json = nlohmann::json;
+const std::string kManagedSelector = "app.kubernetes.io/managed-by=backup-operator";
+
+kube::InformerOptions options(const std::string& label_selector, std::function<void(json&)> transform = slim_object) {
+  kube::InformerOptions o;
+  o.label_selector = label_selector;
+  o.transform = std::move(transform);
+  return o;
+}
+
+}  // namespace
+
+void slim_object(json& obj) {
+  auto& m = obj["metadata"];
+  m.erase("managedFields");
+  if (m.contains("annotations")) {
+    m["annotations"].erase("kubectl.kubernetes.io/last-applied-configuration");
+    if (m["annotations"].empty()) m.erase("annotations");
+  }
+}
+
+bool PodGrace::wait(const std::string& job_uid) {
+  std::lock_guard lock(mu_);
+  const auto first = first_seen_.try_emplace(job_uid, std::chrono::steady_clock::now()).first->second;
+  return std::chrono::steady_clock::now() - first < std::chrono::seconds(30);
+}
+
+void PodGrace::done(const std::string& job_uid) {
+  std::lock_guard lock(mu_);
+  first_seen_.erase(job_uid);
+}
+
+namespace {
+
+bool has_true(const json& obj, const char* type) {
+  for (const auto& c : obj.value("status", json::object()).value("conditions", json::array()))
+    if (c.value("type", "") == type && c.value("status", "") == "True") return true;
+  return false;
+}
+
+}  // namespace
+
+JobView view_job(const json& job, const kube::Informer& pods, const std::string& container, PodGrace& grace) {
+  JobView v;
+  if (has_true(job, "Complete")) v.state = ObservedJob::State::kSucceeded;
+  else if (has_true(job, "Failed")) v.state = ObservedJob::State::kFailed;
+  if (v.state == ObservedJob::State::kActive) return v;
+  const json st = job.value("status", json::object());
+  for (const auto& c : st.value("conditions", json::array()))
+    if ((c.value("type", "") == "Failed" || c.value("type", "") == "Complete") && c.value("status", "") == "True") {
+      v.finished = parse_rfc3339(c.value("lastTransitionTime", ""));
+      if (c.value("type", "") == "Failed") v.failure = c.value("reason", "") + ": " + c.value("message", "");
+    }
+  if (auto ct = parse_rfc3339(st.value("completionTime", ""))) v.finished = ct;
+  // The result is in the termination message of the pod that ended the Job.
+  bool seen = false;
+  const std::string job_ns = job["metadata"].value("namespace", "");
+  for (const auto& p : pods.by_index(kIndexJob, job["metadata"].value("name", ""))) {
+    if ((*p)["metadata"].value("namespace", "") != job_ns) continue;
+    const std::string phase = (*p).value("status", json::object()).value("phase", "");
+    if ((v.state == ObservedJob::State::kSucceeded) != (phase == "Succeeded")) continue;
+    for (const auto& cs : (*p)["status"].value("containerStatuses", json::array()))
+      if (cs.value("name", "") == container && cs.value("state", json::object()).contains("terminated")) {
+        seen = true;
+        v.message = cs["state"]["terminated"].value("message", "");
+        v.exit_code = cs["state"]["terminated"].value("exitCode", 0);
+      }
+  }
+  const std::string uid = job["metadata"].value("uid", "");
+  // A failure by deadline may have no terminated pod; a failure by backoff has one.
+  const bool expect_pod = v.state == ObservedJob::State::kSucceeded || v.failure.starts_with("BackoffLimitExceeded");
+  if (!seen && expect_pod && grace.wait(uid)) {
+    v.awaiting_pod = true;
+    v.state = ObservedJob::State::kActive;
+  } else {
+    grace.done(uid);
+  }
+  return v;
+}
+
+Caches::Caches(kube::Client& client, const std::string& ns)
+    : policies(client, kBackupPolicies, ns, options("")),
+      restores(client, kRestoreRequests, ns, options("")),
+      jobs(client, kube::resources::kJobs, ns, options(kManagedSelector, slim_job)),
+      pods(client, kube::resources::kPods, ns, options(kManagedSelector, slim_pod)),
+      secrets(client, kube::resources::kSecrets, ns, options("")) {
+  jobs.add_index(kIndexPolicy, kube::index_by_label(kLabelPolicy));
+  jobs.add_index(kIndexRestore, kube::index_by_label("backup.si.dev/restore-request"));
+  pods.add_index(kIndexJob, kube::index_by_label("batch.kubernetes.io/job-name"));
+  restores.add_index(kIndexPolicyRef, [](const json& rr) -> std::vector<std::string> {
+    const json spec = rr.value("spec", json::object());
+    if (!spec.is_object()) return {};
+    const json ref = spec.value("policyRef", json::object());
+    if (!ref.is_object() || !ref.contains("name") || !ref["name"].is_string()) return {};
+    return {ref["name"].get<std::string>()};
+  });
+}
+
+Caches::~Caches() { stop(); }
+
+void Caches::start() {
+  for (auto* inf : {&policies, &restores, &jobs, &pods, &secrets})
+    threads_.emplace_back([inf](std::stop_token st) { inf->run(st); });
+}
+
+void Caches::stop() {
+  for (auto& t : threads_) t.request_stop();
+  threads_.clear();
+}
+
+bool Caches::synced() const {
+  return policies.synced() && restores.synced() && jobs.synced() && pods.synced() && secrets.synced();
+}
+
+}  // namespace bo::reconcile
