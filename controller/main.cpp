@@ -7,6 +7,7 @@
 #include <prometheus/exposer.h>
 
 #include <atomic>
+#include <fstream>
 #include <iostream>
 #include <stop_token>
 #include <thread>
@@ -21,9 +22,13 @@
 #include "jobs/run_job.h"
 #include "kube/leader.h"
 #include "reconcile/backup_policy_controller.h"
+#include "reconcile/restore_controller.h"
+#include "webhook/server.h"
 #include "metrics/metrics.h"
 
 namespace {
+
+using json = nlohmann::json;
 
 struct Flags {
   std::string kubeconfig;
@@ -40,7 +45,19 @@ struct Flags {
   std::string log_level = "info";
   std::string log_format = "json";
   double time_scale = 1;
+  std::string operator_namespace;
+  std::string webhook_bind = ":9443";
+  std::string webhook_cert_dir;
+  std::string webhook_secret = "backup-operator-webhook-tls";
+  std::string webhook_configuration = "backup-operator";
+  std::vector<std::string> webhook_hosts;
 };
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
 
 // ":8081" -> "0.0.0.0:8081"; "0" disables.
 std::optional<std::string> bind_address(const std::string& flag) {
@@ -92,9 +109,23 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1.0, 1e6))
       ->capture_default_str();
   app.add_option("--log-format", f.log_format, "json|text")->check(CLI::IsMember({"json", "text"}))->capture_default_str();
+  app.add_option("--operator-namespace", f.operator_namespace,
+                 "namespace the operator runs in (default: $POD_NAMESPACE, else the kubeconfig's)");
+  app.add_option("--webhook-bind-address", f.webhook_bind, "admission webhook (HTTPS) address, 0 disables")
+      ->capture_default_str();
+  app.add_option("--webhook-cert-dir", f.webhook_cert_dir,
+                 "directory with tls.crt and tls.key for the webhook (default: generate into --webhook-secret)");
+  app.add_option("--webhook-secret", f.webhook_secret, "Secret (in the operator namespace) for a generated certificate")
+      ->capture_default_str();
+  app.add_option("--webhook-configuration", f.webhook_configuration,
+                 "MutatingWebhookConfiguration whose caBundle the operator keeps current (empty: leave alone)")
+      ->capture_default_str();
+  app.add_option("--webhook-host", f.webhook_hosts,
+                 "DNS name or IP the generated certificate covers (repeatable; default: "
+                 "backup-operator-webhook.<namespace>.svc)");
   std::string job_action;
   auto* run_job = app.add_subcommand("run-job", "run one backup action inside a Job (drives wal-g)");
-  run_job->add_option("action", job_action, "backup | full-backup | retain")->required();
+  run_job->add_option("action", job_action, "backup | full-backup | retain | offsite-copy | restore | validate-database-answers")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -171,11 +202,54 @@ int main(int argc, char** argv) {
       die("--metrics-bind-address " + f.metrics_bind + ": " + e.what());
     }
   }
+  if (f.operator_namespace.empty()) {
+    const char* pod_ns = std::getenv("POD_NAMESPACE");
+    f.operator_namespace = pod_ns && *pod_ns ? pod_ns : cfg->default_namespace;
+  }
+  // Who the operator is: the one identity a frozen namespace still accepts.
+  std::string operator_username;
+  {
+    const json review{{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "SelfSubjectReview"}};
+    auto who = client.create(bo::kube::resources::kSelfSubjectReviews, "", review);
+    if (who) operator_username = (*who).value("status", json::object()).value("userInfo", json::object()).value("username", "");
+    if (operator_username.empty())
+      bo::log::warn("cannot learn the operator's own identity (SelfSubjectReview); a frozen namespace will accept no one",
+                    {{"error", who ? std::string("no username") : who.error().str()}});
+  }
+  // The identity webhook runs on every replica: admission must not wait for a leader.
+  bo::webhook::Server webhook;
+  if (auto addr = bind_address(f.webhook_bind)) {
+    bo::Pem serving;
+    if (!f.webhook_cert_dir.empty()) {
+      serving = {slurp(f.webhook_cert_dir + "/tls.crt"), slurp(f.webhook_cert_dir + "/tls.key")};
+      if (serving.cert.empty() || serving.key.empty())
+        die("--webhook-cert-dir " + f.webhook_cert_dir + ": tls.crt and tls.key must be readable");
+    } else {
+      if (f.webhook_hosts.empty())
+        f.webhook_hosts = {"backup-operator-webhook." + f.operator_namespace + ".svc",
+                           "backup-operator-webhook." + f.operator_namespace + ".svc.cluster.local"};
+      bo::RealClock wall;
+      auto cert = bo::webhook::ensure_certificate(
+          client, {f.operator_namespace, f.webhook_secret, f.webhook_hosts, f.webhook_configuration}, wall);
+      if (!cert) die("webhook certificate: " + cert.error());
+      serving = cert->serving;
+      if (!f.webhook_configuration.empty()) {
+        auto patched = bo::webhook::patch_ca_bundle(client, f.webhook_configuration, cert->ca_cert);
+        if (!patched) die("webhook caBundle: " + patched.error());
+        if (!*patched)
+          bo::log::warn("MutatingWebhookConfiguration not found; RestoreRequests will lack the requested-by identity",
+                        {{"configuration", f.webhook_configuration}});
+      }
+    }
+    if (auto started = webhook.start(*addr, serving); !started)
+      die("--webhook-bind-address " + f.webhook_bind + ": " + started.error());
+  }
   bo::log::info("backup-operator starting", {{"version", bo::kVersion},
                                               {"server", cfg->server},
                                               {"apiVersion", (*version).value("gitVersion", "")},
                                               {"watchNamespace", f.watch_namespace},
-                                              {"leaderElect", f.leader_elect}});
+                                              {"leaderElect", f.leader_elect},
+                                              {"identity", operator_username}});
 
   std::stop_source stop;
   std::jthread signals([&] {
@@ -193,12 +267,16 @@ int main(int argc, char** argv) {
   bo::kube::EventRecorder recorder(client, clock, {"backup-operator", identity()});
   std::unique_ptr<bo::reconcile::Caches> caches;
   std::unique_ptr<bo::reconcile::BackupPolicyController> policies;
+  std::unique_ptr<bo::reconcile::RestoreController> restores;
   auto start_controllers = [&] {
     caches = std::make_unique<bo::reconcile::Caches>(client, f.watch_namespace);
     policies = std::make_unique<bo::reconcile::BackupPolicyController>(
         client, *caches, clock, recorder, metrics, bo::reconcile::BackupPolicyControllerOptions{f.watch_namespace, 2, ""});
+    restores = std::make_unique<bo::reconcile::RestoreController>(
+        client, *caches, clock, recorder, metrics, bo::reconcile::RestoreControllerOptions{2, "", operator_username});
     caches->start();
     policies->start();
+    restores->start();
     ready = true;
     bo::log::info("controllers started");
   };
@@ -231,6 +309,8 @@ int main(int argc, char** argv) {
     cv.wait(lock, stop.get_token(), [] { return false; });
   }
   if (policies) policies->stop();
+  if (restores) restores->stop();
+  webhook.stop();
   if (caches) caches->stop();
   recorder.flush();
   if (probes) probes->close().wait();

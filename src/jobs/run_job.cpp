@@ -166,6 +166,59 @@ int retain(const Env& env, std::ostream& log) {
   return 0;
 }
 
+// wal-g backup-fetch into PGDATA, after checking that what storage holds is
+// what the catalog recorded (sha256 over the stop sentinel), then the
+// recovery settings for WAL replay (to POINT_IN_TIME when given).
+int restore(const Env& env, std::ostream& log) {
+  const std::string walg = get(env, "WALG_BINARY", "wal-g");
+  const std::string pgdata = get(env, "PGDATA", "/var/lib/postgresql/restore");
+  const std::string id = get(env, "BACKUP_ID");
+  const std::string expected = get(env, "BACKUP_CHECKSUM");
+  if (id.empty()) throw Failure{"BACKUP_ID is not set: the operator names the backup to restore"};
+  auto sentinel = run_process({walg, "st", "cat", "basebackups_005/" + id + "_backup_stop_sentinel.json"});
+  if (sentinel.exit_code != 0 || sentinel.out.empty())
+    throw Failure{walg_error("wal-g st cat of the stop sentinel of " + id, sentinel)};
+  const std::string actual = "sha256:" + sha256_hex(sentinel.out);
+  if (!expected.empty() && actual != expected)
+    throw Failure{"ChecksumMismatch: storage holds " + actual + " for " + id + " but the catalog recorded " + expected +
+                  "; refusing to restore a backup that changed after it was taken"};
+  log << "run-job: restore: wal-g backup-fetch " << pgdata << " " << id << "\n";
+  auto r = run_process({walg, "backup-fetch", pgdata, id});
+  if (r.exit_code != 0) throw Failure{walg_error("wal-g backup-fetch " + id, r)};
+  // PostgreSQL recovery: fetch WAL with wal-g, stop at the point in time if asked.
+  std::string conf = "restore_command = '" + walg + " wal-fetch %f %p'\n";
+  const std::string pit = get(env, "POINT_IN_TIME");
+  if (!pit.empty()) {
+    if (!parse_rfc3339(pit)) throw Failure{"POINT_IN_TIME \"" + pit + "\" is not an RFC 3339 time"};
+    conf += "recovery_target_time = '" + pit + "'\nrecovery_target_action = 'promote'\n";
+  }
+  {
+    std::ofstream auto_conf(pgdata + "/postgresql.auto.conf", std::ios::app);
+    auto_conf << conf;
+    std::ofstream signal(pgdata + "/recovery.signal", std::ios::trunc);
+    if (!auto_conf.flush() || !signal.flush()) throw Failure{"cannot write the recovery settings into " + pgdata};
+  }
+  json result{{"restored", id}, {"checksum", actual}};
+  if (!pit.empty()) result["pointInTime"] = pit;
+  write_termination(env, result.dump());
+  log << "run-job: restore: restored " << id << " " << actual << "\n";
+  return 0;
+}
+
+// The profile's first validation: the restored database answers (pg_isready).
+int validate_database(const Env& env, std::ostream& log) {
+  const std::string bin = get(env, "PG_ISREADY", "pg_isready");
+  const std::string host = get(env, "PGHOST"), port = get(env, "PGPORT", "5432"), db = get(env, "PGDATABASE", "postgres");
+  if (host.empty()) throw Failure{"PGHOST is not set"};
+  auto r = run_process({bin, "-h", host, "-p", port, "-d", db, "-t", "10"});
+  std::string out = r.out.empty() ? r.err : r.out;
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  if (!r.start_error.empty()) throw Failure{"cannot run " + bin + " (" + r.start_error + ")"};
+  log << "run-job: validate-database-answers: " << out << "\n";
+  write_termination(env, out.empty() ? host + ":" + port + " exit " + std::to_string(r.exit_code) : out);
+  return r.exit_code == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 std::string redact(std::string text, const Env& env) {
@@ -194,7 +247,10 @@ int run_job(const std::string& action, const Env& env, std::ostream& log) {
     if (action == "backup" || action == "full-backup") return backup(action, env, log);
     if (action == "offsite-copy") return offsite_copy(env, log);
     if (action == "retain") return retain(env, log);
-    throw Failure{"unknown action \"" + action + "\" (supported: backup, full-backup, retain, offsite-copy)"};
+    if (action == "restore") return restore(env, log);
+    if (action == "validate-database-answers") return validate_database(env, log);
+    throw Failure{"unknown action \"" + action +
+                  "\" (supported: backup, full-backup, retain, offsite-copy, restore, validate-database-answers)"};
   } catch (const Failure& f) {
     const std::string msg = redact(f.message, env);
     log << "run-job: " << action << ": " << msg << "\n";

@@ -70,7 +70,23 @@ Metrics::Metrics()
       interval_(prometheus::BuildGauge()
                     .Name("backup_operator_backup_interval_seconds")
                     .Help("Seconds between the policy's scheduled backups (what BackupMissed compares against).")
-                    .Register(*registry_)) {
+                    .Register(*registry_)),
+      last_verified_(prometheus::BuildGauge()
+                         .Name("backup_operator_backup_last_verified_timestamp_seconds")
+                         .Help("Completion time of the newest backup a verification restore proved good.")
+                         .Register(*registry_)),
+      drill_success_(prometheus::BuildGauge()
+                         .Name("backup_operator_drill_last_success_timestamp_seconds")
+                         .Help("Completion time of the newest successful restore drill.")
+                         .Register(*registry_)),
+      restore_runs_(prometheus::BuildCounter()
+                        .Name("backup_operator_restore_runs_total")
+                        .Help("Finished RestoreRequests by purpose and result (success, failure, blocked).")
+                        .Register(*registry_)),
+      restore_seconds_(prometheus::BuildHistogram()
+                           .Name("backup_operator_restore_duration_seconds")
+                           .Help("Time from a restore's start to its final outcome, validation included.")
+                           .Register(*registry_)) {
   set_leader(false);
 }
 
@@ -134,6 +150,26 @@ void Metrics::backup_interval(const std::string& ns, const std::string& policy, 
   auto& g = interval_.Add({{"namespace", ns}, {"policy", policy}});
   g.Set(seconds);
   track(ns + "/" + policy, &g, [this, &g] { interval_.Remove(&g); });
+}
+
+void Metrics::backup_last_verified(const std::string& ns, const std::string& policy, double ts) {
+  auto& g = last_verified_.Add({{"namespace", ns}, {"policy", policy}});
+  g.Set(ts);
+  track(ns + "/" + policy, &g, [this, &g] { last_verified_.Remove(&g); });
+}
+
+void Metrics::drill_last_success(const std::string& ns, const std::string& policy, double ts) {
+  auto& g = drill_success_.Add({{"namespace", ns}, {"policy", policy}});
+  g.Set(ts);
+  track(ns + "/" + policy, &g, [this, &g] { drill_success_.Remove(&g); });
+}
+
+void Metrics::restore_run(const std::string& ns, const std::string& purpose, const std::string& result,
+                          double seconds) {
+  restore_runs_.Add({{"namespace", ns}, {"purpose", purpose}, {"result", result}}).Increment();
+  if (result == "blocked") return;
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400};
+  restore_seconds_.Add({{"purpose", purpose}}, kBuckets).Observe(seconds);
 }
 
 void Metrics::policy_condition(const std::string& ns, const std::string& policy, const std::string& type,

@@ -37,7 +37,12 @@ class Metrics {
   void backup_interval(const std::string& ns, const std::string& policy, double seconds);
   void policy_condition(const std::string& ns, const std::string& policy, const std::string& type,
                         const std::string& status);
+  void backup_last_verified(const std::string& ns, const std::string& policy, double ts);
+  void drill_last_success(const std::string& ns, const std::string& policy, double ts);
   void forget_policy(const std::string& ns, const std::string& policy);
+
+  // RestoreRequests: result is success, failure or blocked.
+  void restore_run(const std::string& ns, const std::string& purpose, const std::string& result, double seconds);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -57,6 +62,10 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& last_success_;
   prometheus::Family<prometheus::Gauge>& condition_;
   prometheus::Family<prometheus::Gauge>& interval_;
+  prometheus::Family<prometheus::Gauge>& last_verified_;
+  prometheus::Family<prometheus::Gauge>& drill_success_;
+  prometheus::Family<prometheus::Counter>& restore_runs_;
+  prometheus::Family<prometheus::Histogram>& restore_seconds_;
   std::mutex mu_;
   // Every labelled series per policy, so a deleted policy leaves none behind.
   std::map<std::string, std::map<const void*, std::function<void()>>> removers_;

@@ -163,6 +163,35 @@ RestorePlan plan_restore(const RestoreInputs& in) {
     status.erase("completionTime");
   }
 
+  // The restore Job: deterministic name, so asking twice never makes two.
+  auto restore_job = [&](const std::string& id, const std::string& sum) {
+    JobInputs ji{in.policy, *policy_spec, spec->purpose == "verification" ? Action::kVerify : Action::kRestore, in.now,
+                 {}, image, {}, ""};
+    if (auto it = in.secrets.find(policy_spec->storage.secret); it != in.secrets.end())
+      for (const auto& [k, v] : it->second) ji.storage_keys.push_back(k);
+    json job = build_job(ji);
+    const std::string job_name = bounded_name(name + "-restore");
+    job["metadata"]["name"] = job_name;
+    job["metadata"]["labels"][kLabelRestoreRequest] = name;
+    job["metadata"]["ownerReferences"] = json::array({owner_ref(in.request)});
+    job["metadata"]["annotations"].erase(kAnnotationSlot);
+    job["spec"]["template"]["metadata"]["labels"][kLabelRestoreRequest] = name;
+    auto& env = job["spec"]["template"]["spec"]["containers"][0]["env"];
+    env.push_back({{"name", "BACKUP_ID"}, {"value", id}});
+    env.push_back({{"name", "BACKUP_CHECKSUM"}, {"value", sum}});
+    env.push_back({{"name", "RESTORE_PURPOSE"}, {"value", spec->purpose}});
+    env.push_back({{"name", "TARGET_NAMESPACE"}, {"value", target}});
+    env.push_back({{"name", "RESTORE_REQUEST"}, {"value", rr_ref}});
+    if (!spec->point_in_time.empty()) env.push_back({{"name", "POINT_IN_TIME"}, {"value", spec->point_in_time}});
+    job["spec"]["template"]["spec"]["containers"][0]["args"] = {"run-job", "restore"};
+    job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"].push_back(
+        {{"name", "restore"}, {"mountPath", "/var/lib/postgresql/restore"}});
+    job["spec"]["template"]["spec"]["volumes"].push_back({{"name", "restore"}, {"emptyDir", json::object()}});
+    env.push_back({{"name", "PGDATA"}, {"value", "/var/lib/postgresql/restore"}});
+    plan.create.push_back(std::move(job));
+    return job_name;
+  };
+
   if (phase.empty() || phase == "Pending") {
     if (!spec) return block(spec.error().reason, spec.error().message);
     if (!status.contains("requestedBy"))
@@ -187,30 +216,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
       return finish();
     }
     // Start: the decision is fixed here (what "latest" meant at this moment).
-    JobInputs ji{in.policy, *policy_spec, spec->purpose == "verification" ? Action::kVerify : Action::kRestore, in.now,
-                 {}, image, {}, ""};
-    if (auto it = in.secrets.find(policy_spec->storage.secret); it != in.secrets.end())
-      for (const auto& [k, v] : it->second) ji.storage_keys.push_back(k);
-    json job = build_job(ji);
-    const std::string job_name = bounded_name(name + "-restore");
-    job["metadata"]["name"] = job_name;
-    job["metadata"]["labels"][kLabelRestoreRequest] = name;
-    job["metadata"]["ownerReferences"] = json::array({owner_ref(in.request)});
-    job["metadata"]["annotations"].erase(kAnnotationSlot);
-    job["spec"]["template"]["metadata"]["labels"][kLabelRestoreRequest] = name;
-    auto& env = job["spec"]["template"]["spec"]["containers"][0]["env"];
-    env.push_back({{"name", "BACKUP_ID"}, {"value", decision.backup_id}});
-    env.push_back({{"name", "BACKUP_CHECKSUM"}, {"value", decision.checksum}});
-    env.push_back({{"name", "RESTORE_PURPOSE"}, {"value", spec->purpose}});
-    env.push_back({{"name", "TARGET_NAMESPACE"}, {"value", target}});
-    env.push_back({{"name", "RESTORE_REQUEST"}, {"value", rr_ref}});
-    if (!spec->point_in_time.empty()) env.push_back({{"name", "POINT_IN_TIME"}, {"value", spec->point_in_time}});
-    job["spec"]["template"]["spec"]["containers"][0]["args"] = {"run-job", "restore"};
-    job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"].push_back(
-        {{"name", "restore"}, {"mountPath", "/var/lib/postgresql/restore"}});
-    job["spec"]["template"]["spec"]["volumes"].push_back({{"name", "restore"}, {"emptyDir", json::object()}});
-    env.push_back({{"name", "PGDATA"}, {"value", "/var/lib/postgresql/restore"}});
-    plan.create.push_back(std::move(job));
+    const std::string job_name = restore_job(decision.backup_id, decision.checksum);
     status["phase"] = "Restoring";
     status["startTime"] = format_rfc3339(in.now);
     status["backup"] = {{"id", decision.backup_id}, {"checksum", decision.checksum}};
@@ -299,7 +305,8 @@ RestorePlan plan_restore(const RestoreInputs& in) {
     const std::string jn = status.value("jobName", "");
     const ObservedRestoreJob* job = find_job(jn);
     if (!job) {
-      // Created but not yet seen, or lost: asking again is harmless (same name).
+      // Not in the cache yet, or deleted by hand: ask for it again (same name, so never two).
+      if (spec && policy_spec) restore_job(backup_id, checksum);
       plan.requeue_after = std::chrono::seconds(2);
       return finish();
     }

@@ -87,7 +87,8 @@ TEST_F(OperatorAgainstKubeLocal, ServesProbesAndMetricsHoldsAndReleasesTheLease)
   const std::string log = (server_.dir() / "op.log").string();
   const std::string cmd = kOp + " --kubeconfig " + server_.kubeconfig().string() +
                           " --leader-elect --leader-elect-retry-period 200ms"
-                          " --health-probe-bind-address 127.0.0.1:18391 --metrics-bind-address 127.0.0.1:18390 > " +
+                          " --health-probe-bind-address 127.0.0.1:18391 --metrics-bind-address 127.0.0.1:18390"
+                          " --webhook-bind-address 0 > " +
                           log + " 2>&1 & echo $!";
   const int pid = std::stoi(run("sh -c '" + cmd + "'").output);
   ASSERT_TRUE(eventually([&] { return run("curl -sf http://127.0.0.1:18391/readyz").output == "ok"; }));
@@ -158,7 +159,7 @@ spec:
   const std::string log = (server.dir() / "op.log").string();
   const std::string cmd = kOp + " --kubeconfig " + server.kubeconfig().string() +
                           " --log-level debug --time-scale 100 --metrics-bind-address 127.0.0.1:18392"
-                          " --health-probe-bind-address 0 > " + log + " 2>&1 & echo $!";
+                          " --health-probe-bind-address 0 --webhook-bind-address 0 > " + log + " 2>&1 & echo $!";
   const int pid = std::stoi(run("sh -c '" + cmd + "'").output);
   ASSERT_TRUE(eventually([&] {
     return server.kubectl("get jobs -n hygiene -o name").output.find("job.batch/db-delta-") != std::string::npos;

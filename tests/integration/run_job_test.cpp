@@ -54,6 +54,36 @@ TEST_F(RunJob, FullThenDeltaWriteTheResultContract) {
   EXPECT_EQ(delta->base, "base_000000010000000000000001");
 }
 
+TEST_F(RunJob, RestoreChecksTheChecksumFetchesAndWritesRecoverySettings) {
+  ASSERT_EQ(job("full-backup").exit_code, 0);
+  const auto made = bo::api::parse_job_result(termination());
+  ASSERT_TRUE(made);
+  const auto pgdata = dir_ / "restore";
+  const std::string env = "BACKUP_ID=" + made->backup_id + " PGDATA=" + pgdata.string() +
+                          " POINT_IN_TIME=2026-11-24T10:30:00Z BACKUP_CHECKSUM=";
+  auto r = job("restore", env + made->checksum);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const json result = json::parse(termination());
+  EXPECT_EQ(result["restored"], made->backup_id);
+  EXPECT_EQ(result["checksum"], made->checksum);
+  EXPECT_TRUE(std::filesystem::exists(pgdata / "PG_VERSION"));
+  EXPECT_TRUE(std::filesystem::exists(pgdata / "recovery.signal"));
+  std::ifstream conf(pgdata / "postgresql.auto.conf");
+  std::stringstream text;
+  text << conf.rdbuf();
+  EXPECT_NE(text.str().find("recovery_target_time = '2026-11-24T10:30:00Z'"), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find("wal-fetch %f %p"), std::string::npos);
+
+  // A backup whose sentinel changed after the catalog recorded it is refused.
+  r = job("restore", env + "sha256:" + std::string(64, '0'));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(termination().find("ChecksumMismatch"), std::string::npos) << termination();
+  r = job("restore", "BACKUP_ID=base_missing PGDATA=" + pgdata.string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(termination().find("base_missing"), std::string::npos);
+  EXPECT_EQ(termination().find("CANARY"), std::string::npos);
+}
+
 TEST_F(RunJob, RetainDeletesTheExpiredBackups) {
   ASSERT_EQ(job("full-backup").exit_code, 0);
   ASSERT_EQ(job("full-backup").exit_code, 0);

@@ -1,0 +1,295 @@
+#include "reconcile/restore_controller.h"
+
+#include <algorithm>
+
+#include "common/encoding.h"
+#include "common/log.h"
+#include "reconcile/restore_plan.h"
+
+namespace bo::reconcile {
+namespace {
+
+using json = nlohmann::json;
+
+std::string split_key(const std::string& key, std::string* name) {
+  const auto slash = key.find('/');
+  *name = key.substr(slash + 1);
+  return key.substr(0, slash);
+}
+
+std::string name_of(const json& obj) { return obj["metadata"].value("name", ""); }
+std::string ns_of(const json& obj) { return obj["metadata"].value("namespace", ""); }
+
+// Order of arrival among requests for one target: creation time, then identity.
+bool arrived_before(const json& a, const json& b) {
+  const auto ta = a["metadata"].value("creationTimestamp", ""), tb = b["metadata"].value("creationTimestamp", "");
+  if (ta != tb) return ta < tb;
+  return ns_of(a) + "/" + name_of(a) < ns_of(b) + "/" + name_of(b);
+}
+
+}  // namespace
+
+RestoreController::RestoreController(kube::Client& client, Caches& caches, const Clock& clock,
+                                     kube::EventRecorder& events, metrics::Metrics& metrics,
+                                     RestoreControllerOptions opts)
+    : client_(client),
+      caches_(caches),
+      clock_(clock),
+      events_(events),
+      metrics_(metrics),
+      opts_(std::move(opts)),
+      controller_("restorerequest", [this](const std::string& key) { return reconcile(key); }, opts_.workers,
+                  &metrics) {
+  if (opts_.default_image.empty()) opts_.default_image = kDefaultImage;
+  auto on_request = [this](const kube::ObjPtr& o) {
+    enqueue(ns_of(*o), name_of(*o));
+    enqueue_waiting();  // a request that finished or went away may free a target
+  };
+  caches_.restores.add_handlers(
+      {on_request, [on_request](const kube::ObjPtr&, const kube::ObjPtr& n) { on_request(n); }, on_request});
+  auto on_job = [this](const kube::ObjPtr& o) {
+    const json labels = (*o)["metadata"].value("labels", json::object());
+    const std::string rr = labels.value(kLabelRestoreRequest, "");
+    if (rr.empty()) return;
+    enqueue(labels.value(kLabelRestoreNamespace, ns_of(*o)), rr);
+  };
+  caches_.jobs.add_handlers({on_job, [on_job](const kube::ObjPtr&, const kube::ObjPtr& n) { on_job(n); }, on_job});
+  caches_.pods.add_handlers({on_job, [on_job](const kube::ObjPtr&, const kube::ObjPtr& n) { on_job(n); }, on_job});
+  auto on_policy = [this](const kube::ObjPtr& p) {
+    for (const auto& rr : caches_.restores.by_index(kIndexPolicyRef, name_of(*p)))
+      if (ns_of(*rr) == ns_of(*p)) enqueue(ns_of(*rr), name_of(*rr));
+  };
+  caches_.policies.add_handlers(
+      {on_policy, [on_policy](const kube::ObjPtr&, const kube::ObjPtr& n) { on_policy(n); }, on_policy});
+}
+
+RestoreController::~RestoreController() { stop(); }
+
+void RestoreController::enqueue(const std::string& ns, const std::string& name) { controller_.queue().add(ns + "/" + name); }
+
+void RestoreController::enqueue_waiting() {
+  for (const auto& rr : caches_.restores.list())
+    if (restore_pending(*rr)) enqueue(ns_of(*rr), name_of(*rr));
+}
+
+void RestoreController::start() {
+  threads_.emplace_back([this](std::stop_token st) {
+    while (!st.stop_requested() && !caches_.synced()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (st.stop_requested()) return;
+    log::info("caches synced, starting workers", {{"controller", "restorerequest"}, {"workers", opts_.workers}});
+    controller_.start();
+  });
+}
+
+void RestoreController::stop() {
+  for (auto& t : threads_) t.request_stop();
+  controller_.stop();
+  threads_.clear();
+}
+
+// The request that holds `request`'s target namespace: one in progress, or an
+// older one still waiting (so two pending requests never both start).
+std::string RestoreController::waiting_for(const json& request) const {
+  const std::string target = restore_target(request);
+  const std::string self = ns_of(request) + "/" + name_of(request);
+  std::string holder;
+  for (const auto& other : caches_.restores.list()) {
+    const std::string key = ns_of(*other) + "/" + name_of(*other);
+    if (key == self || restore_target(*other) != target) continue;
+    if ((*other)["metadata"].contains("deletionTimestamp")) continue;
+    if (restore_in_progress(*other)) return key;
+    if (restore_pending(*other) && arrived_before(*other, request) && holder.empty()) holder = key;
+  }
+  return holder;
+}
+
+// A production namespace: one labelled backup.si.dev/environment=production,
+// or one holding a BackupPolicy whose environment is production (the default).
+kube::Result<bool> RestoreController::target_is_production(const std::string& target) const {
+  for (const auto& p : caches_.policies.list(target))
+    if ((*p).value("spec", json::object()).value("environment", "production") == "production") return true;
+  auto ns = client_.get(kube::resources::kNamespaces, "", target);
+  if (!ns) {
+    if (ns.error().not_found()) return false;
+    return std::unexpected(ns.error());
+  }
+  return (*ns)["metadata"].value("labels", json::object()).value("backup.si.dev/environment", "") == "production";
+}
+
+kube::Result<bool> RestoreController::freeze_present(const std::string& name) const {
+  bool both = true;
+  for (const auto* r : {&kube::resources::kValidatingAdmissionPolicies, &kube::resources::kValidatingAdmissionPolicyBindings}) {
+    auto got = client_.get(*r, "", name);
+    if (!got && !got.error().not_found()) return std::unexpected(got.error());
+    both = both && got.has_value();
+  }
+  return both;
+}
+
+kube::Result<void> RestoreController::apply_freeze(const json& policy, const json& binding) {
+  for (const auto& [r, obj] : {std::pair{&kube::resources::kValidatingAdmissionPolicies, &policy},
+                               std::pair{&kube::resources::kValidatingAdmissionPolicyBindings, &binding}}) {
+    auto created = client_.create(*r, "", *obj);
+    if (created || created.error().already_exists()) continue;
+    return std::unexpected(created.error());
+  }
+  return {};
+}
+
+kube::Result<void> RestoreController::lift_freeze(const std::string& name) {
+  for (const auto* r : {&kube::resources::kValidatingAdmissionPolicyBindings, &kube::resources::kValidatingAdmissionPolicies}) {
+    auto removed = client_.remove(*r, "", name);
+    if (!removed && !removed.error().not_found()) return std::unexpected(removed.error());
+  }
+  return {};
+}
+
+kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
+  std::string name;
+  const std::string ns = split_key(key, &name);
+  const auto rr = caches_.restores.get(ns, name);
+  if (!rr) return kube::ReconcileResult::done();
+  const json& request = *rr;
+  const json spec = request.value("spec", json::object());
+  const std::string policy_name =
+      spec.is_object() ? spec.value("policyRef", json::object()).value("name", "") : std::string();
+
+  RestoreInputs in;
+  in.request = request;
+  in.now = clock_.now();
+  in.default_image = opts_.default_image;
+  in.operator_username = opts_.operator_username;
+  if (auto p = caches_.policies.get(ns, policy_name)) in.policy = *p;
+  const std::string target = restore_target(request);
+  const bool deleting = request["metadata"].contains("deletionTimestamp");
+  if (!deleting && restore_pending(request)) {
+    in.waiting_for = waiting_for(request);
+    if (!target.empty()) {
+      auto prod = target_is_production(target);
+      if (!prod) return kube::ReconcileResult::failed("read namespace " + target + ": " + prod.error().str());
+      in.target_is_production = *prod;
+    }
+  }
+  bool wait_for_pods = false;
+  const std::string uid = request["metadata"].value("uid", "");
+  for (const auto& j : caches_.jobs.by_index(kIndexRestore, name)) {
+    const json& job = *j;
+    const json labels = job["metadata"].value("labels", json::object());
+    ObservedRestoreJob o;
+    o.name = name_of(job);
+    o.ns = ns_of(job);
+    const std::string action = labels.value(kLabelAction, "");
+    if (action == "validate") {
+      if (labels.value(kLabelRestoreNamespace, "") != ns) continue;
+      o.role = "validate";
+      o.check = labels.value(kLabelCheck, "");
+      o.attempt = std::atoi(labels.value(kLabelAttempt, "0").c_str());
+    } else {
+      bool owned = false;
+      for (const auto& r : job["metadata"].value("ownerReferences", json::array()))
+        owned = owned || r.value("uid", "") == uid;
+      if (!owned || o.ns != ns) continue;
+      o.role = "restore";
+    }
+    const JobView v = view_job(job, caches_.pods, o.role == "restore" ? "walg" : "check", grace_);
+    o.state = v.state;
+    o.message = v.message;
+    o.exit_code = v.exit_code;
+    o.failure = v.failure;
+    wait_for_pods = wait_for_pods || v.awaiting_pod;
+    in.jobs.push_back(std::move(o));
+  }
+  const json status = request.value("status", json::object());
+  const std::string fname = freeze_name(ns, name);
+  bool frozen_wanted = deleting;
+  for (const auto& c : status.is_object() ? status.value("conditions", json::array()) : json::array())
+    if (c.value("type", "") == "MutationsBlocked" && c.value("status", "") == "True") frozen_wanted = true;
+  if (frozen_wanted) {
+    auto present = freeze_present(fname);
+    if (!present) return kube::ReconcileResult::failed("read freeze " + fname + ": " + present.error().str());
+    in.freeze_present = *present;
+  }
+  if (in.policy.is_object()) {
+    if (auto ps = api::parse_backup_policy_spec(in.policy.value("spec", json::object())))
+      for (const auto& sn : {ps->storage.secret, ps->storage.encryption_secret, ps->database.credentials_secret}) {
+        if (sn.empty()) continue;
+        auto s = caches_.secrets.get(ns, sn);
+        if (!s) continue;
+        auto& data = in.secrets[sn];
+        const json secret_data = (*s).value("data", json::object());
+        for (const auto& [k, v] : secret_data.items())
+          if (v.is_string()) data[k] = base64_decode(v.get<std::string>()).value_or("");
+      }
+  }
+
+  const RestorePlan plan = plan_restore(in);
+
+  if (plan.add_finalizer) {
+    json updated = request;
+    updated["metadata"]["finalizers"].push_back(kRestoreFinalizer);
+    auto r = client_.update(kRestoreRequests, ns, updated);
+    if (!r) {
+      if (r.error().not_found()) return kube::ReconcileResult::done();
+      if (r.error().conflict()) return kube::ReconcileResult::conflict("add finalizer: " + r.error().str());
+      return kube::ReconcileResult::failed("add finalizer: " + r.error().str());
+    }
+    return kube::ReconcileResult::done();  // the update brings us back
+  }
+  for (const auto& [jns, jn] : plan.remove) {
+    auto r = client_.remove(kube::resources::kJobs, jns, jn, {"Background", "", ""});
+    if (!r && !r.error().not_found()) return kube::ReconcileResult::failed("delete Job " + jns + "/" + jn + ": " + r.error().str());
+  }
+  for (const auto& job : plan.create) {
+    const std::string jns = job["metadata"].value("namespace", "");
+    auto r = client_.create(kube::resources::kJobs, jns, job);
+    if (!r && !r.error().already_exists())
+      return kube::ReconcileResult::failed("create Job " + jns + "/" + name_of(job) + ": " + r.error().str());
+    if (r) log::info("job created", {{"restoreRequest", key}, {"job", jns + "/" + name_of(job)}});
+  }
+  if (plan.freeze == RestorePlan::Freeze::kApply) {
+    if (auto r = apply_freeze(plan.freeze_policy, plan.freeze_binding); !r)
+      return kube::ReconcileResult::failed("freeze " + target + ": " + r.error().str());
+  } else if (plan.freeze == RestorePlan::Freeze::kLift) {
+    if (auto r = lift_freeze(fname); !r) return kube::ReconcileResult::failed("lift freeze " + fname + ": " + r.error().str());
+  }
+  // Status before Events and metrics: a failed write is retried with nothing announced twice.
+  if (!deleting && plan.status != request.value("status", json())) {
+    json updated = request;
+    updated["status"] = plan.status;
+    auto r = client_.update_status(kRestoreRequests, ns, updated);
+    if (!r) {
+      if (r.error().not_found()) return kube::ReconcileResult::done();
+      if (r.error().conflict()) return kube::ReconcileResult::conflict("update status: " + r.error().str());
+      return kube::ReconcileResult::failed("update status: " + r.error().str());
+    }
+  }
+  for (const auto& e : plan.events) {
+    events_.record(request, e.type, e.reason, e.message);
+    log::info("restore step", {{"restoreRequest", key},
+                               {"step", e.reason},
+                               {"phase", plan.status.is_object() ? plan.status.value("phase", "") : ""},
+                               {"target", target},
+                               {"message", e.message}});
+  }
+  if (plan.outcome)
+    metrics_.restore_run(ns, plan.status.value("purpose", "restore"), plan.outcome->result, plan.outcome->seconds);
+  if (plan.remove_finalizer) {
+    json updated = request;
+    json kept = json::array();
+    for (const auto& f : request["metadata"].value("finalizers", json::array()))
+      if (f != kRestoreFinalizer) kept.push_back(f);
+    updated["metadata"]["finalizers"] = kept;
+    auto r = client_.update(kRestoreRequests, ns, updated);
+    if (!r && !r.error().not_found()) {
+      if (r.error().conflict()) return kube::ReconcileResult::conflict("remove finalizer: " + r.error().str());
+      return kube::ReconcileResult::failed("remove finalizer: " + r.error().str());
+    }
+    log::info("restore request released", {{"restoreRequest", key}});
+  }
+  if (deleting && !plan.remove_finalizer) return kube::ReconcileResult::after(std::chrono::milliseconds(500));
+  if (wait_for_pods) return kube::ReconcileResult::after(std::chrono::milliseconds(500));
+  if (plan.requeue_after) return kube::ReconcileResult::after(*plan.requeue_after);
+  return kube::ReconcileResult::done();
+}
+
+}  // namespace bo::reconcile
