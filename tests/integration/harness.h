@@ -171,6 +171,49 @@ class KubeLocal {
   int port_ = 0;
 };
 
+// A child process (the operator binary) with stdout and stderr in a log file;
+// killed with the test (PR_SET_PDEATHSIG) and on destruction.
+class Child {
+ public:
+  Child(std::vector<std::string> args, const fs::path& log) : log_(log) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      FILE* f = fopen(log.c_str(), "w");
+      if (f) {
+        dup2(fileno(f), 1);
+        dup2(fileno(f), 2);
+      }
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+  }
+  ~Child() { stop(SIGKILL); }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  void stop(int sig = SIGTERM) {
+    if (pid_ <= 0) return;
+    kill(pid_, sig);
+    int st;
+    waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+  [[nodiscard]] std::string log() const {
+    std::ifstream in(log_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  [[nodiscard]] pid_t pid() const { return pid_; }
+
+ private:
+  fs::path log_;
+  pid_t pid_ = -1;
+};
+
 inline std::string write_file(const fs::path& p, const std::string& content) {
   std::ofstream out(p);
   out << content;

@@ -423,6 +423,18 @@ void Controllers::sync_pod(const std::string& ns, const std::string& name) {
   for (const auto& [token, value] : {std::pair<std::string, std::string>{"{{pod}}", name},
                                      {"{{now}}", bo::format_rfc3339(now)}})
     for (size_t pos; (pos = message.find(token)) != std::string::npos;) message.replace(pos, token.size(), value);
+  // {{env:NAME}}: a literal env value of the pod's first container (what a real
+  // program would echo back, e.g. the backup it was asked to restore).
+  for (size_t pos; (pos = message.find("{{env:")) != std::string::npos;) {
+    const size_t end = message.find("}}", pos);
+    if (end == std::string::npos) break;
+    const std::string var = message.substr(pos + 6, end - pos - 6);
+    std::string value;
+    if (!containers.empty())
+      for (const auto& e : containers[0].value("env", json::array()))
+        if (e.value("name", "") == var && e.contains("value") && e["value"].is_string()) value = e["value"];
+    message.replace(pos, end + 2 - pos, value);
+  }
   (void)api_.mutate(*pods_type, ns, name, [&](json& o) {
     auto& st = o["status"];
     st["phase"] = success ? "Succeeded" : "Failed";

@@ -1,0 +1,345 @@
+// RestoreRequests end to end: the real operator binary, running as its own
+// service account, against kube-local with RBAC on (--authorize), calling the
+// operator's identity webhook over HTTPS; users act through the real kubectl.
+#include <gtest/gtest.h>
+
+#include "common/encoding.h"
+#include "harness.h"
+#include "reconcile/caches.h"
+#include "reconcile/conditions.h"
+
+using namespace bo::kube;
+using bo::reconcile::kBackupPolicies;
+using bo::reconcile::kRestoreRequests;
+using nlohmann::json;
+using testing_support::Child;
+using testing_support::eventually;
+using testing_support::KubeLocal;
+using testing_support::run;
+
+namespace {
+
+constexpr int kWebhookPort = 18395;
+constexpr int kMetricsPort = 18396;
+const std::string kCanary = "CANARY-rr-5150";
+const std::string kSumA = "sha256:" + std::string(64, 'a');
+const std::string kSumB = "sha256:" + std::string(64, 'b');
+const std::string kOperatorUser = "system:serviceaccount:backup-operator-system:backup-operator";
+
+std::string rules_file(const std::filesystem::path& dir) {
+  const json rules = json::array({
+      {{"selector", "backup.si.dev/action in (restore,verify)"},
+       {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2},
+                    {"message", R"({"restored":"{{env:BACKUP_ID}}","checksum":"{{env:BACKUP_CHECKSUM}}"})"}}}},
+      {{"selector", "backup.si.dev/check=integrity,backup.si.dev/validation-attempt=1"},
+       {"outcome", {{"result", "Failed"}, {"afterSeconds", 0.2}, {"exitCode", 3}, {"message", "row count mismatch: 41 != 42"}}}},
+      {{"selector", "backup.si.dev/check=slow"}, {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 600}}}},
+      {{"selector", "backup.si.dev/check=leaky"},
+       {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", "connected with password " + kCanary}}}},
+      {{"selector", "backup.si.dev/action=validate"},
+       {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", "ok from {{pod}}"}}}},
+  });
+  return testing_support::write_file(dir / "rules.json", rules.dump());
+}
+
+std::string tokens_file(const std::filesystem::path& dir) {
+  return testing_support::write_file(dir / "tokens.csv", "alice-token,alice,alice-uid,\"sre\"\n");
+}
+
+class RestoreRequestIT : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::filesystem::path(testing_support::make_temp_dir("rr"));
+    server_ = new KubeLocal({"--authorize", "--tokens", tokens_file(*dir_), "--pod-rules", rules_file(*dir_)});
+    auto r = server_->kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    auto admin = server_->client();
+    // The operator's own identity: a service account (cluster-admin until the chart's RBAC lands).
+    ASSERT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", "backup-operator-system"}}}}));
+    ASSERT_TRUE(admin->create(resources::kServiceAccounts, "backup-operator-system", {{"metadata", {{"name", "backup-operator"}}}}));
+    const Resource crb{"rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false};
+    ASSERT_TRUE(admin->create(crb, "", {{"metadata", {{"name", "backup-operator"}}},
+                                        {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "ClusterRole"}, {"name", "cluster-admin"}}},
+                                        {"subjects", {{{"kind", "ServiceAccount"}, {"name", "backup-operator"}, {"namespace", "backup-operator-system"}}}}}));
+    ASSERT_TRUE(admin->create(crb, "", {{"metadata", {{"name", "alice"}}},
+                                        {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "ClusterRole"}, {"name", "cluster-admin"}}},
+                                        {"subjects", {{{"kind", "User"}, {"name", "alice"}}}}}));
+    const json tr = json::object();
+    auto token = admin->request("POST", resources::kServiceAccounts.path("backup-operator-system", "backup-operator", "token"), &tr);
+    ASSERT_TRUE(token);
+    const auto cfg = server_->config();
+    const std::string kubeconfig = testing_support::write_file(
+        *dir_ / "operator.kubeconfig",
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: " + cfg.server +
+            "\n    certificate-authority-data: " + bo::base64_encode(cfg.ca_pem) +
+            "\nusers:\n- name: op\n  user:\n    token: " + (*token)["status"]["token"].get<std::string>() +
+            "\ncontexts:\n- name: op\n  context: {cluster: local, user: op, namespace: backup-operator-system}\n"
+            "current-context: op\n");
+    ASSERT_TRUE(admin->create(resources::kMutatingWebhookConfigurations, "",
+                              {{"metadata", {{"name", "backup-operator"}}},
+                               {"webhooks", {{{"name", "requested-by.backup.si.dev"},
+                                              {"clientConfig", {{"url", "https://127.0.0.1:" + std::to_string(kWebhookPort) + "/mutate-restorerequests"}}},
+                                              {"rules", {{{"operations", {"CREATE", "UPDATE"}}, {"apiGroups", {"backup.si.dev"}},
+                                                          {"apiVersions", {"v1alpha1"}}, {"resources", {"restorerequests"}}}}},
+                                              {"failurePolicy", "Fail"},
+                                              {"sideEffects", "None"},
+                                              {"admissionReviewVersions", {"v1"}}}}}}));
+    operator_ = new Child({OPERATOR_BIN, "--kubeconfig", kubeconfig, "--webhook-bind-address",
+                           "127.0.0.1:" + std::to_string(kWebhookPort), "--webhook-host", "127.0.0.1",
+                           "--metrics-bind-address", "127.0.0.1:" + std::to_string(kMetricsPort),
+                           "--health-probe-bind-address", "0", "--log-level", "debug"},
+                          *dir_ / "operator.log");
+    // Ready when the webhook's CA is in place and the controllers run.
+    ASSERT_TRUE(eventually([&] {
+      auto w = admin->get(resources::kMutatingWebhookConfigurations, "", "backup-operator");
+      return w && (*w)["webhooks"][0]["clientConfig"].contains("caBundle") &&
+             operator_->log().find("\"controller\":\"restorerequest\"") != std::string::npos;
+    }, std::chrono::seconds(30))) << operator_->log();
+
+    for (const char* ns : {"shop", "shop-drill", "shop-wait", "shop-verify"})
+      ASSERT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", ns}}}}));
+    ASSERT_TRUE(admin->create(resources::kSecrets, "shop",
+                              {{"metadata", {{"name", "walg-storage"}}},
+                               {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},
+                                               {"WALG_AWS_SECRET_ACCESS_KEY", kCanary}, {"WALG_AWS_ENDPOINT", "https://s3.local"}}}}));
+    ASSERT_TRUE(admin->create(resources::kSecrets, "shop",
+                              {{"metadata", {{"name", "walg-encryption"}}}, {"stringData", {{"WALG_LIBSODIUM_KEY", kCanary}}}}));
+    // Suspended: the catalog below is the test's, not a schedule's.
+    ASSERT_TRUE(admin->create(kBackupPolicies, "shop",
+                              {{"metadata", {{"name", "db"}}},
+                               {"spec", {{"suspend", true},
+                                         {"database", {{"host", "supabase-db.shop.svc"}}},
+                                         {"storage", {{"secretRef", {{"name", "walg-storage"}}},
+                                                      {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
+                                         {"verification", {{"targetNamespace", "shop-verify"}}}}}}));
+    ASSERT_TRUE(eventually([&] {
+      auto p = admin->get(kBackupPolicies, "shop", "db");
+      return p && (*p).contains("status") && (*p)["status"].contains("conditions");
+    }));
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      auto p = admin->get(kBackupPolicies, "shop", "db");
+      ASSERT_TRUE(p);
+      (*p)["status"]["backups"] = {
+          {{"id", "base_B"}, {"checksum", kSumB}, {"type", "full"}, {"verified", false},
+           {"startTime", "2026-11-21T02:00:00Z"}, {"completionTime", "2026-11-21T02:05:00Z"}, {"keptFor", json::array()}},
+          {{"id", "base_A"}, {"checksum", kSumA}, {"type", "full"}, {"verified", true},
+           {"startTime", "2026-11-20T02:00:00Z"}, {"completionTime", "2026-11-20T02:05:00Z"}, {"keptFor", json::array()}}};
+      if (admin->update_status(kBackupPolicies, "shop", *p)) break;
+    }
+  }
+  static void TearDownTestSuite() {
+    delete operator_;
+    delete server_;
+    std::filesystem::remove_all(*dir_);
+    delete dir_;
+  }
+  void SetUp() override { client_ = server_->client(); }
+
+  testing_support::CommandResult kubectl(const std::string& args) { return server_->kubectl(args); }
+  testing_support::CommandResult alice(const std::string& args) { return server_->kubectl("--token alice-token " + args); }
+  std::string apply_as_alice(const std::string& name, const std::string& spec_yaml, const std::string& metadata_extra = "") {
+    const std::string f = testing_support::write_file(*dir_ / (name + ".yaml"),
+                                                      "apiVersion: backup.si.dev/v1alpha1\nkind: RestoreRequest\nmetadata:\n  name: " +
+                                                          name + "\n  namespace: shop\n" + metadata_extra + "spec:\n" + spec_yaml);
+    auto r = alice("apply -f " + f);
+    return r.exit_code == 0 ? "" : r.output;
+  }
+  json rr(const std::string& name) {
+    auto r = client_->get(kRestoreRequests, "shop", name);
+    return r ? *r : json::object();
+  }
+  std::string phase(const std::string& name) { return rr(name).value("status", json::object()).value("phase", ""); }
+  json condition(const std::string& name, const char* type) {
+    const json conds = rr(name).value("status", json::object()).value("conditions", json::array());
+    auto c = bo::reconcile::find_condition(conds, type);
+    return c ? *c : json::object();
+  }
+  bool wait_phase(const std::string& name, const std::string& want, int seconds = 20) {
+    return eventually([&] { return phase(name) == want; }, std::chrono::seconds(seconds));
+  }
+  size_t jobs_of(const std::string& name, const std::string& ns) {
+    auto l = client_->list(resources::kJobs, ns, {"backup.si.dev/restore-request=" + name, "", 0, "", ""});
+    return l ? (*l)["items"].size() : 999;
+  }
+  size_t freezes() {
+    auto l = client_->list(resources::kValidatingAdmissionPolicies, "", {"app.kubernetes.io/managed-by=backup-operator", "", 0, "", ""});
+    return l ? (*l)["items"].size() : 999;
+  }
+
+  static std::filesystem::path* dir_;
+  static KubeLocal* server_;
+  static Child* operator_;
+  std::unique_ptr<Client> client_;
+};
+std::filesystem::path* RestoreRequestIT::dir_ = nullptr;
+KubeLocal* RestoreRequestIT::server_ = nullptr;
+Child* RestoreRequestIT::operator_ = nullptr;
+
+TEST_F(RestoreRequestIT, IdentityIsStampedFromTheCallerAndCannotBeForged) {
+  ASSERT_EQ(apply_as_alice("who", "  policyRef: {name: db}\n  purpose: drill\n  targetNamespace: shop-drill\n"), "");
+  const json stamped = json::parse(rr("who")["metadata"]["annotations"]["backup.si.dev/requested-by"].get<std::string>());
+  EXPECT_EQ(stamped["username"], "alice");
+  EXPECT_EQ(stamped["uid"], "alice-uid");
+  EXPECT_NE(std::find(stamped["groups"].begin(), stamped["groups"].end(), "sre"), stamped["groups"].end());
+  ASSERT_TRUE(eventually([&] { return rr("who").value("status", json::object()).contains("requestedBy"); }));
+  EXPECT_EQ(rr("who")["status"]["requestedBy"]["username"], "alice");
+
+  // A client-set identity is refused at creation...
+  const std::string forged = apply_as_alice(
+      "forged", "  policyRef: {name: db}\n",
+      "  annotations:\n    backup.si.dev/requested-by: '{\"username\":\"someone-else\"}'\n");
+  EXPECT_NE(forged.find("set by backup-operator"), std::string::npos) << forged;
+  EXPECT_TRUE(rr("forged").empty());
+  // ...and cannot be changed afterwards, even by an administrator.
+  auto r = kubectl("annotate restorerequest -n shop who --overwrite backup.si.dev/requested-by={\"username\":\"mallory\"}");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("cannot change"), std::string::npos) << r.output;
+  r = kubectl("patch restorerequest -n shop who --type merge -p {\"spec\":{\"backupId\":\"base_B\"}}");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_EQ(json::parse(rr("who")["metadata"]["annotations"]["backup.si.dev/requested-by"].get<std::string>())["username"], "alice");
+  ASSERT_EQ(kubectl("delete restorerequest -n shop who --wait=true").exit_code, 0);
+}
+
+TEST_F(RestoreRequestIT, ForbiddenRestoresAreBlockedWithAReasonNamingTheVerifiedBackup) {
+  struct Case {
+    const char* name;
+    std::string spec;
+    const char* reason;
+  } cases[] = {
+      {"unknown", "  policyRef: {name: db}\n  backupId: base_Z\n", "UnknownBackup"},
+      {"unverified", "  policyRef: {name: db}\n  backupId: base_B\n", "UnverifiedBackup"},
+      {"mismatch", "  policyRef: {name: db}\n  backupId: base_A\n  checksum: " + kSumB + "\n", "ChecksumMismatch"},
+  };
+  for (const auto& c : cases) ASSERT_EQ(apply_as_alice(c.name, c.spec), "") << c.name;
+  for (const auto& c : cases) {
+    ASSERT_TRUE(wait_phase(c.name, "Blocked")) << c.name << ": " << rr(c.name).dump();
+    const json blocked = condition(c.name, "Blocked");
+    EXPECT_EQ(blocked["status"], "True");
+    EXPECT_EQ(blocked["reason"], c.reason);
+    EXPECT_NE(blocked["message"].get<std::string>().find("base_A"), std::string::npos) << blocked["message"];
+    EXPECT_EQ(jobs_of(c.name, "shop"), 0u);
+  }
+  // The printer columns show it to kubectl users.
+  auto r = kubectl("get rr -n shop unknown");
+  EXPECT_NE(r.output.find("Blocked"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("alice"), std::string::npos) << r.output;
+  for (const auto& c : cases) kubectl(std::string("delete rr -n shop ") + c.name);
+}
+
+TEST_F(RestoreRequestIT, ASuccessfulRestoreRecordsTheBackupTheRequesterAndEachValidationOutput) {
+  ASSERT_EQ(apply_as_alice("ok", "  policyRef: {name: db}\n  validation:\n"
+                                 "  - {name: smoke, image: busybox, command: [sh, -c, 'true'], timeoutSeconds: 60}\n"
+                                 "  - {name: leaky, image: busybox, command: [sh, -c, 'echo']}\n"),
+            "");
+  ASSERT_TRUE(wait_phase("ok", "Succeeded", 30)) << rr("ok").dump(2);
+  const json st = rr("ok")["status"];
+  EXPECT_EQ(st["backup"]["id"], "base_A");  // latest: the newest verified backup
+  EXPECT_EQ(st["backup"]["checksum"], kSumA);
+  EXPECT_EQ(st["requestedBy"]["username"], "alice");
+  EXPECT_TRUE(st.contains("startTime"));
+  EXPECT_TRUE(st.contains("completionTime"));
+  EXPECT_EQ(st["jobName"], "ok-restore");
+  ASSERT_EQ(st["validation"].size(), 3u);
+  std::map<std::string, json> by_name;
+  for (const auto& v : st["validation"]) by_name[v["name"]] = v;
+  EXPECT_TRUE(by_name["database-answers"]["passed"]);
+  EXPECT_TRUE(by_name["smoke"]["passed"]);
+  EXPECT_EQ(by_name["smoke"]["exitCode"], 0);
+  EXPECT_NE(by_name["smoke"]["output"].get<std::string>().find("ok from ok-v1-smoke"), std::string::npos);
+  EXPECT_EQ(by_name["leaky"]["output"], "connected with password [redacted]");
+  EXPECT_EQ(condition("ok", "Validated")["status"], "True");
+  EXPECT_EQ(condition("ok", "Ready")["status"], "True");
+  EXPECT_EQ(condition("ok", "MutationsBlocked")["status"], "False");
+  // Events record each step.
+  auto ev = kubectl("get events -n shop --field-selector involvedObject.name=ok -o jsonpath={.items[*].reason}");
+  for (const char* reason : {"RestoreStarted", "RestoreCompleted", "RestoreSucceeded"})
+    EXPECT_NE(ev.output.find(reason), std::string::npos) << ev.output;
+  // The restore Job took its storage credentials by reference only.
+  auto job = client_->get(resources::kJobs, "shop", "ok-restore");
+  ASSERT_TRUE(job);
+  EXPECT_EQ((*job)["metadata"]["labels"]["backup.si.dev/service"], "supabase-walg-restore");
+  EXPECT_EQ(job->dump().find(kCanary), std::string::npos);
+  EXPECT_EQ(rr("ok").dump().find(kCanary), std::string::npos);
+  ASSERT_EQ(kubectl("delete rr -n shop ok --wait=true").exit_code, 0);
+  EXPECT_EQ(jobs_of("ok", "shop"), 0u);
+}
+
+TEST_F(RestoreRequestIT, AFailedValidationFreezesTheTargetUntilARerunPasses) {
+  ASSERT_EQ(apply_as_alice("frozen", "  policyRef: {name: db}\n  purpose: drill\n  targetNamespace: shop-drill\n"
+                                     "  validation:\n  - {name: integrity, image: busybox, command: [check]}\n"),
+            "");
+  ASSERT_TRUE(wait_phase("frozen", "Failed", 30)) << rr("frozen").dump(2);
+  EXPECT_EQ(condition("frozen", "MutationsBlocked")["status"], "True");
+  EXPECT_EQ(condition("frozen", "Validated")["reason"], "ValidationFailed");
+  json failed;
+  for (const auto& v : rr("frozen")["status"].value("validation", json::array()))
+    if (v["name"] == "integrity") failed = v;
+  EXPECT_EQ(failed["passed"], false) << rr("frozen").dump(2);
+  EXPECT_EQ(failed["exitCode"], 3);
+  EXPECT_EQ(failed["output"], "row count mismatch: 41 != 42");
+  ASSERT_TRUE(eventually([&] { return freezes() == 1; }));
+
+  // kubectl (as an administrator) cannot change a Secret in the frozen target.
+  const std::string secret = testing_support::write_file(
+      *dir_ / "drill-secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: app, namespace: shop-drill}\nstringData: {k: v}\n");
+  auto r = kubectl("apply -f " + secret);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("shop-drill is frozen"), std::string::npos) << r.output;
+  // Other namespaces are not.
+  EXPECT_EQ(kubectl("create configmap free -n shop-wait --from-literal=a=b").exit_code, 0);
+
+  // A rerun that passes lifts the freeze.
+  ASSERT_EQ(kubectl("annotate rr -n shop frozen backup.si.dev/rerun-validation=1").exit_code, 0);
+  ASSERT_TRUE(wait_phase("frozen", "Succeeded", 30)) << rr("frozen").dump(2);
+  EXPECT_EQ(condition("frozen", "MutationsBlocked")["status"], "False");
+  EXPECT_EQ(rr("frozen")["status"]["validationAttempt"], 2);
+  ASSERT_TRUE(eventually([&] { return freezes() == 0; }));
+  r = kubectl("apply -f " + secret);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_EQ(kubectl("delete rr -n shop frozen --wait=true").exit_code, 0);
+  EXPECT_EQ(jobs_of("frozen", "shop-drill"), 0u);
+}
+
+TEST_F(RestoreRequestIT, OneRestorePerTargetAndDeletionMidRunLeavesNothingBehind) {
+  ASSERT_EQ(apply_as_alice("first", "  policyRef: {name: db}\n  purpose: drill\n  targetNamespace: shop-wait\n"
+                                    "  validation:\n  - {name: slow, image: busybox, command: [sleep, '600']}\n"),
+            "");
+  ASSERT_TRUE(wait_phase("first", "Validating", 30)) << rr("first").dump(2);
+  ASSERT_EQ(apply_as_alice("second", "  policyRef: {name: db}\n  purpose: drill\n  targetNamespace: shop-wait\n"), "");
+  ASSERT_TRUE(wait_phase("second", "Pending"));
+  EXPECT_EQ(condition("second", "Ready")["reason"], "WaitingForTarget");
+  EXPECT_NE(condition("second", "Ready")["message"].get<std::string>().find("shop/first"), std::string::npos);
+  EXPECT_EQ(jobs_of("second", "shop"), 0u);
+  ASSERT_GE(jobs_of("first", "shop-wait"), 1u);
+  ASSERT_EQ(jobs_of("first", "shop"), 1u);
+
+  // Deleting the running request removes its Jobs in both namespaces, then the request.
+  ASSERT_EQ(kubectl("delete rr -n shop first --wait=false").exit_code, 0);
+  ASSERT_TRUE(eventually([&] { return rr("first").empty(); }, std::chrono::seconds(20))) << rr("first").dump(2);
+  EXPECT_EQ(jobs_of("first", "shop-wait"), 0u);
+  EXPECT_EQ(jobs_of("first", "shop"), 0u);
+  ASSERT_TRUE(eventually([&] {
+    auto pods = client_->list(resources::kPods, "shop-wait", {"backup.si.dev/restore-request=first", "", 0, "", ""});
+    return pods && (*pods)["items"].empty();
+  }));
+  // The waiting request now runs.
+  ASSERT_TRUE(wait_phase("second", "Succeeded", 30)) << rr("second").dump(2);
+  ASSERT_EQ(kubectl("delete rr -n shop second --wait=true").exit_code, 0);
+}
+
+TEST_F(RestoreRequestIT, MetricsCountRunsAndNoSecretReachesLogsOrStatus) {
+  ASSERT_EQ(apply_as_alice("counted", "  policyRef: {name: db}\n  backupId: base_Z\n"), "");
+  ASSERT_TRUE(wait_phase("counted", "Blocked"));
+  std::string scrape;
+  ASSERT_TRUE(eventually([&] {
+    scrape = run("curl -sf http://127.0.0.1:" + std::to_string(kMetricsPort) + "/metrics").output;
+    return scrape.find("backup_operator_restore_runs_total{namespace=\"shop\",purpose=\"restore\",result=\"blocked\"}") !=
+           std::string::npos;
+  })) << scrape;
+  EXPECT_EQ(scrape.find(kCanary), std::string::npos);
+  EXPECT_EQ(operator_->log().find(kCanary), std::string::npos);
+  EXPECT_NE(operator_->log().find("\"msg\":\"restore step\""), std::string::npos);
+  ASSERT_EQ(kubectl("delete rr -n shop counted --wait=true").exit_code, 0);
+}
+
+}  // namespace
