@@ -41,6 +41,16 @@ BackupPolicyController::BackupPolicyController(kube::Client& client, Caches& cac
                       owner_handler});
   caches_.pods.add_handlers({owner_handler, [owner_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { owner_handler(n); },
                       owner_handler});
+  auto restore_handler = [this](const kube::ObjPtr& rr) {
+    const json spec = (*rr).value("spec", json::object());
+    if (!spec.is_object()) return;
+    const json ref = spec.value("policyRef", json::object());
+    if (ref.is_object() && ref.contains("name") && ref["name"].is_string())
+      enqueue_policy((*rr)["metadata"].value("namespace", ""), ref["name"].get<std::string>());
+  };
+  caches_.restores.add_handlers({restore_handler,
+                                 [restore_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { restore_handler(n); },
+                                 restore_handler});
   auto secret_handler = [this](const kube::ObjPtr& s) { enqueue_secret_users(s); };
   caches_.secrets.add_handlers({secret_handler,
                          [secret_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { secret_handler(n); },
@@ -123,6 +133,23 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
     wait_for_pods = wait_for_pods || v.awaiting_pod;
     in.jobs.push_back(std::move(o));
   }
+  for (const auto& r : caches_.restores.by_index(kIndexPolicyRef, name)) {
+    const json& rr = *r;
+    if (rr["metadata"].value("namespace", "") != ns || rr["metadata"].contains("deletionTimestamp")) continue;
+    ObservedRestore o;
+    o.name = rr["metadata"].value("name", "");
+    const json rspec = rr.value("spec", json::object());
+    const json rst = rr.value("status", json::object());
+    if (!rspec.is_object() || !rst.is_object()) continue;
+    o.purpose = rst.value("purpose", rspec.value("purpose", "restore"));
+    o.phase = rst.value("phase", "");
+    o.backup_id = rst.value("backup", json::object()).value("id", rspec.value("backupId", ""));
+    o.checksum = rst.value("backup", json::object()).value("checksum", "");
+    o.message = rst.value("message", "");
+    o.completion = parse_rfc3339(rst.value("completionTime", ""));
+    for (const auto& ref : rr["metadata"].value("ownerReferences", json::array())) o.owned = o.owned || ref.value("uid", "") == uid;
+    in.restores.push_back(std::move(o));
+  }
   const json spec = (*policy).value("spec", json::object());
   std::vector<std::string> secret_names;
   auto ref = [&](const json& j) {
@@ -155,6 +182,16 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
     auto r = client_.remove(kube::resources::kJobs, ns, jn, {"Background", "", ""});
     if (!r && !r.error().not_found()) return kube::ReconcileResult::failed("delete Job " + jn + ": " + r.error().str());
   }
+  for (const auto& rr : plan.create_restores) {
+    auto r = client_.create(kRestoreRequests, ns, rr);
+    if (!r && !r.error().already_exists())
+      return kube::ReconcileResult::failed("create RestoreRequest " + rr["metadata"].value("name", "") + ": " + r.error().str());
+    if (r) log::info("verification requested", {{"policy", key}, {"restoreRequest", rr["metadata"]["name"]}});
+  }
+  for (const auto& rn : plan.remove_restores) {
+    auto r = client_.remove(kRestoreRequests, ns, rn, {"Background", "", ""});
+    if (!r && !r.error().not_found()) return kube::ReconcileResult::failed("delete RestoreRequest " + rn + ": " + r.error().str());
+  }
   for (const auto& e : plan.events) events_.record(*policy, e.type, e.reason, e.message);
   if (plan.new_missed > 0) metrics_.backup_missed(ns, name, plan.new_missed);
   for (const auto& run : plan.finished_runs) metrics_.backup_run(ns, name, run.action, run.result, run.seconds);
@@ -162,6 +199,14 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
     if (auto t = parse_rfc3339(last.value("completionTime", "")))
       metrics_.backup_last_success(ns, name, last.value("type", "full"),
                                    std::chrono::duration<double>(t->time_since_epoch()).count());
+  auto stamp = [&](const char* field, const char* time_key) -> std::optional<double> {
+    const json v = plan.status.value(field, json::object());
+    if (auto t = parse_rfc3339(v.value(time_key, "")))
+      return std::chrono::duration<double>(t->time_since_epoch()).count();
+    return std::nullopt;
+  };
+  if (auto t = stamp("lastVerifiedBackup", "verifiedAt")) metrics_.backup_last_verified(ns, name, *t);
+  if (auto t = stamp("lastDrill", "completionTime")) metrics_.drill_last_success(ns, name, *t);
   for (const auto& c : plan.status.value("conditions", json::array()))
     metrics_.policy_condition(ns, name, c.value("type", ""), c.value("status", ""));
   // The delta schedule's interval, for the BackupMissed alert.

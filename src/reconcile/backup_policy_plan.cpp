@@ -6,6 +6,7 @@
 #include <set>
 
 #include "api/job_result.h"
+#include "common/duration.h"
 #include "common/timefmt.h"
 #include "reconcile/conditions.h"
 #include "reconcile/retention.h"
@@ -139,6 +140,39 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     return a.value("completionTime", "") > b.value("completionTime", "");
   });
   while (catalog.size() > in.catalog_limit) catalog.erase(catalog.end() - 1);
+  // --- verification and drill outcomes (RestoreRequests naming this policy) ---
+  auto is_final = [](const std::string& phase) { return phase == "Succeeded" || phase == "Failed" || phase == "Blocked"; };
+  for (const auto& r : in.restores) {
+    if (!is_final(r.phase) || !r.completion) continue;
+    const std::string done_at = format_rfc3339(*r.completion);
+    if (r.purpose == "verification" && r.owned) {
+      const json last = status.value("lastVerification", json::object());
+      if (last.value("completionTime", "") < done_at ||
+          (last.value("completionTime", "") == done_at && last.value("request", "") != r.name)) {
+        status["lastVerification"] = {{"request", r.name}, {"result", r.phase == "Succeeded" ? "Succeeded" : "Failed"},
+                                      {"backupId", r.backup_id}, {"completionTime", done_at}};
+        if (r.phase != "Succeeded") status["lastVerification"]["message"] = r.message.substr(0, 512);
+      }
+      if (r.phase != "Succeeded") continue;
+      for (auto& e : catalog) {
+        if (e.value("id", "") != r.backup_id || e.value("checksum", "") != r.checksum) continue;
+        if (!e.value("verified", false)) {
+          e["verified"] = true;
+          e["verifiedBy"] = r.name;
+          plan.events.push_back({"Normal", "BackupVerified",
+                                 "backup " + r.backup_id + " restored and validated by RestoreRequest " + r.name});
+        }
+        const json lv = status.value("lastVerifiedBackup", json::object());
+        if (lv.value("verifiedAt", "") < done_at)
+          status["lastVerifiedBackup"] = {{"id", r.backup_id}, {"checksum", r.checksum}, {"type", e.value("type", "full")},
+                                          {"completionTime", e.value("completionTime", "")}, {"verifiedAt", done_at},
+                                          {"request", r.name}};
+      }
+    } else if (r.purpose == "drill" && r.phase == "Succeeded") {
+      if (status.value("lastDrill", json::object()).value("completionTime", "") < done_at)
+        status["lastDrill"] = {{"request", r.name}, {"backupId", r.backup_id}, {"completionTime", done_at}};
+    }
+  }
   status["recentRuns"] = recent;
   status["backups"] = catalog;
 
@@ -258,6 +292,71 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     plan.events.push_back({"Normal", "JobCreated", "created Job " + name + " for the " + format_rfc3339(*slots.run) +
                                                        " " + aname + " slot"});
   }
+  // --- verification: daily, a RestoreRequest restores the newest full backup into the target ---
+  if (spec->verification.enabled && !spec->verification.target_namespace.empty()) {
+    const auto cron = *schedule::Cron::parse(spec->verification.schedule);
+    const auto since = parse_rfc3339(schedules.value("verify", json::object()).value("lastScheduleTime", "")).value_or(created);
+    const auto slots = plan_slots(cron, tz, since, in.now, std::chrono::seconds(spec->schedule.starting_deadline_seconds));
+    if (slots.next && (!next_any || *slots.next < *next_any)) next_any = slots.next;
+    if (slots.latest) schedules["verify"]["lastScheduleTime"] = format_rfc3339(*slots.latest);
+    const bool verifying = std::any_of(in.restores.begin(), in.restores.end(), [&](const ObservedRestore& r) {
+      return r.owned && r.purpose == "verification" && !is_final(r.phase);
+    });
+    if (slots.run && !spec->suspend) {
+      const std::string name = job_name(meta.value("name", ""), Action::kVerify, *slots.run);
+      const bool exists = std::any_of(in.restores.begin(), in.restores.end(),
+                                      [&](const ObservedRestore& r) { return r.name == name; });
+      const json* full = nullptr;
+      for (const auto& e : catalog)
+        if (e.value("type", "") == "full") {
+          full = &e;
+          break;  // newest first
+        }
+      if (exists) {
+      } else if (!full) {
+        plan.events.push_back({"Warning", "NoBackupToVerify",
+                               "the " + format_rfc3339(*slots.run) + " verification slot found no full backup"});
+      } else if (verifying) {
+        plan.events.push_back({"Normal", "SkippedConcurrent", "skipped the " + format_rfc3339(*slots.run) +
+                                                                  " verification slot: a verification is still running"});
+      } else {
+        plan.create_restores.push_back(
+            {{"apiVersion", api::kApiVersion},
+             {"kind", "RestoreRequest"},
+             {"metadata",
+              {{"name", name},
+               {"namespace", ns},
+               {"labels", {{"app.kubernetes.io/managed-by", kManagedBy}, {kLabelPolicy, meta.value("name", "")},
+                           {kLabelAction, "verify"}}},
+               {"annotations", {{kAnnotationSlot, format_rfc3339(*slots.run)}}},
+               {"ownerReferences", {{{"apiVersion", api::kApiVersion}, {"kind", "BackupPolicy"},
+                                     {"name", meta.value("name", "")}, {"uid", meta.value("uid", "")},
+                                     {"controller", true}, {"blockOwnerDeletion", true}}}}}},
+             {"spec", {{"policyRef", {{"name", meta.value("name", "")}}},
+                       {"backupId", full->value("id", "")},
+                       {"checksum", full->value("checksum", "")},
+                       {"purpose", "verification"},
+                       {"targetNamespace", spec->verification.target_namespace}}}});
+        plan.events.push_back({"Normal", "VerificationScheduled", "created RestoreRequest " + name + " to verify backup " +
+                                                                      full->value("id", "") + " in namespace " +
+                                                                      spec->verification.target_namespace});
+      }
+    }
+  }
+  // Finished verifications beyond the history limits go, oldest first.
+  {
+    std::vector<const ObservedRestore*> done;
+    for (const auto& r : in.restores)
+      if (r.owned && r.purpose == "verification" && is_final(r.phase) && r.completion) done.push_back(&r);
+    std::sort(done.begin(), done.end(),
+              [](const ObservedRestore* a, const ObservedRestore* b) { return *a->completion > *b->completion; });
+    int ok = 0, bad = 0;
+    for (const ObservedRestore* r : done) {
+      const bool good = r->phase == "Succeeded";
+      if (++(good ? ok : bad) > (good ? spec->history_limits.successful : spec->history_limits.failed))
+        plan.remove_restores.push_back(r->name);
+    }
+  }
   // --- retention: mark what each backup is kept for; a retain Job deletes the rest ---
   std::vector<RetainedBackup> retained;
   for (const auto& e : catalog)
@@ -298,8 +397,26 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     cond("Ready", "True", "Suspended", "valid and resolved; suspended, so no new runs start");
   else
     cond("Ready", "True", "Armed", next_any ? "schedules armed; next run at " + format_rfc3339(*next_any) : "armed");
-  if (!find_condition(conditions, "Verified"))
-    cond("Verified", "Unknown", "AwaitingVerification", "no verified restore yet");
+  // Verified: the newest verification restore, and whether it is recent (daily, so 26 hours).
+  if (!spec->verification.enabled) {
+    cond("Verified", "False", "VerificationDisabled",
+         "spec.verification.enabled is false: the policy requires a daily verified restore");
+  } else if (const json last = status.value("lastVerification", json::object()); last.contains("completionTime")) {
+    const auto at = parse_rfc3339(last.value("completionTime", "")).value_or(SysTime{});
+    if (last.value("result", "") != "Succeeded")
+      cond("Verified", "False", "VerificationFailed",
+           "RestoreRequest " + last.value("request", "") + " could not verify backup " + last.value("backupId", "") +
+               (last.contains("message") ? ": " + last.value("message", "") : ""));
+    else if (in.now - at > std::chrono::hours(26))
+      cond("Verified", "False", "VerificationStale",
+           "the newest verified restore (" + last.value("request", "") + ") finished at " + last.value("completionTime", ""));
+    else
+      cond("Verified", "True", "Verified",
+           "backup " + last.value("backupId", "") + " restored and validated by RestoreRequest " + last.value("request", "") +
+               " at " + last.value("completionTime", ""));
+  } else {
+    cond("Verified", "Unknown", "AwaitingVerification", "no verification restore has finished yet");
+  }
   if (spec->offsite.secret.empty())
     cond("OffsiteCopyCurrent", "False", "NotConfigured",
          "spec.offsite.secretRef.name is not set: the policy requires an immutable offsite copy");
@@ -316,11 +433,25 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   } else {
     cond("OffsiteCopyCurrent", "Unknown", "NoCopyYet", "no offsite copy yet");
   }
-  if (spec->environment != "production")
+  const auto drill_interval = parse_duration(spec->drill_interval).value_or(std::chrono::hours(2160));
+  if (spec->environment != "production") {
     cond("DrillCurrent", "True", "NotRequired", "restore drills are required for production only");
-  else if (!find_condition(conditions, "DrillCurrent") ||
-           find_condition(conditions, "DrillCurrent")->value("reason", "") == "NotRequired")
+  } else if (const json drill = status.value("lastDrill", json::object()); drill.contains("completionTime")) {
+    const auto at = parse_rfc3339(drill.value("completionTime", "")).value_or(SysTime{});
+    if (in.now - at <= drill_interval)
+      cond("DrillCurrent", "True", "DrillSucceeded",
+           "RestoreRequest " + drill.value("request", "") + " drilled backup " + drill.value("backupId", "") + " at " +
+               drill.value("completionTime", ""));
+    else
+      cond("DrillCurrent", "False", "DrillOverdue",
+           "the newest successful drill (" + drill.value("request", "") + ") is older than spec.drills.interval " +
+               spec->drill_interval);
+  } else if (in.now - created > drill_interval) {
+    cond("DrillCurrent", "False", "DrillOverdue",
+         "no successful restore drill since the policy was created; spec.drills.interval is " + spec->drill_interval);
+  } else {
     cond("DrillCurrent", "Unknown", "NoDrillYet", "no restore drill has run yet");
+  }
   if (next_any) {
     const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(*next_any - in.now);
     plan.requeue_after = std::max(wait, std::chrono::milliseconds(500));

@@ -26,6 +26,18 @@ struct ObservedJob {
   std::vector<std::string> expire;  // retain Jobs: the ids they were asked to delete
 };
 
+// A RestoreRequest naming this policy: verifications (created by the policy)
+// mark backups verified; drills keep DrillCurrent.
+struct ObservedRestore {
+  std::string name;
+  std::string purpose;  // verification | drill | restore
+  std::string phase;    // "", Pending, Blocked, Restoring, Validating, Succeeded, Failed
+  std::string backup_id, checksum;
+  std::string message;
+  std::optional<SysTime> completion;
+  bool owned = false;  // created by this policy (its verifications)
+};
+
 struct EventSpec {
   std::string type;  // Normal | Warning
   std::string reason;
@@ -36,6 +48,8 @@ struct PolicyPlan {
   nlohmann::json status;
   std::vector<nlohmann::json> create;
   std::vector<std::string> remove;  // Job names
+  std::vector<nlohmann::json> create_restores;  // verification RestoreRequests
+  std::vector<std::string> remove_restores;     // finished verifications beyond the history limits
   std::vector<EventSpec> events;
   std::optional<std::chrono::milliseconds> requeue_after;
   int new_missed = 0;
@@ -54,6 +68,7 @@ struct PlanInputs {
   SysTime now;
   std::string default_image = kDefaultImage;
   size_t catalog_limit = 200;
+  std::vector<ObservedRestore> restores;
 };
 
 [[nodiscard]] PolicyPlan plan_backup_policy(const PlanInputs& in);

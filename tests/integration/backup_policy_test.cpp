@@ -10,6 +10,8 @@
 #include "harness.h"
 #include "reconcile/backup_policy_controller.h"
 #include "reconcile/conditions.h"
+#include "reconcile/restore_controller.h"
+#include "webhook/server.h"
 
 using namespace bo::kube;
 using bo::reconcile::kBackupPolicies;
@@ -27,7 +29,12 @@ std::string rules_file() {
   const auto dir = testing_support::make_temp_dir("rules");
   const json rules = json::array(
       {{{"selector", "backup.si.dev/action in (backup,full-backup)"},
-        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", kResult}}}}});
+        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", kResult}}}},
+       {{"selector", "backup.si.dev/action in (restore,verify)"},
+        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2},
+                     {"message", R"({"restored":"{{env:BACKUP_ID}}","checksum":"{{env:BACKUP_CHECKSUM}}"})"}}}},
+       {{"selector", "backup.si.dev/action=validate"},
+        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", "accepting connections"}}}}});
   return testing_support::write_file(dir / "rules.json", rules.dump());
 }
 
@@ -53,6 +60,7 @@ class BackupPolicyIT : public ::testing::Test {
     recorder_ = std::make_unique<EventRecorder>(*client_, *clock_);
   }
   void TearDown() override {
+    if (restores_) restores_->stop();
     if (controller_) controller_->stop();
     if (caches_) caches_->stop();
     recorder_->flush();
@@ -83,12 +91,16 @@ class BackupPolicyIT : public ::testing::Test {
     return {{"apiVersion", "backup.si.dev/v1alpha1"}, {"kind", "BackupPolicy"},
             {"metadata", {{"name", "db"}}}, {"spec", spec}};
   }
-  void start_controller() {
-    caches_ = std::make_unique<bo::reconcile::Caches>(*client_, ns_);
+  void start_controller(bool with_restores = false) {
+    caches_ = std::make_unique<bo::reconcile::Caches>(*client_, "");
     controller_ = std::make_unique<bo::reconcile::BackupPolicyController>(
         *client_, *caches_, *clock_, *recorder_, metrics_, bo::reconcile::BackupPolicyControllerOptions{ns_, 2, ""});
+    if (with_restores)
+      restores_ = std::make_unique<bo::reconcile::RestoreController>(*client_, *caches_, *clock_, *recorder_, metrics_,
+                                                                      bo::reconcile::RestoreControllerOptions{});
     caches_->start();
     controller_->start();
+    if (restores_) restores_->start();
     ASSERT_TRUE(eventually([&] { return controller_->synced(); }));
   }
   json condition(const std::string& type) {
@@ -111,6 +123,7 @@ class BackupPolicyIT : public ::testing::Test {
   bo::metrics::Metrics metrics_;
   std::unique_ptr<bo::reconcile::Caches> caches_;
   std::unique_ptr<bo::reconcile::BackupPolicyController> controller_;
+  std::unique_ptr<bo::reconcile::RestoreController> restores_;
 };
 KubeLocal* BackupPolicyIT::server_ = nullptr;
 
@@ -314,6 +327,65 @@ TEST_F(BackupPolicyIT, RestoreRequestCrdDefaultsAndKeepsItsSpecImmutable) {
   EXPECT_NE(bad_sum.error().message.find("spec.checksum"), std::string::npos);
   auto r = server_->kubectl("get rr -n " + ns_);
   EXPECT_NE(r.output.find("PHASE"), std::string::npos) << r.output;
+}
+
+TEST_F(BackupPolicyIT, VerificationRestoresMarkBackupsVerifiedAndDrillsKeepDrillCurrent) {
+  // The identity webhook, in-process, for this test's namespace only.
+  const auto tls = bo::generate_tls("bp-it-webhook");
+  bo::webhook::Server webhook;
+  ASSERT_TRUE(webhook.start("127.0.0.1:18397", tls.server));
+  const std::string wh_name = "bp-it-" + ns_;
+  ASSERT_TRUE(client_->create(
+      resources::kMutatingWebhookConfigurations, "",
+      {{"metadata", {{"name", wh_name}}},
+       {"webhooks", {{{"name", "requested-by.backup.si.dev"},
+                      {"clientConfig", {{"url", "https://127.0.0.1:18397/mutate-restorerequests"},
+                                        {"caBundle", bo::base64_encode(tls.ca.cert)}}},
+                      {"rules", {{{"operations", {"CREATE", "UPDATE"}}, {"apiGroups", {"backup.si.dev"}},
+                                  {"apiVersions", {"v1alpha1"}}, {"resources", {"restorerequests"}}}}},
+                      {"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", ns_}}}}},
+                      {"failurePolicy", "Fail"}, {"sideEffects", "None"}, {"admissionReviewVersions", {"v1"}}}}}}));
+  create_secrets();
+  // Hourly verification, so the fake clock reaches a slot after the first backup.
+  ASSERT_TRUE(client_->create(kBackupPolicies, ns_, policy({{"verification", {{"schedule", "0 * * * *"}}}})));
+  start_controller(true);
+  // The first slot has no full backup to verify yet: it says so.
+  ASSERT_TRUE(eventually([&] { return condition("BackupHealthy").value("status", "") == "True"; }));
+  EXPECT_EQ(condition("Verified").value("reason", ""), "AwaitingVerification");
+  // The next hour: a verification RestoreRequest restores the newest full backup...
+  clock_->advance(std::chrono::hours(1));
+  controller_->reconcile(ns_ + "/db");
+  std::string rr_name;
+  ASSERT_TRUE(eventually([&] {
+    auto l = client_->list(bo::reconcile::kRestoreRequests, ns_, {"backup.si.dev/action=verify", "", 0, "", ""});
+    if (!l || (*l)["items"].empty()) return false;
+    rr_name = (*l)["items"][0]["metadata"]["name"];
+    return true;
+  })) << condition("Ready");
+  // ...and when it succeeds, the policy's catalog says so.
+  ASSERT_TRUE(eventually([&] { return condition("Verified").value("status", "") == "True"; }, std::chrono::seconds(20)))
+      << condition("Verified") << (*client_->get(bo::reconcile::kRestoreRequests, ns_, rr_name)).dump(2);
+  auto p = client_->get(kBackupPolicies, ns_, "db");
+  ASSERT_TRUE(p);
+  const json st = (*p)["status"];
+  EXPECT_EQ(st["lastVerifiedBackup"]["id"], "base_000000010000000000000009");
+  EXPECT_EQ(st["lastVerifiedBackup"]["request"], rr_name);
+  EXPECT_TRUE(st["backups"][0]["verified"]);
+  auto rr = client_->get(bo::reconcile::kRestoreRequests, ns_, rr_name);
+  EXPECT_EQ((*rr)["status"]["targetNamespace"], ns_ + "-verify");
+  EXPECT_EQ((*rr)["metadata"]["ownerReferences"][0]["name"], "db");
+
+  // A drill (by a person, through kubectl) keeps DrillCurrent.
+  EXPECT_EQ(condition("DrillCurrent").value("reason", ""), "NoDrillYet");
+  const std::string drill = testing_support::write_file(
+      server_->dir() / "drill.yaml", "apiVersion: backup.si.dev/v1alpha1\nkind: RestoreRequest\nmetadata: {name: drill, namespace: " +
+                                         ns_ + "}\nspec: {policyRef: {name: db}, purpose: drill, targetNamespace: " + ns_ + "-verify}\n");
+  auto r = server_->kubectl("apply -f " + drill);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_TRUE(eventually([&] { return condition("DrillCurrent").value("status", "") == "True"; }, std::chrono::seconds(20)))
+      << condition("DrillCurrent") << (*client_->get(bo::reconcile::kRestoreRequests, ns_, "drill")).dump(2);
+  EXPECT_EQ((*client_->get(kBackupPolicies, ns_, "db"))["status"]["lastDrill"]["request"], "drill");
+  ASSERT_TRUE(client_->remove(resources::kMutatingWebhookConfigurations, "", wh_name));
 }
 
 }  // namespace

@@ -40,7 +40,12 @@ ObservedJob active(const char* name, const char* action, bo::SysTime slot) {
 }
 
 PlanInputs inputs(json p, const char* now, std::vector<ObservedJob> jobs = {}) {
-  return PlanInputs{std::move(p), std::move(jobs), secrets(), at(now)};
+  PlanInputs in;
+  in.policy = std::move(p);
+  in.jobs = std::move(jobs);
+  in.secrets = secrets();
+  in.now = at(now);
+  return in;
 }
 
 const json* cond(const PolicyPlan& p, const std::string& type) { return find_condition(p.status["conditions"], type); }
@@ -248,6 +253,110 @@ TEST(PlanBackupPolicy, OffsiteCopyCopiesTheNewestFullAndReportsCurrency) {
   stored["status"] = after.status;
   auto later = plan_backup_policy(inputs(stored, "2026-11-26T07:00:00Z", {done}));
   EXPECT_EQ((*cond(later, "OffsiteCopyCurrent"))["reason"], "CopyStale");
+}
+
+ObservedRestore finished_restore(const std::string& name, const char* purpose, const char* phase, const char* done,
+                                 bool owned = true) {
+  ObservedRestore r;
+  r.name = name;
+  r.purpose = purpose;
+  r.phase = phase;
+  r.backup_id = "base_2";
+  r.checksum = "sha256:" + std::string(64, 'a');
+  r.completion = at(done);
+  r.owned = owned;
+  return r;
+}
+
+TEST(PlanBackupPolicy, DailyVerificationRestoresTheNewestFullAndMarksItVerified) {
+  json stored = policy();
+  stored["status"]["backups"] = json::array(
+      {{{"id", "base_2_D_base_2"}, {"type", "delta"}, {"base", "base_2"}, {"completionTime", "2026-11-25T03:00:00Z"}},
+       {{"id", "base_2"}, {"type", "full"}, {"checksum", "sha256:" + std::string(64, 'a')},
+        {"completionTime", "2026-11-25T02:04:00Z"}, {"verified", false}},
+       {{"id", "base_1"}, {"type", "full"}, {"checksum", "sha256:" + std::string(64, 'b')},
+        {"completionTime", "2026-11-24T02:04:00Z"}, {"verified", false}}});
+  auto p = plan_backup_policy(inputs(stored, "2026-11-25T04:00:10Z"));
+  ASSERT_EQ(p.create_restores.size(), 1u);
+  const json& rr = p.create_restores[0];
+  EXPECT_EQ(rr["metadata"]["name"], "db-verify-202611250400");
+  EXPECT_EQ(rr["metadata"]["ownerReferences"][0]["uid"], "u1");
+  EXPECT_EQ(rr["spec"]["backupId"], "base_2");
+  EXPECT_EQ(rr["spec"]["checksum"], "sha256:" + std::string(64, 'a'));
+  EXPECT_EQ(rr["spec"]["purpose"], "verification");
+  EXPECT_EQ(rr["spec"]["targetNamespace"], "verify");
+  EXPECT_EQ((*cond(p, "Verified"))["status"], "Unknown");
+
+  // Running: not asked for twice.
+  stored["status"] = p.status;
+  auto in = inputs(stored, "2026-11-25T04:00:20Z");
+  in.restores = {finished_restore("db-verify-202611250400", "verification", "Restoring", "2026-11-25T04:00:20Z")};
+  in.restores[0].completion.reset();
+  EXPECT_TRUE(plan_backup_policy(in).create_restores.empty());
+
+  // Succeeded: the backup and its checksum become verified.
+  in.now = at("2026-11-25T04:10:00Z");
+  in.restores = {finished_restore("db-verify-202611250400", "verification", "Succeeded", "2026-11-25T04:09:00Z")};
+  p = plan_backup_policy(in);
+  EXPECT_EQ((*cond(p, "Verified"))["status"], "True");
+  EXPECT_EQ(p.status["lastVerifiedBackup"]["id"], "base_2");
+  EXPECT_EQ(p.status["lastVerifiedBackup"]["verifiedAt"], "2026-11-25T04:09:00Z");
+  for (const auto& e : p.status["backups"]) EXPECT_EQ(e.value("verified", false), e["id"] == "base_2") << e.dump();
+  EXPECT_TRUE(std::any_of(p.events.begin(), p.events.end(), [](const EventSpec& e) { return e.reason == "BackupVerified"; }));
+  // Once: the next reconcile announces nothing new.
+  stored["status"] = p.status;
+  in.policy = stored;
+  auto again = plan_backup_policy(in);
+  EXPECT_FALSE(std::any_of(again.events.begin(), again.events.end(), [](const EventSpec& e) { return e.reason == "BackupVerified"; }));
+  EXPECT_EQ(again.status, p.status);
+
+  // 26 hours without a newer one: stale. A failed one: failed.
+  in.now = at("2026-11-26T06:10:00Z");
+  in.restores.clear();
+  EXPECT_EQ((*cond(plan_backup_policy(in), "Verified"))["reason"], "VerificationStale");
+  in.restores = {finished_restore("db-verify-202611260400", "verification", "Failed", "2026-11-26T04:20:00Z")};
+  in.restores[0].message = "validation failed (database-answers)";
+  auto failed = plan_backup_policy(in);
+  EXPECT_EQ((*cond(failed, "Verified"))["reason"], "VerificationFailed");
+  EXPECT_NE((*cond(failed, "Verified"))["message"].get<std::string>().find("database-answers"), std::string::npos);
+}
+
+TEST(PlanBackupPolicy, AVerificationSlotWithoutAFullBackupWarns) {
+  auto p = plan_backup_policy(inputs(policy(), "2026-11-25T04:00:10Z"));
+  EXPECT_TRUE(p.create_restores.empty());
+  EXPECT_TRUE(std::any_of(p.events.begin(), p.events.end(), [](const EventSpec& e) { return e.reason == "NoBackupToVerify"; }));
+}
+
+TEST(PlanBackupPolicy, DrillsKeepDrillCurrentWithinTheInterval) {
+  json stored = policy({{"drills", {{"interval", "720h"}}}});
+  auto in = inputs(stored, "2026-11-25T10:00:00Z");
+  EXPECT_EQ((*cond(plan_backup_policy(in), "DrillCurrent"))["reason"], "NoDrillYet");
+  in.restores = {finished_restore("drill-1", "drill", "Succeeded", "2026-11-25T09:00:00Z", false)};
+  auto p = plan_backup_policy(in);
+  EXPECT_EQ((*cond(p, "DrillCurrent"))["status"], "True");
+  EXPECT_EQ(p.status["lastDrill"]["request"], "drill-1");
+  // A failed drill does not count; an old one goes overdue.
+  stored["status"] = p.status;
+  in.policy = stored;
+  in.restores = {finished_restore("drill-2", "drill", "Failed", "2026-12-01T09:00:00Z", false)};
+  in.now = at("2026-12-26T10:00:00Z");
+  p = plan_backup_policy(in);
+  EXPECT_EQ((*cond(p, "DrillCurrent"))["reason"], "DrillOverdue");
+  EXPECT_EQ(p.status["lastDrill"]["request"], "drill-1");
+  // With no drill at all, a policy older than the interval is overdue too.
+  auto fresh = inputs(policy({{"drills", {{"interval", "720h"}}}}), "2026-12-30T10:00:00Z");
+  EXPECT_EQ((*cond(plan_backup_policy(fresh), "DrillCurrent"))["reason"], "DrillOverdue");
+}
+
+TEST(PlanBackupPolicy, FinishedVerificationsBeyondTheHistoryLimitsAreDeleted) {
+  auto in = inputs(policy(), "2026-11-30T10:00:00Z");
+  for (int d = 24; d <= 29; ++d)
+    in.restores.push_back(finished_restore("v" + std::to_string(d), "verification", "Succeeded",
+                                           ("2026-11-" + std::to_string(d) + "T04:10:00Z").c_str()));
+  in.restores.push_back(finished_restore("user-drill", "drill", "Succeeded", "2026-11-20T04:10:00Z", false));
+  auto p = plan_backup_policy(in);
+  std::sort(p.remove_restores.begin(), p.remove_restores.end());
+  EXPECT_EQ(p.remove_restores, (std::vector<std::string>{"v24", "v25", "v26"}));
 }
 
 }  // namespace
