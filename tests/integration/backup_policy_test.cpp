@@ -333,13 +333,14 @@ TEST_F(BackupPolicyIT, VerificationRestoresMarkBackupsVerifiedAndDrillsKeepDrill
   // The identity webhook, in-process, for this test's namespace only.
   const auto tls = bo::generate_tls("bp-it-webhook");
   bo::webhook::Server webhook;
-  ASSERT_TRUE(webhook.start("127.0.0.1:18397", tls.server));
+  const std::string port = std::to_string(testing_support::free_port());
+  ASSERT_TRUE(webhook.start("127.0.0.1:" + port, tls.server));
   const std::string wh_name = "bp-it-" + ns_;
   ASSERT_TRUE(client_->create(
       resources::kMutatingWebhookConfigurations, "",
       {{"metadata", {{"name", wh_name}}},
        {"webhooks", {{{"name", "requested-by.backup.si.dev"},
-                      {"clientConfig", {{"url", "https://127.0.0.1:18397/mutate-restorerequests"},
+                      {"clientConfig", {{"url", "https://127.0.0.1:" + port + "/mutate-restorerequests"},
                                         {"caBundle", bo::base64_encode(tls.ca.cert)}}},
                       {"rules", {{{"operations", {"CREATE", "UPDATE"}}, {"apiGroups", {"backup.si.dev"}},
                                   {"apiVersions", {"v1alpha1"}}, {"resources", {"restorerequests"}}}}},

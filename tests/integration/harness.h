@@ -20,6 +20,10 @@
 #include <thread>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "kube/client.h"
 #include "kube/config.h"
 
@@ -170,6 +174,22 @@ class KubeLocal {
   pid_t pid_ = -1;
   int port_ = 0;
 };
+
+// A loopback port free at the time of asking (tests run in parallel: no fixed ports).
+inline int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    close(fd);
+    throw std::runtime_error("free_port: bind failed");
+  }
+  close(fd);
+  return ntohs(a.sin_port);
+}
 
 // A child process (the operator binary) with stdout and stderr in a log file;
 // killed with the test (PR_SET_PDEATHSIG) and on destruction.

@@ -19,8 +19,8 @@ using testing_support::run;
 
 namespace {
 
-constexpr int kWebhookPort = 18395;
-constexpr int kMetricsPort = 18396;
+int webhook_port_ = 0;  // chosen per process: ctest runs each test in its own, in parallel
+int metrics_port_ = 0;
 const std::string kCanary = "CANARY-rr-5150";
 const std::string kSumA = "sha256:" + std::string(64, 'a');
 const std::string kSumB = "sha256:" + std::string(64, 'b');
@@ -50,6 +50,8 @@ class RestoreRequestIT : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::filesystem::path(testing_support::make_temp_dir("rr"));
+    webhook_port_ = testing_support::free_port();
+    metrics_port_ = testing_support::free_port();
     server_ = new KubeLocal({"--authorize", "--tokens", tokens_file(*dir_), "--pod-rules", rules_file(*dir_)});
     auto r = server_->kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/");
     ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -78,15 +80,15 @@ class RestoreRequestIT : public ::testing::Test {
     ASSERT_TRUE(admin->create(resources::kMutatingWebhookConfigurations, "",
                               {{"metadata", {{"name", "backup-operator"}}},
                                {"webhooks", {{{"name", "requested-by.backup.si.dev"},
-                                              {"clientConfig", {{"url", "https://127.0.0.1:" + std::to_string(kWebhookPort) + "/mutate-restorerequests"}}},
+                                              {"clientConfig", {{"url", "https://127.0.0.1:" + std::to_string(webhook_port_) + "/mutate-restorerequests"}}},
                                               {"rules", {{{"operations", {"CREATE", "UPDATE"}}, {"apiGroups", {"backup.si.dev"}},
                                                           {"apiVersions", {"v1alpha1"}}, {"resources", {"restorerequests"}}}}},
                                               {"failurePolicy", "Fail"},
                                               {"sideEffects", "None"},
                                               {"admissionReviewVersions", {"v1"}}}}}}));
     operator_ = new Child({OPERATOR_BIN, "--kubeconfig", kubeconfig, "--webhook-bind-address",
-                           "127.0.0.1:" + std::to_string(kWebhookPort), "--webhook-host", "127.0.0.1",
-                           "--metrics-bind-address", "127.0.0.1:" + std::to_string(kMetricsPort),
+                           "127.0.0.1:" + std::to_string(webhook_port_), "--webhook-host", "127.0.0.1",
+                           "--metrics-bind-address", "127.0.0.1:" + std::to_string(metrics_port_),
                            "--health-probe-bind-address", "0", "--log-level", "debug"},
                           *dir_ / "operator.log");
     // Ready when the webhook's CA is in place and the controllers run.
@@ -332,7 +334,7 @@ TEST_F(RestoreRequestIT, MetricsCountRunsAndNoSecretReachesLogsOrStatus) {
   ASSERT_TRUE(wait_phase("counted", "Blocked"));
   std::string scrape;
   ASSERT_TRUE(eventually([&] {
-    scrape = run("curl -sf http://127.0.0.1:" + std::to_string(kMetricsPort) + "/metrics").output;
+    scrape = run("curl -sf http://127.0.0.1:" + std::to_string(metrics_port_) + "/metrics").output;
     return scrape.find("backup_operator_restore_runs_total{namespace=\"shop\",purpose=\"restore\",result=\"blocked\"}") !=
            std::string::npos;
   })) << scrape;
