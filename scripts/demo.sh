@@ -32,11 +32,17 @@ for _ in $(seq 100); do grep -q "serving on" "$work/kube-local.log" && break; sl
 cat "$work/kube-local.log"
 k version 2>/dev/null | tail -1
 
+step "the identity webhook's configuration (the operators fill in its caBundle)"
+k apply -f "$root/examples/kube-local/webhook.yaml"
+
 step "two backup-operator replicas with leader election"
 for i in 1 2; do
   # --time-scale 1800: an hour of schedule passes every two seconds, so the demo sees many slots.
+  # Both serve the RestoreRequest webhook (admission does not wait for a leader), with one
+  # certificate they share through a Secret in kube-system.
   build/backup-operator --leader-elect --leader-election-namespace kube-system --log-format text --time-scale 1800 \
     --metrics-bind-address "127.0.0.1:1808$i" --health-probe-bind-address "127.0.0.1:1809$i" \
+    --operator-namespace kube-system --webhook-bind-address "127.0.0.1:1844$i" --webhook-host 127.0.0.1 \
     >"$work/operator-$i.log" 2>&1 &
   pids+=($!)
 done
@@ -78,8 +84,29 @@ step "conditions"
 k get backuppolicy supabase -n supabase \
   -o jsonpath='{range .status.conditions[*]}{.type}{"="}{.status}{" ("}{.reason}{"): "}{.message}{"\n"}{end}'
 
+step "daily verification: a RestoreRequest restores the newest full backup into supabase-verify"
+# At most a simulated day (about 50 s) until the 04:00 verification slot has a full backup to verify.
+k wait --for=condition=Verified backuppolicy/supabase -n supabase --timeout=120s
+k get restorerequests -n supabase
+echo "lastVerifiedBackup: $(k get backuppolicy supabase -n supabase -o jsonpath='{.status.lastVerifiedBackup.id} {.status.lastVerifiedBackup.checksum} (by {.status.lastVerifiedBackup.request})')"
+
+step "a restore drill, and a restore the policy refuses"
+k apply -f "$root/examples/restore/"
+k wait --for=jsonpath='{.status.phase}'=Succeeded restorerequest/drill-2026-q4 -n supabase --timeout=60s
+k wait --for=jsonpath='{.status.phase}'=Blocked restorerequest/restore-unknown -n supabase --timeout=60s
+k get restorerequests -n supabase
+echo "drill-2026-q4 requested by: $(k get rr drill-2026-q4 -n supabase -o jsonpath='{.metadata.annotations.backup\.si\.dev/requested-by}')"
+k get rr drill-2026-q4 -n supabase \
+  -o jsonpath='{range .status.validation[*]}  check {.name}: passed={.passed} exit={.exitCode} output={.output}{"\n"}{end}'
+k get rr restore-unknown -n supabase -o jsonpath='restore-unknown: {.status.message}{"\n"}'
+k wait --for=condition=DrillCurrent backuppolicy/supabase -n supabase --timeout=30s
+
+step "conditions, now with Verified and DrillCurrent"
+k get backuppolicy supabase -n supabase \
+  -o jsonpath='{range .status.conditions[*]}{.type}{"="}{.status}{" ("}{.reason}{"): "}{.message}{"\n"}{end}'
+
 step "events"
-k get events -n supabase --field-selector involvedObject.name=supabase --sort-by=.lastTimestamp | tail -8
+k get events -n supabase --sort-by=.lastTimestamp | tail -12
 
 step "leader handover: stop the leader, the standby takes over"
 holder=$(k get lease -n kube-system backup-operator.backup.si.dev -o jsonpath='{.spec.holderIdentity}')

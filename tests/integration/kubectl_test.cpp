@@ -113,6 +113,25 @@ TEST_F(KubectlTest, SecretApplyGetYamlAndDelete) {
   EXPECT_NE(r.output.find("NotFound"), std::string::npos) << r.output;
 }
 
+TEST_F(KubectlTest, SortByAFieldOutsideMetadataGetsWholeObjects) {
+  // kubectl --sort-by asks for Tables with includeObject=Object and sorts on the embedded objects.
+  const auto f = server_->dir() / "events.yaml";
+  write_file(f,
+             "apiVersion: v1\nkind: Event\nmetadata: {name: later, namespace: default}\n"
+             "involvedObject: {kind: Pod, name: p, namespace: default}\nreason: Second\nmessage: m\ntype: Normal\n"
+             "lastTimestamp: '2026-11-25T03:00:00Z'\n---\n"
+             "apiVersion: v1\nkind: Event\nmetadata: {name: earlier, namespace: default}\n"
+             "involvedObject: {kind: Pod, name: p, namespace: default}\nreason: First\nmessage: m\ntype: Normal\n"
+             "lastTimestamp: '2026-11-24T03:00:00Z'\n");
+  ASSERT_EQ(server_->kubectl("create -f " + f.string()).exit_code, 0);
+  auto r = server_->kubectl("get events -n default --sort-by=.lastTimestamp");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto first = r.output.find("First"), second = r.output.find("Second");
+  ASSERT_NE(first, std::string::npos) << r.output;
+  ASSERT_NE(second, std::string::npos) << r.output;
+  EXPECT_LT(first, second) << r.output;
+}
+
 TEST_F(KubectlTest, DescribeShowsTheObject) {
   write_file(server_->dir() / "d.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: described}\ndata: {a: b}\n");
   ASSERT_EQ(server_->kubectl("apply -f " + (server_->dir() / "d.yaml").string()).exit_code, 0);

@@ -506,7 +506,7 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
     if (!obj) return status_response(not_found(type, t.name));
     if (wants_table(req)) {
       Response r = json_response(200, to_table(type, {obj}, std::chrono::system_clock::now(),
-                                               req.param("includeObject") != "None",
+                                               req.param("includeObject"),
                                                json{{"resourceVersion", (*obj)["metadata"].value("resourceVersion", "")}}));
       r.content_type = "application/json;as=Table;v=v1;g=meta.k8s.io";
       return r;
@@ -665,8 +665,7 @@ Response ApiServer::list_or_watch(const Request& req, const Target& t) {
     meta["remainingItemCount"] = remaining;
   }
   if (wants_table(req)) {
-    const bool include = req.param("includeObject") != "None";
-    Response r = json_response(200, to_table(type, items, std::chrono::system_clock::now(), include, meta));
+    Response r = json_response(200, to_table(type, items, std::chrono::system_clock::now(), req.param("includeObject"), meta));
     r.content_type = "application/json;as=Table;v=v1;g=meta.k8s.io";
     return r;
   }
@@ -696,11 +695,12 @@ Response ApiServer::watch(const Request& req, const Target& t) {
   Response r;
   r.content_type = table ? "application/json;as=Table;v=v1;g=meta.k8s.io" : "application/json";
   Filter f = *filter;
-  r.stream = [this, type, f, rv_param, start_rv, timeout_s, bookmarks, table](const ChunkWriter& write) {
+  const std::string include_object = req.param("includeObject");
+  r.stream = [this, type, f, rv_param, start_rv, timeout_s, bookmarks, table, include_object](const ChunkWriter& write) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
     const uint64_t drop_gen = faults_.drop_watches_generation.load();
     auto emit = [&](const char* kind, const json& obj) {
-      json o = table ? to_table(*type, {std::make_shared<const json>(obj)}, std::chrono::system_clock::now(), true,
+      json o = table ? to_table(*type, {std::make_shared<const json>(obj)}, std::chrono::system_clock::now(), include_object,
                                 json{{"resourceVersion", obj["metadata"].value("resourceVersion", "")}})
                      : with_type(obj, *type);
       return write(json{{"type", kind}, {"object", o}}.dump() + "\n");

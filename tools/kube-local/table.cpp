@@ -224,10 +224,12 @@ std::vector<std::pair<Column, std::function<json(const json&)>>> builtin_columns
 }  // namespace
 
 json to_table(const ResourceType& type, const std::vector<ObjPtr>& objects, std::chrono::system_clock::time_point now,
-              bool include_object, const json& list_metadata) {
+              const std::string& include_object, const json& list_metadata) {
   json defs = json::array();
   json rows = json::array();
+  // includeObject: None (no object), Metadata (the default), or Object (all of it: kubectl --sort-by needs it).
   auto partial = [&](const json& o) {
+    if (include_object == "Object") return o;
     return json{{"kind", "PartialObjectMetadata"}, {"apiVersion", "meta.k8s.io/v1"}, {"metadata", o["metadata"]}};
   };
   if (type.custom) {
@@ -250,7 +252,7 @@ json to_table(const ResourceType& type, const std::vector<ObjPtr>& objects, std:
         }
       }
       json row{{"cells", cells}};
-      if (include_object) row["object"] = partial(*p);
+      if (include_object != "None") row["object"] = partial(*p);
       rows.push_back(std::move(row));
     }
   } else {
@@ -262,7 +264,7 @@ json to_table(const ResourceType& type, const std::vector<ObjPtr>& objects, std:
       json cells = json::array();
       for (const auto& [c, fn] : cols) cells.push_back(fn(*p));
       json row{{"cells", cells}};
-      if (include_object) row["object"] = partial(*p);
+      if (include_object != "None") row["object"] = partial(*p);
       rows.push_back(std::move(row));
     }
   }

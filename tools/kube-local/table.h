@@ -16,6 +16,6 @@ namespace kl {
 std::vector<json> eval_jsonpath(const json& obj, const std::string& path);
 
 json to_table(const ResourceType& type, const std::vector<ObjPtr>& objects, std::chrono::system_clock::time_point now,
-              bool include_object, const json& list_metadata);
+              const std::string& include_object, const json& list_metadata);
 
 }  // namespace kl
