@@ -329,6 +329,51 @@ TEST_F(RestoreRequestIT, OneRestorePerTargetAndDeletionMidRunLeavesNothingBehind
   ASSERT_EQ(kubectl("delete rr -n shop second --wait=true").exit_code, 0);
 }
 
+TEST_F(RestoreRequestIT, VerificationMarksTheBackupVerifiedAndADrillMakesDrillCurrent) {
+  auto policy_status = [&] {
+    auto p = client_->get(kBackupPolicies, "shop", "db");
+    return p ? (*p).value("status", json::object()) : json::object();
+  };
+  auto policy_condition = [&](const char* type) {
+    const json conditions = policy_status().value("conditions", json::array());
+    auto c = bo::reconcile::find_condition(conditions, type);
+    return c ? *c : json::object();
+  };
+  // A verification as the policy creates it (owned by the policy), of the unverified base_B.
+  auto p = client_->get(kBackupPolicies, "shop", "db");
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(client_->create(
+      kRestoreRequests, "shop",
+      {{"metadata", {{"name", "db-verify-202611240400"},
+                     {"labels", {{"backup.si.dev/policy", "db"}, {"backup.si.dev/action", "verify"}}},
+                     {"ownerReferences", {{{"apiVersion", "backup.si.dev/v1alpha1"}, {"kind", "BackupPolicy"}, {"name", "db"},
+                                           {"uid", (*p)["metadata"]["uid"]}, {"controller", true}}}}}},
+       {"spec", {{"policyRef", {{"name", "db"}}}, {"backupId", "base_B"}, {"checksum", kSumB},
+                 {"purpose", "verification"}, {"targetNamespace", "shop-verify"}}}}));
+  ASSERT_TRUE(wait_phase("db-verify-202611240400", "Succeeded", 30)) << rr("db-verify-202611240400").dump(2);
+  ASSERT_TRUE(eventually([&] { return policy_condition("Verified").value("status", "") == "True"; }))
+      << policy_condition("Verified");
+  const json st = policy_status();
+  EXPECT_EQ(st["lastVerifiedBackup"]["id"], "base_B");
+  for (const auto& e : st["backups"]) EXPECT_TRUE(e.value("verified", false)) << e.dump();
+  // base_B, verified now, is what "latest" means from here on.
+  EXPECT_EQ(policy_condition("DrillCurrent").value("reason", ""), "NoDrillYet");
+  ASSERT_EQ(apply_as_alice("quarterly", "  policyRef: {name: db}\n  purpose: drill\n  targetNamespace: shop-verify\n"), "");
+  ASSERT_TRUE(wait_phase("quarterly", "Succeeded", 30)) << rr("quarterly").dump(2);
+  EXPECT_EQ(rr("quarterly")["status"]["backup"]["id"], "base_B");
+  ASSERT_TRUE(eventually([&] { return policy_condition("DrillCurrent").value("status", "") == "True"; }))
+      << policy_condition("DrillCurrent");
+  std::string scrape;
+  ASSERT_TRUE(eventually([&] {
+    scrape = run("curl -sf http://127.0.0.1:" + std::to_string(metrics_port_) + "/metrics").output;
+    return scrape.find("backup_operator_drill_last_success_timestamp_seconds{namespace=\"shop\",policy=\"db\"}") !=
+               std::string::npos &&
+           scrape.find("backup_operator_backup_last_verified_timestamp_seconds{namespace=\"shop\",policy=\"db\"}") !=
+               std::string::npos;
+  })) << scrape;
+  kubectl("delete rr -n shop quarterly db-verify-202611240400 --wait=true");
+}
+
 TEST_F(RestoreRequestIT, MetricsCountRunsAndNoSecretReachesLogsOrStatus) {
   ASSERT_EQ(apply_as_alice("counted", "  policyRef: {name: db}\n  backupId: base_Z\n"), "");
   ASSERT_TRUE(wait_phase("counted", "Blocked"));
