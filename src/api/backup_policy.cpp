@@ -114,6 +114,11 @@ std::expected<BackupPolicySpec, Problem> parse_backup_policy_spec(const json& sp
 
   r.sub("drills").str("interval", s.drill_interval);
 
+  Reader dbs = r.sub("databasus");
+  dbs.str("image", s.databasus.image);
+  dbs.str("storageSize", s.databasus.storage_size);
+  dbs.str("storageClassName", s.databasus.storage_class);
+  if (auto v = dbs.get("resources")) s.databasus.resources = *v;
   Reader jt = r.sub("jobTemplate");
   jt.str("image", s.job_template.image);
   jt.str("imagePullPolicy", s.job_template.image_pull_policy);

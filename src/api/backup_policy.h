@@ -83,6 +83,14 @@ struct BackupPolicySpec {
     long ttl_seconds_after_finished = 86400;
   } job_template;
 
+  // Databasus, the operators' private window on backups (the databasus addon).
+  struct Databasus {
+    std::string image = "databasus/databasus:latest";
+    std::string storage_size = "1Gi";
+    std::string storage_class;  // empty: the cluster's default
+    json resources;
+  } databasus;
+
   struct HistoryLimits {
     int successful = 3, failed = 3;
   } history_limits;

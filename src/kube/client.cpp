@@ -10,6 +10,7 @@ const Resource kSecrets{"", "v1", "secrets", "Secret", true};
 const Resource kConfigMaps{"", "v1", "configmaps", "ConfigMap", true};
 const Resource kPods{"", "v1", "pods", "Pod", true};
 const Resource kServices{"", "v1", "services", "Service", true};
+const Resource kPersistentVolumeClaims{"", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true};
 const Resource kEvents{"", "v1", "events", "Event", true};
 const Resource kServiceAccounts{"", "v1", "serviceaccounts", "ServiceAccount", true};
 const Resource kJobs{"batch", "v1", "jobs", "Job", true};

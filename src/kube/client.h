@@ -33,7 +33,7 @@ struct Resource {
 };
 
 namespace resources {
-extern const Resource kNamespaces, kSecrets, kConfigMaps, kPods, kServices, kEvents, kServiceAccounts, kJobs,
+extern const Resource kNamespaces, kSecrets, kConfigMaps, kPods, kServices, kPersistentVolumeClaims, kEvents, kServiceAccounts, kJobs,
     kDeployments, kNetworkPolicies, kIngresses, kLeases, kValidatingAdmissionPolicies,
     kValidatingAdmissionPolicyBindings, kValidatingWebhookConfigurations, kMutatingWebhookConfigurations, kSelfSubjectReviews, kCustomResourceDefinitions, kTokenReviews,
     kSubjectAccessReviews;

@@ -75,6 +75,10 @@ Metrics::Metrics()
                          .Name("backup_operator_backup_last_verified_timestamp_seconds")
                          .Help("Completion time of the newest backup a verification restore proved good.")
                          .Register(*registry_)),
+      databasus_exposed_(prometheus::BuildGauge()
+                             .Name("backup_operator_databasus_exposed")
+                             .Help("1 while a Service, Ingress, host port or host network reaches the policy's Databasus, or its NetworkPolicy was tampered with.")
+                             .Register(*registry_)),
       drill_success_(prometheus::BuildGauge()
                          .Name("backup_operator_drill_last_success_timestamp_seconds")
                          .Help("Completion time of the newest successful restore drill.")
@@ -156,6 +160,21 @@ void Metrics::backup_last_verified(const std::string& ns, const std::string& pol
   auto& g = last_verified_.Add({{"namespace", ns}, {"policy", policy}});
   g.Set(ts);
   track(ns + "/" + policy, &g, [this, &g] { last_verified_.Remove(&g); });
+}
+
+void Metrics::databasus_exposed(const std::string& ns, const std::string& policy, bool enabled, bool exposed) {
+  const prometheus::Labels labels{{"namespace", ns}, {"policy", policy}};
+  if (!enabled) {
+    if (!databasus_exposed_.Has(labels)) return;
+    auto* g = &databasus_exposed_.Add(labels);
+    std::lock_guard lock(mu_);
+    if (auto it = removers_.find(ns + "/" + policy); it != removers_.end()) it->second.erase(g);
+    databasus_exposed_.Remove(g);
+    return;
+  }
+  auto& g = databasus_exposed_.Add(labels);
+  g.Set(exposed ? 1 : 0);
+  track(ns + "/" + policy, &g, [this, &g] { databasus_exposed_.Remove(&g); });
 }
 
 void Metrics::drill_last_success(const std::string& ns, const std::string& policy, double ts) {

@@ -40,6 +40,8 @@ class Metrics {
   void backup_last_verified(const std::string& ns, const std::string& policy, double ts);
   void drill_last_success(const std::string& ns, const std::string& policy, double ts);
   void forget_policy(const std::string& ns, const std::string& policy);
+  // 1 while something reaches the policy's Databasus pods; `enabled` false removes the series.
+  void databasus_exposed(const std::string& ns, const std::string& policy, bool enabled, bool exposed);
 
   // RestoreRequests: result is success, failure or blocked.
   void restore_run(const std::string& ns, const std::string& purpose, const std::string& result, double seconds);
@@ -63,6 +65,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& condition_;
   prometheus::Family<prometheus::Gauge>& interval_;
   prometheus::Family<prometheus::Gauge>& last_verified_;
+  prometheus::Family<prometheus::Gauge>& databasus_exposed_;
   prometheus::Family<prometheus::Gauge>& drill_success_;
   prometheus::Family<prometheus::Counter>& restore_runs_;
   prometheus::Family<prometheus::Histogram>& restore_seconds_;

@@ -5,6 +5,7 @@
 #include "common/timefmt.h"
 #include "reconcile/backup_policy_plan.h"
 #include "reconcile/conditions.h"
+#include "reconcile/databasus.h"
 #include "schedule/cron.h"
 
 namespace bo::reconcile {
@@ -51,6 +52,18 @@ BackupPolicyController::BackupPolicyController(kube::Client& client, Caches& cac
   caches_.restores.add_handlers({restore_handler,
                                  [restore_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { restore_handler(n); },
                                  restore_handler});
+  for (auto* inf : {&caches_.deployments, &caches_.network_policies, &caches_.claims})
+    inf->add_handlers({owner_handler, [owner_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { owner_handler(n); },
+                       owner_handler});
+  // Any Service or Ingress may expose Databasus: look at the namespace's policies again.
+  auto namespace_handler = [this](const kube::ObjPtr& o) {
+    const std::string ns = (*o)["metadata"].value("namespace", "");
+    for (const auto& p : caches_.policies.list(ns)) enqueue_policy(ns, (*p)["metadata"].value("name", ""));
+  };
+  for (auto* inf : {&caches_.services, &caches_.ingresses})
+    inf->add_handlers({namespace_handler,
+                       [namespace_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { namespace_handler(n); },
+                       namespace_handler});
   auto secret_handler = [this](const kube::ObjPtr& s) { enqueue_secret_users(s); };
   caches_.secrets.add_handlers({secret_handler,
                          [secret_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { secret_handler(n); },
@@ -95,6 +108,31 @@ void BackupPolicyController::stop() {
 }
 
 bool BackupPolicyController::synced() const { return caches_.synced(); }
+
+// Creates `obj`, or brings an existing one back to its declared labels, owner and spec.
+std::expected<void, std::string> BackupPolicyController::apply_object(const json& obj) {
+  const std::string kind = obj.value("kind", "");
+  const kube::Resource& res = kind == "Deployment"      ? kube::resources::kDeployments
+                              : kind == "NetworkPolicy" ? kube::resources::kNetworkPolicies
+                                                        : kube::resources::kPersistentVolumeClaims;
+  const std::string ns = obj["metadata"].value("namespace", ""), obj_name = obj["metadata"].value("name", "");
+  auto created = client_.create(res, ns, obj);
+  if (created) {
+    log::info("databasus object created", {{"kind", kind}, {"name", ns + "/" + obj_name}});
+    return {};
+  }
+  if (!created.error().already_exists()) return std::unexpected("create " + kind + " " + obj_name + ": " + created.error().str());
+  auto current = client_.get(res, ns, obj_name);
+  if (!current) return std::unexpected("read " + kind + " " + obj_name + ": " + current.error().str());
+  json updated = *current;
+  updated["metadata"]["labels"] = obj["metadata"]["labels"];
+  updated["metadata"]["ownerReferences"] = obj["metadata"]["ownerReferences"];
+  if (kind != "PersistentVolumeClaim") updated["spec"] = obj["spec"];  // a claim's spec is immutable
+  auto r = client_.update(res, ns, updated);
+  if (!r) return std::unexpected("restore " + kind + " " + obj_name + ": " + r.error().str());
+  log::info("databasus object restored", {{"kind", kind}, {"name", ns + "/" + obj_name}});
+  return {};
+}
 
 kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) {
   std::string name;
@@ -171,6 +209,45 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
   }
 
   PolicyPlan plan = plan_backup_policy(in);
+
+  // Databasus: its objects as declared, and the exposure audit.
+  if (auto sp = api::parse_backup_policy_spec(spec)) {
+    DatabasusInputs di;
+    di.policy = *policy;
+    di.spec = *sp;
+    di.operator_image = opts_.default_image;
+    di.now = in.now;
+    auto owned = [&](const kube::Informer& inf, const std::string& object_name) -> json {
+      auto o = inf.get(ns, object_name);
+      if (!o) return json();
+      for (const auto& r : (*o)["metadata"].value("ownerReferences", json::array()))
+        if (r.value("uid", "") == uid) return *o;
+      return json();  // a namesake's, or a stranger's: not ours to judge
+    };
+    const std::string objects = bounded_name(name + "-databasus");
+    di.deployment = owned(caches_.deployments, objects);
+    di.network_policy = owned(caches_.network_policies, objects);
+    di.pvc = owned(caches_.claims, bounded_name(name + "-databasus-data"));
+    for (const auto& svc : caches_.services.list(ns)) di.services.push_back(*svc);
+    for (const auto& ing : caches_.ingresses.list(ns)) di.ingresses.push_back(*ing);
+    const DatabasusPlan dp = plan_databasus(di);
+    for (const auto& obj : dp.apply)
+      if (auto r = apply_object(obj); !r) return kube::ReconcileResult::failed(r.error());
+    for (const auto& [kind, object_name] : dp.remove) {
+      const kube::Resource& res = kind == "Deployment"      ? kube::resources::kDeployments
+                                  : kind == "NetworkPolicy" ? kube::resources::kNetworkPolicies
+                                                            : kube::resources::kPersistentVolumeClaims;
+      auto r = client_.remove(res, ns, object_name, {"Background", "", ""});
+      if (!r && !r.error().not_found()) return kube::ReconcileResult::failed("delete " + kind + " " + object_name + ": " + r.error().str());
+      log::info("databasus removed", {{"policy", key}, {"kind", kind}, {"name", object_name}});
+    }
+    json conditions = plan.status.value("conditions", json::array());
+    for (auto& e : databasus_conditions(dp, conditions, (*policy)["metadata"].value("generation", int64_t{0}), in.now))
+      plan.events.push_back(std::move(e));
+    plan.status["conditions"] = conditions;
+    metrics_.databasus_exposed(ns, name, dp.enabled, !dp.exposures.empty());
+    if (!dp.exposures.empty()) log::warn("databasus exposed", {{"policy", key}, {"exposures", dp.exposures}});
+  }
 
   for (const auto& job : plan.create) {
     auto r = client_.create(kube::resources::kJobs, ns, job);

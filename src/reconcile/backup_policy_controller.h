@@ -2,6 +2,7 @@
 // Secrets; a work queue of policy keys; and a reconcile that reads the cache,
 // asks the pure planner what to do, and does exactly that.
 #pragma once
+#include <expected>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -45,6 +46,7 @@ class BackupPolicyController {
   void enqueue_policy(const std::string& ns, const std::string& name);
   void enqueue_owner(const kube::ObjPtr& obj);
   void enqueue_secret_users(const kube::ObjPtr& secret);
+  std::expected<void, std::string> apply_object(const nlohmann::json& obj);
 
   kube::Client& client_;
   const Clock& clock_;

@@ -91,7 +91,12 @@ Caches::Caches(kube::Client& client, const std::string& ns)
       restores(client, kRestoreRequests, ns, options("")),
       jobs(client, kube::resources::kJobs, ns, options(kManagedSelector, slim_job)),
       pods(client, kube::resources::kPods, ns, options(kManagedSelector, slim_pod)),
-      secrets(client, kube::resources::kSecrets, ns, options("")) {
+      secrets(client, kube::resources::kSecrets, ns, options("")),
+      deployments(client, kube::resources::kDeployments, ns, options(kManagedSelector)),
+      network_policies(client, kube::resources::kNetworkPolicies, ns, options(kManagedSelector)),
+      claims(client, kube::resources::kPersistentVolumeClaims, ns, options(kManagedSelector)),
+      services(client, kube::resources::kServices, ns, options("")),
+      ingresses(client, kube::resources::kIngresses, ns, options("")) {
   jobs.add_index(kIndexPolicy, kube::index_by_label(kLabelPolicy));
   jobs.add_index(kIndexRestore, kube::index_by_label("backup.si.dev/restore-request"));
   pods.add_index(kIndexJob, kube::index_by_label("batch.kubernetes.io/job-name"));
@@ -107,7 +112,7 @@ Caches::Caches(kube::Client& client, const std::string& ns)
 Caches::~Caches() { stop(); }
 
 void Caches::start() {
-  for (auto* inf : {&policies, &restores, &jobs, &pods, &secrets})
+  for (auto* inf : {&policies, &restores, &jobs, &pods, &secrets, &deployments, &network_policies, &claims, &services, &ingresses})
     threads_.emplace_back([inf](std::stop_token st) { inf->run(st); });
 }
 
@@ -117,7 +122,9 @@ void Caches::stop() {
 }
 
 bool Caches::synced() const {
-  return policies.synced() && restores.synced() && jobs.synced() && pods.synced() && secrets.synced();
+  for (const auto* inf : {&policies, &restores, &jobs, &pods, &secrets, &deployments, &network_policies, &claims, &services, &ingresses})
+    if (!inf->synced()) return false;
+  return true;
 }
 
 }  // namespace bo::reconcile

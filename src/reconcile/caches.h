@@ -70,6 +70,13 @@ class Caches {
   kube::Informer jobs;
   kube::Informer pods;
   kube::Informer secrets;
+  // Databasus: the operator's own Deployments, NetworkPolicies and claims, and
+  // every Service and Ingress (the exposure audit looks for ones reaching its pods).
+  kube::Informer deployments;
+  kube::Informer network_policies;
+  kube::Informer claims;
+  kube::Informer services;
+  kube::Informer ingresses;
 
  private:
   std::vector<std::jthread> threads_;
