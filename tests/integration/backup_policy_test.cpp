@@ -13,6 +13,8 @@
 #include "reconcile/restore_controller.h"
 #include "webhook/server.h"
 
+#include <prometheus/text_serializer.h>
+
 using namespace bo::kube;
 using bo::reconcile::kBackupPolicies;
 using nlohmann::json;
@@ -387,6 +389,75 @@ TEST_F(BackupPolicyIT, VerificationRestoresMarkBackupsVerifiedAndDrillsKeepDrill
       << condition("DrillCurrent") << (*client_->get(bo::reconcile::kRestoreRequests, ns_, "drill")).dump(2);
   EXPECT_EQ((*client_->get(kBackupPolicies, ns_, "db"))["status"]["lastDrill"]["request"], "drill");
   ASSERT_TRUE(client_->remove(resources::kMutatingWebhookConfigurations, "", wh_name));
+}
+
+TEST_F(BackupPolicyIT, DatabasusRunsPrivatelyAndExposureIsCaughtAndUndone) {
+  create_secrets();
+  ASSERT_TRUE(client_->create(kBackupPolicies, ns_, policy()));  // the default addons include databasus
+  start_controller();
+  auto exists = [&](const Resource& r, const std::string& name) { return client_->get(r, ns_, name).has_value(); };
+  ASSERT_TRUE(eventually([&] {
+    return exists(resources::kDeployments, "db-databasus") && exists(resources::kNetworkPolicies, "db-databasus") &&
+           exists(resources::kPersistentVolumeClaims, "db-databasus-data");
+  }));
+  ASSERT_TRUE(eventually([&] { return condition("DatabasusReady").value("status", "") == "True"; })) << condition("DatabasusReady");
+  ASSERT_TRUE(eventually([&] { return condition("DatabasusPrivate").value("status", "") == "True"; }));
+  auto np = client_->get(resources::kNetworkPolicies, ns_, "db-databasus");
+  EXPECT_EQ((*np)["spec"].value("ingress", json::array()), json::array());
+  auto scrape = [&] {
+    prometheus::TextSerializer ser;
+    return ser.Serialize(metrics_.registry()->Collect());
+  };
+  const std::string series = "backup_operator_databasus_exposed{namespace=\"" + ns_ + "\",policy=\"db\"}";
+
+  // A Service that selects the Databasus pods: caught, reported, and left for its owner to remove.
+  ASSERT_TRUE(client_->create(resources::kServices, ns_,
+                              {{"metadata", {{"name", "peek"}}},
+                               {"spec", {{"selector", {{"backup.si.dev/component", "databasus"}}},
+                                         {"ports", {{{"port", 80}, {"targetPort", 4005}}}}}}}));
+  ASSERT_TRUE(eventually([&] { return condition("DatabasusPrivate").value("reason", "") == "Exposed"; }))
+      << condition("DatabasusPrivate");
+  EXPECT_NE(condition("DatabasusPrivate")["message"].get<std::string>().find("Service peek"), std::string::npos);
+  EXPECT_TRUE(eventually([&] { return scrape().find(series + " 1") != std::string::npos; })) << scrape();
+  recorder_->flush();
+  auto evs = client_->list(resources::kEvents, ns_, {"", "involvedObject.name=db,reason=DatabasusExposed", 0, "", ""});
+  ASSERT_TRUE(evs);
+  EXPECT_FALSE((*evs)["items"].empty());
+  ASSERT_TRUE(client_->remove(resources::kServices, ns_, "peek"));
+  ASSERT_TRUE(eventually([&] { return condition("DatabasusPrivate").value("status", "") == "True"; }));
+  EXPECT_TRUE(eventually([&] { return scrape().find(series + " 0") != std::string::npos; }));
+
+  // A deleted NetworkPolicy comes back.
+  const std::string old_uid = (*np)["metadata"]["uid"];
+  ASSERT_TRUE(client_->remove(resources::kNetworkPolicies, ns_, "db-databasus"));
+  ASSERT_TRUE(eventually([&] {
+    auto again = client_->get(resources::kNetworkPolicies, ns_, "db-databasus");
+    return again && (*again)["metadata"]["uid"] != old_uid;
+  }));
+  // A host port patched in is taken out again.
+  ASSERT_TRUE(client_->patch(resources::kDeployments, ns_, "db-databasus", PatchType::kJson,
+                             json::array({{{"op", "add"}, {"path", "/spec/template/spec/containers/0/ports/0/hostPort"}, {"value", 4005}}})));
+  ASSERT_TRUE(eventually([&] {
+    auto d = client_->get(resources::kDeployments, ns_, "db-databasus");
+    return d && !(*d)["spec"]["template"]["spec"]["containers"][0]["ports"][0].contains("hostPort");
+  }));
+  recorder_->flush();
+  evs = client_->list(resources::kEvents, ns_, {"", "involvedObject.name=db,reason=DatabasusExposed", 0, "", ""});
+  const std::string trail = evs->dump();
+  EXPECT_NE(trail.find("NetworkPolicy db-databasus was missing"), std::string::npos) << trail;
+  EXPECT_NE(trail.find("hostPort 4005"), std::string::npos) << trail;
+
+  // Removing the addon removes it all; the operator never made a Service.
+  ASSERT_TRUE(client_->patch(kBackupPolicies, ns_, "db", PatchType::kMerge, {{"spec", {{"addons", {"supabase-walg"}}}}}));
+  ASSERT_TRUE(eventually([&] {
+    return !exists(resources::kDeployments, "db-databasus") && !exists(resources::kNetworkPolicies, "db-databasus") &&
+           !exists(resources::kPersistentVolumeClaims, "db-databasus-data");
+  }));
+  ASSERT_TRUE(eventually([&] { return condition("DatabasusPrivate").empty(); }));
+  EXPECT_TRUE(eventually([&] { return scrape().find(series) == std::string::npos; }));
+  auto services = client_->list(resources::kServices, ns_);
+  ASSERT_TRUE(services);
+  EXPECT_TRUE((*services)["items"].empty()) << services->dump();
 }
 
 }  // namespace
