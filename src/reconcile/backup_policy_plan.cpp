@@ -139,7 +139,8 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   std::sort(catalog.begin(), catalog.end(), [](const json& a, const json& b) {
     return a.value("completionTime", "") > b.value("completionTime", "");
   });
-  while (catalog.size() > in.catalog_limit) catalog.erase(catalog.end() - 1);
+  // No size cap: dropping an entry would forget a backup that storage still
+  // holds (retention could never delete it). Retention bounds the catalog.
   // --- verification and drill outcomes (RestoreRequests naming this policy) ---
   auto is_final = [](const std::string& phase) { return phase == "Succeeded" || phase == "Failed" || phase == "Blocked"; };
   for (const auto& r : in.restores) {

@@ -67,7 +67,6 @@ struct PlanInputs {
   api::SecretData secrets;  // only the Secrets the policy names that exist
   SysTime now;
   std::string default_image = kDefaultImage;
-  size_t catalog_limit = 200;
   std::vector<ObservedRestore> restores;
 };
 

@@ -11,6 +11,7 @@
 #include "reconcile/backup_policy_controller.h"
 #include "reconcile/conditions.h"
 #include "reconcile/restore_controller.h"
+#include "reconcile/retention.h"
 #include "webhook/server.h"
 
 #include <prometheus/text_serializer.h>
@@ -35,6 +36,8 @@ std::string rules_file() {
        {{"selector", "backup.si.dev/action in (restore,verify)"},
         {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2},
                      {"message", R"({"restored":"{{env:BACKUP_ID}}","checksum":"{{env:BACKUP_CHECKSUM}}"})"}}}},
+       {{"selector", "backup.si.dev/action=retain"},
+        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", R"({"deleted":[]})"}}}},
        {{"selector", "backup.si.dev/action=validate"},
         {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", "accepting connections"}}}}});
   return testing_support::write_file(dir / "rules.json", rules.dump());
@@ -458,6 +461,48 @@ TEST_F(BackupPolicyIT, DatabasusRunsPrivatelyAndExposureIsCaughtAndUndone) {
   auto services = client_->list(resources::kServices, ns_);
   ASSERT_TRUE(services);
   EXPECT_TRUE((*services)["items"].empty()) << services->dump();
+}
+
+TEST_F(BackupPolicyIT, RetentionOverASimulatedYearKeepsSevenFourThreeThroughOneRetainJob) {
+  // A year of daily full backups in the catalog (as a year of runs leaves it), the newest now.
+  create_secrets();
+  ASSERT_TRUE(client_->create(kBackupPolicies, ns_, policy({{"schedule", {{"backup", "0 0 1 1 *"}, {"fullBackup", "0 0 1 1 *"}}}})));
+  json catalog = json::array();
+  std::vector<bo::reconcile::RetainedBackup> model;
+  const auto newest = std::chrono::floor<std::chrono::hours>(clock_->now()) - std::chrono::hours(1);
+  for (int day = 0; day < 365; ++day) {
+    const auto at = newest - std::chrono::hours(24 * day);
+    const std::string id = "base_" + std::to_string(1000 + day);
+    catalog.push_back({{"id", id}, {"checksum", "sha256:" + std::string(64, 'e')}, {"type", "full"},
+                       {"startTime", bo::format_rfc3339(at - std::chrono::minutes(5))},
+                       {"completionTime", bo::format_rfc3339(at)}, {"verified", day == 200}, {"keptFor", json::array()}});
+    model.push_back({id, "full", "", at, day == 200});
+  }
+  auto p = client_->get(kBackupPolicies, ns_, "db");
+  (*p)["status"] = {{"backups", catalog}};
+  ASSERT_TRUE(client_->update_status(kBackupPolicies, ns_, *p));
+  const auto expected = bo::reconcile::apply_retention(model, {7, 4, 3}, *bo::schedule::find_zone("UTC"));
+  ASSERT_GT(expected.expire.size(), 300u);
+
+  start_controller();
+  // One retain Job deletes what retention expires; the catalog then holds exactly what is kept.
+  ASSERT_TRUE(eventually([&] {
+    auto now = client_->get(kBackupPolicies, ns_, "db");
+    return now && (*now)["status"]["backups"].size() == 365 - expected.expire.size();
+  }, std::chrono::seconds(20)));
+  auto jobs = client_->list(resources::kJobs, ns_, {"backup.si.dev/action=retain", "", 0, "", ""});
+  ASSERT_EQ((*jobs)["items"].size(), 1u);
+  const auto& annotations = (*jobs)["items"][0]["metadata"]["annotations"];
+  EXPECT_EQ(bo::reconcile::split_ids(annotations["backup.si.dev/expire"]).size(), expected.expire.size());
+  std::set<std::string> kept;
+  const json after = *client_->get(kBackupPolicies, ns_, "db");
+  for (const auto& e : after["status"]["backups"]) {
+    kept.insert(e["id"].get<std::string>());
+    EXPECT_FALSE(e["keptFor"].empty() && !e["verified"].get<bool>()) << e.dump();
+  }
+  for (const auto& [id, why] : expected.kept_for) EXPECT_TRUE(kept.count(id)) << id << " " << json(why).dump();
+  EXPECT_TRUE(kept.count("base_1200")) << "the newest verified backup stays";
+  EXPECT_LE(kept.size(), 7u + 4u + 3u + 1u);
 }
 
 }  // namespace
