@@ -105,6 +105,10 @@ step "conditions, now with Verified and DrillCurrent"
 k get backuppolicy supabase -n supabase \
   -o jsonpath='{range .status.conditions[*]}{.type}{"="}{.status}{" ("}{.reason}{"): "}{.message}{"\n"}{end}'
 
+step "Databasus: a Deployment and a deny-all NetworkPolicy, never a Service (kubectl port-forward only)"
+k get deployments,networkpolicies,persistentvolumeclaims -n supabase -l backup.si.dev/component=databasus
+echo "Services in supabase: $(k get services -n supabase -o name | wc -l)"
+
 step "events"
 k get events -n supabase --sort-by=.lastTimestamp | tail -12
 

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "common/encoding.h"
@@ -219,6 +220,39 @@ int validate_database(const Env& env, std::ostream& log) {
   return r.exit_code == 0 ? 0 : 1;
 }
 
+// The Databasus sidecar: keeps a description of the policy's database (never
+// its password) in Databasus' state volume, rewriting it atomically every
+// DATABASUS_SYNC_SECONDS [60]; DATABASUS_METADATA_ONCE=1 writes once and exits.
+int databasus_metadata(const Env& env, std::ostream& log) {
+  const std::string dir = get(env, "METADATA_DIR", "/databasus-data/backup-operator");
+  int interval = 60;
+  try {
+    interval = std::max(1, std::stoi(get(env, "DATABASUS_SYNC_SECONDS", "60")));
+  } catch (...) {
+  }
+  ::mkdir(dir.c_str(), 0700);
+  for (;;) {
+    json meta{{"policy", get(env, "BACKUP_POLICY")},
+              {"host", get(env, "PGHOST")},
+              {"port", get(env, "PGPORT", "5432")},
+              {"database", get(env, "PGDATABASE", "postgres")},
+              {"user", get(env, "PGUSER")},
+              {"passwordFrom", "environment (secretKeyRef), never written here"},
+              {"updated", format_rfc3339(std::chrono::system_clock::now())}};
+    const std::string path = dir + "/database.json", tmp = path + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << meta.dump(2) << "\n";
+      if (!out.flush()) throw Failure{"cannot write " + tmp + " (is the state volume mounted?)"};
+    }
+    ::chmod(tmp.c_str(), 0600);
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) throw Failure{"cannot replace " + path};
+    log << "run-job: databasus-metadata: wrote " << path << "\n";
+    if (get(env, "DATABASUS_METADATA_ONCE") == "1") return 0;
+    std::this_thread::sleep_for(std::chrono::seconds(interval));
+  }
+}
+
 }  // namespace
 
 std::string redact(std::string text, const Env& env) {
@@ -249,8 +283,10 @@ int run_job(const std::string& action, const Env& env, std::ostream& log) {
     if (action == "retain") return retain(env, log);
     if (action == "restore") return restore(env, log);
     if (action == "validate-database-answers") return validate_database(env, log);
+    if (action == "databasus-metadata") return databasus_metadata(env, log);
     throw Failure{"unknown action \"" + action +
-                  "\" (supported: backup, full-backup, retain, offsite-copy, restore, validate-database-answers)"};
+                  "\" (supported: backup, full-backup, retain, offsite-copy, restore, validate-database-answers, "
+                  "databasus-metadata)"};
   } catch (const Failure& f) {
     const std::string msg = redact(f.message, env);
     log << "run-job: " << action << ": " << msg << "\n";

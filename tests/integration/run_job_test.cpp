@@ -84,6 +84,22 @@ TEST_F(RunJob, RestoreChecksTheChecksumFetchesAndWritesRecoverySettings) {
   EXPECT_EQ(termination().find("CANARY"), std::string::npos);
 }
 
+TEST_F(RunJob, DatabasusMetadataDescribesTheDatabaseWithoutItsPassword) {
+  const auto dir = dir_ / "meta";
+  auto r = job("databasus-metadata", "DATABASUS_METADATA_ONCE=1 METADATA_DIR=" + dir.string() +
+                                         " PGHOST=db.supabase.svc PGUSER=postgres PGPASSWORD=CANARY-pw-31 BACKUP_POLICY=supabase/db");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream in(dir / "database.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  const json meta = json::parse(text.str());
+  EXPECT_EQ(meta["host"], "db.supabase.svc");
+  EXPECT_EQ(meta["policy"], "supabase/db");
+  EXPECT_EQ(text.str().find("CANARY"), std::string::npos);
+  EXPECT_EQ((std::filesystem::status(dir / "database.json").permissions() & std::filesystem::perms::others_read),
+            std::filesystem::perms::none);
+}
+
 TEST_F(RunJob, RetainDeletesTheExpiredBackups) {
   ASSERT_EQ(job("full-backup").exit_code, 0);
   ASSERT_EQ(job("full-backup").exit_code, 0);
