@@ -23,7 +23,7 @@ RUN tar -xzf /tmp/walg.tgz -C /tmp && install -m 0755 /tmp/wal-g-pg-ubuntu-20.04
 
 FROM debian:12-slim
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      ca-certificates tzdata libcpprest2.10 libyaml-cpp0.7 libssl3 libprometheus-cpp-core1.0 \
+      ca-certificates tzdata postgresql-client-15 libcpprest2.10 libyaml-cpp0.7 libssl3 libprometheus-cpp-core1.0 \
       libprometheus-cpp-pull1.0 libspdlog1.10 libfmt9 libdate-tz3 libboost-system1.74.0 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /build/backup-operator /usr/local/bin/backup-operator

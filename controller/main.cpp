@@ -51,6 +51,7 @@ struct Flags {
   std::string webhook_secret = "backup-operator-webhook-tls";
   std::string webhook_configuration = "backup-operator";
   std::vector<std::string> webhook_hosts;
+  std::string job_image;
 };
 
 std::string slurp(const std::string& path) {
@@ -123,6 +124,9 @@ int main(int argc, char** argv) {
   app.add_option("--webhook-host", f.webhook_hosts,
                  "DNS name or IP the generated certificate covers (repeatable; default: "
                  "backup-operator-webhook.<namespace>.svc)");
+  app.add_option("--job-image", f.job_image,
+                 "image of backup, restore and Databasus-sidecar containers when a policy's jobTemplate.image is empty "
+                 "(default: " + std::string(bo::reconcile::kDefaultImage) + ")");
   std::string job_action;
   auto* run_job = app.add_subcommand("run-job", "run one backup action inside a Job (drives wal-g)");
   run_job->add_option("action", job_action, "backup | full-backup | retain | offsite-copy | restore | validate-database-answers")->required();
@@ -271,9 +275,9 @@ int main(int argc, char** argv) {
   auto start_controllers = [&] {
     caches = std::make_unique<bo::reconcile::Caches>(client, f.watch_namespace);
     policies = std::make_unique<bo::reconcile::BackupPolicyController>(
-        client, *caches, clock, recorder, metrics, bo::reconcile::BackupPolicyControllerOptions{f.watch_namespace, 2, ""});
+        client, *caches, clock, recorder, metrics, bo::reconcile::BackupPolicyControllerOptions{f.watch_namespace, 2, f.job_image});
     restores = std::make_unique<bo::reconcile::RestoreController>(
-        client, *caches, clock, recorder, metrics, bo::reconcile::RestoreControllerOptions{2, "", operator_username});
+        client, *caches, clock, recorder, metrics, bo::reconcile::RestoreControllerOptions{2, f.job_image, operator_username});
     caches->start();
     policies->start();
     restores->start();

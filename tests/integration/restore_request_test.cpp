@@ -3,6 +3,7 @@
 // operator's identity webhook over HTTPS; users act through the real kubectl.
 #include <gtest/gtest.h>
 
+#include "common/certs.h"
 #include "common/encoding.h"
 #include "harness.h"
 #include "reconcile/caches.h"
@@ -24,7 +25,7 @@ int metrics_port_ = 0;
 const std::string kCanary = "CANARY-rr-5150";
 const std::string kSumA = "sha256:" + std::string(64, 'a');
 const std::string kSumB = "sha256:" + std::string(64, 'b');
-const std::string kOperatorUser = "system:serviceaccount:backup-operator-system:backup-operator";
+const std::string kOperatorUser = "system:serviceaccount:backup-operator-system:bo-backup-operator";
 
 std::string rules_file(const std::filesystem::path& dir) {
   const json rules = json::array({
@@ -56,18 +57,34 @@ class RestoreRequestIT : public ::testing::Test {
     auto r = server_->kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/");
     ASSERT_EQ(r.exit_code, 0) << r.output;
     auto admin = server_->client();
-    // The operator's own identity: a service account (cluster-admin until the chart's RBAC lands).
+    // The operator exactly as the chart installs it: its ServiceAccount, RBAC
+    // and webhook configuration rendered by the real helm. A permission the
+    // chart lacks fails these tests.
     ASSERT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", "backup-operator-system"}}}}));
-    ASSERT_TRUE(admin->create(resources::kServiceAccounts, "backup-operator-system", {{"metadata", {{"name", "backup-operator"}}}}));
+    const auto tls = bo::generate_tls("backup-operator-webhook", "127.0.0.1");
+    ASSERT_TRUE(admin->create(resources::kSecrets, "backup-operator-system",
+                              {{"metadata", {{"name", "webhook-tls"}}}, {"type", "kubernetes.io/tls"},
+                               {"stringData", {{"tls.crt", tls.server.cert + tls.ca.cert}, {"tls.key", tls.server.key}, {"ca.crt", tls.ca.cert}}}}));
+    r = run("helm template bo " + std::string(SOURCE_DIR) + "/charts/backup-operator --namespace backup-operator-system"
+            " --set webhook.certificate.mode=secret --set webhook.certificate.existingSecret=webhook-tls"
+            " --set webhook.certificate.caBundle=" + bo::base64_encode(tls.ca.cert) +
+            " --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml --show-only templates/webhook.yaml > " +
+            (*dir_ / "chart.yaml").string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    r = server_->kubectl("apply -f " + (*dir_ / "chart.yaml").string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    // kube-local calls webhooks by URL: point the chart's Service reference at the test's port.
+    r = server_->kubectl("patch mutatingwebhookconfiguration bo-backup-operator --type json -p "
+                         "'[{\"op\":\"remove\",\"path\":\"/webhooks/0/clientConfig/service\"},"
+                         "{\"op\":\"add\",\"path\":\"/webhooks/0/clientConfig/url\",\"value\":\"https://127.0.0.1:" +
+                         std::to_string(webhook_port_) + "/mutate-restorerequests\"}]'");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
     const Resource crb{"rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false};
-    ASSERT_TRUE(admin->create(crb, "", {{"metadata", {{"name", "backup-operator"}}},
-                                        {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "ClusterRole"}, {"name", "cluster-admin"}}},
-                                        {"subjects", {{{"kind", "ServiceAccount"}, {"name", "backup-operator"}, {"namespace", "backup-operator-system"}}}}}));
     ASSERT_TRUE(admin->create(crb, "", {{"metadata", {{"name", "alice"}}},
                                         {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "ClusterRole"}, {"name", "cluster-admin"}}},
                                         {"subjects", {{{"kind", "User"}, {"name", "alice"}}}}}));
     const json tr = json::object();
-    auto token = admin->request("POST", resources::kServiceAccounts.path("backup-operator-system", "backup-operator", "token"), &tr);
+    auto token = admin->request("POST", resources::kServiceAccounts.path("backup-operator-system", "bo-backup-operator", "token"), &tr);
     ASSERT_TRUE(token);
     const auto cfg = server_->config();
     const std::string kubeconfig = testing_support::write_file(
@@ -77,25 +94,20 @@ class RestoreRequestIT : public ::testing::Test {
             "\nusers:\n- name: op\n  user:\n    token: " + (*token)["status"]["token"].get<std::string>() +
             "\ncontexts:\n- name: op\n  context: {cluster: local, user: op, namespace: backup-operator-system}\n"
             "current-context: op\n");
-    ASSERT_TRUE(admin->create(resources::kMutatingWebhookConfigurations, "",
-                              {{"metadata", {{"name", "backup-operator"}}},
-                               {"webhooks", {{{"name", "requested-by.backup.si.dev"},
-                                              {"clientConfig", {{"url", "https://127.0.0.1:" + std::to_string(webhook_port_) + "/mutate-restorerequests"}}},
-                                              {"rules", {{{"operations", {"CREATE", "UPDATE"}}, {"apiGroups", {"backup.si.dev"}},
-                                                          {"apiVersions", {"v1alpha1"}}, {"resources", {"restorerequests"}}}}},
-                                              {"failurePolicy", "Fail"},
-                                              {"sideEffects", "None"},
-                                              {"admissionReviewVersions", {"v1"}}}}}}));
+    const auto certs = *dir_ / "certs";
+    std::filesystem::create_directories(certs);
+    testing_support::write_file(certs / "tls.crt", tls.server.cert + tls.ca.cert);
+    testing_support::write_file(certs / "tls.key", tls.server.key);
     operator_ = new Child({OPERATOR_BIN, "--kubeconfig", kubeconfig, "--webhook-bind-address",
-                           "127.0.0.1:" + std::to_string(webhook_port_), "--webhook-host", "127.0.0.1",
+                           "127.0.0.1:" + std::to_string(webhook_port_), "--webhook-cert-dir", certs.string(),
+                           "--webhook-configuration=", "--leader-elect", "--leader-election-namespace",
+                           "backup-operator-system", "--leader-elect-retry-period", "200ms",
                            "--metrics-bind-address", "127.0.0.1:" + std::to_string(metrics_port_),
                            "--health-probe-bind-address", "0", "--log-level", "debug"},
                           *dir_ / "operator.log");
-    // Ready when the webhook's CA is in place and the controllers run.
+    // Ready when the controllers run (after winning the lease).
     ASSERT_TRUE(eventually([&] {
-      auto w = admin->get(resources::kMutatingWebhookConfigurations, "", "backup-operator");
-      return w && (*w)["webhooks"][0]["clientConfig"].contains("caBundle") &&
-             operator_->log().find("\"controller\":\"restorerequest\"") != std::string::npos;
+      return operator_->log().find("\"controller\":\"restorerequest\"") != std::string::npos;
     }, std::chrono::seconds(30))) << operator_->log();
 
     for (const char* ns : {"shop", "shop-drill", "shop-wait", "shop-verify"})
@@ -280,6 +292,10 @@ TEST_F(RestoreRequestIT, AFailedValidationFreezesTheTargetUntilARerunPasses) {
   EXPECT_EQ(failed["exitCode"], 3);
   EXPECT_EQ(failed["output"], "row count mismatch: 41 != 42");
   ASSERT_TRUE(eventually([&] { return freezes() == 1; }));
+  // Only the operator's own identity (the chart's service account) is exempt.
+  auto vaps = client_->list(resources::kValidatingAdmissionPolicies, "", {"app.kubernetes.io/managed-by=backup-operator", "", 0, "", ""});
+  EXPECT_EQ((*vaps)["items"][0]["spec"]["validations"][0]["expression"],
+            "request.userInfo.username == '" + kOperatorUser + "'");
 
   // kubectl (as an administrator) cannot change a Secret in the frozen target.
   const std::string secret = testing_support::write_file(
@@ -357,12 +373,12 @@ TEST_F(RestoreRequestIT, VerificationMarksTheBackupVerifiedAndADrillMakesDrillCu
   EXPECT_EQ(st["lastVerifiedBackup"]["id"], "base_B");
   for (const auto& e : st["backups"]) EXPECT_TRUE(e.value("verified", false)) << e.dump();
   // base_B, verified now, is what "latest" means from here on.
-  EXPECT_EQ(policy_condition("DrillCurrent").value("reason", ""), "NoDrillYet");
   ASSERT_EQ(apply_as_alice("quarterly", "  policyRef: {name: db}\n  purpose: drill\n  targetNamespace: shop-verify\n"), "");
   ASSERT_TRUE(wait_phase("quarterly", "Succeeded", 30)) << rr("quarterly").dump(2);
   EXPECT_EQ(rr("quarterly")["status"]["backup"]["id"], "base_B");
-  ASSERT_TRUE(eventually([&] { return policy_condition("DrillCurrent").value("status", "") == "True"; }))
-      << policy_condition("DrillCurrent");
+  ASSERT_TRUE(eventually([&] { return policy_status().value("lastDrill", json::object()).value("request", "") == "quarterly"; }))
+      << policy_status().dump(2);
+  EXPECT_EQ(policy_condition("DrillCurrent").value("status", ""), "True") << policy_condition("DrillCurrent");
   std::string scrape;
   ASSERT_TRUE(eventually([&] {
     scrape = run("curl -sf http://127.0.0.1:" + std::to_string(metrics_port_) + "/metrics").output;
