@@ -131,7 +131,18 @@ int main(int argc, char** argv) {
   auto* run_job = app.add_subcommand("run-job", "run one backup action inside a Job (drives wal-g)");
   run_job->add_option("action", job_action, "backup | full-backup | retain | offsite-copy | restore | validate-database-answers")->required();
   try {
-    app.parse(argc, argv);
+    // "--flag=" means an empty value; CLI11 would take the next argument
+    // instead, so split it into "--flag" and "".
+    std::vector<std::string> args;
+    for (int i = argc - 1; i >= 1; --i) {  // CLI11 takes the arguments in reverse
+      std::string a = argv[i];
+      if (a.starts_with("--") && a.size() > 3 && a.back() == '=' && a.find('=') == a.size() - 1) {
+        args.push_back("");
+        a.pop_back();
+      }
+      args.push_back(a);
+    }
+    app.parse(args);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {

@@ -122,12 +122,13 @@ std::expected<void, std::string> BackupPolicyController::apply_object(const json
     return {};
   }
   if (!created.error().already_exists()) return std::unexpected("create " + kind + " " + obj_name + ": " + created.error().str());
+  if (kind == "PersistentVolumeClaim") return {};  // a claim's spec is immutable: the existing one serves
   auto current = client_.get(res, ns, obj_name);
   if (!current) return std::unexpected("read " + kind + " " + obj_name + ": " + current.error().str());
   json updated = *current;
   updated["metadata"]["labels"] = obj["metadata"]["labels"];
   updated["metadata"]["ownerReferences"] = obj["metadata"]["ownerReferences"];
-  if (kind != "PersistentVolumeClaim") updated["spec"] = obj["spec"];  // a claim's spec is immutable
+  updated["spec"] = obj["spec"];
   auto r = client_.update(res, ns, updated);
   if (!r) return std::unexpected("restore " + kind + " " + obj_name + ": " + r.error().str());
   log::info("databasus object restored", {{"kind", kind}, {"name", ns + "/" + obj_name}});

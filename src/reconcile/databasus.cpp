@@ -237,13 +237,11 @@ std::vector<EventSpec> databasus_conditions(const DatabasusPlan& plan, json& con
     conditions = kept;
     return events;
   }
-  const json* before = find_condition(conditions, "DatabasusPrivate");
-  const std::string old_message = before ? before->value("message", "") : "";
   if (!plan.exposures.empty()) {
     std::string msg;
     for (const auto& e : plan.exposures) msg += (msg.empty() ? "" : "; ") + e;
-    if (!before || before->value("status", "") != "False" || old_message != msg)
-      events.push_back({"Warning", "DatabasusExposed", msg});
+    // Every look that finds it exposed says so again; the recorder counts repeats on one Event.
+    events.push_back({"Warning", "DatabasusExposed", msg});
     set_condition(conditions, "DatabasusPrivate", "False", "Exposed", msg, generation, now);
   } else {
     set_condition(conditions, "DatabasusPrivate", "True", "Private",

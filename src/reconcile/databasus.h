@@ -56,7 +56,8 @@ struct DatabasusPlan {
 [[nodiscard]] DatabasusPlan plan_databasus(const DatabasusInputs& in);
 
 // Sets DatabasusPrivate and DatabasusReady (or removes them when the addon is
-// off) and returns the Events the change deserves.
+// off) and returns the Events to record: a DatabasusExposed Warning on every
+// reconcile that finds an exposure (the recorder aggregates repeats).
 std::vector<EventSpec> databasus_conditions(const DatabasusPlan& plan, nlohmann::json& conditions, int64_t generation,
                                             SysTime now);
 

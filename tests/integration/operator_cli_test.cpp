@@ -30,6 +30,10 @@ TEST(OperatorCli, HelpAndVersion) {
   auto v = run(kOp + " --version");
   EXPECT_EQ(v.exit_code, 0);
   EXPECT_NE(v.output.find("backup-operator 0."), std::string::npos);
+  // "--flag=" is an empty value, never a swallowed next argument (the chart passes --webhook-configuration=).
+  v = run(kOp + " --webhook-configuration= --version");
+  EXPECT_EQ(v.exit_code, 0) << v.output;
+  EXPECT_NE(v.output.find("backup-operator 0."), std::string::npos) << v.output;
 }
 
 TEST(OperatorCli, BadFlagsAreOneLineErrors) {

@@ -5,6 +5,7 @@
 
 #include "common/certs.h"
 #include "common/encoding.h"
+#include "chart_operator.h"
 #include "harness.h"
 #include "reconcile/caches.h"
 #include "reconcile/conditions.h"
@@ -20,8 +21,7 @@ using testing_support::run;
 
 namespace {
 
-int webhook_port_ = 0;  // chosen per process: ctest runs each test in its own, in parallel
-int metrics_port_ = 0;
+int metrics_port_ = 0;  // chosen per process: ctest runs each test in its own, in parallel
 const std::string kCanary = "CANARY-rr-5150";
 const std::string kSumA = "sha256:" + std::string(64, 'a');
 const std::string kSumB = "sha256:" + std::string(64, 'b');
@@ -51,59 +51,19 @@ class RestoreRequestIT : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::filesystem::path(testing_support::make_temp_dir("rr"));
-    webhook_port_ = testing_support::free_port();
     metrics_port_ = testing_support::free_port();
     server_ = new KubeLocal({"--authorize", "--tokens", tokens_file(*dir_), "--pod-rules", rules_file(*dir_)});
     auto r = server_->kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/");
     ASSERT_EQ(r.exit_code, 0) << r.output;
     auto admin = server_->client();
-    // The operator exactly as the chart installs it: its ServiceAccount, RBAC
-    // and webhook configuration rendered by the real helm. A permission the
-    // chart lacks fails these tests.
-    ASSERT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", "backup-operator-system"}}}}));
-    const auto tls = bo::generate_tls("backup-operator-webhook", "127.0.0.1");
-    ASSERT_TRUE(admin->create(resources::kSecrets, "backup-operator-system",
-                              {{"metadata", {{"name", "webhook-tls"}}}, {"type", "kubernetes.io/tls"},
-                               {"stringData", {{"tls.crt", tls.server.cert + tls.ca.cert}, {"tls.key", tls.server.key}, {"ca.crt", tls.ca.cert}}}}));
-    r = run("helm template bo " + std::string(SOURCE_DIR) + "/charts/backup-operator --namespace backup-operator-system"
-            " --set webhook.certificate.mode=secret --set webhook.certificate.existingSecret=webhook-tls"
-            " --set webhook.certificate.caBundle=" + bo::base64_encode(tls.ca.cert) +
-            " --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml --show-only templates/webhook.yaml > " +
-            (*dir_ / "chart.yaml").string());
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-    r = server_->kubectl("apply -f " + (*dir_ / "chart.yaml").string());
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-    // kube-local calls webhooks by URL: point the chart's Service reference at the test's port.
-    r = server_->kubectl("patch mutatingwebhookconfiguration bo-backup-operator --type json -p "
-                         "'[{\"op\":\"remove\",\"path\":\"/webhooks/0/clientConfig/service\"},"
-                         "{\"op\":\"add\",\"path\":\"/webhooks/0/clientConfig/url\",\"value\":\"https://127.0.0.1:" +
-                         std::to_string(webhook_port_) + "/mutate-restorerequests\"}]'");
-    ASSERT_EQ(r.exit_code, 0) << r.output;
+    // The operator exactly as the chart installs it (chart_operator.h): a
+    // permission the chart lacks fails these tests.
+    const auto chart = testing_support::install_chart(*server_, *dir_);
     const Resource crb{"rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false};
     ASSERT_TRUE(admin->create(crb, "", {{"metadata", {{"name", "alice"}}},
                                         {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "ClusterRole"}, {"name", "cluster-admin"}}},
                                         {"subjects", {{{"kind", "User"}, {"name", "alice"}}}}}));
-    const json tr = json::object();
-    auto token = admin->request("POST", resources::kServiceAccounts.path("backup-operator-system", "bo-backup-operator", "token"), &tr);
-    ASSERT_TRUE(token);
-    const auto cfg = server_->config();
-    const std::string kubeconfig = testing_support::write_file(
-        *dir_ / "operator.kubeconfig",
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: " + cfg.server +
-            "\n    certificate-authority-data: " + bo::base64_encode(cfg.ca_pem) +
-            "\nusers:\n- name: op\n  user:\n    token: " + (*token)["status"]["token"].get<std::string>() +
-            "\ncontexts:\n- name: op\n  context: {cluster: local, user: op, namespace: backup-operator-system}\n"
-            "current-context: op\n");
-    const auto certs = *dir_ / "certs";
-    std::filesystem::create_directories(certs);
-    testing_support::write_file(certs / "tls.crt", tls.server.cert + tls.ca.cert);
-    testing_support::write_file(certs / "tls.key", tls.server.key);
-    operator_ = new Child({OPERATOR_BIN, "--kubeconfig", kubeconfig, "--webhook-bind-address",
-                           "127.0.0.1:" + std::to_string(webhook_port_), "--webhook-cert-dir", certs.string(),
-                           "--webhook-configuration=", "--leader-elect", "--leader-election-namespace",
-                           "backup-operator-system", "--leader-elect-retry-period", "200ms",
-                           "--metrics-bind-address", "127.0.0.1:" + std::to_string(metrics_port_),
-                           "--health-probe-bind-address", "0", "--log-level", "debug"},
+    operator_ = new Child(chart.args({"--metrics-bind-address", "127.0.0.1:" + std::to_string(metrics_port_), "--log-level", "debug"}),
                           *dir_ / "operator.log");
     // Ready when the controllers run (after winning the lease).
     ASSERT_TRUE(eventually([&] {

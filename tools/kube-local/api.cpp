@@ -1,6 +1,7 @@
 #include "kube-local/api.h"
 
 #include <algorithm>
+#include <fstream>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -301,6 +302,24 @@ bool subject_matches(const json& s, const UserInfo& u) {
 
 }  // namespace
 
+void ApiServer::audit(const UserInfo& user, const std::string& verb, const std::string& group, const std::string& resource,
+                      const std::string& subresource, const std::string& ns, const std::string& name,
+                      const std::string& path, bool allowed) {
+  if (opts_.audit_log.empty()) return;
+  json line{{"user", user.username}, {"verb", verb}, {"allowed", allowed}};
+  if (path.empty()) {
+    line["group"] = group;
+    line["resource"] = subresource.empty() ? resource : resource + "/" + subresource;
+    if (!ns.empty()) line["namespace"] = ns;
+    if (!name.empty()) line["name"] = name;
+  } else {
+    line["path"] = path;
+  }
+  std::lock_guard lock(audit_mu_);
+  std::ofstream out(opts_.audit_log, std::ios::app);
+  out << line.dump() << "\n";
+}
+
 bool ApiServer::authorized(const UserInfo& user, const std::string& verb, const std::string& group,
                            const std::string& resource, const std::string& subresource, const std::string& ns,
                            const std::string& name, const std::string& path) const {
@@ -397,7 +416,9 @@ Response ApiServer::handle(const Request& req) {
   }
   const bool resource_request = !seg.empty() && (seg[0] == "api" || seg[0] == "apis") && seg.size() > rest;
   if (!resource_request) {
-    if (opts_.authorize && !authorized(*user, "get", "", "", "", "", "", req.path))
+    const bool allowed = !opts_.authorize || authorized(*user, "get", "", "", "", "", "", req.path);
+    audit(*user, "get", "", "", "", "", "", req.path, allowed);
+    if (!allowed)
       return status_response({403, "Forbidden",
                               "forbidden: User \"" + user->username + "\" cannot get path \"" + req.path + "\""});
     bool handled = false;
@@ -457,7 +478,9 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
   else return status_response({405, "MethodNotAllowed", "the server does not allow this method on the requested resource"});
   // POST to a named object's subresource (serviceaccounts/x/token) is a create.
   const std::string authz_name = t.name;
-  if (!authorized(user, verb, type.group, type.resource, t.subresource, t.ns, authz_name, "")) {
+  const bool allowed = authorized(user, verb, type.group, type.resource, t.subresource, t.ns, authz_name, "");
+  audit(user, verb, type.group, type.resource, t.subresource, t.ns, authz_name, "", allowed);
+  if (!allowed) {
     std::string msg = qualified_resource(type) + (t.subresource.empty() ? "" : "/" + t.subresource);
     if (!t.name.empty()) msg += " \"" + t.name + "\"";
     msg += " is forbidden: User \"" + user.username + "\" cannot " + verb + " resource \"" + type.resource +

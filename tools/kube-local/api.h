@@ -77,6 +77,7 @@ struct ApiOptions {
   std::chrono::milliseconds bookmark_interval{5000};
   std::string server_address;              // host:port for discovery
   size_t max_body_bytes = 3 * 1024 * 1024;  // as kube-apiserver's 3 MiB limit
+  std::string audit_log;                    // JSON lines: who did what, and whether RBAC allowed it
 };
 
 // What a create/update/delete call needs to know about its caller.
@@ -138,6 +139,10 @@ class ApiServer {
   ApiOptions opts_;
   Faults faults_;
   std::mutex rng_mu_;
+  std::mutex audit_mu_;
+  void audit(const UserInfo& user, const std::string& verb, const std::string& group, const std::string& resource,
+             const std::string& subresource, const std::string& ns, const std::string& name, const std::string& path,
+             bool allowed);
   std::mt19937_64 rng_;
 };
 

@@ -103,6 +103,8 @@ int main(int argc, char** argv) {
   app.add_option("--write-kubeconfig", kubeconfig, "write a kubeconfig for the admin user here")->required();
   app.add_option("--data-dir", data_dir, "keep state here across restarts (in memory without it)");
   app.add_flag("--authorize", authorize, "enforce RBAC from the stored Roles and bindings");
+  std::string audit_log;
+  app.add_option("--audit-log", audit_log, "append one JSON line per request: user, verb, resource, allowed");
   app.add_option("--tokens", tokens_file, "static tokens CSV: token,user,uid,\"group1,group2\"");
   app.add_option("--time-scale", time_scale, "speed-up factor for simulated delays (pods, Job backoff, TTL)")
       ->check(CLI::PositiveNumber);
@@ -150,6 +152,7 @@ int main(int argc, char** argv) {
     }
     kl::ApiOptions opts;
     opts.authorize = authorize;
+    opts.audit_log = audit_log;
     if (!tokens_file.empty()) opts.tokens = read_tokens(tokens_file);
     opts.tokens[admin_token] = {"kube-local-admin", "kube-local-admin", {"system:masters", "system:authenticated"}};
     opts.sa_signing_key = sa_key;

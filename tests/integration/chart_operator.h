@@ -1,0 +1,81 @@
+// The operator as the Helm chart installs it, on kube-local: the chart's
+// ServiceAccount, RBAC and webhook configuration rendered by the real helm and
+// applied, a token of that service account in a kubeconfig, and the webhook's
+// certificate (given to the chart as an existing Secret) as files.
+#pragma once
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/certs.h"
+#include "common/encoding.h"
+#include "harness.h"
+
+namespace testing_support {
+
+struct ChartOperator {
+  std::string kubeconfig;
+  fs::path cert_dir;
+  int webhook_port = 0;
+  std::string username = "system:serviceaccount:backup-operator-system:bo-backup-operator";
+
+  // The operator's command line, as the chart's Deployment runs it.
+  [[nodiscard]] std::vector<std::string> args(std::vector<std::string> extra) const {
+    std::vector<std::string> a = {OPERATOR_BIN, "--kubeconfig", kubeconfig, "--webhook-bind-address",
+                                  "127.0.0.1:" + std::to_string(webhook_port), "--webhook-cert-dir", cert_dir.string(),
+                                  "--webhook-configuration=", "--leader-elect", "--leader-election-namespace",
+                                  "backup-operator-system", "--leader-elect-retry-period", "200ms",
+                                  "--health-probe-bind-address", "0"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+};
+
+inline ChartOperator install_chart(const KubeLocal& server, const fs::path& dir) {
+  auto fail = [](const std::string& what, const CommandResult& r) {
+    throw std::runtime_error(what + ": " + r.output);
+  };
+  ChartOperator op;
+  op.webhook_port = free_port();
+  auto admin = server.client({1});
+  if (!admin->create(bo::kube::resources::kNamespaces, "", {{"metadata", {{"name", "backup-operator-system"}}}}))
+    throw std::runtime_error("create namespace backup-operator-system");
+  const auto tls = bo::generate_tls("backup-operator-webhook", "127.0.0.1");
+  if (!admin->create(bo::kube::resources::kSecrets, "backup-operator-system",
+                     {{"metadata", {{"name", "webhook-tls"}}}, {"type", "kubernetes.io/tls"},
+                      {"stringData", {{"tls.crt", tls.server.cert + tls.ca.cert}, {"tls.key", tls.server.key}, {"ca.crt", tls.ca.cert}}}}))
+    throw std::runtime_error("create the webhook Secret");
+  const std::string rendered = (dir / "chart.yaml").string();
+  auto r = run("helm template bo " + std::string(SOURCE_DIR) + "/charts/backup-operator --namespace backup-operator-system"
+               " --set webhook.certificate.mode=secret --set webhook.certificate.existingSecret=webhook-tls"
+               " --set webhook.certificate.caBundle=" + bo::base64_encode(tls.ca.cert) +
+               " --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml --show-only templates/webhook.yaml > " +
+               rendered);
+  if (r.exit_code != 0) fail("helm template", r);
+  r = server.kubectl("apply -f " + rendered);
+  if (r.exit_code != 0) fail("kubectl apply of the chart", r);
+  // kube-local calls webhooks by URL: point the chart's Service reference at the operator's port.
+  r = server.kubectl("patch mutatingwebhookconfiguration bo-backup-operator --type json -p "
+                     "'[{\"op\":\"remove\",\"path\":\"/webhooks/0/clientConfig/service\"},"
+                     "{\"op\":\"add\",\"path\":\"/webhooks/0/clientConfig/url\",\"value\":\"https://127.0.0.1:" +
+                     std::to_string(op.webhook_port) + "/mutate-restorerequests\"}]'");
+  if (r.exit_code != 0) fail("point the webhook at the operator", r);
+  const nlohmann::json tr = nlohmann::json::object();
+  auto token = admin->request("POST", bo::kube::resources::kServiceAccounts.path("backup-operator-system", "bo-backup-operator", "token"), &tr);
+  if (!token) throw std::runtime_error("token of the chart's service account: " + token.error().str());
+  const auto cfg = server.config();
+  op.kubeconfig = write_file(
+      dir / "operator.kubeconfig",
+      "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: " + cfg.server +
+          "\n    certificate-authority-data: " + bo::base64_encode(cfg.ca_pem) +
+          "\nusers:\n- name: op\n  user:\n    token: " + (*token)["status"]["token"].get<std::string>() +
+          "\ncontexts:\n- name: op\n  context: {cluster: local, user: op, namespace: backup-operator-system}\n"
+          "current-context: op\n");
+  op.cert_dir = dir / "certs";
+  fs::create_directories(op.cert_dir);
+  write_file(op.cert_dir / "tls.crt", tls.server.cert + tls.ca.cert);
+  write_file(op.cert_dir / "tls.key", tls.server.key);
+  return op;
+}
+
+}  // namespace testing_support

@@ -1,0 +1,181 @@
+// The chart's RBAC is exactly what the operator uses: the operator runs as
+// the chart's service account under its rendered RBAC (kube-local with
+// --authorize and --audit-log) through everything it does: scheduled backups
+// and their history, retention, offsite copies, daily verifications and their
+// history, a drill whose failed validation freezes and then unfreezes its
+// target, Databasus exposed and tampered with and removed, leader election.
+// Every request it makes must be allowed, and every granted verb must have
+// been used.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+
+#include "chart_operator.h"
+#include "harness.h"
+#include "reconcile/caches.h"
+
+using namespace bo::kube;
+using nlohmann::json;
+using testing_support::Child;
+using testing_support::eventually;
+using testing_support::KubeLocal;
+
+namespace {
+
+std::string rules_file(const std::filesystem::path& dir) {
+  const json rules = json::array({
+      {{"selector", "backup.si.dev/action=full-backup"},
+       {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 60},
+                    {"message", R"({"backupId":"base_{{pod}}","checksum":"sha256:)" + std::string(64, 'f') +
+                                    R"(","type":"full","startTime":"{{env:BACKUP_SLOT}}","finishTime":"{{env:BACKUP_SLOT}}","sizeBytes":1})"}}}},
+      {{"selector", "backup.si.dev/action in (restore,verify)"},
+       {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 60},
+                    {"message", R"({"restored":"{{env:BACKUP_ID}}","checksum":"{{env:BACKUP_CHECKSUM}}"})"}}}},
+      {{"selector", "backup.si.dev/check=integrity,backup.si.dev/validation-attempt=1"},
+       {"outcome", {{"result", "Failed"}, {"afterSeconds", 60}, {"exitCode", 1}, {"message", "mismatch"}}}},
+      {{"selector", "backup.si.dev/action=offsite-copy"},
+       {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 60},
+                    {"message", R"({"copied":"{{env:OFFSITE_BACKUP_ID}}","immutableUntil":"{{now}}"})"}}}},
+      {{"selector", "backup.si.dev/action=retain"},
+       {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 60}, {"message", R"({"deleted":[]})"}}}},
+      {{"selector", "backup.si.dev/action=validate"},
+       {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 60}, {"message", "ok"}}}},
+  });
+  return testing_support::write_file(dir / "rules.json", rules.dump());
+}
+
+// (group, resource, verb) the operator was allowed; and anything it was refused.
+struct Usage {
+  std::set<std::string> used;
+  std::vector<std::string> denied;
+};
+
+std::string key(const std::string& group, const std::string& resource, const std::string& verb) {
+  return group + "|" + resource + "|" + verb;
+}
+
+Usage read_audit(const std::filesystem::path& log, const std::string& user) {
+  Usage u;
+  std::ifstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    const json e = json::parse(line, nullptr, false);
+    if (!e.is_object() || e.value("user", "") != user) continue;
+    const std::string k = e.contains("path") ? key("path", e.value("path", ""), e.value("verb", ""))
+                                             : key(e.value("group", ""), e.value("resource", ""), e.value("verb", ""));
+    if (e.value("allowed", false)) u.used.insert(k);
+    else u.denied.push_back(line);
+  }
+  return u;
+}
+
+TEST(ChartRbac, EveryRequestIsAllowedAndEveryGrantIsUsed) {
+  const auto dir = testing_support::make_temp_dir("rbac");
+  const auto audit = dir / "audit.jsonl";
+  KubeLocal server({"--authorize", "--audit-log", audit.string(), "--time-scale", "1800", "--pod-rules", rules_file(dir)});
+  ASSERT_EQ(server.kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/").exit_code, 0);
+  const auto chart = testing_support::install_chart(server, dir);
+  auto admin = server.client();
+  for (const char* ns : {"app", "app-verify", "app-drill"})
+    ASSERT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", ns}}}}));
+  ASSERT_TRUE(admin->create(resources::kSecrets, "app",
+                            {{"metadata", {{"name", "walg-storage"}}},
+                             {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},
+                                             {"WALG_AWS_SECRET_ACCESS_KEY", "CANARY-rbac"}, {"WALG_AWS_ENDPOINT", "https://s3.local"}}}}));
+  ASSERT_TRUE(admin->create(resources::kSecrets, "app", {{"metadata", {{"name", "walg-encryption"}}},
+                                                         {"stringData", {{"WALG_LIBSODIUM_KEY", "CANARY-rbac"}}}}));
+  // Every schedule hourly (an hour passes every two seconds), one of each kind kept.
+  ASSERT_TRUE(admin->create(bo::reconcile::kBackupPolicies, "app",
+                            {{"metadata", {{"name", "db"}}},
+                             {"spec", {{"database", {{"host", "supabase-db.app.svc"}}},
+                                       {"storage", {{"secretRef", {{"name", "walg-storage"}}},
+                                                    {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
+                                       {"schedule", {{"backup", "0 0 1 1 *"}, {"fullBackup", "10 * * * *"}}},
+                                       {"retention", {{"daily", 1}, {"weekly", 1}, {"monthly", 1}}},
+                                       {"verification", {{"targetNamespace", "app-verify"}, {"schedule", "20 * * * *"}}},
+                                       {"offsite", {{"secretRef", {{"name", "walg-storage"}}}, {"schedule", "30 * * * *"}}},
+                                       {"historyLimits", {{"successful", 1}, {"failed", 1}}}}}}));
+  Child op(chart.args({"--time-scale", "1800", "--metrics-bind-address", "0"}), dir / "operator.log");
+  auto used = [&](const std::string& k) { return read_audit(audit, chart.username).used.count(k) > 0; };
+  auto wait_used = [&](const std::string& k) {
+    return eventually([&] { return used(k); }, std::chrono::seconds(60));
+  };
+
+  // Backups, their history, retention, offsite copies, verifications and their history.
+  EXPECT_TRUE(wait_used(key("batch", "jobs", "delete"))) << op.log();
+  EXPECT_TRUE(wait_used(key("backup.si.dev", "restorerequests", "delete"))) << op.log();
+
+  // Databasus: exposed by a Service (the Event repeats: patch), tampered with, restored.
+  ASSERT_TRUE(eventually([&] { return admin->get(resources::kDeployments, "app", "db-databasus").has_value(); }));
+  ASSERT_TRUE(admin->create(resources::kServices, "app", {{"metadata", {{"name", "peek"}}},
+                                                          {"spec", {{"selector", {{"backup.si.dev/component", "databasus"}}},
+                                                                    {"ports", {{{"port", 80}}}}}}}));
+  EXPECT_TRUE(wait_used(key("", "events", "patch")));
+  ASSERT_TRUE(admin->remove(resources::kServices, "app", "peek"));
+  ASSERT_TRUE(admin->patch(resources::kNetworkPolicies, "app", "db-databasus", PatchType::kMerge,
+                           {{"spec", {{"ingress", json::array({json::object()})}}}}));
+  EXPECT_TRUE(wait_used(key("networking.k8s.io", "networkpolicies", "update")));
+  ASSERT_TRUE(admin->patch(resources::kDeployments, "app", "db-databasus", PatchType::kJson,
+                           json::array({{{"op", "add"}, {"path", "/spec/template/spec/hostNetwork"}, {"value", true}}})));
+  EXPECT_TRUE(wait_used(key("apps", "deployments", "update")));
+
+  // A drill whose validation fails freezes its target; a passing rerun lifts it.
+  const std::string drill = testing_support::write_file(
+      dir / "drill.yaml",
+      "apiVersion: backup.si.dev/v1alpha1\nkind: RestoreRequest\nmetadata: {name: drill, namespace: app}\n"
+      "spec: {policyRef: {name: db}, purpose: drill, targetNamespace: app-drill,"
+      " validation: [{name: integrity, image: busybox, command: [check]}]}\n");
+  ASSERT_TRUE(eventually([&] {
+    auto p = admin->get(bo::reconcile::kBackupPolicies, "app", "db");
+    return p && (*p)["status"].contains("lastVerifiedBackup");
+  }, std::chrono::seconds(60)));
+  auto r = server.kubectl("apply -f " + drill);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(wait_used(key("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "create")));
+  ASSERT_EQ(server.kubectl("annotate rr -n app drill backup.si.dev/rerun-validation=1").exit_code, 0);
+  EXPECT_TRUE(wait_used(key("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "delete")));
+  ASSERT_EQ(server.kubectl("delete rr -n app drill --wait=true").exit_code, 0);
+
+  // Removing the addon removes Databasus.
+  ASSERT_TRUE(admin->patch(bo::reconcile::kBackupPolicies, "app", "db", PatchType::kMerge,
+                           {{"spec", {{"addons", {"supabase-walg"}}}}}));
+  EXPECT_TRUE(wait_used(key("", "persistentvolumeclaims", "delete")));
+
+  // Now compare with what the chart grants.
+  const Usage usage = read_audit(audit, chart.username);
+  EXPECT_TRUE(usage.denied.empty()) << "the chart lacks permissions the operator needs:\n"
+                                    << [&] {
+                                         std::string all;
+                                         for (const auto& d : usage.denied) all += d + "\n";
+                                         return all;
+                                       }();
+  std::vector<json> roles;
+  for (const auto& [kind, ns, name] : {std::tuple<std::string, std::string, std::string>{"clusterrole", "", "bo-backup-operator"},
+                                       {"role", "backup-operator-system", "bo-backup-operator-leader-election"}}) {
+    auto got = server.kubectl("get " + kind + " " + name + (ns.empty() ? "" : " -n " + ns) + " -o json");
+    ASSERT_EQ(got.exit_code, 0) << got.output;
+    roles.push_back(json::parse(got.output));
+  }
+  std::vector<std::string> unused;
+  size_t granted = 0;
+  for (const auto& role : roles)
+    for (const auto& rule : role["rules"])
+      for (const auto& verb : rule["verbs"]) {
+        for (const auto& res : rule.value("resources", json::array()))
+          for (const auto& group : rule.value("apiGroups", json::array())) {
+            ++granted;
+            const std::string k = key(group, res, verb);
+            if (!usage.used.count(k)) unused.push_back(k);
+          }
+        for (const auto& path : rule.value("nonResourceURLs", json::array())) {
+          ++granted;
+          if (!usage.used.count(key("path", path, verb))) unused.push_back(key("path", path, verb));
+        }
+      }
+  EXPECT_GT(granted, 30u);
+  EXPECT_TRUE(unused.empty()) << "granted but never used (group|resource|verb):\n" << json(unused).dump(1) << "\nused:\n" << json(usage.used).dump(1);
+  EXPECT_EQ(op.log().find("CANARY"), std::string::npos);
+  if (!HasFailure()) std::filesystem::remove_all(dir);
+}
+
+}  // namespace
