@@ -23,6 +23,7 @@
 #include "kube/leader.h"
 #include "reconcile/backup_policy_controller.h"
 #include "reconcile/restore_controller.h"
+#include "metrics/secure_server.h"
 #include "webhook/server.h"
 #include "metrics/metrics.h"
 
@@ -52,6 +53,8 @@ struct Flags {
   std::string webhook_configuration = "backup-operator";
   std::vector<std::string> webhook_hosts;
   std::string job_image;
+  bool metrics_secure = false;
+  std::string metrics_cert_dir;
 };
 
 std::string slurp(const std::string& path) {
@@ -124,6 +127,11 @@ int main(int argc, char** argv) {
   app.add_option("--webhook-host", f.webhook_hosts,
                  "DNS name or IP the generated certificate covers (repeatable; default: "
                  "backup-operator-webhook.<namespace>.svc)");
+  app.add_flag("--metrics-secure", f.metrics_secure,
+               "serve /metrics over HTTPS to callers whose bearer token passes a TokenReview and a "
+               "SubjectAccessReview for GET /metrics");
+  app.add_option("--metrics-cert-dir", f.metrics_cert_dir,
+                 "tls.crt and tls.key for --metrics-secure (default: a self-signed certificate made at start)");
   app.add_option("--job-image", f.job_image,
                  "image of backup, restore and Databasus-sidecar containers when a policy's jobTemplate.image is empty "
                  "(default: " + std::string(bo::reconcile::kDefaultImage) + ")");
@@ -209,7 +217,21 @@ int main(int argc, char** argv) {
     }
   }
   std::unique_ptr<prometheus::Exposer> exposer;
-  if (auto addr = bind_address(f.metrics_bind)) {
+  std::unique_ptr<bo::metrics::SecureServer> secure_metrics;
+  if (auto addr = bind_address(f.metrics_bind); addr && f.metrics_secure) {
+    bo::Pem pem;
+    if (!f.metrics_cert_dir.empty()) {
+      pem = {slurp(f.metrics_cert_dir + "/tls.crt"), slurp(f.metrics_cert_dir + "/tls.key")};
+      if (pem.cert.empty() || pem.key.empty())
+        die("--metrics-cert-dir " + f.metrics_cert_dir + ": tls.crt and tls.key must be readable");
+    } else {
+      const auto tls = bo::generate_tls("backup-operator-metrics", "127.0.0.1,localhost");
+      pem = {tls.server.cert + tls.ca.cert, tls.server.key};
+    }
+    secure_metrics = std::make_unique<bo::metrics::SecureServer>(metrics.registry(), bo::metrics::kube_authorizer(client));
+    if (auto started = secure_metrics->start(*addr, pem); !started)
+      die("--metrics-bind-address " + f.metrics_bind + ": " + started.error());
+  } else if (addr) {
     try {
       exposer = std::make_unique<prometheus::Exposer>(*addr);
       exposer->RegisterCollectable(metrics.registry());

@@ -95,7 +95,10 @@ TEST(ChartRbac, EveryRequestIsAllowedAndEveryGrantIsUsed) {
                                        {"verification", {{"targetNamespace", "app-verify"}, {"schedule", "20 * * * *"}}},
                                        {"offsite", {{"secretRef", {{"name", "walg-storage"}}}, {"schedule", "30 * * * *"}}},
                                        {"historyLimits", {{"successful", 1}, {"failed", 1}}}}}}));
-  Child op(chart.args({"--time-scale", "1800", "--metrics-bind-address", "0"}), dir / "operator.log");
+  const int metrics_port = testing_support::free_port();
+  Child op(chart.args({"--time-scale", "1800", "--metrics-secure", "--metrics-bind-address",
+                       "127.0.0.1:" + std::to_string(metrics_port)}),
+           dir / "operator.log");
   auto used = [&](const std::string& k) { return read_audit(audit, chart.username).used.count(k) > 0; };
   auto wait_used = [&](const std::string& k) {
     return eventually([&] { return used(k); }, std::chrono::seconds(60));
@@ -135,6 +138,33 @@ TEST(ChartRbac, EveryRequestIsAllowedAndEveryGrantIsUsed) {
   ASSERT_EQ(server.kubectl("annotate rr -n app drill backup.si.dev/rerun-validation=1").exit_code, 0);
   EXPECT_TRUE(wait_used(key("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "delete")));
   ASSERT_EQ(server.kubectl("delete rr -n app drill --wait=true").exit_code, 0);
+
+  // Secure metrics: only a caller allowed GET /metrics (the chart's metrics-reader role) may scrape.
+  ASSERT_TRUE(admin->create(resources::kServiceAccounts, "app", {{"metadata", {{"name", "prometheus"}}}}));
+  ASSERT_TRUE(admin->create(resources::kServiceAccounts, "app", {{"metadata", {{"name", "nosy"}}}}));
+  const Resource crb{"rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false};
+  ASSERT_TRUE(admin->create(crb, "", {{"metadata", {{"name", "prometheus-metrics"}}},
+                                      {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "ClusterRole"},
+                                                   {"name", "bo-backup-operator-metrics-reader"}}},
+                                      {"subjects", {{{"kind", "ServiceAccount"}, {"name", "prometheus"}, {"namespace", "app"}}}}}));
+  auto token_of = [&](const std::string& sa) {
+    const json tr = json::object();
+    auto t = admin->request("POST", resources::kServiceAccounts.path("app", sa, "token"), &tr);
+    return t ? (*t)["status"]["token"].get<std::string>() : std::string();
+  };
+  const std::string url = "https://127.0.0.1:" + std::to_string(metrics_port) + "/metrics";
+  auto scrape = [&](const std::string& token) {
+    return testing_support::run("curl -sk -o /dev/null -w '%{http_code}' " +
+                                (token.empty() ? std::string() : "-H 'Authorization: Bearer " + token + "' ") + url)
+        .output;
+  };
+  EXPECT_EQ(scrape(""), "401");
+  EXPECT_EQ(scrape("not-a-token"), "401");
+  EXPECT_EQ(scrape(token_of("nosy")), "403");
+  EXPECT_EQ(scrape(token_of("prometheus")), "200");
+  const std::string body = testing_support::run("curl -sk -H 'Authorization: Bearer " + token_of("prometheus") + "' " + url).output;
+  EXPECT_NE(body.find("backup_operator_leader 1"), std::string::npos) << body.substr(0, 400);
+  EXPECT_EQ(body.find("CANARY"), std::string::npos);
 
   // Removing the addon removes Databasus.
   ASSERT_TRUE(admin->patch(bo::reconcile::kBackupPolicies, "app", "db", PatchType::kMerge,

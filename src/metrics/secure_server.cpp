@@ -1,0 +1,124 @@
+#include "metrics/secure_server.h"
+
+#include <boost/asio/ssl.hpp>
+#include <cpprest/http_listener.h>
+#include <prometheus/text_serializer.h>
+
+#include <map>
+#include <mutex>
+
+#include "common/encoding.h"
+#include "common/log.h"
+
+namespace bo::metrics {
+
+using json = nlohmann::json;
+namespace http = web::http;
+
+Authorizer kube_authorizer(kube::Client& client, std::chrono::seconds ttl) {
+  struct Cache {
+    std::mutex mu;
+    std::map<std::string, std::pair<int, std::chrono::steady_clock::time_point>> answers;  // by sha256(token)
+  };
+  auto cache = std::make_shared<Cache>();
+  return [&client, cache, ttl](const std::string& token) -> int {
+    if (token.empty()) return 401;
+    const std::string key = sha256_hex(token);
+    const auto now = std::chrono::steady_clock::now();
+    {
+      std::lock_guard lock(cache->mu);
+      if (auto it = cache->answers.find(key); it != cache->answers.end() && now - it->second.second < ttl)
+        return it->second.first;
+    }
+    int answer = 401;
+    const json review{{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "TokenReview"}, {"spec", {{"token", token}}}};
+    auto tr = client.create(kube::resources::kTokenReviews, "", review);
+    if (!tr) {
+      log::warn("metrics: TokenReview failed", {{"error", tr.error().str()}});
+      return 503;  // not cached: the API may be back in a moment
+    }
+    const json st = (*tr).value("status", json::object());
+    if (st.value("authenticated", false)) {
+      const json user = st.value("user", json::object());
+      json spec{{"user", user.value("username", "")},
+                {"groups", user.value("groups", json::array())},
+                {"nonResourceAttributes", {{"path", "/metrics"}, {"verb", "get"}}}};
+      if (user.contains("uid")) spec["uid"] = user["uid"];
+      auto sar = client.create(kube::resources::kSubjectAccessReviews, "",
+                               json{{"apiVersion", "authorization.k8s.io/v1"}, {"kind", "SubjectAccessReview"}, {"spec", spec}});
+      if (!sar) {
+        log::warn("metrics: SubjectAccessReview failed", {{"error", sar.error().str()}});
+        return 503;
+      }
+      answer = (*sar).value("status", json::object()).value("allowed", false) ? 200 : 403;
+    }
+    std::lock_guard lock(cache->mu);
+    if (cache->answers.size() > 1024) cache->answers.clear();  // bounded
+    cache->answers[key] = {answer, now};
+    return answer;
+  };
+}
+
+struct SecureServer::Impl {
+  std::shared_ptr<prometheus::Registry> registry;
+  Authorizer authorize;
+  std::unique_ptr<http::experimental::listener::http_listener> listener;
+};
+
+SecureServer::SecureServer(std::shared_ptr<prometheus::Registry> registry, Authorizer authorize)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->registry = std::move(registry);
+  impl_->authorize = std::move(authorize);
+}
+
+SecureServer::~SecureServer() { stop(); }
+
+std::expected<void, std::string> SecureServer::start(const std::string& bind, const Pem& serving) {
+  http::experimental::listener::http_listener_config conf;
+  conf.set_ssl_context_callback([serving](boost::asio::ssl::context& ctx) {
+    ctx.set_options(boost::asio::ssl::context::default_workarounds | boost::asio::ssl::context::no_sslv2 |
+                    boost::asio::ssl::context::no_sslv3 | boost::asio::ssl::context::no_tlsv1 |
+                    boost::asio::ssl::context::no_tlsv1_1);
+    ctx.use_certificate_chain(boost::asio::buffer(serving.cert));
+    ctx.use_private_key(boost::asio::buffer(serving.key), boost::asio::ssl::context::pem);
+  });
+  try {
+    impl_->listener = std::make_unique<http::experimental::listener::http_listener>("https://" + bind, conf);
+    impl_->listener->support(http::methods::GET, [this](http::http_request req) {
+      if (req.relative_uri().path() != "/metrics") {
+        req.reply(http::status_codes::NotFound, "not found");
+        return;
+      }
+      std::string token;
+      const auto& h = req.headers();
+      if (auto it = h.find("Authorization"); it != h.end() && it->second.starts_with("Bearer "))
+        token = it->second.substr(7);
+      const int code = impl_->authorize(token);
+      if (code != 200) {
+        req.reply(static_cast<http::status_code>(code),
+                  code == 401 ? "Unauthorized" : code == 403 ? "Forbidden" : "authorization unavailable");
+        return;
+      }
+      prometheus::TextSerializer serializer;
+      http::http_response r(http::status_codes::OK);
+      r.set_body(serializer.Serialize(impl_->registry->Collect()), "text/plain; version=0.0.4; charset=utf-8");
+      req.reply(r);
+    });
+    impl_->listener->open().wait();
+  } catch (const std::exception& e) {
+    impl_->listener.reset();
+    return std::unexpected(std::string(e.what()));
+  }
+  return {};
+}
+
+void SecureServer::stop() {
+  if (!impl_->listener) return;
+  try {
+    impl_->listener->close().wait();
+  } catch (const std::exception&) {
+  }
+  impl_->listener.reset();
+}
+
+}  // namespace bo::metrics

@@ -1,0 +1,39 @@
+// /metrics over HTTPS for clients that prove who they are, as well-run
+// operators serve it (controller-runtime's WithAuthenticationAndAuthorization):
+// the bearer token is checked with a TokenReview, then the caller's right to
+// GET /metrics with a SubjectAccessReview. Answers are cached for a minute.
+#pragma once
+#include <chrono>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <prometheus/registry.h>
+
+#include "common/certs.h"
+#include "kube/client.h"
+
+namespace bo::metrics {
+
+// 200 (allowed), 401 (no or bad token) or 403 (authenticated, not allowed).
+using Authorizer = std::function<int(const std::string& bearer_token)>;
+
+// TokenReview + SubjectAccessReview through `client`, cached for `ttl`.
+[[nodiscard]] Authorizer kube_authorizer(kube::Client& client, std::chrono::seconds ttl = std::chrono::seconds(60));
+
+class SecureServer {
+ public:
+  SecureServer(std::shared_ptr<prometheus::Registry> registry, Authorizer authorize);
+  ~SecureServer();
+  SecureServer(const SecureServer&) = delete;
+  SecureServer& operator=(const SecureServer&) = delete;
+  [[nodiscard]] std::expected<void, std::string> start(const std::string& bind, const Pem& serving);
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bo::metrics
