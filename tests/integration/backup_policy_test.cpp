@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "common/encoding.h"
 #include "common/timefmt.h"
+#include "chart_operator.h"
 #include "harness.h"
 #include "reconcile/backup_policy_controller.h"
 #include "reconcile/conditions.h"
@@ -45,24 +46,35 @@ std::string rules_file() {
 
 class BackupPolicyIT : public ::testing::Test {
  protected:
+  // The controllers run with the chart's service account under its RBAC
+  // (chart_operator.h); the test itself acts as an administrator.
   static void SetUpTestSuite() {
-    server_ = new KubeLocal({"--pod-rules", rules_file()});
+    server_ = new KubeLocal({"--authorize", "--pod-rules", rules_file()});
     auto r = server_->kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    chart_ = new testing_support::ChartOperator(testing_support::install_chart(*server_, server_->dir()));
+    // No identity webhook runs in this suite except where a test starts one.
+    r = server_->kubectl("delete mutatingwebhookconfiguration bo-backup-operator");
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   static void TearDownTestSuite() {
+    delete chart_;
+    chart_ = nullptr;
     delete server_;
     server_ = nullptr;
   }
   void SetUp() override {
     client_ = server_->client();
+    auto cfg = bo::kube::load_kubeconfig(chart_->kubeconfig);
+    ASSERT_TRUE(cfg) << cfg.error().str();
+    op_client_ = std::make_unique<Client>(std::move(*make_cpprest_transport(*cfg)), 100, 200);
     ns_ = "bp" + bo::hex_encode(bo::random_bytes(3));
     ASSERT_TRUE(client_->create(resources::kNamespaces, "", {{"metadata", {{"name", ns_}}}}));
     ASSERT_TRUE(client_->create(resources::kNamespaces, "", {{"metadata", {{"name", ns_ + "-verify"}}}}));
     // Start the fake clock at the next full hour plus a little: the hourly slot is due.
     const auto now = std::chrono::system_clock::now();
     clock_ = std::make_unique<bo::FakeClock>(std::chrono::ceil<std::chrono::hours>(now) + std::chrono::seconds(5));
-    recorder_ = std::make_unique<EventRecorder>(*client_, *clock_);
+    recorder_ = std::make_unique<EventRecorder>(*op_client_, *clock_);
   }
   void TearDown() override {
     if (restores_) restores_->stop();
@@ -97,11 +109,11 @@ class BackupPolicyIT : public ::testing::Test {
             {"metadata", {{"name", "db"}}}, {"spec", spec}};
   }
   void start_controller(bool with_restores = false) {
-    caches_ = std::make_unique<bo::reconcile::Caches>(*client_, "");
+    caches_ = std::make_unique<bo::reconcile::Caches>(*op_client_, "");
     controller_ = std::make_unique<bo::reconcile::BackupPolicyController>(
-        *client_, *caches_, *clock_, *recorder_, metrics_, bo::reconcile::BackupPolicyControllerOptions{ns_, 2, ""});
+        *op_client_, *caches_, *clock_, *recorder_, metrics_, bo::reconcile::BackupPolicyControllerOptions{ns_, 2, ""});
     if (with_restores)
-      restores_ = std::make_unique<bo::reconcile::RestoreController>(*client_, *caches_, *clock_, *recorder_, metrics_,
+      restores_ = std::make_unique<bo::reconcile::RestoreController>(*op_client_, *caches_, *clock_, *recorder_, metrics_,
                                                                       bo::reconcile::RestoreControllerOptions{});
     caches_->start();
     controller_->start();
@@ -121,7 +133,9 @@ class BackupPolicyIT : public ::testing::Test {
   }
 
   static KubeLocal* server_;
-  std::unique_ptr<Client> client_;
+  static testing_support::ChartOperator* chart_;
+  std::unique_ptr<Client> client_;     // the test, as an administrator
+  std::unique_ptr<Client> op_client_;  // the controllers, as the chart's service account
   std::string ns_;
   std::unique_ptr<bo::FakeClock> clock_;
   std::unique_ptr<EventRecorder> recorder_;
@@ -131,6 +145,7 @@ class BackupPolicyIT : public ::testing::Test {
   std::unique_ptr<bo::reconcile::RestoreController> restores_;
 };
 KubeLocal* BackupPolicyIT::server_ = nullptr;
+testing_support::ChartOperator* BackupPolicyIT::chart_ = nullptr;
 
 TEST_F(BackupPolicyIT, CrdAppliesTheDocumentedDefaults) {
   auto created = client_->create(kBackupPolicies, ns_, policy());

@@ -2,6 +2,7 @@
 // probes, metrics, leader election and clean shutdown.
 #include <gtest/gtest.h>
 
+#include "chart_operator.h"
 #include "harness.h"
 #include "common/encoding.h"
 #include "kube-local/certs.h"
@@ -117,7 +118,7 @@ namespace {
 // Every Secret value in this run carries a canary; none may surface anywhere
 // the operator writes: its log, Events, the policy's status, Job specs, metrics.
 TEST(SecretHygiene, CanaryAppearsInNoLogEventStatusJobOrMetric) {
-  KubeLocal server({"--time-scale", "100"});
+  KubeLocal server({"--authorize", "--time-scale", "100"});
   const std::string canary = "CANARY-5ec7e7-do-not-leak";
   auto r = server.kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/");
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -160,20 +161,21 @@ spec:
 )");
   r = server.kubectl("apply -f " + manifests.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  // The operator as the chart installs it, under the chart's RBAC.
+  const auto chart = testing_support::install_chart(server, server.dir());
+  const int port = testing_support::free_port();
   const std::string log = (server.dir() / "op.log").string();
-  const std::string cmd = kOp + " --kubeconfig " + server.kubeconfig().string() +
-                          " --log-level debug --time-scale 100 --metrics-bind-address 127.0.0.1:18392"
-                          " --health-probe-bind-address 0 --webhook-bind-address 0 > " + log + " 2>&1 & echo $!";
-  const int pid = std::stoi(run("sh -c '" + cmd + "'").output);
+  testing_support::Child op(
+      chart.args({"--log-level", "debug", "--time-scale", "100", "--metrics-bind-address", "127.0.0.1:" + std::to_string(port)}),
+      log);
   ASSERT_TRUE(eventually([&] {
     return server.kubectl("get jobs -n hygiene -o name").output.find("job.batch/db-delta-") != std::string::npos;
   }, std::chrono::seconds(30)));
   ASSERT_TRUE(eventually([&] {
     return server.kubectl("get events -n hygiene -o name").output.find("event/") != std::string::npos;
   }));
-  const std::string metrics = run("curl -sf http://127.0.0.1:18392/metrics").output;
-  kill(pid, SIGTERM);
-  ASSERT_TRUE(eventually([&] { return kill(pid, 0) != 0; }));
+  const std::string metrics = run("curl -sf http://127.0.0.1:" + std::to_string(port) + "/metrics").output;
+  op.stop(SIGTERM);
   EXPECT_NE(metrics.find("backup_operator_policy_condition"), std::string::npos);
   EXPECT_NE(metrics.find("backup_operator_backup_interval_seconds{namespace=\"hygiene\",policy=\"db\"} 60"), std::string::npos);
   // promtool lints the exposition as Prometheus would scrape it.
@@ -181,7 +183,7 @@ spec:
   auto lint = run("promtool check metrics < " + scrape);
   EXPECT_EQ(lint.exit_code, 0) << lint.output;
   const std::string everything = run("cat " + log).output + metrics +
-                                 server.kubectl("get events,jobs,pods -n hygiene -o json").output +
+                                 server.kubectl("get events,jobs,pods,deployments -n hygiene -o json").output +
                                  server.kubectl("get backuppolicy db -n hygiene -o json").output;
   EXPECT_NE(everything.find("\"reason\": \"JobCreated\""), std::string::npos);  // the sample is real
   EXPECT_EQ(everything.find(canary), std::string::npos)
