@@ -57,6 +57,26 @@ TEST_F(KubeLocalSemantics, NoOpUpdateWritesNothing) {
   EXPECT_EQ((*b)["metadata"]["resourceVersion"], (*a)["metadata"]["resourceVersion"]);
 }
 
+TEST_F(KubeLocalSemantics, FieldAndLabelSelectorsFilterLists) {
+  ASSERT_TRUE(c_->create(resources::kConfigMaps, ns_, {{"metadata", {{"name", "a"}, {"labels", {{"tier", "db"}}}}}}));
+  ASSERT_TRUE(c_->create(resources::kConfigMaps, ns_, {{"metadata", {{"name", "b"}, {"labels", {{"tier", "web"}}}}}}));
+  auto names = [&](const ListOptions& o) {
+    std::vector<std::string> out;
+    auto l = c_->list(resources::kConfigMaps, ns_, o);
+    if (l)
+      for (const auto& i : (*l)["items"]) out.push_back(i["metadata"]["name"]);
+    return out;
+  };
+  EXPECT_EQ(names({"", "metadata.name=a", 0, "", ""}), std::vector<std::string>{"a"});
+  EXPECT_EQ(names({"", "metadata.name!=a", 0, "", ""}), std::vector<std::string>{"b"});
+  EXPECT_EQ(names({"tier in (web,cache)", "", 0, "", ""}), std::vector<std::string>{"b"});
+  EXPECT_EQ(names({"tier", "metadata.namespace=" + ns_, 0, "", ""}), (std::vector<std::string>{"a", "b"}));
+  // An unsupported field is refused, as Kubernetes does.
+  auto bad = c_->list(resources::kConfigMaps, ns_, {"", "data.k=v", 0, "", ""});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().status, 400);
+}
+
 TEST_F(KubeLocalSemantics, GenerateNameMakesUniqueNames) {
   json o = {{"metadata", {{"generateName", "gen-"}}}, {"data", {{"k", "v"}}}};
   auto a = c_->create(resources::kConfigMaps, ns_, o), b = c_->create(resources::kConfigMaps, ns_, o);
@@ -219,6 +239,115 @@ TEST(KubeLocalAuthorization, RbacDecidesAndRefusalsAreKubernetesShaped) {
   EXPECT_NE(yes.output.find("yes"), std::string::npos) << yes.output;
   auto no = testing_support::run("kubectl --kubeconfig " + kc.string() + " auth can-i list secrets");
   EXPECT_NE(no.output.find("no"), std::string::npos) << no.output;
+}
+
+// The simulated Job controller and kubelet, against what Kubernetes documents
+// for Jobs and Deployments (simulated delays run 100x faster here).
+class KubeLocalWorkloads : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new KubeLocal({"--time-scale", "100"}); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    c_ = server_->client({1});
+    ns_ = "w" + bo::hex_encode(bo::random_bytes(3));
+    ASSERT_TRUE(c_->create(resources::kNamespaces, "", {{"metadata", {{"name", ns_}}}}));
+  }
+  json job(const std::string& name, json outcome, json spec_extra = json::object()) {
+    json spec = {{"template", {{"metadata", {{"annotations", {{"kube-local.si.dev/pod-outcome", outcome.dump()}}}}},
+                               {"spec", {{"restartPolicy", "Never"},
+                                         {"containers", {{{"name", "c"}, {"image", "busybox"}}}}}}}}};
+    spec.merge_patch(spec_extra);
+    auto r = c_->create(resources::kJobs, ns_, {{"metadata", {{"name", name}}}, {"spec", spec}});
+    EXPECT_TRUE(r) << (r ? "" : r.error().str());
+    return r ? *r : json();
+  }
+  json status(const std::string& name) {
+    auto j = c_->get(resources::kJobs, ns_, name);
+    return j ? (*j).value("status", json::object()) : json::object();
+  }
+  std::string condition(const std::string& name, const char* type) {
+    const json st = status(name);
+    for (const auto& c : st.value("conditions", json::array()))
+      if (c.value("type", "") == type && c.value("status", "") == "True") return c.value("reason", "?");
+    return "";
+  }
+  size_t pods_of(const std::string& name) {
+    auto l = c_->list(resources::kPods, ns_, {"batch.kubernetes.io/job-name=" + name, "", 0, "", ""});
+    return l ? (*l)["items"].size() : 999;
+  }
+  static KubeLocal* server_;
+  std::unique_ptr<Client> c_;
+  std::string ns_;
+};
+KubeLocal* KubeLocalWorkloads::server_ = nullptr;
+
+TEST_F(KubeLocalWorkloads, ASucceedingJobCompletesWithCountsAndTimes) {
+  job("ok", {{"result", "Succeeded"}, {"afterSeconds", 1}, {"message", "done"}});
+  ASSERT_TRUE(eventually([&] { return condition("ok", "Complete") == "CompletionsReached"; })) << status("ok");
+  const json st = status("ok");
+  EXPECT_EQ(st.value("succeeded", 0), 1);
+  EXPECT_TRUE(st.contains("startTime"));
+  EXPECT_TRUE(st.contains("completionTime"));
+  auto pods = c_->list(resources::kPods, ns_, {"batch.kubernetes.io/job-name=ok", "", 0, "", ""});
+  ASSERT_EQ((*pods)["items"].size(), 1u);
+  const json& cs = (*pods)["items"][0]["status"]["containerStatuses"][0];
+  EXPECT_EQ(cs["state"]["terminated"]["exitCode"], 0);
+  EXPECT_EQ(cs["state"]["terminated"]["message"], "done");
+}
+
+TEST_F(KubeLocalWorkloads, FailedPodsAreRetriedUpToTheBackoffLimit) {
+  job("retry", {{"result", "Failed"}, {"afterSeconds", 1}, {"exitCode", 3}}, {{"backoffLimit", 2}});
+  ASSERT_TRUE(eventually([&] { return condition("retry", "Failed") == "BackoffLimitExceeded"; },
+                         std::chrono::seconds(20))) << status("retry");
+  EXPECT_EQ(status("retry").value("failed", 0), 3);  // the first try and two retries
+  EXPECT_EQ(pods_of("retry"), 3u);
+  // A pod that fails once, then succeeds, completes the Job within the limit.
+  job("flaky", {{"result", "Succeeded"}, {"afterSeconds", 1}, {"failAttempts", 1}}, {{"backoffLimit", 2}});
+  ASSERT_TRUE(eventually([&] { return condition("flaky", "Complete") == "CompletionsReached"; },
+                         std::chrono::seconds(20))) << status("flaky");
+  EXPECT_EQ(status("flaky").value("failed", 0), 1);
+  EXPECT_EQ(status("flaky").value("succeeded", 0), 1);
+}
+
+TEST_F(KubeLocalWorkloads, ActiveDeadlineFailsTheJobAndStopsItsPod) {
+  job("slow", {{"result", "Succeeded"}, {"afterSeconds", 100000}}, {{"activeDeadlineSeconds", 1}});
+  ASSERT_TRUE(eventually([&] { return condition("slow", "Failed") == "DeadlineExceeded"; }, std::chrono::seconds(10)))
+      << status("slow");
+  EXPECT_TRUE(eventually([&] { return pods_of("slow") == 0; }));
+  EXPECT_FALSE(status("slow").contains("active"));
+}
+
+TEST_F(KubeLocalWorkloads, FinishedJobsAreDeletedAfterTheirTtlWithTheirPods) {
+  job("short-lived", {{"result", "Succeeded"}, {"afterSeconds", 1}}, {{"ttlSecondsAfterFinished", 100}});
+  ASSERT_TRUE(eventually([&] { return condition("short-lived", "Complete") == "CompletionsReached"; })) << status("short-lived");
+  // 100 s at 100x: about a second later the Job is gone, and the garbage collector takes its pods.
+  ASSERT_TRUE(eventually([&] { return !c_->get(resources::kJobs, ns_, "short-lived").has_value(); }, std::chrono::seconds(10)));
+  EXPECT_TRUE(eventually([&] { return pods_of("short-lived") == 0; }));
+  // Without a TTL, a finished Job stays.
+  job("kept", {{"result", "Succeeded"}, {"afterSeconds", 1}});
+  ASSERT_TRUE(eventually([&] { return condition("kept", "Complete") == "CompletionsReached"; }));
+  EXPECT_TRUE(c_->get(resources::kJobs, ns_, "kept").has_value());
+}
+
+TEST_F(KubeLocalWorkloads, DeploymentsReportReadyReplicas) {
+  const json labels = {{"app", "web"}};
+  json pod_template = {{"metadata", {{"labels", labels}}}};
+  pod_template["spec"]["containers"] = json::array({{{"name", "c"}, {"image", "nginx"}}});
+  json deployment = {{"metadata", {{"name", "web"}}}};
+  deployment["spec"] = {{"replicas", 2}, {"selector", {{"matchLabels", labels}}}, {"template", pod_template}};
+  ASSERT_TRUE(c_->create(resources::kDeployments, ns_, deployment));
+  ASSERT_TRUE(eventually([&] {
+    auto d = c_->get(resources::kDeployments, ns_, "web");
+    return d && (*d)["status"].value("readyReplicas", 0) == 2 && (*d)["status"].value("availableReplicas", 0) == 2;
+  })) << c_->get(resources::kDeployments, ns_, "web")->dump();
+  ASSERT_TRUE(c_->patch(resources::kDeployments, ns_, "web", PatchType::kMerge, {{"spec", {{"replicas", 0}}}}));
+  EXPECT_TRUE(eventually([&] {
+    auto d = c_->get(resources::kDeployments, ns_, "web");
+    return d && (*d)["status"].value("readyReplicas", 0) == 0;
+  }));
 }
 
 }  // namespace
