@@ -226,4 +226,24 @@ std::vector<Problem> check_secrets(const BackupPolicySpec& s, const SecretData& 
   return out;
 }
 
+std::vector<std::string> referenced_secrets(const json& spec) {
+  std::vector<std::string> names;
+  if (!spec.is_object()) return names;
+  auto name_at = [&](const json& obj, std::initializer_list<const char*> path) {
+    const json* at = &obj;
+    for (const char* k : path) {
+      if (!at->is_object() || !at->contains(k)) return;
+      at = &(*at)[k];
+    }
+    if (at->is_string() && !at->get<std::string>().empty() &&
+        std::find(names.begin(), names.end(), at->get<std::string>()) == names.end())
+      names.push_back(at->get<std::string>());
+  };
+  name_at(spec, {"storage", "secretRef", "name"});
+  name_at(spec, {"storage", "encryption", "secretRef", "name"});
+  name_at(spec, {"database", "credentialsSecretRef", "name"});
+  name_at(spec, {"offsite", "secretRef", "name"});
+  return names;
+}
+
 }  // namespace bo::api

@@ -121,4 +121,8 @@ using SecretData = std::map<std::string, std::map<std::string, std::string>>;  /
 // SecretNotFound / MissingSecretKey / EncryptionRequired / InsecureEndpoint. Empty when all resolve.
 [[nodiscard]] std::vector<Problem> check_secrets(const BackupPolicySpec& spec, const SecretData& secrets);
 
+// The names of the Secrets a spec refers to (storage, encryption, database
+// credentials, offsite), read from the raw spec so an invalid one still says.
+[[nodiscard]] std::vector<std::string> referenced_secrets(const json& spec);
+
 }  // namespace bo::api

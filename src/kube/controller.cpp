@@ -17,7 +17,26 @@ void Controller::start() {
   for (int i = 0; i < workers_; ++i) threads_.emplace_back([this] { worker(); });
 }
 
+void Controller::start_when(std::function<bool()> ready) {
+  waiter_ = std::jthread([this, ready = std::move(ready)](std::stop_token st) {
+    while (!st.stop_requested() && !ready()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (st.stop_requested()) return;
+    log::info("caches synced, starting workers", {{"controller", name_}, {"workers", workers_}});
+    start();
+  });
+}
+
+std::pair<std::string, std::string> split_key(const std::string& key) {
+  const auto slash = key.find('/');
+  if (slash == std::string::npos) return {"", key};
+  return {key.substr(0, slash), key.substr(slash + 1)};
+}
+
 void Controller::stop() {
+  if (waiter_.joinable()) {
+    waiter_.request_stop();
+    waiter_.join();
+  }
   queue_.shutdown();
   for (auto& t : threads_)
     if (t.joinable()) t.join();

@@ -5,8 +5,10 @@
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "kube/workqueue.h"
@@ -36,6 +38,8 @@ class Controller {
   [[nodiscard]] WorkQueue& queue() { return queue_; }
   [[nodiscard]] const std::string& name() const { return name_; }
   void start();
+  // Starts the workers once `ready` holds (the caches have synced), polling it.
+  void start_when(std::function<bool()> ready);
   // Stops taking keys, lets running reconciles finish, joins the workers.
   void stop();
 
@@ -49,6 +53,10 @@ class Controller {
   metrics::Metrics* metrics_;
   WorkQueue queue_;
   std::vector<std::thread> threads_;
+  std::jthread waiter_;
 };
+
+// "namespace/name" -> {namespace, name}.
+[[nodiscard]] std::pair<std::string, std::string> split_key(const std::string& key);
 
 }  // namespace bo::kube

@@ -1,13 +1,12 @@
 #include "metrics/secure_server.h"
 
-#include <boost/asio/ssl.hpp>
-#include <cpprest/http_listener.h>
 #include <prometheus/text_serializer.h>
 
 #include <map>
 #include <mutex>
 
 #include "common/encoding.h"
+#include "common/https_listener.h"
 #include "common/log.h"
 
 namespace bo::metrics {
@@ -62,7 +61,7 @@ Authorizer kube_authorizer(kube::Client& client, std::chrono::seconds ttl) {
 struct SecureServer::Impl {
   std::shared_ptr<prometheus::Registry> registry;
   Authorizer authorize;
-  std::unique_ptr<http::experimental::listener::http_listener> listener;
+  HttpsListener listener;
 };
 
 SecureServer::SecureServer(std::shared_ptr<prometheus::Registry> registry, Authorizer authorize)
@@ -74,51 +73,27 @@ SecureServer::SecureServer(std::shared_ptr<prometheus::Registry> registry, Autho
 SecureServer::~SecureServer() { stop(); }
 
 std::expected<void, std::string> SecureServer::start(const std::string& bind, const Pem& serving) {
-  http::experimental::listener::http_listener_config conf;
-  conf.set_ssl_context_callback([serving](boost::asio::ssl::context& ctx) {
-    ctx.set_options(boost::asio::ssl::context::default_workarounds | boost::asio::ssl::context::no_sslv2 |
-                    boost::asio::ssl::context::no_sslv3 | boost::asio::ssl::context::no_tlsv1 |
-                    boost::asio::ssl::context::no_tlsv1_1);
-    ctx.use_certificate_chain(boost::asio::buffer(serving.cert));
-    ctx.use_private_key(boost::asio::buffer(serving.key), boost::asio::ssl::context::pem);
+  return impl_->listener.open(bind, serving, http::methods::GET, [this](http::http_request req) {
+    if (req.relative_uri().path() != "/metrics") {
+      req.reply(http::status_codes::NotFound, "not found");
+      return;
+    }
+    std::string token;
+    const auto& h = req.headers();
+    if (auto it = h.find("Authorization"); it != h.end() && it->second.starts_with("Bearer ")) token = it->second.substr(7);
+    const int code = impl_->authorize(token);
+    if (code != 200) {
+      req.reply(static_cast<http::status_code>(code),
+                code == 401 ? "Unauthorized" : code == 403 ? "Forbidden" : "authorization unavailable");
+      return;
+    }
+    prometheus::TextSerializer serializer;
+    http::http_response r(http::status_codes::OK);
+    r.set_body(serializer.Serialize(impl_->registry->Collect()), "text/plain; version=0.0.4; charset=utf-8");
+    req.reply(r);
   });
-  try {
-    impl_->listener = std::make_unique<http::experimental::listener::http_listener>("https://" + bind, conf);
-    impl_->listener->support(http::methods::GET, [this](http::http_request req) {
-      if (req.relative_uri().path() != "/metrics") {
-        req.reply(http::status_codes::NotFound, "not found");
-        return;
-      }
-      std::string token;
-      const auto& h = req.headers();
-      if (auto it = h.find("Authorization"); it != h.end() && it->second.starts_with("Bearer "))
-        token = it->second.substr(7);
-      const int code = impl_->authorize(token);
-      if (code != 200) {
-        req.reply(static_cast<http::status_code>(code),
-                  code == 401 ? "Unauthorized" : code == 403 ? "Forbidden" : "authorization unavailable");
-        return;
-      }
-      prometheus::TextSerializer serializer;
-      http::http_response r(http::status_codes::OK);
-      r.set_body(serializer.Serialize(impl_->registry->Collect()), "text/plain; version=0.0.4; charset=utf-8");
-      req.reply(r);
-    });
-    impl_->listener->open().wait();
-  } catch (const std::exception& e) {
-    impl_->listener.reset();
-    return std::unexpected(std::string(e.what()));
-  }
-  return {};
 }
 
-void SecureServer::stop() {
-  if (!impl_->listener) return;
-  try {
-    impl_->listener->close().wait();
-  } catch (const std::exception&) {
-  }
-  impl_->listener.reset();
-}
+void SecureServer::stop() { impl_->listener.close(); }
 
 }  // namespace bo::metrics

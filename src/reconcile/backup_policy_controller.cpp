@@ -13,12 +13,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string split_key(const std::string& key, std::string* name) {
-  const auto slash = key.find('/');
-  *name = key.substr(slash + 1);
-  return key.substr(0, slash);
-}
-
 }  // namespace
 
 BackupPolicyController::BackupPolicyController(kube::Client& client, Caches& caches, const Clock& clock,
@@ -92,20 +86,9 @@ void BackupPolicyController::enqueue_secret_users(const kube::ObjPtr& secret) {
   }
 }
 
-void BackupPolicyController::start() {
-  threads_.emplace_back([this](std::stop_token st) {
-    while (!st.stop_requested() && !synced()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (st.stop_requested()) return;
-    log::info("caches synced, starting workers", {{"controller", "backuppolicy"}, {"workers", opts_.workers}});
-    controller_.start();
-  });
-}
+void BackupPolicyController::start() { controller_.start_when([this] { return caches_.synced(); }); }
 
-void BackupPolicyController::stop() {
-  for (auto& t : threads_) t.request_stop();
-  controller_.stop();
-  threads_.clear();
-}
+void BackupPolicyController::stop() { controller_.stop(); }
 
 bool BackupPolicyController::synced() const { return caches_.synced(); }
 
@@ -136,8 +119,7 @@ std::expected<void, std::string> BackupPolicyController::apply_object(const json
 }
 
 kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) {
-  std::string name;
-  const std::string ns = split_key(key, &name);
+  const auto [ns, name] = kube::split_key(key);
   const auto policy = caches_.policies.get(ns, name);
   if (!policy) {
     metrics_.forget_policy(ns, name);
@@ -190,24 +172,7 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
     in.restores.push_back(std::move(o));
   }
   const json spec = (*policy).value("spec", json::object());
-  std::vector<std::string> secret_names;
-  auto ref = [&](const json& j) {
-    if (j.is_string() && !j.get<std::string>().empty()) secret_names.push_back(j.get<std::string>());
-  };
-  if (spec.contains("storage")) {
-    ref(spec["storage"].value("secretRef", json::object()).value("name", json()));
-    ref(spec["storage"].value("encryption", json::object()).value("secretRef", json::object()).value("name", json()));
-  }
-  if (spec.contains("database")) ref(spec["database"].value("credentialsSecretRef", json::object()).value("name", json()));
-  if (spec.contains("offsite")) ref(spec["offsite"].value("secretRef", json::object()).value("name", json()));
-  for (const auto& sn : secret_names) {
-    auto s = caches_.secrets.get(ns, sn);
-    if (!s) continue;
-    auto& data = in.secrets[sn];
-    const json secret_data = (*s).value("data", json::object());
-    for (const auto& [k, v] : secret_data.items())
-      if (v.is_string()) data[k] = base64_decode(v.get<std::string>()).value_or("");
-  }
+  in.secrets = caches_.secret_data(ns, api::referenced_secrets(spec));
 
   PolicyPlan plan = plan_backup_policy(in);
 

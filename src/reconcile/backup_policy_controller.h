@@ -55,7 +55,6 @@ class BackupPolicyController {
   BackupPolicyControllerOptions opts_;
   Caches& caches_;
   kube::Controller controller_;
-  std::vector<std::jthread> threads_;
   PodGrace grace_;
 };
 

@@ -1,5 +1,6 @@
 #include "reconcile/caches.h"
 
+#include "common/encoding.h"
 #include "common/timefmt.h"
 #include "reconcile/backup_jobs.h"
 
@@ -125,6 +126,19 @@ bool Caches::synced() const {
   for (const auto* inf : {&policies, &restores, &jobs, &pods, &secrets, &deployments, &network_policies, &claims, &services, &ingresses})
     if (!inf->synced()) return false;
   return true;
+}
+
+api::SecretData Caches::secret_data(const std::string& ns, const std::vector<std::string>& names) const {
+  api::SecretData out;
+  for (const auto& sn : names) {
+    auto s = secrets.get(ns, sn);
+    if (!s) continue;
+    auto& data = out[sn];
+    const json secret_data = (*s).value("data", json::object());
+    for (const auto& [k, v] : secret_data.items())
+      if (v.is_string()) data[k] = base64_decode(v.get<std::string>()).value_or("");
+  }
+  return out;
 }
 
 }  // namespace bo::reconcile

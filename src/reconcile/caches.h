@@ -64,6 +64,8 @@ class Caches {
   void start();
   void stop();
   [[nodiscard]] bool synced() const;
+  // The decoded contents of the named Secrets that exist in `ns`.
+  [[nodiscard]] api::SecretData secret_data(const std::string& ns, const std::vector<std::string>& names) const;
 
   kube::Informer policies;
   kube::Informer restores;

@@ -11,12 +11,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string split_key(const std::string& key, std::string* name) {
-  const auto slash = key.find('/');
-  *name = key.substr(slash + 1);
-  return key.substr(0, slash);
-}
-
 std::string name_of(const json& obj) { return obj["metadata"].value("name", ""); }
 std::string ns_of(const json& obj) { return obj["metadata"].value("namespace", ""); }
 
@@ -72,20 +66,9 @@ void RestoreController::enqueue_waiting() {
     if (restore_pending(*rr)) enqueue(ns_of(*rr), name_of(*rr));
 }
 
-void RestoreController::start() {
-  threads_.emplace_back([this](std::stop_token st) {
-    while (!st.stop_requested() && !caches_.synced()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (st.stop_requested()) return;
-    log::info("caches synced, starting workers", {{"controller", "restorerequest"}, {"workers", opts_.workers}});
-    controller_.start();
-  });
-}
+void RestoreController::start() { controller_.start_when([this] { return caches_.synced(); }); }
 
-void RestoreController::stop() {
-  for (auto& t : threads_) t.request_stop();
-  controller_.stop();
-  threads_.clear();
-}
+void RestoreController::stop() { controller_.stop(); }
 
 // The request that holds `request`'s target namespace: one in progress, or an
 // older one still waiting (so two pending requests never both start).
@@ -145,8 +128,7 @@ kube::Result<void> RestoreController::lift_freeze(const std::string& name) {
 }
 
 kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
-  std::string name;
-  const std::string ns = split_key(key, &name);
+  const auto [ns, name] = kube::split_key(key);
   const auto rr = caches_.restores.get(ns, name);
   if (!rr) return kube::ReconcileResult::done();
   const json& request = *rr;
@@ -209,18 +191,7 @@ kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
     if (!present) return kube::ReconcileResult::failed("read freeze " + fname + ": " + present.error().str());
     in.freeze_present = *present;
   }
-  if (in.policy.is_object()) {
-    if (auto ps = api::parse_backup_policy_spec(in.policy.value("spec", json::object())))
-      for (const auto& sn : {ps->storage.secret, ps->storage.encryption_secret, ps->database.credentials_secret}) {
-        if (sn.empty()) continue;
-        auto s = caches_.secrets.get(ns, sn);
-        if (!s) continue;
-        auto& data = in.secrets[sn];
-        const json secret_data = (*s).value("data", json::object());
-        for (const auto& [k, v] : secret_data.items())
-          if (v.is_string()) data[k] = base64_decode(v.get<std::string>()).value_or("");
-      }
-  }
+  if (in.policy.is_object()) in.secrets = caches_.secret_data(ns, api::referenced_secrets(in.policy.value("spec", json::object())));
 
   const RestorePlan plan = plan_restore(in);
 

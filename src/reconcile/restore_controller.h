@@ -48,7 +48,6 @@ class RestoreController {
   metrics::Metrics& metrics_;
   RestoreControllerOptions opts_;
   kube::Controller controller_;
-  std::vector<std::jthread> threads_;
   PodGrace grace_;
 };
 

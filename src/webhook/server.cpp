@@ -1,11 +1,10 @@
 #include "webhook/server.h"
 
-#include <boost/asio/ssl.hpp>
-#include <cpprest/http_listener.h>
 
 #include <atomic>
 
 #include "common/encoding.h"
+#include "common/https_listener.h"
 #include "common/log.h"
 #include "webhook/restore_identity.h"
 
@@ -15,7 +14,7 @@ using json = nlohmann::json;
 namespace http = web::http;
 
 struct Server::Impl {
-  std::unique_ptr<http::experimental::listener::http_listener> listener;
+  HttpsListener listener;
   std::atomic<size_t> reviews{0};
 };
 
@@ -23,59 +22,36 @@ Server::Server() : impl_(std::make_unique<Impl>()) {}
 Server::~Server() { stop(); }
 
 std::expected<void, std::string> Server::start(const std::string& bind, const Pem& serving) {
-  http::experimental::listener::http_listener_config conf;
-  conf.set_ssl_context_callback([serving](boost::asio::ssl::context& ctx) {
-    ctx.set_options(boost::asio::ssl::context::default_workarounds | boost::asio::ssl::context::no_sslv2 |
-                    boost::asio::ssl::context::no_sslv3 | boost::asio::ssl::context::no_tlsv1 |
-                    boost::asio::ssl::context::no_tlsv1_1);
-    ctx.use_certificate_chain(boost::asio::buffer(serving.cert));
-    ctx.use_private_key(boost::asio::buffer(serving.key), boost::asio::ssl::context::pem);
-  });
-  try {
-    impl_->listener = std::make_unique<http::experimental::listener::http_listener>("https://" + bind, conf);
-    impl_->listener->support(http::methods::POST, [this](http::http_request req) {
-      if (req.relative_uri().path() != kMutatePath) {
-        req.reply(http::status_codes::NotFound, "not found");
-        return;
+  return impl_->listener.open(bind, serving, http::methods::POST, [this](http::http_request req) {
+    if (req.relative_uri().path() != kMutatePath) {
+      req.reply(http::status_codes::NotFound, "not found");
+      return;
+    }
+    req.extract_string(true).then([this, req](pplx::task<std::string> body) mutable {
+      json review;
+      try {
+        review = json::parse(body.get(), nullptr, false);
+      } catch (const std::exception&) {
+        review = json();
       }
-      req.extract_string(true).then([this, req](pplx::task<std::string> body) mutable {
-        json review;
-        try {
-          review = json::parse(body.get(), nullptr, false);
-        } catch (const std::exception&) {
-          review = json();
-        }
-        const json out = review_restore_request(review);
-        ++impl_->reviews;
-        const json& resp = out["response"];
-        const json& in = review.is_object() ? review.value("request", json::object()) : json::object();
-        log::info("admission review", {{"resource", "restorerequests"},
-                                       {"operation", in.value("operation", "")},
-                                       {"namespace", in.value("namespace", "")},
-                                       {"name", in.value("name", "")},
-                                       {"user", in.value("userInfo", json::object()).value("username", "")},
-                                       {"allowed", resp.value("allowed", false)}});
-        http::http_response r(http::status_codes::OK);
-        r.set_body(out.dump(), "application/json");
-        req.reply(r);
-      });
+      const json out = review_restore_request(review);
+      ++impl_->reviews;
+      const json& resp = out["response"];
+      const json in = review.is_object() ? review.value("request", json::object()) : json::object();
+      log::info("admission review", {{"resource", "restorerequests"},
+                                     {"operation", in.value("operation", "")},
+                                     {"namespace", in.value("namespace", "")},
+                                     {"name", in.value("name", "")},
+                                     {"user", in.value("userInfo", json::object()).value("username", "")},
+                                     {"allowed", resp.value("allowed", false)}});
+      http::http_response r(http::status_codes::OK);
+      r.set_body(out.dump(), "application/json");
+      req.reply(r);
     });
-    impl_->listener->open().wait();
-  } catch (const std::exception& e) {
-    impl_->listener.reset();
-    return std::unexpected(std::string(e.what()));
-  }
-  return {};
+  });
 }
 
-void Server::stop() {
-  if (!impl_->listener) return;
-  try {
-    impl_->listener->close().wait();
-  } catch (const std::exception&) {
-  }
-  impl_->listener.reset();
-}
+void Server::stop() { impl_->listener.close(); }
 
 size_t Server::reviews() const { return impl_->reviews.load(); }
 

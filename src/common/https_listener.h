@@ -1,0 +1,33 @@
+// An HTTPS endpoint on cpprestsdk's listener (OpenSSL underneath), TLS 1.2+
+// with a certificate chain and key in memory: what the webhook and the secure
+// metrics endpoint serve on.
+#pragma once
+#include <cpprest/http_listener.h>
+
+#include <expected>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/certs.h"
+
+namespace bo {
+
+class HttpsListener {
+ public:
+  HttpsListener() = default;
+  ~HttpsListener();
+  HttpsListener(const HttpsListener&) = delete;
+  HttpsListener& operator=(const HttpsListener&) = delete;
+
+  // `bind` is host:port; `handler` answers every request of `method`.
+  [[nodiscard]] std::expected<void, std::string> open(const std::string& bind, const Pem& serving,
+                                                      const web::http::method& method,
+                                                      std::function<void(web::http::http_request)> handler);
+  void close();
+
+ private:
+  std::unique_ptr<web::http::experimental::listener::http_listener> listener_;
+};
+
+}  // namespace bo
