@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/duration.h"
 #include "common/log.h"
+#include "common/timefmt.h"
 #include "kube/client.h"
 #include "kube/config.h"
 #include "kube/events.h"
@@ -46,6 +47,7 @@ struct Flags {
   std::string log_level = "info";
   std::string log_format = "json";
   double time_scale = 1;
+  std::string time_scale_anchor;
   std::string operator_namespace;
   std::string webhook_bind = ":9443";
   std::string webhook_cert_dir;
@@ -112,6 +114,8 @@ int main(int argc, char** argv) {
                  "run the schedule clock N times faster than real time (demos and tests only)")
       ->check(CLI::Range(1.0, 1e6))
       ->capture_default_str();
+  app.add_option("--time-scale-anchor", f.time_scale_anchor,
+                 "RFC 3339 instant where scaled and real time agree (default: start-up); give replicas the same one");
   app.add_option("--log-format", f.log_format, "json|text")->check(CLI::IsMember({"json", "text"}))->capture_default_str();
   app.add_option("--operator-namespace", f.operator_namespace,
                  "namespace the operator runs in (default: $POD_NAMESPACE, else the kubeconfig's)");
@@ -297,7 +301,12 @@ int main(int argc, char** argv) {
   });
 
   std::unique_ptr<bo::Clock> clock_owner;
-  if (f.time_scale > 1) clock_owner = std::make_unique<bo::ScaledClock>(f.time_scale);
+  if (f.time_scale > 1) {
+    auto anchor = f.time_scale_anchor.empty() ? std::optional(std::chrono::system_clock::now())
+                                              : bo::parse_rfc3339(f.time_scale_anchor);
+    if (!anchor) die("--time-scale-anchor: not an RFC 3339 time: \"" + f.time_scale_anchor + "\"", 2);
+    clock_owner = std::make_unique<bo::ScaledClock>(f.time_scale, *anchor);
+  }
   else clock_owner = std::make_unique<bo::RealClock>();
   const bo::Clock& clock = *clock_owner;
   bo::RealClock real_clock;  // leader election always runs on real time

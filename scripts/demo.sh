@@ -36,11 +36,12 @@ step "the identity webhook's configuration (the operators fill in its caBundle)"
 k apply -f "$root/examples/kube-local/webhook.yaml"
 
 step "two backup-operator replicas with leader election"
+anchor=$(date -u +%Y-%m-%dT%H:%M:%SZ)  # one scaled clock for both replicas
 for i in 1 2; do
   # --time-scale 1800: an hour of schedule passes every two seconds, so the demo sees many slots.
   # Both serve the RestoreRequest webhook (admission does not wait for a leader), with one
   # certificate they share through a Secret in kube-system.
-  build/backup-operator --leader-elect --leader-election-namespace kube-system --log-format text --time-scale 1800 \
+  build/backup-operator --leader-elect --leader-election-namespace kube-system --log-format text --time-scale 1800 --time-scale-anchor "$anchor" \
     --metrics-bind-address "127.0.0.1:1808$i" --health-probe-bind-address "127.0.0.1:1809$i" \
     --operator-namespace kube-system --webhook-bind-address "127.0.0.1:1844$i" --webhook-host 127.0.0.1 \
     >"$work/operator-$i.log" 2>&1 &

@@ -45,9 +45,13 @@ class FakeClock final : public Clock {
 };
 
 // Wall time that runs `factor` times faster from the moment it is made.
+// Runs `factor` times faster than real time from `anchor` (where both agree).
+// Processes given the same anchor share one scaled time, so a restarted or
+// standby replica does not see the clock jump back.
 class ScaledClock final : public Clock {
  public:
-  explicit ScaledClock(double factor) : factor_(factor), start_(std::chrono::system_clock::now()) {}
+  explicit ScaledClock(double factor, SysTime anchor = std::chrono::system_clock::now())
+      : factor_(factor), start_(anchor) {}
   [[nodiscard]] SysTime now() const override {
     const auto real = std::chrono::system_clock::now() - start_;
     return start_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(real * factor_);
