@@ -128,4 +128,58 @@ TEST(Reliability, KillDashNineAtRandomMomentsNeitherDuplicatesNorLosesNorLeaks) 
   std::filesystem::remove_all(dir);
 }
 
+TEST(Reliability, WhenTheLeaderIsKilledTheStandbyTakesOverOnlyAfterItsLeaseExpires) {
+  const auto dir = testing_support::make_temp_dir("failover");
+  KubeLocal server({"--authorize"});
+  ASSERT_EQ(server.kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/").exit_code, 0);
+  const auto chart = testing_support::install_chart(server, dir);
+  auto admin = server.client();
+  const std::vector<std::string> lease_flags = {"--leader-elect-lease-duration", "2s", "--leader-elect-renew-deadline",
+                                                "1500ms", "--metrics-bind-address", "0"};
+  // Two replicas, as the chart runs them (each its own webhook port).
+  auto replica_args = [&] {
+    auto a = chart.args(lease_flags);
+    for (size_t k = 0; k + 1 < a.size(); ++k)
+      if (a[k] == "--webhook-bind-address") a[k + 1] = "127.0.0.1:" + std::to_string(testing_support::free_port());
+    return a;
+  };
+  std::map<int, std::unique_ptr<Child>> replicas;
+  for (int i = 0; i < 2; ++i)
+    replicas[i] = std::make_unique<Child>(replica_args(), dir / ("replica-" + std::to_string(i) + ".log"));
+  auto lease = [&] {
+    auto l = admin->get(resources::kLeases, "backup-operator-system", "backup-operator.backup.si.dev");
+    return l ? (*l).value("spec", json::object()) : json::object();
+  };
+  ASSERT_TRUE(eventually([&] { return lease().value("holderIdentity", "") != ""; }, std::chrono::seconds(20)));
+  const json before = lease();
+  const std::string holder = before["holderIdentity"];
+  const int leader_pid = std::stoi(holder.substr(holder.rfind('_') + 1));
+  int killed = -1;
+  for (auto& [i, r] : replicas)
+    if (r->pid() == leader_pid) killed = i;
+  ASSERT_GE(killed, 0) << holder;
+  const auto last_renew_seen = lease().value("renewTime", "");
+  replicas[killed]->stop(SIGKILL);
+  const auto killed_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(eventually([&] {
+    const auto h = lease().value("holderIdentity", "");
+    return !h.empty() && h != holder;
+  }, std::chrono::seconds(20)));
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+  const json after = lease();
+  // Never two leaders: the standby acquired only once the dead leader's lease had run out.
+  const auto acquired = bo::parse_rfc3339(after.value("acquireTime", ""));
+  const auto renewed = bo::parse_rfc3339(last_renew_seen);
+  ASSERT_TRUE(acquired && renewed) << after.dump();
+  EXPECT_GE(*acquired, *renewed + std::chrono::seconds(before.value("leaseDurationSeconds", 0)))
+      << "acquired " << after.value("acquireTime", "") << ", last renewal " << last_renew_seen;
+  EXPECT_EQ(after.value("leaseTransitions", 0), before.value("leaseTransitions", 0) + 1);
+  // Within leaseDuration + retryPeriod of the kill (plus two seconds of slack for a loaded CI machine).
+  EXPECT_LT(took, 2.0 + 0.2 + 2.0) << took;
+  // The new leader reconciles: its controllers start.
+  const int survivor = 1 - killed;
+  EXPECT_TRUE(eventually([&] { return replicas[survivor]->log().find("\"msg\":\"became leader\"") != std::string::npos; }));
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
