@@ -30,62 +30,42 @@ std::string rules_file(const std::filesystem::path& dir) {
   return testing_support::write_file(dir / "rules.json", rules.dump());
 }
 
-TEST(Reliability, KillDashNineAtRandomMomentsNeitherDuplicatesNorLosesNorLeaks) {
-  const auto dir = testing_support::make_temp_dir("kill9");
-  KubeLocal server({"--authorize", "--time-scale", "1800", "--pod-rules", rules_file(dir)});
-  ASSERT_EQ(server.kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/").exit_code, 0);
-  const auto chart = testing_support::install_chart(server, dir);
-  auto admin = server.client();
-  ASSERT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", "rel"}}}}));
-  ASSERT_TRUE(admin->create(resources::kSecrets, "rel",
-                            {{"metadata", {{"name", "walg-storage"}}},
-                             {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},
-                                             {"WALG_AWS_SECRET_ACCESS_KEY", "s"}, {"WALG_AWS_ENDPOINT", "https://s3.local"}}}}));
-  ASSERT_TRUE(admin->create(resources::kSecrets, "rel", {{"metadata", {{"name", "walg-encryption"}}},
-                                                         {"stringData", {{"WALG_LIBSODIUM_KEY", "k"}}}}));
-  // A backup every ten minutes of schedule: one every third of a second here.
-  // (Deltas of a base the catalog does not know are never expired, so every
-  // backup stays in the catalog for the check below.)
-  ASSERT_TRUE(admin->create(bo::reconcile::kBackupPolicies, "rel",
-                            {{"metadata", {{"name", "db"}}},
-                             {"spec", {{"addons", {"supabase-walg"}},
-                                       {"database", {{"host", "db"}}},
-                                       {"storage", {{"secretRef", {{"name", "walg-storage"}}},
-                                                    {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
-                                       {"schedule", {{"backup", "*/10 * * * *"}, {"fullBackup", "0 0 1 1 *"}}},
-                                       {"retention", {{"daily", 400}, {"weekly", 1}, {"monthly", 1}}},
-                                       {"verification", {{"enabled", false}}},
-                                       {"historyLimits", {{"successful", 1000}, {"failed", 1000}}}}}}));
-
-  // Every Job ever created, by name, with each uid it had: two uids for one name is a duplicate run.
-  std::mutex mu;
-  std::map<std::string, std::set<std::string>> uids_by_name;
-  Informer jobs(*admin, resources::kJobs, "rel");
-  auto seen = [&](const ObjPtr& j) {
-    std::lock_guard lock(mu);
-    uids_by_name[(*j)["metadata"].value("name", "")].insert((*j)["metadata"].value("uid", ""));
-  };
-  jobs.add_handlers({seen, [&](const ObjPtr&, const ObjPtr& n) { seen(n); }, seen});
-  std::jthread watcher([&](std::stop_token st) { jobs.run(st); });
-  ASSERT_TRUE(jobs.wait_synced(std::chrono::seconds(10)));
-
-  const std::string anchor = bo::format_rfc3339(std::chrono::system_clock::now());
-  // Short leases, so each new process takes over soon after the last one died holding it.
-  auto args = chart.args({"--time-scale", "1800", "--time-scale-anchor", anchor, "--metrics-bind-address", "0",
-                          "--leader-elect-lease-duration", "1s", "--leader-elect-renew-deadline", "800ms"});
-  std::mt19937 rng(std::random_device{}());
-  std::uniform_int_distribution<int> run_ms(200, 1500);
-  for (int round = 0; round < 8; ++round) {
-    Child op(args, dir / ("operator-" + std::to_string(round) + ".log"));
-    // Let it run a random while (a chaos interval, not a wait for anything), then SIGKILL it.
-    std::this_thread::sleep_for(std::chrono::milliseconds(run_ms(rng)));
-    op.stop(SIGKILL);
+// kube-local with the chart installed, a policy that backs up every third of
+// a second, and a record of every Job ever created (name -> uids).
+class ChaosRun {
+ public:
+  explicit ChaosRun(const std::string& name)
+      : dir_(testing_support::make_temp_dir(name)),
+        server_({"--authorize", "--time-scale", "1800", "--pod-rules", rules_file(dir_)}),
+        chart_(install(server_, dir_)),
+        admin_(server_.client()),
+        jobs_(*admin_, resources::kJobs, "rel") {
+    auto seen = [this](const ObjPtr& j) {
+      std::lock_guard lock(mu_);
+      uids_by_name_[(*j)["metadata"].value("name", "")].insert((*j)["metadata"].value("uid", ""));
+    };
+    jobs_.add_handlers({seen, [seen](const ObjPtr&, const ObjPtr& n) { seen(n); }, seen});
+    watcher_ = std::jthread([this](std::stop_token st) { jobs_.run(st); });
+    if (!jobs_.wait_synced(std::chrono::seconds(10))) throw std::runtime_error("job watch did not sync");
   }
-  // The last operator runs until every finished Job is in the status.
-  Child last(args, dir / "operator-last.log");
-  auto recorded_everything = [&] {
-    auto p = admin->get(bo::reconcile::kBackupPolicies, "rel", "db");
-    auto l = admin->list(resources::kJobs, "rel");
+  ~ChaosRun() {
+    watcher_ = {};
+    std::filesystem::remove_all(dir_);
+  }
+
+  // Short leases, so each new process takes over soon after the last one died
+  // holding it; one scaled clock for all of them.
+  [[nodiscard]] std::vector<std::string> operator_args() const {
+    return chart_.args({"--time-scale", "1800", "--time-scale-anchor", anchor_, "--metrics-bind-address", "0",
+                        "--leader-elect-lease-duration", "1s", "--leader-elect-renew-deadline", "800ms"});
+  }
+  [[nodiscard]] const std::filesystem::path& dir() const { return dir_; }
+  [[nodiscard]] KubeLocal& server() { return server_; }
+
+  // Every finished Job's backup is in the catalog (at least `min` of them).
+  bool recorded_everything(size_t min) {
+    auto p = admin_->get(bo::reconcile::kBackupPolicies, "rel", "db");
+    auto l = admin_->list(resources::kJobs, "rel");
     if (!p || !l) return false;
     const json st = (*p).value("status", json::object());
     std::set<std::string> ids;
@@ -98,34 +78,109 @@ TEST(Reliability, KillDashNineAtRandomMomentsNeitherDuplicatesNorLosesNorLeaks) 
       if (!complete) continue;
       ++finished;
       // Its backup is in the catalog: the pod's id is base_<pod name>.
-      auto pods = admin->list(resources::kPods, "rel", {"batch.kubernetes.io/job-name=" + j["metadata"]["name"].get<std::string>(), "", 0, "", ""});
+      auto pods = admin_->list(resources::kPods, "rel", {"batch.kubernetes.io/job-name=" + j["metadata"]["name"].get<std::string>(), "", 0, "", ""});
       if (!pods) return false;
       for (const auto& pod : (*pods)["items"])
-        if (pod.value("status", json::object()).value("phase", "") == "Succeeded" && !ids.count("base_" + pod["metadata"]["name"].get<std::string>()))
+        if (pod.value("status", json::object()).value("phase", "") == "Succeeded" &&
+            !ids.count("base_" + pod["metadata"]["name"].get<std::string>()))
           return false;
     }
-    return finished >= 5;
-  };
-  ASSERT_TRUE(eventually(recorded_everything, std::chrono::seconds(60))) << last.log();
-  last.stop(SIGTERM);
-
-  std::lock_guard lock(mu);
-  EXPECT_GE(uids_by_name.size(), 5u);
-  for (const auto& [name, uids] : uids_by_name) EXPECT_EQ(uids.size(), 1u) << "Job " << name << " was created twice";
-  // Nothing without an owner: every Job belongs to the policy.
-  auto p = admin->get(bo::reconcile::kBackupPolicies, "rel", "db");
-  auto l = admin->list(resources::kJobs, "rel");
-  ASSERT_TRUE(p && l);
-  for (const auto& j : (*l)["items"]) {
-    const json owners = j["metadata"].value("ownerReferences", json::array());
-    ASSERT_EQ(owners.size(), 1u);
-    EXPECT_EQ(owners[0]["uid"], (*p)["metadata"]["uid"]);
+    return finished >= min;
   }
-  // Each catalog entry is one backup, once.
-  std::set<std::string> ids;
-  const json catalog = (*p).value("status", json::object()).value("backups", json::array());
-  for (const auto& b : catalog) EXPECT_TRUE(ids.insert(b.value("id", "")).second) << b.dump();
-  std::filesystem::remove_all(dir);
+
+  // No Job created twice, every Job owned by the policy, each backup once in the catalog.
+  void expect_nothing_duplicated_lost_or_leaked() {
+    {
+      std::lock_guard lock(mu_);
+      EXPECT_GE(uids_by_name_.size(), 5u);
+      for (const auto& [name, uids] : uids_by_name_) EXPECT_EQ(uids.size(), 1u) << "Job " << name << " was created twice";
+    }
+    auto p = admin_->get(bo::reconcile::kBackupPolicies, "rel", "db");
+    auto l = admin_->list(resources::kJobs, "rel");
+    ASSERT_TRUE(p && l);
+    for (const auto& j : (*l)["items"]) {
+      const json owners = j["metadata"].value("ownerReferences", json::array());
+      ASSERT_EQ(owners.size(), 1u);
+      EXPECT_EQ(owners[0]["uid"], (*p)["metadata"]["uid"]);
+    }
+    std::set<std::string> ids;
+    const json catalog = (*p).value("status", json::object()).value("backups", json::array());
+    for (const auto& b : catalog) EXPECT_TRUE(ids.insert(b.value("id", "")).second) << b.dump();
+  }
+
+ private:
+  static testing_support::ChartOperator install(KubeLocal& server, const std::filesystem::path& dir) {
+    if (server.kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/").exit_code != 0) throw std::runtime_error("crds");
+    auto chart = testing_support::install_chart(server, dir);
+    auto admin = server.client();
+    const json storage = {{"metadata", {{"name", "walg-storage"}}},
+                          {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},
+                                          {"WALG_AWS_SECRET_ACCESS_KEY", "s"}, {"WALG_AWS_ENDPOINT", "https://s3.local"}}}};
+    // A backup every ten minutes of schedule: one every third of a second here.
+    // (Deltas of a base the catalog does not know are never expired, so every
+    // backup stays in the catalog for the checks.)
+    const json policy = {{"metadata", {{"name", "db"}}},
+                         {"spec", {{"addons", {"supabase-walg"}},
+                                   {"database", {{"host", "db"}}},
+                                   {"storage", {{"secretRef", {{"name", "walg-storage"}}},
+                                                {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
+                                   {"schedule", {{"backup", "*/10 * * * *"}, {"fullBackup", "0 0 1 1 *"}}},
+                                   {"retention", {{"daily", 400}, {"weekly", 1}, {"monthly", 1}}},
+                                   {"verification", {{"enabled", false}}},
+                                   {"historyLimits", {{"successful", 1000}, {"failed", 1000}}}}}};
+    if (!admin->create(resources::kNamespaces, "", {{"metadata", {{"name", "rel"}}}}) ||
+        !admin->create(resources::kSecrets, "rel", storage) ||
+        !admin->create(resources::kSecrets, "rel", {{"metadata", {{"name", "walg-encryption"}}}, {"stringData", {{"WALG_LIBSODIUM_KEY", "k"}}}}) ||
+        !admin->create(bo::reconcile::kBackupPolicies, "rel", policy))
+      throw std::runtime_error("set-up objects");
+    return chart;
+  }
+
+  std::filesystem::path dir_;
+  KubeLocal server_;
+  testing_support::ChartOperator chart_;
+  std::unique_ptr<Client> admin_;
+  Informer jobs_;
+  std::mutex mu_;
+  std::map<std::string, std::set<std::string>> uids_by_name_;
+  std::jthread watcher_;
+  std::string anchor_ = bo::format_rfc3339(std::chrono::system_clock::now());
+};
+
+TEST(Reliability, KillDashNineAtRandomMomentsNeitherDuplicatesNorLosesNorLeaks) {
+  ChaosRun run("kill9");
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> run_ms(200, 1500);
+  for (int round = 0; round < 8; ++round) {
+    Child op(run.operator_args(), run.dir() / ("operator-" + std::to_string(round) + ".log"));
+    // Let it run a random while (a chaos interval, not a wait for anything), then SIGKILL it.
+    std::this_thread::sleep_for(std::chrono::milliseconds(run_ms(rng)));
+    op.stop(SIGKILL);
+  }
+  // The last operator runs until every finished Job is in the status.
+  Child last(run.operator_args(), run.dir() / "operator-last.log");
+  ASSERT_TRUE(eventually([&] { return run.recorded_everything(5); }, std::chrono::seconds(60))) << last.log();
+  last.stop(SIGTERM);
+  run.expect_nothing_duplicated_lost_or_leaked();
+}
+
+TEST(Reliability, ErrorsDroppedWatchesAndCompactionStillConverge) {
+  ChaosRun run("faults");
+  Child op(run.operator_args(), run.dir() / "operator.log");
+  // A fifth of all API requests fail (429, then 503, then 500), watches are
+  // cut and history compacted (forcing 410 Gone) while backups keep falling due.
+  for (int code : {429, 503, 500}) {
+    run.server().admin("/kube-local/faults", {{"errorRate", 0.2}, {"errorCode", code}, {"retryAfterSeconds", 1}});
+    for (int i = 0; i < 3; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(400));  // chaos pacing, not synchronisation
+      run.server().admin("/kube-local/drop-watches");
+      run.server().admin("/kube-local/compact");
+    }
+  }
+  run.server().admin("/kube-local/faults", {{"errorRate", 0.0}});
+  ASSERT_TRUE(eventually([&] { return run.recorded_everything(5); }, std::chrono::seconds(60))) << op.log();
+  op.stop(SIGTERM);
+  run.expect_nothing_duplicated_lost_or_leaked();
 }
 
 TEST(Reliability, WhenTheLeaderIsKilledTheStandbyTakesOverOnlyAfterItsLeaseExpires) {
