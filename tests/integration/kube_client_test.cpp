@@ -320,10 +320,9 @@ TEST_F(KubeClientTest, LeaderHandoverOnReleaseAndOnExpiry) {
   cfg_b.identity = "b";
   LeaderElector a(*ca, cfg_a, clock), b(*cb, cfg_b, clock);
   std::atomic<bool> both{false};
-  std::stop_source sa, sb;
-  std::jthread ta([&] { a.run(sa.get_token(), [] {}, [] {}); });
+  std::jthread ta([&](std::stop_token st) { a.run(st, [] {}, [] {}); });
   ASSERT_TRUE(eventually([&] { return a.is_leader(); }));
-  std::jthread tb([&] { b.run(sb.get_token(), [] {}, [] {}); });
+  std::jthread tb([&](std::stop_token st) { b.run(st, [] {}, [] {}); });
   std::jthread watcher([&](std::stop_token st) {
     while (!st.stop_requested()) {
       if (a.is_leader() && b.is_leader()) both = true;
@@ -332,7 +331,7 @@ TEST_F(KubeClientTest, LeaderHandoverOnReleaseAndOnExpiry) {
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(600));
   EXPECT_FALSE(b.is_leader());
-  sa.request_stop();  // releases the lease
+  ta.request_stop();  // releases the lease
   ta.join();
   ASSERT_TRUE(eventually([&] { return b.is_leader(); }, std::chrono::seconds(5)));
   auto lease = ca->get(resources::kLeases, ns_, "lock");
@@ -340,7 +339,7 @@ TEST_F(KubeClientTest, LeaderHandoverOnReleaseAndOnExpiry) {
   EXPECT_EQ((*lease)["spec"]["holderIdentity"], "b");
   EXPECT_EQ((*lease)["spec"]["leaseTransitions"], 0);  // released, not taken over
   // A holder that dies without releasing: a newcomer waits out the lease, then takes over.
-  sb.request_stop();
+  tb.request_stop();
   tb.join();
   auto cc = server_->client();
   auto cfg_c = base;
@@ -353,13 +352,12 @@ TEST_F(KubeClientTest, LeaderHandoverOnReleaseAndOnExpiry) {
   (*l)["spec"]["leaseDurationSeconds"] = 2;
   ASSERT_TRUE(ca->update(resources::kLeases, ns_, *l));
   const auto start = std::chrono::steady_clock::now();
-  std::stop_source sc;
-  std::jthread tc([&] { c.run(sc.get_token(), [] {}, [] {}); });
+  std::jthread tc([&](std::stop_token st) { c.run(st, [] {}, [] {}); });
   ASSERT_TRUE(eventually([&] { return c.is_leader(); }, std::chrono::seconds(10)));
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1900));
   auto taken = ca->get(resources::kLeases, ns_, "lock");
   EXPECT_EQ((*taken)["spec"]["leaseTransitions"], 1);
-  sc.request_stop();
+  tc.request_stop();
   watcher.request_stop();
   EXPECT_FALSE(both.load());
 }
@@ -396,15 +394,18 @@ TEST_F(KubeClientTest, LosingTheLeaseStopsLeadershipWithinTheRenewDeadline) {
                        std::chrono::milliseconds(100), true},
                   clock);
   std::atomic<bool> stopped{false};
-  std::stop_source stop;
-  std::jthread t([&] { e.run(stop.get_token(), [] {}, [&] { stopped = true; }); });
+  // The thread's own stop token: a failed assertion stops the elector instead of hanging the test.
+  std::jthread t([&](std::stop_token st) { e.run(st, [] {}, [&] { stopped = true; }); });
   ASSERT_TRUE(eventually([&] { return e.is_leader(); }));
   // Someone else takes the lease (as after a partition): our renewals now conflict.
-  auto lease = client_->get(resources::kLeases, ns_, "lost");
-  ASSERT_TRUE(lease);
-  (*lease)["spec"]["holderIdentity"] = "usurper";
-  (*lease)["spec"]["renewTime"] = bo::format_rfc3339_micro(std::chrono::system_clock::now());
-  ASSERT_TRUE(client_->update(resources::kLeases, ns_, *lease));
+  // (It renews every 100 ms, so our read-modify-write may meet a 409: read again.)
+  ASSERT_TRUE(eventually([&] {
+    auto lease = client_->get(resources::kLeases, ns_, "lost");
+    if (!lease) return false;
+    (*lease)["spec"]["holderIdentity"] = "usurper";
+    (*lease)["spec"]["renewTime"] = bo::format_rfc3339_micro(std::chrono::system_clock::now());
+    return client_->update(resources::kLeases, ns_, *lease).has_value();
+  }));
   ASSERT_TRUE(eventually([&] { return stopped.load(); }, std::chrono::seconds(5)));
   EXPECT_FALSE(e.is_leader());
   t.join();
