@@ -29,7 +29,7 @@ inline constexpr const char* kLabelPolicy = "backup.si.dev/policy";
 inline constexpr const char* kLabelService = "backup.si.dev/service";
 inline constexpr const char* kLabelAction = "backup.si.dev/action";
 inline constexpr const char* kAnnotationSlot = "backup.si.dev/scheduled-at";
-inline constexpr const char* kDefaultImage = "ghcr.io/si-dev/backup-operator:0.1.0";
+inline constexpr const char* kDefaultImage = "si-dev/backup-operator:0.1.0";
 
 // The same policy, action and slot always give the same name (at most 63
 // characters, so it is valid as the job-name label), which is what makes a
