@@ -341,12 +341,14 @@ TEST_F(KubeLocalWorkloads, DeploymentsReportReadyReplicas) {
   ASSERT_TRUE(c_->create(resources::kDeployments, ns_, deployment));
   ASSERT_TRUE(eventually([&] {
     auto d = c_->get(resources::kDeployments, ns_, "web");
-    return d && (*d)["status"].value("readyReplicas", 0) == 2 && (*d)["status"].value("availableReplicas", 0) == 2;
+    if (!d) return false;
+    const json st = (*d).value("status", json::object());  // the controller may not have written it yet
+    return st.value("readyReplicas", 0) == 2 && st.value("availableReplicas", 0) == 2;
   })) << c_->get(resources::kDeployments, ns_, "web")->dump();
   ASSERT_TRUE(c_->patch(resources::kDeployments, ns_, "web", PatchType::kMerge, {{"spec", {{"replicas", 0}}}}));
   EXPECT_TRUE(eventually([&] {
     auto d = c_->get(resources::kDeployments, ns_, "web");
-    return d && (*d)["status"].value("readyReplicas", 0) == 0;
+    return d && (*d).value("status", json::object()).value("readyReplicas", 0) == 0;
   }));
 }
 

@@ -246,7 +246,7 @@ TEST_F(RestoreRequestIT, AFailedValidationFreezesTheTargetUntilARerunPasses) {
   EXPECT_EQ(condition("frozen", "MutationsBlocked")["status"], "True");
   EXPECT_EQ(condition("frozen", "Validated")["reason"], "ValidationFailed");
   json failed;
-  for (const auto& v : rr("frozen")["status"].value("validation", json::array()))
+  for (const auto& v : rr("frozen").value("status", json::object()).value("validation", json::array()))
     if (v["name"] == "integrity") failed = v;
   EXPECT_EQ(failed["passed"], false) << rr("frozen").dump(2);
   EXPECT_EQ(failed["exitCode"], 3);
