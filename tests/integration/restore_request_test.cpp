@@ -225,9 +225,13 @@ TEST_F(RestoreRequestIT, ASuccessfulRestoreRecordsTheBackupTheRequesterAndEachVa
   EXPECT_EQ(condition("ok", "Ready")["status"], "True");
   EXPECT_EQ(condition("ok", "MutationsBlocked")["status"], "False");
   // Events record each step.
-  auto ev = kubectl("get events -n shop --field-selector involvedObject.name=ok -o jsonpath={.items[*].reason}");
-  for (const char* reason : {"RestoreStarted", "RestoreCompleted", "RestoreSucceeded"})
-    EXPECT_NE(ev.output.find(reason), std::string::npos) << ev.output;
+  // (Events are posted in the background, after the status: wait for the last one.)
+  std::string reasons;
+  EXPECT_TRUE(eventually([&] {
+    reasons = kubectl("get events -n shop --field-selector involvedObject.name=ok -o jsonpath={.items[*].reason}").output;
+    return reasons.find("RestoreStarted") != std::string::npos && reasons.find("RestoreCompleted") != std::string::npos &&
+           reasons.find("RestoreSucceeded") != std::string::npos;
+  })) << reasons;
   // The restore Job took its storage credentials by reference only.
   auto job = client_->get(resources::kJobs, "shop", "ok-restore");
   ASSERT_TRUE(job);
