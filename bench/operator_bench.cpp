@@ -1,0 +1,233 @@
+// bench_operator: the operator against kube-local at scale (not part of ctest).
+//
+//   build/bench_operator [N ...]        (default: 100 1000)
+//
+// For each N: starts kube-local, creates N BackupPolicies (one namespace, shared
+// Secrets, schedules that do not fall due, the databasus addon off), starts the
+// operator, and reports as JSON lines and a table:
+//   - seconds from operator start until every policy is Ready;
+//   - API requests per policy during that initial sync, by verb;
+//   - API writes during an idle hour (10 s at --time-scale 360);
+//   - the operator's peak RSS and CPU seconds.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kube/client.h"
+#include "kube/config.h"
+#include "reconcile/caches.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+pid_t spawn(std::vector<std::string> args, const fs::path& out) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    FILE* f = fopen(out.c_str(), "w");
+    if (f) {
+      dup2(fileno(f), 1);
+      dup2(fileno(f), 2);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string http_get(const std::string& url) {
+  std::string out;
+  if (FILE* p = popen(("curl -sf " + url).c_str(), "r")) {
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    pclose(p);
+  }
+  return out;
+}
+
+// backup_operator_kube_requests_total by verb.
+std::map<std::string, double> requests_by_verb(const std::string& metrics) {
+  std::map<std::string, double> out;
+  std::istringstream in(metrics);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.starts_with("backup_operator_kube_requests_total{")) continue;
+    const auto v = line.find("verb=\"");
+    if (v == std::string::npos) continue;
+    const std::string verb = line.substr(v + 6, line.find('"', v + 6) - v - 6);
+    out[verb] += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return out;
+}
+
+// Peak resident set (KiB) and CPU seconds of a process.
+std::pair<long, double> usage(pid_t pid) {
+  long hwm = 0;
+  std::istringstream st(slurp("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(st, line);)
+    if (line.starts_with("VmHWM:")) hwm = std::stol(line.substr(6));
+  const std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::vector<std::string> f;
+  for (std::string x; fields >> x;) f.push_back(x);
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double cpu = f.size() > 12 ? (std::stod(f[11]) + std::stod(f[12])) / ticks : 0;
+  return {hwm, cpu};
+}
+
+int free_port() {
+  // Let the kernel choose: bind to port 0 through a throwaway kube-local-free socket.
+  FILE* p = popen("python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])'", "r");
+  int port = 0;
+  if (p) {
+    if (fscanf(p, "%d", &port) != 1) port = 0;
+    pclose(p);
+  }
+  return port;
+}
+
+json run(int n, const fs::path& build) {
+  const fs::path dir = fs::temp_directory_path() / ("bench-" + std::to_string(getpid()) + "-" + std::to_string(n));
+  fs::create_directories(dir);
+  const fs::path kubeconfig = dir / "kubeconfig";
+  const pid_t kl = spawn({(build / "kube-local").string(), "--port", "0", "--write-kubeconfig", kubeconfig.string()},
+                         dir / "kube-local.log");
+  for (int i = 0; i < 300 && slurp(dir / "kube-local.log").find("serving on") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto cfg = bo::kube::load_kubeconfig(kubeconfig.string());
+  if (!cfg) throw std::runtime_error(cfg.error().str());
+  auto transport = bo::kube::make_cpprest_transport(*cfg);
+  bo::kube::Client client(std::move(*transport), 100000, 100000);
+  if (std::system(("kubectl --kubeconfig " + kubeconfig.string() + " apply -f " + std::string(SOURCE_DIR) +
+                   "/crds/ >/dev/null")
+                      .c_str()) != 0)
+    throw std::runtime_error("kubectl apply crds");
+  (void)client.create(bo::kube::resources::kNamespaces, "", {{"metadata", {{"name", "bench"}}}});
+  (void)client.create(bo::kube::resources::kSecrets, "bench",
+                      {{"metadata", {{"name", "walg-storage"}}},
+                       {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},
+                                       {"WALG_AWS_SECRET_ACCESS_KEY", "s"}, {"WALG_AWS_ENDPOINT", "https://s3"}}}});
+  (void)client.create(bo::kube::resources::kSecrets, "bench",
+                      {{"metadata", {{"name", "walg-encryption"}}}, {"stringData", {{"WALG_LIBSODIUM_KEY", "k"}}}});
+  const auto create_start = Clock::now();
+  for (int i = 0; i < n; ++i) {
+    json p = {{"metadata", {{"name", "db-" + std::to_string(i)}}},
+              {"spec", {{"addons", {"supabase-walg"}},
+                        {"database", {{"host", "db"}}},
+                        {"storage", {{"secretRef", {{"name", "walg-storage"}}},
+                                     {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
+                        {"schedule", {{"backup", "0 0 1 1 *"}, {"fullBackup", "0 0 1 1 *"}}},
+                        {"verification", {{"enabled", false}}}}}};
+    if (!client.create(bo::reconcile::kBackupPolicies, "bench", p)) throw std::runtime_error("create policy");
+  }
+  const double create_s = std::chrono::duration<double>(Clock::now() - create_start).count();
+
+  const int metrics_port = free_port();
+  const auto start = Clock::now();
+  const pid_t op = spawn({(build / "backup-operator").string(), "--kubeconfig", kubeconfig.string(),
+                          "--metrics-bind-address", "127.0.0.1:" + std::to_string(metrics_port),
+                          "--health-probe-bind-address", "0", "--webhook-bind-address", "0", "--time-scale", "360",
+                          "--kube-api-qps", "5000", "--kube-api-burst", "5000", "--log-level", "warn"},
+                         dir / "operator.log");
+  double ready_s = -1;
+  while (std::chrono::duration<double>(Clock::now() - start).count() < 600) {
+    auto l = client.list(bo::reconcile::kBackupPolicies, "bench");
+    int ready = 0;
+    if (l)
+      for (const auto& p : (*l)["items"])
+        for (const auto& c : p.value("status", json::object()).value("conditions", json::array()))
+          if (c.value("type", "") == "Ready" && c.value("status", "") == "True") ++ready;
+    if (ready == n) {
+      ready_s = std::chrono::duration<double>(Clock::now() - start).count();
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let the last status writes land in the metrics
+  const auto sync = requests_by_verb(http_get("http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics"));
+  // An idle hour of schedule: 10 s at --time-scale 360, with nothing due.
+  std::this_thread::sleep_for(std::chrono::seconds(10));
+  const auto idle_end = requests_by_verb(http_get("http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics"));
+  const auto [rss_kib, cpu_s] = usage(op);
+  kill(op, SIGTERM);
+  waitpid(op, nullptr, 0);
+  kill(kl, SIGTERM);
+  waitpid(kl, nullptr, 0);
+  fs::remove_all(dir);
+
+  json sync_per_policy = json::object(), idle = json::object();
+  double idle_writes = 0;
+  for (const auto& [verb, count] : sync) sync_per_policy[verb] = count / n;
+  for (const auto& [verb, count] : idle_end) {
+    const double d = count - (sync.count(verb) ? sync.at(verb) : 0);
+    idle[verb] = d;
+    if (verb != "GET" && verb != "LIST" && verb != "WATCH") idle_writes += d;
+  }
+  return {{"policies", n},
+          {"create_seconds", create_s},
+          {"ready_seconds", ready_s},
+          {"sync_requests_per_policy", sync_per_policy},
+          {"idle_hour_requests", idle},
+          {"idle_hour_writes", idle_writes},
+          {"peak_rss_mib", rss_kib / 1024.0},
+          {"cpu_seconds", cpu_s}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<int> sizes;
+  for (int i = 1; i < argc; ++i) sizes.push_back(std::atoi(argv[i]));
+  if (sizes.empty()) sizes = {100, 1000};
+  const fs::path build = fs::absolute(argv[0]).parent_path();
+  std::vector<json> results;
+  for (int n : sizes) {
+    if (n <= 0) {
+      std::cerr << "bench_operator: sizes must be positive numbers of policies\n";
+      return 2;
+    }
+    results.push_back(run(n, build));
+    std::cout << results.back().dump() << std::endl;
+  }
+  std::printf("\n| policies | Ready after | requests/policy in sync | writes in an idle hour | peak RSS | CPU |\n");
+  std::printf("| ---: | ---: | --- | ---: | ---: | ---: |\n");
+  for (const auto& r : results) {
+    std::string per;
+    for (const auto& [verb, v] : r["sync_requests_per_policy"].items()) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%s%s %.2f", per.empty() ? "" : ", ", verb.c_str(), v.get<double>());
+      per += buf;
+    }
+    std::printf("| %d | %.2f s | %s | %.0f | %.1f MiB | %.2f s |\n", r["policies"].get<int>(), r["ready_seconds"].get<double>(),
+                per.c_str(), r["idle_hour_writes"].get<double>(), r["peak_rss_mib"].get<double>(),
+                r["cpu_seconds"].get<double>());
+  }
+  return 0;
+}
