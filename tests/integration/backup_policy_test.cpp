@@ -181,8 +181,10 @@ TEST_F(BackupPolicyIT, DueSlotRunsOneJobWhoseResultFillsTheCatalog) {
   EXPECT_EQ(st["backups"][0]["id"], "base_000000010000000000000009");
   EXPECT_EQ(st["lastSuccessfulBackup"]["checksum"], "sha256:" + std::string(64, 'b'));
   EXPECT_EQ(st.dump().find("CANARY"), std::string::npos);
-  // Quiet when nothing changes: another reconcile writes nothing.
-  const std::string rv = (*p)["metadata"]["resourceVersion"];
+  // Quiet when nothing changes: once everything has settled (Databasus
+  // becoming ready is the last change), another reconcile writes nothing.
+  ASSERT_TRUE(eventually([&] { return condition("DatabasusReady").value("status", "") == "True"; }));
+  const std::string rv = (*client_->get(kBackupPolicies, ns_, "db"))["metadata"]["resourceVersion"];
   controller_->reconcile(ns_ + "/db");
   EXPECT_EQ((*client_->get(kBackupPolicies, ns_, "db"))["metadata"]["resourceVersion"], rv);
   // Events say what happened.
