@@ -9,9 +9,6 @@
 //   - API requests per policy during that initial sync, by verb;
 //   - API writes during an idle hour (10 s at --time-scale 360);
 //   - the operator's peak RSS and CPU seconds.
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -27,8 +24,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../tests/integration/harness.h"  // KubeLocal, Child, free_port: the tests' process helpers
 #include "kube/client.h"
-#include "kube/config.h"
 #include "reconcile/caches.h"
 
 namespace fs = std::filesystem;
@@ -36,24 +33,6 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-pid_t spawn(std::vector<std::string> args, const fs::path& out) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    FILE* f = fopen(out.c_str(), "w");
-    if (f) {
-      dup2(fileno(f), 1);
-      dup2(fileno(f), 2);
-    }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p);
@@ -102,32 +81,11 @@ std::pair<long, double> usage(pid_t pid) {
   return {hwm, cpu};
 }
 
-int free_port() {
-  // Let the kernel choose: bind to port 0 through a throwaway kube-local-free socket.
-  FILE* p = popen("python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])'", "r");
-  int port = 0;
-  if (p) {
-    if (fscanf(p, "%d", &port) != 1) port = 0;
-    pclose(p);
-  }
-  return port;
-}
-
 json run(int n, const fs::path& build) {
-  const fs::path dir = fs::temp_directory_path() / ("bench-" + std::to_string(getpid()) + "-" + std::to_string(n));
-  fs::create_directories(dir);
-  const fs::path kubeconfig = dir / "kubeconfig";
-  const pid_t kl = spawn({(build / "kube-local").string(), "--port", "0", "--write-kubeconfig", kubeconfig.string()},
-                         dir / "kube-local.log");
-  for (int i = 0; i < 300 && slurp(dir / "kube-local.log").find("serving on") == std::string::npos; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  auto cfg = bo::kube::load_kubeconfig(kubeconfig.string());
-  if (!cfg) throw std::runtime_error(cfg.error().str());
-  auto transport = bo::kube::make_cpprest_transport(*cfg);
-  bo::kube::Client client(std::move(*transport), 100000, 100000);
-  if (std::system(("kubectl --kubeconfig " + kubeconfig.string() + " apply -f " + std::string(SOURCE_DIR) +
-                   "/crds/ >/dev/null")
-                      .c_str()) != 0)
+  testing_support::KubeLocal server;
+  auto client_owner = server.client();
+  bo::kube::Client& client = *client_owner;
+  if (server.kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/").exit_code != 0)
     throw std::runtime_error("kubectl apply crds");
   (void)client.create(bo::kube::resources::kNamespaces, "", {{"metadata", {{"name", "bench"}}}});
   (void)client.create(bo::kube::resources::kSecrets, "bench",
@@ -149,13 +107,13 @@ json run(int n, const fs::path& build) {
   }
   const double create_s = std::chrono::duration<double>(Clock::now() - create_start).count();
 
-  const int metrics_port = free_port();
+  const int metrics_port = testing_support::free_port();
   const auto start = Clock::now();
-  const pid_t op = spawn({(build / "backup-operator").string(), "--kubeconfig", kubeconfig.string(),
+  testing_support::Child op({(build / "backup-operator").string(), "--kubeconfig", server.kubeconfig().string(),
                           "--metrics-bind-address", "127.0.0.1:" + std::to_string(metrics_port),
                           "--health-probe-bind-address", "0", "--webhook-bind-address", "0", "--time-scale", "360",
                           "--kube-api-qps", "5000", "--kube-api-burst", "5000", "--log-level", "warn"},
-                         dir / "operator.log");
+                         server.dir() / "operator.log");
   double ready_s = -1;
   while (std::chrono::duration<double>(Clock::now() - start).count() < 600) {
     auto l = client.list(bo::reconcile::kBackupPolicies, "bench");
@@ -175,12 +133,8 @@ json run(int n, const fs::path& build) {
   // An idle hour of schedule: 10 s at --time-scale 360, with nothing due.
   std::this_thread::sleep_for(std::chrono::seconds(10));
   const auto idle_end = requests_by_verb(http_get("http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics"));
-  const auto [rss_kib, cpu_s] = usage(op);
-  kill(op, SIGTERM);
-  waitpid(op, nullptr, 0);
-  kill(kl, SIGTERM);
-  waitpid(kl, nullptr, 0);
-  fs::remove_all(dir);
+  const auto [rss_kib, cpu_s] = usage(op.pid());
+  op.stop(SIGTERM);
 
   json sync_per_policy = json::object(), idle = json::object();
   double idle_writes = 0;
