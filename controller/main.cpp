@@ -20,6 +20,7 @@
 #include "kube/client.h"
 #include "kube/config.h"
 #include "kube/events.h"
+#include "bundle/command.h"
 #include "jobs/run_job.h"
 #include "kube/leader.h"
 #include "reconcile/backup_policy_controller.h"
@@ -142,6 +143,37 @@ int main(int argc, char** argv) {
   std::string job_action;
   auto* run_job = app.add_subcommand("run-job", "run one backup action inside a Job (drives wal-g)");
   run_job->add_option("action", job_action, "backup | full-backup | retain | offsite-copy | restore | validate-database-answers")->required();
+  bo::bundle::CommandArgs bundle_args;
+  auto* bundle = app.add_subcommand("bundle", "make, check or restore a PaaS-state bundle (encrypted, verifiable, never a secret)");
+  bundle->require_subcommand(1);
+  auto key_options = [&](CLI::App* c) {
+    c->add_option("--key-file", bundle_args.key_file, "file holding the 32-byte key (64 hex digits or base64)");
+    c->add_option("--key-env", bundle_args.key_env, "environment variable holding the key (in Jobs: from a Secret)");
+    c->add_option("--work-dir", bundle_args.work_dir, "where the plaintext archive is kept while working (default: $TMPDIR or /tmp)");
+    c->add_flag("--termination-log", bundle_args.termination_log, "also write the result to $TERMINATION_LOG (default /dev/termination-log)");
+  };
+  auto* bcreate = bundle->add_subcommand("create", "bundle the protected files of one or more contexts (POLICY §1) and store them");
+  bcreate->add_option("--state-root", bundle_args.state_root, "the PaaS state root (holds contexts/<context>/)")->required();
+  bcreate->add_option("--context", bundle_args.contexts, "a context to bundle (repeatable)");
+  bcreate->add_flag("--all-contexts", bundle_args.all_contexts, "bundle every context under <state-root>/contexts");
+  bcreate->add_option("--include-releases", bundle_args.include_releases, "include releases/ metadata (true|false)")->capture_default_str();
+  bcreate->add_flag("--forensic-cache", bundle_args.forensic_cache, "include cache/ (a forensic bundle)");
+  bcreate->add_option("--include", bundle_args.include, "one more file, relative to the context root (repeatable)");
+  bcreate->add_option("--store", bundle_args.store, "dir:<path>, or s3 (next to the WAL-G backups, from WALG_* variables)")->required();
+  bcreate->add_option("--tag", bundle_args.id, "the bundle id is <context>-<tag> (default: the UTC time, yyyymmddThhmmssZ)");
+  key_options(bcreate);
+  auto* bverify = bundle->add_subcommand("verify", "check a bundle's authentication tag, manifest and every file's sha256");
+  auto* brestore = bundle->add_subcommand("restore", "verify a bundle, then write its files atomically into a state root (never under vault/)");
+  for (auto* c : {bverify, brestore}) {
+    c->add_option("--file", bundle_args.file, "a bundle file");
+    c->add_option("--store", bundle_args.store, "dir:<path> or s3, with --context and --id");
+    c->add_option("--context", bundle_args.contexts, "the bundle's context");
+    c->add_option("--id", bundle_args.id, "the bundle id (as create printed it)");
+    key_options(c);
+  }
+  brestore->add_option("--state-root", bundle_args.state_root, "the state root to restore into")->required();
+  brestore->add_option("--to-context", bundle_args.to_context, "restore into this context instead of the bundle's own");
+
   try {
     // "--flag=" means an empty value; CLI11 would take the next argument
     // instead, so split it into "--flag" and "".
@@ -166,6 +198,10 @@ int main(int argc, char** argv) {
     die(what + " (see --help)", 2);
   }
   if (run_job->parsed()) return bo::jobs::run_job(job_action, bo::jobs::current_environment(), std::cerr);
+  if (bundle->parsed()) {
+    bundle_args.command = bcreate->parsed() ? "create" : bverify->parsed() ? "verify" : "restore";
+    return bo::bundle::run_bundle_command(bundle_args, bo::jobs::current_environment(), std::cout, std::cerr);
+  }
   const auto lease_duration = bo::parse_duration(f.lease_duration);
   const auto renew_deadline = bo::parse_duration(f.renew_deadline);
   const auto retry_period = bo::parse_duration(f.retry_period);

@@ -1,0 +1,37 @@
+// Where bundles live: a directory (written through a temporary file and a
+// rename) or S3-compatible storage next to the WAL-G backups (PUT and GET
+// signed with SigV4, credentials from the same WALG_* environment).
+#pragma once
+#include <expected>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace bo::bundle {
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  // Stores `file` under `name` (e.g. paas-state/<context>/<id>.bundle); returns where it went.
+  virtual std::expected<std::string, std::string> put(const std::string& name, const std::filesystem::path& file) = 0;
+  // Fetches `name` into `file`.
+  virtual std::expected<void, std::string> get(const std::string& name, const std::filesystem::path& file) = 0;
+  [[nodiscard]] virtual std::string location(const std::string& name) const = 0;
+};
+
+// The object name of a bundle: paas-state/<context>/<id>.bundle.
+[[nodiscard]] std::string object_name(const std::string& context, const std::string& id);
+
+[[nodiscard]] std::unique_ptr<Store> make_directory_store(std::filesystem::path dir);
+
+// From WALG_S3_PREFIX (s3://bucket[/prefix]), WALG_AWS_ACCESS_KEY_ID,
+// WALG_AWS_SECRET_ACCESS_KEY, WALG_AWS_ENDPOINT (path-style when set) and
+// WALG_AWS_REGION or AWS_REGION (default us-east-1). Errors name the variable, never its value.
+[[nodiscard]] std::expected<std::unique_ptr<Store>, std::string> make_s3_store(const std::map<std::string, std::string>& env);
+
+// "dir:<path>" or "s3".
+[[nodiscard]] std::expected<std::unique_ptr<Store>, std::string> make_store(const std::string& spec,
+                                                                            const std::map<std::string, std::string>& env);
+
+}  // namespace bo::bundle
