@@ -1,6 +1,7 @@
 #include "api/backup_policy.h"
 
 #include <algorithm>
+#include <cctype>
 #include <expected>
 
 #include "common/duration.h"
@@ -130,6 +131,33 @@ std::expected<BackupPolicySpec, Problem> parse_backup_policy_spec(const json& sp
   jt.integer("activeDeadlineSeconds", s.job_template.active_deadline_seconds);
   jt.integer("ttlSecondsAfterFinished", s.job_template.ttl_seconds_after_finished);
 
+  if (const json* ps = r.get("paasState")) {
+    Reader st = r.sub("paasState");
+    if (ps->is_object()) {
+      auto& p = s.paas_state;
+      p.enabled = true;
+      st.str("claimName", p.claim_name);
+      st.str("subPath", p.sub_path);
+      if (auto c = st.get("contexts")) {
+        if (!c->is_array()) st.fail("spec.paasState.contexts", "a list of context names, or [\"*\"]");
+        else
+          for (const auto& x : *c)
+            if (x.is_string()) p.contexts.push_back(x.get<std::string>());
+            else st.fail("spec.paasState.contexts", "a list of context names, or [\"*\"]");
+      }
+      st.boolean("includeReleases", p.include_releases);
+      st.boolean("forensicCache", p.forensic_cache);
+      st.str("schedule", p.schedule);
+      Reader key = st.sub("keySecretRef");
+      key.str("name", p.key_secret);
+      key.str("key", p.key_key);
+      Reader dest = st.sub("destination");
+      dest.str("claimName", p.destination_claim);
+      dest.str("path", p.destination_path);
+      if (p.key_secret.empty()) p.key_secret = s.storage.encryption_secret;
+    }
+  }
+
   Reader hl = r.sub("historyLimits");
   hl.integer("successful", s.history_limits.successful);
   hl.integer("failed", s.history_limits.failed);
@@ -190,6 +218,30 @@ std::vector<Problem> validate(const BackupPolicySpec& s, const std::string& poli
     add("InvalidSpec", "spec.jobTemplate.activeDeadlineSeconds", "must be at least 1");
   if (s.history_limits.successful < 0 || s.history_limits.failed < 0)
     add("InvalidSpec", "spec.historyLimits", "limits must not be negative");
+  if (const auto& p = s.paas_state; p.enabled) {
+    if (p.claim_name.empty()) add("InvalidSpec", "spec.paasState.claimName", "required: the claim holding the state root");
+    if (p.sub_path.starts_with("/") || p.sub_path == ".." || p.sub_path.starts_with("../") ||
+        p.sub_path.find("/../") != std::string::npos || p.sub_path.ends_with("/.."))
+      add("InvalidSpec", "spec.paasState.subPath", "must be a relative path inside the claim");
+    if (p.contexts.empty()) add("InvalidSpec", "spec.paasState.contexts", "name at least one context, or [\"*\"] for all");
+    for (size_t i = 0; i < p.contexts.size(); ++i) {
+      const std::string& c = p.contexts[i];
+      const bool ok = (c == "*" && p.contexts.size() == 1) ||
+                      (c != "*" && !c.empty() && c.size() <= 63 && c != "." && c != ".." &&
+                       std::all_of(c.begin(), c.end(), [](unsigned char ch) {
+                         return std::isalnum(ch) || ch == '.' || ch == '_' || ch == '-';
+                       }));
+      if (!ok)
+        add("InvalidSpec", "spec.paasState.contexts[" + std::to_string(i) + "]",
+            "\"" + c + "\" is not a context name (letters, digits, '.', '_', '-'), and \"*\" must stand alone");
+    }
+    check_cron(p.schedule, "spec.paasState.schedule");
+    if (p.key_secret.empty())
+      add("EncryptionRequired", "spec.paasState.keySecretRef.name", "bundles are encrypted: name a Secret holding the bundle key");
+    if (!p.destination_claim.empty() &&
+        (p.destination_path.empty() || p.destination_path.starts_with("/") || p.destination_path.find("..") != std::string::npos))
+      add("InvalidSpec", "spec.paasState.destination.path", "must be a relative path inside the destination claim");
+  }
   return out;
 }
 
@@ -223,6 +275,7 @@ std::vector<Problem> check_secrets(const BackupPolicySpec& s, const SecretData& 
   need(s.database.credentials_secret, "spec.database.credentialsSecretRef.name",
        {s.database.username_key, s.database.password_key});
   if (!s.offsite.secret.empty()) need(s.offsite.secret, "spec.offsite.secretRef.name", kRequiredStorageKeys);
+  if (s.paas_state.enabled) need(s.paas_state.key_secret, "spec.paasState.keySecretRef.name", {s.paas_state.key_key});
   return out;
 }
 
@@ -243,6 +296,7 @@ std::vector<std::string> referenced_secrets(const json& spec) {
   name_at(spec, {"storage", "encryption", "secretRef", "name"});
   name_at(spec, {"database", "credentialsSecretRef", "name"});
   name_at(spec, {"offsite", "secretRef", "name"});
+  name_at(spec, {"paasState", "keySecretRef", "name"});
   return names;
 }
 

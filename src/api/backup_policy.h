@@ -91,6 +91,24 @@ struct BackupPolicySpec {
     json resources;
   } databasus;
 
+  // PaaS-state bundles (POLICY.md §1–§2): the state root on a claim, bundled
+  // per context on a schedule, encrypted under a key from a Secret, stored
+  // next to the WAL-G backups (or on another claim).
+  struct PaasState {
+    bool enabled = false;  // spec.paasState is present
+    std::string claim_name;
+    std::string sub_path;
+    std::vector<std::string> contexts;  // names, or {"*"}: every context
+    bool include_releases = true;
+    bool forensic_cache = false;
+    std::string schedule = "15 * * * *";
+    std::string key_secret;  // default: the storage encryption Secret
+    std::string key_key = "BUNDLE_KEY";
+    std::string destination_claim;  // empty: S3, beside the WAL-G backups
+    std::string destination_path = "paas-state";
+    [[nodiscard]] bool all_contexts() const { return contexts.size() == 1 && contexts[0] == "*"; }
+  } paas_state;
+
   struct HistoryLimits {
     int successful = 3, failed = 3;
   } history_limits;

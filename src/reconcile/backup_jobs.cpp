@@ -18,6 +18,7 @@ std::string action_name(Action a) {
     case Action::kRetain: return "retain";
     case Action::kOffsiteCopy: return "offsite-copy";
     case Action::kRestore: return "restore";
+    case Action::kStateBundle: return "state-bundle";
   }
   return "backup";
 }
@@ -36,6 +37,7 @@ std::string short_action(Action a) {
     case Action::kRetain: return "retain";
     case Action::kOffsiteCopy: return "offsite";
     case Action::kRestore: return "restore";
+    case Action::kStateBundle: return "state";
   }
   return "run";
 }
@@ -70,7 +72,16 @@ std::vector<std::string> split_ids(const std::string& text) {
   return out;
 }
 
-std::string job_name(const std::string& policy, Action a, SysTime slot) {
+std::string bundle_tag(SysTime slot) {
+  std::string out;
+  for (char c : format_rfc3339(slot))
+    if (c != '-' && c != ':') out += c;
+  return out;  // 20261124T101500Z
+}
+
+std::string job_name(const std::string& policy, Action a, SysTime slot, const std::string& context) {
+  if (a == Action::kStateBundle && !context.empty() && context != "*")
+    return bounded_name(policy + "-state-" + context + "-" + slot_stamp(slot));
   const std::string suffix = "-" + short_action(a) + "-" + slot_stamp(slot);
   std::string base = policy;
   if (base.size() + suffix.size() > 63) {
@@ -136,26 +147,35 @@ json build_job(const JobInputs& in) {
   const std::string policy = meta.value("name", "");
   const std::string ns = meta.value("namespace", "");
   const auto& s = in.spec;
-  const std::string name = job_name(policy, in.action, in.slot);
+  const std::string name = job_name(policy, in.action, in.slot, in.context);
   const std::string expire_ids = join_ids(in.expire);
-  const json labels = {{"app.kubernetes.io/managed-by", kManagedBy},
-                       {"app.kubernetes.io/name", "backup-operator"},
-                       {kLabelPolicy, policy},
-                       {kLabelService, service_name(in.action)},
-                       {kLabelAction, action_name(in.action)}};
+  json labels = {{"app.kubernetes.io/managed-by", kManagedBy},
+                 {"app.kubernetes.io/name", "backup-operator"},
+                 {kLabelPolicy, policy},
+                 {kLabelService, service_name(in.action)},
+                 {kLabelAction, action_name(in.action)}};
+  const bool state = in.action == Action::kStateBundle;
+  if (state) labels[kLabelContext] = in.context == "*" ? "all" : in.context;
 
   json env = json::array();
   std::vector<std::string> keys = in.storage_keys;
   for (const auto& k : api::kRequiredStorageKeys)
     if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
   std::sort(keys.begin(), keys.end());
+  const bool needs_storage = !state || s.paas_state.destination_claim.empty();
   for (const auto& k : keys)
-    if (k.starts_with("WALG_") || k.starts_with("AWS_")) env.push_back(secret_env(k, s.storage.secret, k));
-  env.push_back(secret_env("WALG_LIBSODIUM_KEY", s.storage.encryption_secret, s.storage.encryption_key));
-  env.push_back({{"name", "PGHOST"}, {"value", s.database.host}});
-  env.push_back({{"name", "PGPORT"}, {"value", std::to_string(s.database.port)}});
-  env.push_back({{"name", "PGDATABASE"}, {"value", s.database.name}});
-  if (!s.database.credentials_secret.empty()) {
+    if (needs_storage && (k.starts_with("WALG_") || k.starts_with("AWS_"))) env.push_back(secret_env(k, s.storage.secret, k));
+  if (state) {
+    // A state bundle reads files, not the database: the bundle key and
+    // (for S3) the storage keys, nothing else.
+    env.push_back(secret_env("BUNDLE_KEY", s.paas_state.key_secret, s.paas_state.key_key));
+  } else {
+    env.push_back(secret_env("WALG_LIBSODIUM_KEY", s.storage.encryption_secret, s.storage.encryption_key));
+    env.push_back({{"name", "PGHOST"}, {"value", s.database.host}});
+    env.push_back({{"name", "PGPORT"}, {"value", std::to_string(s.database.port)}});
+    env.push_back({{"name", "PGDATABASE"}, {"value", s.database.name}});
+  }
+  if (!state && !s.database.credentials_secret.empty()) {
     env.push_back(secret_env("PGUSER", s.database.credentials_secret, s.database.username_key));
     env.push_back(secret_env("PGPASSWORD", s.database.credentials_secret, s.database.password_key));
   }
@@ -174,14 +194,37 @@ json build_job(const JobInputs& in) {
     env.push_back({{"name", "OFFSITE_BACKUP_ID"}, {"value", in.backup_id}});
   }
 
+  json args = {"run-job", action_name(in.action)};
+  json mounts = {{{"name", "tmp"}, {"mountPath", "/tmp"}}};
+  json volumes = {{{"name", "tmp"}, {"emptyDir", json::object()}}};
+  if (state) {
+    const auto& p = s.paas_state;
+    const bool to_claim = !p.destination_claim.empty();
+    args = {"bundle", "create", "--state-root", kStateMount};
+    if (in.context == "*") args.push_back("--all-contexts");
+    else args.insert(args.end(), {"--context", in.context});
+    args.insert(args.end(), {"--include-releases", p.include_releases ? "true" : "false"});
+    if (p.forensic_cache) args.push_back("--forensic-cache");
+    args.insert(args.end(), {"--store", to_claim ? std::string("dir:") + kBundleMount + "/" + p.destination_path : "s3",
+                             "--key-env", "BUNDLE_KEY", "--tag", bundle_tag(in.slot), "--work-dir", "/tmp",
+                             "--termination-log"});
+    json state_mount = {{"name", "state"}, {"mountPath", kStateMount}, {"readOnly", true}};
+    if (!p.sub_path.empty()) state_mount["subPath"] = p.sub_path;
+    mounts.push_back(state_mount);
+    volumes.push_back({{"name", "state"}, {"persistentVolumeClaim", {{"claimName", p.claim_name}, {"readOnly", true}}}});
+    if (to_claim) {
+      mounts.push_back({{"name", "bundles"}, {"mountPath", kBundleMount}});
+      volumes.push_back({{"name", "bundles"}, {"persistentVolumeClaim", {{"claimName", p.destination_claim}}}});
+    }
+  }
   json container = {
-      {"name", "walg"},
+      {"name", state ? "state-bundle" : "walg"},
       {"image", s.job_template.image.empty() ? in.default_image : s.job_template.image},
-      {"args", {"run-job", action_name(in.action)}},
+      {"args", args},
       {"env", env},
       {"terminationMessagePath", "/dev/termination-log"},
       {"terminationMessagePolicy", "File"},
-      {"volumeMounts", {{{"name", "tmp"}, {"mountPath", "/tmp"}}}},
+      {"volumeMounts", mounts},
       {"securityContext",
        {{"allowPrivilegeEscalation", false},
         {"readOnlyRootFilesystem", true},
@@ -200,7 +243,7 @@ json build_job(const JobInputs& in) {
                      {"runAsGroup", 65532},
                      {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
                    {"containers", {container}},
-                   {"volumes", {{{"name", "tmp"}, {"emptyDir", json::object()}}}}};
+                   {"volumes", volumes}};
   if (!s.job_template.service_account.empty()) pod_spec["serviceAccountName"] = s.job_template.service_account;
   if (s.job_template.node_selector.is_object() && !s.job_template.node_selector.empty())
     pod_spec["nodeSelector"] = s.job_template.node_selector;

@@ -17,9 +17,9 @@ namespace bo::reconcile {
 using json = nlohmann::json;
 using SysTime = std::chrono::system_clock::time_point;
 
-enum class Action { kBackup, kFullBackup, kVerify, kRetain, kOffsiteCopy, kRestore };
+enum class Action { kBackup, kFullBackup, kVerify, kRetain, kOffsiteCopy, kRestore, kStateBundle };
 
-// The backup.si.dev/action label value: backup, full-backup, verify, retain, offsite-copy, restore.
+// The backup.si.dev/action label value: backup, full-backup, verify, retain, offsite-copy, restore, state-bundle.
 [[nodiscard]] std::string action_name(Action a);
 // supabase-walg-backup, or supabase-walg-restore for restores (verify: a verification restore).
 [[nodiscard]] std::string service_name(Action a);
@@ -29,12 +29,17 @@ inline constexpr const char* kLabelPolicy = "backup.si.dev/policy";
 inline constexpr const char* kLabelService = "backup.si.dev/service";
 inline constexpr const char* kLabelAction = "backup.si.dev/action";
 inline constexpr const char* kAnnotationSlot = "backup.si.dev/scheduled-at";
+inline constexpr const char* kLabelContext = "backup.si.dev/context";  // state-bundle Jobs: the context, or "all"
+inline constexpr const char* kStateMount = "/state";                  // the state root inside state-bundle Jobs
+inline constexpr const char* kBundleMount = "/bundles";               // a destination claim inside state-bundle Jobs
 inline constexpr const char* kDefaultImage = "si-dev/backup-operator:0.1.0";
 
 // The same policy, action and slot always give the same name (at most 63
 // characters, so it is valid as the job-name label), which is what makes a
 // restarted or duplicated operator unable to create two Jobs for one slot.
-[[nodiscard]] std::string job_name(const std::string& policy, Action a, SysTime slot);
+// State-bundle Jobs add the context: <policy>-state-<context>-<slot> (or
+// <policy>-state-<slot> for every context).
+[[nodiscard]] std::string job_name(const std::string& policy, Action a, SysTime slot, const std::string& context = "");
 // `base` if it is a valid name of at most 63 characters, else a prefix of it
 // and a short hash of the whole (so distinct bases stay distinct).
 [[nodiscard]] std::string bounded_name(const std::string& base, size_t limit = 63);
@@ -61,7 +66,12 @@ struct JobInputs {
   std::string default_image = kDefaultImage;
   std::vector<std::string> expire;  // retain: the backup ids to delete (RETAIN_EXPIRE)
   std::string backup_id;            // offsite-copy: the full backup to copy (OFFSITE_BACKUP_ID)
+  std::string context;              // state-bundle: the context, or "*" for every context
 };
+
+// The bundle tag of a slot (yyyymmddThhmmssZ): a state-bundle Job's bundles
+// are <context>-<tag>, so a retried Job rewrites the same objects.
+[[nodiscard]] std::string bundle_tag(SysTime slot);
 
 inline constexpr const char* kRetainExpireEnv = "RETAIN_EXPIRE";
 inline constexpr const char* kAnnotationExpire = "backup.si.dev/expire";

@@ -146,7 +146,8 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
                  .value_or(parse_rfc3339(job["metadata"].value("creationTimestamp", "")).value_or(in.now));
     if (o.action == "retain")
       o.expire = split_ids(job["metadata"].value("annotations", json::object()).value(kAnnotationExpire, ""));
-    const JobView v = view_job(job, caches_.pods, "walg", grace_);
+    o.context = job["metadata"].value("labels", json::object()).value(kLabelContext, "");
+    const JobView v = view_job(job, caches_.pods, o.action == "state-bundle" ? "state-bundle" : "walg", grace_);
     o.state = v.state;
     o.termination_message = v.message;
     o.failure = v.failure;

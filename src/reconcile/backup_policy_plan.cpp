@@ -19,6 +19,9 @@ constexpr size_t kRecentRuns = 20;
 
 bool is_backup_action(const std::string& a) { return a == "backup" || a == "full-backup"; }
 
+// Bundles recorded per context in status.paasState.bundles (a day of hourly bundles).
+constexpr size_t kStateBundlesPerContext = 24;
+
 std::string join_messages(const std::vector<api::Problem>& ps) {
   std::string out;
   for (const auto& p : ps) out += (out.empty() ? "" : "; ") + p.message;
@@ -54,6 +57,8 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   // --- outcomes of finished runs: recorded once, even while the spec is invalid ---
   json recent = status.value("recentRuns", json::array());
   json catalog = status.value("backups", json::array());
+  json state_bundles = status.value("paasState", json::object()).value("bundles", json::array());
+  const size_t state_bundles_before = state_bundles.size();
   std::set<std::string> recorded;
   for (const auto& r : recent) recorded.insert(r.value("job", ""));
   std::vector<const ObservedJob*> finished;
@@ -111,6 +116,27 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
       } else {
         ok = false;
         why = "InvalidResult: an offsite-copy Job must report {\"copied\": <backup id>}";
+      }
+    } else if (ok && j->action == "state-bundle") {
+      const json t = json::parse(j->termination_message, nullptr, false);
+      const json* list = t.is_object() && t.contains("bundles") && t["bundles"].is_array() ? &t["bundles"] : nullptr;
+      if (!list || list->empty()) {
+        ok = false;
+        why = "InvalidResult: a state-bundle Job must report {\"bundles\": [{context, id, sha256, files, size}]}";
+      } else {
+        json& bundles = state_bundles;
+        for (const auto& b : *list) {
+          if (!b.is_object() || !b.value("id", json()).is_string() || !b.value("sha256", json()).is_string()) continue;
+          const std::string id = b["id"];
+          if (std::any_of(bundles.begin(), bundles.end(), [&](const json& e) { return e.value("id", "") == id; })) continue;
+          bundles.push_back({{"context", b.value("context", "")}, {"id", id}, {"sha256", b["sha256"]},
+                             {"files", b.value("files", 0)}, {"sizeBytes", b.value("size", 0)},
+                             {"completionTime", format_rfc3339(j->finished.value_or(in.now))}, {"job", j->name}});
+          plan.events.push_back({"Normal", "StateBundled",
+                                 "Job " + j->name + " bundled context " + b.value("context", "") + " as " + id + " (" +
+                                     std::to_string(b.value("files", 0)) + " files, sha256 " +
+                                     b["sha256"].get<std::string>().substr(0, 12) + "…)"});
+        }
       }
     } else if (ok && j->action == "retain") {
       catalog.erase(std::remove_if(catalog.begin(), catalog.end(),
@@ -176,6 +202,17 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   }
   status["recentRuns"] = recent;
   status["backups"] = catalog;
+  if (state_bundles.size() != state_bundles_before) {
+    // Newest first; the newest kStateBundlesPerContext of each context stay.
+    std::stable_sort(state_bundles.begin(), state_bundles.end(), [](const json& a, const json& b) {
+      return a.value("completionTime", "") > b.value("completionTime", "");
+    });
+    std::map<std::string, size_t> per_context;
+    json kept = json::array();
+    for (const auto& b : state_bundles)
+      if (++per_context[b.value("context", "")] <= kStateBundlesPerContext) kept.push_back(b);
+    status["paasState"]["bundles"] = kept;
+  }
 
   // BackupHealthy follows the newest finished backup run.
   const json* newest_backup = nullptr;
@@ -273,7 +310,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
                                "the " + format_rfc3339(*slots.run) + " offsite-copy slot found no full backup to copy"});
         continue;
       }
-      JobInputs oi{in.policy, *spec, action, *slots.run, storage_keys, in.default_image, {}, newest_full};
+      JobInputs oi{in.policy, *spec, action, *slots.run, storage_keys, in.default_image, {}, newest_full, ""};
       plan.create.push_back(build_job(oi));
       plan.events.push_back({"Normal", "JobCreated", "created Job " + name + " to copy " + newest_full + " offsite"});
       continue;
@@ -287,11 +324,45 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     if (any_active_backup && spec->schedule.concurrency_policy == "Replace")
       for (const auto& j : in.jobs)
         if (j.state == ObservedJob::State::kActive && is_backup_action(j.action)) plan.remove.push_back(j.name);
-    JobInputs ji{in.policy, *spec, action, *slots.run, storage_keys, in.default_image, {}, ""};
+    JobInputs ji{in.policy, *spec, action, *slots.run, storage_keys, in.default_image, {}, "", ""};
     plan.create.push_back(build_job(ji));
     created_one = true;
     plan.events.push_back({"Normal", "JobCreated", "created Job " + name + " for the " + format_rfc3339(*slots.run) +
                                                        " " + aname + " slot"});
+  }
+  // --- PaaS-state bundles: one Job per context (or one for every context) per slot ---
+  if (const auto& ps = spec->paas_state; ps.enabled) {
+    const auto cron = *schedule::Cron::parse(ps.schedule);
+    const auto since =
+        parse_rfc3339(schedules.value("state-bundle", json::object()).value("lastScheduleTime", "")).value_or(created);
+    const auto slots = plan_slots(cron, tz, since, in.now, std::chrono::seconds(spec->schedule.starting_deadline_seconds));
+    if (slots.next && (!next_any || *slots.next < *next_any)) next_any = slots.next;
+    if (slots.latest) schedules["state-bundle"]["lastScheduleTime"] = format_rfc3339(*slots.latest);
+    if (slots.latest && !spec->suspend) {
+      if (slots.missed > 0) {
+        missed_total += slots.missed;
+        plan.new_missed += slots.missed;
+        plan.events.push_back({"Warning", "MissedSchedule",
+                               std::to_string(slots.missed) + " state-bundle slot(s) passed without a run"});
+      }
+      for (const auto& context : slots.run ? ps.contexts : std::vector<std::string>{}) {
+        const std::string name = job_name(meta.value("name", ""), Action::kStateBundle, *slots.run, context);
+        if (std::any_of(in.jobs.begin(), in.jobs.end(), [&](const ObservedJob& j) { return j.name == name; })) continue;
+        const std::string label = context == "*" ? "all" : context;
+        if (std::any_of(in.jobs.begin(), in.jobs.end(), [&](const ObservedJob& j) {
+              return j.state == ObservedJob::State::kActive && j.action == "state-bundle" && j.context == label;
+            })) {
+          plan.events.push_back({"Normal", "SkippedConcurrent", "skipped the " + format_rfc3339(*slots.run) +
+                                                                    " state-bundle slot for context " + label +
+                                                                    ": the previous bundle is still running"});
+          continue;
+        }
+        JobInputs si{in.policy, *spec, Action::kStateBundle, *slots.run, storage_keys, in.default_image, {}, "", context};
+        plan.create.push_back(build_job(si));
+        plan.events.push_back({"Normal", "JobCreated", "created Job " + name + " to bundle the PaaS state of context " +
+                                                           label + " (" + format_rfc3339(*slots.run) + " slot)"});
+      }
+    }
   }
   // --- verification: daily, a RestoreRequest restores the newest full backup into the target ---
   if (spec->verification.enabled && !spec->verification.target_namespace.empty()) {
@@ -380,7 +451,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
         newest_expired = std::max(newest_expired, r.completion);
     const std::string name = job_name(meta.value("name", ""), Action::kRetain, newest_expired);
     if (std::none_of(in.jobs.begin(), in.jobs.end(), [&](const ObservedJob& j) { return j.name == name; })) {
-      JobInputs ji{in.policy, *spec, Action::kRetain, newest_expired, storage_keys, in.default_image, decision.expire, ""};
+      JobInputs ji{in.policy, *spec, Action::kRetain, newest_expired, storage_keys, in.default_image, decision.expire, "", ""};
       plan.create.push_back(build_job(ji));
       plan.events.push_back({"Normal", "RetentionScheduled", "created Job " + name + " to delete " +
                                                                  std::to_string(decision.expire.size()) +
@@ -433,6 +504,24 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
            "the newest offsite copy (" + last.value("id", "") + ") is from " + last.value("completionTime", ""));
   } else {
     cond("OffsiteCopyCurrent", "Unknown", "NoCopyYet", "no offsite copy yet");
+  }
+  // StateBundleHealthy follows the newest finished state-bundle run.
+  if (spec->paas_state.enabled) {
+    const json* newest = nullptr;
+    for (const auto& r : recent)
+      if (r.value("action", "") == "state-bundle") {
+        newest = &r;
+        break;
+      }
+    if (!newest)
+      cond("StateBundleHealthy", "Unknown", "NoBundleYet", "no state bundle has finished yet");
+    else if (newest->value("result", "") == "Succeeded")
+      cond("StateBundleHealthy", "True", "LastBundleSucceeded", "Job " + newest->value("job", "") + " succeeded");
+    else
+      cond("StateBundleHealthy", "False", "BundleFailed",
+           "Job " + newest->value("job", "") + " failed: " + newest->value("message", ""));
+  } else {
+    remove_condition(conditions, "StateBundleHealthy");
   }
   const auto drill_interval = parse_duration(spec->drill_interval).value_or(std::chrono::hours(2160));
   if (spec->environment != "production") {

@@ -24,6 +24,7 @@ struct ObservedJob {
   std::string failure;              // Job condition reason/message when failed
   std::optional<SysTime> finished;
   std::vector<std::string> expire;  // retain Jobs: the ids they were asked to delete
+  std::string context;              // state-bundle Jobs: backup.si.dev/context
 };
 
 // A RestoreRequest naming this policy: verifications (created by the policy)

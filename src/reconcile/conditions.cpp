@@ -31,4 +31,12 @@ void set_condition(nlohmann::json& conditions, const std::string& type, const st
   conditions.push_back(c);
 }
 
+void remove_condition(nlohmann::json& conditions, const std::string& type) {
+  if (!conditions.is_array()) return;
+  nlohmann::json kept = nlohmann::json::array();
+  for (const auto& c : conditions)
+    if (!c.is_object() || c.value("type", "") != type) kept.push_back(c);
+  conditions = std::move(kept);
+}
+
 }  // namespace bo::reconcile

@@ -166,7 +166,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
   // The restore Job: deterministic name, so asking twice never makes two.
   auto restore_job = [&](const std::string& id, const std::string& sum) {
     JobInputs ji{in.policy, *policy_spec, spec->purpose == "verification" ? Action::kVerify : Action::kRestore, in.now,
-                 {}, image, {}, ""};
+                 {}, image, {}, "", ""};
     if (auto it = in.secrets.find(policy_spec->storage.secret); it != in.secrets.end())
       for (const auto& [k, v] : it->second) ji.storage_keys.push_back(k);
     json job = build_job(ji);

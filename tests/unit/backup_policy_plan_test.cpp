@@ -141,7 +141,7 @@ TEST(PlanBackupPolicy, SuccessfulRunEntersTheCatalogOnce) {
   stored["status"]["schedules"]["backup"]["lastScheduleTime"] = "2026-11-24T10:00:00Z";
   stored["status"]["schedules"]["full-backup"]["lastScheduleTime"] = "2026-11-24T10:00:00Z";
   std::vector<ObservedJob> jobs = {{"db-full-202611241000", "full-backup", at("2026-11-24T10:00:00Z"), State::kSucceeded,
-                                    result_json("base_000000010000000000000002"), "", at("2026-11-24T10:03:00Z"), {}}};
+                                    result_json("base_000000010000000000000002"), "", at("2026-11-24T10:03:00Z"), {}, ""}};
   auto p = plan_backup_policy(inputs(stored, "2026-11-24T10:04:00Z", jobs));
   ASSERT_EQ(p.status["backups"].size(), 1u);
   EXPECT_EQ(p.status["backups"][0]["id"], "base_000000010000000000000002");
@@ -158,7 +158,7 @@ TEST(PlanBackupPolicy, SuccessfulRunEntersTheCatalogOnce) {
 
 TEST(PlanBackupPolicy, MalformedResultFailsTheRunWithAReason) {
   std::vector<ObservedJob> jobs = {{"db-delta-202611241000", "backup", at("2026-11-24T10:00:00Z"), State::kSucceeded,
-                                    "{\"backupId\":\"x\"}", "", at("2026-11-24T10:03:00Z"), {}}};
+                                    "{\"backupId\":\"x\"}", "", at("2026-11-24T10:03:00Z"), {}, ""}};
   auto p = plan_backup_policy(inputs(policy(), "2026-11-24T10:04:00Z", jobs));
   EXPECT_EQ((*cond(p, "BackupHealthy"))["status"], "False");
   EXPECT_NE((*cond(p, "BackupHealthy"))["message"].get<std::string>().find("InvalidResult: result.checksum"),
@@ -171,7 +171,7 @@ TEST(PlanBackupPolicy, HistoryLimitsDeleteTheOldestFinishedJobs) {
   for (int h = 1; h <= 5; ++h) {
     const std::string stamp = "2026-11-24T0" + std::to_string(h) + ":00:00Z";
     jobs.push_back({"db-delta-202611240" + std::to_string(h) + "00", "backup", at(stamp.c_str()), State::kFailed, "",
-                    "BackoffLimitExceeded", at(stamp.c_str()), {}});
+                    "BackoffLimitExceeded", at(stamp.c_str()), {}, ""});
   }
   auto p = plan_backup_policy(inputs(policy({{"historyLimits", {{"failed", 2}}}}), "2026-11-24T06:30:00Z", jobs));
   EXPECT_EQ(p.remove, (std::vector<std::string>{"db-delta-202611240300", "db-delta-202611240200",
