@@ -1,5 +1,10 @@
 #include "bundle/store.h"
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include <cpprest/filestream.h>
 #include <cpprest/http_client.h>
 
@@ -89,9 +94,10 @@ std::string xml_field(const std::string& body, const std::string& tag) {
 
 class S3Store final : public Store {
  public:
-  S3Store(std::string endpoint, bool path_style, std::string bucket, std::string prefix, SigV4Credentials creds)
+  S3Store(std::string endpoint, bool path_style, std::string bucket, std::string prefix, SigV4Credentials creds,
+          std::string ca_file)
       : endpoint_(std::move(endpoint)), path_style_(path_style), bucket_(std::move(bucket)), prefix_(std::move(prefix)),
-        creds_(std::move(creds)) {}
+        creds_(std::move(creds)), ca_file_(std::move(ca_file)) {}
 
   Result<std::string> put(const std::string& name, const fs::path& file) override {
     uint64_t size = 0;
@@ -146,10 +152,26 @@ class S3Store final : public Store {
                         payload_sha};
       web::http::client::http_client_config cfg;
       cfg.set_timeout(std::chrono::seconds(300));
+      if (!ca_file_.empty()) {
+        // As WAL-G's WALG_S3_CA_CERT_FILE: trust this CA (in addition to the system's).
+        std::ifstream in(ca_file_);
+        const std::string ca((std::istreambuf_iterator<char>(in)), {});
+        cfg.set_ssl_context_callback([ca](boost::asio::ssl::context& ctx) {
+          X509_STORE* store = SSL_CTX_get_cert_store(ctx.native_handle());
+          BIO* bio = BIO_new_mem_buf(ca.data(), static_cast<int>(ca.size()));
+          while (X509* x = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+            X509_STORE_add_cert(store, x);
+            X509_free(x);
+          }
+          BIO_free(bio);
+          ERR_clear_error();  // the end-of-PEM "error" would otherwise fail the handshake
+        });
+      }
       web::http::client::http_client client(base, cfg);
       web::http::http_request req(method);
       req.set_request_uri(canonical_uri);
-      req.headers().add("Host", host);
+      // cpprest writes "Host: host[:port]" itself (the value signed above); setting it here
+      // would also make it the TLS server name, port included, and fail the handshake.
       req.headers().add("x-amz-date", date);
       req.headers().add("x-amz-content-sha256", payload_sha);
       req.headers().add("Authorization", sigv4_authorization(sreq, creds_, date));
@@ -166,7 +188,10 @@ class S3Store final : public Store {
       return std::unexpected(where + ": HTTP " + std::to_string(code) + (code_text.empty() ? "" : " " + code_text) +
                              (message.empty() ? "" : ": " + message));
     } catch (const std::exception& e) {
-      return std::unexpected(where + ": " + e.what());
+      const std::string what = e.what();
+      const bool tls = what.find("SSL") != std::string::npos || what.find("certificate") != std::string::npos;
+      return std::unexpected(where + ": " + what +
+                             (tls ? " (is the endpoint's CA trusted? WALG_S3_CA_CERT_FILE names an extra CA)" : ""));
     }
   }
 
@@ -174,6 +199,7 @@ class S3Store final : public Store {
   bool path_style_;
   std::string bucket_, prefix_;
   SigV4Credentials creds_;
+  std::string ca_file_;
 };
 
 std::string env_or(const std::map<std::string, std::string>& env, const std::string& k, const std::string& dflt = "") {
@@ -209,7 +235,9 @@ Result<std::unique_ptr<Store>> make_s3_store(const std::map<std::string, std::st
   if (!endpoint.starts_with("http://") && !endpoint.starts_with("https://"))
     return std::unexpected("WALG_AWS_ENDPOINT: must start with http:// or https://");
   while (endpoint.size() > 8 && endpoint.back() == '/') endpoint.pop_back();
-  return std::make_unique<S3Store>(endpoint, path_style, m[1].str(), path, creds);
+  const std::string ca_file = env_or(env, "WALG_S3_CA_CERT_FILE");
+  if (!ca_file.empty() && !fs::is_regular_file(ca_file)) return std::unexpected("WALG_S3_CA_CERT_FILE: " + ca_file + " is not a file");
+  return std::make_unique<S3Store>(endpoint, path_style, m[1].str(), path, creds, ca_file);
 }
 
 Result<std::unique_ptr<Store>> make_store(const std::string& spec, const std::map<std::string, std::string>& env) {

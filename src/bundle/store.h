@@ -27,7 +27,8 @@ class Store {
 
 // From WALG_S3_PREFIX (s3://bucket[/prefix]), WALG_AWS_ACCESS_KEY_ID,
 // WALG_AWS_SECRET_ACCESS_KEY, WALG_AWS_ENDPOINT (path-style when set) and
-// WALG_AWS_REGION or AWS_REGION (default us-east-1). Errors name the variable, never its value.
+// WALG_AWS_REGION or AWS_REGION (default us-east-1); WALG_S3_CA_CERT_FILE adds a
+// trusted CA, as in WAL-G. Errors name the variable, never its value.
 [[nodiscard]] std::expected<std::unique_ptr<Store>, std::string> make_s3_store(const std::map<std::string, std::string>& env);
 
 // "dir:<path>" or "s3".

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/encoding.h"
 #include "common/timefmt.h"
 #include "kube/selector.h"
 
@@ -32,9 +33,13 @@ json condition(const std::string& type, const std::string& reason, const std::st
 
 Controllers::Controllers(ApiServer& api, ControllerOptions opts) : api_(api), opts_(opts) {
   if (opts_.time_scale <= 0) opts_.time_scale = 1.0;
+  if (!opts_.exec.images.empty()) exec_ = std::make_unique<ExecKubelet>(opts_.exec);
 }
 
-Controllers::~Controllers() { stop(); }
+Controllers::~Controllers() {
+  stop();
+  exec_.reset();
+}
 
 void Controllers::start() {
   thread_ = std::thread([this] { run(); });
@@ -353,6 +358,7 @@ void Controllers::sync_pod(const std::string& ns, const std::string& name) {
   if (phase == "Succeeded" || phase == "Failed") return;
   if (p["metadata"].contains("deletionTimestamp")) {
     // No kubelet grace period to wait for: containers stop at once.
+    if (exec_) exec_->kill(ns, name);
     (void)api_.mutate(*pods_type, ns, name, [](json& o) {
       auto& fs = o["metadata"]["finalizers"];
       if (fs.is_array()) fs.clear();
@@ -376,7 +382,8 @@ void Controllers::sync_pod(const std::string& ns, const std::string& name) {
       }
   }
   const std::string restart = p.value("spec", json::object()).value("restartPolicy", "Always");
-  const bool terminates = outcome.contains("result") || restart != "Always";
+  const bool exec = outcome.value("exec", false) == true && exec_ && exec_->handles(p);
+  const bool terminates = outcome.contains("result") || restart != "Always" || exec;
   const json containers = p.value("spec", json::object()).value("containers", json::array());
   if (phase != "Running") {
     json st{{"phase", "Running"}, {"startTime", bo::format_rfc3339(now)}, {"hostIP", "127.0.0.1"},
@@ -397,7 +404,30 @@ void Controllers::sync_pod(const std::string& ns, const std::string& name) {
       o["status"] = st;
       return true;
     }, "status");
+    if (exec) {
+      auto secrets = [this](const std::string& sns, const std::string& sname) -> std::optional<std::map<std::string, std::string>> {
+        auto secret = api_.store().get("/secrets", sns, sname);
+        if (!secret) return std::nullopt;
+        std::map<std::string, std::string> data;
+        const json encoded = secret->value("data", json::object());  // a local: never iterate a temporary's items()
+        for (const auto& [k, v] : encoded.items())
+          if (v.is_string()) data[k] = bo::base64_decode(v.get<std::string>()).value_or("");
+        return data;
+      };
+      auto fresh = store.get(kPods, ns, name);
+      exec_->start(fresh ? *fresh : p, secrets, [this, ns, name](const ExecResult& r) {
+        if (stop_) return;
+        finish_pod(ns, name, r.exit_code == 0, r.exit_code, r.reason, r.message);
+      });
+      return;
+    }
     if (terminates) after(scaled(outcome.value("afterSeconds", 1.0)), {kPods, ns, name});
+    return;
+  }
+  if (exec) {
+    // Running, and not started by this process: its process died with a previous kube-local.
+    if (!exec_->started(p["metadata"].value("uid", "")))
+      finish_pod(ns, name, false, 137, "Error", "kube-local restarted while the container ran");
     return;
   }
   if (!terminates) return;
@@ -435,8 +465,16 @@ void Controllers::sync_pod(const std::string& ns, const std::string& name) {
         if (e.value("name", "") == var && e.contains("value") && e["value"].is_string()) value = e["value"];
     message.replace(pos, end + 2 - pos, value);
   }
+  finish_pod(ns, name, success, exit_code, success ? "Completed" : "Error", message);
+}
+
+void Controllers::finish_pod(const std::string& ns, const std::string& name, bool success, int exit_code,
+                             const std::string& reason, const std::string& message) {
+  auto pods_type = api_.registry().find("", "v1", "pods");
+  const auto now = Clock::now();
   (void)api_.mutate(*pods_type, ns, name, [&](json& o) {
     auto& st = o["status"];
+    if (st.value("phase", "") == "Succeeded" || st.value("phase", "") == "Failed") return false;
     st["phase"] = success ? "Succeeded" : "Failed";
     for (auto& c : st["conditions"])
       if (c["type"] == "Ready" || c["type"] == "ContainersReady") {
@@ -446,9 +484,9 @@ void Controllers::sync_pod(const std::string& ns, const std::string& name) {
     for (auto& c : st["containerStatuses"]) {
       c["ready"] = false;
       c["started"] = false;
-      json term{{"exitCode", exit_code}, {"reason", success ? "Completed" : "Error"},
-                {"startedAt", c["state"]["running"].value("startedAt", "")}, {"finishedAt", bo::format_rfc3339(now)},
-                {"containerID", "kube-local://" + name}};
+      json term{{"exitCode", exit_code}, {"reason", reason},
+                {"startedAt", c["state"].value("running", json::object()).value("startedAt", "")},
+                {"finishedAt", bo::format_rfc3339(now)}, {"containerID", "kube-local://" + name}};
       if (!message.empty()) term["message"] = message.substr(0, 4096);
       c["state"] = {{"terminated", term}};
     }

@@ -8,6 +8,7 @@
 // or its Job, a JSON object:
 //   {"result": "Succeeded"|"Failed", "afterSeconds": 1, "exitCode": 0,
 //    "message": "termination message", "failAttempts": 0}
+// or {"exec": true}: the Pod really runs (exec_kubelet.h).
 // failAttempts makes the first N attempts fail before `result` applies.
 // Pods without the annotation take the first matching rule of --pod-rules
 // (a JSON list of {"selector": "label selector", "outcome": {...}}).
@@ -21,6 +22,7 @@
 #include <tuple>
 
 #include "kube-local/api.h"
+#include "kube-local/exec_kubelet.h"
 
 namespace kl {
 
@@ -34,6 +36,7 @@ struct PodRule {
 struct ControllerOptions {
   double time_scale = 1.0;  // > 1 speeds up every simulated delay (pod run time, Job backoff, TTL)
   std::vector<PodRule> pod_rules;  // --pod-rules: outcomes for Pods without the annotation; first match wins
+  ExecOptions exec;                // --exec-image / --volume-root: Pods with outcome {"exec": true} really run
 };
 
 class Controllers {
@@ -64,6 +67,9 @@ class Controllers {
   std::atomic<bool> stop_{false};
   std::multimap<Clock::time_point, Key> timers_;
   std::set<Key> dirty_;
+  void finish_pod(const std::string& ns, const std::string& name, bool success, int exit_code, const std::string& reason,
+                  const std::string& message);
+  std::unique_ptr<ExecKubelet> exec_;  // last: its waiters still call finish_pod while it is destroyed
 };
 
 }  // namespace kl

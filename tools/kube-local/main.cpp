@@ -111,6 +111,11 @@ int main(int argc, char** argv) {
   app.add_option("--bookmark-interval-ms", bookmark_ms, "watch bookmark interval")->check(CLI::Range(50, 600000));
   app.add_option("--pod-rules", pod_rules_file, "JSON list of {selector, outcome} for simulated pods")
       ->check(CLI::ExistingFile);
+  std::vector<std::string> exec_images;
+  std::string volume_root;
+  app.add_option("--exec-image", exec_images,
+                 "IMAGE=PROGRAM: Pods of this image whose outcome is {\"exec\": true} really run PROGRAM (repeatable)");
+  app.add_option("--volume-root", volume_root, "directory of PersistentVolumeClaims for exec Pods: <dir>/<namespace>/<claim>");
   app.add_option("--history", history, "watch events kept before 410 Gone")->check(CLI::Range(1, 100000000));
   try {
     app.parse(argc, argv);
@@ -166,7 +171,7 @@ int main(int argc, char** argv) {
     kl::HttpsServer server(api, tls.server, static_cast<uint16_t>(port), tls.ca.cert);
     const std::string address = "127.0.0.1:" + std::to_string(server.port());
     api.set_server_address(address);  // discovery advertises the real address
-    kl::ControllerOptions copts{time_scale, {}};
+    kl::ControllerOptions copts{time_scale, {}, {}};
     if (!pod_rules_file.empty()) {
       const kl::json rules = kl::json::parse(read_file(pod_rules_file), nullptr, false);
       if (!rules.is_array()) throw std::runtime_error(pod_rules_file + ": expected a JSON list of {selector, outcome}");
@@ -178,6 +183,15 @@ int main(int argc, char** argv) {
         copts.pod_rules.push_back({r.value("selector", ""), r["outcome"]});
       }
     }
+    for (const auto& m : exec_images) {
+      const auto eq = m.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == m.size())
+        throw std::runtime_error("--exec-image " + m + ": expected IMAGE=PROGRAM");
+      if (access(m.substr(eq + 1).c_str(), X_OK) != 0)
+        throw std::runtime_error("--exec-image " + m + ": " + m.substr(eq + 1) + " is not an executable file");
+      copts.exec.images[m.substr(0, eq)] = m.substr(eq + 1);
+    }
+    if (!volume_root.empty()) copts.exec.volume_root = fs::absolute(volume_root);
     kl::Controllers controllers(api, copts);
 
     const std::string kc =
