@@ -26,7 +26,9 @@ step "kube-local: a local Kubernetes API server over HTTPS"
 # --time-scale: simulated pods (examples/kube-local/pod-rules.json stands in for
 # wal-g) finish 1800x faster, matching the operators' clock below.
 build/kube-local --port 0 --write-kubeconfig "$KUBECONFIG" --data-dir "$work/state" --time-scale 1800 \
-  --pod-rules "$root/examples/kube-local/pod-rules.json" >"$work/kube-local.log" 2>&1 &
+  --pod-rules "$root/examples/kube-local/pod-rules.json" \
+  --exec-image "si-dev/backup-operator:0.1.0=$root/build/backup-operator" --volume-root "$work/volumes" \
+  >"$work/kube-local.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q "serving on" "$work/kube-local.log" && break; sleep 0.1; done
 cat "$work/kube-local.log"
@@ -59,6 +61,13 @@ done
 step "kubectl apply -f crds/ -f examples/"
 k apply -f "$root/crds/"
 k wait --for=condition=Established crd/backuppolicies.backup.si.dev --timeout=30s
+ctx="$work/volumes/supabase/paas-state/state/contexts/shop"
+mkdir -p "$ctx/events" "$ctx/releases/r42" "$ctx/vault" "$work/volumes/supabase/paas-bundles"
+echo '{"context":"shop","app":"supabase"}' >"$ctx/config.json"
+echo '[{"name":"prod","host":"shop.example"}]' >"$ctx/targets.json"
+echo '{"type":"deploy","release":"r42"}' >"$ctx/events/audit.jsonl"
+echo '{"release":"r42","image":"shop:42"}' >"$ctx/releases/r42/release.json"
+echo 'STRIPE_KEY=demo-CANARY-7f3a' >"$ctx/vault/secrets.env"
 k apply -f "$root/examples/"
 k get secrets -n supabase
 
@@ -109,6 +118,21 @@ k get backuppolicy supabase -n supabase \
 step "Databasus: a Deployment and a deny-all NetworkPolicy, never a Service (kubectl port-forward only)"
 k get deployments,networkpolicies,persistentvolumeclaims -n supabase -l backup.si.dev/component=databasus
 echo "Services in supabase: $(k get services -n supabase -o name | wc -l)"
+
+step "PaaS-state bundles: state-bundle Jobs run the real binary (kube-local's process kubelet) over the claim"
+for _ in $(seq 600); do
+  n=$(k get backuppolicy supabase -n supabase -o jsonpath='{range .status.paasState.bundles[*]}x{end}' 2>/dev/null | wc -c)
+  [ "$n" -ge 1 ] && break
+  sleep 0.1
+done
+k get backuppolicy supabase -n supabase \
+  -o jsonpath='{range .status.paasState.bundles[*]}{.context}{"\t"}{.id}{"\t"}{.files} files{"\t"}sha256 {.sha256}{"\n"}{end}' | head -3
+bundle=$(ls "$work"/volumes/supabase/paas-bundles/paas-state/paas-state/shop/*.bundle | head -1)
+echo "stored: ${bundle#$work/}"
+BUNDLE_KEY=$(k get secret walg-encryption -n supabase -o jsonpath='{.data.BUNDLE_KEY}' | base64 -d) \
+  build/backup-operator bundle restore --file "$bundle" --key-env BUNDLE_KEY --state-root "$work/restored" --to-context shop-drill
+echo "restored files: $(cd "$work/restored/contexts/shop-drill" && find . -type f | sort | tr '\n' ' ')"
+echo "vault/ restored: $([ -e "$work/restored/contexts/shop-drill/vault" ] && echo yes || echo no)"
 
 step "events"
 k get events -n supabase --sort-by=.lastTimestamp | tail -12
