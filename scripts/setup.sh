@@ -10,6 +10,7 @@ APT_PACKAGES=(
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev libarchive-dev tzdata
   prometheus
+  clang-16 libfuzzer-16-dev libclang-rt-16-dev
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -30,7 +30,11 @@ std::optional<SysTime> parse_rfc3339(const std::string& s) {
   int consumed = 0;
   if (std::sscanf(s.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &consumed) != 6)
     return std::nullopt;
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || mi < 0 || sec < 0 || h > 23 || mi > 59 || sec > 60)
+    return std::nullopt;
+  // system_clock counts nanoseconds: it spans 1677..2262. Outside that a
+  // conversion overflows (found by fuzzing), so such a time is invalid here.
+  if (y < 1678 || y > 2261) return std::nullopt;
   size_t pos = static_cast<size_t>(consumed);
   long long frac_us = 0;
   if (pos < s.size() && s[pos] == '.') {
