@@ -34,9 +34,11 @@ std::string rules_file(const std::filesystem::path& dir) {
 // a second, and a record of every Job ever created (name -> uids).
 class ChaosRun {
  public:
-  explicit ChaosRun(const std::string& name)
+  // `persistent`: kube-local keeps its state in a data directory, so it can be restarted.
+  explicit ChaosRun(const std::string& name, bool persistent = false)
       : dir_(testing_support::make_temp_dir(name)),
-        server_({"--authorize", "--time-scale", "1800", "--pod-rules", rules_file(dir_)}),
+        server_({"--authorize", "--time-scale", "1800", "--pod-rules", rules_file(dir_)},
+                persistent ? dir_ / "kube-local-data" : std::filesystem::path()),
         chart_(install(server_, dir_)),
         admin_(server_.client()),
         jobs_(*admin_, resources::kJobs, "rel") {
@@ -180,6 +182,29 @@ TEST(Reliability, ErrorsDroppedWatchesAndCompactionStillConverge) {
   run.server().admin("/kube-local/faults", {{"errorRate", 0.0}});
   ASSERT_TRUE(eventually([&] { return run.recorded_everything(5); }, std::chrono::seconds(60))) << op.log();
   op.stop(SIGTERM);
+  run.expect_nothing_duplicated_lost_or_leaked();
+}
+
+TEST(Reliability, KubeLocalRestartsAreSurvived) {
+  ChaosRun run("restart", true);
+  Child op(run.operator_args(), run.dir() / "operator.log");
+  const int port = run.server().port();
+  // The API server goes away three times (SIGTERM, SIGKILL, SIGTERM) for a
+  // moment and comes back on the same address from its journal, while
+  // backups keep falling due and Jobs keep finishing.
+  for (int sig : {SIGTERM, SIGKILL, SIGTERM}) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));  // chaos pacing, not synchronisation
+    run.server().stop(sig);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the outage
+    run.server().start(port);
+  }
+  // A replica that lost its lease during an outage exits, and its Deployment
+  // would start it again: so does this test.
+  op.stop(SIGTERM);
+  Child last(run.operator_args(), run.dir() / "operator-last.log");
+  ASSERT_TRUE(eventually([&] { return run.recorded_everything(5); }, std::chrono::seconds(60)))
+      << op.log() << "\n---\n" << last.log();
+  last.stop(SIGTERM);
   run.expect_nothing_duplicated_lost_or_leaked();
 }
 
