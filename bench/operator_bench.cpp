@@ -1,14 +1,19 @@
 // bench_operator: the operator against kube-local at scale (not part of ctest).
 //
-//   build/bench_operator [N ...]        (default: 100 1000)
+//   build/bench_operator [--jobs-per-policy K] [--latency-policies M] [N ...]
+//   (defaults: K = 3, M = 1000, N = 100 1000 10000)
 //
 // For each N: starts kube-local, creates N BackupPolicies (one namespace, shared
-// Secrets, schedules that do not fall due, the databasus addon off), starts the
-// operator, and reports as JSON lines and a table:
+// Secrets, schedules that do not fall due, the databasus addon off) and K
+// suspended Jobs owned by each (so the 10 000 run caches 30 000 Jobs), starts
+// the operator, and reports as JSON lines and a table:
 //   - seconds from operator start until every policy is Ready;
 //   - API requests per policy during that initial sync, by verb;
 //   - API writes during an idle hour (10 s at --time-scale 360);
 //   - the operator's peak RSS and CPU seconds.
+// Then M policies whose backups fall due at the same minute (real time, no
+// scaling): the delay from the slot to each Job's arrival on a watch, p50,
+// p99 and max.
 #include <unistd.h>
 
 #include <chrono>
@@ -16,7 +21,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <algorithm>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -26,6 +33,8 @@
 
 #include "../tests/integration/harness.h"  // KubeLocal, Child, free_port: the tests' process helpers
 #include "kube/client.h"
+#include "common/timefmt.h"
+#include "kube/informer.h"
 #include "reconcile/caches.h"
 
 namespace fs = std::filesystem;
@@ -81,7 +90,26 @@ std::pair<long, double> usage(pid_t pid) {
   return {hwm, cpu};
 }
 
-json run(int n, const fs::path& build) {
+void create_owned_jobs(bo::kube::Client& client, const std::vector<std::pair<std::string, std::string>>& owners, int per) {
+  for (const auto& [name, uid] : owners)
+    for (int k = 0; k < per; ++k) {
+      const json labels = {{"app.kubernetes.io/managed-by", "backup-operator"}, {"backup.si.dev/policy", name},
+                           {"backup.si.dev/action", "backup"}, {"backup.si.dev/service", "supabase-walg-backup"}};
+      json job = {{"metadata", {{"name", name + "-delta-20260101000" + std::to_string(k)},
+                                {"labels", labels},
+                                {"annotations", {{"backup.si.dev/scheduled-at", "2026-01-01T00:0" + std::to_string(k) + ":00Z"}}},
+                                {"ownerReferences", {{{"apiVersion", "backup.si.dev/v1alpha1"}, {"kind", "BackupPolicy"},
+                                                      {"name", name}, {"uid", uid}, {"controller", true}}}}}},
+                  {"spec", {{"suspend", true},
+                            {"template", {{"metadata", {{"labels", labels}}},
+                                          {"spec", {{"restartPolicy", "Never"},
+                                                    {"containers", {{{"name", "walg"}, {"image", "si-dev/backup-operator:0.1.0"},
+                                                                     {"args", {"run-job", "backup"}}}}}}}}}}}};
+      if (!client.create(bo::kube::resources::kJobs, "bench", job)) throw std::runtime_error("create job");
+    }
+}
+
+json run(int n, int jobs_per_policy, const fs::path& build) {
   testing_support::KubeLocal server;
   auto client_owner = server.client();
   bo::kube::Client& client = *client_owner;
@@ -95,6 +123,7 @@ json run(int n, const fs::path& build) {
   (void)client.create(bo::kube::resources::kSecrets, "bench",
                       {{"metadata", {{"name", "walg-encryption"}}}, {"stringData", {{"WALG_LIBSODIUM_KEY", "k"}}}});
   const auto create_start = Clock::now();
+  std::vector<std::pair<std::string, std::string>> owners;
   for (int i = 0; i < n; ++i) {
     json p = {{"metadata", {{"name", "db-" + std::to_string(i)}}},
               {"spec", {{"addons", {"supabase-walg"}},
@@ -103,7 +132,21 @@ json run(int n, const fs::path& build) {
                                      {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
                         {"schedule", {{"backup", "0 0 1 1 *"}, {"fullBackup", "0 0 1 1 *"}}},
                         {"verification", {{"enabled", false}}}}}};
-    if (!client.create(bo::reconcile::kBackupPolicies, "bench", p)) throw std::runtime_error("create policy");
+    auto made = client.create(bo::reconcile::kBackupPolicies, "bench", p);
+    if (!made) throw std::runtime_error("create policy");
+    owners.emplace_back((*made)["metadata"]["name"], (*made)["metadata"]["uid"]);
+  }
+  {
+    // Four writers: 30 000 Jobs take a while through one connection.
+    std::vector<std::jthread> writers;
+    const size_t parts = 4;
+    for (size_t w = 0; w < parts; ++w)
+      writers.emplace_back([&, w] {
+        auto c = server.client();
+        std::vector<std::pair<std::string, std::string>> mine;
+        for (size_t i = w; i < owners.size(); i += parts) mine.push_back(owners[i]);
+        create_owned_jobs(*c, mine, jobs_per_policy);
+      });
   }
   const double create_s = std::chrono::duration<double>(Clock::now() - create_start).count();
 
@@ -145,6 +188,7 @@ json run(int n, const fs::path& build) {
     if (verb != "GET" && verb != "LIST" && verb != "WATCH") idle_writes += d;
   }
   return {{"policies", n},
+          {"jobs", n * jobs_per_policy},
           {"create_seconds", create_s},
           {"ready_seconds", ready_s},
           {"sync_requests_per_policy", sync_per_policy},
@@ -154,12 +198,100 @@ json run(int n, const fs::path& build) {
           {"cpu_seconds", cpu_s}};
 }
 
+// M policies due at the same minute: slot -> Job arrival on a watch.
+json run_latency(int n, const fs::path& build) {
+  testing_support::KubeLocal server;
+  auto client = server.client();
+  if (server.kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/").exit_code != 0)
+    throw std::runtime_error("kubectl apply crds");
+  (void)client->create(bo::kube::resources::kNamespaces, "", {{"metadata", {{"name", "bench"}}}});
+  (void)client->create(bo::kube::resources::kSecrets, "bench",
+                       {{"metadata", {{"name", "walg-storage"}}},
+                        {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},
+                                        {"WALG_AWS_SECRET_ACCESS_KEY", "s"}, {"WALG_AWS_ENDPOINT", "https://s3"}}}});
+  (void)client->create(bo::kube::resources::kSecrets, "bench",
+                       {{"metadata", {{"name", "walg-encryption"}}}, {"stringData", {{"WALG_LIBSODIUM_KEY", "k"}}}});
+  for (int i = 0; i < n; ++i) {
+    json p = {{"metadata", {{"name", "db-" + std::to_string(i)}}},
+              {"spec", {{"addons", {"supabase-walg"}},
+                        {"database", {{"host", "db"}}},
+                        {"storage", {{"secretRef", {{"name", "walg-storage"}}},
+                                     {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
+                        {"schedule", {{"backup", "* * * * *"}, {"fullBackup", "0 0 1 1 *"}}},
+                        {"verification", {{"enabled", false}}}}}};
+    if (!client->create(bo::reconcile::kBackupPolicies, "bench", p)) throw std::runtime_error("create policy");
+  }
+  // Every Job's arrival, by its slot.
+  std::mutex mu;
+  std::map<std::string, std::vector<std::chrono::system_clock::time_point>> arrivals;
+  bo::kube::Informer jobs(*client, bo::kube::resources::kJobs, "bench");
+  jobs.add_handlers({[&](const bo::kube::ObjPtr& j) {
+                       const auto now = std::chrono::system_clock::now();
+                       std::lock_guard lock(mu);
+                       arrivals[(*j)["metadata"].value("annotations", json::object()).value("backup.si.dev/scheduled-at", "")]
+                           .push_back(now);
+                     },
+                     nullptr, nullptr});
+  std::jthread watcher([&](std::stop_token st) { jobs.run(st); });
+  if (!jobs.wait_synced(std::chrono::seconds(30))) throw std::runtime_error("job watch");
+
+  testing_support::Child op({(build / "backup-operator").string(), "--kubeconfig", server.kubeconfig().string(),
+                             "--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--webhook-bind-address", "0",
+                             "--kube-api-qps", "5000", "--kube-api-burst", "5000", "--log-level", "warn"},
+                            server.dir() / "operator.log");
+  // Wait until all are Ready, then measure the first slot that starts after that.
+  const auto deadline = Clock::now() + std::chrono::seconds(300);
+  for (;;) {
+    auto l = client->list(bo::reconcile::kBackupPolicies, "bench");
+    int ready = 0;
+    if (l)
+      for (const auto& p : (*l)["items"])
+        for (const auto& c : p.value("status", json::object()).value("conditions", json::array()))
+          if (c.value("type", "") == "Ready" && c.value("status", "") == "True") ++ready;
+    if (ready == n) break;
+    if (Clock::now() > deadline) throw std::runtime_error("policies did not become Ready");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const auto slot = std::chrono::ceil<std::chrono::minutes>(std::chrono::system_clock::now());
+  const std::string slot_text = bo::format_rfc3339(slot);
+  const auto wait_until = std::chrono::system_clock::now() + (slot - std::chrono::system_clock::now()) + std::chrono::seconds(30);
+  while (std::chrono::system_clock::now() < wait_until) {
+    {
+      std::lock_guard lock(mu);
+      if (arrivals[slot_text].size() >= static_cast<size_t>(n)) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::vector<double> ms;
+  {
+    std::lock_guard lock(mu);
+    for (const auto& t : arrivals[slot_text]) ms.push_back(std::chrono::duration<double, std::milli>(t - slot).count());
+  }
+  op.stop(SIGTERM);
+  std::sort(ms.begin(), ms.end());
+  auto pct = [&](double q) { return ms.empty() ? -1.0 : ms[std::min(ms.size() - 1, static_cast<size_t>(q * ms.size()))]; };
+  return {{"due_policies", n}, {"jobs_created", ms.size()}, {"slot", slot_text},
+          {"p50_ms", pct(0.50)}, {"p99_ms", pct(0.99)}, {"max_ms", ms.empty() ? -1.0 : ms.back()}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<int> sizes;
-  for (int i = 1; i < argc; ++i) sizes.push_back(std::atoi(argv[i]));
-  if (sizes.empty()) sizes = {100, 1000};
+  int jobs_per_policy = 3, latency_policies = 1000;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if ((a == "--jobs-per-policy" || a == "--latency-policies") && i + 1 < argc) {
+      (a == "--jobs-per-policy" ? jobs_per_policy : latency_policies) = std::atoi(argv[++i]);
+      continue;
+    }
+    sizes.push_back(std::atoi(a.c_str()));
+  }
+  if (sizes.empty()) sizes = {100, 1000, 10000};
+  if (jobs_per_policy < 0 || latency_policies < 0) {
+    std::cerr << "bench_operator: --jobs-per-policy and --latency-policies take a number >= 0\n";
+    return 2;
+  }
   const fs::path build = fs::absolute(argv[0]).parent_path();
   std::vector<json> results;
   for (int n : sizes) {
@@ -167,11 +299,16 @@ int main(int argc, char** argv) {
       std::cerr << "bench_operator: sizes must be positive numbers of policies\n";
       return 2;
     }
-    results.push_back(run(n, build));
+    results.push_back(run(n, jobs_per_policy, build));
     std::cout << results.back().dump() << std::endl;
   }
-  std::printf("\n| policies | Ready after | requests/policy in sync | writes in an idle hour | peak RSS | CPU |\n");
-  std::printf("| ---: | ---: | --- | ---: | ---: | ---: |\n");
+  json latency;
+  if (latency_policies > 0) {
+    latency = run_latency(latency_policies, build);
+    std::cout << latency.dump() << std::endl;
+  }
+  std::printf("\n| policies | Jobs cached | Ready after | requests/policy in sync | writes in an idle hour | peak RSS | CPU |\n");
+  std::printf("| ---: | ---: | ---: | --- | ---: | ---: | ---: |\n");
   for (const auto& r : results) {
     std::string per;
     for (const auto& [verb, v] : r["sync_requests_per_policy"].items()) {
@@ -179,9 +316,15 @@ int main(int argc, char** argv) {
       std::snprintf(buf, sizeof buf, "%s%s %.2f", per.empty() ? "" : ", ", verb.c_str(), v.get<double>());
       per += buf;
     }
-    std::printf("| %d | %.2f s | %s | %.0f | %.1f MiB | %.2f s |\n", r["policies"].get<int>(), r["ready_seconds"].get<double>(),
+    std::printf("| %d | %d | %.2f s | %s | %.0f | %.1f MiB | %.2f s |\n", r["policies"].get<int>(), r["jobs"].get<int>(),
+                r["ready_seconds"].get<double>(),
                 per.c_str(), r["idle_hour_writes"].get<double>(), r["peak_rss_mib"].get<double>(),
                 r["cpu_seconds"].get<double>());
   }
+  if (!latency.is_null())
+    std::printf("\n%d policies due at %s: %zu Jobs; slot to Job p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
+                latency["due_policies"].get<int>(), latency["slot"].get<std::string>().c_str(),
+                latency["jobs_created"].get<size_t>(), latency["p50_ms"].get<double>(), latency["p99_ms"].get<double>(),
+                latency["max_ms"].get<double>());
   return 0;
 }
