@@ -45,6 +45,7 @@ struct Flags {
   std::string lease_duration = "15s", renew_deadline = "10s", retry_period = "2s";
   double qps = 20;
   int burst = 30;
+  int max_concurrent_reconciles = 4;
   std::string log_level = "info";
   std::string log_format = "json";
   double time_scale = 1;
@@ -137,6 +138,10 @@ int main(int argc, char** argv) {
                "SubjectAccessReview for GET /metrics");
   app.add_option("--metrics-cert-dir", f.metrics_cert_dir,
                  "tls.crt and tls.key for --metrics-secure (default: a self-signed certificate made at start)");
+  app.add_option("--max-concurrent-reconciles", f.max_concurrent_reconciles,
+                 "workers per controller (BackupPolicy, RestoreRequest); one key is never reconciled twice at once")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   app.add_option("--job-image", f.job_image,
                  "image of backup, restore and Databasus-sidecar containers when a policy's jobTemplate.image is empty "
                  "(default: " + std::string(bo::reconcile::kDefaultImage) + ")");
@@ -353,9 +358,9 @@ int main(int argc, char** argv) {
   auto start_controllers = [&] {
     caches = std::make_unique<bo::reconcile::Caches>(client, f.watch_namespace);
     policies = std::make_unique<bo::reconcile::BackupPolicyController>(
-        client, *caches, clock, recorder, metrics, bo::reconcile::BackupPolicyControllerOptions{f.watch_namespace, 2, f.job_image});
+        client, *caches, clock, recorder, metrics, bo::reconcile::BackupPolicyControllerOptions{f.watch_namespace, f.max_concurrent_reconciles, f.job_image});
     restores = std::make_unique<bo::reconcile::RestoreController>(
-        client, *caches, clock, recorder, metrics, bo::reconcile::RestoreControllerOptions{2, f.job_image, operator_username});
+        client, *caches, clock, recorder, metrics, bo::reconcile::RestoreControllerOptions{f.max_concurrent_reconciles, f.job_image, operator_username});
     caches->start();
     policies->start();
     restores->start();

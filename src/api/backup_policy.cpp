@@ -120,6 +120,10 @@ std::expected<BackupPolicySpec, Problem> parse_backup_policy_spec(const json& sp
   dbs.str("storageSize", s.databasus.storage_size);
   dbs.str("storageClassName", s.databasus.storage_class);
   if (auto v = dbs.get("resources")) s.databasus.resources = *v;
+  Reader admin = dbs.sub("adminSecretRef");
+  admin.str("name", s.databasus.admin_secret);
+  admin.str("emailKey", s.databasus.admin_email_key);
+  admin.str("passwordKey", s.databasus.admin_password_key);
   Reader jt = r.sub("jobTemplate");
   jt.str("image", s.job_template.image);
   jt.str("imagePullPolicy", s.job_template.image_pull_policy);
@@ -276,6 +280,9 @@ std::vector<Problem> check_secrets(const BackupPolicySpec& s, const SecretData& 
        {s.database.username_key, s.database.password_key});
   if (!s.offsite.secret.empty()) need(s.offsite.secret, "spec.offsite.secretRef.name", kRequiredStorageKeys);
   if (s.paas_state.enabled) need(s.paas_state.key_secret, "spec.paasState.keySecretRef.name", {s.paas_state.key_key});
+  if (s.has_addon("databasus"))
+    need(s.databasus.admin_secret, "spec.databasus.adminSecretRef.name",
+         {s.databasus.admin_email_key, s.databasus.admin_password_key});
   return out;
 }
 
@@ -297,6 +304,7 @@ std::vector<std::string> referenced_secrets(const json& spec) {
   name_at(spec, {"database", "credentialsSecretRef", "name"});
   name_at(spec, {"offsite", "secretRef", "name"});
   name_at(spec, {"paasState", "keySecretRef", "name"});
+  name_at(spec, {"databasus", "adminSecretRef", "name"});
   return names;
 }
 

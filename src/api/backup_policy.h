@@ -89,6 +89,11 @@ struct BackupPolicySpec {
     std::string storage_size = "1Gi";
     std::string storage_class;  // empty: the cluster's default
     json resources;
+    // A Databasus administrator (email and password keys): the sidecar signs in
+    // with it to register the policy's database. Empty: no registration.
+    std::string admin_secret;
+    std::string admin_email_key = "email";
+    std::string admin_password_key = "password";
   } databasus;
 
   // PaaS-state bundles (POLICY.md §1–§2): the state root on a claim, bundled

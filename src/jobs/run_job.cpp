@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/encoding.h"
+#include "jobs/databasus_client.h"
 #include "common/process.h"
 #include "common/timefmt.h"
 #include "reconcile/backup_jobs.h"
@@ -222,7 +223,9 @@ int validate_database(const Env& env, std::ostream& log) {
 
 // The Databasus sidecar: keeps a description of the policy's database (never
 // its password) in Databasus' state volume, rewriting it atomically every
-// DATABASUS_SYNC_SECONDS [60]; DATABASUS_METADATA_ONCE=1 writes once and exits.
+// DATABASUS_SYNC_SECONDS [60]; with DATABASUS_ADMIN_EMAIL/PASSWORD it also
+// registers the database in Databasus (databasus_client.h).
+// DATABASUS_METADATA_ONCE=1 does one round and exits (1 if registration failed).
 int databasus_metadata(const Env& env, std::ostream& log) {
   const std::string dir = get(env, "METADATA_DIR", "/databasus-data/backup-operator");
   int interval = 60;
@@ -248,7 +251,43 @@ int databasus_metadata(const Env& env, std::ostream& log) {
     ::chmod(tmp.c_str(), 0600);
     if (std::rename(tmp.c_str(), path.c_str()) != 0) throw Failure{"cannot replace " + path};
     log << "run-job: databasus-metadata: wrote " << path << "\n";
-    if (get(env, "DATABASUS_METADATA_ONCE") == "1") return 0;
+    bool registered = true;
+    if (!get(env, "DATABASUS_ADMIN_EMAIL").empty() && !get(env, "DATABASUS_ADMIN_PASSWORD").empty()) {
+      // Register (or update) the database in Databasus, keeping the ids it assigned.
+      const std::string reg_path = dir + "/registration.json";
+      DatabasusRegistration previous;
+      {
+        std::ifstream in(reg_path);
+        const json saved = json::parse(in, nullptr, false);
+        if (saved.is_object()) {
+          previous.workspace_id = saved.value("workspaceId", "");
+          previous.database_id = saved.value("databaseId", "");
+        }
+      }
+      int port = 5432;
+      try {
+        port = std::stoi(get(env, "PGPORT", "5432"));
+      } catch (...) {
+      }
+      const DatabaseDescription db{get(env, "BACKUP_POLICY"), get(env, "PGHOST"), get(env, "PGDATABASE", "postgres"),
+                                   get(env, "PGUSER"), get(env, "PGPASSWORD"), port};
+      auto reg = register_database(get(env, "DATABASUS_API", get(env, "DATABASUS_URL", "http://127.0.0.1:4005") + "/api/v1"),
+                                   get(env, "DATABASUS_ADMIN_EMAIL"), get(env, "DATABASUS_ADMIN_PASSWORD"), db, previous);
+      if (reg) {
+        const json saved = {{"workspaceId", reg->workspace_id}, {"databaseId", reg->database_id},
+                            {"name", db.name}, {"registeredAt", format_rfc3339(std::chrono::system_clock::now())}};
+        std::ofstream(reg_path + ".tmp", std::ios::trunc) << saved.dump(2) << "\n";
+        ::chmod((reg_path + ".tmp").c_str(), 0600);
+        std::rename((reg_path + ".tmp").c_str(), reg_path.c_str());
+        log << "run-job: databasus-metadata: " << (previous.database_id == reg->database_id ? "updated" : "registered")
+            << " database " << db.name << " in Databasus (workspace " << reg->workspace_id << ", database "
+            << reg->database_id << ")\n";
+      } else {
+        registered = false;
+        log << "run-job: databasus-metadata: registration failed, retrying next round: " << redact(reg.error(), env) << "\n";
+      }
+    }
+    if (get(env, "DATABASUS_METADATA_ONCE") == "1") return registered ? 0 : 1;
     std::this_thread::sleep_for(std::chrono::seconds(interval));
   }
 }

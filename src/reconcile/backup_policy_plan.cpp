@@ -543,8 +543,10 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     cond("DrillCurrent", "Unknown", "NoDrillYet", "no restore drill has run yet");
   }
   if (next_any) {
-    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(*next_any - in.now);
-    plan.requeue_after = std::max(wait, std::chrono::milliseconds(500));
+    // Rounded up, plus a hair: woken a millisecond early, the slot would not
+    // be due yet and the next look would come only after the floor.
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(*next_any - in.now) + std::chrono::milliseconds(2);
+    plan.requeue_after = std::max(wait, std::chrono::milliseconds(10));
   }
   return finish();
 }

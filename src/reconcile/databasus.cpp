@@ -134,6 +134,11 @@ DatabasusObjects build_databasus(const json& policy, const api::BackupPolicySpec
     env.push_back(env_secret("PGUSER", spec.database.credentials_secret, spec.database.username_key));
     env.push_back(env_secret("PGPASSWORD", spec.database.credentials_secret, spec.database.password_key));
   }
+  if (!spec.databasus.admin_secret.empty()) {
+    // With an administrator, the sidecar registers the database in Databasus (on 127.0.0.1).
+    env.push_back(env_secret("DATABASUS_ADMIN_EMAIL", spec.databasus.admin_secret, spec.databasus.admin_email_key));
+    env.push_back(env_secret("DATABASUS_ADMIN_PASSWORD", spec.databasus.admin_secret, spec.databasus.admin_password_key));
+  }
   json sidecar = {{"name", "metadata"},
                   {"image", spec.job_template.image.empty() ? operator_image : spec.job_template.image},
                   {"args", {"run-job", "databasus-metadata"}},

@@ -2,7 +2,10 @@
 // result contract, end to end through the real binary.
 #include <gtest/gtest.h>
 
+#include <cpprest/http_listener.h>
+
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 #include "api/job_result.h"
@@ -98,6 +101,131 @@ TEST_F(RunJob, DatabasusMetadataDescribesTheDatabaseWithoutItsPassword) {
   EXPECT_EQ(text.str().find("CANARY"), std::string::npos);
   EXPECT_EQ((std::filesystem::status(dir / "database.json").permissions() & std::filesystem::perms::others_read),
             std::filesystem::perms::none);
+}
+
+// A stand-in for Databasus' REST API (as its 3.x releases answer): sign-in,
+// workspaces and databases, recording what the sidecar sent.
+class FakeDatabasus {
+ public:
+  FakeDatabasus() : port_(testing_support::free_port()), listener_("http://127.0.0.1:" + std::to_string(port_) + "/api/v1") {
+    listener_.support([this](web::http::http_request req) { handle(req); });
+    listener_.open().wait();
+  }
+  ~FakeDatabasus() { listener_.close().wait(); }
+  [[nodiscard]] std::string api() const { return "http://127.0.0.1:" + std::to_string(port_) + "/api/v1"; }
+  std::vector<std::pair<std::string, json>> calls() {
+    std::lock_guard lock(mu_);
+    return calls_;
+  }
+  void forget_database() {
+    std::lock_guard lock(mu_);
+    databases_.clear();
+  }
+
+ private:
+  void handle(web::http::http_request req) {
+    const std::string path = req.relative_uri().path();
+    const std::string method = req.method();
+    const json body = json::parse(req.extract_utf8string(true).get(), nullptr, false);
+    std::lock_guard lock(mu_);
+    calls_.emplace_back(method + " " + path, body);
+    auto reply = [&](int code, const json& j) { req.reply(code, j.dump(), "application/json").wait(); };
+    if (method == "POST" && path == "/users/signin") {
+      if (body.value("email", "") == "admin@example.org" && body.value("password", "") == "CANARY-admin-pw-5")
+        return reply(200, {{"token", "tok-1"}, {"userId", "u1"}});
+      return reply(401, {{"error", "invalid credentials"}});
+    }
+    if (req.headers().find("Authorization") == req.headers().end() || req.headers()["Authorization"] != "Bearer tok-1")
+      return reply(401, {{"error", "unauthorized"}});
+    if (method == "GET" && path == "/workspaces") return reply(200, {{"workspaces", workspaces_}});
+    if (method == "POST" && path == "/workspaces") {
+      json w = {{"id", "ws-" + std::to_string(workspaces_.size() + 1)}, {"name", body.value("name", "")}};
+      workspaces_.push_back(w);
+      return reply(200, w);
+    }
+    if (method == "POST" && path == "/databases/create") {
+      json d = body;
+      d["id"] = "db-" + std::to_string(++made_);
+      databases_[d["id"]] = d;
+      return reply(200, d);
+    }
+    if (method == "POST" && path == "/databases/update") {
+      if (!databases_.count(body.value("id", ""))) return reply(404, {{"error", "record not found"}});
+      databases_[body["id"]] = body;
+      return reply(200, body);
+    }
+    if (method == "GET" && path.starts_with("/databases/")) {
+      const std::string id = path.substr(11);
+      if (!databases_.count(id)) return reply(404, {{"error", "record not found"}});
+      return reply(200, databases_[id]);
+    }
+    reply(404, {{"error", "no route"}});
+  }
+
+  int port_;
+  web::http::experimental::listener::http_listener listener_;
+  std::mutex mu_;
+  std::vector<std::pair<std::string, json>> calls_;
+  json workspaces_ = json::array();
+  std::map<std::string, json> databases_;
+  int made_ = 0;
+};
+
+TEST_F(RunJob, DatabasusRegistrationCreatesOnceThenUpdatesAndNeverLeaksAPassword) {
+  FakeDatabasus databasus;
+  const auto dir = dir_ / "meta";
+  const std::string env = "DATABASUS_METADATA_ONCE=1 METADATA_DIR=" + dir.string() + " DATABASUS_API=" + databasus.api() +
+                          " PGHOST=db.supabase.svc PGPORT=6543 PGDATABASE=app PGUSER=postgres PGPASSWORD=CANARY-pw-31"
+                          " BACKUP_POLICY=supabase/db DATABASUS_ADMIN_EMAIL=admin@example.org"
+                          " DATABASUS_ADMIN_PASSWORD=CANARY-admin-pw-5";
+  auto first = job("databasus-metadata", env);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_NE(first.output.find("registered database supabase/db in Databasus (workspace ws-1, database db-1)"),
+            std::string::npos) << first.output;
+  auto second = job("databasus-metadata", env);
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_NE(second.output.find("updated database supabase/db"), std::string::npos) << second.output;
+
+  std::vector<std::string> order;
+  json created;
+  for (const auto& [call, body] : databasus.calls()) {
+    order.push_back(call);
+    if (call == "POST /databases/create") created = body;
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"POST /users/signin", "GET /workspaces", "POST /workspaces",
+                                             "POST /databases/create", "POST /users/signin", "GET /workspaces",
+                                             "GET /databases/db-1", "POST /databases/update"}));
+  EXPECT_EQ(created["name"], "supabase/db");
+  EXPECT_EQ(created["type"], "POSTGRES");
+  EXPECT_EQ(created["workspaceId"], "ws-1");
+  EXPECT_EQ(created["postgresql"]["host"], "db.supabase.svc");
+  EXPECT_EQ(created["postgresql"]["port"], 6543);
+  EXPECT_EQ(created["postgresql"]["database"], "app");
+  EXPECT_EQ(created["postgresql"]["username"], "postgres");
+  EXPECT_EQ(created["postgresql"]["password"], "CANARY-pw-31") << "Databasus needs it to connect; it stores it encrypted";
+
+  // Databasus lost the database (reset state): the next round creates it again.
+  databasus.forget_database();
+  auto third = job("databasus-metadata", env);
+  ASSERT_EQ(third.exit_code, 0) << third.output;
+  EXPECT_NE(third.output.find("database db-2"), std::string::npos) << third.output;
+
+  // Neither password is ever written down or printed.
+  for (const char* f : {"database.json", "registration.json"}) {
+    std::ifstream in(dir / f);
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_FALSE(text.str().empty()) << f;
+    EXPECT_EQ(text.str().find("CANARY"), std::string::npos) << f;
+  }
+  for (const auto& r : {first, second, third}) EXPECT_EQ(r.output.find("CANARY"), std::string::npos) << r.output;
+
+  // A wrong administrator password: one line naming the step and Databasus' answer, exit 1 in once mode.
+  auto wrong = job("databasus-metadata", env + " DATABASUS_ADMIN_PASSWORD=CANARY-wrong-pw-9");
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_NE(wrong.output.find("registration failed, retrying next round: sign in as admin@example.org: Databasus answered HTTP 401 (invalid credentials)"),
+            std::string::npos) << wrong.output;
+  EXPECT_EQ(wrong.output.find("CANARY"), std::string::npos) << wrong.output;
 }
 
 TEST_F(RunJob, RetainDeletesTheExpiredBackups) {

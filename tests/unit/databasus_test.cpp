@@ -133,3 +133,23 @@ TEST(Databasus, RemovingTheAddonRemovesEverythingAndItsConditions) {
 }
 
 }  // namespace
+
+TEST(Databasus, AnAdministratorSecretLetsTheSidecarRegisterTheDatabaseByReference) {
+  auto s = spec();
+  EXPECT_EQ(build_databasus(policy(), s, "op:1").deployment.dump().find("DATABASUS_ADMIN"), std::string::npos);
+  s.databasus.admin_secret = "databasus-admin";
+  const auto o = build_databasus(policy(), s, "op:1");
+  const json& env = o.deployment["spec"]["template"]["spec"]["containers"][1]["env"];
+  std::map<std::string, json> by_name;
+  for (const auto& e : env) by_name[e["name"]] = e;
+  ASSERT_TRUE(by_name.count("DATABASUS_ADMIN_EMAIL"));
+  EXPECT_EQ(by_name["DATABASUS_ADMIN_EMAIL"]["valueFrom"]["secretKeyRef"], json({{"name", "databasus-admin"}, {"key", "email"}}));
+  EXPECT_EQ(by_name["DATABASUS_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"],
+            json({{"name", "databasus-admin"}, {"key", "password"}}));
+  EXPECT_FALSE(by_name["DATABASUS_ADMIN_PASSWORD"].contains("value"));
+  // A named administrator Secret must exist with both keys.
+  const auto problems = bo::api::check_secrets(s, {});
+  EXPECT_TRUE(std::any_of(problems.begin(), problems.end(), [](const bo::api::Problem& p) {
+    return p.field == "spec.databasus.adminSecretRef.name" && p.reason == "SecretNotFound";
+  }));
+}
