@@ -225,6 +225,32 @@ Result<json> Client::list_all(const Resource& r, const std::string& ns, ListOpti
   return fail(410, "Expired", "list of " + r.plural + ": continue token expired twice");
 }
 
+Result<std::string> Client::list_each(const Resource& r, const std::string& ns, ListOptions opts,
+                                      const std::function<void(json&)>& on_item, const std::function<void()>& on_restart) {
+  if (opts.limit <= 0) opts.limit = 500;
+  for (int restart = 0; restart < 2; ++restart) {
+    if (restart > 0 && on_restart) on_restart();
+    opts.continue_token.clear();
+    bool expired = false;
+    while (true) {
+      auto page = list(r, ns, opts);
+      if (!page) {
+        if (page.error().gone() && !opts.continue_token.empty()) {
+          expired = true;  // the snapshot was compacted away: start over
+          break;
+        }
+        return std::unexpected(page.error());
+      }
+      for (auto& it : (*page)["items"]) on_item(it);
+      const std::string cont = (*page)["metadata"].value("continue", "");
+      if (cont.empty()) return (*page)["metadata"].value("resourceVersion", "");
+      opts.continue_token = cont;
+    }
+    if (!expired) break;
+  }
+  return fail(410, "Expired", "list of " + r.plural + ": continue token expired twice");
+}
+
 Result<json> Client::create(const Resource& r, const std::string& ns, const json& obj) {
   return request("POST", r.path(ns), &obj);
 }

@@ -101,6 +101,11 @@ class Client {
   Result<json> list(const Resource& r, const std::string& ns, const ListOptions& opts = {});
   // Follows continue tokens; restarts once from the beginning if a token expires (410).
   Result<json> list_all(const Resource& r, const std::string& ns, ListOptions opts = {});
+  // Pages through a list handing each item to `on_item` as it arrives, so a
+  // large list never sits in memory whole; `on_restart` runs when an expired
+  // continue token forces a fresh start. Returns the list's resourceVersion.
+  Result<std::string> list_each(const Resource& r, const std::string& ns, ListOptions opts,
+                                const std::function<void(json& item)>& on_item, const std::function<void()>& on_restart);
   Result<json> create(const Resource& r, const std::string& ns, const json& obj);
   Result<json> update(const Resource& r, const std::string& ns, const json& obj);
   Result<json> update_status(const Resource& r, const std::string& ns, const json& obj);

@@ -2,6 +2,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace bo::kube {
@@ -41,10 +42,30 @@ bool Informer::wait_synced(std::chrono::milliseconds timeout) const {
   return wait_cv_.wait_for(lock, timeout, [&] { return synced_.load(); });
 }
 
+Informer::Entry Informer::make_entry(const ObjPtr& obj) const {
+  Entry e;
+  e.rv = (*obj)["metadata"].value("resourceVersion", "");
+  for (const auto& [name, fn] : index_fns_)
+    for (auto& v : fn(*obj)) e.index_keys.emplace_back(name, std::move(v));
+  if (opts_.compact) {
+    auto bytes = json::to_msgpack(*obj);
+    bytes.shrink_to_fit();
+    e.packed = std::make_shared<const std::vector<std::uint8_t>>(std::move(bytes));
+  } else {
+    e.obj = obj;
+  }
+  return e;
+}
+
+ObjPtr Informer::materialize(const Entry& e) const {
+  if (e.obj) return e.obj;
+  return std::make_shared<const json>(json::from_msgpack(*e.packed));
+}
+
 ObjPtr Informer::get(const std::string& ns, const std::string& name) const {
   std::shared_lock lock(mu_);
   auto it = items_.find(ns.empty() ? name : ns + "/" + name);
-  return it == items_.end() ? nullptr : it->second;
+  return it == items_.end() ? nullptr : materialize(it->second);
 }
 
 std::vector<ObjPtr> Informer::list(const std::string& ns) const {
@@ -52,14 +73,14 @@ std::vector<ObjPtr> Informer::list(const std::string& ns) const {
   std::vector<ObjPtr> out;
   if (ns.empty()) {
     out.reserve(items_.size());
-    for (const auto& [k, v] : items_) out.push_back(v);
+    for (const auto& [k, v] : items_) out.push_back(materialize(v));
     return out;
   }
   auto idx = indices_.find("namespace");
   if (idx == indices_.end()) return out;
   auto keys = idx->second.find(ns);
   if (keys == idx->second.end()) return out;
-  for (const auto& k : keys->second) out.push_back(items_.at(k));
+  for (const auto& k : keys->second) out.push_back(materialize(items_.at(k)));
   return out;
 }
 
@@ -70,7 +91,7 @@ std::vector<ObjPtr> Informer::by_index(const std::string& index, const std::stri
   if (idx == indices_.end()) return out;
   auto keys = idx->second.find(value);
   if (keys == idx->second.end()) return out;
-  for (const auto& k : keys->second) out.push_back(items_.at(k));
+  for (const auto& k : keys->second) out.push_back(materialize(items_.at(k)));
   return out;
 }
 
@@ -84,62 +105,60 @@ std::string Informer::last_resource_version() const {
   return rv_;
 }
 
-void Informer::index_add(const std::string& key, const json& obj) {
-  for (const auto& [name, fn] : index_fns_)
-    for (const auto& v : fn(obj)) indices_[name][v].insert(key);
+void Informer::index_add(const std::string& key, const Entry& e) {
+  for (const auto& [name, v] : e.index_keys) indices_[name][v].insert(key);
 }
 
-void Informer::index_remove(const std::string& key, const json& obj) {
-  for (const auto& [name, fn] : index_fns_)
-    for (const auto& v : fn(obj)) {
-      auto& bucket = indices_[name];
-      auto it = bucket.find(v);
-      if (it == bucket.end()) continue;
-      it->second.erase(key);
-      if (it->second.empty()) bucket.erase(it);
-    }
+void Informer::index_remove(const std::string& key, const Entry& e) {
+  for (const auto& [name, v] : e.index_keys) {
+    auto& bucket = indices_[name];
+    auto it = bucket.find(v);
+    if (it == bucket.end()) continue;
+    it->second.erase(key);
+    if (it->second.empty()) bucket.erase(it);
+  }
 }
 
-void Informer::replace(const json& items) {
+ObjPtr Informer::prepare(json obj) const {
+  obj["apiVersion"] = resource_.api_version();
+  obj["kind"] = resource_.kind;
+  if (opts_.transform) opts_.transform(obj);
+  return std::make_shared<const json>(std::move(obj));
+}
+
+void Informer::replace(std::map<std::string, Entry> next) {
+  // Handlers get objects decoded one at a time after the lock is released,
+  // so a relist of a compact cache never holds every object decoded at once.
   struct Change {
-    ObjPtr old_obj, new_obj;
+    std::optional<Entry> old_entry, new_entry;
   };
   std::vector<Change> changes;
   {
     std::unique_lock lock(mu_);
-    std::map<std::string, ObjPtr> next;
-    for (const auto& raw : items) {
-      if (!raw.is_object() || !raw.contains("metadata") || !raw["metadata"].is_object()) continue;
-      json obj = raw;
-      obj["apiVersion"] = resource_.api_version();
-      obj["kind"] = resource_.kind;
-      if (opts_.transform) opts_.transform(obj);
-      std::string key = key_of(obj);
-      next[std::move(key)] = std::make_shared<const json>(std::move(obj));
-    }
-    for (const auto& [k, old_obj] : items_)
-      if (!next.count(k)) changes.push_back({old_obj, nullptr});
-    for (const auto& [k, obj] : next) {
+    for (const auto& [k, e] : items_)
+      if (!next.count(k)) changes.push_back({e, std::nullopt});
+    for (const auto& [k, e] : next) {
       auto it = items_.find(k);
-      ObjPtr old_obj = it == items_.end() ? nullptr : it->second;
-      if (old_obj && (*old_obj)["metadata"].value("resourceVersion", "") == (*obj)["metadata"].value("resourceVersion", ""))
-        continue;
-      changes.push_back({old_obj, obj});
+      if (it != items_.end() && it->second.rv == e.rv) continue;
+      changes.push_back({it == items_.end() ? std::nullopt : std::optional<Entry>(it->second), e});
     }
     indices_.clear();
     items_ = std::move(next);
-    for (const auto& [k, obj] : items_) index_add(k, *obj);
+    for (const auto& [k, e] : items_) index_add(k, e);
   }
-  for (const auto& c : changes)
+  for (const auto& c : changes) {
+    const ObjPtr old_obj = c.old_entry ? materialize(*c.old_entry) : nullptr;
+    const ObjPtr new_obj = c.new_entry ? materialize(*c.new_entry) : nullptr;
     for (const auto& h : handlers_) {
-      if (!c.new_obj) {
-        if (h.on_delete) h.on_delete(c.old_obj);
-      } else if (!c.old_obj) {
-        if (h.on_add) h.on_add(c.new_obj);
+      if (!new_obj) {
+        if (h.on_delete) h.on_delete(old_obj);
+      } else if (!old_obj) {
+        if (h.on_add) h.on_add(new_obj);
       } else if (h.on_update) {
-        h.on_update(c.old_obj, c.new_obj);
+        h.on_update(old_obj, new_obj);
       }
     }
+  }
 }
 
 void Informer::apply(const WatchEvent& ev) {
@@ -151,25 +170,23 @@ void Informer::apply(const WatchEvent& ev) {
     if (!rv.empty()) rv_ = rv;
     return;
   }
-  obj["apiVersion"] = resource_.api_version();
-  obj["kind"] = resource_.kind;
-  if (opts_.transform) opts_.transform(obj);
-  const std::string key = key_of(obj);
-  auto ptr = std::make_shared<const json>(std::move(obj));
+  auto ptr = prepare(std::move(obj));
+  const std::string key = key_of(*ptr);
+  Entry entry = ev.type == WatchEvent::Type::kDeleted ? Entry{} : make_entry(ptr);
   ObjPtr old_obj;
   {
     std::unique_lock lock(mu_);
     if (!rv.empty()) rv_ = rv;
     auto it = items_.find(key);
     if (it != items_.end()) {
-      old_obj = it->second;
-      index_remove(key, *old_obj);
+      old_obj = materialize(it->second);
+      index_remove(key, it->second);
     }
     if (ev.type == WatchEvent::Type::kDeleted) {
       if (it != items_.end()) items_.erase(it);
     } else {
-      items_[key] = ptr;
-      index_add(key, *ptr);
+      index_add(key, entry);
+      items_[key] = std::move(entry);
     }
   }
   for (const auto& h : handlers_) {
@@ -206,17 +223,26 @@ void Informer::run(std::stop_token stop) {
   auto grow = [&] { backoff = std::min(opts_.backoff_cap, backoff * 2); };
   while (!stop.stop_requested()) {
     ListOptions lo{opts_.label_selector, opts_.field_selector, 500, "", ""};
-    auto listed = client_.list_all(resource_, ns_, lo);
+    // Page by page into entries (compact ones are packed as they arrive).
+    std::map<std::string, Entry> next;
+    auto listed = client_.list_each(
+        resource_, ns_, lo,
+        [&](json& raw) {
+          if (!raw.is_object() || !raw.contains("metadata") || !raw["metadata"].is_object()) return;
+          auto ptr = prepare(std::move(raw));
+          next.insert_or_assign(key_of(*ptr), make_entry(ptr));
+        },
+        [&] { next.clear(); });
     if (!listed) {
       if (!sleep(stop, backoff)) break;
       grow();
       continue;
     }
     ++relists_;
-    replace((*listed)["items"]);
+    replace(std::move(next));
     {
       std::unique_lock lock(mu_);
-      rv_ = (*listed)["metadata"].value("resourceVersion", "");
+      rv_ = *listed;
     }
     {
       std::lock_guard lock(wait_mu_);

@@ -4,6 +4,7 @@
 // from the last resourceVersion, a 410 re-lists and delivers the difference).
 #pragma once
 #include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -35,6 +36,10 @@ struct InformerOptions {
   std::chrono::milliseconds backoff_cap{30000};
   // Applied to each object before caching (drop managedFields and the like to save memory).
   std::function<void(json&)> transform;
+  // Keep each object as MessagePack bytes (a fraction of nlohmann::json's
+  // in-memory size) and decode it on get/list/by_index; index values are
+  // computed once, on insert. For large caches read a few objects at a time.
+  bool compact = false;
 };
 
 class Informer {
@@ -65,10 +70,20 @@ class Informer {
   static std::string key_of(const json& obj);
 
  private:
-  void replace(const json& items);
   void apply(const WatchEvent& ev);
-  void index_add(const std::string& key, const json& obj);
-  void index_remove(const std::string& key, const json& obj);
+  struct Entry {
+    ObjPtr obj;                                             // unless compact
+    std::shared_ptr<const std::vector<std::uint8_t>> packed;  // compact: MessagePack
+    std::string rv;
+    std::vector<std::pair<std::string, std::string>> index_keys;  // (index, value), computed on insert
+  };
+  [[nodiscard]] Entry make_entry(const ObjPtr& obj) const;
+  [[nodiscard]] ObjPtr materialize(const Entry& e) const;
+  void index_add(const std::string& key, const Entry& e);
+  void index_remove(const std::string& key, const Entry& e);
+  // The object as cached: apiVersion and kind set, transformed.
+  [[nodiscard]] ObjPtr prepare(json obj) const;
+  void replace(std::map<std::string, Entry> next);
   void resync_loop(std::stop_token stop);
   bool sleep(std::stop_token& stop, std::chrono::milliseconds d);
 
@@ -80,7 +95,7 @@ class Informer {
   std::map<std::string, IndexFn> index_fns_;
 
   mutable std::shared_mutex mu_;
-  std::map<std::string, ObjPtr> items_;
+  std::map<std::string, Entry> items_;
   std::map<std::string, std::map<std::string, std::set<std::string>>> indices_;
   std::string rv_;
   std::atomic<bool> synced_{false};

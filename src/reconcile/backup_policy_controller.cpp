@@ -79,11 +79,8 @@ void BackupPolicyController::enqueue_owner(const kube::ObjPtr& obj) {
 void BackupPolicyController::enqueue_secret_users(const kube::ObjPtr& secret) {
   const std::string ns = (*secret)["metadata"].value("namespace", "");
   const std::string name = (*secret)["metadata"].value("name", "");
-  for (const auto& p : caches_.policies.list(ns)) {
-    const std::string spec = (*p).value("spec", json::object()).dump();
-    // Cheap pre-filter; the reconcile reads the references properly.
-    if (spec.find("\"" + name + "\"") != std::string::npos) enqueue_policy(ns, (*p)["metadata"].value("name", ""));
-  }
+  for (const auto& p : caches_.policies.by_index(kIndexSecretRef, ns + "/" + name))
+    enqueue_policy(ns, (*p)["metadata"].value("name", ""));
 }
 
 void BackupPolicyController::start() { controller_.start_when([this] { return caches_.synced(); }); }

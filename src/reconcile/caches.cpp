@@ -1,5 +1,6 @@
 #include "reconcile/caches.h"
 
+#include "api/backup_policy.h"
 #include "common/encoding.h"
 #include "common/timefmt.h"
 #include "reconcile/backup_jobs.h"
@@ -14,6 +15,7 @@ kube::InformerOptions options(const std::string& label_selector, std::function<v
   kube::InformerOptions o;
   o.label_selector = label_selector;
   o.transform = std::move(transform);
+  o.compact = true;  // MessagePack in memory; reconciles decode the few objects they read
   return o;
 }
 
@@ -101,6 +103,12 @@ Caches::Caches(kube::Client& client, const std::string& ns)
   jobs.add_index(kIndexPolicy, kube::index_by_label(kLabelPolicy));
   jobs.add_index(kIndexRestore, kube::index_by_label("backup.si.dev/restore-request"));
   pods.add_index(kIndexJob, kube::index_by_label("batch.kubernetes.io/job-name"));
+  policies.add_index(kIndexSecretRef, [](const json& p) -> std::vector<std::string> {
+    std::vector<std::string> out;
+    const std::string ns = p["metadata"].value("namespace", "");
+    for (const auto& name : api::referenced_secrets(p.value("spec", json::object()))) out.push_back(ns + "/" + name);
+    return out;
+  });
   restores.add_index(kIndexPolicyRef, [](const json& rr) -> std::vector<std::string> {
     const json spec = rr.value("spec", json::object());
     if (!spec.is_object()) return {};

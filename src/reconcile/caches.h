@@ -25,6 +25,7 @@ inline constexpr const char* kIndexPolicy = "policy";          // Jobs: backup.s
 inline constexpr const char* kIndexJob = "job";                // Pods: their Job's name
 inline constexpr const char* kIndexRestore = "restore";        // Jobs: backup.si.dev/restore-request label
 inline constexpr const char* kIndexPolicyRef = "policyRef";    // RestoreRequests: spec.policyRef.name
+inline constexpr const char* kIndexSecretRef = "secretRef";    // BackupPolicies: <namespace>/<Secret> they refer to
 
 // Drops what no reconcile reads: managedFields and the last-applied annotation.
 void slim_object(nlohmann::json& obj);
