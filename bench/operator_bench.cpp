@@ -152,11 +152,13 @@ json run(int n, int jobs_per_policy, const fs::path& build) {
 
   const int metrics_port = testing_support::free_port();
   const auto start = Clock::now();
-  testing_support::Child op({(build / "backup-operator").string(), "--kubeconfig", server.kubeconfig().string(),
-                          "--metrics-bind-address", "127.0.0.1:" + std::to_string(metrics_port),
-                          "--health-probe-bind-address", "0", "--webhook-bind-address", "0", "--time-scale", "360",
-                          "--kube-api-qps", "5000", "--kube-api-burst", "5000", "--log-level", "warn"},
-                         server.dir() / "operator.log");
+  std::vector<std::string> argv = {(build / "backup-operator").string(), "--kubeconfig", server.kubeconfig().string(),
+                                   "--metrics-bind-address", "127.0.0.1:" + std::to_string(metrics_port),
+                                   "--health-probe-bind-address", "0", "--webhook-bind-address", "0", "--time-scale", "360",
+                                   "--kube-api-qps", "5000", "--kube-api-burst", "5000", "--log-level", "warn"};
+  // BENCH_OPERATOR_WRAPPER (e.g. /usr/bin/heaptrack): run the operator under a profiler.
+  if (const char* w = std::getenv("BENCH_OPERATOR_WRAPPER"); w && *w) argv.insert(argv.begin(), w);
+  testing_support::Child op(argv, server.dir() / "operator.log");
   double ready_s = -1;
   while (std::chrono::duration<double>(Clock::now() - start).count() < 600) {
     auto l = client.list(bo::reconcile::kBackupPolicies, "bench");

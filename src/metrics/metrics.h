@@ -72,6 +72,8 @@ class Metrics {
   std::mutex mu_;
   // Every labelled series per policy, so a deleted policy leaves none behind.
   std::map<std::string, std::map<const void*, std::function<void()>>> removers_;
+  // policy key -> condition type -> (status, its series)
+  std::map<std::string, std::map<std::string, std::pair<std::string, prometheus::Gauge*>>> condition_status_;
   void track(const std::string& key, const void* series, std::function<void()> remove);
 };
 
