@@ -109,10 +109,8 @@ void create_owned_jobs(bo::kube::Client& client, const std::vector<std::pair<std
     }
 }
 
-json run(int n, int jobs_per_policy, const fs::path& build) {
-  testing_support::KubeLocal server;
-  auto client_owner = server.client();
-  bo::kube::Client& client = *client_owner;
+// The CRDs, namespace "bench" and its two Secrets.
+void prepare_server(testing_support::KubeLocal& server, bo::kube::Client& client) {
   if (server.kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/").exit_code != 0)
     throw std::runtime_error("kubectl apply crds");
   (void)client.create(bo::kube::resources::kNamespaces, "", {{"metadata", {{"name", "bench"}}}});
@@ -122,17 +120,44 @@ json run(int n, int jobs_per_policy, const fs::path& build) {
                                        {"WALG_AWS_SECRET_ACCESS_KEY", "s"}, {"WALG_AWS_ENDPOINT", "https://s3"}}}});
   (void)client.create(bo::kube::resources::kSecrets, "bench",
                       {{"metadata", {{"name", "walg-encryption"}}}, {"stringData", {{"WALG_LIBSODIUM_KEY", "k"}}}});
+}
+
+// Policy db-<i> with the given delta schedule (full backups yearly, no verification, no Databasus).
+json bench_policy(int i, const std::string& backup_schedule) {
+  return {{"metadata", {{"name", "db-" + std::to_string(i)}}},
+          {"spec", {{"addons", {"supabase-walg"}},
+                    {"database", {{"host", "db"}}},
+                    {"storage", {{"secretRef", {{"name", "walg-storage"}}},
+                                 {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
+                    {"schedule", {{"backup", backup_schedule}, {"fullBackup", "0 0 1 1 *"}}},
+                    {"verification", {{"enabled", false}}}}}};
+}
+
+// Polls until all n policies in "bench" are Ready; false at the deadline.
+bool wait_all_ready(bo::kube::Client& client, int n, std::chrono::seconds deadline) {
+  const auto end = Clock::now() + deadline;
+  while (Clock::now() < end) {
+    auto l = client.list(bo::reconcile::kBackupPolicies, "bench");
+    int ready = 0;
+    if (l)
+      for (const auto& p : (*l)["items"])
+        for (const auto& c : p.value("status", json::object()).value("conditions", json::array()))
+          if (c.value("type", "") == "Ready" && c.value("status", "") == "True") ++ready;
+    if (ready == n) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+json run(int n, int jobs_per_policy, const fs::path& build) {
+  testing_support::KubeLocal server;
+  auto client_owner = server.client();
+  bo::kube::Client& client = *client_owner;
+  prepare_server(server, client);
   const auto create_start = Clock::now();
   std::vector<std::pair<std::string, std::string>> owners;
   for (int i = 0; i < n; ++i) {
-    json p = {{"metadata", {{"name", "db-" + std::to_string(i)}}},
-              {"spec", {{"addons", {"supabase-walg"}},
-                        {"database", {{"host", "db"}}},
-                        {"storage", {{"secretRef", {{"name", "walg-storage"}}},
-                                     {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
-                        {"schedule", {{"backup", "0 0 1 1 *"}, {"fullBackup", "0 0 1 1 *"}}},
-                        {"verification", {{"enabled", false}}}}}};
-    auto made = client.create(bo::reconcile::kBackupPolicies, "bench", p);
+    auto made = client.create(bo::reconcile::kBackupPolicies, "bench", bench_policy(i, "0 0 1 1 *"));
     if (!made) throw std::runtime_error("create policy");
     owners.emplace_back((*made)["metadata"]["name"], (*made)["metadata"]["uid"]);
   }
@@ -160,19 +185,8 @@ json run(int n, int jobs_per_policy, const fs::path& build) {
   if (const char* w = std::getenv("BENCH_OPERATOR_WRAPPER"); w && *w) argv.insert(argv.begin(), w);
   testing_support::Child op(argv, server.dir() / "operator.log");
   double ready_s = -1;
-  while (std::chrono::duration<double>(Clock::now() - start).count() < 600) {
-    auto l = client.list(bo::reconcile::kBackupPolicies, "bench");
-    int ready = 0;
-    if (l)
-      for (const auto& p : (*l)["items"])
-        for (const auto& c : p.value("status", json::object()).value("conditions", json::array()))
-          if (c.value("type", "") == "Ready" && c.value("status", "") == "True") ++ready;
-    if (ready == n) {
-      ready_s = std::chrono::duration<double>(Clock::now() - start).count();
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  if (wait_all_ready(client, n, std::chrono::seconds(600)))
+    ready_s = std::chrono::duration<double>(Clock::now() - start).count();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let the last status writes land in the metrics
   const auto sync = requests_by_verb(http_get("http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics"));
   // An idle hour of schedule: 10 s at --time-scale 360, with nothing due.
@@ -204,25 +218,10 @@ json run(int n, int jobs_per_policy, const fs::path& build) {
 json run_latency(int n, const fs::path& build) {
   testing_support::KubeLocal server;
   auto client = server.client();
-  if (server.kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/").exit_code != 0)
-    throw std::runtime_error("kubectl apply crds");
-  (void)client->create(bo::kube::resources::kNamespaces, "", {{"metadata", {{"name", "bench"}}}});
-  (void)client->create(bo::kube::resources::kSecrets, "bench",
-                       {{"metadata", {{"name", "walg-storage"}}},
-                        {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},
-                                        {"WALG_AWS_SECRET_ACCESS_KEY", "s"}, {"WALG_AWS_ENDPOINT", "https://s3"}}}});
-  (void)client->create(bo::kube::resources::kSecrets, "bench",
-                       {{"metadata", {{"name", "walg-encryption"}}}, {"stringData", {{"WALG_LIBSODIUM_KEY", "k"}}}});
-  for (int i = 0; i < n; ++i) {
-    json p = {{"metadata", {{"name", "db-" + std::to_string(i)}}},
-              {"spec", {{"addons", {"supabase-walg"}},
-                        {"database", {{"host", "db"}}},
-                        {"storage", {{"secretRef", {{"name", "walg-storage"}}},
-                                     {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
-                        {"schedule", {{"backup", "* * * * *"}, {"fullBackup", "0 0 1 1 *"}}},
-                        {"verification", {{"enabled", false}}}}}};
-    if (!client->create(bo::reconcile::kBackupPolicies, "bench", p)) throw std::runtime_error("create policy");
-  }
+  prepare_server(server, *client);
+  for (int i = 0; i < n; ++i)
+    if (!client->create(bo::reconcile::kBackupPolicies, "bench", bench_policy(i, "* * * * *")))
+      throw std::runtime_error("create policy");
   // Every Job's arrival, by its slot.
   std::mutex mu;
   std::map<std::string, std::vector<std::chrono::system_clock::time_point>> arrivals;
@@ -242,18 +241,7 @@ json run_latency(int n, const fs::path& build) {
                              "--kube-api-qps", "5000", "--kube-api-burst", "5000", "--log-level", "warn"},
                             server.dir() / "operator.log");
   // Wait until all are Ready, then measure the first slot that starts after that.
-  const auto deadline = Clock::now() + std::chrono::seconds(300);
-  for (;;) {
-    auto l = client->list(bo::reconcile::kBackupPolicies, "bench");
-    int ready = 0;
-    if (l)
-      for (const auto& p : (*l)["items"])
-        for (const auto& c : p.value("status", json::object()).value("conditions", json::array()))
-          if (c.value("type", "") == "Ready" && c.value("status", "") == "True") ++ready;
-    if (ready == n) break;
-    if (Clock::now() > deadline) throw std::runtime_error("policies did not become Ready");
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  if (!wait_all_ready(*client, n, std::chrono::seconds(300))) throw std::runtime_error("policies did not become Ready");
   const auto slot = std::chrono::ceil<std::chrono::minutes>(std::chrono::system_clock::now());
   const std::string slot_text = bo::format_rfc3339(slot);
   const auto wait_until = std::chrono::system_clock::now() + (slot - std::chrono::system_clock::now()) + std::chrono::seconds(30);

@@ -193,36 +193,12 @@ Result<json> Client::list(const Resource& r, const std::string& ns, const ListOp
 }
 
 Result<json> Client::list_all(const Resource& r, const std::string& ns, ListOptions opts) {
-  if (opts.limit <= 0) opts.limit = 500;
-  for (int restart = 0; restart < 2; ++restart) {
-    json items = json::array();
-    json meta;
-    opts.continue_token.clear();
-    bool expired = false;
-    while (true) {
-      auto page = list(r, ns, opts);
-      if (!page) {
-        if (page.error().gone() && !opts.continue_token.empty()) {
-          expired = true;  // the snapshot was compacted away: start over
-          break;
-        }
-        return page;
-      }
-      for (auto& it : (*page)["items"]) items.push_back(std::move(it));
-      if (meta.is_null()) meta = (*page)["metadata"];
-      const std::string cont = (*page)["metadata"].value("continue", "");
-      if (cont.empty()) {
-        meta["resourceVersion"] = (*page)["metadata"].value("resourceVersion", "");
-        meta.erase("continue");
-        meta.erase("remainingItemCount");
-        return json{{"kind", (*page).value("kind", "List")}, {"apiVersion", (*page).value("apiVersion", "v1")},
-                    {"metadata", meta}, {"items", std::move(items)}};
-      }
-      opts.continue_token = cont;
-    }
-    if (!expired) break;
-  }
-  return fail(410, "Expired", "list of " + r.plural + ": continue token expired twice");
+  json items = json::array();
+  auto rv = list_each(r, ns, std::move(opts), [&](json& it) { items.push_back(std::move(it)); },
+                      [&] { items = json::array(); });
+  if (!rv) return std::unexpected(rv.error());
+  return json{{"kind", r.kind + "List"}, {"apiVersion", r.api_version()},
+              {"metadata", {{"resourceVersion", *rv}}}, {"items", std::move(items)}};
 }
 
 Result<std::string> Client::list_each(const Resource& r, const std::string& ns, ListOptions opts,
