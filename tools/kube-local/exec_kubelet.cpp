@@ -223,6 +223,14 @@ void ExecKubelet::start(const json& pod, const SecretReader& secrets, std::funct
   std::vector<std::string> env_s;
   for (const auto& [k, v] : p.env) env_s.push_back(k + "=" + v);
   const std::string log = (dir / "container.log").string();
+  const std::string home = (dir / "home").string();
+  // Everything the child needs is built before fork: between fork and exec a
+  // multithreaded parent's child may only make async-signal-safe calls.
+  std::vector<char*> argv, envp;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : env_s) envp.push_back(e.data());
+  envp.push_back(nullptr);
   const pid_t pid = fork();
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -231,12 +239,7 @@ void ExecKubelet::start(const json& pod, const SecretReader& secrets, std::funct
       dup2(fd, 1);
       dup2(fd, 2);
     }
-    if (chdir((dir / "home").c_str()) != 0) _exit(126);
-    std::vector<char*> argv, envp;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : env_s) envp.push_back(e.data());
-    envp.push_back(nullptr);
+    if (chdir(home.c_str()) != 0) _exit(126);
     execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
