@@ -20,8 +20,8 @@ std::string format_rfc3339_micro(SysTime t) {
   auto micros = std::chrono::duration_cast<std::chrono::microseconds>(t - secs).count();
   if (micros < 0) micros = 0;
   std::string s = format_rfc3339(secs);
-  char frac[16];
-  std::snprintf(frac, sizeof frac, ".%06lld", static_cast<long long>(micros));
+  char frac[24];  // room for any long long, though micros is always below 10^6
+  std::snprintf(frac, sizeof frac, ".%06lld", static_cast<long long>(micros % 1000000));
   return s.substr(0, s.size() - 1) + frac + "Z";
 }
 
