@@ -21,6 +21,14 @@ trap cleanup EXIT
 export KUBECONFIG="$work/kubeconfig"
 k() { kubectl --cache-dir "$work/kubectl-cache" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Waits (at most 60 s) until the policy's status list at jsonpath $1 has $2 entries.
+wait_for_entries() {
+  for _ in $(seq 600); do
+    n=$(k get backuppolicy supabase -n supabase -o jsonpath="{range $1[*]}x{end}" 2>/dev/null | wc -c)
+    [ "$n" -ge "$2" ] && return 0
+    sleep 0.1
+  done
+}
 
 step "kube-local: a local Kubernetes API server over HTTPS"
 # --time-scale: simulated pods (examples/kube-local/pod-rules.json stands in for
@@ -78,16 +86,12 @@ k get backuppolicy -n supabase
 step "Jobs appear at their slots (each real second is 30 minutes of schedule)"
 # Wait (bounded) until six backups are in the catalog; finished Jobs beyond
 # historyLimits (3) are deleted as they go.
-for _ in $(seq 600); do
-  n=$(k get backuppolicy supabase -n supabase -o jsonpath='{range .status.backups[*]}x{end}' 2>/dev/null | wc -c)
-  [ "$n" -ge 6 ] && break
-  sleep 0.1
-done
+wait_for_entries .status.backups 6
 k get jobs -n supabase -L backup.si.dev/action
 k get backuppolicy -n supabase -o wide
 
 step "the catalog, from the Jobs' results"
-k get backuppolicy supabase -n supabase -o jsonpath='{range .status.backups[*]}{.id}{"\t"}{.type}{"\t"}{.checksum}{"\n"}{end}' | head -8
+k get backuppolicy supabase -n supabase -o jsonpath='{range .status.backups[*]}{.id}{"\t"}{.type}{"\t"}{.checksum}{"\n"}{end}' | sed -n 1,8p
 echo "lastSuccessfulBackup: $(k get backuppolicy supabase -n supabase -o jsonpath='{.status.lastSuccessfulBackup.id}')"
 
 step "conditions"
@@ -120,14 +124,12 @@ k get deployments,networkpolicies,persistentvolumeclaims -n supabase -l backup.s
 echo "Services in supabase: $(k get services -n supabase -o name | wc -l)"
 
 step "PaaS-state bundles: state-bundle Jobs run the real binary (kube-local's process kubelet) over the claim"
-for _ in $(seq 600); do
-  n=$(k get backuppolicy supabase -n supabase -o jsonpath='{range .status.paasState.bundles[*]}x{end}' 2>/dev/null | wc -c)
-  [ "$n" -ge 1 ] && break
-  sleep 0.1
-done
+wait_for_entries .status.paasState.bundles 1
 k get backuppolicy supabase -n supabase \
-  -o jsonpath='{range .status.paasState.bundles[*]}{.context}{"\t"}{.id}{"\t"}{.files} files{"\t"}sha256 {.sha256}{"\n"}{end}' | head -3
-bundle=$(ls "$work"/volumes/supabase/paas-bundles/paas-state/paas-state/shop/*.bundle | head -1)
+  -o jsonpath='{range .status.paasState.bundles[*]}{.context}{"\t"}{.id}{"\t"}{.files} files{"\t"}sha256 {.sha256}{"\n"}{end}' | sed -n 1,3p
+# (No `ls | head` here: with pipefail, ls killed by SIGPIPE would end the demo.)
+bundles=("$work"/volumes/supabase/paas-bundles/paas-state/paas-state/shop/*.bundle)
+bundle=${bundles[0]}
 echo "stored: ${bundle#$work/}"
 BUNDLE_KEY=$(k get secret walg-encryption -n supabase -o jsonpath='{.data.BUNDLE_KEY}' | base64 -d) \
   build/backup-operator bundle restore --file "$bundle" --key-env BUNDLE_KEY --state-root "$work/restored" --to-context shop-drill

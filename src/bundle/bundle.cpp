@@ -128,13 +128,6 @@ class TempFile {
 
 fs::path work_dir_or_tmp(const fs::path& p) { return p.empty() ? fs::temp_directory_path() : p; }
 
-std::string utc_stamp(const std::string& rfc3339) {
-  std::string s;
-  for (char c : rfc3339)
-    if (std::isalnum(static_cast<unsigned char>(c))) s.push_back(c);
-  return s;  // 2026-11-24T17:50:00Z -> 20261124T175000Z
-}
-
 // --- collecting ----------------------------------------------------------
 
 struct Source {
@@ -651,7 +644,13 @@ std::expected<BundleInfo, std::string> create_bundle(const CreateOptions& opts, 
   BundleInfo info;
   info.context = opts.context;
   info.created_at = opts.created_at.empty() ? format_rfc3339(std::chrono::system_clock::now()) : opts.created_at;
-  info.id = opts.id.empty() ? opts.context + "-" + utc_stamp(info.created_at) : opts.id;
+  if (opts.id.empty()) {
+    const auto created = parse_rfc3339(info.created_at);
+    if (!created) return std::unexpected("created_at \"" + info.created_at + "\" is not an RFC 3339 time");
+    info.id = opts.context + "-" + format_compact_utc(*created);
+  } else {
+    info.id = opts.id;
+  }
   info.key_id = key_id(key);
   fill_from_manifest(info, manifest);
 

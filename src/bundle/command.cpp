@@ -41,13 +41,6 @@ std::expected<std::string, std::string> load_key(const CommandArgs& a, const Env
   return *key;
 }
 
-std::string utc_tag() {
-  std::string s;
-  for (char c : format_rfc3339(std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now())))
-    if (c != '-' && c != ':') s.push_back(c);
-  return s;
-}
-
 void write_termination(const Env& env, const std::string& text) {
   const auto it = env.find("TERMINATION_LOG");
   std::ofstream out(it == env.end() || it->second.empty() ? "/dev/termination-log" : it->second, std::ios::trunc);
@@ -104,7 +97,7 @@ class Command {
       if (!valid_context_name(c)) return usage("--context: \"" + c + "\" is not a valid context name");
     auto st = store();
     if (!st) return usage(st.error());
-    const std::string tag = a_.id.empty() ? utc_tag() : a_.id;
+    const std::string tag = a_.id.empty() ? format_compact_utc(std::chrono::system_clock::now()) : a_.id;
     json results = json::array();
     for (const auto& context : contexts) {
       CreateOptions o;

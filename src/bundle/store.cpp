@@ -63,14 +63,6 @@ class DirectoryStore final : public Store {
   fs::path dir_;
 };
 
-std::string amz_now() {
-  const auto t = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-  std::string s;
-  for (char c : format_rfc3339(t))
-    if (c != '-' && c != ':') s.push_back(c);
-  return s;  // 20261124T175000Z
-}
-
 std::string file_sha256(const fs::path& p, uint64_t& size) {
   std::ifstream in(p, std::ios::binary);
   Sha256 h;
@@ -147,7 +139,7 @@ class S3Store final : public Store {
       if (!base.is_port_default()) host += ":" + std::to_string(base.port());
       const std::string path = path_style_ ? "/" + bucket_ + "/" + key(name) : "/" + key(name);
       const std::string canonical_uri = s3_uri_encode(path, true);
-      const std::string date = amz_now();
+      const std::string date = format_compact_utc(std::chrono::system_clock::now());
       SigV4Request sreq{method, canonical_uri, "", {{"host", host}, {"x-amz-content-sha256", payload_sha}, {"x-amz-date", date}},
                         payload_sha};
       web::http::client::http_client_config cfg;

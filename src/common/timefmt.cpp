@@ -15,6 +15,13 @@ std::string format_rfc3339(SysTime t) {
   return buf;
 }
 
+std::string format_compact_utc(SysTime t) {
+  std::string out;
+  for (char c : format_rfc3339(std::chrono::floor<std::chrono::seconds>(t)))
+    if (c != '-' && c != ':') out.push_back(c);
+  return out;
+}
+
 std::string format_rfc3339_micro(SysTime t) {
   const auto secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
   auto micros = std::chrono::duration_cast<std::chrono::microseconds>(t - secs).count();

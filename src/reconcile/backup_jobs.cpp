@@ -72,12 +72,7 @@ std::vector<std::string> split_ids(const std::string& text) {
   return out;
 }
 
-std::string bundle_tag(SysTime slot) {
-  std::string out;
-  for (char c : format_rfc3339(slot))
-    if (c != '-' && c != ':') out += c;
-  return out;  // 20261124T101500Z
-}
+std::string bundle_tag(SysTime slot) { return format_compact_utc(slot); }
 
 std::string job_name(const std::string& policy, Action a, SysTime slot, const std::string& context) {
   if (a == Action::kStateBundle && !context.empty() && context != "*")

@@ -3,6 +3,7 @@
 #include <date/tz.h>
 
 #include <algorithm>
+#include <functional>
 #include <set>
 
 #include "api/job_result.h"
@@ -21,6 +22,24 @@ bool is_backup_action(const std::string& a) { return a == "backup" || a == "full
 
 // Bundles recorded per context in status.paasState.bundles (a day of hourly bundles).
 constexpr size_t kStateBundlesPerContext = 24;
+
+// A condition that follows the newest recorded run of some actions (recent
+// runs are newest first): Unknown before any, True after a success, False
+// with the Job's failure otherwise.
+template <class Cond>
+void run_health(const json& recent, const std::function<bool(const std::string&)>& of_action, const char* type,
+                std::pair<const char*, const char*> none, const char* ok_reason, const char* failed_reason,
+                const Cond& cond) {
+  for (const auto& r : recent) {
+    if (!of_action(r.value("action", ""))) continue;
+    if (r.value("result", "") == "Succeeded")
+      cond(type, "True", ok_reason, "Job " + r.value("job", "") + " succeeded");
+    else
+      cond(type, "False", failed_reason, "Job " + r.value("job", "") + " failed: " + r.value("message", ""));
+    return;
+  }
+  cond(type, "Unknown", none.first, none.second);
+}
 
 std::string join_messages(const std::vector<api::Problem>& ps) {
   std::string out;
@@ -215,19 +234,8 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   }
 
   // BackupHealthy follows the newest finished backup run.
-  const json* newest_backup = nullptr;
-  for (const auto& r : recent)
-    if (is_backup_action(r.value("action", ""))) {
-      newest_backup = &r;
-      break;
-    }
-  if (!newest_backup)
-    cond("BackupHealthy", "Unknown", "NoBackupYet", "no backup has finished yet");
-  else if (newest_backup->value("result", "") == "Succeeded")
-    cond("BackupHealthy", "True", "LastBackupSucceeded", "Job " + newest_backup->value("job", "") + " succeeded");
-  else
-    cond("BackupHealthy", "False", "BackupFailed",
-         "Job " + newest_backup->value("job", "") + " failed: " + newest_backup->value("message", ""));
+  run_health(recent, is_backup_action, "BackupHealthy", {"NoBackupYet", "no backup has finished yet"},
+             "LastBackupSucceeded", "BackupFailed", cond);
 
   // History limits: finished Jobs already recorded, oldest first out.
   int kept_ok = 0, kept_failed = 0;
@@ -507,19 +515,8 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   }
   // StateBundleHealthy follows the newest finished state-bundle run.
   if (spec->paas_state.enabled) {
-    const json* newest = nullptr;
-    for (const auto& r : recent)
-      if (r.value("action", "") == "state-bundle") {
-        newest = &r;
-        break;
-      }
-    if (!newest)
-      cond("StateBundleHealthy", "Unknown", "NoBundleYet", "no state bundle has finished yet");
-    else if (newest->value("result", "") == "Succeeded")
-      cond("StateBundleHealthy", "True", "LastBundleSucceeded", "Job " + newest->value("job", "") + " succeeded");
-    else
-      cond("StateBundleHealthy", "False", "BundleFailed",
-           "Job " + newest->value("job", "") + " failed: " + newest->value("message", ""));
+    run_health(recent, [](const std::string& a) { return a == "state-bundle"; }, "StateBundleHealthy",
+               {"NoBundleYet", "no state bundle has finished yet"}, "LastBundleSucceeded", "BundleFailed", cond);
   } else {
     remove_condition(conditions, "StateBundleHealthy");
   }
