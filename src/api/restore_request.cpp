@@ -26,12 +26,25 @@ std::expected<RestoreRequestSpec, Problem> parse_restore_request_spec(const json
   if (auto v = spec.find("validation"); v != spec.end() && v->is_array()) {
     for (size_t i = 0; i < v->size(); ++i) {
       const json& c = (*v)[i];
+      const std::string at = "spec.validation[" + std::to_string(i) + "]";
+      auto invalid = [&](const std::string& field, const std::string& want) {
+        return std::unexpected(Problem{"InvalidSpec", at + field, at + field + ": must be " + want});
+      };
+      if (!c.is_object()) return invalid("", "an object");
       ValidationCheck check;
-      check.name = c.value("name", "");
-      check.image = c.value("image", "");
-      check.timeout_seconds = c.value("timeoutSeconds", 600L);
-      for (const auto& a : c.value("command", json::array()))
-        if (a.is_string()) check.command.push_back(a.get<std::string>());
+      if (!str(c, "name", check.name, at + ".name")) return invalid(".name", "a string");
+      if (!str(c, "image", check.image, at + ".image")) return invalid(".image", "a string");
+      if (c.contains("timeoutSeconds") && !c["timeoutSeconds"].is_null()) {
+        if (!c["timeoutSeconds"].is_number_integer()) return invalid(".timeoutSeconds", "an integer");
+        check.timeout_seconds = c["timeoutSeconds"].get<long>();
+      }
+      if (c.contains("command") && !c["command"].is_null()) {
+        if (!c["command"].is_array()) return invalid(".command", "a list of strings");
+        for (const auto& a : c["command"]) {
+          if (!a.is_string()) return invalid(".command", "a list of strings");
+          check.command.push_back(a.get<std::string>());
+        }
+      }
       if (check.name.empty() || check.image.empty())
         return std::unexpected(Problem{"InvalidSpec", "spec.validation[" + std::to_string(i) + "]",
                                        "spec.validation[" + std::to_string(i) + "]: name and image are required"});

@@ -85,3 +85,32 @@ TEST(RestoreRequestSpec, DefaultsAndShapeErrors) {
 }
 
 }  // namespace
+
+TEST(RestoreRequestSpec, MistypedValidationEntriesAreRefusedByFieldNotThrown) {
+  // Found by fuzzing: a number where the image belongs threw out of the parser.
+  const json base = {{"policyRef", {{"name", "db"}}}, {"purpose", "drill"}, {"targetNamespace", "v"}};
+  const std::vector<std::pair<json, std::string>> cases = {
+      {json::array({42}), "spec.validation[0]"},
+      {json::array({{{"name", "n"}, {"image", 38}}}), "spec.validation[0].image"},
+      {json::array({{{"name", 1}, {"image", "i"}}}), "spec.validation[0].name"},
+      {json::array({{{"name", "n"}, {"image", "i"}, {"timeoutSeconds", "10"}}}), "spec.validation[0].timeoutSeconds"},
+      {json::array({{{"name", "n"}, {"image", "i"}, {"command", "psql"}}}), "spec.validation[0].command"},
+      {json::array({{{"name", "n"}, {"image", "i"}}, {{"name", "m"}, {"image", "i"}, {"command", {"a", 2}}}}),
+       "spec.validation[1].command"},
+  };
+  for (const auto& [validation, field] : cases) {
+    json spec = base;
+    spec["validation"] = validation;
+    std::expected<bo::api::RestoreRequestSpec, bo::api::Problem> r;
+    ASSERT_NO_THROW(r = bo::api::parse_restore_request_spec(spec)) << validation;
+    ASSERT_FALSE(r) << validation;
+    EXPECT_EQ(r.error().field, field);
+    EXPECT_EQ(r.error().reason, "InvalidSpec");
+  }
+  json ok = base;
+  ok["validation"] = {{{"name", "n"}, {"image", "i"}, {"timeoutSeconds", 30}, {"command", {"pg_isready"}}}};
+  auto r = bo::api::parse_restore_request_spec(ok);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->validation[0].timeout_seconds, 30);
+  EXPECT_EQ(r->validation[0].command, std::vector<std::string>{"pg_isready"});
+}
