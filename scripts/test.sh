@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The kubectl and helm set-up pins come first, whatever the machine image carries.
+export PATH="${BO_TOOLS_DIR:-$HOME/.cache/backup-operator}/bin:$PATH"
 sanitize=${BO_SANITIZE:-OFF}
 build_dir=build
 [ "$sanitize" = "ON" ] && build_dir=build-asan

@@ -153,6 +153,13 @@ class KubeLocal {
     return std::make_unique<bo::kube::Client>(std::move(*t), 0, 1, retry);
   }
 
+  // The raw HTTPS transport, for tests that judge status codes, headers and bodies as sent.
+  [[nodiscard]] std::unique_ptr<bo::kube::Transport> transport() const {
+    auto t = bo::kube::make_cpprest_transport(config());
+    if (!t) throw std::runtime_error(t.error().str());
+    return std::move(*t);
+  }
+
   // kubectl against this server, with a private discovery cache.
   [[nodiscard]] CommandResult kubectl(const std::string& args, int timeout_s = 60) const {
     return run("kubectl --kubeconfig " + kubeconfig_.string() + " --cache-dir " + (dir_ / "kubectl-cache").string() +

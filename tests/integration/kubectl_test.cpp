@@ -1,6 +1,8 @@
 // The real kubectl against kube-local: what users will type must work.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "harness.h"
 
 using testing_support::eventually;
@@ -253,6 +255,50 @@ TEST(KubeLocalTokens, StaticTokensFileAuthenticatesUsersWithTheirGroups) {
   EXPECT_EQ((*who)["status"]["userInfo"]["groups"][0], "team-a");
   EXPECT_EQ((*who)["status"]["userInfo"]["groups"][1], "team-b");
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+
+namespace {
+
+// kubectl 1.35 opens `wait` and `rollout status` as watch-list requests (WatchListClient):
+// they only return once kube-local ends the initial events with the annotated bookmark.
+TEST_F(KubectlTest, RolloutStatusWaitsForTheDeploymentThroughAWatchList) {
+  const auto f = write_file(server_->dir() / "web.yaml", R"(apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: c, image: nginx}]
+)");
+  ASSERT_EQ(server_->kubectl("apply -f " + f).exit_code, 0);
+  auto r = server_->kubectl("rollout status deployment/web --timeout=30s", 40);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("successfully rolled out"), std::string::npos) << r.output;
+}
+
+TEST_F(KubectlTest, WaitForDeleteReturnsOnceTheObjectIsGone) {
+  ASSERT_EQ(server_->kubectl("create configmap doomed").exit_code, 0);
+  auto r = server_->kubectl("wait --for=delete configmap/doomed --timeout=1s");
+  EXPECT_NE(r.exit_code, 0) << r.output;  // still there: the wait times out
+  ASSERT_EQ(server_->kubectl("delete configmap doomed --wait=true --timeout=30s", 40).exit_code, 0);
+  r = server_->kubectl("wait --for=delete configmap/doomed --timeout=10s");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+TEST_F(KubectlTest, WaitForAJsonpathValueThatArrivesLater) {
+  ASSERT_EQ(server_->kubectl("create configmap later --from-literal=state=pending").exit_code, 0);
+  std::thread patcher([&] {
+    // kubectl wait is already watching or about to: either way the change must end it.
+    (void)server_->kubectl("patch configmap later -p '{\"data\":{\"state\":\"done\"}}'");
+  });
+  auto r = server_->kubectl("wait --for=jsonpath={.data.state}=done configmap/later --timeout=20s", 30);
+  patcher.join();
+  EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
 }  // namespace

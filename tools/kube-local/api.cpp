@@ -9,6 +9,7 @@
 #include "common/encoding.h"
 #include "common/timefmt.h"
 #include "kube-local/admission.h"
+#include "kube-local/list_options.h"
 #include "kube-local/openapi.h"
 #include "kube-local/patch.h"
 #include "kube-local/protobuf.h"
@@ -51,18 +52,23 @@ Response json_response(int code, const json& body) {
 
 ApiError bad_request(std::string msg) { return {400, "BadRequest", std::move(msg)}; }
 
-ApiError invalid(const ResourceType& t, const std::string& name, const std::vector<FieldError>& errs) {
+// field.ErrorList as errors.NewInvalid renders it, for any group and kind.
+ApiError invalid_kind(const std::string& group, const std::string& kind, const std::string& name,
+                      const std::vector<FieldError>& errs) {
   json causes = json::array();
   std::string msgs;
   for (const auto& e : errs) {
     causes.push_back({{"reason", e.type}, {"message", e.message.substr(e.field.size() + 2)}, {"field", e.field}});
     msgs += (msgs.empty() ? "" : ", ") + e.message;
   }
-  const std::string qualified = t.group.empty() ? t.kind : t.kind + "." + t.group;
+  const std::string qualified = group.empty() ? kind : kind + "." + group;
   std::string msg = qualified + " \"" + name + "\" is invalid: ";
   msg += errs.size() == 1 ? msgs : "[" + msgs + "]";
-  return {422, "Invalid", msg,
-          json{{"name", name}, {"group", t.group}, {"kind", t.kind}, {"causes", causes}}};
+  return {422, "Invalid", msg, json{{"name", name}, {"group", group}, {"kind", kind}, {"causes", causes}}};
+}
+
+ApiError invalid(const ResourceType& t, const std::string& name, const std::vector<FieldError>& errs) {
+  return invalid_kind(t.group, t.kind, name, errs);
 }
 
 ApiError conflict(const ResourceType& t, const std::string& name, const std::string& why) {
@@ -147,6 +153,8 @@ json with_type(const json& obj, const ResourceType& t) {
 bool webhooks_apply(const ResourceType& t, const CallContext& ctx) {
   return ctx.user.username != "system:kube-local" && t.group != "admissionregistration.k8s.io" && !t.virtual_only;
 }
+
+bool is_watch(const Request& req) { return query_bool(req.query, "watch").value_or(false); }
 
 bool wants_table(const Request& req) { return req.header("accept").find("as=Table") != std::string::npos; }
 
@@ -443,7 +451,7 @@ Response ApiServer::handle(const Request& req) {
     return status_response({404, "NotFound", "the server could not find the requested resource"});
 
   // Fault injection applies to resource requests only, so tests can still reach the admin endpoint.
-  if (faults_.fail_watches && (req.param("watch") == "true" || req.param("watch") == "1"))
+  if (faults_.fail_watches && is_watch(req))
     return status_response({503, "ServiceUnavailable", "kube-local: watches are failing (fault injection)",
                             json{{"retryAfterSeconds", 0}}});
   if (faults_.error_rate > 0) {
@@ -468,7 +476,7 @@ Response ApiServer::handle(const Request& req) {
 Response ApiServer::serve_resource(const Request& req, const Target& t, const UserInfo& user) {
   const ResourceType& type = *t.type;
   const bool collection = t.name.empty();
-  const bool watching = req.param("watch") == "true" || req.param("watch") == "1";
+  const bool watching = is_watch(req);
   std::string verb;
   if (req.method == "GET") verb = collection ? (watching ? "watch" : "list") : "get";
   else if (req.method == "POST") verb = "create";
@@ -643,7 +651,9 @@ ApiResult<Filter> make_filter(const Request& req, const ResourceType& t, const s
 }  // namespace
 
 Response ApiServer::list_or_watch(const Request& req, const Target& t) {
-  if (req.param("watch") == "true" || req.param("watch") == "1") return watch(req, t);
+  auto parsed = parse_list_options(req.query);
+  if (!parsed.errors.empty()) return status_response(invalid_kind("meta.k8s.io", "ListOptions", "", parsed.errors));
+  if (parsed.options.watch) return watch(req, t, parsed.options);
   const ResourceType& type = *t.type;
   auto filter = make_filter(req, type, t.ns);
   if (!filter) return status_response(filter.error());
@@ -698,11 +708,16 @@ Response ApiServer::list_or_watch(const Request& req, const Target& t) {
   return json_response(200, out);
 }
 
-Response ApiServer::watch(const Request& req, const Target& t) {
+// A watch as the cacher serves it (apiserver/pkg/storage/cacher): with
+// sendInitialEvents the current state as ADDED events, then, for a watch-list
+// request (bookmarks allowed), a BOOKMARK at the state's resourceVersion
+// annotated k8s.io/initial-events-end and carrying the empty list's blueprint
+// (endpoints/handlers/watch.go, watchListTransformer); then live events.
+Response ApiServer::watch(const Request& req, const Target& t, const ListOptions& opts) {
   const TypePtr type = t.type;
   auto filter = make_filter(req, *type, t.ns);
   if (!filter) return status_response(filter.error());
-  const std::string rv_param = req.param("resourceVersion");
+  const std::string rv_param = opts.resource_version;
   const uint64_t start_rv = parse_rv(rv_param);
   if (start_rv == UINT64_MAX) return status_response(bad_request("invalid resourceVersion \"" + rv_param + "\""));
   long timeout_s = 1800;
@@ -713,13 +728,28 @@ Response ApiServer::watch(const Request& req, const Target& t) {
       return status_response(bad_request("invalid timeoutSeconds"));
     }
   }
-  const bool bookmarks = req.param("allowWatchBookmarks") == "true";
+  const bool initial = opts.sends_initial_events();
+  if (initial && start_rv > store_.current_rv()) {
+    // NotOlderThan a version the store has not reached: the cacher waits up to
+    // 3 s for it (waitUntilFreshAndBlock), then answers TooLargeResourceVersion.
+    store_.wait_past(start_rv - 1, std::chrono::steady_clock::now() + std::chrono::seconds(3));
+    if (start_rv > store_.current_rv())
+      return status_response({504, "Timeout",
+                              "Too large resource version: " + rv_param + ", current: " +
+                                  std::to_string(store_.current_rv()),
+                              json{{"causes", json::array({{{"reason", "ResourceVersionTooLarge"},
+                                                            {"message", "Too large resource version"}}})},
+                                   {"retryAfterSeconds", 1}}});
+  }
+  const bool bookmarks = opts.allow_watch_bookmarks;
+  const bool end_bookmark = opts.ends_initial_events_with_bookmark();
   const bool table = wants_table(req);
   Response r;
   r.content_type = table ? "application/json;as=Table;v=v1;g=meta.k8s.io" : "application/json";
   Filter f = *filter;
   const std::string include_object = req.param("includeObject");
-  r.stream = [this, type, f, rv_param, start_rv, timeout_s, bookmarks, table, include_object](const ChunkWriter& write) {
+  r.stream = [this, type, f, rv_param, start_rv, timeout_s, bookmarks, initial, end_bookmark, table,
+              include_object](const ChunkWriter& write) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
     const uint64_t drop_gen = faults_.drop_watches_generation.load();
     auto emit = [&](const char* kind, const json& obj) {
@@ -727,6 +757,17 @@ Response ApiServer::watch(const Request& req, const Target& t) {
                                 json{{"resourceVersion", obj["metadata"].value("resourceVersion", "")}})
                      : with_type(obj, *type);
       return write(json{{"type", kind}, {"object", o}}.dump() + "\n");
+    };
+    auto bookmark = [&](uint64_t rv, bool initial_events_end) {
+      json bm{{"kind", type->kind}, {"apiVersion", type->api_version()},
+              {"metadata", {{"resourceVersion", std::to_string(rv)}}}};
+      if (initial_events_end) {
+        const json blueprint{{"kind", type->kind + "List"}, {"apiVersion", type->api_version()},
+                             {"metadata", {{"resourceVersion", std::to_string(rv)}}}, {"items", nullptr}};
+        bm["metadata"]["annotations"] = {{"k8s.io/initial-events-end", "true"},
+                                         {"k8s.io/initial-events-list-blueprint", bo::base64_encode(blueprint.dump())}};
+      }
+      return write(json{{"type", "BOOKMARK"}, {"object", bm}}.dump() + "\n");
     };
     auto gone = [&](uint64_t rv) {
       write(json{{"type", "ERROR"},
@@ -739,11 +780,14 @@ Response ApiServer::watch(const Request& req, const Target& t) {
             "\n");
     };
     uint64_t cursor = start_rv;
-    if (rv_param.empty() || rv_param == "0") {
+    if (initial) {
       auto [objs, rv] = store_.snapshot(type->gr(), f.ns);
       for (const auto& o : objs)
         if (f.matches(*type, *o) && !emit("ADDED", *o)) return;
       cursor = rv;
+      if (end_bookmark && !bookmark(cursor, true)) return;
+    } else if (rv_param.empty() || rv_param == "0") {
+      cursor = store_.current_rv();  // sendInitialEvents=false: from now on
     }
     auto last_bookmark = std::chrono::steady_clock::now();
     while (true) {
@@ -775,9 +819,7 @@ Response ApiServer::watch(const Request& req, const Target& t) {
       if (now >= deadline || store_.closed() || faults_.drop_watches_generation.load() != drop_gen) return;
       if (bookmarks && now - last_bookmark >= opts_.bookmark_interval) {
         last_bookmark = now;
-        json bm{{"kind", type->kind}, {"apiVersion", type->api_version()},
-                {"metadata", {{"resourceVersion", std::to_string(cursor)}}}};
-        if (!write(json{{"type", "BOOKMARK"}, {"object", bm}}.dump() + "\n")) return;
+        if (!bookmark(cursor, false)) return;
       }
       // Wake at least every 200 ms to notice dropped clients and fault injection.
       const auto wake = std::min({deadline, last_bookmark + opts_.bookmark_interval,

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kube-local/list_options.h"
 #include "kube-local/registry.h"
 #include "kube-local/store.h"
 
@@ -118,7 +119,7 @@ class ApiServer {
   struct Target;
   Response serve_resource(const Request& req, const Target& t, const UserInfo& user);
   Response list_or_watch(const Request& req, const Target& t);
-  Response watch(const Request& req, const Target& t);
+  Response watch(const Request& req, const Target& t, const ListOptions& opts);
   Response discovery(const Request& req, bool* handled);
   Response review(const Target& t, const json& body, const UserInfo& user);
   Response create_token(const Target& t, const json& body);
