@@ -10,11 +10,13 @@
 #include "common/timefmt.h"
 #include "kube-local/admission.h"
 #include "kube-local/list_options.h"
+#include "kube-local/managed_fields.h"
 #include "kube-local/openapi.h"
 #include "kube-local/patch.h"
 #include "kube-local/protobuf.h"
 #include "kube-local/schema.h"
 #include "kube-local/table.h"
+#include "kube-local/yaml_json.h"
 #include "kube/selector.h"
 
 namespace kl {
@@ -152,6 +154,20 @@ json with_type(const json& obj, const ResourceType& t) {
 // changes to webhook configurations themselves (as in Kubernetes).
 bool webhooks_apply(const ResourceType& t, const CallContext& ctx) {
   return ctx.user.username != "system:kube-local" && t.group != "admissionregistration.k8s.io" && !t.virtual_only;
+}
+
+fields::TypeInfo type_info(const ResourceType& t) {
+  return fields::type_info(t.custom ? t.schema : json(nullptr), t.kind);
+}
+
+// The manager of a write: ?fieldManager=, else the User-Agent up to its first
+// "/" (fieldmanager.go prefixFromUserAgent); kube-local's own controllers act
+// as kube-controller-manager does.
+std::string field_manager_of(const Request& req, const UserInfo& user) {
+  if (const std::string m = req.param("fieldManager"); !m.empty()) return m;
+  if (user.username == "system:kube-local") return "kube-controller-manager";
+  const std::string ua = req.header("user-agent");
+  return ua.substr(0, ua.find('/'));
 }
 
 bool is_watch(const Request& req) { return query_bool(req.query, "watch").value_or(false); }
@@ -520,8 +536,9 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
   if (type.namespaced && t.ns.empty() && !collection)
     return status_response({404, "NotFound", "the server could not find the requested resource"});
 
-  CallContext ctx{user, req.param("dryRun") == "All", req.param("fieldValidation"), nullptr};
+  CallContext ctx{user, req.param("dryRun") == "All", req.param("fieldValidation"), nullptr, "", false};
   if (ctx.field_validation.empty()) ctx.field_validation = "Warn";
+  ctx.field_manager = field_manager_of(req, user);
   std::vector<std::string> warnings;
   ctx.warnings = &warnings;
   auto finish = [&](const ApiResult<json>& r, int ok_code) {
@@ -566,11 +583,22 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
     std::string ctype = req.header("content-type");
     if (auto semi = ctype.find(';'); semi != std::string::npos) ctype = ctype.substr(0, semi);
     if (ctype != "application/merge-patch+json" && ctype != "application/json-patch+json" &&
-        ctype != "application/strategic-merge-patch+json")
+        ctype != "application/strategic-merge-patch+json" && ctype != "application/apply-patch+yaml")
       return status_response({415, "UnsupportedMediaType",
                               "the body of the request was in an unknown format - accepted media types include: "
                               "application/json-patch+json, application/merge-patch+json, "
-                              "application/strategic-merge-patch+json"});
+                              "application/apply-patch+yaml, application/strategic-merge-patch+json"});
+    const auto force = query_bool(req.query, "force");
+    if (ctype == "application/apply-patch+yaml") {
+      bool created = false;
+      auto applied = server_side_apply(t, req, ctx, force.value_or(false), &created);
+      return finish(applied, created ? 201 : 200);
+    }
+    // handlers/patch.go: force is an apply option only.
+    if (force)
+      return status_response(invalid_kind("meta.k8s.io", "PatchOptions", "",
+                                          {{"FieldValueForbidden", "force",
+                                            "force: Forbidden: may not be specified for non-apply patch"}}));
     if (ctype == "application/strategic-merge-patch+json" && type.custom)
       return status_response({415, "UnsupportedMediaType",
                               "strategic merge patch is not supported for custom resources; use a merge or JSON patch"});
@@ -615,6 +643,81 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
   }
   return json_response(200, {{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()},
                              {"status", "Success"}});
+}
+
+// --- server-side apply -------------------------------------------------------
+
+// handlers/patch.go applyPatcher with fieldmanager's structured merge: the
+// configuration is merged into the live object (created when absent), fields
+// the manager applied before and no longer does are removed, and changing a
+// value another manager owns is a 409 Conflict unless ?force=true.
+ApiResult<json> ApiServer::server_side_apply(const Target& t, const Request& req, CallContext ctx, bool force,
+                                            bool* created) {
+  const ResourceType& type = *t.type;
+  // validation.ValidatePatchOptions / ValidateFieldManager.
+  const std::string manager = req.param("fieldManager");
+  if (manager.empty())
+    return std::unexpected(invalid_kind("meta.k8s.io", "PatchOptions", "",
+                                        {{"FieldValueRequired", "fieldManager",
+                                          "fieldManager: Required value: is required for apply patch"}}));
+  if (manager.size() > 128)
+    return std::unexpected(invalid_kind("meta.k8s.io", "PatchOptions", "",
+                                        {{"FieldValueTooLong", "fieldManager",
+                                          "fieldManager: Too long: may not be more than 128 bytes"}}));
+  std::string err;
+  auto parsed = yaml_to_json(req.body, &err);
+  if (!parsed) return std::unexpected(bad_request("error decoding YAML: " + err));
+  json config = std::move(*parsed);
+  if (!config.is_object() || !config.contains("kind") || !config["kind"].is_string() || config["kind"] == "")
+    return std::unexpected(bad_request("Object 'Kind' is missing in '" + req.body + "'"));
+  if (config["kind"] != type.kind || config.value("apiVersion", "") != type.api_version())
+    return std::unexpected(bad_request("the API version in the data (" + config.value("apiVersion", "") +
+                                       ") does not match the expected API version (" + type.api_version() + ")"));
+  if (!config.contains("metadata") || !config["metadata"].is_object()) config["metadata"] = json::object();
+  json& meta = config["metadata"];
+  if (meta.value("name", t.name) != t.name)
+    return std::unexpected(bad_request("the name of the object (" + meta.value("name", "") +
+                                       ") does not match the name on the URL (" + t.name + ")"));
+  // rest.EnsureObjectNamespaceMatchesRequestNamespace: an empty namespace takes the request's.
+  if (type.namespaced && !meta.value("namespace", "").empty() && meta.value("namespace", "") != t.ns)
+    return std::unexpected(bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+  meta["name"] = t.name;
+  if (type.namespaced) meta["namespace"] = t.ns;
+  meta.erase("managedFields");
+  const bool rv_given = meta.contains("resourceVersion");
+  // ResetFieldsStrategy: the main resource ignores status, the status subresource everything else.
+  if (t.subresource.empty() && type.has_subresource("status") && type.gr() != "/namespaces") config.erase("status");
+  if (t.subresource == "status")
+    for (auto it = config.begin(); it != config.end();)
+      it = (it.key() == "apiVersion" || it.key() == "kind" || it.key() == "metadata" || it.key() == "status")
+               ? std::next(it)
+               : config.erase(it);
+  ctx.field_manager = manager;
+  ctx.applying = true;
+  const auto types = type_info(type);
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    auto cur = store_.get(type.gr(), t.ns, t.name);
+    if (!cur) {
+      if (!t.subresource.empty()) return std::unexpected(not_found(type, t.name));
+      auto r = fields::apply(nullptr, config, manager, force, t.subresource, type.api_version(), now_str(), types);
+      auto res = create(type, t.ns, std::move(r.object), ctx);
+      if (!res && res.error().reason == "AlreadyExists") continue;  // created meanwhile: apply onto it
+      *created = res.has_value() && !ctx.dry_run;
+      return res;
+    }
+    auto r = fields::apply(*cur, config, manager, force, t.subresource, type.api_version(), now_str(), types);
+    if (!r.conflicts.empty()) {
+      json causes = json::array();
+      for (const auto& c : r.conflicts)
+        causes.push_back({{"reason", "FieldManagerConflict"}, {"message", "conflict with " + c.manager}, {"field", c.field}});
+      return std::unexpected(ApiError{409, "Conflict", fields::conflict_message(r.conflicts), json{{"causes", causes}}});
+    }
+    if (!rv_given) r.object["metadata"]["resourceVersion"] = (*cur)["metadata"]["resourceVersion"];
+    auto res = update(type, t.ns, t.name, std::move(r.object), ctx, t.subresource);
+    if (res || rv_given || res.error().code != 409 || res.error().reason != "Conflict") return res;
+  }
+  return std::unexpected(conflict(type, t.name, "the object has been modified; please apply your changes to the "
+                                                "latest version and try again"));
 }
 
 // --- list and watch -----------------------------------------------------------
@@ -1196,7 +1299,7 @@ ApiResult<json> ApiServer::create(const ResourceType& type, const std::string& n
   meta.erase("resourceVersion");
   meta.erase("deletionTimestamp");
   meta.erase("deletionGracePeriodSeconds");
-  meta.erase("managedFields");
+  if (!ctx.applying) meta.erase("managedFields");
   meta.erase("selfLink");
   if (type.generation) meta["generation"] = 1;
   else meta.erase("generation");
@@ -1215,6 +1318,12 @@ ApiResult<json> ApiServer::create(const ResourceType& type, const std::string& n
     if (auto ok = call_validating_admission_policies(store_, areq, obj); !ok) return std::unexpected(ok.error());
     if (auto ok = call_validating_webhooks(store_, areq, obj); !ok) return std::unexpected(ok.error());
   }
+  if (!ctx.applying) {
+    // The creator owns every field it set (an Update in managedFields).
+    auto entries = fields::record_update({}, json::object(), obj, ctx.field_manager, "", type.api_version(),
+                                         now_str(), type_info(type));
+    if (!entries.empty()) obj["metadata"]["managedFields"] = fields::render_entries(entries);
+  }
   if (ctx.dry_run) return obj;
   auto w = store_.create(type.gr(), std::move(obj));
   if (w.outcome == Store::Outcome::kExists) return std::unexpected(already_exists(type, name));
@@ -1229,7 +1338,8 @@ ApiResult<json> ApiServer::update(const ResourceType& type, const std::string& n
   if (obj["metadata"].value("name", name) != name)
     return std::unexpected(bad_request("the name of the object (" + obj["metadata"].value("name", "") +
                                        ") does not match the name on the URL (" + name + ")"));
-  if (type.namespaced && obj["metadata"].value("namespace", ns) != ns)
+  // rest.EnsureObjectNamespaceMatchesRequestNamespace: an empty namespace takes the request's.
+  if (type.namespaced && !obj["metadata"].value("namespace", "").empty() && obj["metadata"].value("namespace", "") != ns)
     return std::unexpected(bad_request("the namespace of the provided object does not match the namespace sent on the request"));
   if (obj.contains("apiVersion") && obj["apiVersion"] != type.api_version())
     return std::unexpected(bad_request("the API version in the data (" + obj["apiVersion"].dump() +
@@ -1259,7 +1369,11 @@ ApiResult<json> ApiServer::update(const ResourceType& type, const std::string& n
     }
     m["name"] = name;
     if (type.namespaced) m["namespace"] = ns;
-    m.erase("managedFields");
+    // Without managedFields in the body the object keeps its own; an explicit list replaces them.
+    if (!m.contains("managedFields") || !m["managedFields"].is_array()) {
+      if (old["metadata"].contains("managedFields")) m["managedFields"] = old["metadata"]["managedFields"];
+      else m.erase("managedFields");
+    }
     if (type.has_subresource("status") && type.gr() != "/namespaces") {
       if (old.contains("status")) next["status"] = old["status"];
       else next.erase("status");
@@ -1294,6 +1408,13 @@ ApiResult<json> ApiServer::update(const ResourceType& type, const std::string& n
     if (auto ok = call_validating_admission_policies(store_, areq, next); !ok) return std::unexpected(ok.error());
     if (auto ok = call_validating_webhooks(store_, areq, next); !ok) return std::unexpected(ok.error());
   }
+  if (!ctx.applying) {
+    json& nm = next["metadata"];
+    auto entries = fields::record_update(fields::parse_entries(nm.value("managedFields", json::array())), old, next,
+                                         ctx.field_manager, subresource, type.api_version(), now_str(), type_info(type));
+    if (entries.empty()) nm.erase("managedFields");
+    else nm["managedFields"] = fields::render_entries(entries);
+  }
   if (type.generation && spec_part(next) != spec_part(old))
     next["metadata"]["generation"] = old["metadata"].value("generation", 0) + 1;
   // An update that changes nothing is not written: no new resourceVersion, no event.
@@ -1322,7 +1443,7 @@ ApiResult<json> ApiServer::update(const ResourceType& type, const std::string& n
 
 ApiResult<json> ApiServer::mutate(const ResourceType& type, const std::string& ns, const std::string& name,
                                   const std::function<bool(json&)>& fn, const std::string& subresource) {
-  CallContext ctx{system_user(), false, "Ignore", nullptr};
+  CallContext ctx = system_context();
   for (int attempt = 0; attempt < 32; ++attempt) {
     auto cur = store_.get(type.gr(), ns, name);
     if (!cur) return std::unexpected(not_found(type, name));

@@ -87,6 +87,8 @@ struct CallContext {
   bool dry_run = false;
   std::string field_validation = "Warn";  // Ignore | Warn | Strict
   std::vector<std::string>* warnings = nullptr;
+  std::string field_manager;  // who owns what this call changes (metadata.managedFields)
+  bool applying = false;      // a server-side apply: managedFields already computed by fields::apply
 };
 
 class ApiServer {
@@ -112,6 +114,10 @@ class ApiServer {
   [[nodiscard]] std::string mint_service_account_token(const std::string& ns, const std::string& name,
                                                        const std::string& uid) const;
   [[nodiscard]] static UserInfo system_user();
+  // kube-local's own controllers: the system user, acting as kube-controller-manager does.
+  [[nodiscard]] static CallContext system_context() {
+    return {system_user(), false, "Ignore", nullptr, "kube-controller-manager", false};
+  }
   // Loads CRDs already in the store (after a restart from --data-dir).
   void restore_crds();
 
@@ -119,6 +125,7 @@ class ApiServer {
   struct Target;
   Response serve_resource(const Request& req, const Target& t, const UserInfo& user);
   Response list_or_watch(const Request& req, const Target& t);
+  ApiResult<json> server_side_apply(const Target& t, const Request& req, CallContext ctx, bool force, bool* created);
   Response watch(const Request& req, const Target& t, const ListOptions& opts);
   Response discovery(const Request& req, bool* handled);
   Response review(const Target& t, const json& body, const UserInfo& user);

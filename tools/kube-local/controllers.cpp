@@ -135,7 +135,7 @@ void Controllers::sync_namespace(const std::string& name) {
   Store& store = api_.store();
   auto ns = store.get(kNs, "", name);
   if (!ns) return;
-  CallContext ctx{ApiServer::system_user(), false, "Ignore", nullptr};
+  CallContext ctx = ApiServer::system_context();
   if (!(*ns)["metadata"].contains("deletionTimestamp")) {
     // The service-account controller's part: every namespace has "default".
     if (!store.get("/serviceaccounts", name, "default")) {
@@ -179,7 +179,7 @@ void Controllers::check_owners(const std::string& gr, const json& obj) {
   // Every owner is absent: the dependent goes (background).
   if (auto t = api_.registry().find_gr(gr))
     (void)api_.remove(*t, meta(obj, "namespace"), meta(obj, "name"), json{{"propagationPolicy", "Background"}},
-                      {ApiServer::system_user(), false, "Ignore", nullptr});
+                      ApiServer::system_context());
 }
 
 void Controllers::collect_garbage(const Event& ev) {
@@ -192,7 +192,7 @@ void Controllers::collect_garbage(const Event& ev) {
       deleting && std::find(finalizers.begin(), finalizers.end(), "foregroundDeletion") != finalizers.end();
   if (ev.type != EventType::kDeleted && !orphan && !foreground) return;
   Store& store = api_.store();
-  CallContext ctx{ApiServer::system_user(), false, "Ignore", nullptr};
+  CallContext ctx = ApiServer::system_context();
   bool dependents_left = false;
   for (const auto& gr : store.resources()) {
     auto t = api_.registry().find_gr(gr);
@@ -242,7 +242,7 @@ void Controllers::sync_job(const std::string& ns, const std::string& name) {
   const bool finished = has_condition(j, "Complete") || has_condition(j, "Failed");
   auto jobs_type = api_.registry().find("batch", "v1", "jobs");
   auto pods_type = api_.registry().find("", "v1", "pods");
-  CallContext ctx{ApiServer::system_user(), false, "Ignore", nullptr};
+  CallContext ctx = ApiServer::system_context();
 
   if (finished) {
     if (spec.contains("ttlSecondsAfterFinished")) {

@@ -72,7 +72,7 @@ std::map<std::string, kl::UserInfo> read_tokens(const std::string& path) {
 }
 
 void bootstrap(kl::ApiServer& api) {
-  kl::CallContext ctx{kl::ApiServer::system_user(), false, "Ignore", nullptr};
+  kl::CallContext ctx = kl::ApiServer::system_context();
   auto ns = api.registry().find("", "v1", "namespaces");
   for (const char* name : {"default", "kube-system", "kube-public", "kube-node-lease"})
     if (!api.store().get("/namespaces", "", name)) (void)api.create(*ns, "", {{"metadata", {{"name", name}}}}, ctx);

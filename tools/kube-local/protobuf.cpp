@@ -38,6 +38,11 @@ const Schema kConfigMap{{{1, {"metadata", K::kMessage, &kObjectMeta}}, {2, {"dat
 const Schema kSecret{{{1, {"metadata", K::kMessage, &kObjectMeta}}, {2, {"data", K::kMapBytes}}, {3, {"type", K::kString}},
                       {4, {"stringData", K::kMapString}}, {5, {"immutable", K::kBool}}}};
 const Schema kNamespace{{{1, {"metadata", K::kMessage, &kObjectMeta}}}};
+// k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto: what client-go sends with a delete (Helm's uninstall).
+const Schema kPreconditions{{{1, {"uid", K::kString}}, {2, {"resourceVersion", K::kString}}}};
+const Schema kDeleteOptions{{{1, {"gracePeriodSeconds", K::kInt}}, {2, {"preconditions", K::kMessage, &kPreconditions}},
+                             {3, {"orphanDependents", K::kBool}}, {4, {"propagationPolicy", K::kString}},
+                             {5, {"dryRun", K::kRepeatedString}}}};
 const Schema kTypeMeta{{{1, {"apiVersion", K::kString}}, {2, {"kind", K::kString}}}};
 
 class Reader {
@@ -167,7 +172,8 @@ std::optional<nlohmann::json> decode_k8s_protobuf(const std::string& body) {
   static const std::map<std::string, const Schema*> kKinds = {{"SelfSubjectAccessReview", &kSelfSubjectAccessReview},
                                                               {"ConfigMap", &kConfigMap},
                                                               {"Secret", &kSecret},
-                                                              {"Namespace", &kNamespace}};
+                                                              {"Namespace", &kNamespace},
+                                                              {"DeleteOptions", &kDeleteOptions}};
   auto it = kKinds.find(kind);
   if (it == kKinds.end()) return std::nullopt;
   json obj;

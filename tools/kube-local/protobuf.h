@@ -1,6 +1,7 @@
 // Decodes the Kubernetes protobuf envelope ("k8s\0" + runtime.Unknown) into
 // JSON for the kinds kubectl's typed clients send as protobuf (auth can-i,
-// create configmap/secret/namespace). Other kinds answer 415.
+// create configmap/secret/namespace, and DeleteOptions with a delete, as Helm
+// sends). Other kinds answer 415.
 #pragma once
 #include <optional>
 #include <string>

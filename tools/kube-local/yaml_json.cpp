@@ -1,0 +1,72 @@
+#include "kube-local/yaml_json.h"
+
+#include <regex>
+#include <set>
+
+#include <yaml-cpp/yaml.h>
+
+namespace kl {
+namespace {
+
+using nlohmann::json;
+
+json scalar(const YAML::Node& n) {
+  const std::string& v = n.Scalar();
+  if (n.Tag() != "?") return v;  // quoted, or explicitly tagged: a string
+  static const std::set<std::string> kTrue = {"y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"};
+  static const std::set<std::string> kFalse = {"n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"};
+  if (kTrue.count(v)) return true;
+  if (kFalse.count(v)) return false;
+  if (v.empty() || v == "~" || v == "null" || v == "Null" || v == "NULL") return nullptr;
+  static const std::regex kInt(R"([-+]?(0|[1-9][0-9_]*))");
+  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?)");
+  try {
+    if (std::regex_match(v, kInt)) {
+      std::string digits;
+      for (char c : v)
+        if (c != '_') digits += c;
+      return std::stoll(digits);
+    }
+    if (std::regex_match(v, kFloat)) return std::stod(v);
+  } catch (const std::out_of_range&) {
+    return std::stod(v);
+  }
+  return v;
+}
+
+json convert(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null:
+      return nullptr;
+    case YAML::NodeType::Scalar:
+      return scalar(n);
+    case YAML::NodeType::Sequence: {
+      json a = json::array();
+      for (const auto& item : n) a.push_back(convert(item));
+      return a;
+    }
+    case YAML::NodeType::Map: {
+      json o = json::object();
+      for (const auto& kv : n) {
+        if (!kv.first.IsScalar()) throw std::runtime_error("map keys must be strings");
+        o[kv.first.Scalar()] = convert(kv.second);
+      }
+      return o;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace
+
+std::optional<nlohmann::json> yaml_to_json(const std::string& text, std::string* error) {
+  try {
+    return convert(YAML::Load(text));
+  } catch (const std::exception& e) {
+    if (error) *error = e.what();
+    return std::nullopt;
+  }
+}
+
+}  // namespace kl
