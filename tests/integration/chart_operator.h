@@ -31,6 +31,22 @@ struct ChartOperator {
   }
 };
 
+// A kubeconfig holding a fresh token of the service account `ns`/`name`.
+inline std::string service_account_kubeconfig(const KubeLocal& server, const std::string& ns, const std::string& name,
+                                              const fs::path& path) {
+  auto admin = server.client({1});
+  const nlohmann::json tr = nlohmann::json::object();
+  auto token = admin->request("POST", bo::kube::resources::kServiceAccounts.path(ns, name, "token"), &tr);
+  if (!token) throw std::runtime_error("token of the service account " + ns + "/" + name + ": " + token.error().str());
+  const auto cfg = server.config();
+  return write_file(path, "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: " +
+                              cfg.server + "\n    certificate-authority-data: " + bo::base64_encode(cfg.ca_pem) +
+                              "\nusers:\n- name: op\n  user:\n    token: " +
+                              (*token)["status"]["token"].get<std::string>() +
+                              "\ncontexts:\n- name: op\n  context: {cluster: local, user: op, namespace: " + ns +
+                              "}\ncurrent-context: op\n");
+}
+
 inline ChartOperator install_chart(const KubeLocal& server, const fs::path& dir) {
   auto fail = [](const std::string& what, const CommandResult& r) {
     throw std::runtime_error(what + ": " + r.output);
@@ -60,17 +76,8 @@ inline ChartOperator install_chart(const KubeLocal& server, const fs::path& dir)
                      "{\"op\":\"add\",\"path\":\"/webhooks/0/clientConfig/url\",\"value\":\"https://127.0.0.1:" +
                      std::to_string(op.webhook_port) + "/mutate-restorerequests\"}]'");
   if (r.exit_code != 0) fail("point the webhook at the operator", r);
-  const nlohmann::json tr = nlohmann::json::object();
-  auto token = admin->request("POST", bo::kube::resources::kServiceAccounts.path("backup-operator-system", "bo-backup-operator", "token"), &tr);
-  if (!token) throw std::runtime_error("token of the chart's service account: " + token.error().str());
-  const auto cfg = server.config();
-  op.kubeconfig = write_file(
-      dir / "operator.kubeconfig",
-      "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: " + cfg.server +
-          "\n    certificate-authority-data: " + bo::base64_encode(cfg.ca_pem) +
-          "\nusers:\n- name: op\n  user:\n    token: " + (*token)["status"]["token"].get<std::string>() +
-          "\ncontexts:\n- name: op\n  context: {cluster: local, user: op, namespace: backup-operator-system}\n"
-          "current-context: op\n");
+  op.kubeconfig = service_account_kubeconfig(server, "backup-operator-system", "bo-backup-operator",
+                                             dir / "operator.kubeconfig");
   op.cert_dir = dir / "certs";
   fs::create_directories(op.cert_dir);
   write_file(op.cert_dir / "tls.crt", tls.server.cert + tls.ca.cert);

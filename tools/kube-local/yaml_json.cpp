@@ -1,5 +1,7 @@
 #include "kube-local/yaml_json.h"
 
+#include <cerrno>
+#include <cstdlib>
 #include <regex>
 #include <set>
 
@@ -18,19 +20,16 @@ json scalar(const YAML::Node& n) {
   if (kTrue.count(v)) return true;
   if (kFalse.count(v)) return false;
   if (v.empty() || v == "~" || v == "null" || v == "Null" || v == "NULL") return nullptr;
-  static const std::regex kInt(R"([-+]?(0|[1-9][0-9_]*))");
-  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?)");
-  try {
-    if (std::regex_match(v, kInt)) {
-      std::string digits;
-      for (char c : v)
-        if (c != '_') digits += c;
-      return std::stoll(digits);
-    }
-    if (std::regex_match(v, kFloat)) return std::stod(v);
-  } catch (const std::out_of_range&) {
-    return std::stod(v);
-  }
+  // resolve.go: strconv.ParseInt(plain, 0, 64) (0x, 0o, 0b, a leading 0 for octal, _ between digits), then ParseFloat.
+  std::string digits;
+  for (char c : v)
+    if (c != '_') digits += c;
+  errno = 0;
+  char* end = nullptr;
+  const long long i = std::strtoll(digits.c_str(), &end, 0);
+  if (!digits.empty() && *end == '\0' && errno == 0 && digits.find_first_of(".eE") == std::string::npos) return i;
+  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
+  if (std::regex_match(v, kFloat)) return std::strtod(v.c_str(), nullptr);
   return v;
 }
 
@@ -48,8 +47,10 @@ json convert(const YAML::Node& n) {
     case YAML::NodeType::Map: {
       json o = json::object();
       for (const auto& kv : n) {
-        if (!kv.first.IsScalar()) throw std::runtime_error("map keys must be strings");
-        o[kv.first.Scalar()] = convert(kv.second);
+        if (!kv.first.IsScalar()) throw std::runtime_error("map keys must be scalars");
+        // sigs.k8s.io/yaml: a key that resolves to a bool or number is written as its JSON text (on: -> "true").
+        const json key = scalar(kv.first);
+        o[key.is_string() ? key.get<std::string>() : key.dump()] = convert(kv.second);
       }
       return o;
     }
