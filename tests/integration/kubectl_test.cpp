@@ -302,3 +302,110 @@ TEST_F(KubectlTest, WaitForAJsonpathValueThatArrivesLater) {
 }
 
 }  // namespace
+
+namespace {
+
+// `kubectl logs` reads pods/log (registry/core/pod/rest/log.go): a process pod's output, a simulated
+// pod's termination message; tailLines, limitBytes, previous and follow as PodLogOptions define them.
+class KubectlLogs : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new KubeLocal({"--exec-image", "shell=/bin/sh"}); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  static void job(const std::string& name, const std::string& outcome, const std::string& script) {
+    const auto f = write_file(server_->dir() / (name + ".yaml"),
+                              "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: " + name +
+                                  "\n  annotations:\n    kube-local.si.dev/pod-outcome: '" + outcome +
+                                  "'\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n"
+                                  "      containers: [{name: main, image: shell, args: ['-c', " + script + "]}]\n");
+    auto r = server_->kubectl("apply -f " + f);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  static KubeLocal* server_;
+};
+KubeLocal* KubectlLogs::server_ = nullptr;
+
+TEST_F(KubectlLogs, ShowWhatTheProcessWroteWithTailAndLimit) {
+  job("printer", R"({"exec": true})", "'printf \"one\\ntwo\\nthree\\n\"; echo err >&2'");
+  ASSERT_EQ(server_->kubectl("wait --for=condition=Complete job/printer --timeout=30s").exit_code, 0);
+  auto r = server_->kubectl("logs job/printer");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "one\ntwo\nthree\nerr\n");
+  EXPECT_EQ(server_->kubectl("logs job/printer --tail=2").output, "three\nerr\n");
+  EXPECT_EQ(server_->kubectl("logs job/printer --tail=0").output, "");
+  EXPECT_EQ(server_->kubectl("logs job/printer --limit-bytes=5").output, "one\nt");
+  r = server_->kubectl("logs job/printer --previous");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("previous terminated container \"main\" in pod"), std::string::npos) << r.output;
+  r = server_->kubectl("logs job/printer -c other");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("container other is not valid for pod"), std::string::npos) << r.output;
+}
+
+TEST_F(KubectlLogs, ASimulatedPodShowsItsMessage) {
+  job("simulated", R"({"result":"Succeeded","afterSeconds":0.1,"message":"backup done"})", "'true'");
+  ASSERT_EQ(server_->kubectl("wait --for=condition=Complete job/simulated --timeout=30s").exit_code, 0);
+  EXPECT_EQ(server_->kubectl("logs job/simulated").output, "backup done");
+}
+
+TEST_F(KubectlLogs, FollowStreamsUntilTheContainerEnds) {
+  const auto gate = server_->dir() / "gate";
+  job("follower", R"({"exec": true})",
+      "'echo first; while [ ! -e " + gate.string() + " ]; do sleep 0.05; done; echo second'");
+  // The process waits on the gate file: the log shows "first" while the container runs.
+  ASSERT_TRUE(eventually([&] { return server_->kubectl("logs job/follower").output == "first\n"; },
+                         std::chrono::seconds(30)));
+  testing_support::CommandResult followed;
+  std::thread f([&] { followed = server_->kubectl("logs -f job/follower", 60); });
+  // kubectl logs -f is attached or about to be: either way it must print to the end and exit.
+  testing_support::write_file(gate, "");
+  f.join();
+  EXPECT_EQ(followed.exit_code, 0) << followed.output;
+  EXPECT_EQ(followed.output, "first\nsecond\n");
+}
+
+}  // namespace
+
+namespace {
+
+// `kubectl get -o yaml` prints a kind: List; kubectl validates it against /openapi/v2 before sending
+// its items, so a saved list can be applied again, and an invalid item is named before anything is sent.
+TEST_F(KubectlTest, ASavedListAppliesAgainAndItsItemsAreValidated) {
+  ASSERT_EQ(server_->kubectl("create configmap l1 --from-literal=a=1").exit_code, 0);
+  ASSERT_EQ(server_->kubectl("create configmap l2 --from-literal=a=2").exit_code, 0);
+  auto saved = server_->kubectl("get configmap l1 l2 -o yaml");
+  ASSERT_EQ(saved.exit_code, 0) << saved.output;
+  const auto f = write_file(server_->dir() / "list.yaml", saved.output);
+  auto r = server_->kubectl("apply -f " + f);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  // Once deleted, they can be created from the saved list (kubectl's Helper.Create clears the resourceVersion).
+  ASSERT_EQ(server_->kubectl("delete configmap l1 l2").exit_code, 0);
+  r = server_->kubectl("create -f " + f);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  const auto fresh = write_file(server_->dir() / "fresh-list.yaml",
+                                "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n"
+                                "  metadata: {name: l3}\n  data: {a: '3'}\n- apiVersion: example.com/v1\n  kind: Widget\n"
+                                "  metadata: {name: listed}\n  spec: {size: 1}\n");
+  r = server_->kubectl("create -f " + fresh);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  const auto bad = write_file(server_->dir() / "bad-list.yaml",
+                              "apiVersion: v1\nkind: List\nitems:\n- apiVersion: example.com/v1\n  kind: Widget\n"
+                              "  metadata: {name: listed2}\n  spec: {size: 1, shade: dark}\n");
+  r = server_->kubectl("create -f " + bad);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("unknown field \"shade\""), std::string::npos) << r.output;
+  EXPECT_NE(server_->kubectl("get widget listed2").exit_code, 0);
+}
+
+TEST_F(KubectlTest, GetAllListsTheWorkloadKinds) {
+  auto r = server_->kubectl("get all");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  auto d = server_->kubectl("api-resources --categories=all -o name");
+  EXPECT_EQ(d.exit_code, 0) << d.output;
+  for (const char* kind : {"pods", "services", "deployments.apps", "jobs.batch"})
+    EXPECT_NE(d.output.find(kind), std::string::npos) << kind << "\n" << d.output;
+}
+
+}  // namespace

@@ -34,16 +34,16 @@ constexpr const char* kApply = "application/apply-patch+yaml";
 
 TEST_F(ServerSideApply, CreatesWith201AndRecordsTheManager) {
   auto r = patch("made", "fieldManager=tester", kApply,
-                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: made\ndata:\n  n: \"1\"\n");
+                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: made\ndata:\n  count: \"1\"\n");
   ASSERT_EQ(r.status, 201) << r.body;
   const json o = json::parse(r.body);
-  EXPECT_EQ(o["data"]["n"], "1");
+  EXPECT_EQ(o["data"]["count"], "1");
   ASSERT_EQ(o["metadata"]["managedFields"].size(), 1u);
   EXPECT_EQ(o["metadata"]["managedFields"][0]["manager"], "tester");
   EXPECT_EQ(o["metadata"]["managedFields"][0]["operation"], "Apply");
   // Applying the same configuration again is 200 and writes nothing.
   auto again = patch("made", "fieldManager=tester", kApply,
-                     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: made\ndata:\n  n: \"1\"\n");
+                     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: made\ndata:\n  count: \"1\"\n");
   ASSERT_EQ(again.status, 200) << again.body;
   EXPECT_EQ(json::parse(again.body)["metadata"]["resourceVersion"], o["metadata"]["resourceVersion"]);
 }
@@ -100,6 +100,24 @@ TEST_F(ServerSideApply, KubectlServerSideApplyPrunesWhatItStopsApplying) {
   EXPECT_NE(r.output.find("conflict with \"kubectl-patch\" using v1: .data.a"), std::string::npos) << r.output;
   r = apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: pruned}\ndata: {a: '1'}\n", "--force-conflicts");
   EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+// storage/etcd3 store.Create: an object that still carries a resourceVersion is not created; the
+// error is not a Status, so the handler answers 500 with no reason (responsewriters.ErrorToAPIStatus).
+TEST_F(ServerSideApply, ACreateCarryingAResourceVersionIsRefusedByStorage) {
+  auto r = server_->transport()->send({"POST", "/api/v1/namespaces/default/configmaps", "application/json",
+                                       R"({"metadata":{"name":"stale","resourceVersion":"7"}})", {}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 500) << r->body;
+  const json st = json::parse(r->body);
+  EXPECT_EQ(st["message"], "resourceVersion should not be set on objects to be created");
+  EXPECT_FALSE(st.contains("reason"));
+  // dryRun stops before storage: no refusal there.
+  r = server_->transport()->send({"POST", "/api/v1/namespaces/default/configmaps?dryRun=All", "application/json",
+                                  R"({"metadata":{"name":"stale","resourceVersion":"7"}})", {}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 201) << r->body;
+  EXPECT_NE(server_->kubectl("get configmap stale").exit_code, 0);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "kube-local/list_options.h"
 #include "kube-local/managed_fields.h"
 #include "kube-local/openapi.h"
+#include "kube-local/openapi_v2.h"
 #include "kube-local/patch.h"
 #include "kube-local/protobuf.h"
 #include "kube-local/schema.h"
@@ -196,7 +197,8 @@ std::string Request::param(const std::string& name) const {
 
 Response status_response(const ApiError& e) {
   json body{{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()}, {"status", "Failure"},
-            {"message", e.message}, {"reason", e.reason}, {"code", e.code}};
+            {"message", e.message}, {"code", e.code}};
+  if (!e.reason.empty()) body["reason"] = e.reason;  // StatusReasonUnknown is "", omitted
   if (!e.details.empty()) body["details"] = e.details;
   Response r = json_response(e.code, body);
   if (e.details.contains("retryAfterSeconds"))
@@ -550,6 +552,7 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
 
   if (req.method == "GET") {
     if (collection) return list_or_watch(req, t);
+    if (t.subresource == "log") return pod_log(req, t);
     auto obj = store_.get(type.gr(), t.ns, t.name);
     if (!obj) return status_response(not_found(type, t.name));
     if (wants_table(req)) {
@@ -643,6 +646,130 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
   }
   return json_response(200, {{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()},
                              {"status", "Success"}});
+}
+
+// --- pods/log -------------------------------------------------------------------
+
+// registry/core/pod/rest/log.go and the kubelet's log handler: the container's
+// output as text, checked as PodLogOptions are (validation.ValidatePodLogOptions),
+// tailLines before limitBytes, and follow streaming until the container ends.
+// Process pods' output is what the process wrote; a simulated pod's is its
+// termination message.
+Response ApiServer::pod_log(const Request& req, const Target& t) {
+  auto pod = store_.get(t.type->gr(), t.ns, t.name);
+  if (!pod) return status_response(not_found(*t.type, t.name));
+  const json& p = *pod;
+  std::vector<std::string> names;
+  for (const auto& c : p["spec"].value("containers", json::array())) names.push_back(c.value("name", ""));
+  std::string container = req.param("container");
+  if (container.empty()) {
+    if (names.size() != 1) {
+      std::string all;
+      for (const auto& n : names) all += (all.empty() ? "" : " ") + n;
+      return status_response(bad_request("a container name must be specified for pod " + t.name +
+                                         ", choose one of: [" + all + "]"));
+    }
+    container = names[0];
+  } else if (std::find(names.begin(), names.end(), container) == names.end()) {
+    return status_response(bad_request("container " + container + " is not valid for pod " + t.name));
+  }
+  auto number = [&](const char* name, long min, std::optional<long>* out) -> std::optional<ApiError> {
+    const std::string v = req.param(name);
+    if (v.empty()) return std::nullopt;
+    long n = 0;
+    try {
+      size_t pos = 0;
+      n = std::stol(v, &pos);
+      if (pos != v.size()) throw std::invalid_argument(v);
+    } catch (...) {
+      return bad_request("invalid value for " + std::string(name) + ": \"" + v + "\"");
+    }
+    if (n < min)
+      return invalid_kind("", "PodLogOptions", "",
+                          {{"FieldValueInvalid", name,
+                            std::string(name) + ": Invalid value: " + v + ": must be greater than " +
+                                (min == 0 ? "or equal to 0" : "0")}});
+    *out = n;
+    return std::nullopt;
+  };
+  std::optional<long> tail, limit;
+  if (auto e = number("tailLines", 0, &tail)) return status_response(*e);
+  if (auto e = number("limitBytes", 1, &limit)) return status_response(*e);
+  if (query_bool(req.query, "previous").value_or(false))
+    return status_response(bad_request("previous terminated container \"" + container + "\" in pod \"" + t.name +
+                                       "\" not found"));
+  json state;
+  for (const auto& cs : p.value("status", json::object()).value("containerStatuses", json::array()))
+    if (cs.value("name", "") == container) state = cs.value("state", json::object());
+  if (!state.is_object() || state.contains("waiting") || state.empty()) {
+    const std::string why = state.is_object() && state.contains("waiting")
+                                ? state["waiting"].value("reason", "ContainerCreating")
+                                : "ContainerCreating";
+    return status_response(bad_request("container \"" + container + "\" in pod \"" + t.name +
+                                       "\" is waiting to start: " + why));
+  }
+  std::optional<std::filesystem::path> file;
+  {
+    std::lock_guard lock(log_source_mu_);
+    if (log_source_) file = log_source_(p);
+  }
+  auto read_all = [&]() -> std::string {
+    if (!file) return state.contains("terminated") ? state["terminated"].value("message", "") : std::string();
+    std::ifstream in(*file, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  auto shape = [&](std::string text) {
+    if (tail) {
+      size_t pos = text.size();
+      if (!text.empty() && text.back() == '\n') --pos;
+      for (long n = 0; pos > 0; --pos)
+        if (text[pos - 1] == '\n' && ++n == *tail) break;
+      text = *tail == 0 ? std::string() : text.substr(pos);
+    }
+    if (limit && text.size() > static_cast<size_t>(*limit)) text.resize(static_cast<size_t>(*limit));
+    return text;
+  };
+  Response r;
+  r.content_type = "text/plain";
+  const bool running = state.contains("running");
+  if (!query_bool(req.query, "follow").value_or(false) || !running || !file) {
+    r.body = shape(read_all());
+    return r;
+  }
+  const auto gr = t.type->gr();
+  const std::string ns = t.ns, name = t.name, uid = p["metadata"].value("uid", "");
+  const std::string first = shape(read_all());
+  const std::filesystem::path path = *file;
+  const size_t start = read_all().size();
+  const std::optional<long> cap = limit;
+  r.stream = [this, gr, ns, name, uid, first, path, start, cap](const ChunkWriter& write) {
+    size_t sent = first.size(), offset = start;
+    if (!first.empty() && !write(first)) return;
+    while (!store_.closed() && (!cap || sent < static_cast<size_t>(*cap))) {
+      std::ifstream in(path, std::ios::binary);
+      in.seekg(static_cast<std::streamoff>(offset));
+      std::string more(std::istreambuf_iterator<char>(in), {});
+      if (cap && sent + more.size() > static_cast<size_t>(*cap)) more.resize(static_cast<size_t>(*cap) - sent);
+      offset += more.size();
+      sent += more.size();
+      if (!write(more)) return;
+      if (!more.empty()) continue;
+      // The stream ends once the container has: the Pod is gone, replaced, or finished.
+      auto now = store_.get(gr, ns, name);
+      if (!now || (*now)["metadata"].value("uid", "") != uid) return;
+      const std::string phase = (*now).value("status", json::object()).value("phase", "");
+      if (phase == "Succeeded" || phase == "Failed") {
+        std::ifstream rest(path, std::ios::binary);
+        rest.seekg(static_cast<std::streamoff>(offset));
+        std::string tail_bytes(std::istreambuf_iterator<char>(rest), {});
+        if (cap && sent + tail_bytes.size() > static_cast<size_t>(*cap)) tail_bytes.resize(static_cast<size_t>(*cap) - sent);
+        if (!tail_bytes.empty()) write(tail_bytes);
+        return;
+      }
+      store_.wait_past(store_.current_rv(), std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+    }
+  };
+  return r;
 }
 
 // --- server-side apply -------------------------------------------------------
@@ -967,6 +1094,15 @@ Response ApiServer::discovery(const Request& req, bool* handled) {
                                 {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", opts_.server_address}}}}});
   if (req.path == "/api/v1") return json_response(200, resource_list("", "v1"));
   if (req.path == "/openapi/v3" || req.path == "/openapi/v3/") return json_response(200, openapi_v3_index(registry_));
+  if (req.path == "/openapi/v2") {
+    const json doc = openapi_v2_document(registry_);
+    if (req.header("accept").find("application/com.github.proto-openapi.spec.v2") == std::string::npos)
+      return json_response(200, doc);
+    Response r;
+    r.content_type = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+    r.body = openapi_v2_protobuf(doc);
+    return r;
+  }
   if (req.path.starts_with("/openapi/v3/")) {
     if (auto doc = openapi_v3_document(registry_, req.path.substr(12))) return json_response(200, *doc);
     return status_response({404, "NotFound", "the server could not find the requested resource"});
@@ -1296,6 +1432,7 @@ ApiResult<json> ApiServer::create(const ResourceType& type, const std::string& n
   if (auto ok = check_namespace(type, meta.value("namespace", ""), true); !ok) return std::unexpected(ok.error());
   meta["uid"] = new_uid();
   meta["creationTimestamp"] = now_str();
+  const uint64_t given_rv = parse_rv(meta.value("resourceVersion", ""));
   meta.erase("resourceVersion");
   meta.erase("deletionTimestamp");
   meta.erase("deletionGracePeriodSeconds");
@@ -1325,6 +1462,10 @@ ApiResult<json> ApiServer::create(const ResourceType& type, const std::string& n
     if (!entries.empty()) obj["metadata"]["managedFields"] = fields::render_entries(entries);
   }
   if (ctx.dry_run) return obj;
+  // storage/etcd3 store.Create refuses an object that still carries a resourceVersion; the handler
+  // answers an error that is not a Status as 500 with an empty reason (responsewriters.ErrorToAPIStatus).
+  if (given_rv != 0 && given_rv != UINT64_MAX)
+    return std::unexpected(ApiError{500, "", "resourceVersion should not be set on objects to be created"});
   auto w = store_.create(type.gr(), std::move(obj));
   if (w.outcome == Store::Outcome::kExists) return std::unexpected(already_exists(type, name));
   on_committed(type, *w.obj, false);

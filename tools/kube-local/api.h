@@ -5,6 +5,7 @@
 #pragma once
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <expected>
 #include <functional>
 #include <map>
@@ -107,6 +108,13 @@ class ApiServer {
   ApiResult<json> mutate(const ResourceType& type, const std::string& ns, const std::string& name,
                          const std::function<bool(json&)>& fn, const std::string& subresource = "");
 
+  // Where a Pod's container output is (the process kubelet's log file), for pods/log; set before serving.
+  using LogSource = std::function<std::optional<std::filesystem::path>(const json& pod)>;
+  void set_log_source(LogSource source) {
+    std::lock_guard lock(log_source_mu_);
+    log_source_ = std::move(source);
+  }
+
   [[nodiscard]] Faults& faults() { return faults_; }
   void set_server_address(std::string address) { opts_.server_address = std::move(address); }
   [[nodiscard]] Store& store() { return store_; }
@@ -125,6 +133,7 @@ class ApiServer {
   struct Target;
   Response serve_resource(const Request& req, const Target& t, const UserInfo& user);
   Response list_or_watch(const Request& req, const Target& t);
+  Response pod_log(const Request& req, const Target& t);
   ApiResult<json> server_side_apply(const Target& t, const Request& req, CallContext ctx, bool force, bool* created);
   Response watch(const Request& req, const Target& t, const ListOptions& opts);
   Response discovery(const Request& req, bool* handled);
@@ -146,6 +155,8 @@ class ApiServer {
   Registry& registry_;
   ApiOptions opts_;
   Faults faults_;
+  std::mutex log_source_mu_;
+  LogSource log_source_;
   std::mutex rng_mu_;
   std::mutex audit_mu_;
   void audit(const UserInfo& user, const std::string& verb, const std::string& group, const std::string& resource,

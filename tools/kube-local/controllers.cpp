@@ -33,11 +33,15 @@ json condition(const std::string& type, const std::string& reason, const std::st
 
 Controllers::Controllers(ApiServer& api, ControllerOptions opts) : api_(api), opts_(opts) {
   if (opts_.time_scale <= 0) opts_.time_scale = 1.0;
-  if (!opts_.exec.images.empty()) exec_ = std::make_unique<ExecKubelet>(opts_.exec);
+  if (!opts_.exec.images.empty()) {
+    exec_ = std::make_unique<ExecKubelet>(opts_.exec);
+    api_.set_log_source([this](const json& pod) { return exec_->log_path(pod); });
+  }
 }
 
 Controllers::~Controllers() {
   stop();
+  api_.set_log_source({});
   exec_.reset();
 }
 

@@ -270,6 +270,16 @@ void ExecKubelet::start(const json& pod, const SecretReader& secrets, std::funct
   });
 }
 
+std::optional<std::filesystem::path> ExecKubelet::log_path(const json& pod) const {
+  const std::string uid = pod["metadata"].value("uid", "");
+  {
+    std::lock_guard lock(mu_);
+    if (!started_.count(uid)) return std::nullopt;
+  }
+  return pods_dir_ / (pod["metadata"].value("namespace", "") + "_" + pod["metadata"].value("name", "") + "_" + uid) /
+         "container.log";
+}
+
 void ExecKubelet::kill(const std::string& ns, const std::string& name) {
   std::lock_guard lock(mu_);
   if (auto it = pids_.find(ns + "/" + name); it != pids_.end()) ::kill(it->second, SIGKILL);

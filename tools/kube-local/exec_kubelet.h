@@ -76,6 +76,8 @@ class ExecKubelet {
   // Starts the Pod's process; `done` runs on another thread when it ends.
   void start(const json& pod, const SecretReader& secrets, std::function<void(const ExecResult&)> done);
   void kill(const std::string& ns, const std::string& name);
+  // The output file of a Pod this kubelet started (stdout and stderr), for pods/log.
+  [[nodiscard]] std::optional<std::filesystem::path> log_path(const json& pod) const;
 
  private:
   ExecOptions opts_;

@@ -1,6 +1,7 @@
 #include "kube-local/registry.h"
 
 #include <algorithm>
+#include <set>
 #include <mutex>
 
 namespace kl {
@@ -24,6 +25,10 @@ ResourceType builtin(std::string group, std::string version, std::string resourc
   t.subresources = std::move(subresources);
   t.generation = generation;
   t.verbs = kCrudVerbs;
+  // `kubectl get all`: the kinds whose storage reports Categories() {"all"} (pkg/registry/*/storage).
+  static const std::set<std::string> kAll = {"/pods", "/services", "batch/jobs", "apps/deployments",
+                                             "apps/statefulsets", "apps/replicasets"};
+  if (kAll.count(t.gr())) t.categories = {"all"};
   return t;
 }
 
