@@ -409,3 +409,28 @@ TEST_F(KubectlTest, GetAllListsTheWorkloadKinds) {
 }
 
 }  // namespace
+
+namespace {
+
+// The Job controller's Events (pkg/controller/job/job_controller.go), as `kubectl describe job` shows them.
+TEST_F(KubectlLogs, DescribeJobShowsTheJobControllersEvents) {
+  job("described", R"({"result":"Succeeded","afterSeconds":0.1,"message":"ok"})", "'true'");
+  ASSERT_EQ(server_->kubectl("wait --for=condition=Complete job/described --timeout=30s").exit_code, 0);
+  std::string out;
+  ASSERT_TRUE(eventually([&] {
+    out = server_->kubectl("describe job described").output;
+    return out.find("Completed") != std::string::npos && out.find("Job completed") != std::string::npos;
+  })) << out;
+  EXPECT_NE(out.find("SuccessfulCreate"), std::string::npos) << out;
+  EXPECT_NE(out.find("Created pod: described-"), std::string::npos) << out;
+  EXPECT_NE(out.find("job-controller"), std::string::npos) << out;
+  job("doomed", R"({"result":"Failed","afterSeconds":0.1,"exitCode":1})", "'false'");
+  ASSERT_EQ(server_->kubectl("wait --for=condition=Failed job/doomed --timeout=30s").exit_code, 0);
+  ASSERT_TRUE(eventually([&] {
+    out = server_->kubectl("get events --field-selector involvedObject.name=doomed,type=Warning -o "
+                           "jsonpath={.items[*].reason}").output;
+    return out == "BackoffLimitExceeded";
+  })) << out;
+}
+
+}  // namespace

@@ -31,6 +31,32 @@ json condition(const std::string& type, const std::string& reason, const std::st
 
 }  // namespace
 
+// An Event as client-go's legacy recorder writes it for the Job controller
+// (pkg/controller/job/job_controller.go: SuccessfulCreate, SuccessfulDelete,
+// Completed, BackoffLimitExceeded, DeadlineExceeded), so `kubectl describe job`
+// and `kubectl events` show what happened.
+void Controllers::record_event(const json& involved, const std::string& type, const std::string& reason,
+                               const std::string& message) {
+  auto events = api_.registry().find("", "v1", "events");
+  if (!events) return;
+  const auto now = Clock::now();
+  char suffix[32];
+  std::snprintf(suffix, sizeof suffix, ".%llx",
+                static_cast<unsigned long long>(
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()));
+  const std::string ts = bo::format_rfc3339(now);
+  const json& m = involved["metadata"];
+  json ev{{"metadata", {{"name", m.value("name", "") + suffix}, {"namespace", m.value("namespace", "")}}},
+          {"involvedObject", {{"kind", involved.value("kind", "Job")}, {"namespace", m.value("namespace", "")},
+                              {"name", m.value("name", "")}, {"uid", m.value("uid", "")},
+                              {"apiVersion", involved.value("apiVersion", "batch/v1")},
+                              {"resourceVersion", m.value("resourceVersion", "")}}},
+          {"reason", reason}, {"message", message}, {"source", {{"component", "job-controller"}}},
+          {"firstTimestamp", ts}, {"lastTimestamp", ts}, {"count", 1}, {"type", type},
+          {"eventTime", nullptr}, {"reportingComponent", "job-controller"}, {"reportingInstance", ""}};
+  (void)api_.create(*events, m.value("namespace", ""), std::move(ev), ApiServer::system_context());
+}
+
 Controllers::Controllers(ApiServer& api, ControllerOptions opts) : api_(api), opts_(opts) {
   if (opts_.time_scale <= 0) opts_.time_scale = 1.0;
   if (!opts_.exec.images.empty()) {
@@ -287,6 +313,7 @@ void Controllers::sync_job(const std::string& ns, const std::string& name) {
     status["conditions"] = json::array({condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"),
                                         condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods")});
     status["completionTime"] = bo::format_rfc3339(now);
+    record_event(j, "Normal", "Completed", "Job completed");
   } else if (failed > backoff_limit) {
     fail_reason = "BackoffLimitExceeded";
     fail_message = "Job has reached the specified backoff limit";
@@ -300,7 +327,9 @@ void Controllers::sync_job(const std::string& ns, const std::string& name) {
     status["conditions"] = json::array({condition("FailureTarget", fail_reason, fail_message),
                                         condition("Failed", fail_reason, fail_message)});
     for (const auto& pn : active_pods)
-      (void)api_.remove(*pods_type, ns, pn, json{{"propagationPolicy", "Background"}}, ctx);
+      if (api_.remove(*pods_type, ns, pn, json{{"propagationPolicy", "Background"}}, ctx))
+        record_event(j, "Normal", "SuccessfulDelete", "Deleted pod: " + pn);
+    record_event(j, "Warning", fail_reason, fail_message);
     active = 0;
   } else if (succeeded < completions && active == 0) {
     // Pod failure backoff: 10 s doubling, capped at 6 min (scaled).
@@ -326,7 +355,11 @@ void Controllers::sync_job(const std::string& ns, const std::string& name) {
       pod["metadata"]["ownerReferences"] = json::array({{{"apiVersion", "batch/v1"}, {"kind", "Job"}, {"name", name},
                                                          {"uid", uid}, {"controller", true},
                                                          {"blockOwnerDeletion", true}}});
-      if (api_.create(*pods_type, ns, pod, ctx)) active = 1;
+      if (auto made = api_.create(*pods_type, ns, pod, ctx)) {
+        active = 1;
+        record_event(j, "Normal", "SuccessfulCreate",
+                     "Created pod: " + (*made)["metadata"].value("name", ""));
+      }
     }
   }
   if (spec.contains("activeDeadlineSeconds") && fail_reason.empty() && succeeded < completions) {

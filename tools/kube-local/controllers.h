@@ -59,6 +59,7 @@ class Controllers {
   void collect_garbage(const Event& ev);
   void check_owners(const std::string& gr, const json& obj);
   void after(std::chrono::duration<double> delay, const Key& key);
+  void record_event(const json& involved, const std::string& type, const std::string& reason, const std::string& message);
   [[nodiscard]] std::chrono::duration<double> scaled(double seconds) const;
 
   ApiServer& api_;
