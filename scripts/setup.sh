@@ -67,6 +67,10 @@ if ! have_version "$BIN_DIR/kubectl" "version --client" "$KUBECTL_VERSION" ||
     }
   done
 fi
+# On a machine without them, the same binaries become the user's kubectl and helm too.
+for tool in kubectl helm; do
+  command -v "$tool" >/dev/null 2>&1 || as_root ln -sf "$BIN_DIR/$tool" "/usr/local/bin/$tool"
+done
 # s3rver, an S3-compatible server, for the bundle tests' S3 target; a pinned
 # version in a per-user tools directory (no root needed).
 S3RVER_DIR="$TOOLS_DIR/s3rver"
