@@ -3,7 +3,7 @@
 // offers condition waits with deadlines. The client is imported unchanged from
 // CLIENT_NODE_DIR, where scripts/setup.sh installs the pinned version.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,9 @@ import { pathToFileURL } from 'node:url';
 
 const clientDir = process.env.CLIENT_NODE_DIR;
 if (!clientDir) throw new Error('CLIENT_NODE_DIR is not set (scripts/setup.sh installs @kubernetes/client-node there)');
-export const k8s = await import(pathToFileURL(join(clientDir, 'node_modules/@kubernetes/client-node/dist/index.js')).href);
+const entry = join(clientDir, 'node_modules/@kubernetes/client-node/dist/index.js');
+if (!existsSync(entry)) throw new Error(`${entry} is missing: scripts/setup.sh installs @kubernetes/client-node into ${clientDir}`);
+export const k8s = await import(pathToFileURL(entry).href);
 
 export async function startKubeLocal(extraArgs = []) {
   const bin = process.env.KUBE_LOCAL_BIN;
