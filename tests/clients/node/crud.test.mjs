@@ -4,7 +4,7 @@
 // what kube-apiserver answers (sources cited per test).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { admin, eventually, jsonPatch, k8s, merge, raw, rejection, startKubeLocal, uniqueName, widgetCrd } from './lib.mjs';
+import { eventually, jsonPatch, k8s, merge, raw, rejection, startKubeLocal, uniqueName, widgetCrd } from './lib.mjs';
 
 let server, core, batch, ext, custom, objects, ns;
 
@@ -20,7 +20,6 @@ before(async () => {
   await ext.createCustomResourceDefinition({ body: widgetCrd });
   await eventually(async () => (await ext.readCustomResourceDefinition({ name: 'widgets.example.com' }))
     .status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'), 'the Widget CRD to be Established');
-  void admin;
 });
 after(async () => { await server?.stop(); });
 
