@@ -11,6 +11,7 @@ APT_PACKAGES=(
   libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev libarchive-dev tzdata
   prometheus
   clang-16 libfuzzer-16-dev libclang-rt-16-dev
+  python3-kubernetes
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -80,6 +81,20 @@ if [ ! -x "$S3RVER_DIR/node_modules/.bin/s3rver" ]; then
   if ! (cd "$S3RVER_DIR" && npm install --silent --no-audit --no-fund --no-save s3rver@3.7.1 >"$S3RVER_DIR/npm.log" 2>&1); then
     echo "setup: npm install s3rver@3.7.1 failed:" >&2
     cat "$S3RVER_DIR/npm.log" >&2
+    exit 1
+  fi
+fi
+# @kubernetes/client-node, the official Node client, for the client suites in
+# tests/clients/node (run unchanged against kube-local); pinned. 2.x needs Node
+# 22 (undici 8), so the last 1.x, which runs on the Node 20 the machines carry.
+CLIENT_NODE_VERSION=1.4.0
+CLIENT_NODE_DIR="$TOOLS_DIR/client-node"
+if ! grep -qs "\"version\": \"$CLIENT_NODE_VERSION\"" "$CLIENT_NODE_DIR/node_modules/@kubernetes/client-node/package.json"; then
+  echo "setup: installing @kubernetes/client-node $CLIENT_NODE_VERSION into $CLIENT_NODE_DIR"
+  mkdir -p "$CLIENT_NODE_DIR"
+  if ! (cd "$CLIENT_NODE_DIR" && npm install --silent --no-audit --no-fund --no-save "@kubernetes/client-node@$CLIENT_NODE_VERSION" >"$CLIENT_NODE_DIR/npm.log" 2>&1); then
+    echo "setup: npm install @kubernetes/client-node@$CLIENT_NODE_VERSION failed:" >&2
+    cat "$CLIENT_NODE_DIR/npm.log" >&2
     exit 1
   fi
 fi

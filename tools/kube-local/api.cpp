@@ -179,6 +179,44 @@ std::string qualified_resource(const ResourceType& t) {
   return t.group.empty() ? t.resource : t.resource + "." + t.group;
 }
 
+
+struct Filter {
+  LabelSelector labels;
+  FieldSelector fields;
+  std::string ns;
+  bool matches(const ResourceType& t, const json& o) const {
+    if (!ns.empty() && o["metadata"].value("namespace", "") != ns) return false;
+    if (!labels.matches(o["metadata"].value("labels", json::object()))) return false;
+    return fields.matches([&](const std::string& f) { return field_value(t, o, f); });
+  }
+};
+
+ApiResult<Filter> make_filter(const Request& req, const ResourceType& t, const std::string& ns) {
+  Filter f;
+  f.ns = ns;
+  std::string err;
+  auto ls = LabelSelector::parse(req.param("labelSelector"), &err);
+  if (!ls) return std::unexpected(bad_request("unable to parse requirement: " + err));
+  f.labels = *ls;
+  auto fs = FieldSelector::parse(req.param("fieldSelector"), &err);
+  if (!fs) return std::unexpected(bad_request(err));
+  for (const auto& term : fs->terms())
+    if (!field_supported(t, term.field))
+      return std::unexpected(bad_request("field label not supported: " + term.field));
+  f.fields = *fs;
+  return f;
+}
+
+
+// Stores that set ReturnDeletedObject (pkg/registry/core/{pod,service,serviceaccount,namespace,
+// persistentvolumeclaim}/storage/storage.go); a CRD's Delete returns the CRD it keeps for the
+// customresourcecleanup finalizer (apiextensions-apiserver/pkg/registry/customresourcedefinition/etcd.go).
+bool returns_deleted_object(const ResourceType& t) {
+  static const std::vector<std::string> kReturning = {"/pods", "/services", "/serviceaccounts", "/namespaces",
+                                                      "/persistentvolumeclaims",
+                                                      "apiextensions.k8s.io/customresourcedefinitions"};
+  return std::find(kReturning.begin(), kReturning.end(), t.gr()) != kReturning.end();
+}
 }  // namespace
 
 json UserInfo::to_json() const {
@@ -199,7 +237,14 @@ Response status_response(const ApiError& e) {
   json body{{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()}, {"status", "Failure"},
             {"message", e.message}, {"code", e.code}};
   if (!e.reason.empty()) body["reason"] = e.reason;  // StatusReasonUnknown is "", omitted
-  if (!e.details.empty()) body["details"] = e.details;
+  if (!e.details.empty()) {
+    // StatusDetails' name, group and kind are omitempty (apimachinery/pkg/apis/meta/v1/types.go):
+    // a core-group error carries no "group" at all.
+    json details = e.details;
+    for (const char* k : {"name", "group", "kind"})
+      if (details.contains(k) && details[k] == "") details.erase(k);
+    if (!details.empty()) body["details"] = details;
+  }
   Response r = json_response(e.code, body);
   if (e.details.contains("retryAfterSeconds"))
     r.headers.push_back({"Retry-After", std::to_string(e.details["retryAfterSeconds"].get<int>())});
@@ -538,7 +583,38 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
   if (type.namespaced && t.ns.empty() && !collection)
     return status_response({404, "NotFound", "the server could not find the requested resource"});
 
-  CallContext ctx{user, req.param("dryRun") == "All", req.param("fieldValidation"), nullptr, "", false};
+  // ValidateCreateOptions / ValidateUpdateOptions / ValidatePatchOptions / ValidateDeleteOptions
+  // (apimachinery/pkg/apis/meta/v1/validation/validation.go, ValidateDryRun): "All" is the only
+  // dryRun value; anything else is a 422 on the options kind, before anything is written.
+  json delete_opts = json::object();
+  if (req.method == "DELETE" && !req.body.empty()) {
+    delete_opts = json::parse(req.body, nullptr, false);
+    if (delete_opts.is_discarded() || !delete_opts.is_object())
+      return status_response(bad_request("invalid DeleteOptions body"));
+  }
+  std::vector<std::string> dry_run;
+  if (req.query.contains("dryRun")) dry_run.push_back(req.param("dryRun"));
+  if (const auto it = delete_opts.find("dryRun"); it != delete_opts.end() && it->is_array())
+    for (const auto& v : *it) dry_run.push_back(v.is_string() ? v.get<std::string>() : v.dump());
+  if (req.method != "GET") {
+    std::string quoted;
+    bool ok = true;
+    for (const auto& v : dry_run) {
+      quoted += (quoted.empty() ? "" : ", ") + json(v).dump();
+      ok = ok && v == "All";
+    }
+    if (!ok) {
+      const std::string kind = req.method == "POST"    ? "CreateOptions"
+                               : req.method == "PUT"   ? "UpdateOptions"
+                               : req.method == "PATCH" ? "PatchOptions"
+                                                       : "DeleteOptions";
+      return status_response(invalid_kind("meta.k8s.io", kind, "",
+                                          {{"FieldValueNotSupported", "dryRun",
+                                            "dryRun: Unsupported value: []string{" + quoted +
+                                                "}: supported values: \"All\""}}));
+    }
+  }
+  CallContext ctx{user, !dry_run.empty(), req.param("fieldValidation"), nullptr, "", false};
   if (ctx.field_validation.empty()) ctx.field_validation = "Warn";
   ctx.field_manager = field_manager_of(req, user);
   std::vector<std::string> warnings;
@@ -629,23 +705,49 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
     return finish(result, 200);
   }
   // DELETE
-  json opts = json::object();
-  if (!req.body.empty()) {
-    opts = json::parse(req.body, nullptr, false);
-    if (opts.is_discarded() || !opts.is_object()) return status_response(bad_request("invalid DeleteOptions body"));
-  }
+  json opts = delete_opts;
   if (!req.param("propagationPolicy").empty()) opts["propagationPolicy"] = req.param("propagationPolicy");
-  if (!collection) return finish(remove(type, t.ns, t.name, opts, ctx), 200);
-  std::string err;
-  auto sel = LabelSelector::parse(req.param("labelSelector"), &err);
-  if (!sel) return status_response(bad_request(err));
-  for (const auto& o : store_.list(type.gr(), t.ns)) {
-    if (!sel->matches((*o)["metadata"].value("labels", json::object()))) continue;
+  if (!collection) {
+    auto r = remove(type, t.ns, t.name, opts, ctx);
+    if (!r) return status_response(r.error());
+    // Store.Delete (apiserver/pkg/registry/generic/registry/store.go): an object kept for its
+    // finalizers (or graceful deletion) comes back as it now is; one deleted at once goes through
+    // finalizeDelete, which returns the object only where the store sets ReturnDeletedObject and
+    // otherwise a Success Status naming it (details.kind is the resource, as there).
+    if (r->value("metadata", json::object()).contains("deletionTimestamp") || returns_deleted_object(type))
+      return finish(r, 200);
+    json details{{"name", t.name}, {"kind", type.resource}, {"uid", (*r)["metadata"].value("uid", "")}};
+    if (!type.group.empty()) details["group"] = type.group;
+    return finish(json{{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()},
+                       {"status", "Success"}, {"details", details}},
+                  200);
+  }
+  // Store.DeleteCollection: the collection as ListOptions select it (labels, fields, limit),
+  // each item deleted as a single Delete would, and the list of what was selected returned.
+  auto parsed = parse_list_options(req.query);
+  if (!parsed.errors.empty()) return status_response(invalid_kind("meta.k8s.io", "ListOptions", "", parsed.errors));
+  auto filter = make_filter(req, type, t.ns);
+  if (!filter) return status_response(filter.error());
+  long limit = 0;
+  if (!req.param("limit").empty()) {
+    try {
+      limit = std::stol(req.param("limit"));
+    } catch (...) {
+      return status_response(bad_request("invalid limit \"" + req.param("limit") + "\""));
+    }
+  }
+  auto [all, rv] = store_.snapshot(type.gr(), t.ns);
+  json deleted = json::array();
+  for (const auto& o : all) {
+    if (!filter->matches(type, *o)) continue;
+    if (limit > 0 && static_cast<long>(deleted.size()) >= limit) break;
     auto r = remove(type, (*o)["metadata"].value("namespace", ""), (*o)["metadata"].value("name", ""), opts, ctx);
     if (!r && r.error().code != 404) return status_response(r.error());
+    deleted.push_back(with_type(*o, type));
   }
-  return json_response(200, {{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()},
-                             {"status", "Success"}});
+  return finish(json{{"kind", type.kind + "List"}, {"apiVersion", type.api_version()},
+                     {"metadata", {{"resourceVersion", std::to_string(rv)}}}, {"items", deleted}},
+                200);
 }
 
 // --- pods/log -------------------------------------------------------------------
@@ -849,36 +951,6 @@ ApiResult<json> ApiServer::server_side_apply(const Target& t, const Request& req
 
 // --- list and watch -----------------------------------------------------------
 
-namespace {
-
-struct Filter {
-  LabelSelector labels;
-  FieldSelector fields;
-  std::string ns;
-  bool matches(const ResourceType& t, const json& o) const {
-    if (!ns.empty() && o["metadata"].value("namespace", "") != ns) return false;
-    if (!labels.matches(o["metadata"].value("labels", json::object()))) return false;
-    return fields.matches([&](const std::string& f) { return field_value(t, o, f); });
-  }
-};
-
-ApiResult<Filter> make_filter(const Request& req, const ResourceType& t, const std::string& ns) {
-  Filter f;
-  f.ns = ns;
-  std::string err;
-  auto ls = LabelSelector::parse(req.param("labelSelector"), &err);
-  if (!ls) return std::unexpected(bad_request("unable to parse requirement: " + err));
-  f.labels = *ls;
-  auto fs = FieldSelector::parse(req.param("fieldSelector"), &err);
-  if (!fs) return std::unexpected(bad_request(err));
-  for (const auto& term : fs->terms())
-    if (!field_supported(t, term.field))
-      return std::unexpected(bad_request("field label not supported: " + term.field));
-  f.fields = *fs;
-  return f;
-}
-
-}  // namespace
 
 Response ApiServer::list_or_watch(const Request& req, const Target& t) {
   auto parsed = parse_list_options(req.query);
@@ -925,7 +997,9 @@ Response ApiServer::list_or_watch(const Request& req, const Target& t) {
   json meta{{"resourceVersion", std::to_string(rv)}};
   if (remaining > 0) {
     meta["continue"] = bo::base64url_encode(json{{"rv", rv}, {"start", last_key}}.dump());
-    meta["remainingItemCount"] = remaining;
+    // PrepareContinueToken (apiserver/pkg/storage/continue.go): the count is exact only for an
+    // empty predicate, so with a label or field selector it is left unset.
+    if (req.param("labelSelector").empty() && req.param("fieldSelector").empty()) meta["remainingItemCount"] = remaining;
   }
   if (wants_table(req)) {
     Response r = json_response(200, to_table(type, items, std::chrono::system_clock::now(), req.param("includeObject"), meta));
@@ -1035,13 +1109,18 @@ Response ApiServer::watch(const Request& req, const Target& t, const ListOptions
         if (ev.type == EventType::kAdded) {
           if (now_matches) ok = emit("ADDED", *ev.obj);
         } else if (ev.type == EventType::kDeleted) {
-          if (now_matches || was_matching) ok = emit("DELETED", *ev.obj);
+          if (was_matching) ok = emit("DELETED", *ev.obj);
         } else if (now_matches && was_matching) {
           ok = emit("MODIFIED", *ev.obj);
         } else if (now_matches) {
           ok = emit("ADDED", *ev.obj);
         } else if (was_matching) {
-          ok = emit("DELETED", *ev.obj);
+          // cacheWatcher.convertToWatchEvent (apiserver/pkg/storage/cacher/cache_watcher.go): an
+          // object that stops matching leaves as a DELETED event with its previous (matching)
+          // content, at the event's resourceVersion.
+          json last = *ev.prev;
+          last["metadata"]["resourceVersion"] = std::to_string(ev.rv);
+          ok = emit("DELETED", last);
         }
         if (!ok) return;
       }
@@ -1492,6 +1571,14 @@ ApiResult<json> ApiServer::update(const ResourceType& type, const std::string& n
   auto cur = store_.get(type.gr(), ns, name);
   if (!cur) return std::unexpected(not_found(type, name));
   const json& old = *cur;
+  // Store.Update (apiserver/pkg/registry/generic/registry/store.go): without a resourceVersion
+  // only a strategy that AllowUnconditionalUpdate()s updates; custom resources
+  // (apiextensions-apiserver/pkg/registry/customresource/strategy.go) and CRDs do not, and the
+  // error names the resource as its kind.
+  if (want_rv == 0 && (type.custom || type.gr() == "apiextensions.k8s.io/customresourcedefinitions"))
+    return std::unexpected(invalid_kind(type.group, type.resource, name,
+                                        {{"FieldValueInvalid", "metadata.resourceVersion",
+                                          "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"}}));
   if (want_rv != 0 && std::to_string(want_rv) != old["metadata"].value("resourceVersion", ""))
     return std::unexpected(conflict(type, name, "the object has been modified; please apply your changes to the "
                                                 "latest version and try again"));
@@ -1645,7 +1732,6 @@ ApiResult<json> ApiServer::remove(const ResourceType& type, const std::string& n
     next["status"]["phase"] = "Terminating";
   }
   const bool ns_pending = type.gr() == "/namespaces" && !next.value("spec", json::object()).value("finalizers", json::array()).empty();
-  if (ctx.dry_run) return with_type(old, type);
   if (!finalizers.empty() || ns_pending) {
     meta["finalizers"] = finalizers;
     if (finalizers.empty()) meta.erase("finalizers");
@@ -1653,6 +1739,8 @@ ApiResult<json> ApiServer::remove(const ResourceType& type, const std::string& n
       meta["deletionTimestamp"] = now_str();
       meta["deletionGracePeriodSeconds"] = 0;
     }
+    // A dry run answers what the update would have stored (store.go Delete: dry-run returns `out`).
+    if (ctx.dry_run) return with_type(next, type);
     if (next == old) return with_type(old, type);
     auto w = store_.update(type.gr(), std::move(next), parse_rv(old["metadata"].value("resourceVersion", "")));
     if (w.outcome == Store::Outcome::kConflict)
@@ -1661,6 +1749,7 @@ ApiResult<json> ApiServer::remove(const ResourceType& type, const std::string& n
     on_committed(type, *w.obj, false);
     return with_type(*w.obj, type);
   }
+  if (ctx.dry_run) return with_type(old, type);
   auto w = store_.remove(type.gr(), ns, name, parse_rv(old["metadata"].value("resourceVersion", "")));
   if (w.outcome == Store::Outcome::kConflict)
     return std::unexpected(conflict(type, name, "the object has been modified; please apply your changes to the latest version and try again"));

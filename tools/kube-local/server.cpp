@@ -52,6 +52,13 @@ HttpsServer::HttpsServer(Handler handler, const Pem& serving, uint16_t port, con
     impl_->ctx.add_certificate_authority(net::buffer(client_ca));
     impl_->ctx.set_verify_mode(ssl::verify_peer);
   }
+  // Clients that cache TLS sessions (Node's https.Agent, Go's ClientSessionCache) resume them on
+  // their next connection, as kube-apiserver allows: its tls.Config leaves session tickets on
+  // (apiserver/pkg/server/secure_serving.go, SecureServingInfo.tlsConfig). OpenSSL refuses to
+  // resume a session on a context that asks for client certificates unless the context has a
+  // session id context, and answers with a fatal internal_error alert instead.
+  static const unsigned char kSessionIdContext[] = "kube-local";
+  SSL_CTX_set_session_id_context(impl_->ctx.native_handle(), kSessionIdContext, sizeof kSessionIdContext - 1);
   impl_->ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                          ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
   impl_->ctx.use_certificate_chain(net::buffer(serving.cert));
