@@ -326,6 +326,14 @@ TEST_F(KubeLocalEnforcement, PodSecurityEnforceRefusesPodsAndWarnsOnWorkloads) {
   EXPECT_EQ(refused.status, 403);
   EXPECT_EQ(body(refused)["message"],
             "pods \"host\" is forbidden: violates PodSecurity \"baseline:latest\": host namespaces (hostNetwork=true)");
+  // The warn level admits what enforce allows, with a warning.
+  ASSERT_TRUE(c_->patch(resources::kNamespaces, "", ns_, PatchType::kMerge,
+                        {{"metadata", {{"labels", {{"pod-security.kubernetes.io/warn", "restricted"},
+                                                   {"pod-security.kubernetes.io/warn-version", "v1.35"}}}}}}));
+  auto warned = send("POST", resources::kPods.path(ns_), {{"metadata", {{"name", "warned"}}}, {"spec", pod_spec()}});
+  EXPECT_EQ(warned.status, 201);
+  EXPECT_TRUE(warned.headers["warning"].starts_with("299 - \"would violate PodSecurity \\\"restricted:v1.35\\\": "))
+      << warned.headers["warning"];
 }
 
 // kube-local's controllers write only fields the real types have:
@@ -466,6 +474,56 @@ TEST_F(KubeLocalEnforcement, EventsAreOneResourceThroughBothApis) {
   EXPECT_EQ((*c_->get(resources::kEvents, ns_, "core-ev"))["message"], "restarted");
   ASSERT_TRUE(c_->remove(resources::kEvents, ns_, "new-ev"));
   EXPECT_TRUE(c_->get(kNewEvents, ns_, "new-ev").error().not_found());
+}
+
+// plugin/pkg/admission/gc/gc_admission.go (OwnerReferencesPermissionEnforcement,
+// on in kube-local with --authorize): blockOwnerDeletion=true needs update on
+// the owner's finalizers subresource; changing ownerReferences on an update
+// needs delete on the object. RBAC's refusal has no reason: ", <nil>".
+TEST(KubeLocalOwnerReferences, BlockOwnerDeletionNeedsUpdateOnTheOwnersFinalizers) {
+  KubeLocal server({"--authorize"});
+  auto admin = server.client({1});
+  ASSERT_TRUE(admin->create(resources::kServiceAccounts, "default", {{"metadata", {{"name", "writer"}}}}));
+  auto grant = [&](const std::string& name, const json& resources_list, const json& verbs) {
+    const json role{{"metadata", {{"name", name}}},
+                    {"rules", {{{"apiGroups", {""}}, {"resources", resources_list}, {"verbs", verbs}}}}};
+    const json binding{{"metadata", {{"name", name}}},
+                       {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "Role"}, {"name", name}}},
+                       {"subjects", {{{"kind", "ServiceAccount"}, {"name", "writer"}, {"namespace", "default"}}}}};
+    return admin->request("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles", &role) &&
+           admin->request("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings", &binding);
+  };
+  ASSERT_TRUE(grant("write-cm", {"configmaps"}, {"create", "get", "update", "patch"}));
+  auto owner = admin->create(resources::kConfigMaps, "default", {{"metadata", {{"name", "owner"}}}});
+  ASSERT_TRUE(owner);
+  const json token_request = json::object();
+  auto token = admin->request("POST", resources::kServiceAccounts.path("default", "writer", "token"), &token_request);
+  ASSERT_TRUE(token);
+  auto cfg = server.config();
+  cfg.token = (*token)["status"]["token"];
+  Client writer(std::move(*make_cpprest_transport(cfg)), 0, 1, {1});
+  json ref{{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"name", "owner"}, {"uid", (*owner)["metadata"]["uid"]}};
+  json blocking = ref;
+  blocking["blockOwnerDeletion"] = true;
+  auto refused = writer.create(resources::kConfigMaps, "default", {{"metadata", {{"name", "dep"}, {"ownerReferences", {blocking}}}}});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().status, 403);
+  EXPECT_EQ(refused.error().message,
+            "configmaps \"dep\" is forbidden: cannot set blockOwnerDeletion if an ownerReference refers to a resource "
+            "you can't set finalizers on: , <nil>");
+  // Creating with a plain reference needs nothing more; changing it later needs delete.
+  ASSERT_TRUE(writer.create(resources::kConfigMaps, "default", {{"metadata", {{"name", "dep"}, {"ownerReferences", {ref}}}}}));
+  auto change = writer.patch(resources::kConfigMaps, "default", "dep", PatchType::kMerge,
+                             {{"metadata", {{"ownerReferences", json::array()}}}});
+  ASSERT_FALSE(change);
+  EXPECT_EQ(change.error().status, 403);
+  EXPECT_EQ(change.error().message,
+            "configmaps \"dep\" is forbidden: cannot set an ownerRef on a resource you can't delete: , <nil>");
+  // With delete on configmaps and update on configmaps/finalizers, both are allowed.
+  ASSERT_TRUE(grant("own-cm", {"configmaps", "configmaps/finalizers"}, {"delete", "update"}));
+  auto blocked = writer.patch(resources::kConfigMaps, "default", "dep", PatchType::kMerge,
+                              {{"metadata", {{"ownerReferences", {blocking}}}}});
+  EXPECT_TRUE(blocked) << blocked.error().str();
 }
 
 }  // namespace
