@@ -186,6 +186,10 @@ TEST_F(KubeLocalEnforcement, ImmutableFieldsRefuseChanges) {
   ASSERT_FALSE(secret);
   EXPECT_EQ(secret.error().message,
             "Secret \"frozen\" is invalid: data: Forbidden: field is immutable when `immutable` is set");
+  // stringData is data (Convert_v1_Secret_To_core_Secret merges it at decode): refused as well.
+  auto string_data = c_->patch(resources::kSecrets, ns_, "frozen", PatchType::kMerge, {{"stringData", {{"k", "new"}}}});
+  ASSERT_FALSE(string_data);
+  EXPECT_EQ(string_data.error().status, 422);
 
   const json labels{{"app", "a"}};
   ASSERT_TRUE(c_->create(resources::kDeployments, ns_,

@@ -1020,8 +1020,6 @@ ApiResult<void> ApiServer::admit(const ResourceType& type, const std::string& op
   if (!type.custom) apply_builtin_defaults(type.gr(), obj);
   // ValidateObjectMeta (labels, annotations) comes first in every kind's validation.
   std::vector<FieldError> errs = validate_object_meta(type.gr(), obj);
-  if (old)
-    for (auto& e : validate_immutable_update(type.gr(), obj, *old)) errs.push_back(std::move(e));
   if (type.custom) {
     std::vector<std::string> unknown;
     prune(obj, type.schema, &unknown);
@@ -1190,6 +1188,9 @@ ApiResult<void> ApiServer::admit(const ResourceType& type, const std::string& op
       obj["status"] = st;
     }
   }
+  // After the kind's own normalisation (a Secret's stringData is data by now, as decoding makes it).
+  if (old)
+    for (auto& e : validate_immutable_update(type.gr(), obj, *old)) errs.push_back(std::move(e));
   if (!errs.empty()) return std::unexpected(invalid(type, name, errs));
   // Validating admission plugins run after field validation (store.go createValidation).
   if (opts_.authorize) {
