@@ -290,6 +290,14 @@ TEST(KubeLocalPodSecurity, RestrictedAndBaselineChecks) {
       {"baseline", json{{"securityContext", {{"seccompProfile", {{"type", "Unconfined"}}}}}, {"containers", {container("c")}}},
        "seccompProfile (pod must not set securityContext.seccompProfile.type to \"Unconfined\")"},
       {"privileged", json{{"hostNetwork", true}, {"containers", {container("c", {{"privileged", true}})}}}, ""},
+      // A pod in a user namespace (hostUsers: false) may run as root inside it (KEP-127).
+      {"restricted",
+       json{{"hostUsers", false},
+            {"securityContext", {{"runAsUser", 0}}},
+            {"containers", {container("c", {{"allowPrivilegeEscalation", false},
+                                            {"capabilities", {{"drop", {"ALL"}}}},
+                                            {"seccompProfile", {{"type", "RuntimeDefault"}}}})}}},
+       ""},
   };
   for (const auto& c : cases) EXPECT_EQ(kl::pod_security_violations(c.level, json::object(), c.spec), c.violations) << c.spec;
 }

@@ -48,6 +48,9 @@ void visit_containers(const json& spec, const std::function<void(const json&)>& 
       for (const auto& c : member(spec, list)) fn(c);
 }
 
+// helpers.go relaxPolicyForUserNamespacePod (KEP-127): a pod in a user namespace.
+bool user_namespace_pod(const json& spec) { return member(spec, "hostUsers") == false; }
+
 std::string name_of(const json& c) { return member(c, "name").is_string() ? member(c, "name").get<std::string>() : ""; }
 
 // --- baseline -------------------------------------------------------------------
@@ -212,6 +215,7 @@ CheckResult restricted_volumes(const json& spec) {  // check_restrictedVolumes.g
 }
 
 CheckResult run_as_non_root(const json& spec) {  // check_runAsNonRoot.go
+  if (user_namespace_pod(spec)) return {};
   std::vector<std::string> setters;
   bool pod_non_root = false;
   const json& pod_value = member(member(spec, "securityContext"), "runAsNonRoot");
@@ -239,6 +243,7 @@ CheckResult run_as_non_root(const json& spec) {  // check_runAsNonRoot.go
 }
 
 CheckResult run_as_user(const json& spec) {  // check_runAsUser.go
+  if (user_namespace_pod(spec)) return {};
   std::vector<std::string> setters;
   if (member(member(spec, "securityContext"), "runAsUser") == 0) setters.push_back("pod");
   std::vector<std::string> bad;
