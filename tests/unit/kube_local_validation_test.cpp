@@ -290,6 +290,21 @@ TEST(KubeLocalPodSecurity, RestrictedAndBaselineChecks) {
       {"baseline", json{{"securityContext", {{"seccompProfile", {{"type", "Unconfined"}}}}}, {"containers", {container("c")}}},
        "seccompProfile (pod must not set securityContext.seccompProfile.type to \"Unconfined\")"},
       {"privileged", json{{"hostNetwork", true}, {"containers", {container("c", {{"privileged", true}})}}}, ""},
+      // The other baseline checks, in check-file order.
+      {"baseline", json::parse(R"({
+         "securityContext": {"sysctls": [{"name": "kernel.msgmax", "value": "1"}, {"name": "net.ipv4.tcp_rmem", "value": "1"}],
+                             "seLinuxOptions": {"type": "spc_t"}},
+         "containers": [{"name": "a", "image": "i",
+                         "securityContext": {"procMount": "Unmasked", "appArmorProfile": {"type": "Unconfined"}},
+                         "livenessProbe": {"httpGet": {"host": "10.0.0.1", "port": 80}}}]})"),
+       "forbidden AppArmor profile (container \"a\" must not set AppArmor profile type to \"Unconfined\"), "
+       "probe or lifecycle host (container \"a\" uses probe or lifecycle host \"10.0.0.1\"), "
+       "procMount (container \"a\" must not set securityContext.procMount to \"Unmasked\"), "
+       "seLinuxOptions (pod set forbidden securityContext.seLinuxOptions: type \"spc_t\"), "
+       "forbidden sysctls (kernel.msgmax)"},
+      {"baseline", json::parse(R"({"containers": [{"name": "c", "image": "i", "securityContext":
+                                  {"appArmorProfile": {"type": "RuntimeDefault"}, "procMount": "Default"}}]})"),
+       ""},
       // A pod in a user namespace (hostUsers: false) may run as root inside it (KEP-127).
       {"restricted",
        json{{"hostUsers", false},
@@ -300,6 +315,11 @@ TEST(KubeLocalPodSecurity, RestrictedAndBaselineChecks) {
        ""},
   };
   for (const auto& c : cases) EXPECT_EQ(kl::pod_security_violations(c.level, json::object(), c.spec), c.violations) << c.spec;
+  // The deprecated AppArmor annotation is judged from the pod's metadata.
+  const json meta{{"annotations", {{"container.apparmor.security.beta.kubernetes.io/c", "unconfined"}}}};
+  EXPECT_EQ(kl::pod_security_violations("baseline", meta, json{{"containers", {container("c")}}}),
+            "forbidden AppArmor profile (annotation must not set AppArmor profile type to "
+            "\"container.apparmor.security.beta.kubernetes.io/c=\\\"unconfined\\\"\")");
 }
 
 TEST(KubeLocalPodSecurity, NamespaceLabelsChooseTheLevel) {

@@ -55,6 +55,43 @@ std::string name_of(const json& c) { return member(c, "name").is_string() ? memb
 
 // --- baseline -------------------------------------------------------------------
 
+CheckResult app_armor_profile(const json& meta, const json& spec) {  // check_appArmorProfile.go
+  auto allowed = [](const json& t) { return t == "RuntimeDefault" || t == "Localhost"; };
+  std::vector<std::string> setters;
+  std::set<std::string> values;
+  const json& pod_type = member(member(member(spec, "securityContext"), "appArmorProfile"), "type");
+  if (!member(member(spec, "securityContext"), "appArmorProfile").is_null() && !allowed(pod_type)) {
+    setters.push_back("pod");
+    values.insert(pod_type.is_string() ? pod_type.get<std::string>() : "");
+  }
+  std::vector<std::string> bad;
+  visit_containers(spec, [&](const json& c) {
+    const json& profile = member(sc(c), "appArmorProfile");
+    if (!profile.is_null() && !allowed(member(profile, "type"))) {
+      bad.push_back(name_of(c));
+      values.insert(member(profile, "type").is_string() ? member(profile, "type").get<std::string>() : "");
+    }
+  });
+  if (!bad.empty()) setters.push_back(pluralize("container", "containers", bad.size()) + " " + join_quote(bad));
+  std::vector<std::string> list(values.begin(), values.end());
+  std::vector<std::string> annotations;  // the deprecated container.apparmor.security.beta.kubernetes.io/<c>
+  if (member(meta, "annotations").is_object())
+    for (const auto& [k, v] : member(meta, "annotations").items()) {
+      const std::string value = v.is_string() ? v.get<std::string>() : "";
+      if (k.starts_with("container.apparmor.security.beta.kubernetes.io/") && !value.empty() &&
+          value != "runtime/default" && !value.starts_with("localhost/"))
+        annotations.push_back(k + "=" + json(value).dump());
+    }
+  if (!annotations.empty()) {
+    std::sort(annotations.begin(), annotations.end());
+    list.insert(list.end(), annotations.begin(), annotations.end());
+    setters.push_back(pluralize("annotation", "annotations", annotations.size()));
+  }
+  if (setters.empty()) return {};
+  return forbid(pluralize("forbidden AppArmor profile", "forbidden AppArmor profiles", list.size()),
+                join(setters, " and ") + " must not set AppArmor profile type to " + join_quote(list));
+}
+
 CheckResult host_namespaces(const json& spec) {  // check_hostNamespaces.go
   std::vector<std::string> ns;
   if (member(spec, "hostNetwork") == true) ns.push_back("hostNetwork=true");
@@ -93,6 +130,29 @@ CheckResult host_ports(const json& spec) {  // check_hostPorts.go
                                 join({ports.begin(), ports.end()}, ", "));
 }
 
+CheckResult host_probes_and_lifecycle(const json& spec) {  // check_hostProbesAndhostLifecycle.go (1.34+)
+  std::set<std::string> bad, hosts;
+  auto check = [&](const json& handler, const std::string& container) {
+    for (const char* kind : {"httpGet", "tcpSocket"}) {
+      const json& host = member(member(handler, kind), "host");
+      if (host.is_string() && !host.get<std::string>().empty()) {
+        bad.insert(container);
+        hosts.insert(host.get<std::string>());
+      }
+    }
+  };
+  visit_containers(spec, [&](const json& c) {
+    for (const char* probe : {"livenessProbe", "readinessProbe", "startupProbe"}) check(member(c, probe), name_of(c));
+    for (const char* hook : {"postStart", "preStop"}) check(member(member(c, "lifecycle"), hook), name_of(c));
+  });
+  if (bad.empty()) return {};
+  return forbid("probe or lifecycle host",
+                pluralize("container", "containers", bad.size()) + " " + join_quote({bad.begin(), bad.end()}) + " " +
+                    pluralize("uses", "use", bad.size()) + " " +
+                    pluralize("probe or lifecycle host", "probe or lifecycle hosts", hosts.size()) + " " +
+                    join_quote({hosts.begin(), hosts.end()}));
+}
+
 CheckResult privileged(const json& spec) {  // check_privileged.go
   std::vector<std::string> bad;
   visit_containers(spec, [&](const json& c) {
@@ -101,6 +161,74 @@ CheckResult privileged(const json& spec) {  // check_privileged.go
   if (bad.empty()) return {};
   return forbid("privileged", pluralize("container", "containers", bad.size()) + " " + join_quote(bad) +
                                   " must not set securityContext.privileged=true");
+}
+
+CheckResult proc_mount(const json& spec) {  // check_procMount.go (1.34: user-namespace pods may)
+  if (user_namespace_pod(spec)) return {};
+  std::vector<std::string> bad;
+  std::set<std::string> types;
+  visit_containers(spec, [&](const json& c) {
+    const json& pm = member(sc(c), "procMount");
+    if (!pm.is_null() && pm != "Default") {
+      bad.push_back(name_of(c));
+      types.insert(pm.is_string() ? pm.get<std::string>() : pm.dump());
+    }
+  });
+  if (bad.empty()) return {};
+  return forbid("procMount", pluralize("container", "containers", bad.size()) + " " + join_quote(bad) +
+                                 " must not set securityContext.procMount to " + join_quote({types.begin(), types.end()}));
+}
+
+CheckResult se_linux_options(const json& spec) {  // check_seLinuxOptions.go
+  static const std::set<std::string> kTypes = {"", "container_t", "container_init_t", "container_kvm_t",
+                                               "container_engine_t"};
+  std::vector<std::string> setters;
+  std::set<std::string> bad_types;
+  bool set_user = false, set_role = false;
+  auto valid = [&](const json& opts) {
+    bool ok = true;
+    const std::string type = member(opts, "type").is_string() ? member(opts, "type").get<std::string>() : "";
+    if (!kTypes.count(type)) {
+      ok = false;
+      bad_types.insert(type);
+    }
+    if (member(opts, "user").is_string() && !member(opts, "user").get<std::string>().empty()) ok = false, set_user = true;
+    if (member(opts, "role").is_string() && !member(opts, "role").get<std::string>().empty()) ok = false, set_role = true;
+    return ok;
+  };
+  const json& pod_opts = member(member(spec, "securityContext"), "seLinuxOptions");
+  if (!pod_opts.is_null() && !valid(pod_opts)) setters.push_back("pod");
+  std::vector<std::string> bad;
+  visit_containers(spec, [&](const json& c) {
+    const json& opts = member(sc(c), "seLinuxOptions");
+    if (!opts.is_null() && !valid(opts)) bad.push_back(name_of(c));
+  });
+  if (!bad.empty()) setters.push_back(pluralize("container", "containers", bad.size()) + " " + join_quote(bad));
+  if (setters.empty()) return {};
+  std::vector<std::string> data;
+  if (!bad_types.empty()) {
+    data.push_back(pluralize("type", "types", bad_types.size()) + " " + join_quote({bad_types.begin(), bad_types.end()}));
+    // As the source has it: user and role are named only alongside a bad type.
+    if (set_user) data.push_back("user may not be set");
+    if (set_role) data.push_back("role may not be set");
+  }
+  return forbid("seLinuxOptions", join(setters, " and ") + " set forbidden securityContext.seLinuxOptions: " + join(data, "; "));
+}
+
+CheckResult sysctls(const json& spec) {  // check_sysctls.go, the 1.32 allowed set
+  static const std::set<std::string> kAllowed = {
+      "kernel.shm_rmid_forced",     "net.ipv4.ip_local_port_range", "net.ipv4.tcp_syncookies",
+      "net.ipv4.ping_group_range",  "net.ipv4.ip_unprivileged_port_start", "net.ipv4.ip_local_reserved_ports",
+      "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout",   "net.ipv4.tcp_keepalive_intvl",
+      "net.ipv4.tcp_keepalive_probes", "net.ipv4.tcp_rmem",        "net.ipv4.tcp_wmem"};
+  std::vector<std::string> bad;
+  if (member(member(spec, "securityContext"), "sysctls").is_array())
+    for (const auto& s : member(member(spec, "securityContext"), "sysctls")) {
+      const std::string name = member(s, "name").is_string() ? member(s, "name").get<std::string>() : "";
+      if (!kAllowed.count(name)) bad.push_back(name);
+    }
+  if (bad.empty()) return {};
+  return forbid("forbidden sysctls", join(bad, ", "));
 }
 
 CheckResult capabilities_baseline(const json& spec) {  // check_capabilities_baseline.go
@@ -307,12 +435,14 @@ std::optional<PodSecurityLevel> pod_security_level(const json& labels, const std
   return l;
 }
 
-std::string pod_security_violations(const std::string& level, const json& /*meta*/, const json& spec) {
+std::string pod_security_violations(const std::string& level, const json& meta, const json& spec) {
   if (level != "baseline" && level != "restricted") return "";
   // registry.go EvaluatePod: the baseline checks that do not overlap, then for
   // baseline the overlapping ones, for restricted the restricted ones instead.
   using Check = CheckResult (*)(const json&);
-  std::vector<Check> checks = {host_namespaces, host_path_volumes, host_ports, privileged};
+  std::vector<Check> checks = {host_namespaces, host_path_volumes, host_ports, host_probes_and_lifecycle,
+                              privileged,      proc_mount,        se_linux_options};
+  checks.push_back(sysctls);
   if (level == "baseline") {
     checks.push_back(capabilities_baseline);
     checks.push_back(seccomp_baseline);
@@ -322,8 +452,9 @@ std::string pod_security_violations(const std::string& level, const json& /*meta
       checks.push_back(c);
   }
   std::vector<std::string> parts;
-  for (Check c : checks) {
-    const CheckResult r = c(spec);
+  std::vector<CheckResult> results = {app_armor_profile(meta, spec)};  // check files in name order
+  for (Check c : checks) results.push_back(c(spec));
+  for (const CheckResult& r : results) {
     if (r.allowed) continue;
     parts.push_back(r.detail.empty() ? r.reason : r.reason + " (" + r.detail + ")");
   }
