@@ -4,6 +4,7 @@
 
 #include "api/backup_policy.h"
 #include "common/timefmt.h"
+#include "kube-local/pod_security.h"
 #include "reconcile/backup_jobs.h"
 
 using namespace bo::api;
@@ -215,6 +216,9 @@ TEST(BuildJob, SecretsOnlyByReferenceAndRestrictedPod) {
   EXPECT_FALSE(c["securityContext"]["allowPrivilegeEscalation"]);
   EXPECT_EQ(c["securityContext"]["capabilities"]["drop"], json({"ALL"}));
   EXPECT_TRUE(c["securityContext"]["readOnlyRootFilesystem"]);
+  // Admitted in a namespace enforcing the restricted Pod Security profile, as
+  // pod-security-admission's checks judge it (kube-local runs the same checks).
+  EXPECT_EQ(kl::pod_security_violations("restricted", job["spec"]["template"].value("metadata", json::object()), pod), "");
   EXPECT_EQ(job["spec"]["backoffLimit"], 2);
   EXPECT_EQ(build_job(in), job);  // pure: same inputs, same manifest
 }

@@ -9,6 +9,9 @@
 #include "common/encoding.h"
 #include "common/timefmt.h"
 #include "kube-local/admission.h"
+#include "kube-local/builtin_admission.h"
+#include "kube-local/decode.h"
+#include "kube-local/defaults.h"
 #include "kube-local/list_options.h"
 #include "kube-local/managed_fields.h"
 #include "kube-local/openapi.h"
@@ -17,6 +20,7 @@
 #include "kube-local/protobuf.h"
 #include "kube-local/schema.h"
 #include "kube-local/table.h"
+#include "kube-local/validation.h"
 #include "kube-local/yaml_json.h"
 #include "kube/selector.h"
 
@@ -118,6 +122,22 @@ uint64_t parse_rv(const std::string& s) {
 }
 
 std::optional<std::string> field_value(const ResourceType& t, const json& o, const std::string& field) {
+  if (t.group == "events.k8s.io") {
+    // pkg/apis/events/v1 AddFieldLabelConversionsForEvent: evaluated on the stored core Event.
+    static const std::map<std::string, std::string> kToCore = {
+        {"metadata.name", "metadata.name"}, {"metadata.namespace", "metadata.namespace"},
+        {"reason", "reason"}, {"type", "type"}, {"reportingController", "reportingComponent"},
+        {"regarding.kind", "involvedObject.kind"}, {"regarding.namespace", "involvedObject.namespace"},
+        {"regarding.name", "involvedObject.name"}, {"regarding.uid", "involvedObject.uid"},
+        {"regarding.apiVersion", "involvedObject.apiVersion"},
+        {"regarding.resourceVersion", "involvedObject.resourceVersion"},
+        {"regarding.fieldPath", "involvedObject.fieldPath"}};
+    auto it = kToCore.find(field);
+    if (it == kToCore.end()) return std::nullopt;
+    ResourceType core = t;
+    core.group = "";
+    return field_value(core, o, it->second);
+  }
   if (field == "metadata.name") return o["metadata"].value("name", "");
   if (field == "metadata.namespace") return o["metadata"].value("namespace", "");
   static const std::map<std::string, std::vector<std::string>> kSupported = {
@@ -129,7 +149,6 @@ std::optional<std::string> field_value(const ResourceType& t, const json& o, con
       {"/secrets", {"type"}},
       {"/namespaces", {"status.phase"}},
       {"batch/jobs", {"status.successful"}},
-      {"events.k8s.io/events", {"regarding.kind", "regarding.name", "regarding.namespace", "reason", "type"}},
   };
   auto it = kSupported.find(t.gr());
   if (it == kSupported.end() || std::find(it->second.begin(), it->second.end(), field) == it->second.end())
@@ -145,7 +164,7 @@ bool field_supported(const ResourceType& t, const std::string& field) {
 }
 
 json with_type(const json& obj, const ResourceType& t) {
-  json o = obj;
+  json o = t.group == "events.k8s.io" ? core_to_event(obj) : obj;
   o["apiVersion"] = t.api_version();
   o["kind"] = t.kind;
   return o;
@@ -689,9 +708,10 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
       if (!cur) return status_response(not_found(type, t.name));
       std::string err;
       std::optional<json> patched;
-      if (ctype == "application/merge-patch+json") patched = apply_merge_patch(*cur, patch, &err);
-      else if (ctype == "application/json-patch+json") patched = apply_json_patch(*cur, patch, &err);
-      else patched = apply_strategic_merge_patch(*cur, patch, &err);
+      const json base = with_type(*cur, type);  // the object as this API version shows it
+      if (ctype == "application/merge-patch+json") patched = apply_merge_patch(base, patch, &err);
+      else if (ctype == "application/json-patch+json") patched = apply_json_patch(base, patch, &err);
+      else patched = apply_strategic_merge_patch(base, patch, &err);
       if (!patched) return status_response({422, "Invalid", err});
       if (!patched->is_object() || !patched->contains("metadata") || !(*patched)["metadata"].is_object())
         return status_response({422, "Invalid", "the patch removed metadata"});
@@ -968,6 +988,7 @@ Response ApiServer::list_or_watch(const Request& req, const Target& t) {
     }
   }
   std::string start_after;
+  std::optional<uint64_t> continue_rv;
   if (const std::string cont = req.param("continue"); !cont.empty()) {
     auto decoded = bo::base64url_decode(cont);
     json tok = decoded ? json::parse(*decoded, nullptr, false) : json();
@@ -977,8 +998,20 @@ Response ApiServer::list_or_watch(const Request& req, const Target& t) {
                               "The provided continue parameter is too old to display a consistent list result. "
                               "You can start a new list without the continue parameter."});
     start_after = tok.value("start", "");
+    continue_rv = tok.value("rv", uint64_t{0});
   }
   auto [all, rv] = store_.snapshot(type.gr(), t.ns);
+  if (continue_rv) {
+    // Every page of a continued list is served at the first page's resourceVersion
+    // (storage/etcd3 store.go GetList reads the continue key's revision), or 410.
+    auto then = store_.snapshot_at(type.gr(), t.ns, *continue_rv);
+    if (!then)
+      return status_response({410, "Expired",
+                              "The provided continue parameter is too old to display a consistent list result. "
+                              "You can start a new list without the continue parameter."});
+    all = std::move(*then);
+    rv = *continue_rv;
+  }
   std::vector<ObjPtr> items;
   std::string last_key;
   std::string next_continue;
@@ -1301,13 +1334,17 @@ ApiResult<void> ApiServer::check_namespace(const ResourceType& type, const std::
 ApiResult<void> ApiServer::admit(const ResourceType& type, const std::string& op, json& obj, const json* old,
                                  const CallContext& ctx) {
   const std::string name = obj["metadata"].value("name", "");
-  std::vector<FieldError> errs;
+  // Decoding applies the scheme's defaults before anything else sees the object.
+  if (!type.custom) apply_builtin_defaults(type.gr(), obj);
+  // ValidateObjectMeta (labels, annotations) comes first in every kind's validation.
+  std::vector<FieldError> errs = validate_object_meta(type.gr(), obj);
   if (type.custom) {
     std::vector<std::string> unknown;
     prune(obj, type.schema, &unknown);
     if (!unknown.empty()) {
       if (ctx.field_validation == "Strict") {
-        std::string msg = "strict decoding error: ";
+        std::string msg = type.kind + " in version \"" + type.version + "\" cannot be handled as a " + type.kind +
+                          ": strict decoding error: ";  // transformDecodeError, as for built-in kinds
         for (size_t i = 0; i < unknown.size(); ++i)
           msg += (i ? ", " : "") + std::string("unknown field \"") + unknown[i] + "\"";
         return std::unexpected(bad_request(msg));
@@ -1316,9 +1353,9 @@ ApiResult<void> ApiServer::admit(const ResourceType& type, const std::string& op
         for (const auto& u : unknown) ctx.warnings->push_back("unknown field \\\"" + u + "\\\"");
     }
     apply_defaults(obj, type.schema);
-    errs = validate_schema(obj, type.schema);
-    if (errs.empty())
-      for (auto& e : validate_cel(obj, old, type.schema)) errs.push_back(std::move(e));
+    auto schema_errs = validate_schema(obj, type.schema);
+    if (schema_errs.empty()) schema_errs = validate_cel(obj, old, type.schema);
+    for (auto& e : schema_errs) errs.push_back(std::move(e));
   }
   const json& spec = obj.contains("spec") ? obj["spec"] : json();
   if (type.gr() == "/secrets") {
@@ -1333,8 +1370,6 @@ ApiResult<void> ApiServer::admit(const ResourceType& type, const std::string& op
       if (!v.is_string() || !bo::base64_decode(v.get<std::string>()))
         errs.push_back({"FieldValueInvalid", "data[" + k + "]",
                         "data[" + k + "]: Invalid value: \"<secret contents redacted>\": illegal base64 data"});
-    if (old && old->value("immutable", false) && (old->value("data", json::object()) != obj.value("data", json::object())))
-      errs.push_back({"FieldValueForbidden", "data", "data: Forbidden: field is immutable when `immutable` is set"});
     if (old && old->value("type", "Opaque") != obj.value("type", "Opaque"))
       errs.push_back({"FieldValueInvalid", "type", "type: Invalid value: " + obj["type"].dump() + ": field is immutable"});
   } else if (type.gr() == "/pods") {
@@ -1347,38 +1382,40 @@ ApiResult<void> ApiServer::admit(const ResourceType& type, const std::string& op
         if (c.value("name", "").empty()) errs.push_back({"FieldValueRequired", f + ".name", f + ".name: Required value"});
         if (c.value("image", "").empty()) errs.push_back({"FieldValueRequired", f + ".image", f + ".image: Required value"});
       }
-    if (op == "CREATE") {
-      if (!obj["spec"].contains("restartPolicy")) obj["spec"]["restartPolicy"] = "Always";
-      if (!obj["spec"].contains("serviceAccountName")) obj["spec"]["serviceAccountName"] = "default";
+    if (op == "CREATE" && obj["spec"].is_object() && obj["spec"].value("serviceAccountName", "").empty()) {
+      // The ServiceAccount admission plugin; the deprecated serviceAccount follows it.
+      obj["spec"]["serviceAccountName"] = "default";
+      obj["spec"]["serviceAccount"] = "default";
     }
   } else if (type.gr() == "batch/jobs") {
     if (!spec.is_object() || !spec.contains("template")) {
       errs.push_back({"FieldValueRequired", "spec.template", "spec.template: Required value"});
     } else {
-      const std::string rp = spec["template"].value("spec", json::object()).value("restartPolicy", "");
+      // Defaulting made an unset restartPolicy "Always", which a Job refuses (ValidateJobSpec).
+      const json rp = spec["template"].value("spec", json::object()).value("restartPolicy", json(""));
       if (rp != "Never" && rp != "OnFailure")
-        errs.push_back({"FieldValueRequired", "spec.template.spec.restartPolicy",
-                        "spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\""});
+        errs.push_back({"FieldValueNotSupported", "spec.template.spec.restartPolicy",
+                        "spec.template.spec.restartPolicy: Unsupported value: " + rp.dump() +
+                            ": supported values: \"OnFailure\", \"Never\""});
       if (spec["template"].value("spec", json::object()).value("containers", json::array()).empty())
         errs.push_back({"FieldValueRequired", "spec.template.spec.containers",
                         "spec.template.spec.containers: Required value"});
     }
-    if (errs.empty() && op == "CREATE") {
+    if (errs.empty() && op == "CREATE" && obj["spec"].value("manualSelector", false) != true) {
+      // pkg/registry/batch/job/strategy.go generateSelector (PrepareForCreate).
       auto& s = obj["spec"];
-      if (!s.contains("backoffLimit")) s["backoffLimit"] = 6;
-      if (!s.contains("completions")) s["completions"] = 1;
-      if (!s.contains("parallelism")) s["parallelism"] = 1;
-      if (!s.contains("completionMode")) s["completionMode"] = "NonIndexed";
-      if (!s.contains("suspend")) s["suspend"] = false;
       const std::string uid = obj["metadata"].value("uid", "");
       const std::string jn = obj["metadata"].value("name", "");
-      if (!s.contains("selector"))
-        s["selector"] = {{"matchLabels", {{"batch.kubernetes.io/controller-uid", uid}}}};
       auto& labels = s["template"]["metadata"]["labels"];
-      labels["batch.kubernetes.io/controller-uid"] = uid;
-      labels["controller-uid"] = uid;
-      labels["batch.kubernetes.io/job-name"] = jn;
-      labels["job-name"] = jn;
+      for (const char* k : {"job-name", "batch.kubernetes.io/job-name"})
+        if (!labels.contains(k)) labels[k] = jn;
+      for (const char* k : {"controller-uid", "batch.kubernetes.io/controller-uid"})
+        if (!labels.contains(k)) labels[k] = uid;
+      if (!s.contains("selector") || !s["selector"].is_object()) s["selector"] = json::object();
+      if (!s["selector"].contains("matchLabels") || !s["selector"]["matchLabels"].is_object())
+        s["selector"]["matchLabels"] = json::object();
+      if (!s["selector"]["matchLabels"].contains("batch.kubernetes.io/controller-uid"))
+        s["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"] = uid;
     }
     if (old && old->contains("spec") && spec.is_object()) {
       for (const char* f : {"template", "selector", "completions"}) {
@@ -1399,7 +1436,6 @@ ApiResult<void> ApiServer::admit(const ResourceType& type, const std::string& op
                         "spec.template.metadata.labels: Invalid value: " + labels.dump() +
                             ": `selector` does not match template `labels`"});
     }
-    if (errs.empty() && !obj["spec"].contains("replicas")) obj["spec"]["replicas"] = 1;
   } else if (type.gr() == "/namespaces") {
     if (op == "CREATE") {
       obj["spec"]["finalizers"] = json::array({"kubernetes"});
@@ -1470,13 +1506,28 @@ ApiResult<void> ApiServer::admit(const ResourceType& type, const std::string& op
       obj["status"] = st;
     }
   }
+  // After the kind's own normalisation (a Secret's stringData is data by now, as decoding makes it).
+  if (old)
+    for (auto& e : validate_immutable_update(type.gr(), obj, *old)) errs.push_back(std::move(e));
   if (!errs.empty()) return std::unexpected(invalid(type, name, errs));
+  // Validating admission plugins run after field validation (store.go createValidation).
+  if (opts_.authorize) {
+    auto authorize = [&](const std::string& verb, const std::string& group, const std::string& resource,
+                         const std::string& sub, const std::string& ns, const std::string& n) {
+      const bool ok = authorized(ctx.user, verb, group, resource, sub, ns, n, "");
+      audit(ctx.user, verb, group, resource, sub, ns, n, "", ok);
+      return ok;
+    };
+    if (auto ok = admit_owner_references(registry_, type, op, "", obj, old, authorize); !ok) return ok;
+  }
+  if (auto ok = admit_pod_security(store_, type, op, obj, old, ctx.warnings); !ok) return ok;
   return {};
 }
 
 // --- the write path -----------------------------------------------------------
 
 ApiResult<json> ApiServer::create(const ResourceType& type, const std::string& ns, json obj, const CallContext& ctx) {
+  if (auto ok = decode_builtin(type, obj, ctx); !ok) return std::unexpected(ok.error());
   if (obj.contains("apiVersion") && obj["apiVersion"] != type.api_version())
     return std::unexpected(bad_request("the API version in the data (" + obj["apiVersion"].dump() +
                                        ") does not match the expected API version (" + type.api_version() + ")"));
@@ -1555,6 +1606,7 @@ ApiResult<json> ApiServer::update(const ResourceType& type, const std::string& n
                                   const CallContext& ctx, const std::string& subresource) {
   if (!obj.contains("metadata") || !obj["metadata"].is_object())
     return std::unexpected(bad_request("metadata is required"));
+  if (auto ok = decode_builtin(type, obj, ctx); !ok) return std::unexpected(ok.error());
   if (obj["metadata"].value("name", name) != name)
     return std::unexpected(bad_request("the name of the object (" + obj["metadata"].value("name", "") +
                                        ") does not match the name on the URL (" + name + ")"));
@@ -1738,6 +1790,9 @@ ApiResult<json> ApiServer::remove(const ResourceType& type, const std::string& n
     if (!meta.contains("deletionTimestamp")) {
       meta["deletionTimestamp"] = now_str();
       meta["deletionGracePeriodSeconds"] = 0;
+      // registry/generic/registry/store.go updateForGracefulDeletionAndFinalizers (and
+      // rest.BeforeDelete): setting deletionTimestamp bumps a non-zero generation.
+      if (meta.value("generation", 0) > 0) meta["generation"] = meta.value("generation", 0) + 1;
     }
     // A dry run answers what the update would have stored (store.go Delete: dry-run returns `out`).
     if (ctx.dry_run) return with_type(next, type);

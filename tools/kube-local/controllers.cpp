@@ -29,6 +29,29 @@ json condition(const std::string& type, const std::string& reason, const std::st
           {"lastProbeTime", now}, {"lastTransitionTime", now}};
 }
 
+// apps/v1 DeploymentCondition: lastUpdateTime and lastTransitionTime (no lastProbeTime).
+json deployment_condition(const std::string& type, const std::string& reason, const std::string& message) {
+  const std::string now = bo::format_rfc3339(std::chrono::system_clock::now());
+  return {{"type", type}, {"status", "True"}, {"reason", reason}, {"message", message},
+          {"lastUpdateTime", now}, {"lastTransitionTime", now}};
+}
+
+// When a failed pod finished (pkg/controller/job/backoff_utils.go getFinishedTime):
+// its containers' termination times, else its last status change.
+std::optional<std::chrono::system_clock::time_point> finished_time(const json& pod) {
+  std::optional<std::chrono::system_clock::time_point> latest;
+  const json st = pod.value("status", json::object());
+  for (const auto& c : st.value("containerStatuses", json::array())) {
+    const auto t = bo::parse_rfc3339(c.value("state", json::object()).value("terminated", json::object()).value("finishedAt", ""));
+    if (t && (!latest || *t > *latest)) latest = *t;
+  }
+  if (!latest)
+    for (const auto& c : st.value("conditions", json::array()))
+      if (c.value("type", "") == "Ready")
+        if (auto t = bo::parse_rfc3339(c.value("lastTransitionTime", ""))) latest = *t;
+  return latest;
+}
+
 }  // namespace
 
 // An Event as client-go's legacy recorder writes it for the Job controller
@@ -291,14 +314,17 @@ void Controllers::sync_job(const std::string& ns, const std::string& name) {
   const std::string uid = meta(j, "uid");
   int active = 0, succeeded = 0, failed = 0;
   std::vector<std::string> active_pods;
+  std::optional<Clock::time_point> last_failure;
   for (const auto& p : store.list(kPods, ns)) {
     bool mine = false;
     for (const auto& r : (*p)["metadata"].value("ownerReferences", json::array())) mine = mine || r.value("uid", "") == uid;
     if (!mine) continue;
     const std::string phase = (*p).value("status", json::object()).value("phase", "Pending");
     if (phase == "Succeeded") ++succeeded;
-    else if (phase == "Failed") ++failed;
-    else {
+    else if (phase == "Failed") {
+      ++failed;
+      if (auto t = finished_time(*p); t && (!last_failure || *t > *last_failure)) last_failure = t;
+    } else {
       ++active;
       active_pods.push_back(meta(*p, "name"));
     }
@@ -333,12 +359,12 @@ void Controllers::sync_job(const std::string& ns, const std::string& name) {
     active = 0;
   } else if (succeeded < completions && active == 0) {
     // Pod failure backoff: 10 s doubling, capped at 6 min (scaled).
-    const auto last_failure = status.value("kubeLocalLastFailure", "");
+    // The last failure is read from the pods themselves, as the Job controller does;
+    // the Job's status holds only JobStatus fields.
     bool wait = false;
-    if (failed > 0 && !last_failure.empty()) {
+    if (failed > 0 && last_failure) {
       const double backoff = std::min(360.0, 10.0 * std::pow(2.0, failed - 1));
-      const auto at = bo::parse_rfc3339(last_failure).value_or(now) +
-                      std::chrono::duration_cast<Clock::duration>(scaled(backoff));
+      const auto at = *last_failure + std::chrono::duration_cast<Clock::duration>(scaled(backoff));
       if (at > now) {
         after(at - now, {kJobs, ns, name});
         wait = true;
@@ -374,8 +400,7 @@ void Controllers::sync_job(const std::string& ns, const std::string& name) {
   if (status["active"] == 0) status.erase("active");
   if (status["succeeded"] == 0) status.erase("succeeded");
   if (status["failed"] == 0) status.erase("failed");
-  if (failed > j.value("status", json::object()).value("failed", 0))
-    status["kubeLocalLastFailure"] = bo::format_rfc3339(now);
+  status.erase("kubeLocalLastFailure");  // written by kube-local before it kept to JobStatus
   (void)api_.mutate(*jobs_type, ns, name, [&](json& o) {
     if (o.value("status", json::object()) == status) return false;
     o["status"] = status;
@@ -549,8 +574,8 @@ void Controllers::sync_workload(const std::string& gr, const std::string& ns, co
       st.erase("updatedReplicas");
       st["updatedReplicas"] = replicas;
     } else if (!st.contains("conditions")) {
-      st["conditions"] = json::array({condition("Available", "MinimumReplicasAvailable", "Deployment has minimum availability."),
-                                      condition("Progressing", "NewReplicaSetAvailable", "ReplicaSet has successfully progressed.")});
+      st["conditions"] = json::array({deployment_condition("Available", "MinimumReplicasAvailable", "Deployment has minimum availability."),
+                                      deployment_condition("Progressing", "NewReplicaSetAvailable", "ReplicaSet has successfully progressed.")});
     }
     if (replicas == 0) {
       st.erase("readyReplicas");

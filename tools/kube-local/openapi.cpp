@@ -3,6 +3,7 @@
 #include <set>
 
 #include "common/encoding.h"
+#include "kube-local/decode.h"
 
 namespace kl {
 namespace {
@@ -52,6 +53,9 @@ json type_schema(const ResourceType& t) {
   json s;
   if (t.custom && t.schema.is_object()) {
     s = t.schema;
+  } else if (const json& b = builtin_schema(t); b.is_object()) {
+    s = b;  // the fields kube-local decodes (decode.cpp), so kubectl explain and validation agree with it
+    s["description"] = t.kind + " (served by kube-local).";
   } else {
     s = {{"type", "object"}, {"description", t.kind + " (served by kube-local)."}, {"x-kubernetes-preserve-unknown-fields", true},
          {"properties", json::object()}};

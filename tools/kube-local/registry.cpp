@@ -61,7 +61,11 @@ Registry::Registry() {
   add(builtin("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", true, {"netpol"}, {}, true));
   add(builtin("networking.k8s.io", "v1", "ingresses", "Ingress", true, {"ing"}, {"status"}, true));
   add(builtin("coordination.k8s.io", "v1", "leases", "Lease", true));
-  add(builtin("events.k8s.io", "v1", "events", "Event", true, {"ev"}));
+  {
+    ResourceType events = builtin("events.k8s.io", "v1", "events", "Event", true, {"ev"});
+    events.storage = "/events";  // pkg/registry/events: the core Event storage, converted
+    add(std::move(events));
+  }
   add(builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", true));
   add(builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true));
   add(builtin("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false));

@@ -29,8 +29,12 @@ struct ResourceType {
   std::string crd_name;
   json schema;           // openAPIV3Schema for custom resources
   json printer_columns;  // additionalPrinterColumns for custom resources
+  // "group/resource" of another kind whose store this one shares (events.k8s.io
+  // Events are core Events: one resource in kube-apiserver, converted at the API).
+  std::string storage;
 
-  [[nodiscard]] std::string gr() const { return group + "/" + resource; }
+  // Where the objects are stored: "group/resource", "" group for core.
+  [[nodiscard]] std::string gr() const { return storage.empty() ? group + "/" + resource : storage; }
   [[nodiscard]] std::string api_version() const { return group.empty() ? version : group + "/" + version; }
   [[nodiscard]] bool has_subresource(const std::string& s) const;
 };

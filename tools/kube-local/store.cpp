@@ -107,6 +107,26 @@ std::pair<std::vector<ObjPtr>, uint64_t> Store::snapshot(const std::string& gr, 
   return {list_locked(gr, ns), rv_};
 }
 
+std::optional<std::vector<ObjPtr>> Store::snapshot_at(const std::string& gr, const std::string& ns,
+                                                      uint64_t rv) const {
+  std::lock_guard lock(mu_);
+  if (rv < compacted_rv_ || rv > rv_) return std::nullopt;
+  std::map<std::string, ObjPtr> state;
+  if (auto g = objects_.find(gr); g != objects_.end()) state = g->second;
+  // Undo every change after rv, newest first.
+  for (auto it = history_.rbegin(); it != history_.rend() && it->rv > rv; ++it) {
+    if (it->gr != gr) continue;
+    const std::string key = key_of(it->ns, it->name);
+    if (it->type == EventType::kAdded) state.erase(key);
+    else if (it->prev) state[key] = it->prev;
+  }
+  std::vector<ObjPtr> out;
+  const std::string prefix = ns + "/";
+  for (const auto& [k, v] : state)
+    if (ns.empty() || k.starts_with(prefix)) out.push_back(v);
+  return out;
+}
+
 std::vector<ObjPtr> Store::list(const std::string& gr, const std::string& ns) const {
   std::lock_guard lock(mu_);
   return list_locked(gr, ns);

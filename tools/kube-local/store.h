@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,11 @@ class Store {
   [[nodiscard]] std::vector<ObjPtr> list(const std::string& gr, const std::string& ns) const;
   // The listing and the version it was taken at, atomically.
   [[nodiscard]] std::pair<std::vector<ObjPtr>, uint64_t> snapshot(const std::string& gr, const std::string& ns) const;
+  // The listing as it was at `rv` (a continued list's consistent snapshot), rebuilt
+  // from the current state and the event history after it; nullopt once history
+  // older than rv+1 is compacted away.
+  [[nodiscard]] std::optional<std::vector<ObjPtr>> snapshot_at(const std::string& gr, const std::string& ns,
+                                                               uint64_t rv) const;
   [[nodiscard]] std::vector<std::string> resources() const;
 
   // All three stamp metadata.resourceVersion. `expected_rv` 0 means unconditional.
