@@ -531,3 +531,37 @@ TEST(KubeLocalOwnerReferences, BlockOwnerDeletionNeedsUpdateOnTheOwnersFinalizer
 }
 
 }  // namespace
+
+namespace {
+
+// pkg/registry/core/service: a cluster IP from the default service CIDR 10.96.0.0/12, one per
+// Service; headless and ExternalName Services get none; an update that leaves the allocated
+// addresses out keeps them (storage.go patchAllocatedValues).
+TEST_F(KubeLocalEnforcement, ServicesGetAClusterIpThatUpdatesKeep) {
+  auto make = [&](const std::string& name, const json& spec) {
+    auto r = send("POST", "/api/v1/namespaces/" + ns_ + "/services", {{"metadata", {{"name", name}}}, {"spec", spec}});
+    EXPECT_EQ(r.status, 201) << r.body;
+    return body(r);
+  };
+  const json ports = json::array({{{"port", 80}}});
+  const json a = make("a", {{"ports", ports}});
+  const json b = make("b", {{"ports", ports}});
+  const std::string ip = a["spec"]["clusterIP"];
+  EXPECT_TRUE(ip.starts_with("10.9") || ip.starts_with("10.10") || ip.starts_with("10.11")) << ip;
+  EXPECT_NE(ip, b["spec"]["clusterIP"]);
+  EXPECT_EQ(a["spec"]["clusterIPs"], json::array({ip}));
+  EXPECT_EQ(a["spec"]["ipFamilies"], json::array({"IPv4"}));
+  EXPECT_EQ(a["spec"]["ipFamilyPolicy"], "SingleStack");
+  EXPECT_EQ(make("headless", {{"clusterIP", "None"}, {"ports", ports}})["spec"]["clusterIP"], "None");
+  EXPECT_FALSE(make("ext", {{"type", "ExternalName"}, {"externalName", "db.example.com"}})["spec"].contains("clusterIP"));
+  // A PUT without the addresses (as a client that never read them sends) keeps them.
+  json put = a;
+  put["spec"].erase("clusterIP");
+  put["spec"].erase("clusterIPs");
+  put["metadata"]["labels"] = {{"x", "y"}};
+  auto r = send("PUT", "/api/v1/namespaces/" + ns_ + "/services/a", put);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(body(r)["spec"]["clusterIP"], ip);
+}
+
+}  // namespace

@@ -894,6 +894,52 @@ Response ApiServer::pod_log(const Request& req, const Target& t) {
   return r;
 }
 
+// --- Service cluster IPs -------------------------------------------------------
+
+// pkg/registry/core/service/ipallocator over the default service CIDR
+// 10.96.0.0/12 (kube-apiserver's --service-cluster-ip-range default): the first
+// free address from .1, IPv4 single stack; "None" is a headless Service and
+// ExternalName Services get none. The lock is held until the Service is stored,
+// so two creates cannot take one address.
+std::unique_lock<std::mutex> ApiServer::allocate_cluster_ip(json& svc) {
+  std::unique_lock lock(ip_mu_);
+  if (!svc.contains("spec") || !svc["spec"].is_object()) return lock;
+  json& spec = svc["spec"];
+  if (spec.value("type", "ClusterIP") == "ExternalName") return lock;
+  std::string ip = spec.value("clusterIP", "");
+  if (ip.empty()) {
+    std::set<std::string> used;
+    for (const auto& o : store_.list("/services", ""))
+      if (auto c = (*o).value("spec", json::object()).value("clusterIP", ""); !c.empty()) used.insert(c);
+    for (uint32_t n = 1; n < (1u << 20) - 1; ++n) {
+      const uint32_t addr = (10u << 24) | (96u << 16) | n;
+      const std::string cand = std::to_string(addr >> 24) + "." + std::to_string((addr >> 16) & 255) + "." +
+                               std::to_string((addr >> 8) & 255) + "." + std::to_string(addr & 255);
+      if (!used.count(cand)) {
+        ip = cand;
+        break;
+      }
+    }
+    spec["clusterIP"] = ip;
+  }
+  spec["clusterIPs"] = json::array({ip});
+  if (ip != "None") {
+    if (!spec.contains("ipFamilies")) spec["ipFamilies"] = json::array({"IPv4"});
+    if (!spec.contains("ipFamilyPolicy")) spec["ipFamilyPolicy"] = "SingleStack";
+  }
+  return lock;
+}
+
+// storage.go patchAllocatedValues: an update that leaves the allocated addresses out keeps them.
+void ApiServer::keep_allocated_ips(const json& old, json& next) {
+  const json os = old.value("spec", json::object());
+  if (!next.contains("spec") || !next["spec"].is_object()) return;
+  json& ns = next["spec"];
+  if (ns.value("type", "ClusterIP") == "ExternalName") return;
+  for (const char* k : {"clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"})
+    if ((!ns.contains(k) || ns[k] == "" || ns[k].empty()) && os.contains(k)) ns[k] = os[k];
+}
+
 // --- server-side apply -------------------------------------------------------
 
 // handlers/patch.go applyPatcher with fieldmanager's structured merge: the
@@ -1591,6 +1637,9 @@ ApiResult<json> ApiServer::create(const ResourceType& type, const std::string& n
                                          now_str(), type_info(type));
     if (!entries.empty()) obj["metadata"]["managedFields"] = fields::render_entries(entries);
   }
+  // A Service's cluster IP is allocated by its storage, after the field manager: nobody owns it.
+  std::unique_lock<std::mutex> ip_lock;
+  if (type.gr() == "/services") ip_lock = allocate_cluster_ip(obj);
   if (ctx.dry_run) return obj;
   // storage/etcd3 store.Create refuses an object that still carries a resourceVersion; the handler
   // answers an error that is not a Status as 500 with an empty reason (responsewriters.ErrorToAPIStatus).
@@ -1683,6 +1732,7 @@ ApiResult<json> ApiServer::update(const ResourceType& type, const std::string& n
     if (!mutated) return std::unexpected(mutated.error());
     next = std::move(*mutated);
   }
+  if (type.gr() == "/services" && subresource.empty()) keep_allocated_ips(old, next);
   if (auto ok = admit(type, "UPDATE", next, &old, ctx); !ok) return std::unexpected(ok.error());
   if (hooks && next != old) {
     if (auto ok = call_validating_admission_policies(store_, areq, next); !ok) return std::unexpected(ok.error());

@@ -134,6 +134,8 @@ class ApiServer {
   Response serve_resource(const Request& req, const Target& t, const UserInfo& user);
   Response list_or_watch(const Request& req, const Target& t);
   Response pod_log(const Request& req, const Target& t);
+  std::unique_lock<std::mutex> allocate_cluster_ip(json& svc);
+  static void keep_allocated_ips(const json& old, json& next);
   ApiResult<json> server_side_apply(const Target& t, const Request& req, CallContext ctx, bool force, bool* created);
   Response watch(const Request& req, const Target& t, const ListOptions& opts);
   Response discovery(const Request& req, bool* handled);
@@ -156,6 +158,7 @@ class ApiServer {
   ApiOptions opts_;
   Faults faults_;
   std::mutex log_source_mu_;
+  std::mutex ip_mu_;  // Service cluster IP allocation
   LogSource log_source_;
   std::mutex rng_mu_;
   std::mutex audit_mu_;
