@@ -190,6 +190,19 @@ std::string field_manager_of(const Request& req, const UserInfo& user) {
   return ua.substr(0, ua.find('/'));
 }
 
+// ListOptions.limit: an integer, 0 (or absent) for no limit.
+ApiResult<long> parse_limit(const Request& req) {
+  const std::string v = req.param("limit");
+  if (v.empty()) return 0L;
+  try {
+    size_t pos = 0;
+    const long n = std::stol(v, &pos);
+    if (pos == v.size()) return n;
+  } catch (...) {
+  }
+  return std::unexpected(bad_request("invalid limit \"" + v + "\""));
+}
+
 bool is_watch(const Request& req) { return query_bool(req.query, "watch").value_or(false); }
 
 bool wants_table(const Request& req) { return req.header("accept").find("as=Table") != std::string::npos; }
@@ -748,19 +761,13 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
   if (!parsed.errors.empty()) return status_response(invalid_kind("meta.k8s.io", "ListOptions", "", parsed.errors));
   auto filter = make_filter(req, type, t.ns);
   if (!filter) return status_response(filter.error());
-  long limit = 0;
-  if (!req.param("limit").empty()) {
-    try {
-      limit = std::stol(req.param("limit"));
-    } catch (...) {
-      return status_response(bad_request("invalid limit \"" + req.param("limit") + "\""));
-    }
-  }
+  const auto limit = parse_limit(req);
+  if (!limit) return status_response(limit.error());
   auto [all, rv] = store_.snapshot(type.gr(), t.ns);
   json deleted = json::array();
   for (const auto& o : all) {
     if (!filter->matches(type, *o)) continue;
-    if (limit > 0 && static_cast<long>(deleted.size()) >= limit) break;
+    if (*limit > 0 && static_cast<long>(deleted.size()) >= *limit) break;
     auto r = remove(type, (*o)["metadata"].value("namespace", ""), (*o)["metadata"].value("name", ""), opts, ctx);
     if (!r && r.error().code != 404) return status_response(r.error());
     deleted.push_back(with_type(*o, type));
@@ -1025,14 +1032,8 @@ Response ApiServer::list_or_watch(const Request& req, const Target& t) {
   const ResourceType& type = *t.type;
   auto filter = make_filter(req, type, t.ns);
   if (!filter) return status_response(filter.error());
-  long limit = 0;
-  if (!req.param("limit").empty()) {
-    try {
-      limit = std::stol(req.param("limit"));
-    } catch (...) {
-      return status_response(bad_request("invalid limit \"" + req.param("limit") + "\""));
-    }
-  }
+  const auto limit = parse_limit(req);
+  if (!limit) return status_response(limit.error());
   std::string start_after;
   std::optional<uint64_t> continue_rv;
   if (const std::string cont = req.param("continue"); !cont.empty()) {
@@ -1066,7 +1067,7 @@ Response ApiServer::list_or_watch(const Request& req, const Target& t) {
     const std::string key = (*o)["metadata"].value("namespace", "") + "/" + (*o)["metadata"].value("name", "");
     if (!start_after.empty() && key <= start_after) continue;
     if (!filter->matches(type, *o)) continue;
-    if (limit > 0 && static_cast<long>(items.size()) >= limit) {
+    if (*limit > 0 && static_cast<long>(items.size()) >= *limit) {
       ++remaining;
       continue;
     }
