@@ -401,9 +401,18 @@ void Controllers::sync_job(const std::string& ns, const std::string& name) {
   if (status["succeeded"] == 0) status.erase("succeeded");
   if (status["failed"] == 0) status.erase("failed");
   status.erase("kubeLocalLastFailure");  // written by kube-local before it kept to JobStatus
+  // Only the fields this controller computes change: a status field someone else wrote since this
+  // sync read the Job (the read-modify-write below runs on the current object) is kept.
   (void)api_.mutate(*jobs_type, ns, name, [&](json& o) {
-    if (o.value("status", json::object()) == status) return false;
-    o["status"] = status;
+    const json cur = o.value("status", json::object());
+    json next = cur.is_object() ? cur : json::object();
+    next.erase("kubeLocalLastFailure");
+    for (const char* k : {"active", "succeeded", "failed", "ready", "startTime", "completionTime", "conditions"}) {
+      if (status.contains(k)) next[k] = status[k];
+      else next.erase(k);
+    }
+    if (next == cur) return false;
+    o["status"] = std::move(next);
     return true;
   }, "status");
   if (has_condition(json{{"status", status}}, "Complete") || has_condition(json{{"status", status}}, "Failed"))
