@@ -184,9 +184,14 @@ TEST_F(BackupPolicyIT, DueSlotRunsOneJobWhoseResultFillsTheCatalog) {
   // Quiet when nothing changes: once everything has settled (Databasus
   // becoming ready is the last change), another reconcile writes nothing.
   ASSERT_TRUE(eventually([&] { return condition("DatabasusReady").value("status", "") == "True"; }));
-  const std::string rv = (*client_->get(kBackupPolicies, ns_, "db"))["metadata"]["resourceVersion"];
+  // DatabasusPrivate can still flip from a transient Exposed ("NetworkPolicy ... was missing"): a
+  // reconcile right after creating the NetworkPolicy may not see it in its cache yet.
+  ASSERT_TRUE(eventually([&] { return condition("DatabasusPrivate").value("status", "") == "True"; }));
+  const json settled = *client_->get(kBackupPolicies, ns_, "db");
+  const std::string rv = settled["metadata"]["resourceVersion"];
   controller_->reconcile(ns_ + "/db");
-  EXPECT_EQ((*client_->get(kBackupPolicies, ns_, "db"))["metadata"]["resourceVersion"], rv);
+  const json after = *client_->get(kBackupPolicies, ns_, "db");
+  EXPECT_EQ(after["metadata"]["resourceVersion"], rv) << "before: " << settled.dump() << "\nafter: " << after.dump();
   // Events say what happened.
   recorder_->flush();
   auto evs = client_->list(resources::kEvents, ns_, {"", "involvedObject.name=db", 0, "", ""});
