@@ -126,7 +126,7 @@ void prepare_server(testing_support::KubeLocal& server, bo::kube::Client& client
 json bench_policy(int i, const std::string& backup_schedule) {
   return {{"metadata", {{"name", "db-" + std::to_string(i)}}},
           {"spec", {{"addons", {"supabase-walg"}},
-                    {"database", {{"host", "db"}}},
+                    {"database", {{"dataVolume", {{"claimName", "supabase-db-data"}}}, {"runAsUser", 101}, {"runAsGroup", 102}, {"host", "db"}}},
                     {"storage", {{"secretRef", {{"name", "walg-storage"}}},
                                  {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
                     {"schedule", {{"backup", backup_schedule}, {"fullBackup", "0 0 1 1 *"}}},

@@ -84,6 +84,19 @@ std::expected<BackupPolicySpec, Problem> parse_backup_policy_spec(const json& sp
   creds.str("name", s.database.credentials_secret);
   creds.str("usernameKey", s.database.username_key);
   creds.str("passwordKey", s.database.password_key);
+  Reader dv = db.sub("dataVolume");
+  dv.str("claimName", s.database.data_volume.claim_name);
+  dv.str("mountPath", s.database.data_volume.mount_path);
+  dv.str("subPath", s.database.data_volume.sub_path);
+  db.integer("runAsUser", s.database.run_as_user);
+  db.integer("runAsGroup", s.database.run_as_group);
+  if (auto v = db.get("podLabels")) {
+    if (!v->is_object()) db.fail("spec.database.podLabels", "a map of label names to values");
+    else
+      for (const auto& [k, x] : v->items())
+        if (x.is_string()) s.database.pod_labels[k] = x.get<std::string>();
+        else db.fail("spec.database.podLabels", "a map of label names to values");
+  }
 
   Reader storage = r.sub("storage");
   storage.sub("secretRef").str("name", s.storage.secret);
@@ -97,6 +110,7 @@ std::expected<BackupPolicySpec, Problem> parse_backup_policy_spec(const json& sp
   sched.str("timeZone", s.schedule.time_zone);
   sched.integer("startingDeadlineSeconds", s.schedule.starting_deadline_seconds);
   sched.str("concurrencyPolicy", s.schedule.concurrency_policy);
+  sched.str("deltaOrigin", s.schedule.delta_origin);
 
   Reader ret = r.sub("retention");
   ret.integer("daily", s.retention.daily);
@@ -181,6 +195,24 @@ std::vector<Problem> validate(const BackupPolicySpec& s, const std::string& poli
     add("InvalidSpec", "spec.environment", "must be production, staging or development");
   if (s.database.host.empty()) add("InvalidSpec", "spec.database.host", "required");
   if (s.database.port < 1 || s.database.port > 65535) add("InvalidSpec", "spec.database.port", "must be 1-65535");
+  const auto& dv = s.database.data_volume;
+  if (dv.claim_name.empty())
+    add("DataVolumeRequired", "spec.database.dataVolume.claimName",
+        "required: wal-g backup-push reads the data directory itself, so backup Jobs mount the database's claim");
+  if (!dv.mount_path.starts_with("/") || dv.mount_path.find("/../") != std::string::npos || dv.mount_path.ends_with("/.."))
+    add("InvalidSpec", "spec.database.dataVolume.mountPath", "must be an absolute path (the server's data_directory)");
+  if (dv.sub_path.starts_with("/") || dv.sub_path == ".." || dv.sub_path.starts_with("../") ||
+      dv.sub_path.find("/../") != std::string::npos || dv.sub_path.ends_with("/.."))
+    add("InvalidSpec", "spec.database.dataVolume.subPath", "must be a relative path inside the claim");
+  if (s.database.run_as_user < 0)
+    add("InvalidSpec", "spec.database.runAsUser",
+        "required: the uid PostgreSQL runs as (backup Jobs read its 0700 data directory as that user)");
+  if (s.database.run_as_group < 0)
+    add("InvalidSpec", "spec.database.runAsGroup", "required: the gid PostgreSQL runs as");
+  if (s.database.run_as_user == 0)
+    add("InvalidSpec", "spec.database.runAsUser", "must not be 0: backup Jobs never run as root");
+  if (s.schedule.delta_origin != "LATEST" && s.schedule.delta_origin != "LATEST_FULL")
+    add("InvalidSpec", "spec.schedule.deltaOrigin", "must be LATEST or LATEST_FULL");
   if (s.storage.secret.empty()) add("SecretNotFound", "spec.storage.secretRef.name", "required");
   if (s.storage.encryption_secret.empty())
     add("EncryptionRequired", "spec.storage.encryption.secretRef.name",

@@ -37,6 +37,20 @@ struct BackupPolicySpec {
     std::string credentials_secret;  // empty: none
     std::string username_key = "username";
     std::string password_key = "password";
+    // Where the server keeps its data: backup Jobs mount this claim read-only
+    // at mount_path, which must be the server's data_directory (or hold it),
+    // because wal-g backup-push reads the files itself (a claim is per node:
+    // Jobs are placed beside the database's pod, see pod_labels).
+    struct DataVolume {
+      std::string claim_name;  // empty: not configured (Ready=False)
+      std::string mount_path = "/var/lib/postgresql/data";
+      std::string sub_path;
+    } data_volume;
+    // The uid/gid PostgreSQL runs as: Jobs run as them to read its 0700 files.
+    int64_t run_as_user = -1, run_as_group = -1;  // -1: not set (required)
+    // Labels of the database's pods: Jobs get a required pod affinity to them
+    // on kubernetes.io/hostname (a ReadWriteOnce claim attaches to one node).
+    std::map<std::string, std::string> pod_labels;
   } database;
 
   struct Storage {
@@ -51,6 +65,9 @@ struct BackupPolicySpec {
     std::string time_zone = "UTC";
     long starting_deadline_seconds = 900;
     std::string concurrency_policy = "Forbid";
+    // wal-g's WALG_DELTA_ORIGIN: LATEST chains each delta on the previous
+    // backup, LATEST_FULL bases every delta on the newest full.
+    std::string delta_origin = "LATEST";
   } schedule;
 
   struct Retention {

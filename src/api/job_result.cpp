@@ -27,6 +27,16 @@ std::expected<JobResult, std::string> parse_job_result(const std::string& msg) {
   if (r.type != "full" && r.type != "delta") return std::unexpected("result.type: must be full or delta");
   r.base = str("base");
   if (r.type == "delta" && r.base.empty()) return std::unexpected("result.base: a delta backup must name its base");
+  r.full = str("full");
+  if (r.type == "delta" && r.full.empty()) r.full = r.base;
+  if (auto c = j.find("deltaCount"); c != j.end() && c->is_number_integer()) r.delta_count = c->get<int>();
+  r.start_lsn = str("startLsn");
+  r.finish_lsn = str("finishLsn");
+  auto archived = j.find("walArchived");
+  if (archived == j.end() || !archived->is_boolean())
+    return std::unexpected("result.walArchived: must be true or false (was the WAL the backup needs archived?)");
+  r.wal_archived = archived->get<bool>();
+  r.wal_message = str("walMessage");
   const auto start = parse_rfc3339(str("startTime"));
   const auto finish = parse_rfc3339(str("finishTime"));
   if (!start) return std::unexpected("result.startTime: must be an RFC 3339 time");

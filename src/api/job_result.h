@@ -1,8 +1,14 @@
 // The result contract between backup Jobs and the operator: the Job's pod
 // writes one JSON object to its termination message
 //   {"backupId": "base_000000010000000000000002", "checksum": "sha256:<64 hex>",
-//    "type": "full"|"delta", "base": "<id of the full backup a delta builds on>",
+//    "type": "full"|"delta", "base": "<DeltaFrom: the backup a delta applies to>",
+//    "full": "<DeltaFullName: the full at the root of a delta's chain>",
+//    "deltaCount": 2, "startLsn": "0/2000028", "finishLsn": "0/2000138",
+//    "walArchived": true, "walMessage": "why not, when false",
 //    "startTime": RFC 3339, "finishTime": RFC 3339, "sizeBytes": 123}
+// Type, base and chain come from wal-g's stop sentinel, never from the
+// backup's name; walArchived says whether the WAL from startLsn to
+// finishLsn was found in storage (without it the backup cannot be restored).
 // and the operator reads it into the policy's catalog. Anything else fails
 // the run with a reason that says what is wrong.
 #pragma once
@@ -17,7 +23,12 @@ struct JobResult {
   std::string backup_id;
   std::string checksum;  // sha256:<hex>
   std::string type;      // full | delta
-  std::string base;      // for delta: the full backup it builds on
+  std::string base;      // for delta: the backup it applies to (DeltaFrom)
+  std::string full;      // for delta: the full at the root of its chain (DeltaFullName)
+  int delta_count = 0;
+  std::string start_lsn, finish_lsn;
+  bool wal_archived = false;
+  std::string wal_message;
   std::chrono::system_clock::time_point start;
   std::chrono::system_clock::time_point finish;
   int64_t size_bytes = 0;

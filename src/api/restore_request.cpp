@@ -21,6 +21,28 @@ std::expected<RestoreRequestSpec, Problem> parse_restore_request_spec(const json
     if (!str(spec, key, *out, std::string("spec.") + key))
       return std::unexpected(Problem{"InvalidSpec", std::string("spec.") + key, std::string("spec.") + key + ": must be a string"});
   if (s.backup_id.empty()) s.backup_id = "latest";
+  if (auto t = spec.find("target"); t != spec.end() && !t->is_null()) {
+    if (!t->is_object()) return std::unexpected(Problem{"InvalidSpec", "spec.target", "spec.target: must be an object"});
+    if (auto dv = t->find("dataVolume"); dv != t->end() && !dv->is_null()) {
+      if (!dv->is_object())
+        return std::unexpected(Problem{"InvalidSpec", "spec.target.dataVolume", "spec.target.dataVolume: must be an object"});
+      auto& v = s.target_volume;
+      for (const auto& [key, out] : {std::pair<const char*, std::string*>{"claimName", &v.claim_name},
+                                     {"mountPath", &v.mount_path}, {"subPath", &v.sub_path}})
+        if (!str(*dv, key, *out, ""))
+          return std::unexpected(Problem{"InvalidSpec", std::string("spec.target.dataVolume.") + key,
+                                         std::string("spec.target.dataVolume.") + key + ": must be a string"});
+      if (v.claim_name.empty())
+        return std::unexpected(Problem{"InvalidSpec", "spec.target.dataVolume.claimName",
+                                       "spec.target.dataVolume.claimName: required (the empty claim to restore into)"});
+      if (!v.mount_path.starts_with("/") || v.mount_path.find("..") != std::string::npos)
+        return std::unexpected(Problem{"InvalidSpec", "spec.target.dataVolume.mountPath",
+                                       "spec.target.dataVolume.mountPath: must be an absolute path"});
+      if (v.sub_path.starts_with("/") || v.sub_path.find("..") != std::string::npos)
+        return std::unexpected(Problem{"InvalidSpec", "spec.target.dataVolume.subPath",
+                                       "spec.target.dataVolume.subPath: must be a relative path inside the claim"});
+    }
+  }
   if (s.purpose != "restore" && s.purpose != "drill" && s.purpose != "verification")
     return std::unexpected(Problem{"InvalidSpec", "spec.purpose", "spec.purpose: must be restore, drill or verification"});
   if (auto v = spec.find("validation"); v != spec.end() && v->is_array()) {
@@ -105,6 +127,10 @@ RestoreDecision decide_restore(const RestoreRequestSpec& spec, const std::string
   }
   if (!spec.checksum.empty() && spec.checksum != entry->value("checksum", ""))
     return block("ChecksumMismatch", "spec.checksum does not match the catalog's checksum of " + entry->value("id", "") + "; " + use_instead);
+  if (!entry->value("restorable", true))
+    return block("NotRestorable", "backup " + entry->value("id", "") + " cannot be restored (" +
+                                      entry->value("notRestorableReason", "the WAL it needs was not archived") + "); " +
+                                      use_instead);
   if (!entry->value("verified", false) && spec.purpose != "verification")
     return block("UnverifiedBackup", "backup " + entry->value("id", "") + " has not been verified; " + use_instead);
   d.backup_id = entry->value("id", "");

@@ -27,6 +27,14 @@ struct RestoreRequestSpec {
   std::string target_namespace;
   std::string point_in_time;
   std::vector<ValidationCheck> validation;
+  // spec.target.dataVolume: the (empty) claim wal-g backup-fetch restores
+  // into, and where it is mounted (PGDATA of the server that will run on it).
+  // Empty: a scratch emptyDir that ends with the Job.
+  struct DataVolume {
+    std::string claim_name;
+    std::string mount_path = "/var/lib/postgresql/data";
+    std::string sub_path;
+  } target_volume;
 };
 
 [[nodiscard]] std::expected<RestoreRequestSpec, Problem> parse_restore_request_spec(const json& spec);

@@ -96,6 +96,21 @@ std::string bounded_name(const std::string& base, size_t limit) {
   return head + "-" + sha256_hex(base).substr(0, 10);
 }
 
+int delta_max_steps(const schedule::Cron& backup, const schedule::Cron& full, const date::time_zone* tz, SysTime from) {
+  constexpr int kCycles = 8, kMaxSteps = 10000;
+  int most = 0;
+  auto f = full.next(from, tz);
+  for (int cycle = 0; f && cycle < kCycles; ++cycle) {
+    const auto following = full.next(*f, tz);
+    if (!following) break;
+    int steps = 0;
+    for (auto b = backup.next(*f, tz); b && *b < *following && steps < kMaxSteps; b = backup.next(*b, tz)) ++steps;
+    most = std::max(most, steps);
+    f = following;
+  }
+  return most;
+}
+
 SlotPlan plan_slots(const schedule::Cron& cron, const date::time_zone* tz, SysTime since, SysTime now,
                     std::chrono::seconds starting_deadline, int max_slots) {
   SlotPlan p;
@@ -158,8 +173,12 @@ json build_job(const JobInputs& in) {
     if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
   std::sort(keys.begin(), keys.end());
   const bool needs_storage = !state || s.paas_state.destination_claim.empty();
+  const bool pushes = in.action == Action::kBackup || in.action == Action::kFullBackup;
+  // The operator sets these itself (from the schedules and the data volume).
+  auto derived = [](const std::string& k) { return k == "WALG_DELTA_MAX_STEPS" || k == "WALG_DELTA_ORIGIN"; };
   for (const auto& k : keys)
-    if (needs_storage && (k.starts_with("WALG_") || k.starts_with("AWS_"))) env.push_back(secret_env(k, s.storage.secret, k));
+    if (needs_storage && (k.starts_with("WALG_") || k.starts_with("AWS_")) && !derived(k))
+      env.push_back(secret_env(k, s.storage.secret, k));
   if (state) {
     // A state bundle reads files, not the database: the bundle key and
     // (for S3) the storage keys, nothing else.
@@ -169,6 +188,14 @@ json build_job(const JobInputs& in) {
     env.push_back({{"name", "PGHOST"}, {"value", s.database.host}});
     env.push_back({{"name", "PGPORT"}, {"value", std::to_string(s.database.port)}});
     env.push_back({{"name", "PGDATABASE"}, {"value", s.database.name}});
+  }
+  if (pushes) {
+    // wal-g backup-push PGDATA: the server's own data directory, read from
+    // the mounted claim; deltas chain as the schedules imply.
+    env.push_back({{"name", "PGDATA"},
+                   {"value", in.data_directory.empty() ? s.database.data_volume.mount_path : in.data_directory}});
+    env.push_back({{"name", "WALG_DELTA_MAX_STEPS"}, {"value", std::to_string(in.delta_max_steps)}});
+    env.push_back({{"name", "WALG_DELTA_ORIGIN"}, {"value", s.schedule.delta_origin}});
   }
   if (!state && !s.database.credentials_secret.empty()) {
     env.push_back(secret_env("PGUSER", s.database.credentials_secret, s.database.username_key));
@@ -212,6 +239,15 @@ json build_job(const JobInputs& in) {
       volumes.push_back({{"name", "bundles"}, {"persistentVolumeClaim", {{"claimName", p.destination_claim}}}});
     }
   }
+  if (pushes) {
+    // Read-only, at exactly the server's path; no fsGroup (a kubelet would
+    // chown the database's files to it).
+    json m = {{"name", kDataVolumeName}, {"mountPath", s.database.data_volume.mount_path}, {"readOnly", true}};
+    if (!s.database.data_volume.sub_path.empty()) m["subPath"] = s.database.data_volume.sub_path;
+    mounts.push_back(m);
+    volumes.push_back({{"name", kDataVolumeName},
+                       {"persistentVolumeClaim", {{"claimName", s.database.data_volume.claim_name}, {"readOnly", true}}}});
+  }
   json container = {
       {"name", state ? "state-bundle" : "walg"},
       {"image", s.job_template.image.empty() ? in.default_image : s.job_template.image},
@@ -230,15 +266,23 @@ json build_job(const JobInputs& in) {
   if (s.job_template.resources.is_object() && !s.job_template.resources.empty())
     container["resources"] = s.job_template.resources;
 
+  // Pushes run as the database's uid/gid (its files are 0700); the rest as the image's nobody.
+  const int64_t uid = pushes && s.database.run_as_user > 0 ? s.database.run_as_user : 65532;
+  const int64_t gid = pushes && s.database.run_as_group >= 0 ? s.database.run_as_group : 65532;
   json pod_spec = {{"restartPolicy", "Never"},
                    {"automountServiceAccountToken", false},
                    {"securityContext",
                     {{"runAsNonRoot", true},
-                     {"runAsUser", 65532},
-                     {"runAsGroup", 65532},
+                     {"runAsUser", uid},
+                     {"runAsGroup", gid},
                      {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
                    {"containers", {container}},
                    {"volumes", volumes}};
+  if (pushes && !s.database.pod_labels.empty()) {
+    // A ReadWriteOnce claim attaches to one node: run beside the database.
+    json term = {{"labelSelector", {{"matchLabels", s.database.pod_labels}}}, {"topologyKey", "kubernetes.io/hostname"}};
+    pod_spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = json::array({term});
+  }
   if (!s.job_template.service_account.empty()) pod_spec["serviceAccountName"] = s.job_template.service_account;
   if (s.job_template.node_selector.is_object() && !s.job_template.node_selector.empty())
     pod_spec["nodeSelector"] = s.job_template.node_selector;

@@ -57,6 +57,20 @@ struct SlotPlan {
 [[nodiscard]] SlotPlan plan_slots(const schedule::Cron& cron, const date::time_zone* tz, SysTime since, SysTime now,
                                   std::chrono::seconds starting_deadline, int max_slots = 1000);
 
+// WALG_DELTA_MAX_STEPS for a policy: the most delta slots that fall strictly
+// between two consecutive full-backup slots (over the next few full cycles
+// after `from`), so every scheduled delta chains on the last full and a
+// missed full makes wal-g fall back to a full push instead of growing the
+// chain without bound. 0 (wal-g's default: every push is full) when the
+// delta schedule never fires between two fulls.
+[[nodiscard]] int delta_max_steps(const schedule::Cron& backup, const schedule::Cron& full, const date::time_zone* tz,
+                                  SysTime from);
+
+// Where backup Jobs mount the database's data volume when the spec's
+// mountPath is used as is; `data_directory` below overrides it when the
+// server reports a directory under the mount.
+inline constexpr const char* kDataVolumeName = "pgdata";
+
 struct JobInputs {
   json policy;                           // the BackupPolicy object (for name, namespace, uid)
   api::BackupPolicySpec spec;
@@ -67,6 +81,10 @@ struct JobInputs {
   std::vector<std::string> expire;  // retain: the backup ids to delete (RETAIN_EXPIRE)
   std::string backup_id;            // offsite-copy: the full backup to copy (OFFSITE_BACKUP_ID)
   std::string context;              // state-bundle: the context, or "*" for every context
+  // backup/full-backup: the server's data_directory when known (SHOW
+  // data_directory, under spec.database.dataVolume.mountPath); empty: the mountPath.
+  std::string data_directory;
+  int delta_max_steps = 0;  // backup/full-backup: WALG_DELTA_MAX_STEPS
 };
 
 // The bundle tag of a slot (yyyymmddThhmmssZ): a state-bundle Job's bundles

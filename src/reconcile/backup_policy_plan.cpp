@@ -109,18 +109,33 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
                    {"type", result->type},          {"startTime", format_rfc3339(result->start)},
                    {"completionTime", format_rfc3339(result->finish)},
                    {"sizeBytes", result->size_bytes}, {"verified", false},
+                   {"restorable", result->wal_archived},
                    {"keptFor", json::array()},      {"job", j->name}};
         if (!result->base.empty()) entry["base"] = result->base;
+        if (!result->full.empty()) entry["full"] = result->full;
+        if (result->delta_count > 0) entry["deltaCount"] = result->delta_count;
+        if (!result->start_lsn.empty()) entry["startLSN"] = result->start_lsn;
+        if (!result->finish_lsn.empty()) entry["finishLSN"] = result->finish_lsn;
+        if (!result->wal_archived)
+          entry["notRestorableReason"] = result->wal_message.empty() ? "WALNotArchived" : result->wal_message.substr(0, 512);
         const bool known = std::any_of(catalog.begin(), catalog.end(),
                                        [&](const json& e) { return e.value("id", "") == result->backup_id; });
         if (!known) catalog.push_back(entry);
-        const auto last = status.value("lastSuccessfulBackup", json::object());
-        if (last.value("completionTime", "") <= entry.value("completionTime", ""))
-          status["lastSuccessfulBackup"] = {{"id", result->backup_id}, {"checksum", result->checksum},
-                                            {"type", result->type}, {"completionTime", entry["completionTime"]}};
-        plan.events.push_back({"Normal", "BackupSucceeded",
-                               "Job " + j->name + " made " + result->type + " backup " + result->backup_id + " (" +
-                                   result->checksum.substr(0, 19) + "…)"});
+        if (result->wal_archived) {
+          const auto last = status.value("lastSuccessfulBackup", json::object());
+          if (last.value("completionTime", "") <= entry.value("completionTime", ""))
+            status["lastSuccessfulBackup"] = {{"id", result->backup_id}, {"checksum", result->checksum},
+                                              {"type", result->type}, {"completionTime", entry["completionTime"]}};
+          plan.events.push_back({"Normal", "BackupSucceeded",
+                                 "Job " + j->name + " made " + result->type + " backup " + result->backup_id + " (" +
+                                     result->checksum.substr(0, 19) + "…)"});
+        } else {
+          // wal-g pushed the files, but without the WAL up to its finish LSN
+          // nothing can restore them: a run that did not protect anything.
+          ok = false;
+          why = "BackupNotRestorable: backup " + result->backup_id + " was pushed but " +
+                (result->wal_message.empty() ? std::string("the WAL it needs is not archived") : result->wal_message);
+        }
       }
     } else if (ok && j->action == "offsite-copy") {
       const json t = json::parse(j->termination_message, nullptr, false);
@@ -158,14 +173,20 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
         }
       }
     } else if (ok && j->action == "retain") {
+      // What storage no longer holds after the Job (wal-g's delete target
+      // also removes a full's deltas); the ids it was asked for otherwise.
+      std::set<std::string> gone(j->expire.begin(), j->expire.end());
+      const json t = json::parse(j->termination_message, nullptr, false);
+      if (t.is_object() && t.contains("deleted") && t["deleted"].is_array())
+        for (const auto& id : t["deleted"])
+          if (id.is_string()) gone.insert(id.get<std::string>());
+      const size_t before = catalog.size();
       catalog.erase(std::remove_if(catalog.begin(), catalog.end(),
-                                   [&](const json& e) {
-                                     return std::find(j->expire.begin(), j->expire.end(), e.value("id", "")) !=
-                                            j->expire.end();
-                                   }),
+                                   [&](const json& e) { return gone.count(e.value("id", "")) > 0; }),
                     catalog.end());
-      plan.events.push_back({"Normal", "RetentionApplied",
-                             "Job " + j->name + " deleted " + std::to_string(j->expire.size()) + " expired backup(s)"});
+      plan.events.push_back({"Normal", "RetentionApplied", "Job " + j->name + " deleted " +
+                                                               std::to_string(before - catalog.size()) +
+                                                               " expired backup(s)"});
     } else if (ok) {
       plan.events.push_back({"Normal", "RunSucceeded", "Job " + j->name + " (" + j->action + ") succeeded"});
     }
@@ -264,6 +285,15 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     return finish();
   }
   cond("SecretsResolved", "True", "Resolved", "every referenced Secret and key is present");
+  // wal-g backup-push refuses a PGDATA that is not the server's
+  // data_directory: known before any Job runs, so none is started.
+  const auto& mount = spec->database.data_volume.mount_path;
+  const bool data_dir_ok = in.data_directory.empty() || in.data_directory == mount ||
+                           in.data_directory.starts_with(mount.ends_with("/") ? mount : mount + "/");
+  if (!data_dir_ok)
+    cond("BackupHealthy", "False", "DataDirectoryMismatch",
+         "spec.database.dataVolume.mountPath " + mount + " does not hold the server's data_directory " +
+             in.data_directory + ": wal-g backup-push would refuse it; mount the claim where the server has it");
 
   // --- schedules ---
   const auto* tz = *schedule::find_zone(spec->schedule.time_zone);
@@ -285,7 +315,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   // The newest full backup is what an offsite copy copies.
   std::string newest_full;
   for (const auto& e : catalog)
-    if (e.value("type", "") == "full") {
+    if (e.value("type", "") == "full" && e.value("restorable", true)) {
       newest_full = e.value("id", "");
       break;  // the catalog is newest first
     }
@@ -307,6 +337,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
                                                                           "or startingDeadlineSeconds exceeded)"});
     }
     if (!slots.run) continue;
+    if (!data_dir_ok && (action == Action::kBackup || action == Action::kFullBackup)) continue;
     if (action == Action::kFullBackup) full_slot_now = slots.run;
     // A delta due at the same instant as a full backup adds nothing.
     if (action == Action::kBackup && full_slot_now && *full_slot_now == *slots.run) continue;
@@ -318,7 +349,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
                                "the " + format_rfc3339(*slots.run) + " offsite-copy slot found no full backup to copy"});
         continue;
       }
-      JobInputs oi{in.policy, *spec, action, *slots.run, storage_keys, in.default_image, {}, newest_full, ""};
+      JobInputs oi{in.policy, *spec, action, *slots.run, storage_keys, in.default_image, {}, newest_full, "", "", 0};
       plan.create.push_back(build_job(oi));
       plan.events.push_back({"Normal", "JobCreated", "created Job " + name + " to copy " + newest_full + " offsite"});
       continue;
@@ -332,7 +363,10 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     if (any_active_backup && spec->schedule.concurrency_policy == "Replace")
       for (const auto& j : in.jobs)
         if (j.state == ObservedJob::State::kActive && is_backup_action(j.action)) plan.remove.push_back(j.name);
-    JobInputs ji{in.policy, *spec, action, *slots.run, storage_keys, in.default_image, {}, "", ""};
+    JobInputs ji{in.policy, *spec, action, *slots.run, storage_keys, in.default_image, {}, "", "", "", 0};
+    ji.delta_max_steps = delta_max_steps(*schedule::Cron::parse(spec->schedule.backup),
+                                         *schedule::Cron::parse(spec->schedule.full_backup), tz, *slots.run);
+    ji.data_directory = in.data_directory;
     plan.create.push_back(build_job(ji));
     created_one = true;
     plan.events.push_back({"Normal", "JobCreated", "created Job " + name + " for the " + format_rfc3339(*slots.run) +
@@ -365,7 +399,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
                                                                     ": the previous bundle is still running"});
           continue;
         }
-        JobInputs si{in.policy, *spec, Action::kStateBundle, *slots.run, storage_keys, in.default_image, {}, "", context};
+        JobInputs si{in.policy, *spec, Action::kStateBundle, *slots.run, storage_keys, in.default_image, {}, "", context, "", 0};
         plan.create.push_back(build_job(si));
         plan.events.push_back({"Normal", "JobCreated", "created Job " + name + " to bundle the PaaS state of context " +
                                                            label + " (" + format_rfc3339(*slots.run) + " slot)"});
@@ -388,7 +422,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
                                       [&](const ObservedRestore& r) { return r.name == name; });
       const json* full = nullptr;
       for (const auto& e : catalog)
-        if (e.value("type", "") == "full") {
+        if (e.value("type", "") == "full" && e.value("restorable", true)) {
           full = &e;
           break;  // newest first
         }
@@ -441,7 +475,8 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   std::vector<RetainedBackup> retained;
   for (const auto& e : catalog)
     retained.push_back({e.value("id", ""), e.value("type", ""), e.value("base", ""),
-                        parse_rfc3339(e.value("completionTime", "")).value_or(in.now), e.value("verified", false)});
+                        parse_rfc3339(e.value("completionTime", "")).value_or(in.now), e.value("verified", false),
+                        e.value("full", ""), e.value("restorable", true)});
   const auto decision = apply_retention(retained, {spec->retention.daily, spec->retention.weekly, spec->retention.monthly}, tz);
   for (auto& e : catalog) {
     auto it = decision.kept_for.find(e.value("id", ""));
@@ -459,7 +494,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
         newest_expired = std::max(newest_expired, r.completion);
     const std::string name = job_name(meta.value("name", ""), Action::kRetain, newest_expired);
     if (std::none_of(in.jobs.begin(), in.jobs.end(), [&](const ObservedJob& j) { return j.name == name; })) {
-      JobInputs ji{in.policy, *spec, Action::kRetain, newest_expired, storage_keys, in.default_image, decision.expire, "", ""};
+      JobInputs ji{in.policy, *spec, Action::kRetain, newest_expired, storage_keys, in.default_image, decision.expire, "", "", "", 0};
       plan.create.push_back(build_job(ji));
       plan.events.push_back({"Normal", "RetentionScheduled", "created Job " + name + " to delete " +
                                                                  std::to_string(decision.expire.size()) +

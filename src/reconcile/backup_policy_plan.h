@@ -69,6 +69,9 @@ struct PlanInputs {
   SysTime now;
   std::string default_image = kDefaultImage;
   std::vector<ObservedRestore> restores;
+  // The server's data_directory as it reports it (empty: not known yet);
+  // backup Jobs pass it to wal-g when it lies under the data volume's mount.
+  std::string data_directory;
 };
 
 [[nodiscard]] PolicyPlan plan_backup_policy(const PlanInputs& in);

@@ -166,7 +166,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
   // The restore Job: deterministic name, so asking twice never makes two.
   auto restore_job = [&](const std::string& id, const std::string& sum) {
     JobInputs ji{in.policy, *policy_spec, spec->purpose == "verification" ? Action::kVerify : Action::kRestore, in.now,
-                 {}, image, {}, "", ""};
+                 {}, image, {}, "", "", "", 0};
     if (auto it = in.secrets.find(policy_spec->storage.secret); it != in.secrets.end())
       for (const auto& [k, v] : it->second) ji.storage_keys.push_back(k);
     json job = build_job(ji);
@@ -184,10 +184,27 @@ RestorePlan plan_restore(const RestoreInputs& in) {
     env.push_back({{"name", "RESTORE_REQUEST"}, {"value", rr_ref}});
     if (!spec->point_in_time.empty()) env.push_back({{"name", "POINT_IN_TIME"}, {"value", spec->point_in_time}});
     job["spec"]["template"]["spec"]["containers"][0]["args"] = {"run-job", "restore"};
-    job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"].push_back(
-        {{"name", "restore"}, {"mountPath", "/var/lib/postgresql/restore"}});
-    job["spec"]["template"]["spec"]["volumes"].push_back({{"name", "restore"}, {"emptyDir", json::object()}});
-    env.push_back({{"name", "PGDATA"}, {"value", "/var/lib/postgresql/restore"}});
+    auto& pod = job["spec"]["template"]["spec"];
+    if (const auto& tv = spec->target_volume; !tv.claim_name.empty()) {
+      // Into the claim the restored server will run on, owned by the
+      // database's uid/gid (fsGroup makes a fresh claim writable for it).
+      json mount = {{"name", "restore"}, {"mountPath", tv.mount_path}};
+      if (!tv.sub_path.empty()) mount["subPath"] = tv.sub_path;
+      pod["containers"][0]["volumeMounts"].push_back(mount);
+      pod["volumes"].push_back({{"name", "restore"}, {"persistentVolumeClaim", {{"claimName", tv.claim_name}}}});
+      env.push_back({{"name", "PGDATA"}, {"value", tv.mount_path}});
+      const auto& db = policy_spec->database;
+      if (db.run_as_user > 0) pod["securityContext"]["runAsUser"] = db.run_as_user;
+      if (db.run_as_group >= 0) {
+        pod["securityContext"]["runAsGroup"] = db.run_as_group;
+        pod["securityContext"]["fsGroup"] = db.run_as_group;
+        pod["securityContext"]["fsGroupChangePolicy"] = "OnRootMismatch";
+      }
+    } else {
+      pod["containers"][0]["volumeMounts"].push_back({{"name", "restore"}, {"mountPath", "/var/lib/postgresql/restore"}});
+      pod["volumes"].push_back({{"name", "restore"}, {"emptyDir", json::object()}});
+      env.push_back({{"name", "PGDATA"}, {"value", "/var/lib/postgresql/restore"}});
+    }
     plan.create.push_back(std::move(job));
     return job_name;
   };

@@ -14,7 +14,7 @@ RetentionDecision apply_retention(const std::vector<RetainedBackup>& catalog, Re
   RetentionDecision d;
   std::vector<const RetainedBackup*> fulls;
   for (const auto& b : catalog)
-    if (b.type == "full") fulls.push_back(&b);
+    if (b.type == "full" && b.restorable) fulls.push_back(&b);
   std::sort(fulls.begin(), fulls.end(),
             [](const RetainedBackup* a, const RetainedBackup* b) { return a->completion > b->completion; });
 
@@ -40,27 +40,36 @@ RetentionDecision apply_retention(const std::vector<RetainedBackup>& catalog, Re
     return static_cast<long long>(int(ymd.year())) * 100 + static_cast<unsigned>(ymd.month());
   });
 
-  // The newest verified backup survives, and with it its base.
+  std::map<std::string, const RetainedBackup*> by_id;
+  for (const auto& b : catalog) by_id[b.id] = &b;
+  auto root_of = [](const RetainedBackup& b) { return b.full.empty() ? b.base : b.full; };
+  // The newest verified backup survives, whatever its age.
   const RetainedBackup* newest_verified = nullptr;
   for (const auto& b : catalog)
     if (b.verified && (!newest_verified || b.completion > newest_verified->completion)) newest_verified = &b;
   if (newest_verified) {
     auto& why = d.kept_for[newest_verified->id];
     if (std::find(why.begin(), why.end(), "verified") == why.end()) why.push_back("verified");
-    if (newest_verified->type == "delta" && !newest_verified->base.empty()) {
-      auto& base_why = d.kept_for[newest_verified->base];
-      if (base_why.empty()) base_why.push_back("base");
-    }
   }
-  // Deltas follow their base. A delta whose base the catalog does not know
-  // (it scrolled out, or predates the operator) is kept: retention never
-  // deletes what it cannot reason about.
-  std::set<std::string> known;
-  for (const auto& b : catalog) known.insert(b.id);
+  // Deltas follow the full at the root of their chain. A delta whose full
+  // the catalog does not know (it scrolled out, or predates the operator) is
+  // kept: retention never deletes what it cannot reason about.
   for (const auto& b : catalog) {
     if (b.type != "delta" || d.kept_for.count(b.id)) continue;
-    if (d.kept_for.count(b.base)) d.kept_for[b.id].push_back("base");
-    else if (!known.count(b.base)) d.kept_for[b.id].push_back("unknown-base");
+    const std::string root = root_of(b);
+    if (d.kept_for.count(root)) d.kept_for[b.id].push_back("base");
+    else if (!by_id.count(root)) d.kept_for[b.id].push_back("unknown-base");
+  }
+  // A kept delta needs every backup between it and its full: keep the chain.
+  std::vector<std::string> kept_ids;
+  for (const auto& [id, why] : d.kept_for) kept_ids.push_back(id);
+  for (const auto& id : kept_ids) {
+    std::set<std::string> seen;
+    for (auto it = by_id.find(id); it != by_id.end() && it->second->type == "delta" && seen.insert(it->first).second;) {
+      const std::string next = it->second->base;
+      it = by_id.find(next);
+      if (it != by_id.end() && !d.kept_for.count(next)) d.kept_for[next].push_back("chain");
+    }
   }
 
   std::vector<const RetainedBackup*> expired;
@@ -70,9 +79,7 @@ RetentionDecision apply_retention(const std::vector<RetainedBackup>& catalog, Re
             [](const RetainedBackup* a, const RetainedBackup* b) { return a->completion < b->completion; });
   for (const auto* b : expired) d.expire.push_back(b->id);
   // Only ids that are in the catalog are reported as kept.
-  std::set<std::string> ids;
-  for (const auto& b : catalog) ids.insert(b.id);
-  std::erase_if(d.kept_for, [&](const auto& kv) { return !ids.count(kv.first); });
+  std::erase_if(d.kept_for, [&](const auto& kv) { return !by_id.count(kv.first); });
   return d;
 }
 

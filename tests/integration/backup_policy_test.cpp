@@ -27,7 +27,7 @@ namespace {
 
 const std::string kResult =
     R"({"backupId":"base_000000010000000000000009","checksum":"sha256:)" + std::string(64, 'b') +
-    R"(","type":"full","startTime":"2026-11-24T02:00:01Z","finishTime":"2026-11-24T02:04:00Z","sizeBytes":4096})";
+    R"(","type":"full","walArchived":true,"startTime":"2026-11-24T02:00:01Z","finishTime":"2026-11-24T02:04:00Z","sizeBytes":4096})";
 
 std::string rules_file() {
   const auto dir = testing_support::make_temp_dir("rules");
@@ -100,7 +100,7 @@ class BackupPolicyIT : public ::testing::Test {
                                  {"stringData", {{"WALG_LIBSODIUM_KEY", "CANARY-9d1e"}}}}));
   }
   json policy(json patch = json::object()) {
-    json spec = {{"database", {{"host", "db"}, {"credentialsSecretRef", {{"name", "supabase-db"}}}}},
+    json spec = {{"database", {{"dataVolume", {{"claimName", "supabase-db-data"}}}, {"runAsUser", 101}, {"runAsGroup", 102}, {"host", "db"}, {"credentialsSecretRef", {{"name", "supabase-db"}}}}},
                  {"storage", {{"secretRef", {{"name", "walg-storage"}}},
                               {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
                  {"verification", {{"targetNamespace", ns_ + "-verify"}}}};

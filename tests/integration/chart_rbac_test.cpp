@@ -28,7 +28,7 @@ std::string rules_file(const std::filesystem::path& dir) {
       {{"selector", "backup.si.dev/action=full-backup"},
        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 60},
                     {"message", R"({"backupId":"base_{{pod}}","checksum":"sha256:)" + std::string(64, 'f') +
-                                    R"(","type":"full","startTime":"{{env:BACKUP_SLOT}}","finishTime":"{{env:BACKUP_SLOT}}","sizeBytes":1})"}}}},
+                                    R"(","type":"full","walArchived":true,"startTime":"{{env:BACKUP_SLOT}}","finishTime":"{{env:BACKUP_SLOT}}","sizeBytes":1})"}}}},
       {{"selector", "backup.si.dev/action in (restore,verify)"},
        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 60},
                     {"message", R"({"restored":"{{env:BACKUP_ID}}","checksum":"{{env:BACKUP_CHECKSUM}}"})"}}}},
@@ -87,7 +87,7 @@ TEST(ChartRbac, EveryRequestIsAllowedAndEveryGrantIsUsed) {
   // Every schedule hourly (an hour passes every two seconds), one of each kind kept.
   ASSERT_TRUE(admin->create(bo::reconcile::kBackupPolicies, "app",
                             {{"metadata", {{"name", "db"}}},
-                             {"spec", {{"database", {{"host", "supabase-db.app.svc"}}},
+                             {"spec", {{"database", {{"dataVolume", {{"claimName", "supabase-db-data"}}}, {"runAsUser", 101}, {"runAsGroup", 102}, {"host", "supabase-db.app.svc"}}},
                                        {"storage", {{"secretRef", {{"name", "walg-storage"}}},
                                                     {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
                                        {"schedule", {{"backup", "0 0 1 1 *"}, {"fullBackup", "10 * * * *"}}},

@@ -95,7 +95,7 @@ TEST_F(HelmLifecycle, InstallUpgradeRollbackUninstallWithDefaultFlagsAndTheOpera
                                                          {"stringData", {{"WALG_LIBSODIUM_KEY", "k"}}}}));
   ASSERT_TRUE(admin->create(bo::reconcile::kBackupPolicies, "app",
                             {{"metadata", {{"name", "db"}}},
-                             {"spec", {{"database", {{"host", "supabase-db.app.svc"}}},
+                             {"spec", {{"database", {{"dataVolume", {{"claimName", "supabase-db-data"}}}, {"runAsUser", 101}, {"runAsGroup", 102}, {"host", "supabase-db.app.svc"}}},
                                        {"storage", {{"secretRef", {{"name", "walg-storage"}}},
                                                     {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
                                        {"verification", {{"targetNamespace", "app-verify"}}}}}}));

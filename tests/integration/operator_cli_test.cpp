@@ -154,7 +154,7 @@ apiVersion: backup.si.dev/v1alpha1
 kind: BackupPolicy
 metadata: {name: db, namespace: hygiene}
 spec:
-  database: {host: db, credentialsSecretRef: {name: db}}
+  database: {host: db, credentialsSecretRef: {name: db}, dataVolume: {claimName: db-data}, runAsUser: 101, runAsGroup: 102}
   storage: {secretRef: {name: walg-storage}, encryption: {secretRef: {name: walg-encryption}}}
   schedule: {backup: "* * * * *"}
   verification: {targetNamespace: hygiene-verify}

@@ -26,7 +26,7 @@ std::string rules_file(const std::filesystem::path& dir) {
       {{{"selector", "backup.si.dev/action in (backup,full-backup)"},
         {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 300},
                      {"message", R"({"backupId":"base_{{pod}}","checksum":"sha256:)" + std::string(64, 'a') +
-                                     R"(","type":"delta","base":"base_outside_the_catalog","startTime":"{{env:BACKUP_SLOT}}","finishTime":"{{env:BACKUP_SLOT}}","sizeBytes":1})"}}}}});
+                                     R"(","type":"delta","walArchived":true,"base":"base_outside_the_catalog","startTime":"{{env:BACKUP_SLOT}}","finishTime":"{{env:BACKUP_SLOT}}","sizeBytes":1})"}}}}});
   return testing_support::write_file(dir / "rules.json", rules.dump());
 }
 
@@ -123,7 +123,7 @@ class ChaosRun {
     // backup stays in the catalog for the checks.)
     const json policy = {{"metadata", {{"name", "db"}}},
                          {"spec", {{"addons", {"supabase-walg"}},
-                                   {"database", {{"host", "db"}}},
+                                   {"database", {{"dataVolume", {{"claimName", "supabase-db-data"}}}, {"runAsUser", 101}, {"runAsGroup", 102}, {"host", "db"}}},
                                    {"storage", {{"secretRef", {{"name", "walg-storage"}}},
                                                 {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
                                    {"schedule", {{"backup", "*/10 * * * *"}, {"fullBackup", "0 0 1 1 *"}}},

@@ -82,7 +82,7 @@ class RestoreRequestIT : public ::testing::Test {
     ASSERT_TRUE(admin->create(kBackupPolicies, "shop",
                               {{"metadata", {{"name", "db"}}},
                                {"spec", {{"suspend", true},
-                                         {"database", {{"host", "supabase-db.shop.svc"}}},
+                                         {"database", {{"dataVolume", {{"claimName", "supabase-db-data"}}}, {"runAsUser", 101}, {"runAsGroup", 102}, {"host", "supabase-db.shop.svc"}}},
                                          {"storage", {{"secretRef", {{"name", "walg-storage"}}},
                                                       {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
                                          {"verification", {{"targetNamespace", "shop-verify"}}}}}}));

@@ -99,7 +99,7 @@ class StateBundleJobs : public ::testing::Test {
 
   json policy(const std::string& ns, json paas) {
     return {{"metadata", {{"name", "db"}, {"namespace", ns}}},
-            {"spec", {{"database", {{"host", "supabase-db"}}},
+            {"spec", {{"database", {{"dataVolume", {{"claimName", "supabase-db-data"}}}, {"runAsUser", 101}, {"runAsGroup", 102}, {"host", "supabase-db"}}},
                       {"addons", {"supabase-walg"}},
                       {"schedule", {{"backup", "0 0 1 1 *"}, {"fullBackup", "0 0 1 1 *"}}},
                       {"verification", {{"enabled", false}}},

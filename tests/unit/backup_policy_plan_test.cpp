@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <date/tz.h>
+
 #include "common/timefmt.h"
 #include "reconcile/backup_policy_plan.h"
 #include "reconcile/conditions.h"
@@ -13,7 +15,7 @@ namespace {
 bo::SysTime at(const char* s) { return *bo::parse_rfc3339(s); }
 
 json policy(json spec_patch = json::object()) {
-  json spec = {{"database", {{"host", "db"}, {"credentialsSecretRef", {{"name", "supabase-db"}}}}},
+  json spec = {{"database", {{"dataVolume", {{"claimName", "supabase-db-data"}}}, {"runAsUser", 101}, {"runAsGroup", 102}, {"host", "db"}, {"credentialsSecretRef", {{"name", "supabase-db"}}}}},
                {"storage", {{"secretRef", {{"name", "walg-storage"}}}, {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
                {"verification", {{"targetNamespace", "verify"}}},
                {"offsite", {{"secretRef", {{"name", "walg-storage"}}}}}};
@@ -53,7 +55,7 @@ const json* cond(const PolicyPlan& p, const std::string& type) { return find_con
 std::string result_json(const char* id, const char* type = "full") {
   return json{{"backupId", id}, {"checksum", "sha256:" + std::string(64, 'a')}, {"type", type},
               {"base", std::string(type) == "delta" ? "base_1" : ""}, {"startTime", "2026-11-24T10:00:01Z"},
-              {"finishTime", "2026-11-24T10:03:00Z"}, {"sizeBytes", 1024}}
+              {"finishTime", "2026-11-24T10:03:00Z"}, {"sizeBytes", 1024}, {"walArchived", true}}
       .dump();
 }
 
@@ -357,6 +359,130 @@ TEST(PlanBackupPolicy, FinishedVerificationsBeyondTheHistoryLimitsAreDeleted) {
   auto p = plan_backup_policy(in);
   std::sort(p.remove_restores.begin(), p.remove_restores.end());
   EXPECT_EQ(p.remove_restores, (std::vector<std::string>{"v24", "v25", "v26"}));
+}
+
+}  // namespace
+
+namespace {
+
+const json* env_of(const json& job, const std::string& name) {
+  for (const auto& e : job["spec"]["template"]["spec"]["containers"][0]["env"])
+    if (e["name"] == name) return &e;
+  return nullptr;
+}
+
+TEST(PlanBackupPolicy, BackupJobsReadTheDataVolumeAsTheDatabaseUserBesideItsPod) {
+  auto p = plan_backup_policy(inputs(policy({{"database", {{"podLabels", {{"app", "supabase-db"}}}}}}),
+                                     "2026-11-24T10:00:30Z"));
+  ASSERT_EQ(p.create.size(), 1u);
+  const json& pod = p.create[0]["spec"]["template"]["spec"];
+  EXPECT_EQ(pod["securityContext"]["runAsUser"], 101);
+  EXPECT_EQ(pod["securityContext"]["runAsGroup"], 102);
+  EXPECT_FALSE(pod["securityContext"].contains("fsGroup")) << "a kubelet would chown the database's files";
+  bool mounted = false;
+  for (const auto& m : pod["containers"][0]["volumeMounts"])
+    if (m["name"] == "pgdata") {
+      mounted = true;
+      EXPECT_EQ(m["mountPath"], "/var/lib/postgresql/data");
+      EXPECT_EQ(m["readOnly"], true);
+    }
+  EXPECT_TRUE(mounted);
+  bool claim = false;
+  for (const auto& v : pod["volumes"])
+    if (v["name"] == "pgdata") {
+      claim = true;
+      EXPECT_EQ(v["persistentVolumeClaim"]["claimName"], "supabase-db-data");
+      EXPECT_EQ(v["persistentVolumeClaim"]["readOnly"], true);
+    }
+  EXPECT_TRUE(claim);
+  const auto& term = pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0];
+  EXPECT_EQ(term["labelSelector"]["matchLabels"]["app"], "supabase-db");
+  EXPECT_EQ(term["topologyKey"], "kubernetes.io/hostname");
+  ASSERT_TRUE(env_of(p.create[0], "PGDATA"));
+  EXPECT_EQ((*env_of(p.create[0], "PGDATA"))["value"], "/var/lib/postgresql/data");
+  // Hourly deltas, a daily full: 23 delta slots between two fulls, chained on the previous backup.
+  EXPECT_EQ((*env_of(p.create[0], "WALG_DELTA_MAX_STEPS"))["value"], "23");
+  EXPECT_EQ((*env_of(p.create[0], "WALG_DELTA_ORIGIN"))["value"], "LATEST");
+}
+
+TEST(PlanBackupPolicy, WithoutADataVolumeNothingRunsAndTheFieldIsNamed) {
+  json stored = policy();
+  stored["spec"]["database"].erase("dataVolume");
+  auto p = plan_backup_policy(inputs(stored, "2026-11-24T10:00:30Z"));
+  EXPECT_TRUE(p.create.empty());
+  EXPECT_EQ((*cond(p, "Ready"))["reason"], "DataVolumeRequired");
+  EXPECT_NE((*cond(p, "Ready"))["message"].get<std::string>().find("spec.database.dataVolume.claimName"),
+            std::string::npos);
+}
+
+TEST(PlanBackupPolicy, ADataDirectoryOutsideTheMountStartsNoBackup) {
+  auto in = inputs(policy(), "2026-11-24T10:00:30Z");
+  in.data_directory = "/var/lib/postgresql/15/main";
+  auto p = plan_backup_policy(in);
+  EXPECT_TRUE(p.create.empty());
+  EXPECT_EQ((*cond(p, "BackupHealthy"))["reason"], "DataDirectoryMismatch");
+  EXPECT_NE((*cond(p, "BackupHealthy"))["message"].get<std::string>().find("spec.database.dataVolume.mountPath"),
+            std::string::npos);
+  in.data_directory = "/var/lib/postgresql/data/pgdata";  // below the mount: wal-g gets that path
+  p = plan_backup_policy(in);
+  ASSERT_EQ(p.create.size(), 1u);
+  EXPECT_EQ((*env_of(p.create[0], "PGDATA"))["value"], "/var/lib/postgresql/data/pgdata");
+}
+
+TEST(PlanBackupPolicy, ABackupWhoseWalWasNotArchivedIsRecordedButNeverCountsAsSuccessful) {
+  json stored = policy();
+  stored["status"]["schedules"]["backup"]["lastScheduleTime"] = "2026-11-24T10:00:00Z";
+  stored["status"]["schedules"]["full-backup"]["lastScheduleTime"] = "2026-11-24T10:00:00Z";
+  json result = json::parse(result_json("base_000000010000000000000002"));
+  result["walArchived"] = false;
+  result["walMessage"] = "WAL segment 000000010000000000000002 is not in storage";
+  std::vector<ObservedJob> jobs = {{"db-full-202611241000", "full-backup", at("2026-11-24T10:00:00Z"), State::kSucceeded,
+                                    result.dump(), "", at("2026-11-24T10:03:00Z"), {}, ""}};
+  auto p = plan_backup_policy(inputs(stored, "2026-11-24T10:04:00Z", jobs));
+  ASSERT_EQ(p.status["backups"].size(), 1u);
+  EXPECT_EQ(p.status["backups"][0]["restorable"], false);
+  EXPECT_FALSE(p.status.contains("lastSuccessfulBackup"));
+  EXPECT_EQ((*cond(p, "BackupHealthy"))["status"], "False");
+  EXPECT_NE((*cond(p, "BackupHealthy"))["message"].get<std::string>().find("BackupNotRestorable"), std::string::npos);
+}
+
+TEST(PlanBackupPolicy, TypeBaseAndChainComeFromTheResultNotTheName) {
+  json stored = policy();
+  stored["status"]["schedules"]["backup"]["lastScheduleTime"] = "2026-11-24T11:00:00Z";
+  stored["status"]["schedules"]["full-backup"]["lastScheduleTime"] = "2026-11-24T10:00:00Z";
+  json result = json::parse(result_json("base_000000010000000000000006_D_000000010000000000000004", "delta"));
+  result["base"] = "base_000000010000000000000004_D_000000010000000000000002";
+  result["full"] = "base_000000010000000000000002";
+  result["deltaCount"] = 2;
+  std::vector<ObservedJob> jobs = {{"db-delta-202611241100", "backup", at("2026-11-24T11:00:00Z"), State::kSucceeded,
+                                    result.dump(), "", at("2026-11-24T11:03:00Z"), {}, ""}};
+  auto p = plan_backup_policy(inputs(stored, "2026-11-24T11:04:00Z", jobs));
+  ASSERT_EQ(p.status["backups"].size(), 1u);
+  EXPECT_EQ(p.status["backups"][0]["base"], "base_000000010000000000000004_D_000000010000000000000002");
+  EXPECT_EQ(p.status["backups"][0]["full"], "base_000000010000000000000002");
+  EXPECT_EQ(p.status["backups"][0]["deltaCount"], 2);
+}
+
+TEST(PlanBackupPolicy, RetainRemovesWhatStorageReportsDeletedIncludingCascades) {
+  json stored = policy();
+  stored["status"]["backups"] = {{{"id", "f1_D1"}, {"type", "delta"}, {"base", "f1"}, {"full", "f1"}},
+                                 {{"id", "f1"}, {"type", "full"}}, {{"id", "f0"}, {"type", "full"}}};
+  ObservedJob retain{"db-retain-202611241000", "retain", at("2026-11-24T10:00:00Z"), State::kSucceeded,
+                     R"({"deleted":["f1","f1_D1"]})", "", at("2026-11-24T10:01:00Z"), {"f1"}, ""};
+  auto p = plan_backup_policy(inputs(stored, "2026-11-24T10:02:00Z", {retain}));
+  ASSERT_EQ(p.status["backups"].size(), 1u);
+  EXPECT_EQ(p.status["backups"][0]["id"], "f0");
+}
+
+TEST(DeltaMaxSteps, CountsDeltaSlotsBetweenTwoFulls) {
+  const auto* utc = date::locate_zone("UTC");
+  auto c = [](const char* e) { return *bo::schedule::Cron::parse(e); };
+  const auto from = at("2026-11-24T10:00:00Z");
+  EXPECT_EQ(delta_max_steps(c("0 * * * *"), c("0 2 * * *"), utc, from), 23);
+  EXPECT_EQ(delta_max_steps(c("0 * * * *"), c("0 2 * * 0"), utc, from), 7 * 24 - 1);
+  EXPECT_EQ(delta_max_steps(c("0 */6 * * *"), c("0 2 * * *"), utc, from), 4);
+  // Deltas that never fall between two fulls: every push is full (wal-g's default, 0).
+  EXPECT_EQ(delta_max_steps(c("0 2 * * *"), c("0 2 * * *"), utc, from), 0);
 }
 
 }  // namespace

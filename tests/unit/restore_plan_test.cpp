@@ -21,7 +21,7 @@ json policy() {
   return {{"apiVersion", "backup.si.dev/v1alpha1"},
           {"kind", "BackupPolicy"},
           {"metadata", {{"name", "db"}, {"namespace", "supabase"}, {"uid", "pu"}}},
-          {"spec", {{"database", {{"host", "supabase-db.supabase.svc"}}},
+          {"spec", {{"database", {{"dataVolume", {{"claimName", "supabase-db-data"}}}, {"runAsUser", 101}, {"runAsGroup", 102}, {"host", "supabase-db.supabase.svc"}}},
                     {"storage", {{"secretRef", {{"name", "walg-storage"}}},
                                  {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
                     {"verification", {{"targetNamespace", "verify"}}}}},

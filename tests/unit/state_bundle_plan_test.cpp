@@ -17,7 +17,7 @@ namespace {
 bo::SysTime at(const char* s) { return *bo::parse_rfc3339(s); }
 
 json policy(json paas = {{"claimName", "paas-state"}, {"subPath", "state"}, {"contexts", {"shop", "blog"}}}) {
-  json spec = {{"database", {{"host", "db"}}},
+  json spec = {{"database", {{"dataVolume", {{"claimName", "supabase-db-data"}}}, {"runAsUser", 101}, {"runAsGroup", 102}, {"host", "db"}}},
                {"storage", {{"secretRef", {{"name", "walg-storage"}}}, {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
                {"schedule", {{"backup", "0 */6 * * *"}, {"fullBackup", "0 2 * * *"}}},
                {"verification", {{"enabled", false}}},
