@@ -3,6 +3,11 @@
 // paths rewritten once), and what makes it refuse to start.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
 #include "kube-local/exec_kubelet.h"
 
 using kl::ExecOptions;
@@ -73,4 +78,29 @@ TEST(ExecKubelet, WhatCannotStartSaysWhy) {
   c["volumeMounts"] = {{{"name", "v"}, {"mountPath", "/x"}, {"subPath", "../../etc"}}};
   EXPECT_NE(prepare_process(pod(c, {{{"name", "v"}, {"persistentVolumeClaim", {{"claimName", "c"}}}}}), opts(), "/tmp/p",
                             secrets()).error.find("must be relative"), std::string::npos);
+}
+
+TEST(ExecKubelet, RunsAsThePodsUserAndGivesItAFreshClaim) {
+  if (geteuid() != 0) GTEST_SKIP() << "only root can run a Pod as another user";
+  char tmpl[] = "/tmp/exec-kubelet-uid-XXXXXX";
+  ASSERT_TRUE(mkdtemp(tmpl));
+  ExecOptions o;
+  o.images = {{"img:1", "/usr/bin/id"}};
+  o.volume_root = std::string(tmpl) + "/volumes";
+  const json c = {{"name", "c"}, {"image", "img:1"}, {"args", {"-u"}},
+                  {"volumeMounts", {{{"name", "data"}, {"mountPath", "/data"}}}}};
+  json p = pod(c, {{{"name", "data"}, {"persistentVolumeClaim", {{"claimName", "fresh"}}}}});
+  p["spec"]["securityContext"] = {{"runAsUser", 65534}, {"runAsGroup", 65534}, {"fsGroup", 65534}};
+  const auto prepared = prepare_process(p, o, std::string(tmpl) + "/pod", secrets());
+  ASSERT_EQ(prepared.error, "");
+  EXPECT_EQ(prepared.uid, 65534);
+  EXPECT_EQ(prepared.gid, 65534);
+  struct stat st {};
+  ASSERT_EQ(::stat((o.volume_root / "ns1" / "fresh").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 65534u);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  // The container's own securityContext wins over the Pod's.
+  p["spec"]["containers"][0]["securityContext"] = {{"runAsUser", 1234}};
+  EXPECT_EQ(prepare_process(p, o, std::string(tmpl) + "/pod", secrets()).uid, 1234);
+  std::filesystem::remove_all(tmpl);
 }

@@ -1,6 +1,7 @@
 #include "kube-local/exec_kubelet.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -67,12 +68,27 @@ Prepared prepare_process(const json& pod, const ExecOptions& opts, const fs::pat
     return out;
   }
   out.program = image->second;
+  const json pod_sc = spec.value("securityContext", json::object());
+  const json c_sc = c.value("securityContext", json::object());
+  auto id = [&](const char* key) -> long long {
+    if (c_sc.contains(key) && c_sc[key].is_number_integer()) return c_sc[key].get<long long>();
+    if (pod_sc.contains(key) && pod_sc[key].is_number_integer()) return pod_sc[key].get<long long>();
+    return -1;
+  };
+  if (geteuid() == 0) {
+    out.uid = id("runAsUser");
+    out.gid = id("runAsGroup");
+    if (pod_sc.contains("fsGroup") && pod_sc["fsGroup"].is_number_integer()) out.fs_group = pod_sc["fsGroup"].get<long long>();
+    if (out.uid >= 0 && out.gid < 0) out.gid = out.uid;
+  }
 
   // Volumes to host directories.
   std::map<std::string, fs::path> volumes;
+  std::set<std::string> claims;  // volume names that are claims
   for (const auto& v : spec.value("volumes", json::array())) {
     const std::string name = v.value("name", "");
     if (v.contains("persistentVolumeClaim")) {
+      claims.insert(name);
       const std::string claim = v["persistentVolumeClaim"].value("claimName", "");
       if (opts.volume_root.empty() || claim.empty() || claim.find('/') != std::string::npos) {
         out.error = "volume " + name + ": claim " + claim + " has no directory (start kube-local with --volume-root)";
@@ -100,7 +116,20 @@ Prepared prepare_process(const json& pod, const ExecOptions& opts, const fs::pat
       host /= sub;
     }
     std::error_code ec;
+    const bool fresh = !fs::exists(host, ec);
     fs::create_directories(host, ec);
+    if (fresh && !claims.count(m.value("name", ""))) {
+      fs::permissions(host, fs::perms::all, ec);  // an emptyDir is world-writable
+    } else if (fresh && out.uid >= 0) {
+      // A fresh claim is the Pod user's (its fsGroup's, when set), like a provisioned volume.
+      if (::chown(host.c_str(), static_cast<uid_t>(out.uid),
+                  static_cast<gid_t>(out.fs_group >= 0 ? out.fs_group : out.gid)) != 0 ||
+          ::chmod(host.c_str(), 0700) != 0) {
+        out.error = "volumeMount " + m.value("name", "") + ": cannot give " + host.string() + " to uid " +
+                    std::to_string(out.uid);
+        return out;
+      }
+    }
     mounts.emplace_back(m.value("mountPath", ""), host.string());
   }
   std::sort(mounts.begin(), mounts.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
@@ -153,6 +182,8 @@ Prepared prepare_process(const json& pod, const ExecOptions& opts, const fs::pat
 ExecKubelet::ExecKubelet(ExecOptions opts) : opts_(std::move(opts)) {
   std::string t = (fs::temp_directory_path() / "kube-local-pods-XXXXXX").string();
   if (mkdtemp(t.data())) pods_dir_ = t;
+  // Pods that run as another user reach their own directory inside.
+  if (!pods_dir_.empty()) ::chmod(pods_dir_.c_str(), 0711);
 }
 
 ExecKubelet::~ExecKubelet() {
@@ -210,6 +241,12 @@ void ExecKubelet::start(const json& pod, const SecretReader& secrets, std::funct
   std::error_code ec;
   fs::create_directories(dir / "home", ec);
   Prepared p = prepare_process(pod, opts_, dir, secrets);
+  if (p.error.empty() && p.uid >= 0) {
+    // The Pod's user writes its termination message and works in its home.
+    for (const auto& d : {dir, dir / "home"})
+      if (::chown(d.c_str(), static_cast<uid_t>(p.uid), static_cast<gid_t>(p.gid)) != 0)
+        p.error = "cannot give " + d.string() + " to uid " + std::to_string(p.uid);
+  }
   std::lock_guard lock(mu_);
   const std::string uid = pod["metadata"].value("uid", "");
   if (stopping_ || pids_.count(key) || started_.count(uid)) return;
@@ -238,6 +275,12 @@ void ExecKubelet::start(const json& pod, const SecretReader& secrets, std::funct
     if (fd >= 0) {
       dup2(fd, 1);
       dup2(fd, 2);
+    }
+    if (p.uid >= 0) {
+      const gid_t groups[1] = {static_cast<gid_t>(p.fs_group)};
+      if (setgroups(p.fs_group >= 0 ? 1 : 0, groups) != 0 || setgid(static_cast<gid_t>(p.gid)) != 0 ||
+          setuid(static_cast<uid_t>(p.uid)) != 0)
+        _exit(126);
     }
     if (chdir(home.c_str()) != 0) _exit(126);
     execve(argv[0], argv.data(), envp.data());

@@ -11,7 +11,13 @@
 //     value (at its start or after ':' or '=') is rewritten to that
 //     directory. readOnly is not enforced (no mount namespace here);
 //   - the termination message: TERMINATION_LOG points at a file the Pod's
-//     status then reports (capped at 4096 bytes, as a kubelet does).
+//     status then reports (capped at 4096 bytes, as a kubelet does);
+//   - identity: when kube-local runs as root, the process runs as the
+//     securityContext's runAsUser/runAsGroup (the container's over the
+//     Pod's) with fsGroup as a supplementary group, and a claim directory
+//     kube-local creates for such a Pod belongs to that user (mode 0700), as
+//     a provisioner's fresh volume made writable by fsGroup would be; an
+//     emptyDir is world-writable, as a kubelet makes it.
 // The process is killed when its Pod is deleted (activeDeadlineSeconds,
 // Job deletion) and when kube-local stops.
 #pragma once
@@ -48,6 +54,8 @@ struct Prepared {
   std::vector<std::string> args;
   std::map<std::string, std::string> env;
   std::string error;  // why the container cannot start (CreateContainerConfigError)
+  // -1: unchanged (kube-local's own identity).
+  long long uid = -1, gid = -1, fs_group = -1;
 };
 
 // The process a Pod's first container becomes, given its Pod directory
