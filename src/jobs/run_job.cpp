@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -67,13 +68,68 @@ std::string normalize_time(const std::string& t) {
   return parsed ? format_rfc3339(*parsed) : t;
 }
 
+// WAL segment names (16 MiB segments, PostgreSQL's XLogFileName).
+std::string segment_name(uint32_t timeline, uint64_t lsn) {
+  char buf[25];
+  std::snprintf(buf, sizeof buf, "%08X%08X%08X", timeline, static_cast<uint32_t>(lsn >> 32),
+                static_cast<uint32_t>((lsn & 0xFFFFFFFFull) >> 24));
+  return buf;
+}
+
+std::string lsn_text(uint64_t lsn) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%X/%X", static_cast<uint32_t>(lsn >> 32), static_cast<uint32_t>(lsn));
+  return buf;
+}
+
+uint64_t lsn_of(const json& v) {
+  if (v.is_number_unsigned() || v.is_number_integer()) return v.get<uint64_t>();
+  return 0;
+}
+
+// Whether every WAL segment from `start` to `finish` (on the backup's
+// timeline) can be fetched through wal-g, as recovery will fetch it.
+// Archiving is asynchronous: each missing segment is retried until the
+// deadline. Empty when all are there; else what is missing.
+std::string check_wal(const std::string& walg, uint32_t timeline, uint64_t start, uint64_t finish, const Env& env,
+                      std::ostream& log) {
+  int wait_seconds = 120;
+  try {
+    wait_seconds = std::max(0, std::stoi(get(env, "BACKUP_WAL_WAIT_SECONDS", "120")));
+  } catch (...) {
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
+  const std::string dest = get(env, "TMPDIR", "/tmp") + "/walg-check-segment";
+  constexpr uint64_t kSegment = 16ull << 20;
+  for (uint64_t lsn = start - start % kSegment; lsn <= finish; lsn += kSegment) {
+    const std::string seg = segment_name(timeline, lsn);
+    for (;;) {
+      auto r = run_process({walg, "wal-fetch", seg, dest});
+      std::remove(dest.c_str());
+      if (r.exit_code == 0) break;
+      if (!r.start_error.empty()) return "cannot run wal-g wal-fetch (" + r.start_error + ")";
+      if (std::chrono::steady_clock::now() >= deadline) {
+        std::string detail = r.err.empty() ? r.out : r.err;
+        while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
+        return "WAL segment " + seg + " (needed up to finish LSN " + lsn_text(finish) + ") is not in storage after " +
+               std::to_string(wait_seconds) + "s (wal-g wal-fetch exit " + std::to_string(r.exit_code) + ": " +
+               tail(detail, 300) + "); is archive_command = 'wal-g wal-push %p' set and working?";
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    log << "run-job: WAL segment " << seg << " is archived\n";
+  }
+  return "";
+}
+
 int backup(const std::string& action, const Env& env, std::ostream& log) {
   const std::string walg = get(env, "WALG_BINARY", "wal-g");
   const std::string pgdata = get(env, "PGDATA", "/var/lib/postgresql/data");
   const auto started = std::chrono::system_clock::now();
   std::vector<std::string> push = {walg, "backup-push", pgdata};
   if (action == "full-backup") push.insert(push.begin() + 2, "--full");
-  log << "run-job: " << action << ": wal-g backup-push " << (action == "full-backup" ? "--full " : "") << pgdata << "\n";
+  log << "run-job: " << action << ": wal-g backup-push " << (action == "full-backup" ? "--full " : "") << pgdata
+      << " (WALG_DELTA_MAX_STEPS=" << get(env, "WALG_DELTA_MAX_STEPS", "0") << ")\n";
   auto r = run_process(push);
   if (r.exit_code != 0) throw Failure{walg_error("wal-g backup-push", r)};
   auto list = run_process({walg, "backup-list", "--json", "--detail"});
@@ -87,21 +143,43 @@ int backup(const std::string& action, const Env& env, std::ostream& log) {
   auto sentinel = run_process({walg, "st", "cat", "basebackups_005/" + name + "_backup_stop_sentinel.json"});
   if (sentinel.exit_code != 0 || sentinel.out.empty())
     throw Failure{walg_error("wal-g st cat of the stop sentinel of " + name, sentinel)};
-  std::string type = "full", base;
-  if (auto d = name.find("_D_"); d != std::string::npos) {
-    type = "delta";
-    base = "base_" + name.substr(d + 3);
+  // Type, base and chain as wal-g recorded them (internal/backup_sentinel_dto.go).
+  const json stop = json::parse(sentinel.out, nullptr, false);
+  if (!stop.is_object()) throw Failure{"the stop sentinel of " + name + " is not a JSON object"};
+  const std::string delta_from = stop.value("DeltaFrom", json()).is_string() ? stop["DeltaFrom"].get<std::string>() : "";
+  const std::string delta_full =
+      stop.value("DeltaFullName", json()).is_string() ? stop["DeltaFullName"].get<std::string>() : "";
+  const int delta_count = stop.value("DeltaCount", json()).is_number_integer() ? stop["DeltaCount"].get<int>() : 0;
+  const uint64_t start_lsn = lsn_of(stop.value("LSN", json()));
+  const uint64_t finish_lsn = lsn_of(stop.value("FinishLSN", json()));
+  // The timeline is the first 8 hex digits of the name's WAL segment (base_TTTTTTTT...).
+  uint32_t timeline = 1;
+  if (name.size() >= 13) {
+    try {
+      timeline = static_cast<uint32_t>(std::stoul(name.substr(5, 8), nullptr, 16));
+    } catch (...) {
+    }
   }
+  const std::string type = delta_from.empty() ? "full" : "delta";
+  std::string wal_problem =
+      finish_lsn < start_lsn || finish_lsn == 0 ? "the stop sentinel of " + name + " has no FinishLSN" : "";
+  if (wal_problem.empty()) wal_problem = check_wal(walg, timeline, start_lsn, finish_lsn, env, log);
   json result{{"backupId", name},
               {"checksum", "sha256:" + sha256_hex(sentinel.out)},
               {"type", type},
-              {"base", base},
+              {"base", delta_from},
+              {"full", delta_full},
+              {"deltaCount", delta_count},
+              {"startLsn", lsn_text(start_lsn)},
+              {"finishLsn", lsn_text(finish_lsn)},
+              {"walArchived", wal_problem.empty()},
               {"startTime", normalize_time(newest->value("start_time", newest->value("time", "")))},
               {"finishTime", normalize_time(newest->value("finish_time", newest->value("time", "")))},
               {"sizeBytes", newest->value("compressed_size", int64_t{0})}};
+  if (!wal_problem.empty()) result["walMessage"] = wal_problem;
   write_termination(env, result.dump());
   log << "run-job: " << action << ": " << type << " backup " << name << " " << result["checksum"].get<std::string>()
-      << "\n";
+      << (wal_problem.empty() ? "" : " NOT RESTORABLE: " + wal_problem) << "\n";
   return 0;
 }
 
@@ -155,15 +233,43 @@ int offsite_copy(const Env& env, std::ostream& log) {
   return 0;
 }
 
+std::set<std::string> listed_backups(const std::string& walg) {
+  auto list = run_process({walg, "backup-list", "--json", "--detail"});
+  if (list.exit_code != 0) throw Failure{walg_error("wal-g backup-list", list)};
+  std::set<std::string> names;
+  const json parsed = json::parse(list.out, nullptr, false);
+  if (parsed.is_array())
+    for (const auto& b : parsed)
+      if (b.is_object() && b.value("backup_name", json()).is_string()) names.insert(b["backup_name"].get<std::string>());
+  return names;
+}
+
+// wal-g delete target NAME --confirm for each expired backup. Deleting a
+// full also deletes the deltas built on it (wal-g's delete target), so a
+// later id may already be gone: that is not an error. The result lists
+// what storage no longer holds, which is what the catalog drops.
 int retain(const Env& env, std::ostream& log) {
   const std::string walg = get(env, "WALG_BINARY", "wal-g");
-  json deleted = json::array();
+  const auto before = listed_backups(walg);
   for (const auto& id : reconcile::split_ids(get(env, reconcile::kRetainExpireEnv))) {
+    if (!before.count(id)) {
+      log << "run-job: retain: " << id << " is not in storage (already deleted)\n";
+      continue;
+    }
+    if (!listed_backups(walg).count(id)) {
+      log << "run-job: retain: " << id << " went with an earlier deletion\n";
+      continue;
+    }
     log << "run-job: retain: wal-g delete target " << id << " --confirm\n";
     auto r = run_process({walg, "delete", "target", id, "--confirm"});
     if (r.exit_code != 0) throw Failure{walg_error("wal-g delete target " + id, r)};
-    deleted.push_back(id);
   }
+  const auto after = listed_backups(walg);
+  json deleted = json::array();
+  for (const auto& id : reconcile::split_ids(get(env, reconcile::kRetainExpireEnv)))
+    if (!after.count(id)) deleted.push_back(id);
+  for (const auto& id : before)
+    if (!after.count(id) && std::find(deleted.begin(), deleted.end(), id) == deleted.end()) deleted.push_back(id);
   write_termination(env, json{{"deleted", deleted}}.dump());
   return 0;
 }

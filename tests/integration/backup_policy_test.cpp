@@ -503,7 +503,7 @@ TEST_F(BackupPolicyIT, RetentionOverASimulatedYearKeepsSevenFourThreeThroughOneR
     catalog.push_back({{"id", id}, {"checksum", "sha256:" + std::string(64, 'e')}, {"type", "full"},
                        {"startTime", bo::format_rfc3339(at - std::chrono::minutes(5))},
                        {"completionTime", bo::format_rfc3339(at)}, {"verified", day == 200}, {"keptFor", json::array()}});
-    model.push_back({id, "full", "", at, day == 200});
+    model.push_back({id, "full", "", at, day == 200, "", true});
   }
   auto p = client_->get(kBackupPolicies, ns_, "db");
   (*p)["status"] = {{"backups", catalog}};

@@ -30,6 +30,9 @@ class StateBundleJobs : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new fs::path(testing_support::make_temp_dir("state-jobs"));
+    // The Jobs run as their Pod's user (65532) and read the CA and the state from here.
+    fs::permissions(*dir_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                               fs::perms::others_read | fs::perms::others_exec);
     // s3rver over TLS with a CA the Job trusts through WALG_S3_CA_CERT_FILE.
     const std::string s3bin = S3RVER_BIN;
     ASSERT_FALSE(s3bin.empty() || s3bin.ends_with("NOTFOUND")) << "s3rver is not installed; run scripts/setup.sh";
