@@ -21,11 +21,18 @@ TEST_F(WalgTest, WrongDataDirectoryIsRefused) {
 }
 
 TEST_F(WalgTest, MissingPgControlIsRefused) {
+  // As a backup Job that mounts some other volume at the server's data_directory path: the
+  // path matches, but what it holds is not the server's data.
+  if (!Postgres::drops_root()) GTEST_SKIP() << "needs root to mount another volume over the data directory";
   start_server();
-  const fs::path control = pg_->data_dir() / "global/pg_control";
-  fs::rename(control, control.string() + ".away");
-  const auto r = walg({"backup-push", pg_->data_dir().string()});
-  fs::rename(control.string() + ".away", control);
+  const fs::path other_volume = dir_ / "other-volume";
+  fs::create_directories(other_volume / "global");
+  std::ofstream(other_volume / "PG_VERSION") << "15\n";
+  Postgres::hand_to_server_user(other_volume);
+  const fs::path out = scratch_ / "pgc-out", err = scratch_ / "pgc-err";
+  const auto r = wait_walg(start_walg({"backup-push", pg_->data_dir().string()}, file_env(store_), out, err,
+                                      "mount --bind '" + other_volume.string() + "' '" + pg_->data_dir().string() + "'"),
+                           out, err);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("It looks like you are trying to backup not pg_data. PgControl file not found"), std::string::npos) << r.err;
   EXPECT_TRUE(list_json().empty());

@@ -82,8 +82,15 @@ TEST_F(WalgTest, DeleteTargetCascadesToDependentDeltasAndDryRunDeletesNothing) {
   const auto left = list_json();
   ASSERT_EQ(left.size(), 1u) << left.dump();
   EXPECT_EQ(left[0]["backup_name"], d);
+  const auto files_under = [](const fs::path& p) {
+    size_t n = 0;
+    if (fs::exists(p))
+      for (const auto& e : fs::recursive_directory_iterator(p)) n += e.is_regular_file();
+    return n;
+  };
+  EXPECT_GT(files_under(store_ / "basebackups_005" / d), 0u);
   for (const auto& gone : {a, b, c}) {
-    EXPECT_FALSE(fs::exists(store_ / "basebackups_005" / gone)) << gone;
+    EXPECT_EQ(files_under(store_ / "basebackups_005" / gone), 0u) << gone;
     EXPECT_FALSE(fs::exists(store_ / "basebackups_005" / (gone + "_backup_stop_sentinel.json"))) << gone;
   }
   EXPECT_FALSE(fs::is_empty(store_ / "wal_005"));  // delete target keeps WAL

@@ -49,11 +49,18 @@ inline std::string slurp(const fs::path& p) {
 }
 
 // Starts the stand-in as the server's user with exactly `env` (plus PATH); the caller waits.
-inline pid_t start_walg(const std::vector<std::string>& args, const Env& env, const fs::path& out, const fs::path& err) {
+// `in_mount_namespace`: shell commands run first (as root) in a private mount namespace.
+inline pid_t start_walg(const std::vector<std::string>& args, const Env& env, const fs::path& out, const fs::path& err,
+                        const std::string& in_mount_namespace = "") {
   std::vector<std::string> argv;
   if (Postgres::drops_root()) argv = {"/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"};
   argv.push_back(kWalg);
   argv.insert(argv.end(), args.begin(), args.end());
+  if (!in_mount_namespace.empty()) {
+    std::string cmd = in_mount_namespace + " && exec";
+    for (const auto& a : argv) cmd += " '" + a + "'";
+    argv = {"/usr/bin/unshare", "-m", "/bin/sh", "-c", cmd};
+  }
   std::vector<std::string> envs = {"PATH=/usr/bin:/bin"};
   for (const auto& [k, v] : env) envs.push_back(k + "=" + v);
   const pid_t pid = ::fork();

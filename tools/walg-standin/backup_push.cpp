@@ -186,7 +186,13 @@ int backup_push(const Args& args, const Settings& settings) {
   std::error_code ec;
   const std::string from_server = fs::weakly_canonical(pg.value("show data_directory", {}, "show data_directory"), ec).string();
   const int pg_version = std::stoi(pg.value("select (current_setting('server_version_num'))::int"));
-  const std::string system_id = pg.value("select system_identifier from pg_control_system()");
+  // NewPgQueryRunner: a failing system identifier query is only a warning.
+  std::string system_id;
+  try {
+    system_id = pg.value("select system_identifier from pg_control_system()");
+  } catch (const Failure& f) {
+    log_warning("Couldn't get system identifier because of error: '" + f.message + "'");
+  }
   // utility.AbsResolveSymlink(fromCli) != fromServer
   const std::string from_cli = fs::weakly_canonical(fs::absolute(pgdata), ec).string();
   if (from_cli != from_server)
@@ -217,7 +223,7 @@ int backup_push(const Args& args, const Settings& settings) {
     log_info("Delta backup enabled");
     if (base->sentinel.value("FinishLSN", uint64_t{0}) > start_lsn)
       throw Failure{"Finish LSN of backup " + base->name + " greater than current LSN"};
-    if (base->sentinel.contains("SystemIdentifier") && std::to_string(base->sentinel["SystemIdentifier"].get<uint64_t>()) != system_id)
+    if (base->sentinel.contains("SystemIdentifier") && !system_id.empty() && std::to_string(base->sentinel["SystemIdentifier"].get<uint64_t>()) != system_id)
       throw Failure{"Current database and database of base backup are not equal."};
     name += "_D_" + strip_wal_file_name(base->name);
   }
@@ -272,7 +278,7 @@ int backup_push(const Args& args, const Settings& settings) {
                    {"Timeline", timeline},
                    {"PgVersion", pg_version},
                    {"FinishLSN", finish_lsn},
-                   {"SystemIdentifier", std::stoull(system_id)},
+                   {"SystemIdentifier", system_id.empty() ? json(nullptr) : json(std::stoull(system_id))},
                    {"UncompressedSize", uncompressed},
                    {"CompressedSize", compressed},
                    {"DataCatalogSize", 0},
@@ -288,7 +294,7 @@ int backup_push(const Args& args, const Settings& settings) {
                      {"date_fmt", "%Y-%m-%dT%H:%M:%S.%fZ"}, {"hostname", host},
                      {"data_dir", from_server},           {"pg_version", pg_version},
                      {"start_lsn", start_lsn},            {"finish_lsn", finish_lsn},
-                     {"is_permanent", false},             {"system_identifier", std::stoull(system_id)},
+                     {"is_permanent", false},             {"system_identifier", system_id.empty() ? json(nullptr) : json(std::stoull(system_id))},
                      {"timeline", timeline},              {"uncompressed_size", uncompressed},
                      {"compressed_size", compressed}};
   json files_meta = {{"Files", walk.files},
