@@ -10,6 +10,7 @@ APT_PACKAGES=(
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev libarchive-dev tzdata
   prometheus
+  postgresql-15 libpq-dev
   clang-16 libfuzzer-16-dev libclang-rt-16-dev
   python3-kubernetes
 )
@@ -29,6 +30,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1; then
     as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+  # postgresql-15 is for the tests, which start their own servers on free ports
+  # (tests/support/postgres.h): never leave Debian's "main" cluster running on 5432.
+  if [[ " ${missing[*]} " == *" postgresql-15 "* ]]; then
+    if command -v systemctl >/dev/null 2>&1; then
+      as_root systemctl disable --now postgresql >/dev/null 2>&1 || true
+    fi
+    as_root pg_ctlcluster 15 main stop >/dev/null 2>&1 || true
+    as_root sed -i 's/^auto$/disabled/' /etc/postgresql/15/main/start.conf 2>/dev/null || true
   fi
 fi
 

@@ -9,10 +9,13 @@
 #include <cpprest/http_client.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <regex>
 
@@ -58,6 +61,38 @@ class DirectoryStore final : public Store {
     return {};
   }
   [[nodiscard]] std::string location(const std::string& name) const override { return (dir_ / name).string(); }
+  Result<bool> exists(const std::string& name) override {
+    std::error_code ec;
+    const bool found = fs::is_regular_file(dir_ / name, ec);
+    if (ec && ec != std::errc::no_such_file_or_directory) return std::unexpected("cannot stat " + location(name) + ": " + ec.message());
+    return found;
+  }
+  Result<std::vector<ObjectInfo>> list(const std::string& prefix) override {
+    std::vector<ObjectInfo> out;
+    std::error_code ec;
+    const fs::path base = prefix.empty() ? dir_ : dir_ / prefix;
+    if (!fs::exists(base, ec)) return out;
+    for (auto it = fs::recursive_directory_iterator(base, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (!it->is_regular_file()) continue;
+      const std::string rel = fs::relative(it->path(), dir_).generic_string();
+      if (rel.ends_with(".partial")) continue;  // a write in progress is not an object yet
+      struct stat st {};
+      if (::stat(it->path().c_str(), &st) != 0) continue;  // removed while listing
+      const auto modified = std::chrono::system_clock::time_point(
+          std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::seconds(st.st_mtim.tv_sec) +
+                                                                          std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
+      out.push_back({rel, modified, static_cast<uint64_t>(st.st_size)});
+    }
+    if (ec) return std::unexpected("cannot list " + base.string() + ": " + ec.message());
+    std::sort(out.begin(), out.end(), [](const ObjectInfo& a, const ObjectInfo& b) { return a.name < b.name; });
+    return out;
+  }
+  Result<void> remove(const std::string& name) override {
+    std::error_code ec;
+    fs::remove(dir_ / name, ec);
+    if (ec) return std::unexpected("cannot delete " + location(name) + ": " + ec.message());
+    return {};
+  }
 
  private:
   fs::path dir_;
@@ -95,7 +130,7 @@ class S3Store final : public Store {
     uint64_t size = 0;
     const std::string digest = file_sha256(file, size);
     auto body = concurrency::streams::file_stream<uint8_t>::open_istream(file.string()).get();
-    auto r = send(web::http::methods::PUT, name, digest, [&](web::http::http_request& req) {
+    auto r = send(web::http::methods::PUT, object_path(name), "", digest, [&](web::http::http_request& req) {
       req.set_body(body, static_cast<size_t>(size), "application/octet-stream");
     });
     body.close().wait();
@@ -108,7 +143,7 @@ class S3Store final : public Store {
     Result<void> out;
     try {
       auto sink = concurrency::streams::file_stream<uint8_t>::open_ostream(partial, std::ios::out | std::ios::trunc).get();
-      auto r = send(web::http::methods::GET, name, kEmptySha, nullptr, &sink);
+      auto r = send(web::http::methods::GET, object_path(name), "", kEmptySha, nullptr, &sink);
       sink.close().wait();
       if (!r) out = std::unexpected(r.error());
     } catch (const std::exception& e) {
@@ -124,23 +159,88 @@ class S3Store final : public Store {
     return "s3://" + bucket_ + "/" + key(name);
   }
 
+  Result<bool> exists(const std::string& name) override {
+    int code = 0;
+    auto r = send(web::http::methods::HEAD, object_path(name), "", kEmptySha, nullptr, nullptr, nullptr, &code);
+    if (r) return true;
+    if (code == 404) return false;
+    return std::unexpected(r.error());
+  }
+
+  // ListObjectsV2, page by page.
+  Result<std::vector<ObjectInfo>> list(const std::string& prefix) override {
+    std::vector<ObjectInfo> out;
+    const std::string full = prefix.empty() ? (prefix_.empty() ? "" : prefix_ + "/") : key(prefix);
+    std::string token;
+    for (;;) {
+      std::map<std::string, std::string> q{{"list-type", "2"}, {"prefix", full}};
+      if (!token.empty()) q["continuation-token"] = token;
+      std::string query;
+      for (const auto& [k, v] : q) query += (query.empty() ? "" : "&") + s3_uri_encode(k, false) + "=" + s3_uri_encode(v, false);
+      std::string body;
+      auto r = send(web::http::methods::GET, path_style_ ? "/" + bucket_ : "/", query, kEmptySha, nullptr, nullptr, &body);
+      if (!r) return std::unexpected(r.error());
+      for (size_t pos = 0; (pos = body.find("<Contents>", pos)) != std::string::npos;) {
+        const size_t end = body.find("</Contents>", pos);
+        if (end == std::string::npos) break;
+        const std::string item = body.substr(pos, end - pos);
+        pos = end;
+        std::string k = xml_unescape(xml_field(item, "Key"));
+        if (!prefix_.empty()) {
+          if (!k.starts_with(prefix_ + "/")) continue;
+          k = k.substr(prefix_.size() + 1);
+        }
+        ObjectInfo info{k, {}, 0};
+        if (auto t = parse_rfc3339(xml_field(item, "LastModified"))) info.modified = *t;
+        try {
+          info.size = std::stoull(xml_field(item, "Size"));
+        } catch (const std::exception&) {
+          info.size = 0;
+        }
+        out.push_back(std::move(info));
+      }
+      if (xml_field(body, "IsTruncated") != "true") break;
+      token = xml_unescape(xml_field(body, "NextContinuationToken"));
+      if (token.empty()) break;
+    }
+    std::sort(out.begin(), out.end(), [](const ObjectInfo& a, const ObjectInfo& b) { return a.name < b.name; });
+    return out;
+  }
+
+  Result<void> remove(const std::string& name) override {
+    return send(web::http::methods::DEL, object_path(name), "", kEmptySha, nullptr);
+  }
+
  private:
+  static std::string xml_unescape(std::string s) {
+    static const std::pair<const char*, const char*> kEntities[] = {
+        {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&amp;", "&"}};
+    for (const auto& [from, to] : kEntities)
+      for (size_t p = 0; (p = s.find(from, p)) != std::string::npos; p += std::strlen(to)) s.replace(p, std::strlen(from), to);
+    return s;
+  }
+  [[nodiscard]] std::string object_path(const std::string& name) const {
+    return path_style_ ? "/" + bucket_ + "/" + key(name) : "/" + key(name);
+  }
+
   static constexpr const char* kEmptySha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
   [[nodiscard]] std::string key(const std::string& name) const { return prefix_.empty() ? name : prefix_ + "/" + name; }
 
-  Result<void> send(const web::http::method& method, const std::string& name, const std::string& payload_sha,
-                    const std::function<void(web::http::http_request&)>& body,
-                    concurrency::streams::ostream* sink = nullptr) {
-    const std::string where = "S3 " + method + " " + location(name);
+  // `path` is the unencoded request path (bucket included when path-style), `query` already canonical.
+  Result<void> send(const web::http::method& method, const std::string& path, const std::string& query,
+                    const std::string& payload_sha, const std::function<void(web::http::http_request&)>& body,
+                    concurrency::streams::ostream* sink = nullptr, std::string* body_text = nullptr,
+                    int* status = nullptr) {
+    const std::string where = "S3 " + method + " s3://" + bucket_ + (path_style_ ? path.substr(bucket_.size() + 1) : path) +
+                              (query.empty() ? "" : "?" + query);
     try {
       const web::uri base(utility::conversions::to_string_t(endpoint_));
       std::string host = base.host();
       if (!base.is_port_default()) host += ":" + std::to_string(base.port());
-      const std::string path = path_style_ ? "/" + bucket_ + "/" + key(name) : "/" + key(name);
       const std::string canonical_uri = s3_uri_encode(path, true);
       const std::string date = format_compact_utc(std::chrono::system_clock::now());
-      SigV4Request sreq{method, canonical_uri, "", {{"host", host}, {"x-amz-content-sha256", payload_sha}, {"x-amz-date", date}},
+      SigV4Request sreq{method, canonical_uri, query, {{"host", host}, {"x-amz-content-sha256", payload_sha}, {"x-amz-date", date}},
                         payload_sha};
       web::http::client::http_client_config cfg;
       cfg.set_timeout(std::chrono::seconds(300));
@@ -161,7 +261,7 @@ class S3Store final : public Store {
       }
       web::http::client::http_client client(base, cfg);
       web::http::http_request req(method);
-      req.set_request_uri(canonical_uri);
+      req.set_request_uri(query.empty() ? canonical_uri : canonical_uri + "?" + query);
       // cpprest writes "Host: host[:port]" itself (the value signed above); setting it here
       // would also make it the TLS server name, port included, and fail the handshake.
       req.headers().add("x-amz-date", date);
@@ -170,8 +270,10 @@ class S3Store final : public Store {
       if (body) body(req);
       auto resp = client.request(req).get();
       const auto code = resp.status_code();
+      if (status) *status = code;
       if (code >= 200 && code < 300) {
         if (sink) resp.body().read_to_end(sink->streambuf()).wait();
+        if (body_text) *body_text = resp.extract_utf8string(true).get();
         return {};
       }
       const std::string text = resp.extract_string(true).get();
@@ -203,6 +305,17 @@ std::string env_or(const std::map<std::string, std::string>& env, const std::str
 
 std::string object_name(const std::string& context, const std::string& id) {
   return "paas-state/" + context + "/" + id + ".bundle";
+}
+
+Result<bool> Store::exists(const std::string& name) { return std::unexpected("exists(" + name + "): not supported by this store"); }
+Result<std::vector<ObjectInfo>> Store::list(const std::string& prefix) {
+  return std::unexpected("list(" + prefix + "): not supported by this store");
+}
+Result<void> Store::remove(const std::string& name) { return std::unexpected("remove(" + name + "): not supported by this store"); }
+
+std::unique_ptr<Store> make_s3_store_at(S3Location w) {
+  return std::make_unique<S3Store>(std::move(w.endpoint), w.path_style, std::move(w.bucket), std::move(w.prefix),
+                                   std::move(w.creds), std::move(w.ca_file));
 }
 
 std::unique_ptr<Store> make_directory_store(fs::path dir) { return std::make_unique<DirectoryStore>(std::move(dir)); }

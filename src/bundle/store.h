@@ -2,13 +2,24 @@
 // rename) or S3-compatible storage next to the WAL-G backups (PUT and GET
 // signed with SigV4, credentials from the same WALG_* environment).
 #pragma once
+#include <chrono>
+#include <cstdint>
 #include <expected>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include "bundle/sigv4.h"
 
 namespace bo::bundle {
+
+struct ObjectInfo {
+  std::string name;  // relative to the store
+  std::chrono::system_clock::time_point modified;
+  uint64_t size = 0;
+};
 
 class Store {
  public:
@@ -18,6 +29,12 @@ class Store {
   // Fetches `name` into `file`.
   virtual std::expected<void, std::string> get(const std::string& name, const std::filesystem::path& file) = 0;
   [[nodiscard]] virtual std::string location(const std::string& name) const = 0;
+  // Whether `name` exists: false when it is missing, an error for anything else.
+  [[nodiscard]] virtual std::expected<bool, std::string> exists(const std::string& name);
+  // Every object under `prefix` (recursively), sorted by name.
+  [[nodiscard]] virtual std::expected<std::vector<ObjectInfo>, std::string> list(const std::string& prefix);
+  // Deletes `name`; deleting a missing object is not an error (as S3 DELETE).
+  [[nodiscard]] virtual std::expected<void, std::string> remove(const std::string& name);
 };
 
 // The object name of a bundle: paas-state/<context>/<id>.bundle.
@@ -30,6 +47,17 @@ class Store {
 // WALG_AWS_REGION or AWS_REGION (default us-east-1); WALG_S3_CA_CERT_FILE adds a
 // trusted CA, as in WAL-G. Errors name the variable, never its value.
 [[nodiscard]] std::expected<std::unique_ptr<Store>, std::string> make_s3_store(const std::map<std::string, std::string>& env);
+
+// An S3 location given explicitly (the wal-g stand-in reads its own variables).
+struct S3Location {
+  std::string endpoint;  // http(s)://host[:port]
+  bool path_style = true;
+  std::string bucket;
+  std::string prefix;  // no leading or trailing '/'
+  SigV4Credentials creds;
+  std::string ca_file;
+};
+[[nodiscard]] std::unique_ptr<Store> make_s3_store_at(S3Location where);
 
 // "dir:<path>" or "s3".
 [[nodiscard]] std::expected<std::unique_ptr<Store>, std::string> make_store(const std::string& spec,
