@@ -90,6 +90,7 @@ std::expected<BackupPolicySpec, Problem> parse_backup_policy_spec(const json& sp
   dv.str("subPath", s.database.data_volume.sub_path);
   db.integer("runAsUser", s.database.run_as_user);
   db.integer("runAsGroup", s.database.run_as_group);
+  db.integer("walWaitSeconds", s.database.wal_wait_seconds);
   if (auto v = db.get("podLabels")) {
     if (!v->is_object()) db.fail("spec.database.podLabels", "a map of label names to values");
     else
@@ -209,6 +210,8 @@ std::vector<Problem> validate(const BackupPolicySpec& s, const std::string& poli
         "required: the uid PostgreSQL runs as (backup Jobs read its 0700 data directory as that user)");
   if (s.database.run_as_group < 0)
     add("InvalidSpec", "spec.database.runAsGroup", "required: the gid PostgreSQL runs as");
+  if (s.database.wal_wait_seconds < 0 || s.database.wal_wait_seconds > 86400)
+    add("InvalidSpec", "spec.database.walWaitSeconds", "must be between 0 and 86400");
   if (s.database.run_as_user == 0)
     add("InvalidSpec", "spec.database.runAsUser", "must not be 0: backup Jobs never run as root");
   if (s.schedule.delta_origin != "LATEST" && s.schedule.delta_origin != "LATEST_FULL")

@@ -51,6 +51,10 @@ struct BackupPolicySpec {
     // Labels of the database's pods: Jobs get a required pod affinity to them
     // on kubernetes.io/hostname (a ReadWriteOnce claim attaches to one node).
     std::map<std::string, std::string> pod_labels;
+    // How long a backup Job waits for the WAL up to its finish LSN to reach
+    // storage (archiving is asynchronous) before recording the backup as not
+    // restorable.
+    long wal_wait_seconds = 300;
   } database;
 
   struct Storage {

@@ -93,9 +93,9 @@ uint64_t lsn_of(const json& v) {
 // deadline. Empty when all are there; else what is missing.
 std::string check_wal(const std::string& walg, uint32_t timeline, uint64_t start, uint64_t finish, const Env& env,
                       std::ostream& log) {
-  int wait_seconds = 120;
+  int wait_seconds = 300;
   try {
-    wait_seconds = std::max(0, std::stoi(get(env, "BACKUP_WAL_WAIT_SECONDS", "120")));
+    wait_seconds = std::max(0, std::stoi(get(env, "BACKUP_WAL_WAIT_SECONDS", "300")));
   } catch (...) {
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
