@@ -6,6 +6,8 @@
 #include <cstdio>
 
 #include <algorithm>
+#include <date/date.h>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -297,8 +299,11 @@ int restore(const Env& env, std::ostream& log) {
   std::string conf = "restore_command = '" + walg + " wal-fetch %f %p'\n";
   const std::string pit = get(env, "POINT_IN_TIME");
   if (!pit.empty()) {
-    if (!parse_rfc3339(pit)) throw Failure{"POINT_IN_TIME \"" + pit + "\" is not an RFC 3339 time"};
-    conf += "recovery_target_time = '" + pit + "'\nrecovery_target_action = 'promote'\n";
+    const auto when = parse_rfc3339(pit);
+    if (!when) throw Failure{"POINT_IN_TIME \"" + pit + "\" is not an RFC 3339 time"};
+    // PostgreSQL's recovery_target_time refuses RFC 3339's "T…Z" spelling: write it in its own.
+    conf += "recovery_target_time = '" + date::format("%F %T", std::chrono::floor<std::chrono::microseconds>(*when)) +
+            "+00'\nrecovery_target_action = 'promote'\n";
   }
   {
     std::ofstream auto_conf(pgdata + "/postgresql.auto.conf", std::ios::app);

@@ -74,7 +74,7 @@ TEST_F(RunJob, RestoreChecksTheChecksumFetchesAndWritesRecoverySettings) {
   std::ifstream conf(pgdata / "postgresql.auto.conf");
   std::stringstream text;
   text << conf.rdbuf();
-  EXPECT_NE(text.str().find("recovery_target_time = '2026-11-24T10:30:00Z'"), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find("recovery_target_time = '2026-11-24 10:30:00.000000+00'"), std::string::npos) << text.str();
   EXPECT_NE(text.str().find("wal-fetch %f %p"), std::string::npos);
 
   // A backup whose sentinel changed after the catalog recorded it is refused.

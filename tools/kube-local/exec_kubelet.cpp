@@ -142,6 +142,7 @@ Prepared prepare_process(const json& pod, const ExecOptions& opts, const fs::pat
   for (const auto& a : c.value("args", json::array())) out.args.push_back(map_paths(a.is_string() ? a.get<std::string>() : a.dump()));
 
   out.env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  for (auto it = opts.path.rbegin(); it != opts.path.rend(); ++it) out.env["PATH"] = *it + ":" + out.env["PATH"];
   out.env["HOME"] = (pod_dir / "home").string();
   out.env["HOSTNAME"] = meta.value("name", "");
   for (const auto& e : c.value("env", json::array())) {

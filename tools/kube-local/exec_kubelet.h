@@ -44,6 +44,7 @@ using json = nlohmann::json;
 struct ExecOptions {
   std::map<std::string, std::string> images;  // image -> local program
   std::filesystem::path volume_root;          // claims live under <volume_root>/<namespace>/<claim>
+  std::vector<std::string> path;              // directories first on the PATH (the image's own programs)
 };
 
 using SecretReader =

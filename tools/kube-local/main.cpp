@@ -116,6 +116,10 @@ int main(int argc, char** argv) {
   app.add_option("--exec-image", exec_images,
                  "IMAGE=PROGRAM: Pods of this image whose outcome is {\"exec\": true} really run PROGRAM (repeatable)");
   app.add_option("--volume-root", volume_root, "directory of PersistentVolumeClaims for exec Pods: <dir>/<namespace>/<claim>");
+  std::vector<std::string> exec_path;
+  app.add_option("--exec-path", exec_path,
+                 "directory put first on exec Pods' PATH, as the image's own PATH would (e.g. where its wal-g is)")
+      ->check(CLI::ExistingDirectory);
   app.add_option("--history", history, "watch events kept before 410 Gone")->check(CLI::Range(1, 100000000));
   try {
     app.parse(argc, argv);
@@ -192,6 +196,7 @@ int main(int argc, char** argv) {
       copts.exec.images[m.substr(0, eq)] = m.substr(eq + 1);
     }
     if (!volume_root.empty()) copts.exec.volume_root = fs::absolute(volume_root);
+    for (const auto& d : exec_path) copts.exec.path.push_back(fs::absolute(d).string());
     kl::Controllers controllers(api, copts);
 
     const std::string kc =
