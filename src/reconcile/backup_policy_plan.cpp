@@ -10,6 +10,7 @@
 #include "common/duration.h"
 #include "common/timefmt.h"
 #include "reconcile/conditions.h"
+#include "reconcile/continuous_archiving.h"
 #include "reconcile/retention.h"
 
 namespace bo::reconcile {
@@ -477,6 +478,8 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     cond("Ready", "True", "Suspended", "valid and resolved; suspended, so no new runs start");
   else
     cond("Ready", "True", "Armed", next_any ? "schedules armed; next run at " + format_rfc3339(*next_any) : "armed");
+  // Reported, never gating Ready or the Jobs.
+  apply_continuous_archiving(status, conditions, *spec, in.secrets, in.archiving, gen, in.now);
   // Verified: the newest verification restore, and whether it is recent (daily, so 26 hours).
   if (!spec->verification.enabled) {
     cond("Verified", "False", "VerificationDisabled",
