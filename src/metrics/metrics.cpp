@@ -88,9 +88,10 @@ Metrics::Metrics()
                              .Help("pg_stat_archiver.last_archived_time of the policy's database.")
                              .Register(*registry_)),
       wal_failed_count_(prometheus::BuildGauge()
-                            .Name("backup_operator_wal_archive_failed_count")
+                            .Name("backup_operator_wal_archive_failures")
                             .Help("pg_stat_archiver.failed_count of the policy's database (a counter PostgreSQL "
-                                  "resets with pg_stat_reset_shared('archiver'), hence a gauge).")
+                                  "resets with pg_stat_reset_shared('archiver'), hence a gauge; not *_count, which Prometheus "
+                                  "reserves for histograms and summaries).")
                             .Register(*registry_)),
       continuous_archiving_(prometheus::BuildGauge()
                                 .Name("backup_operator_continuous_archiving")

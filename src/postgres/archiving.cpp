@@ -412,9 +412,13 @@ bool wal_archived_through(const std::string& last_archived_wal, uint32_t timelin
 
 namespace {
 
-std::string redact_password(std::string text, const std::string& password) {
-  if (password.size() >= 3)
-    for (size_t pos; (pos = text.find(password)) != std::string::npos;) text.replace(pos, password.size(), "[redacted]");
+// libpq's messages never carry the password, and may carry the user name
+// ("password authentication failed for user ..."): both come from the
+// credentials Secret, so neither is repeated.
+std::string redact_credentials(std::string text, const ConnectionParams& p) {
+  for (const std::string* secret : {&p.password, &p.user})
+    if (secret->size() >= 3)
+      for (size_t pos; (pos = text.find(*secret)) != std::string::npos;) text.replace(pos, secret->size(), "[redacted]");
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   for (auto& c : text)
     if (c == '\n') c = ' ';
@@ -467,16 +471,16 @@ ArchiveObservation probe_archiving(const ConnectionParams& p) {
                                               user_timeout.c_str(), "UTF8",         nullptr};
   std::unique_ptr<PGconn, decltype(&PQfinish)> conn(PQconnectdbParams(keys.data(), values.data(), 0), &PQfinish);
   if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
-    obs.error = "connecting to " + p.host + ":" + port + " as " + p.user + ": " +
-                redact_password(conn ? PQerrorMessage(conn.get()) : "out of memory", p.password);
+    obs.error = "connecting to " + p.host + ":" + port + ": " +
+                redact_credentials(conn ? PQerrorMessage(conn.get()) : "out of memory", p);
     return obs;
   }
   std::unique_ptr<PGresult, decltype(&PQclear)> res(PQexec(conn.get(), kQuery), &PQclear);
   if (!res || PQresultStatus(res.get()) != PGRES_TUPLES_OK || PQntuples(res.get()) != 1) {
-    obs.error = "reading archiving state: " + redact_password(PQerrorMessage(conn.get()), p.password);
+    obs.error = "reading archiving state: " + redact_credentials(PQerrorMessage(conn.get()), p);
     if (const char* state = res ? PQresultErrorField(res.get(), PG_DIAG_SQLSTATE) : nullptr;
         state && std::string(state) == "42501")
-      obs.error += " (GRANT pg_read_all_settings TO " + p.user + ")";
+      obs.error += " (GRANT pg_read_all_settings TO the role in the credentials Secret)";
     return obs;
   }
   PGresult* r = res.get();

@@ -34,7 +34,7 @@ inline constexpr std::chrono::seconds kStaleFloor{300};
 // What one probe read. `error` non-empty: the probe failed and only
 // `observed_at` is meaningful.
 struct ArchiveObservation {
-  std::string error;  // libpq's message (password redacted), or the query's error
+  std::string error;  // libpq's message (password and user name redacted), or the query's error
   std::string archive_mode;     // off | on | always
   std::string archive_command;  // as set; not a secret, but may carry env assignments
   std::string archive_library;  // PostgreSQL 15: when set, archive_command is not used
