@@ -9,8 +9,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <prometheus/text_serializer.h>
+
 #include "harness.h"
+#include "kube/events.h"
 #include "postgres/archiving.h"
+#include "reconcile/backup_policy_controller.h"
+#include "reconcile/conditions.h"
 
 namespace {
 
@@ -82,6 +87,7 @@ class LocalPostgres {
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) throw std::runtime_error(PQerrorMessage(c.get()));
     return st == PGRES_TUPLES_OK && PQntuples(r.get()) > 0 ? PQgetvalue(r.get(), 0, 0) : "";
   }
+  [[nodiscard]] int port() const { return port_; }
   [[nodiscard]] const fs::path& dir() const { return dir_; }
   [[nodiscard]] const fs::path& data() const { return data_; }
   [[nodiscard]] std::string log() const { return server_ ? server_->log() : ""; }
@@ -167,7 +173,8 @@ TEST(ArchivingPostgres, ARoleWithoutPgReadAllSettingsIsToldWhichGrantItNeeds) {
   LocalPostgres pg({"archive_mode=on"});
   pg.sql("CREATE ROLE prober LOGIN PASSWORD 'prober-pw'");
   auto obs = probe_archiving(pg.params("prober", "prober-pw"));
-  EXPECT_NE(obs.error.find("GRANT pg_read_all_settings TO prober"), std::string::npos) << obs.error;
+  EXPECT_NE(obs.error.find("GRANT pg_read_all_settings TO the role"), std::string::npos) << obs.error;
+  EXPECT_EQ(obs.error.find("prober"), std::string::npos) << "the user name comes from the Secret: " << obs.error;
   EXPECT_EQ(evaluate_archiving(obs).reason, "DatabaseUnreachable");
   pg.sql("GRANT pg_read_all_settings TO prober");
   obs = probe_archiving(pg.params("prober", "prober-pw"));
@@ -181,6 +188,7 @@ TEST(ArchivingPostgres, AWrongPasswordOrAClosedPortIsDatabaseUnreachableWithoutT
   auto obs = probe_archiving(pg.params("postgres", "wrong-" + kPassword));
   EXPECT_NE(obs.error.find("password authentication failed"), std::string::npos) << obs.error;
   EXPECT_EQ(obs.error.find(kPassword), std::string::npos) << obs.error;
+  EXPECT_EQ(obs.error.find("postgres\""), std::string::npos) << "the user name comes from the Secret: " << obs.error;
   EXPECT_EQ(evaluate_archiving(obs).reason, "DatabaseUnreachable");
 
   bo::postgres::ConnectionParams closed = pg.params();
@@ -193,6 +201,83 @@ TEST(ArchivingPostgres, AWrongPasswordOrAClosedPortIsDatabaseUnreachableWithoutT
   const auto c = evaluate_archiving(obs);
   EXPECT_EQ(c.status, "False");
   EXPECT_EQ(c.reason, "DatabaseUnreachable");
+}
+
+// The whole path in-process: the BackupPolicy controller against kube-local
+// probes the real server with the policy's Secret and reports what it found,
+// while Ready and the schedule go on regardless.
+TEST(ArchivingPostgres, TheControllerReportsARealDatabasesArchivingWithoutGatingReady) {
+  using nlohmann::json;
+  namespace kr = bo::kube::resources;
+  LocalPostgres pg({"archive_mode=off"});
+  testing_support::KubeLocal server;
+  auto r = server.kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto client = server.client();
+  const std::string ns = "archiving";
+  for (const std::string& n : {ns, ns + "-verify"})
+    ASSERT_TRUE(client->create(kr::kNamespaces, "", {{"metadata", {{"name", n}}}}));
+  ASSERT_TRUE(client->create(kr::kSecrets, ns,
+                             {{"metadata", {{"name", "walg-storage"}}},
+                              {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},
+                                              {"WALG_AWS_SECRET_ACCESS_KEY", "x"}, {"WALG_AWS_ENDPOINT", "https://s3.local"}}}}));
+  ASSERT_TRUE(client->create(kr::kSecrets, ns,
+                             {{"metadata", {{"name", "walg-encryption"}}}, {"stringData", {{"WALG_LIBSODIUM_KEY", "x"}}}}));
+  ASSERT_TRUE(client->create(kr::kSecrets, ns,
+                             {{"metadata", {{"name", "supabase-db"}}},
+                              {"stringData", {{"username", "postgres"}, {"password", kPassword}}}}));
+  ASSERT_TRUE(client->create(
+      bo::reconcile::kBackupPolicies, ns,
+      {{"apiVersion", "backup.si.dev/v1alpha1"},
+       {"kind", "BackupPolicy"},
+       {"metadata", {{"name", "db"}}},
+       {"spec", {{"database", {{"host", "127.0.0.1"}, {"port", pg.port()}, {"credentialsSecretRef", {{"name", "supabase-db"}}}}},
+                 {"storage", {{"secretRef", {{"name", "walg-storage"}}},
+                              {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
+                 {"verification", {{"targetNamespace", ns + "-verify"}}}}}}));
+  bo::FakeClock clock(std::chrono::system_clock::now());
+  bo::kube::EventRecorder recorder(*client, clock);
+  bo::metrics::Metrics metrics;
+  bo::reconcile::Caches caches(*client, ns);
+  bo::reconcile::BackupPolicyControllerOptions opts{ns, 1, "", std::chrono::milliseconds(200), {}};
+  bo::reconcile::BackupPolicyController controller(*client, caches, clock, recorder, metrics, opts);
+  caches.start();
+  controller.start();
+  auto policy = [&] {
+    auto p = client->get(bo::reconcile::kBackupPolicies, ns, "db");
+    return p ? *p : json::object();
+  };
+  auto condition = [&](const char* type) {
+    const json conditions = policy().value("status", json::object()).value("conditions", json::array());
+    const json* c = bo::reconcile::find_condition(conditions, type);
+    return c ? *c : json::object();
+  };
+  ASSERT_TRUE(eventually([&] { return condition("ContinuousArchiving").value("reason", "") == "ArchiveModeOff"; }))
+      << policy().dump(2);
+  EXPECT_EQ(condition("ContinuousArchiving").value("status", ""), "False");
+  EXPECT_EQ(condition("Ready").value("status", ""), "True") << "archiving never gates Ready";
+  const json stored = policy();
+  const json st = stored.value("status", json::object()).value("continuousArchiving", json::object());
+  ASSERT_FALSE(st.empty()) << stored.dump(2);
+  EXPECT_EQ(fs::canonical(st.value("dataDirectory", "")), fs::canonical(pg.data())) << st.dump();
+  EXPECT_EQ(st.value("archiveMode", ""), "off");
+  EXPECT_TRUE(st.contains("observedAt"));
+  EXPECT_EQ(policy().dump().find(kPassword), std::string::npos);
+  prometheus::TextSerializer ser;
+  const std::string scrape = ser.Serialize(metrics.registry()->Collect());
+  EXPECT_NE(scrape.find("backup_operator_continuous_archiving{namespace=\"" + ns + "\",policy=\"db\"} 0"), std::string::npos)
+      << scrape;
+  EXPECT_NE(scrape.find("backup_operator_wal_archive_failures{namespace=\"" + ns + "\",policy=\"db\"} 0"), std::string::npos);
+  EXPECT_EQ(scrape.find(kPassword), std::string::npos);
+  // Deleting the policy removes its series.
+  ASSERT_TRUE(client->remove(bo::reconcile::kBackupPolicies, ns, "db", {"Background", "", ""}));
+  ASSERT_TRUE(eventually([&] {
+    return ser.Serialize(metrics.registry()->Collect()).find("backup_operator_continuous_archiving{namespace=\"" + ns) ==
+           std::string::npos;
+  }));
+  controller.stop();
+  caches.stop();
+  recorder.flush();
 }
 
 }  // namespace
