@@ -47,6 +47,7 @@ struct Flags {
   double qps = 20;
   int burst = 30;
   int max_concurrent_reconciles = 4;
+  int archive_probe_interval = 30;  // seconds
   std::string log_level = "info";
   std::string log_format = "json";
   double time_scale = 1;
@@ -146,6 +147,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-concurrent-reconciles", f.max_concurrent_reconciles,
                  "workers per controller (BackupPolicy, RestoreRequest); one key is never reconciled twice at once")
       ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--archive-probe-interval", f.archive_probe_interval,
+                 "seconds between two probes of a policy's database for its WAL archiving state (ContinuousArchiving)")
+      ->check(CLI::Range(1, 86400))
       ->capture_default_str();
   app.add_option("--job-image", f.job_image,
                  "image of backup, restore and Databasus-sidecar containers when a policy's jobTemplate.image is empty "
@@ -363,7 +368,8 @@ int main(int argc, char** argv) {
   auto start_controllers = [&] {
     caches = std::make_unique<bo::reconcile::Caches>(client, f.watch_namespace);
     policies = std::make_unique<bo::reconcile::BackupPolicyController>(
-        client, *caches, clock, recorder, metrics, bo::reconcile::BackupPolicyControllerOptions{f.watch_namespace, f.max_concurrent_reconciles, f.job_image});
+        client, *caches, clock, recorder, metrics, bo::reconcile::BackupPolicyControllerOptions{f.watch_namespace, f.max_concurrent_reconciles, f.job_image,
+                                                                          std::chrono::seconds(f.archive_probe_interval), {}});
     restores = std::make_unique<bo::reconcile::RestoreController>(
         client, *caches, clock, recorder, metrics, bo::reconcile::RestoreControllerOptions{f.max_concurrent_reconciles, f.job_image, operator_username});
     caches->start();

@@ -193,12 +193,22 @@ void export_aws_names(const Env& env, const std::string& prefix = "") {
   }
 }
 
+// A wal-g config file for one side of `wal-g copy`: the storage that side
+// has (S3 or a directory, WALG_FILE_PREFIX) and its settings; empty keys are left out.
 std::string write_config(const Env& env, const std::string& prefix, const std::string& path) {
-  json cfg{{"WALG_S3_PREFIX", get(env, prefix + "WALG_S3_PREFIX")},
-           {"AWS_ACCESS_KEY_ID", get(env, prefix + "WALG_AWS_ACCESS_KEY_ID")},
-           {"AWS_SECRET_ACCESS_KEY", get(env, prefix + "WALG_AWS_SECRET_ACCESS_KEY")},
-           {"AWS_ENDPOINT", get(env, prefix + "WALG_AWS_ENDPOINT")},
-           {"WALG_LIBSODIUM_KEY", get(env, "WALG_LIBSODIUM_KEY")}};
+  json cfg = json::object();
+  auto put = [&](const std::string& key, const std::string& value) {
+    if (!value.empty()) cfg[key] = value;
+  };
+  put("WALG_S3_PREFIX", get(env, prefix + "WALG_S3_PREFIX"));
+  put("WALG_FILE_PREFIX", get(env, prefix + "WALG_FILE_PREFIX"));
+  put("AWS_ACCESS_KEY_ID", get(env, prefix + "WALG_AWS_ACCESS_KEY_ID"));
+  put("AWS_SECRET_ACCESS_KEY", get(env, prefix + "WALG_AWS_SECRET_ACCESS_KEY"));
+  put("AWS_ENDPOINT", get(env, prefix + "WALG_AWS_ENDPOINT"));
+  put("AWS_REGION", get(env, prefix + "AWS_REGION"));
+  put("AWS_S3_FORCE_PATH_STYLE", get(env, prefix + "AWS_S3_FORCE_PATH_STYLE"));
+  put("WALG_S3_CA_CERT_FILE", get(env, prefix + "WALG_S3_CA_CERT_FILE"));
+  put("WALG_LIBSODIUM_KEY", get(env, "WALG_LIBSODIUM_KEY"));
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -214,7 +224,8 @@ int offsite_copy(const Env& env, std::ostream& log) {
   const std::string walg = get(env, "WALG_BINARY", "wal-g");
   const std::string id = get(env, "OFFSITE_BACKUP_ID");
   if (id.empty()) throw Failure{"OFFSITE_BACKUP_ID is not set: the operator names the backup to copy"};
-  if (get(env, "OFFSITE_WALG_S3_PREFIX").empty()) throw Failure{"OFFSITE_WALG_S3_PREFIX is not set: check spec.offsite.secretRef"};
+  if (get(env, "OFFSITE_WALG_S3_PREFIX").empty() && get(env, "OFFSITE_WALG_FILE_PREFIX").empty())
+    throw Failure{"OFFSITE_WALG_S3_PREFIX is not set: check spec.offsite.secretRef"};
   int days = 30;
   try {
     days = std::stoi(get(env, "OFFSITE_IMMUTABLE_DAYS", "30"));

@@ -83,6 +83,20 @@ Metrics::Metrics()
                          .Name("backup_operator_drill_last_success_timestamp_seconds")
                          .Help("Completion time of the newest successful restore drill.")
                          .Register(*registry_)),
+      wal_last_archived_(prometheus::BuildGauge()
+                             .Name("backup_operator_wal_last_archived_timestamp_seconds")
+                             .Help("pg_stat_archiver.last_archived_time of the policy's database.")
+                             .Register(*registry_)),
+      wal_failed_count_(prometheus::BuildGauge()
+                            .Name("backup_operator_wal_archive_failures")
+                            .Help("pg_stat_archiver.failed_count of the policy's database (a counter PostgreSQL "
+                                  "resets with pg_stat_reset_shared('archiver'), hence a gauge; not *_count, which Prometheus "
+                                  "reserves for histograms and summaries).")
+                            .Register(*registry_)),
+      continuous_archiving_(prometheus::BuildGauge()
+                                .Name("backup_operator_continuous_archiving")
+                                .Help("1 while the policy's ContinuousArchiving condition is True, else 0.")
+                                .Register(*registry_)),
       restore_runs_(prometheus::BuildCounter()
                         .Name("backup_operator_restore_runs_total")
                         .Help("Finished RestoreRequests by purpose and result (success, failure, blocked).")
@@ -181,6 +195,25 @@ void Metrics::drill_last_success(const std::string& ns, const std::string& polic
   auto& g = drill_success_.Add({{"namespace", ns}, {"policy", policy}});
   g.Set(ts);
   track(ns + "/" + policy, &g, [this, &g] { drill_success_.Remove(&g); });
+}
+
+void Metrics::continuous_archiving(const std::string& ns, const std::string& policy, bool healthy,
+                                   std::optional<double> last_archived_ts, std::optional<double> failed_count) {
+  const prometheus::Labels labels{{"namespace", ns}, {"policy", policy}};
+  const std::string key = ns + "/" + policy;
+  auto& c = continuous_archiving_.Add(labels);
+  c.Set(healthy ? 1 : 0);
+  track(key, &c, [this, &c] { continuous_archiving_.Remove(&c); });
+  if (last_archived_ts) {
+    auto& g = wal_last_archived_.Add(labels);
+    g.Set(*last_archived_ts);
+    track(key, &g, [this, &g] { wal_last_archived_.Remove(&g); });
+  }
+  if (failed_count) {
+    auto& g = wal_failed_count_.Add(labels);
+    g.Set(*failed_count);
+    track(key, &g, [this, &g] { wal_failed_count_.Remove(&g); });
+  }
 }
 
 void Metrics::restore_run(const std::string& ns, const std::string& purpose, const std::string& result,

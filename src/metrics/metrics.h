@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 #include <string>
 
@@ -43,6 +44,13 @@ class Metrics {
   // 1 while something reaches the policy's Databasus pods; `enabled` false removes the series.
   void databasus_exposed(const std::string& ns, const std::string& policy, bool enabled, bool exposed);
 
+  // WAL archiving (ContinuousArchiving): `healthy` is the condition being
+  // True; the last archived time and pg_stat_archiver.failed_count when a
+  // probe read them (failed_count is PostgreSQL's counter, which
+  // pg_stat_reset_shared('archiver') resets: exported as a gauge).
+  void continuous_archiving(const std::string& ns, const std::string& policy, bool healthy,
+                            std::optional<double> last_archived_ts, std::optional<double> failed_count);
+
   // RestoreRequests: result is success, failure or blocked.
   void restore_run(const std::string& ns, const std::string& purpose, const std::string& result, double seconds);
 
@@ -67,6 +75,9 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& last_verified_;
   prometheus::Family<prometheus::Gauge>& databasus_exposed_;
   prometheus::Family<prometheus::Gauge>& drill_success_;
+  prometheus::Family<prometheus::Gauge>& wal_last_archived_;
+  prometheus::Family<prometheus::Gauge>& wal_failed_count_;
+  prometheus::Family<prometheus::Gauge>& continuous_archiving_;
   prometheus::Family<prometheus::Counter>& restore_runs_;
   prometheus::Family<prometheus::Histogram>& restore_seconds_;
   std::mutex mu_;

@@ -213,6 +213,12 @@ json build_job(const JobInputs& in) {
   }
   if (in.action == Action::kOffsiteCopy && !s.offsite.secret.empty()) {
     for (const auto& k : api::kRequiredStorageKeys) env.push_back(secret_env("OFFSITE_" + k, s.offsite.secret, k));
+    // What wal-g needs besides, when the offsite Secret has it (path-style endpoints, a private CA, a region).
+    for (const char* k : {"AWS_S3_FORCE_PATH_STYLE", "AWS_REGION", "WALG_S3_CA_CERT_FILE"}) {
+      json e = secret_env(std::string("OFFSITE_") + k, s.offsite.secret, k);
+      e["valueFrom"]["secretKeyRef"]["optional"] = true;
+      env.push_back(e);
+    }
     env.push_back({{"name", "OFFSITE_IMMUTABLE_DAYS"}, {"value", std::to_string(s.offsite.immutable_days)}});
     env.push_back({{"name", "OFFSITE_BACKUP_ID"}, {"value", in.backup_id}});
   }

@@ -5,6 +5,7 @@
 #include "common/timefmt.h"
 #include "reconcile/backup_policy_plan.h"
 #include "reconcile/conditions.h"
+#include "reconcile/continuous_archiving.h"
 #include "reconcile/databasus.h"
 #include "schedule/cron.h"
 
@@ -26,6 +27,11 @@ BackupPolicyController::BackupPolicyController(kube::Client& client, Caches& cac
       caches_(caches),
       controller_("backuppolicy", [this](const std::string& key) { return reconcile(key); }, opts_.workers, &metrics) {
   if (opts_.default_image.empty()) opts_.default_image = kDefaultImage;
+  // Probes run in the background: a reconcile only hands over credentials and
+  // reads the newest observation; a changed one (or a due probe) enqueues the policy.
+  prober_ = std::make_unique<postgres::ArchiveProber>(
+      opts_.archive_probe ? opts_.archive_probe : postgres::ArchiveProber::ProbeFn(postgres::probe_archiving),
+      [this](const std::string& key) { controller_.queue().add(key); }, clock_, opts_.archive_probe_interval);
   auto key_handler = [this](const kube::ObjPtr& o) {
     enqueue_policy((*o)["metadata"].value("namespace", ""), (*o)["metadata"].value("name", ""));
   };
@@ -85,7 +91,10 @@ void BackupPolicyController::enqueue_secret_users(const kube::ObjPtr& secret) {
 
 void BackupPolicyController::start() { controller_.start_when([this] { return caches_.synced(); }); }
 
-void BackupPolicyController::stop() { controller_.stop(); }
+void BackupPolicyController::stop() {
+  prober_->stop();
+  controller_.stop();
+}
 
 bool BackupPolicyController::synced() const { return caches_.synced(); }
 
@@ -119,10 +128,14 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
   const auto [ns, name] = kube::split_key(key);
   const auto policy = caches_.policies.get(ns, name);
   if (!policy) {
+    prober_->forget(key);
     metrics_.forget_policy(ns, name);
     return kube::ReconcileResult::done();
   }
-  if ((*policy)["metadata"].contains("deletionTimestamp")) return kube::ReconcileResult::done();
+  if ((*policy)["metadata"].contains("deletionTimestamp")) {
+    prober_->forget(key);
+    return kube::ReconcileResult::done();
+  }
 
   PlanInputs in;
   in.policy = *policy;
@@ -171,6 +184,13 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
   }
   const json spec = (*policy).value("spec", json::object());
   in.secrets = caches_.secret_data(ns, api::referenced_secrets(spec));
+  // WAL archiving: the newest background probe (the password goes to the prober only until its probe ends).
+  if (auto sp = api::parse_backup_policy_spec(spec)) {
+    if (auto conn = archive_connection(*sp, in.secrets); conn.params)
+      in.archiving = prober_->observe(key, std::move(*conn.params));
+    else
+      prober_->forget(key);
+  }
 
   PolicyPlan plan = plan_backup_policy(in);
 
@@ -250,6 +270,16 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
   if (auto t = stamp("lastDrill", "completionTime")) metrics_.drill_last_success(ns, name, *t);
   for (const auto& c : plan.status.value("conditions", json::array()))
     metrics_.policy_condition(ns, name, c.value("type", ""), c.value("status", ""));
+  const json final_conditions = plan.status.value("conditions", json::array());
+  if (const json* ca = find_condition(final_conditions, postgres::kConditionType)) {
+    std::optional<double> last_archived, failed;
+    if (in.archiving && in.archiving->error.empty()) {
+      if (in.archiving->last_archived_time)
+        last_archived = std::chrono::duration<double>(in.archiving->last_archived_time->time_since_epoch()).count();
+      failed = static_cast<double>(in.archiving->failed_count);
+    }
+    metrics_.continuous_archiving(ns, name, ca->value("status", "") == "True", last_archived, failed);
+  }
   // The delta schedule's interval, for the BackupMissed alert.
   if (auto sp = api::parse_backup_policy_spec(spec)) {
     auto cron = schedule::Cron::parse(sp->schedule.backup);

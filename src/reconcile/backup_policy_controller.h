@@ -17,6 +17,7 @@
 #include "kube/events.h"
 #include "kube/informer.h"
 #include "metrics/metrics.h"
+#include "postgres/archive_prober.h"
 #include "reconcile/caches.h"
 
 namespace bo::reconcile {
@@ -25,6 +26,10 @@ struct BackupPolicyControllerOptions {
   std::string watch_namespace;  // empty: all
   int workers = 2;
   std::string default_image;
+  // How often each policy's database is probed for its WAL archiving state.
+  std::chrono::milliseconds archive_probe_interval{std::chrono::seconds(30)};
+  // The probe; empty: postgres::probe_archiving (libpq). Tests substitute one.
+  postgres::ArchiveProber::ProbeFn archive_probe{};
 };
 
 class BackupPolicyController {
@@ -36,6 +41,7 @@ class BackupPolicyController {
 
   // Starts the workers once the caches have synced.
   void start();
+  // Stops the workers and the archiving prober (for good: no restart).
   void stop();
   [[nodiscard]] bool synced() const;
 
@@ -56,6 +62,8 @@ class BackupPolicyController {
   Caches& caches_;
   kube::Controller controller_;
   PodGrace grace_;
+  // Last: its worker enqueues into controller_, so it stops first.
+  std::unique_ptr<postgres::ArchiveProber> prober_;
 };
 
 }  // namespace bo::reconcile

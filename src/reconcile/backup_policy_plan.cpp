@@ -10,6 +10,7 @@
 #include "common/duration.h"
 #include "common/timefmt.h"
 #include "reconcile/conditions.h"
+#include "reconcile/continuous_archiving.h"
 #include "reconcile/retention.h"
 
 namespace bo::reconcile {
@@ -288,12 +289,13 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   // wal-g backup-push refuses a PGDATA that is not the server's
   // data_directory: known before any Job runs, so none is started.
   const auto& mount = spec->database.data_volume.mount_path;
-  const bool data_dir_ok = in.data_directory.empty() || in.data_directory == mount ||
-                           in.data_directory.starts_with(mount.ends_with("/") ? mount : mount + "/");
+  const std::string data_directory = in.archiving ? in.archiving->data_directory : "";
+  const bool data_dir_ok = data_directory.empty() || data_directory == mount ||
+                           data_directory.starts_with(mount.ends_with("/") ? mount : mount + "/");
   if (!data_dir_ok)
     cond("BackupHealthy", "False", "DataDirectoryMismatch",
          "spec.database.dataVolume.mountPath " + mount + " does not hold the server's data_directory " +
-             in.data_directory + ": wal-g backup-push would refuse it; mount the claim where the server has it");
+             data_directory + ": wal-g backup-push would refuse it; mount the claim where the server has it");
 
   // --- schedules ---
   const auto* tz = *schedule::find_zone(spec->schedule.time_zone);
@@ -366,7 +368,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     JobInputs ji{in.policy, *spec, action, *slots.run, storage_keys, in.default_image, {}, "", "", "", 0};
     ji.delta_max_steps = delta_max_steps(*schedule::Cron::parse(spec->schedule.backup),
                                          *schedule::Cron::parse(spec->schedule.full_backup), tz, *slots.run);
-    ji.data_directory = in.data_directory;
+    ji.data_directory = data_directory;
     plan.create.push_back(build_job(ji));
     created_one = true;
     plan.events.push_back({"Normal", "JobCreated", "created Job " + name + " for the " + format_rfc3339(*slots.run) +
@@ -512,6 +514,8 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     cond("Ready", "True", "Suspended", "valid and resolved; suspended, so no new runs start");
   else
     cond("Ready", "True", "Armed", next_any ? "schedules armed; next run at " + format_rfc3339(*next_any) : "armed");
+  // Reported, never gating Ready or the Jobs.
+  apply_continuous_archiving(status, conditions, *spec, in.secrets, in.archiving, gen, in.now);
   // Verified: the newest verification restore, and whether it is recent (daily, so 26 hours).
   if (!spec->verification.enabled) {
     cond("Verified", "False", "VerificationDisabled",

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/backup_policy.h"
+#include "postgres/archiving.h"
 #include "reconcile/backup_jobs.h"
 
 namespace bo::reconcile {
@@ -69,9 +70,10 @@ struct PlanInputs {
   SysTime now;
   std::string default_image = kDefaultImage;
   std::vector<ObservedRestore> restores;
-  // The server's data_directory as it reports it (empty: not known yet);
+  // The newest WAL archiving probe of spec.database (none yet: the probe runs
+  // in the background). Its data_directory is the server's SHOW data_directory:
   // backup Jobs pass it to wal-g when it lies under the data volume's mount.
-  std::string data_directory;
+  std::optional<postgres::ArchiveObservation> archiving;
 };
 
 [[nodiscard]] PolicyPlan plan_backup_policy(const PlanInputs& in);

@@ -30,7 +30,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kCanary = "canary-real-backup-5d1c";
+const std::string kCanary = "canary-real-backup-5d1c-0f9e";  // also the libsodium key: wal-g wants >= 25 bytes
 const std::string kNs = "shop";
 
 class RealBackups : public ::testing::Test {

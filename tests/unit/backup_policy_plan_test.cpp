@@ -417,13 +417,14 @@ TEST(PlanBackupPolicy, WithoutADataVolumeNothingRunsAndTheFieldIsNamed) {
 
 TEST(PlanBackupPolicy, ADataDirectoryOutsideTheMountStartsNoBackup) {
   auto in = inputs(policy(), "2026-11-24T10:00:30Z");
-  in.data_directory = "/var/lib/postgresql/15/main";
+  in.archiving = bo::postgres::ArchiveObservation{};
+  in.archiving->data_directory = "/var/lib/postgresql/15/main";
   auto p = plan_backup_policy(in);
   EXPECT_TRUE(p.create.empty());
   EXPECT_EQ((*cond(p, "BackupHealthy"))["reason"], "DataDirectoryMismatch");
   EXPECT_NE((*cond(p, "BackupHealthy"))["message"].get<std::string>().find("spec.database.dataVolume.mountPath"),
             std::string::npos);
-  in.data_directory = "/var/lib/postgresql/data/pgdata";  // below the mount: wal-g gets that path
+  in.archiving->data_directory = "/var/lib/postgresql/data/pgdata";  // below the mount: wal-g gets that path
   p = plan_backup_policy(in);
   ASSERT_EQ(p.create.size(), 1u);
   EXPECT_EQ((*env_of(p.create[0], "PGDATA"))["value"], "/var/lib/postgresql/data/pgdata");
