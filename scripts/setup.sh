@@ -8,7 +8,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git unzip ca-certificates curl
   libcpprest-dev libboost-dev libboost-system-dev nlohmann-json3-dev libyaml-cpp-dev libssl-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev libarchive-dev tzdata
+  libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev libarchive-dev libsodium-dev tzdata
   prometheus
   postgresql-15 libpq-dev
   clang-16 libfuzzer-16-dev libclang-rt-16-dev

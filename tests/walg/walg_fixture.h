@@ -118,12 +118,20 @@ class WalgTest : public ::testing::Test {
     else std::cerr << "kept " << dir_ << " for inspection\n";
   }
 
-  // A server archiving into `store_` (WALG_FILE_PREFIX).
-  Postgres& start_server() {
+  // A server archiving into `store_` (WALG_FILE_PREFIX), with `archive_env` (e.g. a
+  // WALG_LIBSODIUM_KEY) added to archive_command's environment.
+  Postgres& start_server(const Env& archive_env = {}) {
     PostgresOptions o;
-    o.archive_command = "WALG_FILE_PREFIX=" + store_.string() + " " + kWalg + " wal-push %p";
+    o.archive_command = "WALG_FILE_PREFIX=" + store_.string() + " " + env_prefix(archive_env) + kWalg + " wal-push %p";
     pg_ = std::make_unique<Postgres>(Postgres::init(dir_ / "data", o));
     return *pg_;
+  }
+
+  // "K='V' ..." for a shell command line (values without single quotes).
+  static std::string env_prefix(const Env& env) {
+    std::string p;
+    for (const auto& [k, v] : env) p += k + "='" + v + "' ";
+    return p;
   }
 
   Env file_env(const fs::path& store) const {

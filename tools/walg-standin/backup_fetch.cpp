@@ -24,6 +24,7 @@
 #include "archive.h"
 #include "catalog.h"
 #include "commands.h"
+#include "crypter.h"
 #include "storage.h"
 
 namespace walg {
@@ -49,6 +50,7 @@ int backup_fetch(const Args& args, const Settings& settings) {
   if (positional.size() != 2) throw Failure{"wal-g stand-in: backup-fetch needs DESTINATION and BACKUP_NAME|LATEST"};
   const fs::path dest = fs::absolute(positional[0]);
   Storage storage = configure_storage(settings);
+  const std::optional<Crypter> crypter = Crypter::from_settings(settings);
   const BackupEntry target = find_backup(storage, positional[1]);
 
   // The chain, target first, down to the full backup.
@@ -95,6 +97,7 @@ int backup_fetch(const Args& args, const Settings& settings) {
       if (part == "pg_control.tar.lz4" || part == "backup_label.tar.lz4") continue;
       const fs::path local = tmp.path / part;
       if (!storage.get_file(o.name, local)) throw Failure{"tar partition " + o.name + " disappeared"};
+      decrypt_in_place(crypter, local, o.name);  // decrypt, then decompress (DecompressDecryptBytes)
       extract_tar(local, dest, [&](const std::string& member, bool is_dir) { return is_dir || wanted[i].contains(member); });
       fs::remove(local);
     }
@@ -107,6 +110,7 @@ int backup_fetch(const Args& args, const Settings& settings) {
       if (std::string(special) == "pg_control.tar.lz4") throw Failure{"Expect pg_control archive, but not found"};
       continue;
     }
+    decrypt_in_place(crypter, local, top + special);
     extract_tar(local, dest, [](const std::string&, bool) { return true; });
   }
   // An empty tablespace_map makes PostgreSQL no different; wal-g writes what pg_backup_stop returned.

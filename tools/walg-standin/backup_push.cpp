@@ -44,6 +44,7 @@
 #include "archive.h"
 #include "catalog.h"
 #include "commands.h"
+#include "crypter.h"
 #include "pg.h"
 #include "storage.h"
 
@@ -181,6 +182,10 @@ int backup_push(const Args& args, const Settings& settings) {
   if (pgdata.empty()) throw Failure{"wal-g stand-in: backup-push without PGDATA (remote backup) is not implemented"};
   const auto start_time = std::chrono::system_clock::now();
   Storage storage = configure_storage(settings);
+  // wal-g checks the key when it encrypts the first partition, after pg_backup_start;
+  // the stand-in checks it before starting the backup.
+  const std::optional<Crypter> crypter = Crypter::from_settings(settings);
+  if (crypter) (void)crypter->key();
 
   PgConnection pg;
   std::error_code ec;
@@ -232,6 +237,7 @@ int backup_push(const Args& args, const Settings& settings) {
   const std::string parts = kBaseBackups + name + "/tar_partitions/";
   uint64_t compressed = 0;
   auto upload = [&](const std::string& object, const fs::path& file) {
+    encrypt_in_place(crypter, file);  // compress, then encrypt (internal.CompressAndEncrypt)
     compressed += fs::file_size(file);
     storage.put_file(object, file);
   };

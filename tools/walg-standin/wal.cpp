@@ -14,6 +14,7 @@
 
 #include "archive.h"
 #include "commands.h"
+#include "crypter.h"
 #include "storage.h"
 
 namespace walg {
@@ -25,8 +26,10 @@ int wal_push(const Args& args, const Settings& settings) {
   if (!fs::is_regular_file(wal)) throw Failure{"failed to open " + wal.string() + ": no such file or directory"};
   Storage storage = configure_storage(settings);
   const fs::path tmp = fs::temp_directory_path() / ("walg-standin-wal-" + std::to_string(::getpid()) + ".lz4");
-  compress_lz4(wal, tmp);
+  const std::optional<Crypter> crypter = Crypter::from_settings(settings);
   try {
+    compress_lz4(wal, tmp);
+    encrypt_in_place(crypter, tmp);  // compress, then encrypt (internal.CompressAndEncrypt)
     storage.put_file(kWal + wal.filename().string() + ".lz4", tmp);
   } catch (...) {
     fs::remove(tmp);
@@ -43,16 +46,26 @@ int wal_fetch(const Args& args, const Settings& settings) {
   const fs::path dest = args[1];
   Storage storage = configure_storage(settings);
   const fs::path partial = dest.string() + ".walg-partial";
-  if (storage.get_file(kWal + name + ".lz4", partial)) {
-    const fs::path plain = dest.string() + ".walg-plain";
-    decompress_lz4(partial, plain);
-    fs::remove(partial);
-    fs::rename(plain, dest);
-    return 0;
-  }
-  if (storage.get_file(kWal + name, partial)) {  // stored uncompressed
-    fs::rename(partial, dest);
-    return 0;
+  const fs::path plain = dest.string() + ".walg-plain";
+  const std::optional<Crypter> crypter = Crypter::from_settings(settings);
+  try {  // nothing half-written is left at (or next to) the destination
+    if (storage.get_file(kWal + name + ".lz4", partial)) {
+      decrypt_in_place(crypter, partial, kWal + name + ".lz4");  // decrypt, then decompress (DecompressDecryptBytes)
+      decompress_lz4(partial, plain);
+      fs::remove(partial);
+      fs::rename(plain, dest);
+      return 0;
+    }
+    if (storage.get_file(kWal + name, partial)) {  // stored uncompressed: still decrypted (DecryptBytes)
+      decrypt_in_place(crypter, partial, kWal + name);
+      fs::rename(partial, dest);
+      return 0;
+    }
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(partial, ec);
+    fs::remove(plain, ec);
+    throw;
   }
   throw Failure{"Archive '" + name + "' does not exist.", 74};
 }
