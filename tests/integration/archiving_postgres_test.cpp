@@ -231,7 +231,7 @@ TEST(ArchivingPostgres, TheControllerReportsARealDatabasesArchivingWithoutGating
       {{"apiVersion", "backup.si.dev/v1alpha1"},
        {"kind", "BackupPolicy"},
        {"metadata", {{"name", "db"}}},
-       {"spec", {{"database", {{"host", "127.0.0.1"}, {"port", pg.port()}, {"credentialsSecretRef", {{"name", "supabase-db"}}}}},
+       {"spec", {{"database", {{"dataVolume", {{"claimName", "supabase-db-data"}}}, {"runAsUser", 101}, {"runAsGroup", 102}, {"host", "127.0.0.1"}, {"port", pg.port()}, {"credentialsSecretRef", {{"name", "supabase-db"}}}}},
                  {"storage", {{"secretRef", {{"name", "walg-storage"}}},
                               {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
                  {"verification", {{"targetNamespace", ns + "-verify"}}}}}}));

@@ -113,7 +113,8 @@ class RealBackups : public ::testing::Test {
   static std::map<std::string, std::string> storage_env() {
     return {{"WALG_S3_PREFIX", "s3://backups/shop"}, {"AWS_ACCESS_KEY_ID", "S3RVER"}, {"AWS_SECRET_ACCESS_KEY", kCanary},
             {"AWS_ENDPOINT", "https://127.0.0.1:" + std::to_string(s3_port_)},
-            {"WALG_S3_CA_CERT_FILE", (*dir_ / "ca.crt").string()}, {"AWS_S3_FORCE_PATH_STYLE", "true"}};
+            {"WALG_S3_CA_CERT_FILE", (*dir_ / "ca.crt").string()}, {"AWS_S3_FORCE_PATH_STYLE", "true"},
+            {"WALG_LIBSODIUM_KEY", kCanary}};  // the same encryption Secret as the Jobs'
   }
 
   static json policy() {

@@ -518,7 +518,7 @@ TEST_F(RunJob, OffsiteCopyCopiesTheNamedBackupAndReportsItsLock) {
   fs::create_directories(offsite);
   const auto asked = std::chrono::system_clock::now();
   r = job("offsite-copy", "OFFSITE_BACKUP_ID=" + made->backup_id + " OFFSITE_WALG_FILE_PREFIX=" + offsite.string() +
-                              " OFFSITE_WALG_S3_PREFIX=file://" + offsite.string() + " OFFSITE_WALG_AWS_SECRET_ACCESS_KEY=" +
+                              " OFFSITE_WALG_AWS_SECRET_ACCESS_KEY=" +
                               kCanary + " OFFSITE_IMMUTABLE_DAYS=30");
   ASSERT_EQ(r.exit_code, 0) << r.output << termination();
   const json t = json::parse(termination());

@@ -645,7 +645,7 @@ TEST(ContinuousArchivingPlan, ArchivingOffStillArmsThePolicyAndRunsItsJobs) {
       {"kind", "BackupPolicy"},
       {"metadata", {{"name", "db"}, {"namespace", "supabase"}, {"uid", "u1"}, {"generation", 2},
                     {"creationTimestamp", "2026-11-24T09:30:00Z"}}},
-      {"spec", {{"database", {{"host", "db"}, {"credentialsSecretRef", {{"name", "supabase-db"}}}}},
+      {"spec", {{"database", {{"dataVolume", {{"claimName", "supabase-db-data"}}}, {"runAsUser", 101}, {"runAsGroup", 102}, {"host", "db"}, {"credentialsSecretRef", {{"name", "supabase-db"}}}}},
                 {"storage", {{"secretRef", {{"name", "walg-storage"}}},
                              {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
                 {"verification", {{"targetNamespace", "verify"}}}}}};
