@@ -99,6 +99,7 @@ class RealBackups : public ::testing::Test {
                                {"stringData", {{"username", env.at("PGUSER")}, {"password", kCanary}}}}));
   }
   static void TearDownTestSuite() {
+    for (const auto& [k, v] : storage_env()) unsetenv(k.c_str());  // other suites in this process choose their own storage
     delete operator_;
     delete server_;
     delete db_;

@@ -509,9 +509,6 @@ TEST_F(RunJob, OffsiteCopyCopiesTheNamedBackupAndReportsItsLock) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(termination().find("OFFSITE_BACKUP_ID is not set"), std::string::npos) << termination();
 
-  GTEST_SKIP() << "issue 15 item 3 (open): run-job's offsite copy between two file stores still fails in wal-g copy; "
-                  "the offsite path and Object Lock read-back are the next step";
-
   start_server();
   insert_rows(1, 50);
   ASSERT_EQ(job("full-backup").exit_code, 0) << termination();
