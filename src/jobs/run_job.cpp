@@ -19,6 +19,7 @@
 #include "jobs/databasus_client.h"
 #include "common/process.h"
 #include "common/timefmt.h"
+#include "postgres/archiving.h"
 #include "reconcile/backup_jobs.h"
 
 extern char** environ;
@@ -70,20 +71,6 @@ std::string normalize_time(const std::string& t) {
   return parsed ? format_rfc3339(*parsed) : t;
 }
 
-// WAL segment names (16 MiB segments, PostgreSQL's XLogFileName).
-std::string segment_name(uint32_t timeline, uint64_t lsn) {
-  char buf[25];
-  std::snprintf(buf, sizeof buf, "%08X%08X%08X", timeline, static_cast<uint32_t>(lsn >> 32),
-                static_cast<uint32_t>((lsn & 0xFFFFFFFFull) >> 24));
-  return buf;
-}
-
-std::string lsn_text(uint64_t lsn) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%X/%X", static_cast<uint32_t>(lsn >> 32), static_cast<uint32_t>(lsn));
-  return buf;
-}
-
 uint64_t lsn_of(const json& v) {
   if (v.is_number_unsigned() || v.is_number_integer()) return v.get<uint64_t>();
   return 0;
@@ -102,24 +89,27 @@ std::string check_wal(const std::string& walg, uint32_t timeline, uint64_t start
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
   const std::string dest = get(env, "TMPDIR", "/tmp") + "/walg-check-segment";
-  constexpr uint64_t kSegment = 16ull << 20;
-  for (uint64_t lsn = start - start % kSegment; lsn <= finish; lsn += kSegment) {
-    const std::string seg = segment_name(timeline, lsn);
+  // The segments holding bytes [start, finish): a finish LSN on a segment
+  // boundary needs nothing of the segment it starts.
+  const auto first = postgres::segment_of(timeline, start);
+  const auto last = postgres::segment_of(timeline, std::max(start, finish - 1));
+  for (auto seg = first; seg.segno <= last.segno; ++seg.segno) {
+    const std::string name = postgres::wal_name(seg);
     for (;;) {
-      auto r = run_process({walg, "wal-fetch", seg, dest});
+      auto r = run_process({walg, "wal-fetch", name, dest});
       std::remove(dest.c_str());
       if (r.exit_code == 0) break;
       if (!r.start_error.empty()) return "cannot run wal-g wal-fetch (" + r.start_error + ")";
       if (std::chrono::steady_clock::now() >= deadline) {
         std::string detail = r.err.empty() ? r.out : r.err;
         while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
-        return "WAL segment " + seg + " (needed up to finish LSN " + lsn_text(finish) + ") is not in storage after " +
-               std::to_string(wait_seconds) + "s (wal-g wal-fetch exit " + std::to_string(r.exit_code) + ": " +
-               tail(detail, 300) + "); is archive_command = 'wal-g wal-push %p' set and working?";
+        return "WAL segment " + name + " (needed up to finish LSN " + postgres::format_lsn(finish) +
+               ") is not in storage after " + std::to_string(wait_seconds) + "s (wal-g wal-fetch exit " +
+               std::to_string(r.exit_code) + ": " + tail(detail, 300) + "); is archive_command = 'wal-g wal-push %p' set and working?";
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
-    log << "run-job: WAL segment " << seg << " is archived\n";
+    log << "run-job: WAL segment " << name << " is archived\n";
   }
   return "";
 }
@@ -154,14 +144,11 @@ int backup(const std::string& action, const Env& env, std::ostream& log) {
   const int delta_count = stop.value("DeltaCount", json()).is_number_integer() ? stop["DeltaCount"].get<int>() : 0;
   const uint64_t start_lsn = lsn_of(stop.value("LSN", json()));
   const uint64_t finish_lsn = lsn_of(stop.value("FinishLSN", json()));
-  // The timeline is the first 8 hex digits of the name's WAL segment (base_TTTTTTTT...).
-  uint32_t timeline = 1;
-  if (name.size() >= 13) {
-    try {
-      timeline = static_cast<uint32_t>(std::stoul(name.substr(5, 8), nullptr, 16));
-    } catch (...) {
-    }
-  }
+  // The timeline wal-g recorded; older sentinels lack it: the name's segment starts with it (base_TTTTTTTT…).
+  uint32_t timeline = stop.value("Timeline", json()).is_number_unsigned() ? stop["Timeline"].get<uint32_t>() : 0;
+  if (timeline == 0 && name.size() >= 29)
+    if (const auto seg = postgres::parse_wal_name(name.substr(5, 24))) timeline = seg->timeline;
+  if (timeline == 0) timeline = 1;
   const std::string type = delta_from.empty() ? "full" : "delta";
   std::string wal_problem =
       finish_lsn < start_lsn || finish_lsn == 0 ? "the stop sentinel of " + name + " has no FinishLSN" : "";
@@ -172,8 +159,8 @@ int backup(const std::string& action, const Env& env, std::ostream& log) {
               {"base", delta_from},
               {"full", delta_full},
               {"deltaCount", delta_count},
-              {"startLsn", lsn_text(start_lsn)},
-              {"finishLsn", lsn_text(finish_lsn)},
+              {"startLsn", postgres::format_lsn(start_lsn)},
+              {"finishLsn", postgres::format_lsn(finish_lsn)},
               {"walArchived", wal_problem.empty()},
               {"startTime", normalize_time(newest->value("start_time", newest->value("time", "")))},
               {"finishTime", normalize_time(newest->value("finish_time", newest->value("time", "")))},

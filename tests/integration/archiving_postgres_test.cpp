@@ -5,13 +5,14 @@
 // probe reads and how the evaluator judges it.
 #include <gtest/gtest.h>
 
-#include <libpq-fe.h>
 #include <sys/stat.h>
+
 #include <unistd.h>
 
 #include <prometheus/text_serializer.h>
 
 #include "harness.h"
+#include "support/postgres.h"
 #include "kube/events.h"
 #include "postgres/archiving.h"
 #include "reconcile/backup_policy_controller.h"
@@ -24,45 +25,17 @@ using bo::postgres::evaluate_archiving;
 using bo::postgres::probe_archiving;
 using testing_support::eventually;
 
-const std::string kPgBin = "/usr/lib/postgresql/15/bin";
 const std::string kPassword = "CANARY-pg-4c1f";
 
-// One PostgreSQL server, stopped with the test (and killed with the test
-// process: setpriv keeps the parent-death signal across its uid change).
+// One PostgreSQL server (the shared harness, with a superuser password so the
+// probe authenticates as it would against a real one), in a directory that
+// also holds the test's stand-in archive commands; stopped with the test.
 class LocalPostgres {
  public:
-  explicit LocalPostgres(const std::vector<std::string>& settings) {
-    dir_ = testing_support::make_temp_dir("pg-archiving");
-    data_ = dir_ / "data";
-    const std::string pwfile = testing_support::write_file(dir_ / "pw", kPassword + "\n");
-    ::chmod(dir_.c_str(), 0755);
-    if (geteuid() == 0) {
-      const auto r = testing_support::run("chown -R nobody:nogroup " + dir_.string());
-      if (r.exit_code != 0) throw std::runtime_error("chown: " + r.output);
-    }
-    const auto init = testing_support::run(as_user() + kPgBin + "/initdb -D " + data_.string() +
-                                               " -U postgres -N -A scram-sha-256 --auth-local=trust --pwfile=" + pwfile,
-                                           120);
-    if (init.exit_code != 0) throw std::runtime_error("initdb: " + init.output);
-    port_ = testing_support::free_port();
-    std::vector<std::string> args;
-    if (geteuid() == 0)
-      args = {"/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--pdeathsig", "KILL"};
-    for (const auto& a : std::vector<std::string>{kPgBin + "/postgres", "-D", data_.string(), "-p", std::to_string(port_),
-                                                  "-k", dir_.string(), "-c", "listen_addresses=127.0.0.1", "-c",
-                                                  "fsync=off"})
-      args.push_back(a);
-    for (const auto& s : settings) {
-      args.push_back("-c");
-      args.push_back(s);
-    }
-    server_ = std::make_unique<testing_support::Child>(args, dir_ / "postgres.log");
-    const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(port_) + " dbname=postgres connect_timeout=2";
-    if (!eventually([&] { return PQping(conninfo.c_str()) == PQPING_OK; }, std::chrono::seconds(60)))
-      throw std::runtime_error("postgres did not start: " + server_->log());
-  }
+  explicit LocalPostgres(const std::vector<std::string>& settings)
+      : dir_(make_dir()), pg_(testing_support::Postgres::init(dir_ / "data", options(settings))) {}
   ~LocalPostgres() {
-    if (server_) server_->stop(SIGINT);  // fast shutdown, waited for
+    pg_.stop();
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
@@ -71,34 +44,39 @@ class LocalPostgres {
                                                       const std::string& password = kPassword) const {
     bo::postgres::ConnectionParams p;
     p.host = "127.0.0.1";
-    p.port = port_;
+    p.port = pg_.port();
     p.user = user;
     p.password = password;
     return p;
   }
-  // Runs SQL as the superuser; returns the first value, or throws.
+  // Runs SQL as the superuser; returns the first value ("" without rows), or throws.
   std::string sql(const std::string& statement) const {
-    const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(port_) +
-                                 " dbname=postgres user=postgres password=" + kPassword;
-    std::unique_ptr<PGconn, decltype(&PQfinish)> c(PQconnectdb(conninfo.c_str()), &PQfinish);
-    if (PQstatus(c.get()) != CONNECTION_OK) throw std::runtime_error(PQerrorMessage(c.get()));
-    std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(c.get(), statement.c_str()), &PQclear);
-    const auto st = PQresultStatus(r.get());
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) throw std::runtime_error(PQerrorMessage(c.get()));
-    return st == PGRES_TUPLES_OK && PQntuples(r.get()) > 0 ? PQgetvalue(r.get(), 0, 0) : "";
+    const auto rows = pg_.query(statement);
+    return rows.empty() || rows[0].empty() ? "" : rows[0][0].value_or("");
   }
-  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] int port() const { return pg_.port(); }
   [[nodiscard]] const fs::path& dir() const { return dir_; }
-  [[nodiscard]] const fs::path& data() const { return data_; }
-  [[nodiscard]] std::string log() const { return server_ ? server_->log() : ""; }
+  [[nodiscard]] const fs::path& data() const { return pg_.data_dir(); }
+  [[nodiscard]] std::string log() const { return pg_.log(); }
 
  private:
-  static std::string as_user() {
-    return geteuid() == 0 ? "setpriv --reuid=nobody --regid=nogroup --clear-groups " : "";
+  static fs::path make_dir() {
+    fs::path d = testing_support::make_temp_dir("pg-archiving");
+    fs::permissions(d, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
+                           fs::perms::others_exec);
+    return d;
   }
-  fs::path dir_, data_;
-  int port_ = 0;
-  std::unique_ptr<testing_support::Child> server_;
+  static testing_support::PostgresOptions options(const std::vector<std::string>& settings) {
+    testing_support::PostgresOptions o;
+    o.password = kPassword;
+    for (const auto& kv : settings) {
+      const auto eq = kv.find('=');
+      o.settings[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    return o;
+  }
+  fs::path dir_;
+  testing_support::Postgres pg_;
 };
 
 TEST(ArchivingPostgres, ArchiveModeOffIsReportedWithTheDataDirectory) {

@@ -24,6 +24,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "common/certs.h"
 #include "kube/client.h"
 #include "kube/config.h"
 
@@ -246,5 +247,39 @@ inline std::string write_file(const fs::path& p, const std::string& content) {
   out << content;
   return p.string();
 }
+
+#ifdef S3RVER_BIN
+// s3rver (the npm S3 server) over TLS on a free loopback port, its data in
+// <dir>/s3 and one bucket; clients trust <dir>/ca.crt (world-readable, for
+// Jobs that run as another user). Waits (with a deadline) until it answers.
+struct S3rverTls {
+  std::unique_ptr<Child> process;
+  int port = 0;
+  fs::path ca;
+  [[nodiscard]] std::string endpoint() const { return "https://127.0.0.1:" + std::to_string(port); }
+};
+
+inline S3rverTls start_s3rver_tls(const fs::path& dir, const std::string& bucket) {
+  const std::string bin = S3RVER_BIN;
+  if (bin.empty() || bin.ends_with("NOTFOUND")) throw std::runtime_error("s3rver is not installed; run scripts/setup.sh");
+  const auto tls = bo::generate_tls("s3rver", "127.0.0.1");
+  write_file(dir / "s3.crt", tls.server.cert);
+  write_file(dir / "s3.key", tls.server.key);
+  write_file(dir / "ca.crt", tls.ca.cert);
+  fs::permissions(dir / "ca.crt", fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  S3rverTls s3;
+  s3.port = free_port();
+  s3.ca = dir / "ca.crt";
+  fs::create_directories(dir / "s3");
+  s3.process = std::make_unique<Child>(
+      std::vector<std::string>{bin, "-d", (dir / "s3").string(), "-a", "127.0.0.1", "-p", std::to_string(s3.port),
+                               "--key", (dir / "s3.key").string(), "--cert", (dir / "s3.crt").string(),
+                               "--configure-bucket", bucket},
+      dir / "s3.log");
+  if (!eventually([&] { return run("curl -s -o /dev/null --cacert " + s3.ca.string() + " " + s3.endpoint() + "/").exit_code == 0; }))
+    throw std::runtime_error("s3rver did not answer: " + s3.process->log());
+  return s3;
+}
+#endif
 
 }  // namespace testing_support

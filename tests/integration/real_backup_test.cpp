@@ -11,7 +11,6 @@
 #include <cstdlib>
 
 #include "chart_operator.h"
-#include "common/certs.h"
 #include "harness.h"
 #include "reconcile/caches.h"
 #include "reconcile/conditions.h"
@@ -33,6 +32,19 @@ namespace {
 const std::string kCanary = "canary-real-backup-5d1c-0f9e";  // also the libsodium key: wal-g wants >= 25 bytes
 const std::string kNs = "shop";
 
+PostgresOptions archiving_with(const std::string& command) {
+  PostgresOptions o;
+  o.archive_command = command;
+  return o;
+}
+
+// A restored server must not push its own WAL into the store it came from.
+PostgresOptions not_archiving() {
+  PostgresOptions o;
+  o.settings["archive_mode"] = "off";
+  return o;
+}
+
 class RealBackups : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -40,29 +52,15 @@ class RealBackups : public ::testing::Test {
     // The Jobs and the server run as nobody: they read the CA and the claims from here.
     fs::permissions(*dir_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                                fs::perms::others_read | fs::perms::others_exec);
-    const std::string s3bin = S3RVER_BIN;
-    ASSERT_FALSE(s3bin.empty() || s3bin.ends_with("NOTFOUND")) << "s3rver is not installed; run scripts/setup.sh";
-    const auto tls = bo::generate_tls("s3rver", "127.0.0.1");
-    testing_support::write_file(*dir_ / "s3.crt", tls.server.cert);
-    testing_support::write_file(*dir_ / "s3.key", tls.server.key);
-    testing_support::write_file(*dir_ / "ca.crt", tls.ca.cert);
-    fs::permissions(*dir_ / "ca.crt", fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
-    s3_port_ = testing_support::free_port();
-    fs::create_directories(*dir_ / "s3");
-    s3_ = new Child({s3bin, "-d", (*dir_ / "s3").string(), "-a", "127.0.0.1", "-p", std::to_string(s3_port_), "--key",
-                     (*dir_ / "s3.key").string(), "--cert", (*dir_ / "s3.crt").string(), "--configure-bucket", "backups"},
-                    *dir_ / "s3.log");
-    ASSERT_TRUE(eventually([&] {
-      return testing_support::run("curl -s -o /dev/null --cacert " + (*dir_ / "ca.crt").string() + " https://127.0.0.1:" +
-                                  std::to_string(s3_port_) + "/").exit_code == 0;
-    })) << s3_->log();
+    s3_ = new testing_support::S3rverTls(testing_support::start_s3rver_tls(*dir_, "backups"));
+    s3_port_ = s3_->port;
     for (const auto& [k, v] : storage_env()) setenv(k.c_str(), v.c_str(), 1);  // for restore_command in restored servers
 
     // The database: its data directory is the claim "pgdata" of namespace shop.
     std::string archive = "";
     for (const auto& [k, v] : storage_env()) archive += k + "=" + v + " ";
     archive += std::string(WALG_STANDIN_BIN) + " wal-push %p";
-    db_ = new Postgres(Postgres::init(data_dir(), PostgresOptions{archive, 0, {}, std::chrono::seconds(60)}));
+    db_ = new Postgres(Postgres::init(data_dir(), archiving_with(archive)));
     db_->query("CREATE TABLE orders (id serial PRIMARY KEY, batch int NOT NULL, at timestamptz DEFAULT now())");
 
     // The image's wal-g is the stand-in: first on the Jobs' PATH (and on the
@@ -164,7 +162,7 @@ class RealBackups : public ::testing::Test {
 
   static fs::path* dir_;
   static int s3_port_;
-  static Child* s3_;
+  static testing_support::S3rverTls* s3_;
   static Postgres* db_;
   static KubeLocal* server_;
   static Child* operator_;
@@ -172,7 +170,7 @@ class RealBackups : public ::testing::Test {
 
 fs::path* RealBackups::dir_ = nullptr;
 int RealBackups::s3_port_ = 0;
-Child* RealBackups::s3_ = nullptr;
+testing_support::S3rverTls* RealBackups::s3_ = nullptr;
 Postgres* RealBackups::db_ = nullptr;
 KubeLocal* RealBackups::server_ = nullptr;
 Child* RealBackups::operator_ = nullptr;
@@ -250,13 +248,13 @@ TEST_F(RealBackups, ScheduledFullAndDeltasRestoreEveryArchivedRowAndPointInTimeS
   {
     const fs::path target = restore("restore-all", newest["id"], "");
     ASSERT_TRUE(fs::exists(target / "recovery.signal"));
-    auto restored = Postgres::start_existing(target, PostgresOptions{"", 0, {{"archive_mode", "off"}}, std::chrono::seconds(60)});
+    auto restored = Postgres::start_existing(target, not_archiving());
     EXPECT_EQ(restored.value("SELECT count(*) FROM orders"), "175");
     EXPECT_EQ(restored.value("SELECT count(*) FROM orders WHERE batch = 3"), "25");
   }
   {
     const fs::path target = restore("restore-pit", full, between);
-    auto restored = Postgres::start_existing(target, PostgresOptions{"", 0, {{"archive_mode", "off"}}, std::chrono::seconds(60)});
+    auto restored = Postgres::start_existing(target, not_archiving());
     EXPECT_EQ(restored.value("SELECT count(*) FROM orders"), "150") << "batches 1 and 2, not 3";
     EXPECT_EQ(restored.value("SELECT count(*) FROM orders WHERE batch = 3"), "0");
   }

@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include "chart_operator.h"
-#include "common/certs.h"
 #include "common/encoding.h"
 #include "harness.h"
 #include "reconcile/caches.h"
@@ -34,21 +33,8 @@ class StateBundleJobs : public ::testing::Test {
     fs::permissions(*dir_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                                fs::perms::others_read | fs::perms::others_exec);
     // s3rver over TLS with a CA the Job trusts through WALG_S3_CA_CERT_FILE.
-    const std::string s3bin = S3RVER_BIN;
-    ASSERT_FALSE(s3bin.empty() || s3bin.ends_with("NOTFOUND")) << "s3rver is not installed; run scripts/setup.sh";
-    const auto tls = bo::generate_tls("s3rver", "127.0.0.1");
-    testing_support::write_file(*dir_ / "s3.crt", tls.server.cert);
-    testing_support::write_file(*dir_ / "s3.key", tls.server.key);
-    testing_support::write_file(*dir_ / "ca.crt", tls.ca.cert);
-    s3_port_ = testing_support::free_port();
-    fs::create_directories(*dir_ / "s3");
-    s3_ = new Child({s3bin, "-d", (*dir_ / "s3").string(), "-a", "127.0.0.1", "-p", std::to_string(s3_port_), "--key",
-                     (*dir_ / "s3.key").string(), "--cert", (*dir_ / "s3.crt").string(), "--configure-bucket", "backups"},
-                    *dir_ / "s3.log");
-    ASSERT_TRUE(eventually([&] {
-      return testing_support::run("curl -s -o /dev/null --cacert " + (*dir_ / "ca.crt").string() + " https://127.0.0.1:" +
-                                  std::to_string(s3_port_) + "/").exit_code == 0;
-    })) << s3_->log();
+    s3_ = new testing_support::S3rverTls(testing_support::start_s3rver_tls(*dir_, "backups"));
+    s3_port_ = s3_->port;
 
     const json rules = json::array({{{"selector", "backup.si.dev/action=state-bundle"}, {"outcome", {{"exec", true}}}}});
     // --time-scale shortens kube-local's Job backoff between a refused context's retries; the exec Pods run in real time.
@@ -120,14 +106,14 @@ class StateBundleJobs : public ::testing::Test {
 
   static fs::path* dir_;
   static int s3_port_;
-  static Child* s3_;
+  static testing_support::S3rverTls* s3_;
   static KubeLocal* server_;
   static Child* operator_;
 };
 
 fs::path* StateBundleJobs::dir_ = nullptr;
 int StateBundleJobs::s3_port_ = 0;
-Child* StateBundleJobs::s3_ = nullptr;
+testing_support::S3rverTls* StateBundleJobs::s3_ = nullptr;
 KubeLocal* StateBundleJobs::server_ = nullptr;
 Child* StateBundleJobs::operator_ = nullptr;
 

@@ -93,16 +93,26 @@ Postgres Postgres::init(const fs::path& data_dir, const PostgresOptions& options
   fs::create_directories(data_dir);
   fs::permissions(data_dir, fs::perms::owner_all, fs::perm_options::replace);
   hand_to_server_user(data_dir);
-  const int rc = run_as_server_user({std::string(kBinDir) + "/initdb", "-D", data_dir.string(), "-U", "postgres",
-                                     "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"},
-                                    log_path(data_dir));
+  std::vector<std::string> initdb = {std::string(kBinDir) + "/initdb", "-D", data_dir.string(), "-U", "postgres",
+                                     "-E", "UTF8", "--locale=C", "--no-sync"};
+  const fs::path pwfile = data_dir.string() + ".pw";
+  if (options.password.empty()) {
+    initdb.push_back("--auth=trust");
+  } else {
+    std::ofstream(pwfile, std::ios::trunc) << options.password << "\n";
+    hand_to_server_user(pwfile);
+    initdb.insert(initdb.end(), {"--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile=" + pwfile.string()});
+  }
+  const int rc = run_as_server_user(initdb, log_path(data_dir));
+  std::error_code ec;
+  fs::remove(pwfile, ec);
   if (rc != 0) {
     std::ifstream in(log_path(data_dir));
     std::stringstream ss;
     ss << in.rdbuf();
     throw std::runtime_error("initdb failed (" + std::to_string(rc) + "):\n" + ss.str());
   }
-  Postgres pg(data_dir, pick_free_port());
+  Postgres pg(data_dir, pick_free_port(), options.password);
   pg.launch(options);
   pg.wait_ready(options.start_deadline);
   return pg;
@@ -112,7 +122,7 @@ Postgres Postgres::start_existing(const fs::path& data_dir, const PostgresOption
                                   std::chrono::seconds recovery_deadline) {
   fs::permissions(data_dir, fs::perms::owner_all, fs::perm_options::replace);
   hand_to_server_user(data_dir);
-  Postgres pg(data_dir, pick_free_port());
+  Postgres pg(data_dir, pick_free_port(), options.password);
   pg.launch(options);
   pg.wait_ready(options.start_deadline);
   const auto end = std::chrono::steady_clock::now() + recovery_deadline;
@@ -128,7 +138,10 @@ Postgres Postgres::start_existing(const fs::path& data_dir, const PostgresOption
   return pg;
 }
 
-Postgres::Postgres(Postgres&& o) noexcept : data_dir_(std::move(o.data_dir_)), port_(o.port_), pid_(o.pid_) { o.pid_ = -1; }
+Postgres::Postgres(Postgres&& o) noexcept
+    : data_dir_(std::move(o.data_dir_)), port_(o.port_), password_(std::move(o.password_)), pid_(o.pid_) {
+  o.pid_ = -1;
+}
 
 Postgres::~Postgres() { stop(); }
 
@@ -182,7 +195,8 @@ void Postgres::stop(std::chrono::seconds deadline) {
 }
 
 std::vector<PgRow> Postgres::query(const std::string& sql) const {
-  const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=postgres connect_timeout=10";
+  std::string conninfo = "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=postgres connect_timeout=10";
+  if (!password_.empty()) conninfo += " password=" + password_;
   PGconn* c = PQconnectdb(conninfo.c_str());
   if (PQstatus(c) != CONNECTION_OK) {
     const std::string msg = PQerrorMessage(c);
@@ -216,7 +230,10 @@ std::string Postgres::value(const std::string& sql) const {
 }
 
 std::map<std::string, std::string> Postgres::libpq_env() const {
-  return {{"PGHOST", "127.0.0.1"}, {"PGPORT", std::to_string(port_)}, {"PGUSER", "postgres"}, {"PGDATABASE", "postgres"}};
+  std::map<std::string, std::string> env = {
+      {"PGHOST", "127.0.0.1"}, {"PGPORT", std::to_string(port_)}, {"PGUSER", "postgres"}, {"PGDATABASE", "postgres"}};
+  if (!password_.empty()) env["PGPASSWORD"] = password_;
+  return env;
 }
 
 std::string Postgres::libpq_env_prefix() const {

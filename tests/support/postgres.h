@@ -26,6 +26,9 @@ struct PostgresOptions {
   // More settings, passed as `-c key=value` (they override postgresql.conf, also a restored one's).
   std::map<std::string, std::string> settings;
   std::chrono::seconds start_deadline{60};
+  // The superuser's (postgres) password: TCP connections then need it
+  // (scram-sha-256, as a real server's pg_hba would ask); empty: trust.
+  std::string password;
 };
 
 class Postgres {
@@ -48,7 +51,7 @@ class Postgres {
   std::vector<PgRow> query(const std::string& sql) const;
   // The single value of a one-row, one-column query ("" for NULL).
   std::string value(const std::string& sql) const;
-  // libpq variables that reach this server (PGHOST, PGPORT, PGUSER, PGDATABASE).
+  // libpq variables that reach this server (PGHOST, PGPORT, PGUSER, PGDATABASE, and PGPASSWORD when set).
   [[nodiscard]] std::map<std::string, std::string> libpq_env() const;
   // "PGHOST=... PGPORT=... " for a shell command line.
   [[nodiscard]] std::string libpq_env_prefix() const;
@@ -66,12 +69,14 @@ class Postgres {
   static int run_as_server_user(const std::vector<std::string>& argv, const std::filesystem::path& log);
 
  private:
-  Postgres(std::filesystem::path data_dir, int port) : data_dir_(std::move(data_dir)), port_(port) {}
+  Postgres(std::filesystem::path data_dir, int port, std::string password)
+      : data_dir_(std::move(data_dir)), port_(port), password_(std::move(password)) {}
   void launch(const PostgresOptions& options);
   void wait_ready(std::chrono::seconds deadline);
 
   std::filesystem::path data_dir_;
   int port_ = 0;
+  std::string password_;
   pid_t pid_ = -1;
 };
 

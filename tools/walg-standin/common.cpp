@@ -4,6 +4,8 @@
 #include <ctime>
 #include <iostream>
 
+#include "postgres/archiving.h"
+
 extern char** environ;
 
 namespace walg {
@@ -42,24 +44,10 @@ void log_info(const std::string& message) { log_line("INFO", message); }
 void log_warning(const std::string& message) { log_line("WARNING", message); }
 
 uint64_t parse_lsn(const std::string& text) {
-  const auto slash = text.find('/');
-  if (slash == std::string::npos) throw Failure{"cannot parse LSN \"" + text + "\""};
-  try {
-    return (std::stoull(text.substr(0, slash), nullptr, 16) << 32) | std::stoull(text.substr(slash + 1), nullptr, 16);
-  } catch (const std::exception&) {
-    throw Failure{"cannot parse LSN \"" + text + "\""};
-  }
+  if (const auto lsn = bo::postgres::parse_lsn(text)) return *lsn;
+  throw Failure{"cannot parse LSN \"" + text + "\""};
 }
 
-std::string wal_file_name(uint32_t timeline, uint64_t lsn) {
-  constexpr uint64_t kSegment = 16ull * 1024 * 1024;
-  constexpr uint64_t kPerId = 0x100000000ull / kSegment;
-  const uint64_t segno = lsn / kSegment;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%08X%08X%08X", timeline, static_cast<unsigned>(segno / kPerId),
-                static_cast<unsigned>(segno % kPerId));
-  return buf;
-}
 
 std::string go_time(std::chrono::system_clock::time_point t) {
   const std::time_t secs = std::chrono::system_clock::to_time_t(t);

@@ -1,6 +1,6 @@
 // Shared pieces of the wal-g stand-in: the error type every command throws
-// (main prints it as wal-g's tracelog does, "ERROR: ..."), settings, logging,
-// LSNs and WAL file names.
+// (main prints it as wal-g's tracelog does, "ERROR: ..."), settings, logging
+// and LSNs.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -24,10 +24,8 @@ using Settings = std::map<std::string, std::string>;
 void log_info(const std::string& message);
 void log_warning(const std::string& message);
 
-// PostgreSQL LSNs ("16/B374D848" <-> uint64) and WAL segment names for
-// 16 MiB segments (XLogFileName in PostgreSQL's xlog_internal.h).
+// A PostgreSQL LSN ("16/B374D848"), via bo::postgres::parse_lsn; throws Failure when malformed.
 [[nodiscard]] uint64_t parse_lsn(const std::string& text);
-[[nodiscard]] std::string wal_file_name(uint32_t timeline, uint64_t lsn);
 
 // Go's time.Time JSON form (RFC 3339 with nanoseconds, UTC: "2026-12-01T23:45:34.123456789Z").
 [[nodiscard]] std::string go_time(std::chrono::system_clock::time_point t);
