@@ -304,3 +304,24 @@ TEST(IdentityWebhook, RefusesAForgedOrChangedIdentityAndSpecChanges) {
 }
 
 }  // namespace
+
+TEST(PlanRestore, ARestoreIntoAClaimRunsAsTheDatabaseUserAndFetchesThere) {
+  auto in = inputs(request({{"target", {{"dataVolume", {{"claimName", "restored"}, {"subPath", "pg"}}}}}}));
+  auto p = step(in);
+  ASSERT_EQ(p.create.size(), 1u);
+  const json& pod = p.create[0]["spec"]["template"]["spec"];
+  EXPECT_EQ(pod["securityContext"]["runAsUser"], 101);
+  EXPECT_EQ(pod["securityContext"]["runAsGroup"], 102);
+  EXPECT_EQ(pod["securityContext"]["fsGroup"], 102);
+  bool claim = false, mounted = false;
+  for (const auto& v : pod["volumes"])
+    if (v["name"] == "restore") claim = v["persistentVolumeClaim"]["claimName"] == "restored";
+  for (const auto& m : pod["containers"][0]["volumeMounts"])
+    if (m["name"] == "restore") mounted = m["mountPath"] == "/var/lib/postgresql/data" && m["subPath"] == "pg";
+  EXPECT_TRUE(claim);
+  EXPECT_TRUE(mounted);
+  bool pgdata = false;
+  for (const auto& e : pod["containers"][0]["env"])
+    if (e["name"] == "PGDATA") pgdata = e["value"] == "/var/lib/postgresql/data";
+  EXPECT_TRUE(pgdata);
+}

@@ -84,6 +84,34 @@ TEST(RestoreRequestSpec, DefaultsAndShapeErrors) {
             "spec.validation[0]");
 }
 
+TEST(RestoreRequestSpec, ATargetDataVolumeIsCheckedByField) {
+  const json ref = {{"name", "db"}};
+  auto with_target = [&](json target) { return parse_restore_request_spec({{"policyRef", ref}, {"target", target}}); };
+  auto ok = with_target({{"dataVolume", {{"claimName", "restored"}}}});
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->target_volume.claim_name, "restored");
+  EXPECT_EQ(ok->target_volume.mount_path, "/var/lib/postgresql/data");
+  EXPECT_EQ(with_target("x").error().field, "spec.target");
+  EXPECT_EQ(with_target({{"dataVolume", 3}}).error().field, "spec.target.dataVolume");
+  EXPECT_EQ(with_target({{"dataVolume", json::object()}}).error().field, "spec.target.dataVolume.claimName");
+  EXPECT_EQ(with_target({{"dataVolume", {{"claimName", 1}}}}).error().field, "spec.target.dataVolume.claimName");
+  EXPECT_EQ(with_target({{"dataVolume", {{"claimName", "c"}, {"mountPath", "rel"}}}}).error().field,
+            "spec.target.dataVolume.mountPath");
+  EXPECT_EQ(with_target({{"dataVolume", {{"claimName", "c"}, {"subPath", "../x"}}}}).error().field,
+            "spec.target.dataVolume.subPath");
+}
+
+TEST(DecideRestore, ABackupWhoseWalWasNotArchivedIsNeverRestored) {
+  json p = {{"status", {{"backups", {{{"id", "base_5"}, {"checksum", "sha256:" + std::string(64, 'a')}, {"type", "full"},
+                                      {"verified", true}, {"restorable", false}, {"notRestorableReason", "WAL missing"}}}}}}};
+  auto s = parse_restore_request_spec({{"policyRef", {{"name", "db"}}}, {"backupId", "base_5"}});
+  ASSERT_TRUE(s);
+  const auto d = decide_restore(*s, "supabase", p, false);
+  EXPECT_TRUE(d.blocked);
+  EXPECT_EQ(d.reason, "NotRestorable");
+  EXPECT_NE(d.message.find("WAL missing"), std::string::npos) << d.message;
+}
+
 }  // namespace
 
 TEST(RestoreRequestSpec, MistypedValidationEntriesAreRefusedByFieldNotThrown) {
