@@ -240,6 +240,9 @@ TEST(PlanBackupPolicy, OffsiteCopyCopiesTheNewestFullAndReportsCurrency) {
   EXPECT_EQ(env["OFFSITE_BACKUP_ID"]["value"], "base_2");
   EXPECT_EQ(env["OFFSITE_WALG_AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"], "walg-storage");
   EXPECT_EQ(env["OFFSITE_IMMUTABLE_DAYS"]["value"], "30");
+  // What wal-g also needs for a path-style endpoint or a private CA, when the offsite Secret has it.
+  EXPECT_EQ(env["OFFSITE_WALG_S3_CA_CERT_FILE"]["valueFrom"]["secretKeyRef"]["optional"], true);
+  EXPECT_EQ(env["OFFSITE_AWS_S3_FORCE_PATH_STYLE"]["valueFrom"]["secretKeyRef"]["key"], "AWS_S3_FORCE_PATH_STYLE");
   // The copy finishes: OffsiteCopyCurrent turns True, and goes stale after 26 hours.
   stored["status"] = p.status;
   ObservedJob done;
@@ -372,8 +375,9 @@ const json* env_of(const json& job, const std::string& name) {
 }
 
 TEST(PlanBackupPolicy, BackupJobsReadTheDataVolumeAsTheDatabaseUserBesideItsPod) {
-  auto p = plan_backup_policy(inputs(policy({{"database", {{"podLabels", {{"app", "supabase-db"}}}}}}),
-                                     "2026-11-24T10:00:30Z"));
+  auto in = inputs(policy({{"database", {{"podLabels", {{"app", "supabase-db"}}}}}}), "2026-11-24T10:00:30Z");
+  in.secrets["walg-storage"]["WALG_DELTA_MAX_STEPS"] = "99";  // the operator's value wins, once
+  auto p = plan_backup_policy(in);
   ASSERT_EQ(p.create.size(), 1u);
   const json& pod = p.create[0]["spec"]["template"]["spec"];
   EXPECT_EQ(pod["securityContext"]["runAsUser"], 101);
@@ -402,6 +406,9 @@ TEST(PlanBackupPolicy, BackupJobsReadTheDataVolumeAsTheDatabaseUserBesideItsPod)
   EXPECT_EQ((*env_of(p.create[0], "PGDATA"))["value"], "/var/lib/postgresql/data");
   // Hourly deltas, a daily full: 23 delta slots between two fulls, chained on the previous backup.
   EXPECT_EQ((*env_of(p.create[0], "WALG_DELTA_MAX_STEPS"))["value"], "23");
+  int steps = 0;
+  for (const auto& e : p.create[0]["spec"]["template"]["spec"]["containers"][0]["env"]) steps += e["name"] == "WALG_DELTA_MAX_STEPS";
+  EXPECT_EQ(steps, 1);
   EXPECT_EQ((*env_of(p.create[0], "WALG_DELTA_ORIGIN"))["value"], "LATEST");
 }
 
