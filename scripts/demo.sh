@@ -36,8 +36,7 @@ cleanup() {
 trap cleanup EXIT
 export KUBECONFIG="$work/kubeconfig"
 k() { kubectl --cache-dir "$work/kubectl-cache" "$@"; }
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-simulated() { printf '  simulated: %s\n' "$*"; }
+step() { printf '\n\033[1m== %s\033[0m (at %d s)\n' "$*" "$SECONDS"; }
 # Waits (at most 60 s) until the policy's status list at jsonpath $1 has $2 entries.
 wait_for_entries() {
   for _ in $(seq 600); do
@@ -75,10 +74,19 @@ wait_until() {
   done
 }
 
+step "what is real here, and what is simulated"
+echo "real: PostgreSQL 15, s3rver (S3 over TLS), kubectl, the operator, and its backup, full-backup, retain and restore-demo restore Jobs (backup-operator run-job)"
+echo "simulated: wal-g, by tools/walg-standin (wal-g itself cannot be had here; the stand-in does what wal-g's docs and source say)"
+echo "simulated: the API server, by kube-local (no cluster needed); its Pods run as local processes or per examples/kube-local/pod-rules.json"
+echo "simulated: daily verification restores, drills and all validation checks, by pod rules (until issue 16 restores each into a scratch PostgreSQL and queries it)"
+echo "simulated: offsite copies, by a pod rule (a real one needs a second store whose S3 Object Lock is read back; s3rver does not implement Object Lock)"
+echo "simulated: Databasus, whose Deployment's pod is a kube-local status only (no container engine here)"
+
 step "s3rver: the S3 store for WAL-G, over TLS (the storage Secret asks for https://)"
 mkdir -p "$work/s3/data"
-openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=demo-ca -keyout "$work/s3/ca.key" -out "$work/s3/ca.crt" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$work/s3/s3.key" -out "$work/s3/s3.csr" 2>/dev/null
+# EC keys: generated in milliseconds where RSA takes seconds on a busy 2-core machine.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=demo-ca -keyout "$work/s3/ca.key" -out "$work/s3/ca.crt" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 -keyout "$work/s3/s3.key" -out "$work/s3/s3.csr" 2>/dev/null
 openssl x509 -req -in "$work/s3/s3.csr" -CA "$work/s3/ca.crt" -CAkey "$work/s3/ca.key" -CAcreateserial -days 1 \
   -extfile <(printf 'subjectAltName=IP:127.0.0.1\n') -out "$work/s3/s3.crt" 2>/dev/null
 chmod 0755 "$work/s3"; chmod 0644 "$work/s3/ca.crt"
@@ -86,12 +94,14 @@ s3_port=$(free_port)
 "$s3rver_bin" -d "$work/s3/data" -a 127.0.0.1 -p "$s3_port" --key "$work/s3/s3.key" --cert "$work/s3/s3.crt" \
   --configure-bucket backups >"$work/s3rver.log" 2>&1 &
 pids+=($!)
-wait_until 'curl -s -o /dev/null --cacert "$work/s3/ca.crt" "https://127.0.0.1:$s3_port/"' 30
-echo "s3rver serves bucket backups on https://127.0.0.1:$s3_port"
+echo "s3rver starts on https://127.0.0.1:$s3_port with bucket backups"
 
 step "the example database: a real PostgreSQL 15 archiving its WAL with 'wal-g wal-push %p'"
 # examples/ stay valid for a real cluster; the demo applies a copy with the
-# local values (shown as a diff below) instead of baking them into examples/.
+# local values (shown as a diff below) instead of baking them into examples/:
+# s3rver's endpoint, CA and access key id (it knows only S3RVER), lz4 (the
+# only compression the wal-g stand-in has), and the database's port, data
+# directory and uid.
 cp -r "$root/examples" "$work/examples"
 data="$work/volumes/supabase/supabase-db-data"  # the policy's claim supabase-db-data in kube-local's --volume-root
 db_port=$(free_port)
@@ -105,7 +115,7 @@ sed -i -e "s|host: supabase-db.supabase.svc|host: 127.0.0.1\\n    port: $db_port
   -e "s|runAsUser: 101|runAsUser: $pg_uid|" -e "s|runAsGroup: 102|runAsGroup: $pg_gid|" \
   "$work/examples/20-backuppolicy.yaml"
 for f in 10-secrets.yaml 20-backuppolicy.yaml; do
-  diff -u --label "examples/$f" --label "examples/$f (as the demo applies it)" "$root/examples/$f" "$work/examples/$f" |
+  diff -U0 --label "examples/$f" --label "examples/$f (as the demo applies it)" "$root/examples/$f" "$work/examples/$f" |
     sed "s|$work|\$work|g" || true
 done
 # What wal-g in the database's pod reads: the same storage and encryption
@@ -130,6 +140,8 @@ as_pg "$pgbin/initdb" -D "$data" -U postgres -E UTF8 --locale=C --auth=trust --n
   { cat "$work/initdb.log"; exit 1; }
 # As on a real server (README, BackupPolicy): archiving on, through wal-g.
 printf "archive_mode = on\narchive_command = 'wal-g wal-push %%p'\n" >>"$data/postgresql.conf"
+# (s3rver started meanwhile: node takes seconds to come up.)
+wait_until 'curl -s -o /dev/null --cacert "$work/s3/ca.crt" "https://127.0.0.1:$s3_port/"' 30
 pg_start "$data" "$db_port"
 db "SELECT version()"
 db "CREATE TABLE orders (id serial PRIMARY KEY, batch int NOT NULL, at timestamptz DEFAULT now())"
@@ -200,17 +212,17 @@ newest() { policy '{.status.backups[0].id}'; }
 # True when the catalog holds a restorable backup that started at or after WAL position $1,
 # i.e. one taken after what was committed before $1; prints its id.
 backup_since() {
-  local id lsn ok
-  while IFS=$'\t' read -r id lsn ok; do
-    [ "$ok" = true ] && [ -n "$lsn" ] && [ "$(db "SELECT '$lsn'::pg_lsn >= '$1'::pg_lsn")" = t ] && { echo "$id"; return 0; }
-  done < <(policy '{range .status.backups[*]}{.id}{"\t"}{.startLSN}{"\t"}{.restorable}{"\n"}{end}')
+  local id lsn ok type
+  while IFS=$'\t' read -r id lsn ok type; do
+    [ "$ok" = true ] && [ -n "$lsn" ] && [ "$(db "SELECT '$lsn'::pg_lsn >= '$1'::pg_lsn")" = t ] && { echo "$id${2:+ ($type)}"; return 0; }
+  done < <(policy '{range .status.backups[*]}{.id}{"\t"}{.startLSN}{"\t"}{.restorable}{"\t"}{.type}{"\n"}{end}')
   return 1
 }
 # Waits (at most 60 s) for such a backup, showing the Jobs if none comes.
 wait_backup_since() {
   since=$1  # (wait_until evaluates its condition with its own positional parameters)
   wait_until 'backup_since "$since" >/dev/null' 60 || { k get jobs,pods -n supabase -o wide; exit 1; }
-  echo "  backup $(backup_since "$since") started at or after WAL position $since"
+  echo "  backup $(backup_since "$since" with-type) started at or after WAL position $since"
 }
 # The first push has no base to chain on, so wal-g takes a full backup (WALG_DELTA_MAX_STEPS' fall-back).
 wait_backup_since "$(db 'SELECT pg_current_wal_lsn()')"
@@ -284,13 +296,13 @@ as_pg "$pgbin/pg_ctl" -D "$restored" stop -m fast -w >/dev/null
 # Its validation check is simulated (see above); the request goes, as the daily verification below uses the same target.
 k delete restorerequest restore-demo -n supabase --timeout=30s
 
-step "daily verification: a RestoreRequest restores the newest full backup into supabase-verify"
+step "daily verification: a RestoreRequest restores the newest full backup into supabase-verify (a simulated restore, see above)"
 # At most a simulated day (about 50 s) until the 04:00 verification slot has a full backup to verify.
 k wait --for=condition=Verified backuppolicy/supabase -n supabase --timeout=120s
 k get restorerequests -n supabase
 echo "lastVerifiedBackup: $(k get backuppolicy supabase -n supabase -o jsonpath='{.status.lastVerifiedBackup.id} {.status.lastVerifiedBackup.checksum} (by {.status.lastVerifiedBackup.request})')"
 
-step "a restore drill, and a restore the policy refuses"
+step "a restore drill (simulated, see above), and a restore the policy refuses"
 k apply -f "$root/examples/restore/"
 k wait --for=jsonpath='{.status.phase}'=Succeeded restorerequest/drill-2026-q4 -n supabase --timeout=60s
 k wait --for=jsonpath='{.status.phase}'=Blocked restorerequest/restore-unknown -n supabase --timeout=60s
