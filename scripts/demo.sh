@@ -22,10 +22,21 @@ s3rver_bin="$tools/s3rver/node_modules/.bin/s3rver"
 work=$(mktemp -d)
 # PostgreSQL and the Jobs run as nobody when this runs as root: they must reach into $work.
 chmod 0711 "$work"
-pids=()
+pids=()     # s3rver, kube-local
+op_pids=()  # the operator replicas
 pg_dirs=()
 cleanup() {
-  # PostgreSQL first (its archiver calls wal-g against s3rver), then the rest.
+  # The operators first (no new Jobs), then the Jobs that run let finish (at
+  # most 30 s): a killed run-job would leave its wal-g running on its own.
+  for p in "${op_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ -s "$KUBECONFIG" ]; then
+    for _ in $(seq 150); do
+      k get pods -n supabase -l 'backup.si.dev/action in (backup,full-backup,retain,restore,verify,state-bundle)' \
+        -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' 2>/dev/null | grep -x Running >/dev/null || break
+      sleep 0.2
+    done
+  fi
+  # PostgreSQL next (its archiver calls wal-g against s3rver), then kube-local and s3rver.
   for d in "${pg_dirs[@]}"; do
     [ -f "$d/postmaster.pid" ] && as_pg "$pgbin/pg_ctl" -D "$d" stop -m immediate -w >/dev/null 2>&1 || true
   done
@@ -146,6 +157,7 @@ pg_start "$data" "$db_port"
 db "SELECT version()"
 db "CREATE TABLE orders (id serial PRIMARY KEY, batch int NOT NULL, at timestamptz DEFAULT now())"
 db "INSERT INTO orders (batch) SELECT 1 FROM generate_series(1, 100)"
+after_batch1=$(db 'SELECT pg_current_wal_lsn()')
 echo "table orders: batch 1, $(db 'SELECT count(*) FROM orders') rows committed; data directory \$work/volumes/supabase/supabase-db-data"
 
 step "kube-local: a local Kubernetes API server over HTTPS"
@@ -173,11 +185,13 @@ for i in 1 2; do
   # --time-scale 1800: an hour of schedule passes every two seconds, so the demo sees many slots.
   # Both serve the RestoreRequest webhook (admission does not wait for a leader), with one
   # certificate they share through a Secret in kube-system.
+  # --archive-probe-interval 2: read the database's archiving state every 2 s (default 30 s), at the demo's pace.
   build/backup-operator --leader-elect --leader-election-namespace kube-system --log-format text --time-scale 1800 --time-scale-anchor "$anchor" \
+    --archive-probe-interval 2 \
     --metrics-bind-address "127.0.0.1:1808$i" --health-probe-bind-address "127.0.0.1:1809$i" \
     --operator-namespace kube-system --webhook-bind-address "127.0.0.1:1844$i" --webhook-host 127.0.0.1 \
     >"$work/operator-$i.log" 2>&1 &
-  pids+=($!)
+  op_pids+=($!)
 done
 k wait --for=jsonpath='{.spec.holderIdentity}' lease/backup-operator.backup.si.dev -n kube-system --timeout=30s \
   >/dev/null 2>&1 || true
@@ -210,12 +224,12 @@ step "real backups: the operator's Jobs run \`run-job\` -> wal-g backup-push on 
 policy() { k get backuppolicy supabase -n supabase -o jsonpath="$1"; }
 newest() { policy '{.status.backups[0].id}'; }
 # True when the catalog holds a restorable backup that started at or after WAL position $1,
-# i.e. one taken after what was committed before $1; prints its id.
+# i.e. one taken after what was committed before $1; prints the oldest such id (and type with $2).
 backup_since() {
   local id lsn ok type
   while IFS=$'\t' read -r id lsn ok type; do
     [ "$ok" = true ] && [ -n "$lsn" ] && [ "$(db "SELECT '$lsn'::pg_lsn >= '$1'::pg_lsn")" = t ] && { echo "$id${2:+ ($type)}"; return 0; }
-  done < <(policy '{range .status.backups[*]}{.id}{"\t"}{.startLSN}{"\t"}{.restorable}{"\t"}{.type}{"\n"}{end}')
+  done < <(policy '{range .status.backups[*]}{.id}{"\t"}{.startLSN}{"\t"}{.restorable}{"\t"}{.type}{"\n"}{end}' | tac)
   return 1
 }
 # Waits (at most 60 s) for such a backup, showing the Jobs if none comes.
@@ -225,7 +239,7 @@ wait_backup_since() {
   echo "  backup $(backup_since "$since" with-type) started at or after WAL position $since"
 }
 # The first push has no base to chain on, so wal-g takes a full backup (WALG_DELTA_MAX_STEPS' fall-back).
-wait_backup_since "$(db 'SELECT pg_current_wal_lsn()')"
+wait_backup_since "$after_batch1"
 db "INSERT INTO orders (batch) SELECT 2 FROM generate_series(1, 50)"
 echo "batch 2: $(db 'SELECT count(*) FROM orders') rows committed"
 wait_backup_since "$(db 'SELECT pg_current_wal_lsn()')"
@@ -247,6 +261,7 @@ step "the catalog, from wal-g's sentinels (newest first)"
   policy '{range .status.backups[*]}{.id}{"\t"}{.type}{"\t"}{.base}{"\t"}{.restorable}{"\t"}{.startLSN}{"\t"}{.finishLSN}{"\n"}{end}' | sed -n 1,8p
 } | column -t -s $'\t'
 echo "lastSuccessfulBackup: $(policy '{.status.lastSuccessfulBackup.id}')"
+k wait --for=condition=ContinuousArchiving backuppolicy/supabase -n supabase --timeout=30s >/dev/null
 echo "archive_command: $(policy '{.status.continuousArchiving.archiveCommand}'), last archived: $(policy '{.status.continuousArchiving.lastArchivedWAL}')"
 k get backuppolicy supabase -n supabase \
   -o jsonpath='{range .status.conditions[?(@.type=="ContinuousArchiving")]}{.type}{"="}{.status}{" ("}{.reason}{"): "}{.message}{"\n"}{end}'
