@@ -144,7 +144,8 @@ pg_start() {  # data dir, port, extra postgres options
   touch "$1.log"; chown "$pg_uid:$pg_gid" "$1.log"
   ( export "${pg_env[@]}"
     as_pg "$pgbin/pg_ctl" -D "$1" -l "$1.log" -w -t 60 start \
-      -o "-c port=$2 -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work/pg-run -c fsync=off ${3:-}" >/dev/null )
+      -o "-c port=$2 -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work/pg-run -c fsync=off ${3:-}" >/dev/null ) ||
+    { cat "$1.log"; return 1; }
 }
 mkdir -p "$data"; chown "$pg_uid:$pg_gid" "$data"; chmod 0700 "$data"
 as_pg "$pgbin/initdb" -D "$data" -U postgres -E UTF8 --locale=C --auth=trust --no-sync >"$work/initdb.log" 2>&1 ||
@@ -259,7 +260,7 @@ step "the catalog, from wal-g's sentinels (newest first)"
 {
   printf 'ID\tTYPE\tBASE\tRESTORABLE\tSTART LSN\tFINISH LSN\n'
   policy '{range .status.backups[*]}{.id}{"\t"}{.type}{"\t"}{.base}{"\t"}{.restorable}{"\t"}{.startLSN}{"\t"}{.finishLSN}{"\n"}{end}' | sed -n 1,8p
-} | column -t -s $'\t'
+} | awk -F'\t' '{ printf "%-57s %-5s %-57s %-10s %-10s %s\n", $1, $2, $3, $4, $5, $6 }'
 echo "lastSuccessfulBackup: $(policy '{.status.lastSuccessfulBackup.id}')"
 k wait --for=condition=ContinuousArchiving backuppolicy/supabase -n supabase --timeout=30s >/dev/null
 echo "archive_command: $(policy '{.status.continuousArchiving.archiveCommand}'), last archived: $(policy '{.status.continuousArchiving.lastArchivedWAL}')"
@@ -270,7 +271,7 @@ step "conditions"
 k get backuppolicy supabase -n supabase \
   -o jsonpath='{range .status.conditions[*]}{.type}{"="}{.status}{" ("}{.reason}{"): "}{.message}{"\n"}{end}'
 
-step "a real restore: RestoreRequest restore-demo fetches the newest backup into a fresh claim"
+step "a real restore: RestoreRequest restore-demo fetches a backup taken after batch 3 into a fresh claim"
 # A restorable backup taken after batch 3 was archived.
 backup=$(backup_since "$after_batch3")
 echo "restoring $backup ($(policy "{.status.backups[?(@.id==\"$backup\")].type}"), base $(policy "{.status.backups[?(@.id==\"$backup\")].base}"))"
@@ -294,7 +295,8 @@ wait_until 'k get job restore-demo-restore -n supabase >/dev/null 2>&1' 60 &&
   k wait --for=condition=Complete job/restore-demo-restore -n supabase --timeout=60s ||
   { k get rr,jobs,pods -n supabase -o wide; exit 1; }
 restored="$work/volumes/supabase/restored-db"
-echo "recovery settings the restore Job wrote ($(ls "$restored/recovery.signal" >/dev/null && echo recovery.signal present)):"
+[ -f "$restored/recovery.signal" ] || { echo "the restore Job wrote no recovery.signal" >&2; exit 1; }
+echo "recovery settings the restore Job wrote (with recovery.signal):"
 grep -E '^(restore_command|recovery_target)' "$restored/postgresql.auto.conf" | sed 's/^/  /'
 restored_port=$(free_port)
 # archive_mode off: a restored copy must not push its WAL into the store it came from.
