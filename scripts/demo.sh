@@ -26,6 +26,12 @@ pids=()     # s3rver, kube-local
 op_pids=()  # the operator replicas
 pg_dirs=()
 cleanup() {
+  local rc=$?
+  if [ "$rc" -ne 0 ]; then  # what the processes said, before it goes with $work
+    for f in "$work"/*.log "$work"/volumes/supabase/*.log; do
+      [ -f "$f" ] && { echo "--- last lines of ${f#$work/}"; tail -n 15 "$f"; }
+    done
+  fi
   # The operators first (no new Jobs), then the Jobs that run let finish (at
   # most 30 s): a killed run-job would leave its wal-g running on its own.
   for p in "${op_pids[@]}"; do kill "$p" 2>/dev/null || true; done
