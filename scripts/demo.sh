@@ -61,6 +61,8 @@ wait_for_entries() {
     [ "$n" -ge "$2" ] && return 0
     sleep 0.1
   done
+  echo "demo: timed out after 60 s waiting for $2 entries in $1" >&2
+  return 1
 }
 # A loopback port nothing listens on (the server that binds it fails loudly if one raced in).
 free_port() {
