@@ -47,6 +47,10 @@ std::optional<std::string> Storage::get_text(const std::string& name) {
   const int fd = mkstemp(tmpl);
   if (fd < 0) throw Failure{"cannot create a temporary file"};
   ::close(fd);
+  struct Remove {
+    const char* path;
+    ~Remove() { ::unlink(path); }
+  } remove{tmpl};  // also when the download throws
   const bool found = get_file(name, tmpl);
   std::optional<std::string> out;
   if (found) {
@@ -55,7 +59,6 @@ std::optional<std::string> Storage::get_text(const std::string& name) {
     ss << in.rdbuf();
     out = ss.str();
   }
-  fs::remove(tmpl);
   return out;
 }
 
