@@ -56,9 +56,11 @@ const json* by_id(const json& list, const std::string& id) {
   return nullptr;
 }
 
-const json* condition(const json& policy, const std::string& type) {
-  for (const auto& c : policy.value("status", json::object()).value("conditions", json::array()))
-    if (c.value("type", "") == type) return &c;
+// A copy of the policy's condition of `type` (null when it has none).
+json condition(const json& policy, const std::string& type) {
+  const json status = policy.value("status", json::object());
+  for (const auto& c : status.value("conditions", json::array()))
+    if (c.value("type", "") == type) return c;
   return nullptr;
 }
 
@@ -430,8 +432,8 @@ TEST_F(RealBackups, ArchivingOffRecordsEveryBackupNotRestorableAndNoneSuccessful
     list = st.value("backups", json::array());
     for (const auto& e : list)
       if (e.value("restorable", true)) seen_successful = e;
-    const json* ca = condition(pol, "ContinuousArchiving");
-    return list.size() >= 2 && ca && (*ca)["reason"] != "ProbePending";
+    const json ca = condition(pol, "ContinuousArchiving");
+    return list.size() >= 2 && ca.is_object() && ca["reason"] != "ProbePending";
   }, std::chrono::seconds(90)))
       << cluster_state(ns);
   EXPECT_TRUE(seen_successful.is_null()) << seen_successful.dump(2) << "\n" << cluster_state(ns);
@@ -443,17 +445,17 @@ TEST_F(RealBackups, ArchivingOffRecordsEveryBackupNotRestorableAndNoneSuccessful
   }
   EXPECT_FALSE(pol["status"].contains("lastSuccessfulBackup")) << pol.dump(2);
 
-  const json* ca = condition(pol, "ContinuousArchiving");
-  ASSERT_TRUE(ca) << pol.dump(2);
-  EXPECT_EQ((*ca)["status"], "False") << pol.dump(2);
-  EXPECT_EQ((*ca)["reason"], "ArchiveModeOff") << pol.dump(2);
-  EXPECT_NE((*ca)["message"].get<std::string>().find("archive_mode is 'off'"), std::string::npos) << pol.dump(2);
+  const json ca = condition(pol, "ContinuousArchiving");
+  ASSERT_TRUE(ca.is_object()) << pol.dump(2);
+  EXPECT_EQ(ca["status"], "False") << pol.dump(2);
+  EXPECT_EQ(ca["reason"], "ArchiveModeOff") << pol.dump(2);
+  EXPECT_NE(ca["message"].get<std::string>().find("archive_mode is 'off'"), std::string::npos) << pol.dump(2);
 
-  const json* health = condition(pol, "BackupHealthy");
-  ASSERT_TRUE(health) << pol.dump(2);
-  EXPECT_EQ((*health)["status"], "False") << pol.dump(2);
-  EXPECT_EQ((*health)["reason"], "BackupFailed") << pol.dump(2);
-  EXPECT_NE((*health)["message"].get<std::string>().find("BackupNotRestorable: backup "), std::string::npos) << pol.dump(2);
+  const json health = condition(pol, "BackupHealthy");
+  ASSERT_TRUE(health.is_object()) << pol.dump(2);
+  EXPECT_EQ(health["status"], "False") << pol.dump(2);
+  EXPECT_EQ(health["reason"], "BackupFailed") << pol.dump(2);
+  EXPECT_NE(health["message"].get<std::string>().find("BackupNotRestorable: backup "), std::string::npos) << pol.dump(2);
   int failed_runs = 0;
   for (const auto& r : pol["status"].value("recentRuns", json::array()))
     if (r.value("action", "") == "backup") {
@@ -481,13 +483,13 @@ TEST_F(RealBackups, WrongDataPathFailsTheBackupWithWalgsOwnMessage) {
   json pol;
   ASSERT_TRUE(eventually([&] {
     pol = get_policy(*admin, ns);
-    const json* c = condition(pol, "BackupHealthy");
-    return c && (*c)["status"] == "False";
+    const json c = condition(pol, "BackupHealthy");
+    return c.is_object() && c["status"] == "False";
   }, std::chrono::seconds(60)))
       << cluster_state(ns);
-  const json* health = condition(pol, "BackupHealthy");
-  const std::string message = (*health)["message"];
-  EXPECT_EQ((*health)["reason"], "BackupFailed") << pol.dump(2);
+  const json health = condition(pol, "BackupHealthy");
+  const std::string message = health["message"];
+  EXPECT_EQ(health["reason"], "BackupFailed") << pol.dump(2);
   // Not the planner's own DataDirectoryMismatch (mountPath is the server's
   // data_directory): wal-g looked at what is mounted there and refused it.
   // kube-local's process kubelet has no mount namespace, so the stand-in sees
