@@ -6,9 +6,20 @@
 // a fresh claim; PostgreSQL started on it with the recovery settings the
 // operator wrote has every row committed before the last archived WAL, and
 // with pointInTime exactly the earlier ones. Only wal-g itself is a stand-in.
+// And what goes wrong: a database that does not archive (every backup
+// recorded not restorable, none successful), a data volume that mounts the
+// wrong directory (wal-g's own refusal in BackupHealthy), and a backup Job
+// killed while wal-g uploads (no half backup anywhere; the next one is whole).
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <set>
+#include <sstream>
 
 #include "chart_operator.h"
 #include "harness.h"
@@ -32,12 +43,6 @@ namespace {
 const std::string kCanary = "canary-real-backup-5d1c-0f9e";  // also the libsodium key: wal-g wants >= 25 bytes
 const std::string kNs = "shop";
 
-PostgresOptions archiving_with(const std::string& command) {
-  PostgresOptions o;
-  o.archive_command = command;
-  return o;
-}
-
 // A restored server must not push its own WAL into the store it came from.
 PostgresOptions not_archiving() {
   PostgresOptions o;
@@ -45,6 +50,104 @@ PostgresOptions not_archiving() {
   return o;
 }
 
+const json* by_id(const json& list, const std::string& id) {
+  for (const auto& e : list)
+    if (e.value("id", "") == id) return &e;
+  return nullptr;
+}
+
+// A copy of the policy's condition of `type` (null when it has none).
+json condition(const json& policy, const std::string& type) {
+  const json status = policy.value("status", json::object());
+  for (const auto& c : status.value("conditions", json::array()))
+    if (c.value("type", "") == type) return c;
+  return nullptr;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// argv of a process ("" entries for an unreadable or vanished one).
+std::vector<std::string> cmdline(pid_t pid) {
+  const std::string raw = slurp("/proc/" + std::to_string(pid) + "/cmdline");
+  std::vector<std::string> out;
+  for (size_t a = 0; a < raw.size();) {
+    const size_t z = raw.find('\0', a);
+    out.push_back(raw.substr(a, z == std::string::npos ? std::string::npos : z - a));
+    if (z == std::string::npos) break;
+    a = z + 1;
+  }
+  return out;
+}
+
+pid_t parent_of(pid_t pid) {
+  const std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');  // comm may hold spaces and parentheses
+  if (close == std::string::npos) return -1;
+  std::istringstream rest(stat.substr(close + 1));
+  std::string state;
+  pid_t ppid = -1;
+  rest >> state >> ppid;
+  return ppid;
+}
+
+// The local ports of a process's TCP connections to `remote_port` (its
+// sockets' inodes, looked up in its network namespace's tcp tables).
+std::vector<int> client_ports(pid_t pid, int remote_port) {
+  const std::string proc = "/proc/" + std::to_string(pid);
+  std::set<std::string> inodes;
+  std::error_code ec;
+  for (const auto& fd : fs::directory_iterator(proc + "/fd", ec)) {
+    const std::string target = fs::read_symlink(fd.path(), ec).string();
+    if (!ec && target.starts_with("socket:[")) inodes.insert(target.substr(8, target.size() - 9));
+  }
+  std::vector<int> out;
+  for (const char* table : {"/net/tcp", "/net/tcp6"}) {
+    std::istringstream lines(slurp(proc + table));
+    std::string line;
+    std::getline(lines, line);  // header
+    while (std::getline(lines, line)) {
+      std::istringstream f(line);
+      std::string sl, local, remote, st, queues, timer, retr, uid, timeout, inode;
+      f >> sl >> local >> remote >> st >> queues >> timer >> retr >> uid >> timeout >> inode;
+      const auto port = [](const std::string& addr) { return std::stoi(addr.substr(addr.rfind(':') + 1), nullptr, 16); };
+      if (inodes.count(inode) && local.find(':') != std::string::npos && remote.find(':') != std::string::npos &&
+          port(remote) == remote_port)
+        out.push_back(port(local));
+    }
+  }
+  return out;
+}
+
+// Whether a process exists and is not a zombie.
+bool running(pid_t pid) {
+  const std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
+}
+
+// The running `wal-g backup-push <pgdata>` processes.
+std::vector<pid_t> backup_pushes(const fs::path& pgdata) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto argv = cmdline(std::stoi(name));
+    if (argv.size() >= 3 && argv[1] == "backup-push" && argv.back() == pgdata.string()) out.push_back(std::stoi(name));
+  }
+  return out;
+}
+
+// The Suite shares the expensive parts (s3rver over TLS, kube-local with its
+// process kubelet, the operator installed from the chart); each case has its
+// own namespace with its own PostgreSQL (data directory = the namespace's
+// claim "pgdata"), storage prefix s3://backups/<namespace>, Secrets and
+// policy "db", so cases are independent and run in any order.
 class RealBackups : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -54,14 +157,6 @@ class RealBackups : public ::testing::Test {
                                fs::perms::others_read | fs::perms::others_exec);
     s3_ = new testing_support::S3rverTls(testing_support::start_s3rver_tls(*dir_, "backups"));
     s3_port_ = s3_->port;
-    for (const auto& [k, v] : storage_env()) setenv(k.c_str(), v.c_str(), 1);  // for restore_command in restored servers
-
-    // The database: its data directory is the claim "pgdata" of namespace shop.
-    std::string archive = "";
-    for (const auto& [k, v] : storage_env()) archive += k + "=" + v + " ";
-    archive += std::string(WALG_STANDIN_BIN) + " wal-push %p";
-    db_ = new Postgres(Postgres::init(data_dir(), archiving_with(archive)));
-    db_->query("CREATE TABLE orders (id serial PRIMARY KEY, batch int NOT NULL, at timestamptz DEFAULT now())");
 
     // The image's wal-g is the stand-in: first on the Jobs' PATH (and on the
     // restored servers', whose restore_command runs `wal-g wal-fetch`).
@@ -82,52 +177,75 @@ class RealBackups : public ::testing::Test {
     ASSERT_TRUE(eventually([&] { return operator_->log().find("\"controller\":\"backuppolicy\"") != std::string::npos; },
                            std::chrono::seconds(30)))
         << operator_->log();
-    auto admin = server_->client();
-    ASSERT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", kNs}}}}));
-    json storage = {{"WALG_S3_PREFIX", "s3://backups/shop"}, {"WALG_AWS_ACCESS_KEY_ID", "S3RVER"},
-                    {"WALG_AWS_SECRET_ACCESS_KEY", kCanary},
-                    {"WALG_AWS_ENDPOINT", "https://127.0.0.1:" + std::to_string(s3_port_)},
-                    {"WALG_S3_CA_CERT_FILE", (*dir_ / "ca.crt").string()}, {"AWS_S3_FORCE_PATH_STYLE", "true"}};
-    ASSERT_TRUE(admin->create(resources::kSecrets, kNs, {{"metadata", {{"name", "walg-storage"}}}, {"stringData", storage}}));
-    ASSERT_TRUE(admin->create(resources::kSecrets, kNs,
-                              {{"metadata", {{"name", "walg-encryption"}}}, {"stringData", {{"WALG_LIBSODIUM_KEY", kCanary}}}}));
-    const auto env = db_->libpq_env();
-    ASSERT_TRUE(admin->create(resources::kSecrets, kNs,
-                              {{"metadata", {{"name", "supabase-db"}}},
-                               {"stringData", {{"username", env.at("PGUSER")}, {"password", kCanary}}}}));
   }
   static void TearDownTestSuite() {
-    for (const auto& [k, v] : storage_env()) unsetenv(k.c_str());  // other suites in this process choose their own storage
     delete operator_;
     delete server_;
-    delete db_;
     delete s3_;
     fs::remove_all(*dir_);
     delete dir_;
   }
+  void TearDown() override {
+    // Other suites in this process choose their own storage.
+    for (const auto& [k, v] : storage_env(kNs)) unsetenv(k.c_str());
+  }
 
-  static fs::path data_dir() { return *dir_ / "volumes" / kNs / "pgdata"; }
+  static fs::path data_dir(const std::string& ns) { return *dir_ / "volumes" / ns / "pgdata"; }
+  // Where s3rver keeps the objects under a namespace's prefix.
+  static fs::path stored(const std::string& ns) { return *dir_ / "s3" / "backups" / ns; }
 
   // What the database's pod and the Jobs get from the storage Secret, as wal-g reads it.
-  static std::map<std::string, std::string> storage_env() {
-    return {{"WALG_S3_PREFIX", "s3://backups/shop"}, {"AWS_ACCESS_KEY_ID", "S3RVER"}, {"AWS_SECRET_ACCESS_KEY", kCanary},
+  static std::map<std::string, std::string> storage_env(const std::string& ns) {
+    return {{"WALG_S3_PREFIX", "s3://backups/" + ns}, {"AWS_ACCESS_KEY_ID", "S3RVER"}, {"AWS_SECRET_ACCESS_KEY", kCanary},
             {"AWS_ENDPOINT", "https://127.0.0.1:" + std::to_string(s3_port_)},
             {"WALG_S3_CA_CERT_FILE", (*dir_ / "ca.crt").string()}, {"AWS_S3_FORCE_PATH_STYLE", "true"},
             {"WALG_LIBSODIUM_KEY", kCanary}};  // the same encryption Secret as the Jobs'
   }
+  static std::string env_prefix(const std::string& ns) {
+    std::string out;
+    for (const auto& [k, v] : storage_env(ns)) out += k + "=" + v + " ";
+    return out;
+  }
 
-  static json policy() {
-    const auto env = db_->libpq_env();
+  // Archiving into the namespace's prefix with the stand-in's wal-push.
+  static PostgresOptions archiving(const std::string& ns) {
+    PostgresOptions o;
+    o.archive_command = env_prefix(ns) + WALG_STANDIN_BIN + " wal-push %p";
+    return o;
+  }
+
+  // A namespace with its database (initdb'd into its claim "pgdata") and the
+  // Secrets a policy names: storage, encryption, database credentials.
+  static std::unique_ptr<Postgres> open_site(const std::string& ns, const PostgresOptions& options) {
+    auto db = std::make_unique<Postgres>(Postgres::init(data_dir(ns), options));
+    auto admin = server_->client();
+    EXPECT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", ns}}}}));
+    json storage = {{"WALG_S3_PREFIX", "s3://backups/" + ns}, {"WALG_AWS_ACCESS_KEY_ID", "S3RVER"},
+                    {"WALG_AWS_SECRET_ACCESS_KEY", kCanary},
+                    {"WALG_AWS_ENDPOINT", "https://127.0.0.1:" + std::to_string(s3_port_)},
+                    {"WALG_S3_CA_CERT_FILE", (*dir_ / "ca.crt").string()}, {"AWS_S3_FORCE_PATH_STYLE", "true"}};
+    EXPECT_TRUE(admin->create(resources::kSecrets, ns, {{"metadata", {{"name", "walg-storage"}}}, {"stringData", storage}}));
+    EXPECT_TRUE(admin->create(resources::kSecrets, ns,
+                              {{"metadata", {{"name", "walg-encryption"}}}, {"stringData", {{"WALG_LIBSODIUM_KEY", kCanary}}}}));
+    const auto env = db->libpq_env();
+    EXPECT_TRUE(admin->create(resources::kSecrets, ns,
+                              {{"metadata", {{"name", "supabase-db"}}},
+                               {"stringData", {{"username", env.at("PGUSER")}, {"password", kCanary}}}}));
+    return db;
+  }
+
+  static json policy(const Postgres& db, const std::string& ns) {
+    const auto env = db.libpq_env();
     uid_t uid = Postgres::drops_root() ? 65534 : getuid();
     gid_t gid = Postgres::drops_root() ? 65534 : getgid();
-    return {{"metadata", {{"name", "db"}, {"namespace", kNs}}},
+    return {{"metadata", {{"name", "db"}, {"namespace", ns}}},
             {"spec",
              {{"database",
                {{"host", env.at("PGHOST")},
                 {"port", std::stoi(env.at("PGPORT"))},
                 {"credentialsSecretRef", {{"name", "supabase-db"}}},
                 // Mounted where the server has it (here: the claim's own directory).
-                {"dataVolume", {{"claimName", "pgdata"}, {"mountPath", data_dir().string()}}},
+                {"dataVolume", {{"claimName", "pgdata"}, {"mountPath", data_dir(ns).string()}}},
                 {"runAsUser", uid},
                 {"runAsGroup", gid},
                 {"walWaitSeconds", 30}}},
@@ -138,32 +256,54 @@ class RealBackups : public ::testing::Test {
                            {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}}}}};
   }
 
-  static json catalog(Client& c) {
-    auto p = c.get(kBackupPolicies, kNs, "db");
-    return p ? p->value("status", json::object()).value("backups", json::array()) : json::array();
+  static json get_policy(Client& c, const std::string& ns) {
+    auto p = c.get(kBackupPolicies, ns, "db");
+    return p ? *p : json::object();
   }
 
-  static void insert_batch(int batch, int rows) {
-    db_->query("INSERT INTO orders (batch) SELECT " + std::to_string(batch) + " FROM generate_series(1, " +
-               std::to_string(rows) + ")");
+  static json catalog(Client& c, const std::string& ns) {
+    return get_policy(c, ns).value("status", json::object()).value("backups", json::array());
+  }
+
+  // What the cluster shows, for a failure message.
+  static std::string cluster_state(const std::string& ns) {
+    const std::string log = operator_->log();
+    return server_->kubectl("get jobs,pods -n " + ns + " -o wide").output + "\n" +
+           server_->kubectl("get backuppolicy db -n " + ns + " -o yaml").output + "\noperator log tail:\n" +
+           (log.size() > 4000 ? log.substr(log.size() - 4000) : log);
   }
 
   // Waits until the catalog holds `n` backups (failing with what the cluster shows).
-  static json wait_for_backups(Client& c, size_t n) {
+  static json wait_for_backups(Client& c, const std::string& ns, size_t n) {
     json list;
     EXPECT_TRUE(eventually([&] {
-      list = catalog(c);
+      list = catalog(c, ns);
       return list.size() >= n;
     }, std::chrono::seconds(120)))
-        << server_->kubectl("get jobs,pods -n shop -o wide").output << "\n"
-        << server_->kubectl("get backuppolicy db -n shop -o yaml").output;
+        << cluster_state(ns);
     return list;
+  }
+
+  // `wal-g backup-list --json --detail` on a namespace's storage: the backup names.
+  static std::set<std::string> listed_backups(const std::string& ns) {
+    const auto r = testing_support::run("env " + env_prefix(ns) + WALG_STANDIN_BIN + " backup-list --json --detail");
+    std::set<std::string> names;
+    // Log lines (stderr) and the JSON line; with no backups wal-g logs "No backups found" and prints nothing.
+    std::string json_line = "[]";
+    std::istringstream lines(r.output);
+    for (std::string line; std::getline(lines, line);)
+      if (line.starts_with("[")) json_line = line;
+    const json list = json::parse(json_line, nullptr, false);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_TRUE(list.is_array()) << r.output;
+    if (list.is_array())
+      for (const auto& b : list) names.insert(b.value("backup_name", ""));
+    return names;
   }
 
   static fs::path* dir_;
   static int s3_port_;
   static testing_support::S3rverTls* s3_;
-  static Postgres* db_;
   static KubeLocal* server_;
   static Child* operator_;
 };
@@ -171,41 +311,42 @@ class RealBackups : public ::testing::Test {
 fs::path* RealBackups::dir_ = nullptr;
 int RealBackups::s3_port_ = 0;
 testing_support::S3rverTls* RealBackups::s3_ = nullptr;
-Postgres* RealBackups::db_ = nullptr;
 KubeLocal* RealBackups::server_ = nullptr;
 Child* RealBackups::operator_ = nullptr;
-
-const json* by_id(const json& list, const std::string& id) {
-  for (const auto& e : list)
-    if (e.value("id", "") == id) return &e;
-  return nullptr;
-}
 
 }  // namespace
 
 TEST_F(RealBackups, ScheduledFullAndDeltasRestoreEveryArchivedRowAndPointInTimeStopsBetweenBatches) {
   auto admin = server_->client();
+  auto db = open_site(kNs, archiving(kNs));
+  // For restore_command (`wal-g wal-fetch`) in the restored servers, which inherit this environment.
+  for (const auto& [k, v] : storage_env(kNs)) setenv(k.c_str(), v.c_str(), 1);
+  db->query("CREATE TABLE orders (id serial PRIMARY KEY, batch int NOT NULL, at timestamptz DEFAULT now())");
+  auto insert_batch = [&](int batch, int rows) {
+    db->query("INSERT INTO orders (batch) SELECT " + std::to_string(batch) + " FROM generate_series(1, " +
+               std::to_string(rows) + ")");
+  };
   insert_batch(1, 100);
-  ASSERT_TRUE(admin->create(kBackupPolicies, kNs, policy()));
-  json list = wait_for_backups(*admin, 1);
+  ASSERT_TRUE(admin->create(kBackupPolicies, kNs, policy(*db, kNs)));
+  json list = wait_for_backups(*admin, kNs, 1);
   ASSERT_GE(list.size(), 1u);
   const std::string full = list.back()["id"];  // oldest entry (the catalog is newest first)
   EXPECT_EQ(list.back()["type"], "full") << list.dump(2);
   EXPECT_EQ(list.back()["restorable"], true) << list.dump(2);
 
   insert_batch(2, 50);
-  const std::string between = db_->value("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+  const std::string between = db->value("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
   // recovery_target_time stops before the first commit after it: keep batch 3 clearly later.
-  ASSERT_TRUE(eventually([&] { return db_->value("SELECT now() > '" + between + "'::timestamptz + interval '1 second'") == "t"; },
+  ASSERT_TRUE(eventually([&] { return db->value("SELECT now() > '" + between + "'::timestamptz + interval '1 second'") == "t"; },
                          std::chrono::seconds(5)));
-  list = wait_for_backups(*admin, list.size() + 1);
+  list = wait_for_backups(*admin, kNs, list.size() + 1);
   insert_batch(3, 25);
   // Every row committed so far reaches storage: switch segments and wait for the archiver.
-  const std::string last_wal = db_->value("SELECT pg_walfile_name(pg_switch_wal())");
-  ASSERT_TRUE(eventually([&] { return db_->value("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= last_wal; },
+  const std::string last_wal = db->value("SELECT pg_walfile_name(pg_switch_wal())");
+  ASSERT_TRUE(eventually([&] { return db->value("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= last_wal; },
                          std::chrono::seconds(30)))
-      << db_->log();
-  list = wait_for_backups(*admin, list.size() + 1);
+      << db->log();
+  list = wait_for_backups(*admin, kNs, list.size() + 1);
 
   // The newest backup is a delta chained on what came before, as wal-g's sentinel says.
   const json newest = list.front();
@@ -265,4 +406,279 @@ TEST_F(RealBackups, ScheduledFullAndDeltasRestoreEveryArchivedRowAndPointInTimeS
     EXPECT_EQ(out.output.find(kCanary), std::string::npos) << what;
   }
   EXPECT_EQ(operator_->log().find(kCanary), std::string::npos);
+}
+
+// archive_mode = off: the probe says so (ContinuousArchiving), and since
+// archiving is reported, never gating the Jobs, backups still run; but their
+// WAL never reaches storage, so each is recorded restorable: false, fails its
+// run (BackupNotRestorable) and never becomes lastSuccessfulBackup.
+TEST_F(RealBackups, ArchivingOffRecordsEveryBackupNotRestorableAndNoneSuccessful) {
+  const std::string ns = "archive-off";
+  auto admin = server_->client();
+  auto db = open_site(ns, PostgresOptions{});  // no archive_command: archive_mode stays off
+  ASSERT_EQ(db->value("SHOW archive_mode"), "off");
+  db->query("CREATE TABLE orders (id serial PRIMARY KEY)");
+  db->query("INSERT INTO orders SELECT FROM generate_series(1, 100)");
+  json p = policy(*db, ns);
+  p["spec"]["database"]["walWaitSeconds"] = 1;  // the WAL never comes: do not wait long for it
+  ASSERT_TRUE(admin->create(kBackupPolicies, ns, p));
+
+  // Two backup runs recorded; at no point is any backup successful or restorable.
+  json seen_successful, list;
+  EXPECT_TRUE(eventually([&] {
+    const json pol = get_policy(*admin, ns);
+    const json st = pol.value("status", json::object());
+    if (st.contains("lastSuccessfulBackup")) seen_successful = st["lastSuccessfulBackup"];
+    list = st.value("backups", json::array());
+    for (const auto& e : list)
+      if (e.value("restorable", true)) seen_successful = e;
+    const json ca = condition(pol, "ContinuousArchiving");
+    return list.size() >= 2 && ca.is_object() && ca["reason"] != "ProbePending";
+  }, std::chrono::seconds(90)))
+      << cluster_state(ns);
+  EXPECT_TRUE(seen_successful.is_null()) << seen_successful.dump(2) << "\n" << cluster_state(ns);
+  const json pol = get_policy(*admin, ns);
+  for (const auto& e : list) {
+    EXPECT_EQ(e["restorable"], false) << list.dump(2);
+    // Why: the Job fetched back the WAL the backup needs and found none.
+    EXPECT_NE(e.value("notRestorableReason", "").find("is not in storage after 1s"), std::string::npos) << list.dump(2);
+  }
+  EXPECT_FALSE(pol["status"].contains("lastSuccessfulBackup")) << pol.dump(2);
+
+  const json ca = condition(pol, "ContinuousArchiving");
+  ASSERT_TRUE(ca.is_object()) << pol.dump(2);
+  EXPECT_EQ(ca["status"], "False") << pol.dump(2);
+  EXPECT_EQ(ca["reason"], "ArchiveModeOff") << pol.dump(2);
+  EXPECT_NE(ca["message"].get<std::string>().find("archive_mode is 'off'"), std::string::npos) << pol.dump(2);
+
+  const json health = condition(pol, "BackupHealthy");
+  ASSERT_TRUE(health.is_object()) << pol.dump(2);
+  EXPECT_EQ(health["status"], "False") << pol.dump(2);
+  EXPECT_EQ(health["reason"], "BackupFailed") << pol.dump(2);
+  EXPECT_NE(health["message"].get<std::string>().find("BackupNotRestorable: backup "), std::string::npos) << pol.dump(2);
+  int failed_runs = 0;
+  for (const auto& r : pol["status"].value("recentRuns", json::array()))
+    if (r.value("action", "") == "backup") {
+      EXPECT_EQ(r["result"], "Failed") << pol.dump(2);
+      ++failed_runs;
+    }
+  EXPECT_GE(failed_runs, 2) << pol.dump(2);
+  // Nothing was archived into this namespace's prefix.
+  EXPECT_FALSE(fs::exists(stored(ns) / "wal_005")) << "archive_mode off archives nothing";
+}
+
+// A data volume that mounts the wrong directory (subPath: the data
+// directory's base/, which holds the relations but no PG_VERSION and no
+// global/pg_control): wal-g refuses it, the Job fails, BackupHealthy carries
+// wal-g's own words, and nothing enters the catalog.
+TEST_F(RealBackups, WrongDataPathFailsTheBackupWithWalgsOwnMessage) {
+  const std::string ns = "wrong-path";
+  auto admin = server_->client();
+  auto db = open_site(ns, archiving(ns));
+  json p = policy(*db, ns);
+  p["spec"]["database"]["dataVolume"]["subPath"] = "base";
+  p["spec"]["jobTemplate"] = {{"backoffLimit", 0}};  // one attempt: the failure is the answer
+  ASSERT_TRUE(admin->create(kBackupPolicies, ns, p));
+
+  json pol;
+  ASSERT_TRUE(eventually([&] {
+    pol = get_policy(*admin, ns);
+    const json c = condition(pol, "BackupHealthy");
+    return c.is_object() && c["status"] == "False";
+  }, std::chrono::seconds(60)))
+      << cluster_state(ns);
+  const json health = condition(pol, "BackupHealthy");
+  const std::string message = health["message"];
+  EXPECT_EQ(health["reason"], "BackupFailed") << pol.dump(2);
+  // Not the planner's own DataDirectoryMismatch (mountPath is the server's
+  // data_directory): wal-g looked at what is mounted there and refused it.
+  // kube-local's process kubelet has no mount namespace, so the stand-in sees
+  // the claim's base/ under its own path and answers with wal-g's first check
+  // (backup_push_handler.go, handleBackupPushLocal); in a container it is the
+  // second ("PgControl file not found"). Either is wal-g's refusal of the path.
+  EXPECT_NE(message.find("wal-g backup-push failed (exit 1): "), std::string::npos) << pol.dump(2);
+  EXPECT_NE(message.find("ERROR: Data directory from command line '" + (data_dir(ns) / "base").string() +
+                         "' is not the same as Postgres' one '" + fs::weakly_canonical(data_dir(ns)).string() + "'"),
+            std::string::npos)
+      << pol.dump(2);
+  EXPECT_TRUE(pol["status"].value("backups", json::array()).empty()) << pol.dump(2);
+  EXPECT_FALSE(pol["status"].contains("lastSuccessfulBackup")) << pol.dump(2);
+  EXPECT_TRUE(listed_backups(ns).empty());
+  EXPECT_FALSE(fs::exists(stored(ns) / "basebackups_005")) << "nothing was uploaded";
+  auto events = server_->kubectl("get events -n " + ns + " -o json");
+  EXPECT_NE(events.output.find("BackupFailed"), std::string::npos) << events.output;
+}
+
+// A backup Job killed (SIGKILL, its run-job and wal-g, as a container dies)
+// while wal-g uploads a big delta: the objects it had uploaded stay in
+// storage, but without a stop sentinel they are no backup: not in
+// `wal-g backup-list`, not in the catalog; PostgreSQL ended the backup with
+// the session; the next scheduled backup succeeds and chains on the last
+// whole backup, never on the half one.
+TEST_F(RealBackups, KilledMidUploadLeavesNoHalfBackupAndTheNextBackupIsWhole) {
+  const std::string ns = "killed";
+  auto admin = server_->client();
+  auto db = open_site(ns, archiving(ns));
+  db->query("CREATE TABLE ballast (id int PRIMARY KEY, payload bytea)");
+  db->query("ALTER TABLE ballast ALTER COLUMN payload SET STORAGE EXTERNAL");  // stored as is, never pglz'd
+  json p = policy(*db, ns);
+  p["spec"]["jobTemplate"] = {{"backoffLimit", 0}};  // the killed Job fails; no retry stands in for the next slot
+  ASSERT_TRUE(admin->create(kBackupPolicies, ns, p));
+
+  // 1. A whole (small) full backup, then no more runs while the ballast goes in.
+  json list = wait_for_backups(*admin, ns, 1);
+  ASSERT_FALSE(list.empty());
+  ASSERT_TRUE(admin->patch(kBackupPolicies, ns, "db", PatchType::kMerge, {{"spec", {{"suspend", true}}}}));
+  ASSERT_TRUE(eventually([&] {
+    auto jobs = admin->list(resources::kJobs, ns);
+    if (!jobs) return false;
+    for (const auto& j : (*jobs)["items"])
+      if (!j.value("status", json::object()).contains("completionTime") &&
+          j.value("status", json::object()).value("failed", 0) == 0)
+        return false;
+    return true;
+  }, std::chrono::seconds(60)))
+      << cluster_state(ns);
+  list = catalog(*admin, ns);
+  std::set<std::string> whole;
+  for (const auto& e : list) {
+    ASSERT_EQ(e["restorable"], true) << list.dump(2);
+    whole.insert(e["id"].get<std::string>());
+  }
+
+  // 2. Incompressible ballast, so the next delta uploads for a while: one
+  // random MiB per row, in rows far apart for lz4's 64 KiB window.
+  const auto seed = std::random_device{}();
+  RecordProperty("ballast_seed", std::to_string(seed));
+  std::cout << "ballast seed " << seed << std::endl;
+  std::mt19937_64 rng(seed);
+  std::string hex;
+  hex.reserve(2u << 20);
+  for (size_t i = 0; i < (1u << 20) / 8; ++i) {
+    const uint64_t v = rng();
+    for (int b = 0; b < 8; ++b) {
+      const unsigned c = (v >> (8 * b)) & 0xff;
+      hex += "0123456789abcdef"[c >> 4];
+      hex += "0123456789abcdef"[c & 15];
+    }
+  }
+  db->query("INSERT INTO ballast SELECT g, decode('" + hex + "', 'hex') FROM generate_series(1, 256) g");
+  ASSERT_TRUE(admin->patch(kBackupPolicies, ns, "db", PatchType::kMerge, {{"spec", {{"suspend", false}}}}));
+
+  // 3. Mid-upload: a tar partition of a new backup is arriving in s3rver
+  // (its object file grows; s3rver writes the metadata once the body is in)
+  // and the backup has no stop sentinel.
+  std::string half;
+  const fs::path bb = stored(ns) / "basebackups_005";
+  auto uploading = [&]() -> std::string {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(bb, ec)) {
+      const std::string name = e.path().filename().string();
+      if (!e.is_directory(ec) || whole.count(name)) continue;
+      const fs::path part = e.path() / "tar_partitions" / "part_1.tar.lz4._S3rver_object";
+      if (fs::exists(part, ec) && !fs::exists(e.path() / "tar_partitions" / "part_1.tar.lz4._S3rver_metadata.json", ec) &&
+          !fs::exists(bb / (name + "_backup_stop_sentinel.json._S3rver_object"), ec))
+        return name;
+    }
+    return "";
+  };
+  ASSERT_TRUE(eventually([&] { return !(half = uploading()).empty(); }, std::chrono::seconds(60),
+                         std::chrono::milliseconds(2)))
+      << cluster_state(ns);
+  const auto pushes = backup_pushes(data_dir(ns));
+  ASSERT_EQ(pushes.size(), 1u) << "one wal-g backup-push of " << data_dir(ns);
+  const pid_t walg = pushes[0];
+  const pid_t job = parent_of(walg);
+  const auto job_argv = cmdline(job);
+  ASSERT_TRUE(std::find(job_argv.begin(), job_argv.end(), "run-job") != job_argv.end())
+      << "wal-g's parent is the Job's run-job: " << testing::PrintToString(job_argv);
+  // The Pod (its name is the process's HOSTNAME) and the server session in backup mode.
+  std::string pod;
+  {
+    const std::string env = std::string(1, '\0') + slurp("/proc/" + std::to_string(job) + "/environ");
+    const auto at = env.find(std::string("\0HOSTNAME=", 10));
+    if (at != std::string::npos) pod = env.substr(at + 10, env.find('\0', at + 10) - at - 10);
+  }
+  // wal-g's session (it runs pg_backup_start, then the copy, then pg_backup_stop on one connection).
+  const auto ports = client_ports(walg, db->port());
+  ASSERT_EQ(ports.size(), 1u) << "wal-g has one connection to the server";
+  const std::string backend =
+      db->value("SELECT coalesce(string_agg(pid::text, ','), '') FROM pg_stat_activity WHERE client_port = " +
+                std::to_string(ports[0]));
+  // The stand-in's work directory (its tar partition is open for the upload):
+  // a killed process leaves it behind, so the test removes it.
+  fs::path work;
+  {
+    std::error_code ec;
+    for (const auto& fd : fs::directory_iterator("/proc/" + std::to_string(walg) + "/fd", ec)) {
+      const fs::path target = fs::read_symlink(fd.path(), ec);
+      if (!ec && target.parent_path().filename().string().starts_with("walg-standin-")) work = target.parent_path();
+    }
+  }
+  ASSERT_EQ(::kill(job, SIGKILL), 0);
+  ASSERT_EQ(::kill(walg, SIGKILL), 0);
+  if (!work.empty()) {
+    // Gone once the process is (it may still be closing its files).
+    EXPECT_TRUE(eventually([&] { return !running(walg); }));
+    std::error_code ec;
+    fs::remove_all(work, ec);
+  }
+  ASSERT_FALSE(backend.empty()) << "wal-g's session is in pg_stat_activity";
+  ASSERT_EQ(backend.find(','), std::string::npos) << backend;
+  ASSERT_FALSE(pod.empty());
+  auto pod_obj = admin->get(resources::kPods, ns, pod);
+  ASSERT_TRUE(pod_obj) << pod;
+  const std::string killed_job = (*pod_obj)["metadata"]["ownerReferences"][0]["name"];
+  std::cout << "killed Job " << killed_job << " while it uploaded " << half << std::endl;
+
+  // 4. The run fails; PostgreSQL is out of backup mode.
+  json pol;
+  EXPECT_TRUE(eventually([&] {
+    pol = get_policy(*admin, ns);
+    for (const auto& r : pol.value("status", json::object()).value("recentRuns", json::array()))
+      if (r.value("job", "") == killed_job) return r.value("result", "") == "Failed";
+    return false;
+  }, std::chrono::seconds(60)))
+      << cluster_state(ns);
+  EXPECT_TRUE(eventually([&] {
+    return db->value("SELECT count(*) FROM pg_stat_activity WHERE pid = " + backend) == "0";
+  }, std::chrono::seconds(30)))
+      << "the killed wal-g's session (pid " << backend << ") is gone, and with it its backup";
+  // A backup starts and stops again (PostgreSQL 15 has no pg_is_in_backup(); a
+  // session that died in backup mode had its backup aborted on exit).
+  EXPECT_NO_THROW(db->query("SELECT pg_backup_start('after-kill', true); SELECT lsn FROM pg_backup_stop(false)"));
+
+  // 5. Whatever the half backup left in storage (s3rver keeps the part of
+  // an aborted PUT that it wrote; S3 would keep nothing), it is no backup.
+  EXPECT_FALSE(fs::exists(bb / (half + "_backup_stop_sentinel.json._S3rver_object")));
+  auto listed = listed_backups(ns);
+  EXPECT_FALSE(listed.count(half)) << half;
+  for (const auto& id : whole) EXPECT_TRUE(listed.count(id)) << id;
+  EXPECT_FALSE(by_id(catalog(*admin, ns), half)) << catalog(*admin, ns).dump(2);
+
+  // 6. The next scheduled backup is whole, restorable, and chains on a whole backup.
+  json next;
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& e : catalog(*admin, ns))
+      if (!whole.count(e.value("id", ""))) {
+        next = e;
+        return true;
+      }
+    return false;
+  }, std::chrono::seconds(120)))
+      << cluster_state(ns);
+  list = catalog(*admin, ns);
+  EXPECT_NE(next["id"], half) << list.dump(2);
+  EXPECT_FALSE(by_id(list, half)) << list.dump(2);
+  EXPECT_EQ(next["restorable"], true) << list.dump(2);
+  EXPECT_EQ(next["type"], "delta") << list.dump(2);
+  ASSERT_TRUE(next.contains("base")) << list.dump(2);
+  EXPECT_TRUE(whole.count(next["base"].get<std::string>())) << "based on a whole backup, not " << half << ": "
+                                                           << list.dump(2);
+  EXPECT_FALSE(next["id"].get<std::string>().ends_with("_D_" + half.substr(5, 24))) << list.dump(2);
+  pol = get_policy(*admin, ns);
+  EXPECT_EQ(pol["status"]["lastSuccessfulBackup"]["id"], next["id"]) << pol.dump(2);
+  listed = listed_backups(ns);
+  EXPECT_TRUE(listed.count(next["id"].get<std::string>()));
+  EXPECT_FALSE(listed.count(half));
 }
