@@ -13,7 +13,10 @@
 #include <random>
 
 #include "api/job_result.h"
+#include "common/timefmt.h"
 #include "harness.h"
+#include "reconcile/backup_policy_plan.h"
+#include "reconcile/conditions.h"
 #include "support/postgres.h"
 
 using nlohmann::json;
@@ -40,6 +43,8 @@ class OffsiteCopy : public ::testing::Test {
     fs::create_directories(dir_ / "offsite");
     source_ = std::make_unique<testing_support::S3rverTls>(testing_support::start_s3rver_tls(dir_ / "source", "backups"));
     offsite_ = std::make_unique<testing_support::S3rverTls>(testing_support::start_s3rver_tls(dir_ / "offsite", "vault"));
+    source_endpoint_ = source_->endpoint();
+    source_ca_ = source_->ca.string();
   }
   void TearDown() override {
     restored_.reset();
@@ -58,7 +63,7 @@ class OffsiteCopy : public ::testing::Test {
   // The source storage as wal-g reads it (the database's archive_command).
   [[nodiscard]] std::string source_walg_env() const {
     return "WALG_S3_PREFIX=s3://backups/shop AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=" + kSourceSecret +
-           " AWS_ENDPOINT=" + source_->endpoint() + " WALG_S3_CA_CERT_FILE=" + source_->ca.string() +
+           " AWS_ENDPOINT=" + source_endpoint_ + " WALG_S3_CA_CERT_FILE=" + source_ca_ +
            " AWS_S3_FORCE_PATH_STYLE=true WALG_LIBSODIUM_KEY=" + kSodiumKey;
   }
   // The offsite storage as wal-g reads it (a restore from the offsite copy).
@@ -74,8 +79,8 @@ class OffsiteCopy : public ::testing::Test {
   // offsite Secret's as OFFSITE_*; `extra_env` comes last and overrides.
   testing_support::CommandResult job(const std::string& action, const std::string& extra_env = "") {
     std::string env = "env WALG_S3_PREFIX=s3://backups/shop WALG_AWS_ACCESS_KEY_ID=S3RVER WALG_AWS_SECRET_ACCESS_KEY=" +
-                      kSourceSecret + " WALG_AWS_ENDPOINT=" + source_->endpoint() +
-                      " WALG_S3_CA_CERT_FILE=" + source_->ca.string() + " AWS_S3_FORCE_PATH_STYLE=true" +
+                      kSourceSecret + " WALG_AWS_ENDPOINT=" + source_endpoint_ +
+                      " WALG_S3_CA_CERT_FILE=" + source_ca_ + " AWS_S3_FORCE_PATH_STYLE=true" +
                       " WALG_LIBSODIUM_KEY=" + kSodiumKey + " WALG_BINARY=" + kWalg +
                       " TERMINATION_LOG=" + (dir_ / "termination").string() + " TMPDIR=" + dir_.string() +
                       " BACKUP_WAL_WAIT_SECONDS=60 ";
@@ -108,6 +113,7 @@ class OffsiteCopy : public ::testing::Test {
 
   fs::path dir_;
   std::unique_ptr<testing_support::S3rverTls> source_, offsite_;
+  std::string source_endpoint_, source_ca_;  // still named after the source server is gone
   std::unique_ptr<Postgres> pg_, restored_;
   std::vector<std::string> seen_;
 };
@@ -153,6 +159,42 @@ TEST_F(OffsiteCopy, CopyRestoresFromTheOffsiteStoreAloneAndS3rverReportsNoRetent
   ASSERT_TRUE(parsed) << parsed.error();
   EXPECT_FALSE(parsed->immutable_until);
   EXPECT_EQ(parsed->immutability_reason, "RetentionNotReported");
+
+  // What the operator makes of this Job's result: the copy is recorded, OffsiteCopyCurrent is
+  // False with the reason s3rver's answer gave, and no date appears anywhere in status.
+  {
+    bo::reconcile::PlanInputs in;
+    in.policy = {{"apiVersion", "backup.si.dev/v1alpha1"}, {"kind", "BackupPolicy"},
+                 {"metadata", {{"name", "db"}, {"namespace", "shop"}, {"uid", "u1"}, {"generation", 1},
+                               {"creationTimestamp", bo::format_rfc3339(std::chrono::system_clock::now())}}},
+                 {"spec", {{"database", {{"dataVolume", {{"claimName", "pgdata"}}}, {"runAsUser", 65534}, {"runAsGroup", 65534},
+                                         {"host", "db"}, {"credentialsSecretRef", {{"name", "db"}}}}},
+                           {"storage", {{"secretRef", {{"name", "walg-storage"}}},
+                                        {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
+                           {"verification", {{"targetNamespace", "verify"}}},
+                           {"offsite", {{"secretRef", {{"name", "walg-offsite"}}}}}}}};
+    const std::map<std::string, std::string> storage = {{"WALG_S3_PREFIX", "s3://b"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},
+                                                        {"WALG_AWS_SECRET_ACCESS_KEY", "x"}, {"WALG_AWS_ENDPOINT", "https://s3"}};
+    in.secrets = {{"walg-storage", storage}, {"walg-offsite", storage},
+                  {"walg-encryption", {{"WALG_LIBSODIUM_KEY", "x"}}}, {"db", {{"username", "u"}, {"password", "x"}}}};
+    in.now = std::chrono::system_clock::now();
+    bo::reconcile::ObservedJob done;
+    done.name = "db-offsite-1";
+    done.action = "offsite-copy";
+    done.slot = in.now - std::chrono::minutes(1);
+    done.state = bo::reconcile::ObservedJob::State::kSucceeded;
+    done.finished = in.now;
+    done.termination_message = termination();
+    in.jobs = {done};
+    const auto plan = bo::reconcile::plan_backup_policy(in);
+    const json* current = bo::reconcile::find_condition(plan.status["conditions"], "OffsiteCopyCurrent");
+    ASSERT_NE(current, nullptr) << plan.status.dump(2);
+    EXPECT_EQ((*current)["status"], "False") << *current;
+    EXPECT_EQ((*current)["reason"], "RetentionNotReported") << *current;
+    EXPECT_NE((*current)["message"].get<std::string>().find("HTTP 501 NotImplemented"), std::string::npos) << *current;
+    EXPECT_EQ(plan.status["lastOffsiteCopy"]["id"], made->backup_id);
+    EXPECT_EQ(plan.status.dump().find("immutableUntil"), std::string::npos) << plan.status.dump(2);
+  }
 
   // The source store goes away: the offsite copy alone restores the backup and its WAL.
   pg_.reset();

@@ -556,8 +556,10 @@ TEST_F(RunJob, OffsiteCopyFailsNamingTheWalSegmentTheCopyLacks) {
   ASSERT_TRUE(start) << made->start_lsn;
   const std::string segment = bo::postgres::wal_name(bo::postgres::segment_of(1, *start));
   int removed = 0;
-  for (const auto& e : fs::directory_iterator(store_ / "wal_005"))
-    if (e.path().filename().string().starts_with(segment)) removed += fs::remove(e.path()) ? 1 : 0;
+  for (const auto& e : fs::directory_iterator(store_ / "wal_005")) {
+    const std::string file = e.path().filename().string();  // <segment>.lz4, not <segment>.<offset>.backup.lz4
+    if (file.starts_with(segment) && file.find(".backup") == std::string::npos) removed += fs::remove(e.path()) ? 1 : 0;
+  }
   ASSERT_EQ(removed, 1) << segment;
   const fs::path offsite = dir_ / "offsite";
   fs::create_directories(offsite);
