@@ -5,6 +5,20 @@
 #include "common/timefmt.h"
 
 namespace bo::api {
+namespace {
+
+bool backup_name(const std::string& id) {
+  return !id.empty() && id.size() <= 256 &&
+         id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == std::string::npos;
+}
+
+// A condition reason as the API conventions want it: CamelCase, letters and digits.
+bool camel_case(const std::string& s) {
+  return !s.empty() && s.size() <= 64 && s[0] >= 'A' && s[0] <= 'Z' &&
+         s.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") == std::string::npos;
+}
+
+}  // namespace
 
 std::expected<JobResult, std::string> parse_job_result(const std::string& msg) {
   if (msg.empty()) return std::unexpected("the job wrote no result to its termination message");
@@ -16,8 +30,7 @@ std::expected<JobResult, std::string> parse_job_result(const std::string& msg) {
   };
   JobResult r;
   r.backup_id = str("backupId");
-  if (r.backup_id.empty() || r.backup_id.size() > 256 ||
-      r.backup_id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != std::string::npos)
+  if (!backup_name(r.backup_id))
     return std::unexpected("result.backupId: missing or not a WAL-G backup name");
   r.checksum = str("checksum");
   if (!r.checksum.starts_with("sha256:") || r.checksum.size() != 71 ||
@@ -48,6 +61,50 @@ std::expected<JobResult, std::string> parse_job_result(const std::string& msg) {
   if (size == j.end() || !size->is_number_integer() || size->get<int64_t>() < 0)
     return std::unexpected("result.sizeBytes: must be a non-negative integer");
   r.size_bytes = size->get<int64_t>();
+  return r;
+}
+
+std::expected<OffsiteCopyResult, std::string> parse_offsite_copy_result(const std::string& msg) {
+  if (msg.empty()) return std::unexpected("the job wrote no result to its termination message");
+  const auto j = nlohmann::json::parse(msg, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::unexpected("the job's result is not a JSON object");
+  auto str = [](const nlohmann::json& o, const char* k) -> std::string {
+    auto it = o.find(k);
+    return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  OffsiteCopyResult r;
+  r.backup_id = str(j, "copied");
+  if (!backup_name(r.backup_id)) return std::unexpected("result.copied: missing or not a WAL-G backup name");
+  r.checksum = str(j, "checksum");
+  if (!r.checksum.empty() && (!r.checksum.starts_with("sha256:") || r.checksum.size() != 71 ||
+                              r.checksum.find_first_not_of("0123456789abcdef", 7) != std::string::npos))
+    return std::unexpected("result.checksum: must be sha256:<64 lower-case hex digits>");
+  if (auto w = j.find("walSegments"); w != j.end() && w->is_number_integer() && w->get<int64_t>() >= 0 &&
+                                      w->get<int64_t>() < (int64_t{1} << 30))
+    r.wal_segments = static_cast<int>(w->get<int64_t>());
+  if (auto until = j.find("immutableUntil"); until != j.end()) {
+    const auto when = until->is_string() ? parse_rfc3339(until->get<std::string>()) : std::nullopt;
+    if (!when) return std::unexpected("result.immutableUntil: must be an RFC 3339 time");
+    const std::string mode = str(j, "retentionMode");
+    if (mode == "GOVERNANCE" || mode == "COMPLIANCE") {
+      r.immutable_until = when;
+      r.retention_mode = mode;
+      return r;
+    }
+    r.immutability_reason = "ImmutabilityUnverified";
+    r.immutability_message = "the Job reported immutableUntil without the retentionMode it read back (GOVERNANCE or "
+                             "COMPLIANCE): a date it did not read from the offsite store";
+    return r;
+  }
+  const auto imm = j.find("immutability");
+  const nlohmann::json why = imm != j.end() && imm->is_object() ? *imm : nlohmann::json::object();
+  r.immutability_reason = str(why, "reason");
+  r.immutability_message = str(why, "message").substr(0, 1024);
+  if (!camel_case(r.immutability_reason)) {
+    r.immutability_reason = "ImmutabilityUnverified";
+    if (r.immutability_message.empty())
+      r.immutability_message = "the Job reported no Object Lock retention read back from the offsite store";
+  }
   return r;
 }
 

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <expected>
+#include <optional>
 #include <string>
 
 namespace bo::api {
@@ -35,5 +36,28 @@ struct JobResult {
 };
 
 [[nodiscard]] std::expected<JobResult, std::string> parse_job_result(const std::string& termination_message);
+
+// The offsite-copy Job's result:
+//   {"copied": "<backup id>", "checksum": "sha256:<hex of its stop sentinel>",
+//    "restorable": true, "walSegments": 2,
+//    "immutableUntil": RFC 3339, "retentionMode": "GOVERNANCE"|"COMPLIANCE", "retentionObjects": 5}
+// or, when the offsite store did not report an Object Lock retention, no
+// date but why: "immutability": {"reason": "RetentionNotReported"|
+// "RetentionUnreadable"|"NotObjectStorage", "message": "…"}. The Job
+// fails (and reports {"error"}) when the copy is not restorable from the
+// offsite storage alone, so "restorable" is true in every result.
+// immutableUntil counts only with a retentionMode: a date without one (as
+// run-job computed it from the clock before it read retention back) is
+// taken as unverified (reason ImmutabilityUnverified).
+struct OffsiteCopyResult {
+  std::string backup_id;
+  std::string checksum;  // empty when not reported
+  int wal_segments = 0;
+  std::optional<std::chrono::system_clock::time_point> immutable_until;  // only as read back from the store
+  std::string retention_mode;                                            // with immutable_until
+  std::string immutability_reason, immutability_message;                 // without immutable_until
+};
+
+[[nodiscard]] std::expected<OffsiteCopyResult, std::string> parse_offsite_copy_result(const std::string& termination_message);
 
 }  // namespace bo::api

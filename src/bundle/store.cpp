@@ -211,6 +211,13 @@ class S3Store final : public Store {
     return send(web::http::methods::DEL, object_path(name), "", kEmptySha, nullptr);
   }
 
+  Result<RawResponse> get_raw(const std::string& name, const std::string& query) override {
+    RawResponse raw;
+    auto r = send(web::http::methods::GET, object_path(name), query, kEmptySha, nullptr, nullptr, nullptr, nullptr, &raw);
+    if (!r) return std::unexpected(r.error());
+    return raw;
+  }
+
  private:
   static std::string xml_unescape(std::string s) {
     static const std::pair<const char*, const char*> kEntities[] = {
@@ -231,7 +238,7 @@ class S3Store final : public Store {
   Result<void> send(const web::http::method& method, const std::string& path, const std::string& query,
                     const std::string& payload_sha, const std::function<void(web::http::http_request&)>& body,
                     concurrency::streams::ostream* sink = nullptr, std::string* body_text = nullptr,
-                    int* status = nullptr) {
+                    int* status = nullptr, RawResponse* raw = nullptr) {
     const std::string where = "S3 " + method + " s3://" + bucket_ + (path_style_ ? path.substr(bucket_.size() + 1) : path) +
                               (query.empty() ? "" : "?" + query);
     try {
@@ -271,6 +278,11 @@ class S3Store final : public Store {
       auto resp = client.request(req).get();
       const auto code = resp.status_code();
       if (status) *status = code;
+      if (raw) {
+        raw->status = code;
+        raw->body = resp.extract_utf8string(true).get();
+        return {};
+      }
       if (code >= 200 && code < 300) {
         if (sink) resp.body().read_to_end(sink->streambuf()).wait();
         if (body_text) *body_text = resp.extract_utf8string(true).get();
@@ -312,6 +324,9 @@ Result<std::vector<ObjectInfo>> Store::list(const std::string& prefix) {
   return std::unexpected("list(" + prefix + "): not supported by this store");
 }
 Result<void> Store::remove(const std::string& name) { return std::unexpected("remove(" + name + "): not supported by this store"); }
+Result<RawResponse> Store::get_raw(const std::string& name, const std::string&) {
+  return std::unexpected("get_raw(" + name + "): not supported by this store");
+}
 
 std::unique_ptr<Store> make_s3_store_at(S3Location w) {
   return std::make_unique<S3Store>(std::move(w.endpoint), w.path_style, std::move(w.bucket), std::move(w.prefix),

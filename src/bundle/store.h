@@ -21,6 +21,12 @@ struct ObjectInfo {
   uint64_t size = 0;
 };
 
+// An answer as the store gave it, whatever its status.
+struct RawResponse {
+  int status = 0;
+  std::string body;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -35,6 +41,10 @@ class Store {
   [[nodiscard]] virtual std::expected<std::vector<ObjectInfo>, std::string> list(const std::string& prefix);
   // Deletes `name`; deleting a missing object is not an error (as S3 DELETE).
   [[nodiscard]] virtual std::expected<void, std::string> remove(const std::string& name);
+  // A signed GET of `name` with a canonical sub-resource `query` (e.g.
+  // "retention="): the answer whatever its HTTP status; an error only when
+  // none came (connection, TLS). S3 only.
+  [[nodiscard]] virtual std::expected<RawResponse, std::string> get_raw(const std::string& name, const std::string& query);
 };
 
 // The object name of a bundle: paas-state/<context>/<id>.bundle.

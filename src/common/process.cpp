@@ -12,7 +12,9 @@ extern char** environ;
 
 namespace bo {
 
-ProcessResult run_process(const std::vector<std::string>& argv, size_t max_output) {
+namespace {
+
+ProcessResult spawn(const std::vector<std::string>& argv, char* const* envp, size_t max_output) {
   ProcessResult r;
   if (argv.empty()) {
     r.start_error = "no program given";
@@ -34,7 +36,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, size_t max_outpu
   for (auto& a : copy) args.push_back(a.data());
   args.push_back(nullptr);
   pid_t pid = 0;
-  const int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+  const int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), envp);
   posix_spawn_file_actions_destroy(&fa);
   close(out[1]);
   close(err[1]);
@@ -70,6 +72,22 @@ ProcessResult run_process(const std::vector<std::string>& argv, size_t max_outpu
   }
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+}  // namespace
+
+ProcessResult run_process(const std::vector<std::string>& argv, size_t max_output) {
+  return spawn(argv, environ, max_output);
+}
+
+ProcessResult run_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                          size_t max_output) {
+  std::vector<std::string> entries;
+  for (const auto& [k, v] : env) entries.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& e : entries) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  return spawn(argv, envp.data(), max_output);
 }
 
 }  // namespace bo

@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "bundle/object_lock.h"
+#include "bundle/store.h"
 #include "common/encoding.h"
 #include "jobs/databasus_client.h"
 #include "common/process.h"
@@ -76,27 +78,33 @@ uint64_t lsn_of(const json& v) {
   return 0;
 }
 
-// Whether every WAL segment from `start` to `finish` (on the backup's
-// timeline) can be fetched through wal-g, as recovery will fetch it.
-// Archiving is asynchronous: each missing segment is retried until the
-// deadline. Empty when all are there; else what is missing.
-std::string check_wal(const std::string& walg, uint32_t timeline, uint64_t start, uint64_t finish, const Env& env,
-                      std::ostream& log) {
-  int wait_seconds = 300;
-  try {
-    wait_seconds = std::max(0, std::stoi(get(env, "BACKUP_WAL_WAIT_SECONDS", "300")));
-  } catch (...) {
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
-  const std::string dest = get(env, "TMPDIR", "/tmp") + "/walg-check-segment";
-  // The segments holding bytes [start, finish): a finish LSN on a segment
-  // boundary needs nothing of the segment it starts.
+// wal-g with this process's environment, or with `walg_env` as its whole environment.
+ProcessResult run_walg(const std::vector<std::string>& argv, const Env* walg_env) {
+  return walg_env ? run_process(argv, *walg_env) : run_process(argv);
+}
+
+// The segments holding bytes [start, finish) on `timeline`: a finish LSN on a
+// segment boundary needs nothing of the segment it starts.
+std::vector<std::string> wal_segments(uint32_t timeline, uint64_t start, uint64_t finish) {
+  std::vector<std::string> names;
   const auto first = postgres::segment_of(timeline, start);
   const auto last = postgres::segment_of(timeline, std::max(start, finish - 1));
-  for (auto seg = first; seg.segno <= last.segno; ++seg.segno) {
-    const std::string name = postgres::wal_name(seg);
+  for (auto seg = first; seg.segno <= last.segno; ++seg.segno) names.push_back(postgres::wal_name(seg));
+  return names;
+}
+
+// Whether every WAL segment from `start` to `finish` (on the backup's
+// timeline) can be fetched through wal-g, as recovery will fetch it; wal-g
+// runs with `walg_env` when given (another storage, named `where` in the
+// message), else with this process's environment. A missing segment is retried until `wait_seconds`
+// pass (archiving is asynchronous). Empty when all are there; else what is missing.
+std::string check_wal(const std::string& walg, uint32_t timeline, uint64_t start, uint64_t finish, int wait_seconds,
+                      const Env* walg_env, const std::string& where, const std::string& tmpdir, std::ostream& log) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
+  const std::string dest = tmpdir + "/walg-check-segment";
+  for (const std::string& name : wal_segments(timeline, start, finish)) {
     for (;;) {
-      auto r = run_process({walg, "wal-fetch", name, dest});
+      auto r = run_walg({walg, "wal-fetch", name, dest}, walg_env);
       std::remove(dest.c_str());
       if (r.exit_code == 0) break;
       if (!r.start_error.empty()) return "cannot run wal-g wal-fetch (" + r.start_error + ")";
@@ -104,14 +112,48 @@ std::string check_wal(const std::string& walg, uint32_t timeline, uint64_t start
         std::string detail = r.err.empty() ? r.out : r.err;
         while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
         return "WAL segment " + name + " (needed up to finish LSN " + postgres::format_lsn(finish) +
-               ") is not in storage after " + std::to_string(wait_seconds) + "s (wal-g wal-fetch exit " +
-               std::to_string(r.exit_code) + ": " + tail(detail, 300) + "); is archive_command = 'wal-g wal-push %p' set and working?";
+               ") is not in " + where + " after " + std::to_string(wait_seconds) + "s (wal-g wal-fetch exit " +
+               std::to_string(r.exit_code) + ": " + tail(detail, 300) + ")";
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
-    log << "run-job: WAL segment " << name << " is archived\n";
+    log << "run-job: WAL segment " << name << " is " << (walg_env ? "fetchable there" : "archived") << "\n";
   }
   return "";
+}
+
+// What a stop sentinel says about its backup (internal/backup_sentinel_dto.go):
+// type, base and chain, and the WAL range recovery needs.
+struct SentinelFacts {
+  std::string delta_from, delta_full;
+  int delta_count = 0;
+  uint64_t start_lsn = 0, finish_lsn = 0;
+  uint32_t timeline = 1;
+};
+
+SentinelFacts read_sentinel(const std::string& name, const std::string& text) {
+  const json stop = json::parse(text, nullptr, false);
+  if (!stop.is_object()) throw Failure{"the stop sentinel of " + name + " is not a JSON object"};
+  SentinelFacts f;
+  f.delta_from = stop.value("DeltaFrom", json()).is_string() ? stop["DeltaFrom"].get<std::string>() : "";
+  f.delta_full = stop.value("DeltaFullName", json()).is_string() ? stop["DeltaFullName"].get<std::string>() : "";
+  f.delta_count = stop.value("DeltaCount", json()).is_number_integer() ? stop["DeltaCount"].get<int>() : 0;
+  f.start_lsn = lsn_of(stop.value("LSN", json()));
+  f.finish_lsn = lsn_of(stop.value("FinishLSN", json()));
+  // The timeline wal-g recorded; older sentinels lack it: the name's segment starts with it (base_TTTTTTTT…).
+  uint32_t timeline = stop.value("Timeline", json()).is_number_unsigned() ? stop["Timeline"].get<uint32_t>() : 0;
+  if (timeline == 0 && name.size() >= 29)
+    if (const auto seg = postgres::parse_wal_name(name.substr(5, 24))) timeline = seg->timeline;
+  f.timeline = timeline == 0 ? 1 : timeline;
+  return f;
+}
+
+int wal_wait_seconds(const Env& env) {
+  try {
+    return std::max(0, std::stoi(get(env, "BACKUP_WAL_WAIT_SECONDS", "300")));
+  } catch (...) {
+    return 300;
+  }
 }
 
 int backup(const std::string& action, const Env& env, std::ostream& log) {
@@ -135,24 +177,20 @@ int backup(const std::string& action, const Env& env, std::ostream& log) {
   auto sentinel = run_process({walg, "st", "cat", "basebackups_005/" + name + "_backup_stop_sentinel.json"});
   if (sentinel.exit_code != 0 || sentinel.out.empty())
     throw Failure{walg_error("wal-g st cat of the stop sentinel of " + name, sentinel)};
-  // Type, base and chain as wal-g recorded them (internal/backup_sentinel_dto.go).
-  const json stop = json::parse(sentinel.out, nullptr, false);
-  if (!stop.is_object()) throw Failure{"the stop sentinel of " + name + " is not a JSON object"};
-  const std::string delta_from = stop.value("DeltaFrom", json()).is_string() ? stop["DeltaFrom"].get<std::string>() : "";
-  const std::string delta_full =
-      stop.value("DeltaFullName", json()).is_string() ? stop["DeltaFullName"].get<std::string>() : "";
-  const int delta_count = stop.value("DeltaCount", json()).is_number_integer() ? stop["DeltaCount"].get<int>() : 0;
-  const uint64_t start_lsn = lsn_of(stop.value("LSN", json()));
-  const uint64_t finish_lsn = lsn_of(stop.value("FinishLSN", json()));
-  // The timeline wal-g recorded; older sentinels lack it: the name's segment starts with it (base_TTTTTTTT…).
-  uint32_t timeline = stop.value("Timeline", json()).is_number_unsigned() ? stop["Timeline"].get<uint32_t>() : 0;
-  if (timeline == 0 && name.size() >= 29)
-    if (const auto seg = postgres::parse_wal_name(name.substr(5, 24))) timeline = seg->timeline;
-  if (timeline == 0) timeline = 1;
+  // Type, base and chain as wal-g recorded them.
+  const SentinelFacts stop = read_sentinel(name, sentinel.out);
+  const std::string& delta_from = stop.delta_from;
+  const std::string& delta_full = stop.delta_full;
+  const int delta_count = stop.delta_count;
+  const uint64_t start_lsn = stop.start_lsn, finish_lsn = stop.finish_lsn;
   const std::string type = delta_from.empty() ? "full" : "delta";
   std::string wal_problem =
       finish_lsn < start_lsn || finish_lsn == 0 ? "the stop sentinel of " + name + " has no FinishLSN" : "";
-  if (wal_problem.empty()) wal_problem = check_wal(walg, timeline, start_lsn, finish_lsn, env, log);
+  if (wal_problem.empty()) {
+    wal_problem = check_wal(walg, stop.timeline, start_lsn, finish_lsn, wal_wait_seconds(env), nullptr, "storage",
+                            get(env, "TMPDIR", "/tmp"), log);
+    if (!wal_problem.empty()) wal_problem += "; is archive_command = 'wal-g wal-push %p' set and working?";
+  }
   json result{{"backupId", name},
               {"checksum", "sha256:" + sha256_hex(sentinel.out)},
               {"type", type},
@@ -180,10 +218,11 @@ void export_aws_names(const Env& env, const std::string& prefix = "") {
   }
 }
 
-// A wal-g config file for one side of `wal-g copy`: the storage that side
-// has (S3 or a directory, WALG_FILE_PREFIX) and its settings; empty keys are left out.
-std::string write_config(const Env& env, const std::string& prefix, const std::string& path) {
-  json cfg = json::object();
+// One side's wal-g settings, as wal-g names them: the storage it has (S3
+// or a directory, WALG_FILE_PREFIX) and its options, from the variables
+// <prefix>WALG_* and <prefix>AWS_* of the Job; empty ones are left out.
+Env storage_settings(const Env& env, const std::string& prefix) {
+  Env cfg;
   auto put = [&](const std::string& key, const std::string& value) {
     if (!value.empty()) cfg[key] = value;
   };
@@ -196,10 +235,15 @@ std::string write_config(const Env& env, const std::string& prefix, const std::s
   put("AWS_S3_FORCE_PATH_STYLE", get(env, prefix + "AWS_S3_FORCE_PATH_STYLE"));
   put("WALG_S3_CA_CERT_FILE", get(env, prefix + "WALG_S3_CA_CERT_FILE"));
   put("WALG_LIBSODIUM_KEY", get(env, "WALG_LIBSODIUM_KEY"));
+  return cfg;
+}
+
+// A wal-g config file for one side of `wal-g copy`.
+std::string write_config(const Env& env, const std::string& prefix, const std::string& path) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << cfg.dump();
+    out << json(storage_settings(env, prefix)).dump();
     if (!out.flush()) throw Failure{"cannot write " + path + " (is /tmp an emptyDir?)"};
   }
   ::chmod(tmp.c_str(), 0600);
@@ -207,18 +251,120 @@ std::string write_config(const Env& env, const std::string& prefix, const std::s
   return path;
 }
 
+// Whether the offsite copy of `id` is restorable from the offsite storage
+// alone: wal-g, with nothing but the offsite settings in its environment,
+// lists the backup, reads a stop sentinel identical to the source's, finds
+// every base of a delta's chain, and fetches each WAL segment recovery needs
+// ([LSN, FinishLSN) on the sentinel's Timeline). Throws a Failure naming
+// what is missing; returns the WAL segment names it checked.
+std::vector<std::string> prove_offsite_restorable(const std::string& walg, const std::string& id,
+                                                  const std::string& source_sentinel, const Env& offsite,
+                                                  const std::string& tmpdir, std::ostream& log) {
+  const std::string lacks = "the offsite copy of " + id + " is not restorable on its own: ";
+  auto list = run_walg({walg, "backup-list", "--json", "--detail"}, &offsite);
+  if (list.exit_code != 0) throw Failure{lacks + walg_error("wal-g backup-list of the offsite storage", list)};
+  std::set<std::string> listed;
+  const json parsed = json::parse(list.out, nullptr, false);
+  if (parsed.is_array())
+    for (const auto& b : parsed)
+      if (b.is_object() && b.value("backup_name", json()).is_string()) listed.insert(b["backup_name"].get<std::string>());
+  std::string sentinel_text;
+  SentinelFacts facts;
+  // The backup, then each base of its chain down to its full (a delta's bases are copied separately).
+  std::set<std::string> seen;
+  for (std::string name = id; !name.empty() && seen.insert(name).second;) {  // a cycle ends the walk
+    if (!listed.count(name))
+      throw Failure{lacks + "wal-g backup-list --json --detail of the offsite storage does not list " + name +
+                    (name == id ? "" : " (a base of its delta chain)")};
+    auto sentinel = run_walg({walg, "st", "cat", "basebackups_005/" + name + "_backup_stop_sentinel.json"}, &offsite);
+    if (sentinel.exit_code != 0 || sentinel.out.empty())
+      throw Failure{lacks + walg_error("wal-g st cat of the offsite stop sentinel of " + name, sentinel)};
+    const SentinelFacts f = read_sentinel(name, sentinel.out);
+    if (name == id) {
+      sentinel_text = sentinel.out;
+      facts = f;
+    }
+    name = f.delta_from;
+  }
+  if (sentinel_text != source_sentinel)
+    throw Failure{lacks + "its stop sentinel (sha256:" + sha256_hex(sentinel_text) +
+                  ") differs from the source's (sha256:" + sha256_hex(source_sentinel) + ")"};
+  if (facts.finish_lsn == 0 || facts.finish_lsn < facts.start_lsn)
+    throw Failure{lacks + "its stop sentinel has no FinishLSN, so the WAL it needs is unknown"};
+  // The copy has finished: nothing more will arrive, so each segment gets one try.
+  const std::string missing = check_wal(walg, facts.timeline, facts.start_lsn, facts.finish_lsn, 0, &offsite,
+                                        "the offsite storage", tmpdir, log);
+  if (!missing.empty()) throw Failure{lacks + missing};
+  return wal_segments(facts.timeline, facts.start_lsn, facts.finish_lsn);
+}
+
+// The Object Lock retention of the copied objects, read back from the
+// offsite store with GetObjectRetention (bundle/object_lock.h): the stop
+// sentinel first, then the backup's other objects and the WAL segments it
+// needs; the earliest RetainUntilDate of all. When any object's cannot be
+// read back, no date at all: {"immutability": {"reason", "message"}}.
+json read_back_retention(const Env& env, const std::string& id, const std::vector<std::string>& segments,
+                         std::ostream& log) {
+  auto not_reported = [](const std::string& reason, const std::string& message) {
+    return json{{"immutability", {{"reason", reason}, {"message", message.substr(0, 1024)}}}};
+  };
+  if (get(env, "OFFSITE_WALG_S3_PREFIX").empty())
+    return not_reported("NotObjectStorage", "the offsite storage is a directory (OFFSITE_WALG_FILE_PREFIX " +
+                                                get(env, "OFFSITE_WALG_FILE_PREFIX") +
+                                                "): it has no Object Lock retention to read back");
+  // The offsite Secret's keys, under the names bundle::make_s3_store reads.
+  std::map<std::string, std::string> s3;
+  for (const char* k : {"WALG_S3_PREFIX", "WALG_AWS_ACCESS_KEY_ID", "WALG_AWS_SECRET_ACCESS_KEY", "WALG_AWS_ENDPOINT",
+                        "AWS_REGION", "WALG_S3_CA_CERT_FILE"})
+    if (!get(env, std::string("OFFSITE_") + k).empty()) s3[k] = get(env, std::string("OFFSITE_") + k);
+  auto store = bundle::make_s3_store(s3);
+  if (!store) return not_reported("RetentionUnreadable", "OFFSITE_" + store.error());
+  const std::string sentinel = "basebackups_005/" + id + "_backup_stop_sentinel.json";
+  std::vector<std::string> names = {sentinel};
+  auto backup_objects = (*store)->list("basebackups_005/" + id + "/");
+  if (!backup_objects) return not_reported("RetentionUnreadable", "listing the copied backup: " + backup_objects.error());
+  for (const auto& o : *backup_objects) names.push_back(o.name);
+  for (const auto& seg : segments) {
+    auto wal = (*store)->list("wal_005/" + seg);
+    if (!wal) return not_reported("RetentionUnreadable", "listing WAL segment " + seg + ": " + wal.error());
+    for (const auto& o : *wal) names.push_back(o.name);
+  }
+  std::optional<bundle::ObjectRetention> earliest;
+  bool governance = false;
+  for (const auto& name : names) {
+    const std::string what = "GetObjectRetention on " + (*store)->location(name);
+    auto answer = (*store)->get_raw(name, "retention=");
+    if (!answer) return not_reported("RetentionUnreadable", what + ": " + answer.error());
+    auto retention = bundle::parse_object_retention(answer->status, answer->body);
+    if (!retention) {
+      log << "run-job: offsite-copy: " << what << ": " << retention.error() << "\n";
+      return not_reported("RetentionNotReported", what + ": " + retention.error());
+    }
+    governance = governance || retention->mode == "GOVERNANCE";
+    if (!earliest || retention->retain_until < earliest->retain_until) earliest = *retention;
+  }
+  log << "run-job: offsite-copy: Object Lock retention read back from " << names.size() << " object(s): earliest "
+      << format_rfc3339(earliest->retain_until) << "\n";
+  // GOVERNANCE can be lifted by a privileged user: the weakest mode found is the one that holds.
+  return json{{"immutableUntil", format_rfc3339(earliest->retain_until)},
+              {"retentionMode", governance ? "GOVERNANCE" : "COMPLIANCE"},
+              {"retentionObjects", names.size()}};
+}
+
+// wal-g copy of one full backup (and its WAL) to the offsite storage; then
+// the proof that the copy restores from there alone, and the Object Lock
+// retention as the offsite store reports it (never a date of our own).
 int offsite_copy(const Env& env, std::ostream& log) {
   const std::string walg = get(env, "WALG_BINARY", "wal-g");
   const std::string id = get(env, "OFFSITE_BACKUP_ID");
   if (id.empty()) throw Failure{"OFFSITE_BACKUP_ID is not set: the operator names the backup to copy"};
   if (get(env, "OFFSITE_WALG_S3_PREFIX").empty() && get(env, "OFFSITE_WALG_FILE_PREFIX").empty())
     throw Failure{"OFFSITE_WALG_S3_PREFIX is not set: check spec.offsite.secretRef"};
-  int days = 30;
-  try {
-    days = std::stoi(get(env, "OFFSITE_IMMUTABLE_DAYS", "30"));
-  } catch (...) {
-  }
   const std::string dir = get(env, "TMPDIR", "/tmp");
+  // The source's sentinel, before the copy: the offsite one must be the same bytes.
+  auto source = run_process({walg, "st", "cat", "basebackups_005/" + id + "_backup_stop_sentinel.json"});
+  if (source.exit_code != 0 || source.out.empty())
+    throw Failure{walg_error("wal-g st cat of the stop sentinel of " + id + " in the source storage", source)};
   const std::string from = write_config(env, "", dir + "/walg-copy-from.json");
   const std::string to = write_config(env, "OFFSITE_", dir + "/walg-copy-to.json");
   log << "run-job: offsite-copy: wal-g copy --backup-name " << id << "\n";
@@ -226,10 +372,20 @@ int offsite_copy(const Env& env, std::ostream& log) {
   std::remove(from.c_str());
   std::remove(to.c_str());
   if (r.exit_code != 0) throw Failure{walg_error("wal-g copy of " + id, r)};
-  // The offsite bucket's default object-lock retention makes the copy
-  // immutable; the Job reports until when the policy asks it to be.
-  const auto until = std::chrono::system_clock::now() + std::chrono::hours(24 * days);
-  write_termination(env, json{{"copied", id}, {"immutableUntil", format_rfc3339(until)}}.dump());
+  // wal-g with the offsite settings only: nothing of the source's may help.
+  Env offsite = storage_settings(env, "OFFSITE_");
+  for (const char* k : {"PATH", "HOME"})
+    if (!get(env, k).empty()) offsite[k] = get(env, k);
+  offsite["TMPDIR"] = dir;
+  const auto segments = prove_offsite_restorable(walg, id, source.out, offsite, dir, log);
+  log << "run-job: offsite-copy: " << id << " and its " << segments.size()
+      << " WAL segment(s) restore from the offsite storage alone\n";
+  json result = read_back_retention(env, id, segments, log);
+  result["copied"] = id;
+  result["checksum"] = "sha256:" + sha256_hex(source.out);
+  result["restorable"] = true;
+  result["walSegments"] = segments.size();
+  write_termination(env, redact(result.dump(), env));
   return 0;
 }
 

@@ -139,18 +139,30 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
         }
       }
     } else if (ok && j->action == "offsite-copy") {
-      const json t = json::parse(j->termination_message, nullptr, false);
-      if (t.is_object() && t.value("copied", "") != "") {
-        status["lastOffsiteCopy"] = {{"id", t.value("copied", "")},
-                                     {"completionTime", format_rfc3339(j->finished.value_or(in.now))},
-                                     {"immutableUntil", t.value("immutableUntil", "")},
-                                     {"job", j->name}};
-        plan.events.push_back({"Normal", "OffsiteCopied", "Job " + j->name + " copied backup " + t.value("copied", "") +
-                                                              " offsite, immutable until " +
-                                                              t.value("immutableUntil", "?")});
-      } else {
+      auto copy = api::parse_offsite_copy_result(j->termination_message);
+      if (!copy) {
         ok = false;
-        why = "InvalidResult: an offsite-copy Job must report {\"copied\": <backup id>}";
+        why = "InvalidResult: " + copy.error();
+      } else {
+        // immutableUntil only as the offsite store reported it; otherwise why not.
+        json last{{"id", copy->backup_id},
+                  {"completionTime", format_rfc3339(j->finished.value_or(in.now))},
+                  {"job", j->name}};
+        if (!copy->checksum.empty()) last["checksum"] = copy->checksum;
+        std::string text = "Job " + j->name + " copied backup " + copy->backup_id +
+                           " offsite, restorable from the offsite storage alone; ";
+        if (copy->immutable_until) {
+          last["immutableUntil"] = format_rfc3339(*copy->immutable_until);
+          last["retentionMode"] = copy->retention_mode;
+          text += "Object Lock " + copy->retention_mode + " retention until " + last["immutableUntil"].get<std::string>() +
+                  " (read back from the store)";
+        } else {
+          last["immutability"] = {{"reason", copy->immutability_reason},
+                                  {"message", copy->immutability_message.substr(0, 512)}};
+          text += "immutability unverified (" + copy->immutability_reason + "): " + copy->immutability_message.substr(0, 512);
+        }
+        status["lastOffsiteCopy"] = last;
+        plan.events.push_back({copy->immutable_until ? "Normal" : "Warning", "OffsiteCopied", text});
       }
     } else if (ok && j->action == "state-bundle") {
       const json t = json::parse(j->termination_message, nullptr, false);
@@ -541,14 +553,31 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
          "spec.offsite.secretRef.name is not set: the policy requires an immutable offsite copy");
   else if (const json last = status.value("lastOffsiteCopy", json::object()); last.contains("completionTime")) {
     const auto at = parse_rfc3339(last.value("completionTime", "")).value_or(SysTime{});
+    const std::string copied = "backup " + last.value("id", "") + " copied offsite at " + last.value("completionTime", "");
+    // Immutable only as the offsite store reported it: a date with the retention mode read back.
+    const auto until = parse_rfc3339(last.value("immutableUntil", ""));
+    const std::string mode = last.value("retentionMode", "");
+    const bool read_back = until && (mode == "GOVERNANCE" || mode == "COMPLIANCE");
+    const json imm = last.value("immutability", json::object());
+    std::string unverified = imm.is_object() ? imm.value("reason", "") : "";
+    if (unverified.empty()) unverified = "ImmutabilityUnverified";
     // Daily copies: current while the newest is under 26 hours old.
-    if (in.now - at <= std::chrono::hours(26))
-      cond("OffsiteCopyCurrent", "True", "CopyCurrent",
-           "backup " + last.value("id", "") + " copied offsite at " + last.value("completionTime", "") +
-               ", immutable until " + last.value("immutableUntil", ""));
-    else
+    if (in.now - at > std::chrono::hours(26))
       cond("OffsiteCopyCurrent", "False", "CopyStale",
            "the newest offsite copy (" + last.value("id", "") + ") is from " + last.value("completionTime", ""));
+    else if (!read_back)
+      cond("OffsiteCopyCurrent", "False", unverified,
+           copied + ", but its immutability is unverified: " +
+               (imm.is_object() && !imm.value("message", "").empty()
+                    ? imm.value("message", "")
+                    : std::string("no Object Lock retention was read back from the offsite store")));
+    else if (*until <= in.now)
+      cond("OffsiteCopyCurrent", "False", "RetentionExpired",
+           copied + ", but its Object Lock retention ended at " + last.value("immutableUntil", ""));
+    else
+      cond("OffsiteCopyCurrent", "True", "CopyCurrent",
+           copied + ", Object Lock " + mode + " retention until " + last.value("immutableUntil", "") +
+               " (read back from the store)");
   } else {
     cond("OffsiteCopyCurrent", "Unknown", "NoCopyYet", "no offsite copy yet");
   }

@@ -24,6 +24,7 @@
 #include "common/encoding.h"
 #include "common/timefmt.h"
 #include "harness.h"
+#include "postgres/archiving.h"
 #include "support/postgres.h"
 
 using nlohmann::json;
@@ -504,7 +505,7 @@ TEST_F(RunJob, FailuresSayWhatToDoAndNeverLeakSecrets) {
   EXPECT_NE(termination().find("unknown action"), std::string::npos) << termination();
 }
 
-TEST_F(RunJob, OffsiteCopyCopiesTheNamedBackupAndReportsItsLock) {
+TEST_F(RunJob, OffsiteCopyProvesTheCopyRestorableAndReportsNoDateForADirectory) {
   auto r = job("offsite-copy", "OFFSITE_WALG_S3_PREFIX=s3://offsite/shop");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(termination().find("OFFSITE_BACKUP_ID is not set"), std::string::npos) << termination();
@@ -516,16 +517,23 @@ TEST_F(RunJob, OffsiteCopyCopiesTheNamedBackupAndReportsItsLock) {
   ASSERT_TRUE(made) << made.error() << ": " << termination();
   const fs::path offsite = dir_ / "offsite";
   fs::create_directories(offsite);
-  const auto asked = std::chrono::system_clock::now();
   r = job("offsite-copy", "OFFSITE_BACKUP_ID=" + made->backup_id + " OFFSITE_WALG_FILE_PREFIX=" + offsite.string() +
-                              " OFFSITE_WALG_AWS_SECRET_ACCESS_KEY=" +
-                              kCanary + " OFFSITE_IMMUTABLE_DAYS=30");
+                              " OFFSITE_WALG_AWS_SECRET_ACCESS_KEY=" + kCanary + " OFFSITE_IMMUTABLE_DAYS=30");
   ASSERT_EQ(r.exit_code, 0) << r.output << termination();
   const json t = json::parse(termination());
   EXPECT_EQ(t["copied"], made->backup_id);
-  const auto until = bo::parse_rfc3339(t.value("immutableUntil", ""));
-  ASSERT_TRUE(until) << t;
-  EXPECT_GE(*until, asked + std::chrono::hours(24 * 30) - std::chrono::minutes(1));
+  EXPECT_EQ(t["checksum"], made->checksum);
+  EXPECT_EQ(t["restorable"], true);
+  EXPECT_GE(t.value("walSegments", 0), 1) << t;
+  // A directory has no Object Lock: no date, a reason instead (never one computed from the clock).
+  EXPECT_FALSE(t.contains("immutableUntil")) << t;
+  EXPECT_EQ(t["immutability"]["reason"], "NotObjectStorage") << t;
+  EXPECT_NE(t["immutability"]["message"].get<std::string>().find(offsite.string()), std::string::npos) << t;
+  const auto parsed = bo::api::parse_offsite_copy_result(termination());
+  ASSERT_TRUE(parsed) << parsed.error();
+  EXPECT_FALSE(parsed->immutable_until);
+  // The proof ran against the offsite store: wal-g listed and fetched there.
+  EXPECT_NE(r.output.find("restore from the offsite storage alone"), std::string::npos) << r.output;
   // The copy is the same backup (same sentinel), listed by wal-g from the offsite store alone, with its WAL.
   EXPECT_EQ("sha256:" + bo::sha256_hex(slurp(offsite / "basebackups_005" / (made->backup_id + "_backup_stop_sentinel.json"))),
             made->checksum);
@@ -534,6 +542,36 @@ TEST_F(RunJob, OffsiteCopyCopiesTheNamedBackupAndReportsItsLock) {
   // Credentials do not linger on disk.
   EXPECT_FALSE(fs::exists(dir_ / "walg-copy-to.json"));
   EXPECT_FALSE(fs::exists(dir_ / "walg-copy-from.json"));
+}
+
+TEST_F(RunJob, OffsiteCopyFailsNamingTheWalSegmentTheCopyLacks) {
+  start_server();
+  insert_rows(1, 20);
+  ASSERT_EQ(job("full-backup").exit_code, 0) << termination();
+  const auto made = bo::api::parse_job_result(termination());
+  ASSERT_TRUE(made) << made.error() << ": " << termination();
+  // The segment holding the backup's start LSN goes missing from the source after the backup:
+  // the copy then cannot carry it, and the offsite storage alone cannot restore the backup.
+  const auto start = bo::postgres::parse_lsn(made->start_lsn);
+  ASSERT_TRUE(start) << made->start_lsn;
+  const std::string segment = bo::postgres::wal_name(bo::postgres::segment_of(1, *start));
+  int removed = 0;
+  for (const auto& e : fs::directory_iterator(store_ / "wal_005")) {
+    const std::string file = e.path().filename().string();  // <segment>.lz4, not <segment>.<offset>.backup.lz4
+    if (file.starts_with(segment) && file.find(".backup") == std::string::npos) removed += fs::remove(e.path()) ? 1 : 0;
+  }
+  ASSERT_EQ(removed, 1) << segment;
+  const fs::path offsite = dir_ / "offsite";
+  fs::create_directories(offsite);
+  auto r = job("offsite-copy", "OFFSITE_BACKUP_ID=" + made->backup_id + " OFFSITE_WALG_FILE_PREFIX=" + offsite.string());
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  const json t = json::parse(termination());
+  const std::string error = t.value("error", "");
+  EXPECT_NE(error.find("the offsite copy of " + made->backup_id + " is not restorable on its own"), std::string::npos)
+      << error;
+  EXPECT_NE(error.find("WAL segment " + segment), std::string::npos) << error;
+  EXPECT_NE(error.find("is not in the offsite storage"), std::string::npos) << error;
+  EXPECT_FALSE(t.contains("copied")) << t;
 }
 
 }  // namespace

@@ -222,6 +222,17 @@ TEST(PlanBackupPolicy, RetentionMarksKeptBackupsAndDeletesTheRestOnce) {
 
 namespace {
 
+ObservedJob offsite_done(const std::string& termination) {
+  ObservedJob done;
+  done.name = "db-offsite-202611250430";
+  done.action = "offsite-copy";
+  done.slot = at("2026-11-25T04:30:00Z");
+  done.state = State::kSucceeded;
+  done.finished = at("2026-11-25T04:35:00Z");
+  done.termination_message = termination;
+  return done;
+}
+
 TEST(PlanBackupPolicy, OffsiteCopyCopiesTheNewestFullAndReportsCurrency) {
   json stored = policy();
   for (const char* a : {"backup", "full-backup", "offsite-copy"})
@@ -243,21 +254,96 @@ TEST(PlanBackupPolicy, OffsiteCopyCopiesTheNewestFullAndReportsCurrency) {
   // What wal-g also needs for a path-style endpoint or a private CA, when the offsite Secret has it.
   EXPECT_EQ(env["OFFSITE_WALG_S3_CA_CERT_FILE"]["valueFrom"]["secretKeyRef"]["optional"], true);
   EXPECT_EQ(env["OFFSITE_AWS_S3_FORCE_PATH_STYLE"]["valueFrom"]["secretKeyRef"]["key"], "AWS_S3_FORCE_PATH_STYLE");
-  // The copy finishes: OffsiteCopyCurrent turns True, and goes stale after 26 hours.
+  // The copy finishes with a retention read back: OffsiteCopyCurrent turns True with that date, and goes stale after 26 hours.
   stored["status"] = p.status;
-  ObservedJob done;
-  done.name = "db-offsite-202611250430";
-  done.action = "offsite-copy";
-  done.slot = at("2026-11-25T04:30:00Z");
-  done.state = State::kSucceeded;
-  done.finished = at("2026-11-25T04:35:00Z");
-  done.termination_message = R"({"copied":"base_2","immutableUntil":"2026-12-25T04:35:00Z"})";
+  const ObservedJob done = offsite_done(R"({"copied":"base_2","checksum":"sha256:)" + std::string(64, 'a') +
+                                        R"(","restorable":true,"walSegments":1,"immutableUntil":"2026-12-24T04:33:17Z",)"
+                                        R"("retentionMode":"COMPLIANCE","retentionObjects":3})");
   auto after = plan_backup_policy(inputs(stored, "2026-11-25T04:36:00Z", {done}));
-  EXPECT_EQ((*cond(after, "OffsiteCopyCurrent"))["status"], "True");
+  const json* current = cond(after, "OffsiteCopyCurrent");
+  EXPECT_EQ((*current)["status"], "True");
+  EXPECT_EQ((*current)["reason"], "CopyCurrent");
+  EXPECT_NE((*current)["message"].get<std::string>().find("COMPLIANCE retention until 2026-12-24T04:33:17Z"),
+            std::string::npos)
+      << (*current)["message"];
   EXPECT_EQ(after.status["lastOffsiteCopy"]["id"], "base_2");
+  EXPECT_EQ(after.status["lastOffsiteCopy"]["immutableUntil"], "2026-12-24T04:33:17Z");
+  EXPECT_EQ(after.status["lastOffsiteCopy"]["retentionMode"], "COMPLIANCE");
+  EXPECT_FALSE(after.status["lastOffsiteCopy"].contains("immutability"));
+  ASSERT_FALSE(after.events.empty());
+  EXPECT_EQ(after.events[0].reason, "OffsiteCopied");
+  EXPECT_EQ(after.events[0].type, "Normal");
+  EXPECT_NE(after.events[0].message.find("until 2026-12-24T04:33:17Z (read back from the store)"), std::string::npos)
+      << after.events[0].message;
   stored["status"] = after.status;
   auto later = plan_backup_policy(inputs(stored, "2026-11-26T07:00:00Z", {done}));
   EXPECT_EQ((*cond(later, "OffsiteCopyCurrent"))["reason"], "CopyStale");
+}
+
+TEST(PlanBackupPolicy, OffsiteCopyWithoutARetentionReadBackIsNotCurrentAndCarriesNoDate) {
+  json stored = policy();
+  stored["status"]["schedules"]["offsite-copy"]["lastScheduleTime"] = "2026-11-25T04:30:00Z";
+  const std::string message =
+      "GetObjectRetention on s3://offsite/shop/basebackups_005/base_2_backup_stop_sentinel.json: HTTP 501 NotImplemented";
+  const ObservedJob done = offsite_done(
+      json{{"copied", "base_2"}, {"restorable", true}, {"immutability", {{"reason", "RetentionNotReported"}, {"message", message}}}}
+          .dump());
+  auto after = plan_backup_policy(inputs(stored, "2026-11-25T04:36:00Z", {done}));
+  const json* current = cond(after, "OffsiteCopyCurrent");
+  ASSERT_NE(current, nullptr);
+  EXPECT_EQ((*current)["status"], "False");
+  EXPECT_EQ((*current)["reason"], "RetentionNotReported");
+  EXPECT_NE((*current)["message"].get<std::string>().find(message), std::string::npos) << (*current)["message"];
+  const json& last = after.status["lastOffsiteCopy"];
+  EXPECT_EQ(last["id"], "base_2");
+  EXPECT_FALSE(last.contains("immutableUntil")) << last;
+  EXPECT_EQ(last["immutability"]["reason"], "RetentionNotReported");
+  ASSERT_FALSE(after.events.empty());
+  EXPECT_EQ(after.events[0].reason, "OffsiteCopied");
+  EXPECT_EQ(after.events[0].type, "Warning");
+  EXPECT_NE(after.events[0].message.find("immutability unverified (RetentionNotReported)"), std::string::npos)
+      << after.events[0].message;
+  EXPECT_EQ(after.events[0].message.find("immutable until"), std::string::npos) << after.events[0].message;
+  // Its run succeeded: the copy is there and restorable; only the immutability is unverified.
+  EXPECT_EQ(after.status["recentRuns"][0]["result"], "Succeeded");
+  // A stale copy is stale, whatever its immutability.
+  stored["status"] = after.status;
+  auto later = plan_backup_policy(inputs(stored, "2026-11-26T07:00:00Z", {done}));
+  EXPECT_EQ((*cond(later, "OffsiteCopyCurrent"))["reason"], "CopyStale");
+}
+
+TEST(PlanBackupPolicy, OffsiteCopyDateWithoutAModeReadBackIsUnverified) {
+  // What run-job wrote before it read retention back: a date computed from the clock.
+  json stored = policy();
+  stored["status"]["schedules"]["offsite-copy"]["lastScheduleTime"] = "2026-11-25T04:30:00Z";
+  auto after = plan_backup_policy(
+      inputs(stored, "2026-11-25T04:36:00Z", {offsite_done(R"({"copied":"base_2","immutableUntil":"2026-12-25T04:35:00Z"})")}));
+  EXPECT_EQ((*cond(after, "OffsiteCopyCurrent"))["status"], "False");
+  EXPECT_EQ((*cond(after, "OffsiteCopyCurrent"))["reason"], "ImmutabilityUnverified");
+  EXPECT_FALSE(after.status["lastOffsiteCopy"].contains("immutableUntil")) << after.status["lastOffsiteCopy"];
+  // A status written by that version (a date, no mode) is not believed either.
+  stored["status"]["lastOffsiteCopy"] = {{"id", "base_1"}, {"completionTime", "2026-11-25T04:35:00Z"},
+                                         {"immutableUntil", "2026-12-25T04:35:00Z"}, {"job", "db-offsite-1"}};
+  auto legacy = plan_backup_policy(inputs(stored, "2026-11-25T04:36:00Z"));
+  EXPECT_EQ((*cond(legacy, "OffsiteCopyCurrent"))["reason"], "ImmutabilityUnverified");
+  // A retention read back that has ended protects nothing any more.
+  stored["status"]["lastOffsiteCopy"]["retentionMode"] = "GOVERNANCE";
+  stored["status"]["lastOffsiteCopy"]["immutableUntil"] = "2026-11-25T04:35:30Z";
+  auto expired = plan_backup_policy(inputs(stored, "2026-11-25T04:36:00Z"));
+  EXPECT_EQ((*cond(expired, "OffsiteCopyCurrent"))["status"], "False");
+  EXPECT_EQ((*cond(expired, "OffsiteCopyCurrent"))["reason"], "RetentionExpired");
+}
+
+TEST(PlanBackupPolicy, OffsiteCopyWithAnUnreadableResultFailsTheRun) {
+  json stored = policy();
+  stored["status"]["schedules"]["offsite-copy"]["lastScheduleTime"] = "2026-11-25T04:30:00Z";
+  auto after = plan_backup_policy(inputs(
+      stored, "2026-11-25T04:36:00Z",
+      {offsite_done(R"({"copied":"base_2","immutableUntil":"soon","retentionMode":"COMPLIANCE"})")}));
+  EXPECT_FALSE(after.status.contains("lastOffsiteCopy"));
+  EXPECT_EQ(after.status["recentRuns"][0]["result"], "Failed");
+  EXPECT_NE(after.status["recentRuns"][0]["message"].get<std::string>().find("InvalidResult: result.immutableUntil"),
+            std::string::npos);
 }
 
 ObservedRestore finished_restore(const std::string& name, const char* purpose, const char* phase, const char* done,
