@@ -228,7 +228,7 @@ TEST_F(DataVolumeIT, AWorkloadRefGivesTheJobThePodsClaimMountUserAndNode) {
   // kube-local's StatefulSet controller runs pod supabase-db-0 on its node, with claim data-supabase-db-0.
   ASSERT_TRUE(eventually([&] {
     auto p = client_->get(resources::kPods, ns_, "supabase-db-0");
-    return p && (*p)["status"].value("phase", "") == "Running";
+    return p && (*p).value("status", json::object()).value("phase", "") == "Running";
   })) << server_->kubectl("get pods,pvc -n " + ns_ + " -o yaml").output;
   const json pod = *client_->get(resources::kPods, ns_, "supabase-db-0");
   const std::string node = pod["spec"].value("nodeName", "");
@@ -258,7 +258,7 @@ TEST_F(DataVolumeIT, AWorkloadRefGivesTheJobThePodsClaimMountUserAndNode) {
   // The Job's pod ran where the database's does.
   ASSERT_TRUE(eventually([&] {
     auto l = client_->list(resources::kPods, ns_, {"backup.si.dev/action in (backup,full-backup)", "", 0, "", ""});
-    return l && !(*l)["items"].empty() && (*l)["items"][0]["spec"].value("nodeName", "") == node;
+    return l && !(*l)["items"].empty() && (*l)["items"][0].value("spec", json::object()).value("nodeName", "") == node;
   }));
   EXPECT_EQ(job.dump().find("CANARY"), std::string::npos);
 }
