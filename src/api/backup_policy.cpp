@@ -84,6 +84,12 @@ std::expected<BackupPolicySpec, Problem> parse_backup_policy_spec(const json& sp
   creds.str("name", s.database.credentials_secret);
   creds.str("usernameKey", s.database.username_key);
   creds.str("passwordKey", s.database.password_key);
+  s.database.has_data_volume = db.get("dataVolume") != nullptr;
+  s.database.has_workload_ref = db.get("workloadRef") != nullptr;
+  Reader wr = db.sub("workloadRef");
+  wr.str("kind", s.database.workload_ref.kind);
+  wr.str("name", s.database.workload_ref.name);
+  db.str("container", s.database.container);
   Reader dv = db.sub("dataVolume");
   dv.str("claimName", s.database.data_volume.claim_name);
   dv.str("mountPath", s.database.data_volume.mount_path);
@@ -197,19 +203,37 @@ std::vector<Problem> validate(const BackupPolicySpec& s, const std::string& poli
   if (s.database.host.empty()) add("InvalidSpec", "spec.database.host", "required");
   if (s.database.port < 1 || s.database.port > 65535) add("InvalidSpec", "spec.database.port", "must be 1-65535");
   const auto& dv = s.database.data_volume;
-  if (dv.claim_name.empty())
+  const auto& wr = s.database.workload_ref;
+  if (s.database.has_data_volume && s.database.has_workload_ref)
+    add("InvalidSpec", "spec.database.workloadRef",
+        "set either spec.database.dataVolume or spec.database.workloadRef, not both");
+  if (!s.database.has_workload_ref && dv.claim_name.empty())
     add("DataVolumeRequired", "spec.database.dataVolume.claimName",
-        "required: wal-g backup-push reads the data directory itself, so backup Jobs mount the database's claim");
-  if (!dv.mount_path.starts_with("/") || dv.mount_path.find("/../") != std::string::npos || dv.mount_path.ends_with("/.."))
-    add("InvalidSpec", "spec.database.dataVolume.mountPath", "must be an absolute path (the server's data_directory)");
-  if (dv.sub_path.starts_with("/") || dv.sub_path == ".." || dv.sub_path.starts_with("../") ||
-      dv.sub_path.find("/../") != std::string::npos || dv.sub_path.ends_with("/.."))
-    add("InvalidSpec", "spec.database.dataVolume.subPath", "must be a relative path inside the claim");
-  if (s.database.run_as_user < 0)
-    add("InvalidSpec", "spec.database.runAsUser",
-        "required: the uid PostgreSQL runs as (backup Jobs read its 0700 data directory as that user)");
-  if (s.database.run_as_group < 0)
-    add("InvalidSpec", "spec.database.runAsGroup", "required: the gid PostgreSQL runs as");
+        "required (or spec.database.workloadRef): wal-g backup-push reads the data directory itself, so backup Jobs "
+        "mount the database's claim");
+  if (s.database.has_data_volume) {
+    if (!dv.mount_path.starts_with("/") || dv.mount_path.find("/../") != std::string::npos ||
+        dv.mount_path.ends_with("/.."))
+      add("InvalidSpec", "spec.database.dataVolume.mountPath", "must be an absolute path (the server's data_directory)");
+    if (dv.sub_path.starts_with("/") || dv.sub_path == ".." || dv.sub_path.starts_with("../") ||
+        dv.sub_path.find("/../") != std::string::npos || dv.sub_path.ends_with("/.."))
+      add("InvalidSpec", "spec.database.dataVolume.subPath", "must be a relative path inside the claim");
+    if (s.database.run_as_user < 0)
+      add("InvalidSpec", "spec.database.runAsUser",
+          "required with dataVolume: the uid PostgreSQL runs as (backup Jobs read its 0700 data directory as that user)");
+    if (s.database.run_as_group < 0)
+      add("InvalidSpec", "spec.database.runAsGroup", "required with dataVolume: the gid PostgreSQL runs as");
+  }
+  if (s.database.has_workload_ref) {
+    if (wr.kind != "StatefulSet" && wr.kind != "Deployment")
+      add("InvalidSpec", "spec.database.workloadRef.kind", "must be StatefulSet or Deployment");
+    if (wr.name.empty()) add("InvalidSpec", "spec.database.workloadRef.name", "required: the workload running PostgreSQL");
+    if ((s.database.run_as_user < 0) != (s.database.run_as_group < 0))
+      add("InvalidSpec", s.database.run_as_user < 0 ? "spec.database.runAsUser" : "spec.database.runAsGroup",
+          "runAsUser and runAsGroup go together (the fallback when the pod's securityContext does not say)");
+  }
+  if (!s.database.container.empty() && !s.database.has_workload_ref)
+    add("InvalidSpec", "spec.database.container", "only applies with spec.database.workloadRef");
   if (s.database.wal_wait_seconds < 0 || s.database.wal_wait_seconds > 86400)
     add("InvalidSpec", "spec.database.walWaitSeconds", "must be between 0 and 86400");
   if (s.database.run_as_user == 0)

@@ -46,8 +46,22 @@ struct BackupPolicySpec {
       std::string mount_path = "/var/lib/postgresql/data";
       std::string sub_path;
     } data_volume;
+    bool has_data_volume = false;  // spec.database.dataVolume is present
+    // Or: the StatefulSet/Deployment running the database (same namespace).
+    // The operator finds its running pod, the claim and mount of the data
+    // directory, the uid/gid and the node from it (reconcile/data_volume.h).
+    struct WorkloadRef {
+      std::string kind;  // StatefulSet | Deployment
+      std::string name;  // empty: no workloadRef
+    } workload_ref;
+    bool has_workload_ref = false;  // spec.database.workloadRef is present
+    // With workloadRef: the PostgreSQL container's name (empty: the one
+    // whose mount holds the data directory).
+    std::string container;
     // The uid/gid PostgreSQL runs as: Jobs run as them to read its 0700 files.
-    int64_t run_as_user = -1, run_as_group = -1;  // -1: not set (required)
+    // Required with dataVolume; with workloadRef only when the pod's
+    // securityContext does not say.
+    int64_t run_as_user = -1, run_as_group = -1;  // -1: not set
     // Labels of the database's pods: Jobs get a required pod affinity to them
     // on kubernetes.io/hostname (a ReadWriteOnce claim attaches to one node).
     std::map<std::string, std::string> pod_labels;

@@ -174,6 +174,11 @@ json build_job(const JobInputs& in) {
   std::sort(keys.begin(), keys.end());
   const bool needs_storage = !state || s.paas_state.destination_claim.empty();
   const bool pushes = in.action == Action::kBackup || in.action == Action::kFullBackup;
+  // Where the data is: the checked volume (workloadRef: read from the database's pod), else the spec's.
+  const auto* dv = in.data_volume ? &*in.data_volume : nullptr;
+  const std::string& claim_name = dv ? dv->claim_name : s.database.data_volume.claim_name;
+  const std::string& mount_path = dv ? dv->mount_path : s.database.data_volume.mount_path;
+  const std::string& sub_path = dv ? dv->sub_path : s.database.data_volume.sub_path;
   // The operator sets these itself (from the schedules and the data volume).
   auto derived = [](const std::string& k) { return k == "WALG_DELTA_MAX_STEPS" || k == "WALG_DELTA_ORIGIN"; };
   for (const auto& k : keys)
@@ -192,8 +197,9 @@ json build_job(const JobInputs& in) {
   if (pushes) {
     // wal-g backup-push PGDATA: the server's own data directory, read from
     // the mounted claim; deltas chain as the schedules imply.
-    env.push_back({{"name", "PGDATA"},
-                   {"value", in.data_directory.empty() ? s.database.data_volume.mount_path : in.data_directory}});
+    env.push_back({{"name", "PGDATA"}, {"value", !in.data_directory.empty()                                ? in.data_directory
+                                                 : in.data_volume && !in.data_volume->data_directory.empty() ? in.data_volume->data_directory
+                                                                                                            : mount_path}});
     env.push_back({{"name", "WALG_DELTA_MAX_STEPS"}, {"value", std::to_string(in.delta_max_steps)}});
     env.push_back({{"name", "WALG_DELTA_ORIGIN"}, {"value", s.schedule.delta_origin}});
     env.push_back({{"name", "BACKUP_WAL_WAIT_SECONDS"}, {"value", std::to_string(s.database.wal_wait_seconds)}});
@@ -249,11 +255,10 @@ json build_job(const JobInputs& in) {
   if (pushes) {
     // Read-only, at exactly the server's path; no fsGroup (a kubelet would
     // chown the database's files to it).
-    json m = {{"name", kDataVolumeName}, {"mountPath", s.database.data_volume.mount_path}, {"readOnly", true}};
-    if (!s.database.data_volume.sub_path.empty()) m["subPath"] = s.database.data_volume.sub_path;
+    json m = {{"name", kDataVolumeName}, {"mountPath", mount_path}, {"readOnly", true}};
+    if (!sub_path.empty()) m["subPath"] = sub_path;
     mounts.push_back(m);
-    volumes.push_back({{"name", kDataVolumeName},
-                       {"persistentVolumeClaim", {{"claimName", s.database.data_volume.claim_name}, {"readOnly", true}}}});
+    volumes.push_back({{"name", kDataVolumeName}, {"persistentVolumeClaim", {{"claimName", claim_name}, {"readOnly", true}}}});
   }
   json container = {
       {"name", state ? "state-bundle" : "walg"},
@@ -274,8 +279,10 @@ json build_job(const JobInputs& in) {
     container["resources"] = s.job_template.resources;
 
   // Pushes run as the database's uid/gid (its files are 0700); the rest as the image's nobody.
-  const int64_t uid = pushes && s.database.run_as_user > 0 ? s.database.run_as_user : 65532;
-  const int64_t gid = pushes && s.database.run_as_group >= 0 ? s.database.run_as_group : 65532;
+  const int64_t db_uid = dv ? dv->run_as_user : s.database.run_as_user;
+  const int64_t db_gid = dv ? dv->run_as_group : s.database.run_as_group;
+  const int64_t uid = pushes && db_uid > 0 ? db_uid : 65532;
+  const int64_t gid = pushes && db_gid >= 0 ? db_gid : 65532;
   json pod_spec = {{"restartPolicy", "Never"},
                    {"automountServiceAccountToken", false},
                    {"securityContext",
@@ -285,7 +292,15 @@ json build_job(const JobInputs& in) {
                      {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
                    {"containers", {container}},
                    {"volumes", volumes}};
-  if (pushes && !s.database.pod_labels.empty()) {
+  if (pushes && dv && !dv->node_name.empty()) {
+    // workloadRef: the database pod's own node, by node name (as the DaemonSet
+    // controller pins its pods: the kubernetes.io/hostname label need not equal
+    // the name). Not a pod affinity to the workload's labels: those match every
+    // replica, and each replica of a StatefulSet has its own claim on its own node.
+    json term = {{"matchFields", {{{"key", "metadata.name"}, {"operator", "In"}, {"values", {dv->node_name}}}}}};
+    pod_spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"] =
+        json::array({term});
+  } else if (pushes && !s.database.pod_labels.empty()) {
     // A ReadWriteOnce claim attaches to one node: run beside the database.
     json term = {{"labelSelector", {{"matchLabels", s.database.pod_labels}}}, {"topologyKey", "kubernetes.io/hostname"}};
     pod_spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = json::array({term});

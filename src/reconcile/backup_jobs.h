@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/backup_policy.h"
+#include "reconcile/data_volume.h"
 #include "schedule/cron.h"
 
 namespace bo::reconcile {
@@ -85,6 +86,9 @@ struct JobInputs {
   // data_directory, under spec.database.dataVolume.mountPath); empty: the mountPath.
   std::string data_directory;
   int delta_max_steps = 0;  // backup/full-backup: WALG_DELTA_MAX_STEPS
+  // backup/full-backup: the checked data volume (claim, mount, uid/gid, and
+  // with workloadRef the node the Job is pinned to); none: the spec's dataVolume.
+  std::optional<ResolvedDataVolume> data_volume{};
 };
 
 // The bundle tag of a slot (yyyymmddThhmmssZ): a state-bundle Job's bundles

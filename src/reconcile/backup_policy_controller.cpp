@@ -32,6 +32,12 @@ BackupPolicyController::BackupPolicyController(kube::Client& client, Caches& cac
   prober_ = std::make_unique<postgres::ArchiveProber>(
       opts_.archive_probe ? opts_.archive_probe : postgres::ArchiveProber::ProbeFn(postgres::probe_archiving),
       [this](const std::string& key) { controller_.queue().add(key); }, clock_, opts_.archive_probe_interval);
+  // The data volume is checked in the background too: a reconcile reads the
+  // newest outcome, a changed one enqueues the policy.
+  volumes_ = std::make_unique<DataVolumeResolver>(
+      [this](const DataVolumeRequest& req) { return check_data_volume(client_, req); },
+      [this](const std::string& key) { controller_.queue().add(key); }, opts_.data_volume_interval,
+      opts_.data_volume_checks_per_second);
   auto key_handler = [this](const kube::ObjPtr& o) {
     enqueue_policy((*o)["metadata"].value("namespace", ""), (*o)["metadata"].value("name", ""));
   };
@@ -92,6 +98,7 @@ void BackupPolicyController::enqueue_secret_users(const kube::ObjPtr& secret) {
 void BackupPolicyController::start() { controller_.start_when([this] { return caches_.synced(); }); }
 
 void BackupPolicyController::stop() {
+  volumes_->stop();
   prober_->stop();
   controller_.stop();
 }
@@ -129,11 +136,13 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
   const auto policy = caches_.policies.get(ns, name);
   if (!policy) {
     prober_->forget(key);
+    volumes_->forget(key);
     metrics_.forget_policy(ns, name);
     return kube::ReconcileResult::done();
   }
   if ((*policy)["metadata"].contains("deletionTimestamp")) {
     prober_->forget(key);
+    volumes_->forget(key);
     return kube::ReconcileResult::done();
   }
 
@@ -190,6 +199,10 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
       in.archiving = prober_->observe(key, std::move(*conn.params));
     else
       prober_->forget(key);
+    if (auto req = data_volume_request(*sp, ns, in.archiving ? in.archiving->data_directory : ""))
+      in.data_volume = volumes_->observe(key, *req);
+    else
+      volumes_->forget(key);
   }
 
   PolicyPlan plan = plan_backup_policy(in);

@@ -19,6 +19,7 @@
 #include "metrics/metrics.h"
 #include "postgres/archive_prober.h"
 #include "reconcile/caches.h"
+#include "reconcile/data_volume_resolver.h"
 
 namespace bo::reconcile {
 
@@ -30,6 +31,10 @@ struct BackupPolicyControllerOptions {
   std::chrono::milliseconds archive_probe_interval{std::chrono::seconds(30)};
   // The probe; empty: postgres::probe_archiving (libpq). Tests substitute one.
   postgres::ArchiveProber::ProbeFn archive_probe{};
+  // How often each policy's data volume (claim, or workload) is re-checked,
+  // and at most how many checks start a second across all policies.
+  std::chrono::milliseconds data_volume_interval{std::chrono::seconds(60)};
+  double data_volume_checks_per_second = 5;
 };
 
 class BackupPolicyController {
@@ -64,6 +69,7 @@ class BackupPolicyController {
   PodGrace grace_;
   // Last: its worker enqueues into controller_, so it stops first.
   std::unique_ptr<postgres::ArchiveProber> prober_;
+  std::unique_ptr<DataVolumeResolver> volumes_;
 };
 
 }  // namespace bo::reconcile

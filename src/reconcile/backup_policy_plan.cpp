@@ -300,14 +300,32 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   cond("SecretsResolved", "True", "Resolved", "every referenced Secret and key is present");
   // wal-g backup-push refuses a PGDATA that is not the server's
   // data_directory: known before any Job runs, so none is started.
-  const auto& mount = spec->database.data_volume.mount_path;
+  // The data volume, checked in the background before any backup Job: a
+  // missing or ReadWriteOncePod claim, or a workload without a running pod,
+  // is known before a Job would fail on it.
+  const bool volume_ok = in.data_volume && in.data_volume->resolved;
+  if (in.data_volume && volume_ok)
+    cond("DataVolumeResolved", "True", "Resolved", in.data_volume->message);
+  else if (in.data_volume)
+    cond("DataVolumeResolved", "False", in.data_volume->reason, in.data_volume->message);
+  else if (!find_condition(conditions, "DataVolumeResolved"))
+    // Kept as it was while a check is pending (an operator restart forgets no fact, and writes nothing).
+    cond("DataVolumeResolved", "Unknown", "DataVolumePending",
+         std::string(spec->database.has_workload_ref ? "spec.database.workloadRef" : "spec.database.dataVolume.claimName") +
+             ": the check of the data volume has not finished; no backup Job starts before it has");
+  // wal-g backup-push refuses a PGDATA that is not the server's
+  // data_directory: known before any Job runs, so none is started.
+  const std::string mount = volume_ok ? in.data_volume->volume.mount_path : spec->database.data_volume.mount_path;
   const std::string data_directory = in.archiving ? in.archiving->data_directory : "";
-  const bool data_dir_ok = data_directory.empty() || data_directory == mount ||
+  const bool data_dir_ok = data_directory.empty() || (!volume_ok && spec->database.has_workload_ref) ||
+                           data_directory == mount || mount == "/" ||
                            data_directory.starts_with(mount.ends_with("/") ? mount : mount + "/");
   if (!data_dir_ok)
     cond("BackupHealthy", "False", "DataDirectoryMismatch",
-         "spec.database.dataVolume.mountPath " + mount + " does not hold the server's data_directory " +
-             data_directory + ": wal-g backup-push would refuse it; mount the claim where the server has it");
+         std::string(spec->database.has_workload_ref ? "spec.database.workloadRef: the database pod's mount "
+                                                     : "spec.database.dataVolume.mountPath ") +
+             mount + " does not hold the server's data_directory " + data_directory +
+             ": wal-g backup-push would refuse it; mount the claim where the server has it");
 
   // --- schedules ---
   const auto* tz = *schedule::find_zone(spec->schedule.time_zone);
@@ -341,6 +359,10 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     const auto slots = plan_slots(cron, tz, since, in.now, std::chrono::seconds(spec->schedule.starting_deadline_seconds));
     if (slots.next && (!next_any || *slots.next < *next_any)) next_any = slots.next;
     if (!slots.latest) continue;
+    // Until the data volume resolves, backup slots stay unrecorded: a pending
+    // check (an operator restart) runs the slot once it ends, inside the
+    // starting deadline; a failing one counts them missed when it clears.
+    if (!volume_ok && (action == Action::kBackup || action == Action::kFullBackup)) continue;
     schedules[aname]["lastScheduleTime"] = format_rfc3339(*slots.latest);
     if (spec->suspend) continue;  // suspended slots are skipped on purpose, not missed
     if (slots.missed > 0) {
@@ -381,6 +403,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     ji.delta_max_steps = delta_max_steps(*schedule::Cron::parse(spec->schedule.backup),
                                          *schedule::Cron::parse(spec->schedule.full_backup), tz, *slots.run);
     ji.data_directory = data_directory;
+    ji.data_volume = in.data_volume->volume;
     plan.create.push_back(build_job(ji));
     created_one = true;
     plan.events.push_back({"Normal", "JobCreated", "created Job " + name + " for the " + format_rfc3339(*slots.run) +
@@ -522,7 +545,11 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   if (!last_schedule.empty()) status["lastScheduleTime"] = last_schedule;
   if (next_any) status["nextScheduleTime"] = format_rfc3339(*next_any);
 
-  if (spec->suspend)
+  const json* volume_cond = find_condition(conditions, "DataVolumeResolved");
+  if (volume_cond && volume_cond->value("status", "") != "True")
+    cond("Ready", volume_cond->value("status", "") == "False" ? "False" : "Unknown", volume_cond->value("reason", ""),
+         volume_cond->value("message", ""));
+  else if (spec->suspend)
     cond("Ready", "True", "Suspended", "valid and resolved; suspended, so no new runs start");
   else
     cond("Ready", "True", "Armed", next_any ? "schedules armed; next run at " + format_rfc3339(*next_any) : "armed");

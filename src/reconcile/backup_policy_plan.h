@@ -13,6 +13,7 @@
 #include "api/backup_policy.h"
 #include "postgres/archiving.h"
 #include "reconcile/backup_jobs.h"
+#include "reconcile/data_volume.h"
 
 namespace bo::reconcile {
 
@@ -74,6 +75,10 @@ struct PlanInputs {
   // in the background). Its data_directory is the server's SHOW data_directory:
   // backup Jobs pass it to wal-g when it lies under the data volume's mount.
   std::optional<postgres::ArchiveObservation> archiving;
+  // The newest check of the data volume (the claim, or what spec.database.
+  // workloadRef resolves to), made in the background; none while pending.
+  // No backup Job is created unless it resolved.
+  std::optional<DataVolumeCheck> data_volume;
 };
 
 [[nodiscard]] PolicyPlan plan_backup_policy(const PlanInputs& in);

@@ -195,6 +195,7 @@ TEST(ArchivingPostgres, TheControllerReportsARealDatabasesArchivingWithoutGating
   const std::string ns = "archiving";
   for (const std::string& n : {ns, ns + "-verify"})
     ASSERT_TRUE(client->create(kr::kNamespaces, "", {{"metadata", {{"name", n}}}}));
+  ASSERT_TRUE(client->create(kr::kPersistentVolumeClaims, ns, {{"metadata", {{"name", "supabase-db-data"}}}, {"spec", {{"accessModes", {"ReadWriteOnce"}}, {"resources", {{"requests", {{"storage", "1Gi"}}}}}}}}));
   ASSERT_TRUE(client->create(kr::kSecrets, ns,
                              {{"metadata", {{"name", "walg-storage"}}},
                               {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},

@@ -71,6 +71,8 @@ class BackupPolicyIT : public ::testing::Test {
     ns_ = "bp" + bo::hex_encode(bo::random_bytes(3));
     ASSERT_TRUE(client_->create(resources::kNamespaces, "", {{"metadata", {{"name", ns_}}}}));
     ASSERT_TRUE(client_->create(resources::kNamespaces, "", {{"metadata", {{"name", ns_ + "-verify"}}}}));
+    // The policies' data volume: checked before any backup Job.
+    ASSERT_TRUE(client_->create(resources::kPersistentVolumeClaims, ns_, {{"metadata", {{"name", "supabase-db-data"}}}, {"spec", {{"accessModes", {"ReadWriteOnce"}}, {"resources", {{"requests", {{"storage", "1Gi"}}}}}}}}));
     // Start the fake clock at the next full hour plus a little: the hourly slot is due.
     const auto now = std::chrono::system_clock::now();
     clock_ = std::make_unique<bo::FakeClock>(std::chrono::ceil<std::chrono::hours>(now) + std::chrono::seconds(5));

@@ -84,6 +84,19 @@ TEST(ChartRbac, EveryRequestIsAllowedAndEveryGrantIsUsed) {
                                              {"WALG_AWS_SECRET_ACCESS_KEY", "CANARY-rbac"}, {"WALG_AWS_ENDPOINT", "https://s3.local"}}}}));
   ASSERT_TRUE(admin->create(resources::kSecrets, "app", {{"metadata", {{"name", "walg-encryption"}}},
                                                          {"stringData", {{"WALG_LIBSODIUM_KEY", "CANARY-rbac"}}}}));
+  // The data volume, checked (get) before any backup Job.
+  ASSERT_TRUE(admin->create(resources::kPersistentVolumeClaims, "app",
+                            {{"metadata", {{"name", "supabase-db-data"}}},
+                             {"spec", {{"accessModes", {"ReadWriteOnce"}}, {"resources", {{"requests", {{"storage", "1Gi"}}}}}}}}));
+  // A policy naming its database by workload: the StatefulSet is read (get) even when it is missing.
+  ASSERT_TRUE(admin->create(bo::reconcile::kBackupPolicies, "app",
+                            {{"metadata", {{"name", "by-workload"}}},
+                             {"spec", {{"addons", {"supabase-walg"}},
+                                       {"database", {{"workloadRef", {{"kind", "StatefulSet"}, {"name", "supabase-db"}}},
+                                                     {"runAsUser", 101}, {"runAsGroup", 102}, {"host", "supabase-db.app.svc"}}},
+                                       {"storage", {{"secretRef", {{"name", "walg-storage"}}},
+                                                    {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
+                                       {"verification", {{"enabled", false}}}}}}));
   // Every schedule hourly (an hour passes every two seconds), one of each kind kept.
   ASSERT_TRUE(admin->create(bo::reconcile::kBackupPolicies, "app",
                             {{"metadata", {{"name", "db"}}},

@@ -87,6 +87,7 @@ TEST_F(HelmLifecycle, InstallUpgradeRollbackUninstallWithDefaultFlagsAndTheOpera
   auto admin = server_->client();
   for (const char* ns : {"app", "app-verify"})
     ASSERT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", ns}}}}));
+  ASSERT_TRUE(admin->create(resources::kPersistentVolumeClaims, "app", {{"metadata", {{"name", "supabase-db-data"}}}, {"spec", {{"accessModes", {"ReadWriteOnce"}}, {"resources", {{"requests", {{"storage", "1Gi"}}}}}}}}));
   ASSERT_TRUE(admin->create(resources::kSecrets, "app",
                             {{"metadata", {{"name", "walg-storage"}}},
                              {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},

@@ -150,6 +150,11 @@ kind: Secret
 metadata: {name: db, namespace: hygiene}
 stringData: {username: )" + canary + R"(-user, password: )" + canary + R"(-pw}
 ---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: db-data, namespace: hygiene}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
 apiVersion: backup.si.dev/v1alpha1
 kind: BackupPolicy
 metadata: {name: db, namespace: hygiene}

@@ -131,6 +131,7 @@ class ChaosRun {
                                    {"verification", {{"enabled", false}}},
                                    {"historyLimits", {{"successful", 1000}, {"failed", 1000}}}}}};
     if (!admin->create(resources::kNamespaces, "", {{"metadata", {{"name", "rel"}}}}) ||
+        !admin->create(resources::kPersistentVolumeClaims, "rel", {{"metadata", {{"name", "supabase-db-data"}}}, {"spec", {{"accessModes", {"ReadWriteOnce"}}, {"resources", {{"requests", {{"storage", "1Gi"}}}}}}}}) ||
         !admin->create(resources::kSecrets, "rel", storage) ||
         !admin->create(resources::kSecrets, "rel", {{"metadata", {{"name", "walg-encryption"}}}, {"stringData", {{"WALG_LIBSODIUM_KEY", "k"}}}}) ||
         !admin->create(bo::reconcile::kBackupPolicies, "rel", policy))

@@ -72,6 +72,7 @@ class RestoreRequestIT : public ::testing::Test {
 
     for (const char* ns : {"shop", "shop-drill", "shop-wait", "shop-verify"})
       ASSERT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", ns}}}}));
+    ASSERT_TRUE(admin->create(resources::kPersistentVolumeClaims, "shop", {{"metadata", {{"name", "supabase-db-data"}}}, {"spec", {{"accessModes", {"ReadWriteOnce"}}, {"resources", {{"requests", {{"storage", "1Gi"}}}}}}}}));
     ASSERT_TRUE(admin->create(resources::kSecrets, "shop",
                               {{"metadata", {{"name", "walg-storage"}}},
                                {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},

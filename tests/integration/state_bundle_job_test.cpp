@@ -62,6 +62,7 @@ class StateBundleJobs : public ::testing::Test {
   void namespace_with_state(const std::string& ns) {
     auto admin = server_->client();
     ASSERT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", ns}}}}));
+    ASSERT_TRUE(admin->create(resources::kPersistentVolumeClaims, ns, {{"metadata", {{"name", "supabase-db-data"}}}, {"spec", {{"accessModes", {"ReadWriteOnce"}}, {"resources", {{"requests", {{"storage", "1Gi"}}}}}}}}));
     ASSERT_TRUE(admin->create(resources::kSecrets, ns,
                               {{"metadata", {{"name", "walg-storage"}}},
                                {"stringData", {{"WALG_S3_PREFIX", "s3://backups/" + ns},

@@ -41,12 +41,25 @@ ObservedJob active(const char* name, const char* action, bo::SysTime slot) {
   return j;
 }
 
+// The background data volume check found the spec's claim (the default of these policies).
+DataVolumeCheck claim_found() {
+  DataVolumeCheck c;
+  c.resolved = true;
+  c.volume.claim_name = "supabase-db-data";
+  c.volume.mount_path = "/var/lib/postgresql/data";
+  c.volume.run_as_user = 101;
+  c.volume.run_as_group = 102;
+  c.message = "claim supabase-db-data exists";
+  return c;
+}
+
 PlanInputs inputs(json p, const char* now, std::vector<ObservedJob> jobs = {}) {
   PlanInputs in;
   in.policy = std::move(p);
   in.jobs = std::move(jobs);
   in.secrets = secrets();
   in.now = at(now);
+  in.data_volume = claim_found();
   return in;
 }
 
@@ -577,6 +590,145 @@ TEST(DeltaMaxSteps, CountsDeltaSlotsBetweenTwoFulls) {
   EXPECT_EQ(delta_max_steps(c("0 */6 * * *"), c("0 2 * * *"), utc, from), 4);
   // Deltas that never fall between two fulls: every push is full (wal-g's default, 0).
   EXPECT_EQ(delta_max_steps(c("0 2 * * *"), c("0 2 * * *"), utc, from), 0);
+}
+
+}  // namespace
+
+namespace {
+
+// Each outcome of the background data volume check: no backup Job unless it
+// resolved; Ready and DataVolumeResolved carry the reason and the field.
+struct VolumeCase {
+  const char* name;
+  std::optional<DataVolumeCheck> check;
+  const char* status;  // DataVolumeResolved
+  const char* reason;
+  const char* field;
+};
+
+class PlanDataVolume : public ::testing::TestWithParam<VolumeCase> {};
+
+TEST_P(PlanDataVolume, NoBackupJobUnlessResolved) {
+  const auto& c = GetParam();
+  auto in = inputs(policy(), "2026-11-24T10:00:30Z");
+  in.data_volume = c.check;
+  const auto p = plan_backup_policy(in);
+  for (const auto& j : p.create) {
+    const std::string action = j["metadata"]["labels"]["backup.si.dev/action"];
+    EXPECT_TRUE(action != "backup" && action != "full-backup") << c.name << " created " << j["metadata"]["name"];
+  }
+  const json* dv = cond(p, "DataVolumeResolved");
+  ASSERT_TRUE(dv) << p.status["conditions"].dump();
+  EXPECT_EQ((*dv)["status"], c.status);
+  EXPECT_EQ((*dv)["reason"], c.reason);
+  EXPECT_NE((*dv)["message"].get<std::string>().find(c.field), std::string::npos) << (*dv)["message"];
+  const json* ready = cond(p, "Ready");
+  EXPECT_EQ((*ready)["status"], std::string(c.status) == "Unknown" ? "Unknown" : "False");
+  EXPECT_EQ((*ready)["reason"], c.reason);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, PlanDataVolume,
+    ::testing::Values(
+        VolumeCase{"Pending", std::nullopt, "Unknown", "DataVolumePending", "spec.database.dataVolume.claimName"},
+        VolumeCase{"ClaimMissing",
+                   check_failed("DataVolumeNotFound", "spec.database.dataVolume.claimName",
+                                "PersistentVolumeClaim supabase-db-data not found in namespace supabase"),
+                   "False", "DataVolumeNotFound", "spec.database.dataVolume.claimName"},
+        VolumeCase{"ReadWriteOncePod",
+                   check_failed("DataVolumeReadWriteOncePod", "spec.database.dataVolume.claimName", "claim is RWOP"),
+                   "False", "DataVolumeReadWriteOncePod", "spec.database.dataVolume.claimName"},
+        VolumeCase{"WorkloadMissing",
+                   check_failed("WorkloadNotFound", "spec.database.workloadRef", "StatefulSet db not found"), "False",
+                   "WorkloadNotFound", "spec.database.workloadRef"},
+        VolumeCase{"WorkloadNotRunning",
+                   check_failed("WorkloadNotRunning", "spec.database.workloadRef", "StatefulSet db has no Ready pod"),
+                   "False", "WorkloadNotRunning", "spec.database.workloadRef"},
+        VolumeCase{"UserUnknown",
+                   check_failed("RunAsUserRequired", "spec.database.runAsUser", "the image chooses its user"), "False",
+                   "RunAsUserRequired", "spec.database.runAsUser"},
+        VolumeCase{"Forbidden",
+                   check_failed("DataVolumeCheckFailed", "spec.database.dataVolume.claimName",
+                                "could not read PersistentVolumeClaim supabase-db-data (HTTP 403 Forbidden): nope"),
+                   "False", "DataVolumeCheckFailed", "HTTP 403 Forbidden): nope"}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(PlanDataVolume, APendingCheckKeepsWhatWasKnownButStartsNoBackup) {
+  auto first = plan_backup_policy(inputs(policy(), "2026-11-24T09:59:00Z"));
+  json stored = policy();
+  stored["status"] = first.status;
+  ASSERT_EQ((*cond(first, "DataVolumeResolved"))["status"], "True");
+  auto in = inputs(stored, "2026-11-24T10:00:30Z");
+  in.data_volume.reset();  // an operator restart: no check has finished yet
+  const auto p = plan_backup_policy(in);
+  EXPECT_TRUE(p.create.empty());
+  EXPECT_EQ(*cond(p, "DataVolumeResolved"), *cond(first, "DataVolumeResolved"));
+  EXPECT_EQ((*cond(p, "Ready"))["status"], "True");
+  // The slot is not recorded as scheduled: once the result arrives (the
+  // status written meanwhile), it runs inside its starting deadline.
+  stored["status"] = p.status;
+  auto later = inputs(stored, "2026-11-24T10:01:00Z");
+  const auto ran = plan_backup_policy(later);
+  ASSERT_EQ(ran.create.size(), 1u);
+  EXPECT_EQ(ran.create[0]["metadata"]["name"], "db-delta-202611241000");
+}
+
+TEST(PlanDataVolume, SlotsPassedWhileTheClaimWasMissingCountAsMissed) {
+  auto in = inputs(policy(), "2026-11-24T12:00:30Z");
+  in.data_volume = check_failed("DataVolumeNotFound", "spec.database.dataVolume.claimName", "not found");
+  auto p = plan_backup_policy(in);
+  EXPECT_TRUE(p.create.empty());
+  EXPECT_EQ(p.new_missed, 0);
+  json stored = policy();
+  stored["status"] = p.status;
+  auto fixed = inputs(stored, "2026-11-24T12:01:00Z");
+  p = plan_backup_policy(fixed);
+  ASSERT_EQ(p.create.size(), 1u);
+  EXPECT_EQ(p.create[0]["metadata"]["name"], "db-delta-202611241200");
+  EXPECT_EQ(p.new_missed, 2);  // the 10:00 and 11:00 slots
+}
+
+TEST(PlanDataVolume, AWorkloadsPodGivesTheJobItsClaimMountUserAndNode) {
+  json stored = policy();
+  stored["spec"]["database"].erase("dataVolume");
+  stored["spec"]["database"].erase("runAsUser");
+  stored["spec"]["database"].erase("runAsGroup");
+  stored["spec"]["database"]["workloadRef"] = {{"kind", "StatefulSet"}, {"name", "supabase-db"}};
+  auto in = inputs(stored, "2026-11-24T10:00:30Z");
+  DataVolumeCheck c;
+  c.resolved = true;
+  c.volume = {"data-supabase-db-0", "/var/lib/postgresql/data", "pgdata", 105, 106, "node-a", "supabase-db-0",
+              "/var/lib/postgresql/data"};
+  in.data_volume = c;
+  const auto p = plan_backup_policy(in);
+  ASSERT_EQ(p.create.size(), 1u) << p.status["conditions"].dump();
+  const json& pod = p.create[0]["spec"]["template"]["spec"];
+  EXPECT_EQ(pod["securityContext"]["runAsUser"], 105);
+  EXPECT_EQ(pod["securityContext"]["runAsGroup"], 106);
+  bool mounted = false;
+  for (const auto& m : pod["containers"][0]["volumeMounts"])
+    if (m["name"] == "pgdata") {
+      mounted = true;
+      EXPECT_EQ(m["mountPath"], "/var/lib/postgresql/data");
+      EXPECT_EQ(m["subPath"], "pgdata");
+      EXPECT_EQ(m["readOnly"], true);
+    }
+  EXPECT_TRUE(mounted);
+  bool claimed = false;
+  for (const auto& v : pod["volumes"])
+    if (v["name"] == "pgdata") {
+      claimed = true;
+      EXPECT_EQ(v["persistentVolumeClaim"]["claimName"], "data-supabase-db-0");
+    }
+  EXPECT_TRUE(claimed);
+  const auto& terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
+  ASSERT_EQ(terms.size(), 1u) << pod.dump();
+  EXPECT_EQ(terms[0]["matchFields"][0]["key"], "metadata.name");
+  EXPECT_EQ(terms[0]["matchFields"][0]["values"], json({"node-a"}));
+  EXPECT_FALSE(pod["affinity"].contains("podAffinity"));
+  EXPECT_EQ((*env_of(p.create[0], "PGDATA"))["value"], "/var/lib/postgresql/data");
+  EXPECT_EQ((*cond(p, "DataVolumeResolved"))["status"], "True");
+  EXPECT_EQ((*cond(p, "Ready"))["status"], "True");
 }
 
 }  // namespace

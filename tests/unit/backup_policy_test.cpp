@@ -52,6 +52,12 @@ TEST(BackupPolicySpec, WrongShapeNamesTheField) {
   j = minimal_spec();
   j["retention"] = 7;
   EXPECT_EQ(parse_backup_policy_spec(j).error().field, "spec.retention");
+  j = minimal_spec();
+  j["database"]["workloadRef"] = "supabase-db";
+  EXPECT_EQ(parse_backup_policy_spec(j).error().field, "spec.database.workloadRef");
+  j = minimal_spec();
+  j["database"]["container"] = 5;
+  EXPECT_EQ(parse_backup_policy_spec(j).error().field, "spec.database.container");
 }
 
 struct InvalidCase {
@@ -104,11 +110,52 @@ INSTANTIATE_TEST_SUITE_P(
                     "spec.database.runAsUser"},
         InvalidCase{"NoRunAsGroup", [](json& j) { j["database"].erase("runAsGroup"); }, "InvalidSpec",
                     "spec.database.runAsGroup"},
+        InvalidCase{"BothDataVolumeAndWorkloadRef",
+                    [](json& j) { j["database"]["workloadRef"] = {{"kind", "StatefulSet"}, {"name", "db"}}; },
+                    "InvalidSpec", "spec.database.workloadRef"},
+        InvalidCase{"WorkloadRefOfAnotherKind",
+                    [](json& j) {
+                      j["database"].erase("dataVolume");
+                      j["database"]["workloadRef"] = {{"kind", "DaemonSet"}, {"name", "db"}};
+                    },
+                    "InvalidSpec", "spec.database.workloadRef.kind"},
+        InvalidCase{"WorkloadRefWithoutName",
+                    [](json& j) {
+                      j["database"].erase("dataVolume");
+                      j["database"]["workloadRef"] = {{"kind", "Deployment"}};
+                    },
+                    "InvalidSpec", "spec.database.workloadRef.name"},
+        InvalidCase{"WorkloadRefWithUserButNoGroup",
+                    [](json& j) {
+                      j["database"].erase("dataVolume");
+                      j["database"].erase("runAsGroup");
+                      j["database"]["workloadRef"] = {{"kind", "StatefulSet"}, {"name", "db"}};
+                    },
+                    "InvalidSpec", "spec.database.runAsGroup"},
+        InvalidCase{"ContainerWithoutWorkloadRef", [](json& j) { j["database"]["container"] = "postgres"; },
+                    "InvalidSpec", "spec.database.container"},
         InvalidCase{"NegativeWalWait", [](json& j) { j["database"]["walWaitSeconds"] = -1; }, "InvalidSpec",
                     "spec.database.walWaitSeconds"},
         InvalidCase{"UnknownDeltaOrigin", [](json& j) { j["schedule"] = {{"deltaOrigin", "EARLIEST"}}; }, "InvalidSpec",
                     "spec.schedule.deltaOrigin"}),
     [](const auto& info) { return info.param.name; });
+
+TEST(BackupPolicyValidation, AWorkloadRefAloneIsValidAndNeedsNoRunAsUser) {
+  json j = minimal_spec();
+  j["database"].erase("dataVolume");
+  j["database"].erase("runAsUser");
+  j["database"].erase("runAsGroup");
+  j["database"]["workloadRef"] = {{"kind", "StatefulSet"}, {"name", "supabase-db"}};
+  j["database"]["container"] = "postgres";
+  const auto spec = parsed(j);
+  EXPECT_TRUE(spec.database.has_workload_ref);
+  EXPECT_FALSE(spec.database.has_data_volume);
+  EXPECT_EQ(spec.database.workload_ref.kind, "StatefulSet");
+  EXPECT_EQ(spec.database.workload_ref.name, "supabase-db");
+  EXPECT_EQ(spec.database.container, "postgres");
+  const auto problems = validate(spec, "supabase");
+  EXPECT_TRUE(problems.empty()) << problems[0].message;
+}
 
 TEST(BackupPolicyValidation, StagingMayVerifyInItsOwnNamespace) {
   json j = minimal_spec();

@@ -34,12 +34,25 @@ bo::api::SecretData secrets() {
           {"walg-encryption", {{"WALG_LIBSODIUM_KEY", "CANARY"}, {"BUNDLE_KEY", "CANARY"}}}};
 }
 
+// The background data volume check found the spec's claim (the default of these policies).
+DataVolumeCheck claim_found() {
+  DataVolumeCheck c;
+  c.resolved = true;
+  c.volume.claim_name = "supabase-db-data";
+  c.volume.mount_path = "/var/lib/postgresql/data";
+  c.volume.run_as_user = 101;
+  c.volume.run_as_group = 102;
+  c.message = "claim supabase-db-data exists";
+  return c;
+}
+
 PlanInputs inputs(json p, const char* now, std::vector<ObservedJob> jobs = {}) {
   PlanInputs in;
   in.policy = std::move(p);
   in.jobs = std::move(jobs);
   in.secrets = secrets();
   in.now = at(now);
+  in.data_volume = claim_found();
   return in;
 }
 

@@ -149,8 +149,11 @@ void Controllers::run() {
       if (ev.gr == kNs && ev.type == EventType::kAdded) dirty_.insert({kNs, "", ev.name});
       if (ev.gr == "/serviceaccounts" && ev.type == EventType::kDeleted) dirty_.insert({kNs, "", ns});
       if (ev.gr == kPods)
-        for (const auto& ref : (*ev.obj)["metadata"].value("ownerReferences", json::array()))
+        for (const auto& ref : (*ev.obj)["metadata"].value("ownerReferences", json::array())) {
           if (ref.value("kind", "") == "Job") dirty_.insert({kJobs, ns, ref.value("name", "")});
+          // A StatefulSet's pod gone (or changed): the set makes it again.
+          else if (ref.value("kind", "") == "StatefulSet") dirty_.insert({"apps/statefulsets", ns, ref.value("name", "")});
+        }
       // Objects left in a terminating namespace keep its finalization moving.
       if (ev.type == EventType::kDeleted && !ns.empty()) dirty_.insert({kNs, "", ns});
       collect_garbage(ev);
@@ -567,9 +570,69 @@ void Controllers::finish_pod(const std::string& ns, const std::string& name, boo
 
 // --- deployments and statefulsets -------------------------------------------------
 
+// The StatefulSet controller's pods and claims (pkg/controller/statefulset,
+// stateful_set_utils.go): pod <set>-<ordinal> from the template, labelled
+// statefulset.kubernetes.io/pod-name and apps.kubernetes.io/pod-index, owned
+// by the set; for each volumeClaimTemplate a claim <template>-<set>-<ordinal>
+// (labels: the selector's matchLabels) that the pod mounts as the template's
+// volume name; ordinals at or above spec.replicas are deleted (claims stay,
+// the default persistentVolumeClaimRetentionPolicy Retain).
+void Controllers::sync_stateful_pods(const std::string& ns, const json& set) {
+  if (set["metadata"].contains("deletionTimestamp")) return;
+  Store& store = api_.store();
+  auto pods_type = api_.registry().find("", "v1", "pods");
+  auto claims_type = api_.registry().find("", "v1", "persistentvolumeclaims");
+  CallContext ctx = ApiServer::system_context();
+  const std::string name = meta(set, "name");
+  const json spec = set.value("spec", json::object());
+  const int replicas = spec.value("replicas", 1);
+  const json tmpl = spec.value("template", json::object());
+  const json match = spec.value("selector", json::object()).value("matchLabels", json::object());
+  for (int i = 0; i < replicas; ++i) {
+    const std::string pod_name = name + "-" + std::to_string(i);
+    json volumes = tmpl.value("spec", json::object()).value("volumes", json::array());
+    for (const auto& ct : spec.value("volumeClaimTemplates", json::array())) {
+      const std::string vol = ct.value("metadata", json::object()).value("name", "");
+      const std::string claim = vol + "-" + pod_name;
+      if (!store.get("/persistentvolumeclaims", ns, claim)) {
+        json pvc{{"metadata", {{"name", claim}, {"labels", match}}}, {"spec", ct.value("spec", json::object())}};
+        (void)api_.create(*claims_type, ns, pvc, ctx);
+      }
+      json kept = json::array();
+      for (const auto& v : volumes)
+        if (v.value("name", "") != vol) kept.push_back(v);
+      kept.push_back({{"name", vol}, {"persistentVolumeClaim", {{"claimName", claim}}}});
+      volumes = kept;
+    }
+    if (store.get(kPods, ns, pod_name)) continue;
+    json pod{{"metadata", tmpl.value("metadata", json::object())}, {"spec", tmpl.value("spec", json::object())}};
+    pod["metadata"]["name"] = pod_name;
+    pod["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] = pod_name;
+    pod["metadata"]["labels"]["apps.kubernetes.io/pod-index"] = std::to_string(i);
+    pod["metadata"]["ownerReferences"] = json::array({{{"apiVersion", "apps/v1"}, {"kind", "StatefulSet"}, {"name", name},
+                                                       {"uid", meta(set, "uid")}, {"controller", true},
+                                                       {"blockOwnerDeletion", true}}});
+    pod["spec"]["hostname"] = pod_name;
+    if (spec.contains("serviceName")) pod["spec"]["subdomain"] = spec["serviceName"];
+    if (!volumes.empty()) pod["spec"]["volumes"] = volumes;
+    (void)api_.create(*pods_type, ns, pod, ctx);
+  }
+  for (const auto& p : store.list(kPods, ns)) {
+    bool mine = false;
+    for (const auto& r : (*p)["metadata"].value("ownerReferences", json::array()))
+      mine = mine || (r.value("kind", "") == "StatefulSet" && r.value("uid", "") == meta(set, "uid"));
+    if (!mine) continue;
+    const std::string idx = (*p)["metadata"].value("labels", json::object()).value("apps.kubernetes.io/pod-index", "");
+    if (!idx.empty() && std::all_of(idx.begin(), idx.end(), ::isdigit) && idx.size() < 9 && std::stoi(idx) >= replicas)
+      (void)api_.remove(*pods_type, ns, meta(*p, "name"), json{{"propagationPolicy", "Background"}}, ctx);
+  }
+}
+
 void Controllers::sync_workload(const std::string& gr, const std::string& ns, const std::string& name) {
   auto t = api_.registry().find_gr(gr);
   if (!t) return;
+  if (gr == "apps/statefulsets")
+    if (auto set = api_.store().get(gr, ns, name)) sync_stateful_pods(ns, *set);
   (void)api_.mutate(*t, ns, name, [](json& o) {
     const int replicas = o.value("spec", json::object()).value("replicas", 1);
     json st = o.value("status", json::object());

@@ -55,6 +55,7 @@ class Controllers {
   void sync_namespace(const std::string& name);
   void sync_job(const std::string& ns, const std::string& name);
   void sync_pod(const std::string& ns, const std::string& name);
+  void sync_stateful_pods(const std::string& ns, const nlohmann::json& set);
   void sync_workload(const std::string& gr, const std::string& ns, const std::string& name);
   void collect_garbage(const Event& ev);
   void check_owners(const std::string& gr, const json& obj);

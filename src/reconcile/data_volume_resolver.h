@@ -1,0 +1,75 @@
+// Checks each policy's data volume in the background (as postgres::
+// ArchiveProber probes archiving), so a reconcile never waits on the API:
+// the reconcile hands over its request and gets the newest outcome for that
+// request back at once (none while the first check of it is pending).
+//
+// One worker; at most one check per policy queued or running; each policy
+// re-checked by the worker itself every `interval` (it holds no secret, so
+// it keeps the request) and checks started at most `checks_per_second`, so
+// 10 000 policies stay a bounded load on the API server. `wake(key)` is
+// called when a policy's outcome changed, so its reconcile reads the new one.
+#pragma once
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "kube/client.h"
+#include "reconcile/data_volume.h"
+
+namespace bo::reconcile {
+
+// One check through the API (GET the claim; or GET the workload, list its
+// pods by its selector, GET the pod's claim): the I/O around data_volume.h.
+[[nodiscard]] DataVolumeCheck check_data_volume(kube::Client& client, const DataVolumeRequest& req);
+
+class DataVolumeResolver {
+ public:
+  using CheckFn = std::function<DataVolumeCheck(const DataVolumeRequest&)>;
+  using WakeFn = std::function<void(const std::string& key)>;
+
+  DataVolumeResolver(CheckFn check, WakeFn wake, std::chrono::milliseconds interval, double checks_per_second);
+  ~DataVolumeResolver();
+  DataVolumeResolver(const DataVolumeResolver&) = delete;
+  DataVolumeResolver& operator=(const DataVolumeResolver&) = delete;
+
+  // The newest outcome of `req` for `key`; a new or changed request is
+  // queued at once and has none until its check ends.
+  [[nodiscard]] std::optional<DataVolumeCheck> observe(const std::string& key, const DataVolumeRequest& req);
+  // Drops the policy (deleted, or no data volume to check).
+  void forget(const std::string& key);
+  void stop();
+
+  // For tests: checks started so far.
+  [[nodiscard]] int checks_started() const;
+
+ private:
+  struct Entry {
+    DataVolumeRequest request;
+    std::optional<DataVolumeCheck> latest;
+    bool queued = false, running = false;
+    uint64_t generation = 0;  // a changed request or forget() drops a running check's result
+  };
+  void run();
+
+  CheckFn check_;
+  WakeFn wake_;
+  std::chrono::milliseconds interval_;
+  kube::RateLimiter limiter_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, Entry> entries_;
+  std::deque<std::string> queue_;
+  std::multimap<std::chrono::steady_clock::time_point, std::string> due_;
+  bool stopping_ = false;
+  int started_ = 0;
+  uint64_t generations_ = 0;
+  std::thread worker_;
+};
+
+}  // namespace bo::reconcile
