@@ -220,6 +220,12 @@ class RealBackups : public ::testing::Test {
     auto db = std::make_unique<Postgres>(Postgres::init(data_dir(ns), options));
     auto admin = server_->client();
     EXPECT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", ns}}}}));
+    // The claim the policy names must exist before any backup Job runs (kube-local binds it to
+    // <volume-root>/<ns>/pgdata, the database's data directory).
+    EXPECT_TRUE(admin->create(resources::kPersistentVolumeClaims, ns,
+                              {{"metadata", {{"name", "pgdata"}}},
+                               {"spec", {{"accessModes", {"ReadWriteOnce"}},
+                                         {"resources", {{"requests", {{"storage", "1Gi"}}}}}}}}));
     json storage = {{"WALG_S3_PREFIX", "s3://backups/" + ns}, {"WALG_AWS_ACCESS_KEY_ID", "S3RVER"},
                     {"WALG_AWS_SECRET_ACCESS_KEY", kCanary},
                     {"WALG_AWS_ENDPOINT", "https://127.0.0.1:" + std::to_string(s3_port_)},
