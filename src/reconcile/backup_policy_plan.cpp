@@ -303,19 +303,33 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   // The data volume, checked in the background before any backup Job: a
   // missing or ReadWriteOncePod claim, or a workload without a running pod,
   // is known before a Job would fail on it.
-  const bool volume_ok = in.data_volume && in.data_volume->resolved;
-  if (in.data_volume && volume_ok)
+  const std::string volume_source = data_volume_source(*spec);
+  std::optional<DataVolumeCheck> volume = in.data_volume;
+  if (!volume) {
+    // Pending after an operator restart: the volume last resolved for this
+    // same spec, while the condition still says so, keeps due backups going.
+    const json* c = find_condition(conditions, "DataVolumeResolved");
+    if (auto last = from_status(status, volume_source); last && c && c->value("status", "") == "True") {
+      volume.emplace();
+      volume->resolved = true;
+      volume->volume = *last;
+    }
+  }
+  const bool volume_ok = volume && volume->resolved;
+  if (in.data_volume && volume_ok) {
     cond("DataVolumeResolved", "True", "Resolved", in.data_volume->message);
-  else if (in.data_volume)
+    status["dataVolume"] = to_status(in.data_volume->volume, volume_source);
+  } else if (in.data_volume) {
     cond("DataVolumeResolved", "False", in.data_volume->reason, in.data_volume->message);
-  else if (!find_condition(conditions, "DataVolumeResolved"))
+    status.erase("dataVolume");
+  } else if (!find_condition(conditions, "DataVolumeResolved"))
     // Kept as it was while a check is pending (an operator restart forgets no fact, and writes nothing).
     cond("DataVolumeResolved", "Unknown", "DataVolumePending",
          std::string(spec->database.has_workload_ref ? "spec.database.workloadRef" : "spec.database.dataVolume.claimName") +
              ": the check of the data volume has not finished; no backup Job starts before it has");
   // wal-g backup-push refuses a PGDATA that is not the server's
   // data_directory: known before any Job runs, so none is started.
-  const std::string mount = volume_ok ? in.data_volume->volume.mount_path : spec->database.data_volume.mount_path;
+  const std::string mount = volume_ok ? volume->volume.mount_path : spec->database.data_volume.mount_path;
   const std::string data_directory = in.archiving ? in.archiving->data_directory : "";
   const bool data_dir_ok = data_directory.empty() || (!volume_ok && spec->database.has_workload_ref) ||
                            data_directory == mount || mount == "/" ||
@@ -403,7 +417,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     ji.delta_max_steps = delta_max_steps(*schedule::Cron::parse(spec->schedule.backup),
                                          *schedule::Cron::parse(spec->schedule.full_backup), tz, *slots.run);
     ji.data_directory = data_directory;
-    ji.data_volume = in.data_volume->volume;
+    ji.data_volume = volume->volume;
     plan.create.push_back(build_job(ji));
     created_one = true;
     plan.events.push_back({"Normal", "JobCreated", "created Job " + name + " for the " + format_rfc3339(*slots.run) +

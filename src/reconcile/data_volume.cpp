@@ -221,3 +221,55 @@ std::optional<api::Problem> check_claim(const json& pvc, const std::string& fiel
 }
 
 }  // namespace bo::reconcile
+
+namespace bo::reconcile {
+
+std::string data_volume_source(const api::BackupPolicySpec& spec) {
+  const auto& db = spec.database;
+  const std::string user = " as " + std::to_string(db.run_as_user) + ":" + std::to_string(db.run_as_group);
+  if (db.has_workload_ref)
+    return db.workload_ref.kind + "/" + db.workload_ref.name + (db.container.empty() ? "" : " container " + db.container) +
+           user;
+  return "claim " + db.data_volume.claim_name + " at " + db.data_volume.mount_path +
+         (db.data_volume.sub_path.empty() ? "" : " subPath " + db.data_volume.sub_path) + user;
+}
+
+nlohmann::json to_status(const ResolvedDataVolume& v, const std::string& source) {
+  nlohmann::json j = {{"source", source},         {"claimName", v.claim_name},   {"mountPath", v.mount_path},
+                      {"runAsUser", v.run_as_user}, {"runAsGroup", v.run_as_group}};
+  if (!v.sub_path.empty()) j["subPath"] = v.sub_path;
+  if (!v.node_name.empty()) j["nodeName"] = v.node_name;
+  if (!v.pod.empty()) j["pod"] = v.pod;
+  if (!v.data_directory.empty()) j["dataDirectory"] = v.data_directory;
+  return j;
+}
+
+std::optional<ResolvedDataVolume> from_status(const nlohmann::json& status, const std::string& source) {
+  if (!status.is_object()) return std::nullopt;
+  const auto it = status.find("dataVolume");
+  if (it == status.end() || !it->is_object()) return std::nullopt;
+  const nlohmann::json& j = *it;
+  auto text = [&](const char* k) {
+    const auto f = j.find(k);
+    return f != j.end() && f->is_string() ? f->get<std::string>() : std::string();
+  };
+  auto number = [&](const char* k) -> int64_t {
+    const auto f = j.find(k);
+    return f != j.end() && f->is_number_integer() ? f->get<int64_t>() : -1;
+  };
+  if (text("source") != source) return std::nullopt;
+  ResolvedDataVolume v;
+  v.claim_name = text("claimName");
+  v.mount_path = text("mountPath");
+  v.sub_path = text("subPath");
+  v.run_as_user = number("runAsUser");
+  v.run_as_group = number("runAsGroup");
+  v.node_name = text("nodeName");
+  v.pod = text("pod");
+  v.data_directory = text("dataDirectory");
+  if (v.claim_name.empty() || !v.mount_path.starts_with("/") || v.run_as_user <= 0 || v.run_as_group < 0)
+    return std::nullopt;
+  return v;
+}
+
+}  // namespace bo::reconcile

@@ -92,3 +92,18 @@ struct DataVolumeRequest {
 [[nodiscard]] std::optional<api::Problem> check_claim(const nlohmann::json& pvc, const std::string& field);
 
 }  // namespace bo::reconcile
+
+namespace bo::reconcile {
+
+// The last resolved volume, kept in status.dataVolume so an operator restart
+// (whose first check is still pending) neither blocks due backups nor
+// forgets where the data is. `source` names what it was resolved from (the
+// spec's dataVolume or workloadRef, and the uid/gid asked for): a changed
+// spec never reuses it.
+[[nodiscard]] std::string data_volume_source(const api::BackupPolicySpec& spec);
+[[nodiscard]] nlohmann::json to_status(const ResolvedDataVolume& v, const std::string& source);
+// The volume recorded in `status` for `source`; none when absent, for
+// another source, or malformed.
+[[nodiscard]] std::optional<ResolvedDataVolume> from_status(const nlohmann::json& status, const std::string& source);
+
+}  // namespace bo::reconcile

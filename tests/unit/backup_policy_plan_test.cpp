@@ -653,24 +653,68 @@ INSTANTIATE_TEST_SUITE_P(
                    "False", "DataVolumeCheckFailed", "HTTP 403 Forbidden): nope"}),
     [](const auto& info) { return info.param.name; });
 
-TEST(PlanDataVolume, APendingCheckKeepsWhatWasKnownButStartsNoBackup) {
+TEST(PlanDataVolume, APendingCheckAfterARestartRunsDueBackupsOnTheLastResolvedVolume) {
   auto first = plan_backup_policy(inputs(policy(), "2026-11-24T09:59:00Z"));
+  ASSERT_EQ((*cond(first, "DataVolumeResolved"))["status"], "True");
+  ASSERT_EQ(first.status["dataVolume"]["claimName"], "supabase-db-data") << first.status.dump();
   json stored = policy();
   stored["status"] = first.status;
-  ASSERT_EQ((*cond(first, "DataVolumeResolved"))["status"], "True");
   auto in = inputs(stored, "2026-11-24T10:00:30Z");
   in.data_volume.reset();  // an operator restart: no check has finished yet
   const auto p = plan_backup_policy(in);
-  EXPECT_TRUE(p.create.empty());
+  ASSERT_EQ(p.create.size(), 1u) << p.status["conditions"].dump();
+  EXPECT_EQ(p.create[0]["metadata"]["name"], "db-delta-202611241000");
   EXPECT_EQ(*cond(p, "DataVolumeResolved"), *cond(first, "DataVolumeResolved"));
   EXPECT_EQ((*cond(p, "Ready"))["status"], "True");
-  // The slot is not recorded as scheduled: once the result arrives (the
-  // status written meanwhile), it runs inside its starting deadline.
-  stored["status"] = p.status;
-  auto later = inputs(stored, "2026-11-24T10:01:00Z");
+  EXPECT_EQ(p.status["dataVolume"], first.status["dataVolume"]);
+}
+
+TEST(PlanDataVolume, APendingCheckNeverReusesAVolumeResolvedForAnotherSpecOrAFailedOne) {
+  auto first = plan_backup_policy(inputs(policy(), "2026-11-24T09:59:00Z"));
+  // The spec now names another claim: what was resolved for the old one is not used.
+  json changed = policy();
+  changed["spec"]["database"]["dataVolume"]["claimName"] = "other-claim";
+  changed["status"] = first.status;
+  auto in = inputs(changed, "2026-11-24T10:00:30Z");
+  in.data_volume.reset();
+  auto p = plan_backup_policy(in);
+  EXPECT_TRUE(p.create.empty()) << p.create.size();
+  // The slot is not recorded as scheduled: once the check ends, it runs inside its starting deadline.
+  changed["status"] = p.status;
+  auto later = inputs(changed, "2026-11-24T10:01:00Z");
   const auto ran = plan_backup_policy(later);
   ASSERT_EQ(ran.create.size(), 1u);
   EXPECT_EQ(ran.create[0]["metadata"]["name"], "db-delta-202611241000");
+
+  // A failed check drops the record, so a later pending check starts nothing.
+  json stored = policy();
+  stored["status"] = first.status;
+  auto failed_in = inputs(stored, "2026-11-24T09:59:30Z");
+  failed_in.data_volume = check_failed("DataVolumeNotFound", "spec.database.dataVolume.claimName", "not found");
+  const auto failed = plan_backup_policy(failed_in);
+  EXPECT_FALSE(failed.status.contains("dataVolume"));
+  stored["status"] = failed.status;
+  auto pending = inputs(stored, "2026-11-24T10:00:30Z");
+  pending.data_volume.reset();
+  EXPECT_TRUE(plan_backup_policy(pending).create.empty());
+}
+
+TEST(PlanDataVolume, TheRecordedVolumeRoundTripsAndRejectsWhatItCannotUse) {
+  ResolvedDataVolume v{"data-db-0", "/var/lib/postgresql/data", "pgdata", 105, 106, "node-a", "db-0",
+                       "/var/lib/postgresql/data"};
+  const json status = {{"dataVolume", to_status(v, "StatefulSet/db as -1:-1")}};
+  EXPECT_EQ(from_status(status, "StatefulSet/db as -1:-1"), v);
+  EXPECT_EQ(from_status(status, "StatefulSet/other as -1:-1"), std::nullopt);
+  for (const char* key : {"claimName", "mountPath", "runAsUser"}) {
+    json broken = status;
+    broken["dataVolume"].erase(key);
+    EXPECT_EQ(from_status(broken, "StatefulSet/db as -1:-1"), std::nullopt) << key;
+  }
+  json root = status;
+  root["dataVolume"]["runAsUser"] = 0;  // never root
+  EXPECT_EQ(from_status(root, "StatefulSet/db as -1:-1"), std::nullopt);
+  EXPECT_EQ(from_status(json{{"dataVolume", "garbage"}}, "x"), std::nullopt);
+  EXPECT_EQ(from_status(json::array(), "x"), std::nullopt);
 }
 
 TEST(PlanDataVolume, SlotsPassedWhileTheClaimWasMissingCountAsMissed) {
