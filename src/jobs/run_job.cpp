@@ -374,7 +374,9 @@ int offsite_copy(const Env& env, std::ostream& log) {
   if (r.exit_code != 0) throw Failure{walg_error("wal-g copy of " + id, r)};
   // wal-g with the offsite settings only: nothing of the source's may help.
   Env offsite = storage_settings(env, "OFFSITE_");
-  for (const char* k : {"PATH", "HOME"})
+  // The process's own runtime settings carry over (where programs are, the
+  // locale and zone, sanitizer options of an instrumented build); no storage setting does.
+  for (const char* k : {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"})
     if (!get(env, k).empty()) offsite[k] = get(env, k);
   offsite["TMPDIR"] = dir;
   const auto segments = prove_offsite_restorable(walg, id, source.out, offsite, dir, log);
