@@ -1,7 +1,6 @@
 #include "postgres/archive_prober.h"
 
 #include <algorithm>
-#include <vector>
 
 namespace bo::postgres {
 namespace {
@@ -15,9 +14,11 @@ void wipe(std::string& secret) {
 }  // namespace
 
 ArchiveProber::ArchiveProber(ProbeFn probe, WakeFn wake, const Clock& clock, std::chrono::milliseconds interval)
-    : probe_(std::move(probe)), wake_(std::move(wake)), clock_(clock), interval_(interval) {
-  worker_ = std::thread([this] { run(); });
-}
+    : probe_(std::move(probe)),
+      wake_(std::move(wake)),
+      clock_(clock),
+      interval_(interval),
+      worker_([this](const std::string& key) { run_probe(key); }, [this](const std::string& key) { probe_due(key); }) {}
 
 ArchiveProber::~ArchiveProber() { stop(); }
 
@@ -29,8 +30,7 @@ std::optional<ArchiveObservation> ArchiveProber::observe(const std::string& key,
   const auto now = std::chrono::steady_clock::now();
   if (!stopping_ && !e.running && !e.pending && (!e.last_start || now - *e.last_start >= interval_)) {
     e.pending = std::move(params);
-    queue_.push_back(key);
-    cv_.notify_one();
+    (void)worker_.enqueue(key);  // queued exactly while pending: forget() and stop() drop both
   } else {
     wipe(params.password);
   }
@@ -49,7 +49,7 @@ void ArchiveProber::forget(const std::string& key) {
   if (it == entries_.end()) return;
   if (it->second.pending) wipe(it->second.pending->password);
   entries_.erase(it);
-  queue_.erase(std::remove(queue_.begin(), queue_.end(), key), queue_.end());
+  worker_.cancel(key);
 }
 
 void ArchiveProber::stop() {
@@ -61,10 +61,8 @@ void ArchiveProber::stop() {
         wipe(e.pending->password);
         e.pending.reset();
       }
-    queue_.clear();
   }
-  cv_.notify_all();
-  if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) worker_.join();
+  worker_.stop();
 }
 
 ArchiveObservation ArchiveProber::carry(const std::optional<ArchiveObservation>& prev, ArchiveObservation next,
@@ -88,57 +86,43 @@ int ArchiveProber::probes_started() const {
   return started_;
 }
 
-void ArchiveProber::run() {
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    const auto now = std::chrono::steady_clock::now();
-    // Probes that came due: the policy is woken to hand over its credentials.
-    std::vector<std::string> wake;
-    while (!due_.empty() && due_.begin()->first <= now) {
-      const std::string key = due_.begin()->second;
-      due_.erase(due_.begin());
-      auto it = entries_.find(key);
-      if (it != entries_.end() && !it->second.pending && !it->second.running) wake.push_back(key);
-    }
-    if (!wake.empty()) {
-      lock.unlock();
-      for (const auto& k : wake) wake_(k);
-      lock.lock();
-      continue;
-    }
-    if (queue_.empty()) {
-      if (due_.empty()) cv_.wait(lock);
-      else cv_.wait_until(lock, due_.begin()->first);
-      continue;
-    }
-    const std::string key = queue_.front();
-    queue_.pop_front();
+void ArchiveProber::probe_due(const std::string& key) {
+  {
+    std::lock_guard lock(mu_);
     auto it = entries_.find(key);
-    if (it == entries_.end() || !it->second.pending) continue;
-    ConnectionParams params = std::move(*it->second.pending);
-    it->second.pending.reset();
-    it->second.running = true;
-    it->second.last_start = now;
-    const uint64_t generation = it->second.generation;
-    ++started_;
+    if (it == entries_.end() || it->second.pending || it->second.running) return;
+  }
+  // The policy is woken to hand over its credentials.
+  wake_(key);
+}
+
+void ArchiveProber::run_probe(const std::string& key) {
+  std::unique_lock lock(mu_);
+  auto it = entries_.find(key);
+  if (it == entries_.end() || !it->second.pending) return;
+  const auto start = std::chrono::steady_clock::now();
+  ConnectionParams params = std::move(*it->second.pending);
+  it->second.pending.reset();
+  it->second.running = true;
+  it->second.last_start = start;
+  const uint64_t generation = it->second.generation;
+  ++started_;
+  lock.unlock();
+  ArchiveObservation obs = probe_(params);
+  wipe(params.password);
+  const SysTime stamp = clock_.now();
+  lock.lock();
+  it = entries_.find(key);
+  if (it == entries_.end() || it->second.generation != generation) return;  // forgotten meanwhile
+  Entry& e = it->second;
+  e.running = false;
+  obs = carry(e.latest, std::move(obs), stamp);
+  const bool woken = changed(e.latest, obs);
+  e.latest = std::move(obs);
+  worker_.schedule_at(key, start + interval_);
+  if (woken && !stopping_) {
     lock.unlock();
-    ArchiveObservation obs = probe_(params);
-    wipe(params.password);
-    const SysTime stamp = clock_.now();
-    lock.lock();
-    it = entries_.find(key);
-    if (it == entries_.end() || it->second.generation != generation) continue;  // forgotten meanwhile
-    Entry& e = it->second;
-    e.running = false;
-    obs = carry(e.latest, std::move(obs), stamp);
-    const bool woken = changed(e.latest, obs);
-    e.latest = std::move(obs);
-    due_.emplace(now + interval_, key);
-    if (woken && !stopping_) {
-      lock.unlock();
-      wake_(key);
-      lock.lock();
-    }
+    wake_(key);
   }
 }
 

@@ -11,15 +11,13 @@
 // credentials: continuous checking without keeping the password around.
 #pragma once
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 
+#include "common/background_worker.h"
 #include "common/clock.h"
 #include "postgres/archiving.h"
 
@@ -69,22 +67,20 @@ class ArchiveProber {
     std::optional<std::chrono::steady_clock::time_point> last_start;
     uint64_t generation = 0;  // bumped by forget(): a running probe's result is then dropped
   };
-  void run();
+  // On the worker: the queued probe of `key`; and a probe of it came due (woken then).
+  void run_probe(const std::string& key);
+  void probe_due(const std::string& key);
 
   ProbeFn probe_;
   WakeFn wake_;
   const Clock& clock_;
   std::chrono::milliseconds interval_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   std::map<std::string, Entry> entries_;
-  std::deque<std::string> queue_;
-  // Keys whose next probe is due at a time: woken then.
-  std::multimap<std::chrono::steady_clock::time_point, std::string> due_;
-  bool stopping_ = false;
+  bool stopping_ = false;  // under mu_, so no password is handed over once stop() wiped them
   int started_ = 0;
   uint64_t generations_ = 0;
-  std::thread worker_;
+  BackgroundWorker worker_;  // last: its thread calls into everything above
 };
 
 }  // namespace bo::postgres

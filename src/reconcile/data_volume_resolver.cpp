@@ -1,6 +1,5 @@
 #include "reconcile/data_volume_resolver.h"
 
-#include <algorithm>
 #include <vector>
 
 #include "common/log.h"
@@ -92,9 +91,8 @@ DataVolumeResolver::DataVolumeResolver(CheckFn check, WakeFn wake, std::chrono::
     : check_(std::move(check)),
       wake_(std::move(wake)),
       interval_(interval),
-      limiter_(checks_per_second, std::max(1, static_cast<int>(checks_per_second))) {
-  worker_ = std::thread([this] { run(); });
-}
+      worker_([this](const std::string& key) { run_check(key); }, [this](const std::string& key) { check_due(key); },
+              checks_per_second) {}
 
 DataVolumeResolver::~DataVolumeResolver() { stop(); }
 
@@ -106,94 +104,60 @@ std::optional<DataVolumeCheck> DataVolumeResolver::observe(const std::string& ke
     e.request = req;
     e.latest.reset();  // an outcome of another request says nothing about this one
     e.generation = ++generations_;
-    if (!e.queued && !stopping_) {
-      e.queued = true;
-      queue_.push_back(key);
-      cv_.notify_one();
-    }
+    (void)worker_.enqueue(key);  // unless queued already (it then checks the new request) or stopped
   }
   return e.latest;
 }
 
 void DataVolumeResolver::forget(const std::string& key) {
   std::lock_guard lock(mu_);
-  if (entries_.erase(key)) queue_.erase(std::remove(queue_.begin(), queue_.end(), key), queue_.end());
+  if (entries_.erase(key)) worker_.cancel(key);
 }
 
-void DataVolumeResolver::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-    queue_.clear();
-  }
-  cv_.notify_all();
-  if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) worker_.join();
-}
+void DataVolumeResolver::stop() { worker_.stop(); }
 
 int DataVolumeResolver::checks_started() const {
   std::lock_guard lock(mu_);
   return started_;
 }
 
-void DataVolumeResolver::run() {
+void DataVolumeResolver::check_due(const std::string& key) {
+  // The worker holds the request: a re-check joins the queue (unless the key is queued already).
+  std::lock_guard lock(mu_);
+  if (entries_.contains(key)) (void)worker_.enqueue(key);
+}
+
+void DataVolumeResolver::run_check(const std::string& key) {
   std::unique_lock lock(mu_);
-  while (!stopping_) {
-    const auto now = std::chrono::steady_clock::now();
-    // Re-checks that came due join the queue (the worker holds the request).
-    while (!due_.empty() && due_.begin()->first <= now) {
-      const std::string key = due_.begin()->second;
-      due_.erase(due_.begin());
-      auto it = entries_.find(key);
-      if (it != entries_.end() && !it->second.queued && !it->second.running) {
-        it->second.queued = true;
-        queue_.push_back(key);
-      }
-    }
-    if (queue_.empty()) {
-      if (due_.empty()) cv_.wait(lock);
-      else cv_.wait_until(lock, due_.begin()->first);
-      continue;
-    }
-    const std::string key = queue_.front();
-    queue_.pop_front();
-    auto it = entries_.find(key);
-    if (it == entries_.end()) continue;
-    it->second.queued = false;
-    it->second.running = true;
-    const DataVolumeRequest req = it->second.request;
-    const uint64_t generation = it->second.generation;
-    ++started_;
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return;
+  const DataVolumeRequest req = it->second.request;
+  const uint64_t generation = it->second.generation;
+  ++started_;
+  lock.unlock();
+  DataVolumeCheck outcome;
+  try {
+    outcome = check_(req);
+  } catch (const std::exception& e) {
+    outcome = check_failed("DataVolumeCheckFailed", req.workload() ? "spec.database.workloadRef"
+                                                                  : "spec.database.dataVolume.claimName",
+                           std::string("the check failed: ") + e.what());
+  }
+  lock.lock();
+  it = entries_.find(key);
+  if (it == entries_.end()) return;  // forgotten meanwhile
+  Entry& e = it->second;
+  worker_.schedule_at(key, std::chrono::steady_clock::now() + interval_);
+  if (e.generation != generation) {
+    // The request changed while this ran: check the new one now.
+    (void)worker_.enqueue(key);
+    return;
+  }
+  const bool changed = e.latest != outcome;
+  e.latest = std::move(outcome);
+  if (changed && !worker_.stopping()) {
     lock.unlock();
-    limiter_.acquire();
-    DataVolumeCheck outcome;
-    try {
-      outcome = check_(req);
-    } catch (const std::exception& e) {
-      outcome = check_failed("DataVolumeCheckFailed", req.workload() ? "spec.database.workloadRef"
-                                                                    : "spec.database.dataVolume.claimName",
-                             std::string("the check failed: ") + e.what());
-    }
-    lock.lock();
-    it = entries_.find(key);
-    if (it == entries_.end()) continue;  // forgotten meanwhile
-    Entry& e = it->second;
-    e.running = false;
-    due_.emplace(std::chrono::steady_clock::now() + interval_, key);
-    if (e.generation != generation) {
-      // The request changed while this ran: check the new one now.
-      if (!e.queued) {
-        e.queued = true;
-        queue_.push_back(key);
-      }
-      continue;
-    }
-    const bool changed = e.latest != outcome;
-    e.latest = std::move(outcome);
-    if (changed && !stopping_) {
-      lock.unlock();
-      wake_(key);
-      lock.lock();
-    }
+    wake_(key);
   }
 }
 

@@ -10,15 +10,13 @@
 // called when a policy's outcome changed, so its reconcile reads the new one.
 #pragma once
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 
+#include "common/background_worker.h"
 #include "kube/client.h"
 #include "reconcile/data_volume.h"
 
@@ -52,24 +50,20 @@ class DataVolumeResolver {
   struct Entry {
     DataVolumeRequest request;
     std::optional<DataVolumeCheck> latest;
-    bool queued = false, running = false;
     uint64_t generation = 0;  // a changed request or forget() drops a running check's result
   };
-  void run();
+  // On the worker: the queued check of `key`; and its re-check came due.
+  void run_check(const std::string& key);
+  void check_due(const std::string& key);
 
   CheckFn check_;
   WakeFn wake_;
   std::chrono::milliseconds interval_;
-  kube::RateLimiter limiter_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   std::map<std::string, Entry> entries_;
-  std::deque<std::string> queue_;
-  std::multimap<std::chrono::steady_clock::time_point, std::string> due_;
-  bool stopping_ = false;
   int started_ = 0;
   uint64_t generations_ = 0;
-  std::thread worker_;
+  BackgroundWorker worker_;  // last: its thread calls into everything above
 };
 
 }  // namespace bo::reconcile
