@@ -9,6 +9,7 @@
 #include "common/timefmt.h"
 #include "chart_operator.h"
 #include "harness.h"
+#include "in_process_operator.h"
 #include "reconcile/backup_policy_controller.h"
 #include "reconcile/conditions.h"
 #include "reconcile/restore_controller.h"
@@ -21,7 +22,6 @@ using namespace bo::kube;
 using bo::reconcile::kBackupPolicies;
 using nlohmann::json;
 using testing_support::eventually;
-using testing_support::KubeLocal;
 
 namespace {
 
@@ -44,53 +44,23 @@ std::string rules_file() {
   return testing_support::write_file(dir / "rules.json", rules.dump());
 }
 
-class BackupPolicyIT : public ::testing::Test {
+class BackupPolicyIT : public testing_support::InProcessOperatorIT<BackupPolicyIT> {
  protected:
   // The controllers run with the chart's service account under its RBAC
   // (chart_operator.h); the test itself acts as an administrator.
-  static void SetUpTestSuite() {
-    server_ = new KubeLocal({"--authorize", "--pod-rules", rules_file()});
-    auto r = server_->kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/");
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-    chart_ = new testing_support::ChartOperator(testing_support::install_chart(*server_, server_->dir()));
-    // No identity webhook runs in this suite except where a test starts one.
-    r = server_->kubectl("delete mutatingwebhookconfiguration bo-backup-operator");
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-  }
-  static void TearDownTestSuite() {
-    delete chart_;
-    chart_ = nullptr;
-    delete server_;
-    server_ = nullptr;
-  }
+  static void SetUpTestSuite() { start_server({"--authorize", "--pod-rules", rules_file()}); }
   void SetUp() override {
-    client_ = server_->client();
-    auto cfg = bo::kube::load_kubeconfig(chart_->kubeconfig);
-    ASSERT_TRUE(cfg) << cfg.error().str();
-    op_client_ = std::make_unique<Client>(std::move(*make_cpprest_transport(*cfg)), 100, 200);
-    ns_ = "bp" + bo::hex_encode(bo::random_bytes(3));
-    ASSERT_TRUE(client_->create(resources::kNamespaces, "", {{"metadata", {{"name", ns_}}}}));
-    ASSERT_TRUE(client_->create(resources::kNamespaces, "", {{"metadata", {{"name", ns_ + "-verify"}}}}));
+    ASSERT_NO_FATAL_FAILURE(set_up_namespace("bp"));
     // The policies' data volume: checked before any backup Job.
     ASSERT_TRUE(client_->create(resources::kPersistentVolumeClaims, ns_, {{"metadata", {{"name", "supabase-db-data"}}}, {"spec", {{"accessModes", {"ReadWriteOnce"}}, {"resources", {{"requests", {{"storage", "1Gi"}}}}}}}}));
-    // Start the fake clock at the next full hour plus a little: the hourly slot is due.
-    const auto now = std::chrono::system_clock::now();
-    clock_ = std::make_unique<bo::FakeClock>(std::chrono::ceil<std::chrono::hours>(now) + std::chrono::seconds(5));
-    recorder_ = std::make_unique<EventRecorder>(*op_client_, *clock_);
   }
   void TearDown() override {
     if (restores_) restores_->stop();
-    if (controller_) controller_->stop();
-    if (caches_) caches_->stop();
-    recorder_->flush();
+    InProcessOperatorIT::TearDown();
   }
 
   void create_secrets(bool with_encryption = true) {
-    ASSERT_TRUE(client_->create(resources::kSecrets, ns_,
-                                {{"metadata", {{"name", "walg-storage"}}},
-                                 {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},
-                                                 {"WALG_AWS_SECRET_ACCESS_KEY", "CANARY-9d1e"},
-                                                 {"WALG_AWS_ENDPOINT", "https://s3.local"}}}}));
+    ASSERT_NO_FATAL_FAILURE(create_storage_secret("CANARY-9d1e"));
     ASSERT_TRUE(client_->create(resources::kSecrets, ns_,
                                 {{"metadata", {{"name", "supabase-db"}}},
                                  {"stringData", {{"username", "postgres"}, {"password", "CANARY-9d1e"}}}}));
@@ -122,32 +92,13 @@ class BackupPolicyIT : public ::testing::Test {
     if (restores_) restores_->start();
     ASSERT_TRUE(eventually([&] { return controller_->synced(); }));
   }
-  json condition(const std::string& type) {
-    auto p = client_->get(kBackupPolicies, ns_, "db");
-    if (!p) return json::object();
-    const json conditions = (*p).value("status", json::object()).value("conditions", json::array());
-    auto c = bo::reconcile::find_condition(conditions, type);
-    return c ? *c : json::object();
-  }
   size_t job_count() {
     auto l = client_->list(resources::kJobs, ns_, {"backup.si.dev/policy=db", "", 0, "", ""});
     return l ? (*l)["items"].size() : 0;
   }
 
-  static KubeLocal* server_;
-  static testing_support::ChartOperator* chart_;
-  std::unique_ptr<Client> client_;     // the test, as an administrator
-  std::unique_ptr<Client> op_client_;  // the controllers, as the chart's service account
-  std::string ns_;
-  std::unique_ptr<bo::FakeClock> clock_;
-  std::unique_ptr<EventRecorder> recorder_;
-  bo::metrics::Metrics metrics_;
-  std::unique_ptr<bo::reconcile::Caches> caches_;
-  std::unique_ptr<bo::reconcile::BackupPolicyController> controller_;
   std::unique_ptr<bo::reconcile::RestoreController> restores_;
 };
-KubeLocal* BackupPolicyIT::server_ = nullptr;
-testing_support::ChartOperator* BackupPolicyIT::chart_ = nullptr;
 
 TEST_F(BackupPolicyIT, CrdAppliesTheDocumentedDefaults) {
   auto created = client_->create(kBackupPolicies, ns_, policy());

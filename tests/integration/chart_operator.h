@@ -85,4 +85,21 @@ inline ChartOperator install_chart(const KubeLocal& server, const fs::path& dir)
   return op;
 }
 
+// The repository's CRDs applied to `server`, then the chart installed
+// (install_chart, its files in `dir`): where every suite that runs the
+// operator as the chart does begins. Throws, with kubectl's output, when
+// the CRDs are refused.
+inline ChartOperator install_crds_and_chart(const KubeLocal& server, const fs::path& dir) {
+  const auto r = server.kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/");
+  if (r.exit_code != 0) throw std::runtime_error("kubectl apply of the CRDs: " + r.output);
+  return install_chart(server, dir);
+}
+
+// Whether the operator process logs that `controller` runs (it has won the
+// lease and started its controllers) within 30 s.
+[[nodiscard]] inline bool controller_started(const Child& op, const std::string& controller) {
+  return eventually([&] { return op.log().find("\"controller\":\"" + controller + "\"") != std::string::npos; },
+                    std::chrono::seconds(30));
+}
+
 }  // namespace testing_support

@@ -11,6 +11,7 @@
 #include "common/clock.h"
 #include "common/encoding.h"
 #include "harness.h"
+#include "in_process_operator.h"
 #include "reconcile/backup_policy_controller.h"
 #include "reconcile/conditions.h"
 
@@ -18,7 +19,6 @@ using namespace bo::kube;
 using bo::reconcile::kBackupPolicies;
 using nlohmann::json;
 using testing_support::eventually;
-using testing_support::KubeLocal;
 
 namespace {
 
@@ -35,48 +35,15 @@ json claim(const std::string& name, const std::string& mode = "ReadWriteOnce") {
           {"spec", {{"accessModes", {mode}}, {"resources", {{"requests", {{"storage", "1Gi"}}}}}}}};
 }
 
-class DataVolumeIT : public ::testing::Test {
+class DataVolumeIT : public testing_support::InProcessOperatorIT<DataVolumeIT> {
  protected:
-  static void SetUpTestSuite() {
-    server_ = new KubeLocal({"--authorize", "--pod-rules", rules_file()});
-    auto r = server_->kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/");
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-    chart_ = new testing_support::ChartOperator(testing_support::install_chart(*server_, server_->dir()));
-    r = server_->kubectl("delete mutatingwebhookconfiguration bo-backup-operator");
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-  }
-  static void TearDownTestSuite() {
-    delete chart_;
-    chart_ = nullptr;
-    delete server_;
-    server_ = nullptr;
-  }
+  static void SetUpTestSuite() { start_server({"--authorize", "--pod-rules", rules_file()}); }
   void SetUp() override {
-    client_ = server_->client();
-    auto cfg = bo::kube::load_kubeconfig(chart_->kubeconfig);
-    ASSERT_TRUE(cfg) << cfg.error().str();
-    op_client_ = std::make_unique<Client>(std::move(*make_cpprest_transport(*cfg)), 100, 200);
-    ns_ = "dv" + bo::hex_encode(bo::random_bytes(3));
-    ASSERT_TRUE(client_->create(resources::kNamespaces, "", {{"metadata", {{"name", ns_}}}}));
-    ASSERT_TRUE(client_->create(resources::kNamespaces, "", {{"metadata", {{"name", ns_ + "-verify"}}}}));
-    ASSERT_TRUE(client_->create(resources::kSecrets, ns_,
-                                {{"metadata", {{"name", "walg-storage"}}},
-                                 {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},
-                                                 {"WALG_AWS_SECRET_ACCESS_KEY", "CANARY-dv"},
-                                                 {"WALG_AWS_ENDPOINT", "https://s3.local"}}}}));
+    ASSERT_NO_FATAL_FAILURE(set_up_namespace("dv"));
+    ASSERT_NO_FATAL_FAILURE(create_storage_secret("CANARY-dv"));
     ASSERT_TRUE(client_->create(resources::kSecrets, ns_,
                                 {{"metadata", {{"name", "walg-encryption"}}},
                                  {"stringData", {{"WALG_LIBSODIUM_KEY", "CANARY-dv"}}}}));
-    // Just past an hour: the hourly delta slot is due, and stays due for the
-    // starting deadline (the fake clock does not move).
-    clock_ = std::make_unique<bo::FakeClock>(std::chrono::ceil<std::chrono::hours>(std::chrono::system_clock::now()) +
-                                             std::chrono::seconds(5));
-    recorder_ = std::make_unique<EventRecorder>(*op_client_, *clock_);
-  }
-  void TearDown() override {
-    if (controller_) controller_->stop();
-    if (caches_) caches_->stop();
-    recorder_->flush();
   }
   json policy(const json& database) {
     json db = {{"host", "db"}};
@@ -103,13 +70,6 @@ class DataVolumeIT : public ::testing::Test {
     controller_->start();
     ASSERT_TRUE(eventually([&] { return controller_->synced(); }));
   }
-  json condition(const std::string& type) {
-    auto p = client_->get(kBackupPolicies, ns_, "db");
-    if (!p) return json::object();
-    const json conditions = (*p).value("status", json::object()).value("conditions", json::array());
-    auto c = bo::reconcile::find_condition(conditions, type);
-    return c ? *c : json::object();
-  }
   bool condition_is(const std::string& type, const std::string& status, const std::string& reason) {
     const json c = condition(type);
     return c.value("status", "") == status && c.value("reason", "") == reason;
@@ -124,19 +84,7 @@ class DataVolumeIT : public ::testing::Test {
     return nullptr;
   }
 
-  static KubeLocal* server_;
-  static testing_support::ChartOperator* chart_;
-  std::unique_ptr<Client> client_;
-  std::unique_ptr<Client> op_client_;
-  std::string ns_;
-  std::unique_ptr<bo::FakeClock> clock_;
-  std::unique_ptr<EventRecorder> recorder_;
-  bo::metrics::Metrics metrics_;
-  std::unique_ptr<bo::reconcile::Caches> caches_;
-  std::unique_ptr<bo::reconcile::BackupPolicyController> controller_;
 };
-KubeLocal* DataVolumeIT::server_ = nullptr;
-testing_support::ChartOperator* DataVolumeIT::chart_ = nullptr;
 
 TEST_F(DataVolumeIT, TheCrdTakesExactlyOneOfDataVolumeAndWorkloadRef) {
   auto both = client_->create(kBackupPolicies, ns_,

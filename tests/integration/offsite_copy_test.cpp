@@ -17,6 +17,7 @@
 #include "harness.h"
 #include "reconcile/backup_policy_plan.h"
 #include "reconcile/conditions.h"
+#include "restored_postgres.h"
 #include "support/postgres.h"
 
 using nlohmann::json;
@@ -211,14 +212,7 @@ TEST_F(OffsiteCopy, CopyRestoresFromTheOffsiteStoreAloneAndS3rverReportsNoRetent
   ASSERT_EQ(r.exit_code, 0) << r.output << termination();
   // PostgreSQL's restore_command (wal-g wal-fetch) reads the offsite store through the server's environment.
   for (const auto& [k, v] : offsite_walg_env()) ::setenv(k.c_str(), v.c_str(), 1);
-  Postgres::hand_to_server_user(pgdata);
-  PostgresOptions ro;
-  ro.settings["archive_mode"] = "off";
-  try {
-    restored_ = std::make_unique<Postgres>(Postgres::start_existing(pgdata, ro));
-  } catch (const std::exception& e) {
-    FAIL() << e.what();
-  }
+  ASSERT_NO_FATAL_FAILURE(testing_support::start_restored(pgdata, restored_));
   EXPECT_EQ(restored_->value("select count(*) from t"), std::to_string(before + after)) << restored_->log();
   EXPECT_EQ(restored_->value("select max(id) from t"), std::to_string(before + after));
 }

@@ -169,14 +169,10 @@ class RealBackups : public ::testing::Test {
       exec_rules.push_back({{"selector", std::string("backup.si.dev/action=") + a}, {"outcome", {{"exec", true}}}});
     args.insert(args.end(), {"--pod-rules", testing_support::write_file(*dir_ / "rules.json", exec_rules.dump())});
     server_ = new KubeLocal(args);
-    auto r = server_->kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/");
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-    const auto chart = testing_support::install_chart(*server_, *dir_);
+    const auto chart = testing_support::install_crds_and_chart(*server_, *dir_);
     // One scaled hour every 6 s: the hourly backup falls due every 6 s.
     operator_ = new Child(chart.args({"--time-scale", "600", "--metrics-bind-address", "0"}), *dir_ / "operator.log");
-    ASSERT_TRUE(eventually([&] { return operator_->log().find("\"controller\":\"backuppolicy\"") != std::string::npos; },
-                           std::chrono::seconds(30)))
-        << operator_->log();
+    ASSERT_TRUE(testing_support::controller_started(*operator_, "backuppolicy")) << operator_->log();
   }
   static void TearDownTestSuite() {
     delete operator_;

@@ -53,12 +53,10 @@ class RestoreRequestIT : public ::testing::Test {
     dir_ = new std::filesystem::path(testing_support::make_temp_dir("rr"));
     metrics_port_ = testing_support::free_port();
     server_ = new KubeLocal({"--authorize", "--tokens", tokens_file(*dir_), "--pod-rules", rules_file(*dir_)});
-    auto r = server_->kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/");
-    ASSERT_EQ(r.exit_code, 0) << r.output;
     auto admin = server_->client();
     // The operator exactly as the chart installs it (chart_operator.h): a
     // permission the chart lacks fails these tests.
-    const auto chart = testing_support::install_chart(*server_, *dir_);
+    const auto chart = testing_support::install_crds_and_chart(*server_, *dir_);
     const Resource crb{"rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false};
     ASSERT_TRUE(admin->create(crb, "", {{"metadata", {{"name", "alice"}}},
                                         {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "ClusterRole"}, {"name", "cluster-admin"}}},
@@ -66,9 +64,7 @@ class RestoreRequestIT : public ::testing::Test {
     operator_ = new Child(chart.args({"--metrics-bind-address", "127.0.0.1:" + std::to_string(metrics_port_), "--log-level", "debug"}),
                           *dir_ / "operator.log");
     // Ready when the controllers run (after winning the lease).
-    ASSERT_TRUE(eventually([&] {
-      return operator_->log().find("\"controller\":\"restorerequest\"") != std::string::npos;
-    }, std::chrono::seconds(30))) << operator_->log();
+    ASSERT_TRUE(testing_support::controller_started(*operator_, "restorerequest")) << operator_->log();
 
     for (const char* ns : {"shop", "shop-drill", "shop-wait", "shop-verify"})
       ASSERT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", ns}}}}));

@@ -25,6 +25,7 @@
 #include "common/timefmt.h"
 #include "harness.h"
 #include "postgres/archiving.h"
+#include "restored_postgres.h"
 #include "support/postgres.h"
 
 using nlohmann::json;
@@ -281,14 +282,7 @@ TEST_F(RunJob, RestoreChecksTheChecksumFetchesAndWritesRecoverySettings) {
   // PostgreSQL recovers on what run-job left: restore_command's wal-fetch finds the store through
   // the server's environment (a restore Job's container has the same WALG_* variables).
   ::setenv("WALG_FILE_PREFIX", store_.string().c_str(), 1);
-  Postgres::hand_to_server_user(pgdata);
-  PostgresOptions o;
-  o.settings["archive_mode"] = "off";
-  try {
-    restored_ = std::make_unique<Postgres>(Postgres::start_existing(pgdata, o));
-  } catch (const std::exception& e) {
-    FAIL() << e.what();
-  }
+  ASSERT_NO_FATAL_FAILURE(testing_support::start_restored(pgdata, restored_));
   EXPECT_EQ(restored_->value("select count(*) from t"), std::to_string(until)) << restored_->log();
   EXPECT_EQ(restored_->value("select max(id) from t"), std::to_string(until));
   restored_->query("insert into t values (1000000, 'writable after recovery')");

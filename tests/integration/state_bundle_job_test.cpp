@@ -41,14 +41,10 @@ class StateBundleJobs : public ::testing::Test {
     server_ = new KubeLocal({"--authorize", "--time-scale", "20", "--pod-rules", testing_support::write_file(*dir_ / "rules.json", rules.dump()),
                              "--exec-image", std::string("si-dev/backup-operator:0.1.0=") + OPERATOR_BIN, "--volume-root",
                              (*dir_ / "volumes").string()});
-    auto r = server_->kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/");
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-    const auto chart = testing_support::install_chart(*server_, *dir_);
+    const auto chart = testing_support::install_crds_and_chart(*server_, *dir_);
     // One scaled hour every 6 s: the "*/15" state schedule falls due every 1.5 s.
     operator_ = new Child(chart.args({"--time-scale", "600", "--metrics-bind-address", "0"}), *dir_ / "operator.log");
-    ASSERT_TRUE(eventually([&] { return operator_->log().find("\"controller\":\"backuppolicy\"") != std::string::npos; },
-                           std::chrono::seconds(30)))
-        << operator_->log();
+    ASSERT_TRUE(testing_support::controller_started(*operator_, "backuppolicy")) << operator_->log();
   }
   static void TearDownTestSuite() {
     delete operator_;

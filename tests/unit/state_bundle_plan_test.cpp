@@ -7,6 +7,7 @@
 #include "common/timefmt.h"
 #include "reconcile/backup_policy_plan.h"
 #include "reconcile/conditions.h"
+#include "plan_fixtures.h"
 
 using namespace bo::reconcile;
 using nlohmann::json;
@@ -22,38 +23,16 @@ json policy(json paas = {{"claimName", "paas-state"}, {"subPath", "state"}, {"co
                {"schedule", {{"backup", "0 */6 * * *"}, {"fullBackup", "0 2 * * *"}}},
                {"verification", {{"enabled", false}}},
                {"paasState", paas}};
-  return {{"apiVersion", "backup.si.dev/v1alpha1"}, {"kind", "BackupPolicy"},
-          {"metadata", {{"name", "db"}, {"namespace", "supabase"}, {"uid", "u1"}, {"generation", 1},
-                        {"creationTimestamp", "2026-11-24T09:30:00Z"}}},
-          {"spec", spec}};
+  return plan_fixtures::policy_object(std::move(spec));
 }
 
 bo::api::SecretData secrets() {
-  return {{"walg-storage", {{"WALG_S3_PREFIX", "s3://b"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},
-                            {"WALG_AWS_SECRET_ACCESS_KEY", "CANARY"}, {"WALG_AWS_ENDPOINT", "https://s3"}}},
+  return {{"walg-storage", plan_fixtures::storage_secret()},
           {"walg-encryption", {{"WALG_LIBSODIUM_KEY", "CANARY"}, {"BUNDLE_KEY", "CANARY"}}}};
 }
 
-// The background data volume check found the spec's claim (the default of these policies).
-DataVolumeCheck claim_found() {
-  DataVolumeCheck c;
-  c.resolved = true;
-  c.volume.claim_name = "supabase-db-data";
-  c.volume.mount_path = "/var/lib/postgresql/data";
-  c.volume.run_as_user = 101;
-  c.volume.run_as_group = 102;
-  c.message = "claim supabase-db-data exists";
-  return c;
-}
-
 PlanInputs inputs(json p, const char* now, std::vector<ObservedJob> jobs = {}) {
-  PlanInputs in;
-  in.policy = std::move(p);
-  in.jobs = std::move(jobs);
-  in.secrets = secrets();
-  in.now = at(now);
-  in.data_volume = claim_found();
-  return in;
+  return plan_fixtures::plan_inputs(std::move(p), secrets(), now, std::move(jobs));
 }
 
 std::vector<json> state_jobs(const PolicyPlan& p) {
