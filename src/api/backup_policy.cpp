@@ -128,6 +128,16 @@ std::expected<BackupPolicySpec, Problem> parse_backup_policy_spec(const json& sp
   ver.boolean("enabled", s.verification.enabled);
   ver.str("schedule", s.verification.schedule);
   ver.str("targetNamespace", s.verification.target_namespace);
+  ver.str("image", s.verification.image);
+  ver.sub("storageSecretRef").str("name", s.verification.storage_secret);
+  ver.str("storageClassName", s.verification.storage_class);
+  ver.str("storageSize", s.verification.storage_size);
+  ver.str("keepFailedFor", s.verification.keep_failed_for);
+  ver.integer("timeoutSeconds", s.verification.timeout_seconds);
+  if (auto c = ver.get("checks")) {
+    if (!c->is_array()) ver.fail("spec.verification.checks", "a list of {name, sql, expect}");
+    else s.verification.checks = *c;
+  }
 
   Reader off = r.sub("offsite");
   off.sub("secretRef").str("name", s.offsite.secret);
@@ -272,6 +282,11 @@ std::vector<Problem> validate(const BackupPolicySpec& s, const std::string& poli
       add("InvalidTarget", "spec.verification.targetNamespace",
           "must not be the policy's own namespace \"" + policy_namespace + "\" for a production policy");
   }
+  if (const auto keep = parse_duration(s.verification.keep_failed_for); !keep || keep->count() < 0)
+    add("InvalidSpec", "spec.verification.keepFailedFor",
+        "\"" + s.verification.keep_failed_for + "\" is not a duration such as 24h");
+  if (s.verification.timeout_seconds < 60)
+    add("InvalidSpec", "spec.verification.timeoutSeconds", "must be at least 60");
   const auto drill = parse_duration(s.drill_interval);
   if (!drill || drill->count() <= 0)
     add("InvalidSpec", "spec.drills.interval", "\"" + s.drill_interval + "\" is not a duration such as 2160h");

@@ -92,10 +92,26 @@ struct BackupPolicySpec {
     int daily = 7, weekly = 4, monthly = 3;
   } retention;
 
+  // Verifications and drills restore into a scratch PostgreSQL in a
+  // non-production namespace and query it (reconcile/scratch.h).
   struct Verification {
     bool enabled = true;
     std::string schedule = "0 4 * * *";
     std::string target_namespace;
+    // The scratch instance runs this image (the database's own; empty: the
+    // image of the database workload's container, when known).
+    std::string image;
+    // A Secret in the target namespace with the storage settings (the keys of
+    // spec.storage.secretRef, read-only credentials recommended) and the
+    // decryption key: production Secrets are never copied there.
+    std::string storage_secret;
+    std::string storage_class;  // empty: the cluster's default
+    std::string storage_size;   // empty: from the backup's uncompressed size
+    std::string keep_failed_for = "24h";  // a failed instance's claim and Job stay this long
+    long timeout_seconds = 7200;          // fetch, recovery and checks together
+    // SQL checks every scheduled verification runs (RestoreRequest
+    // spec.validation items: name, sql, expect, timeoutSeconds).
+    json checks = json::array();
   } verification;
 
   struct Offsite {

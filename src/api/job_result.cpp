@@ -61,6 +61,11 @@ std::expected<JobResult, std::string> parse_job_result(const std::string& msg) {
   if (size == j.end() || !size->is_number_integer() || size->get<int64_t>() < 0)
     return std::unexpected("result.sizeBytes: must be a non-negative integer");
   r.size_bytes = size->get<int64_t>();
+  if (auto u = j.find("uncompressedBytes"); u != j.end()) {
+    if (!u->is_number_integer() || u->get<int64_t>() < 0)
+      return std::unexpected("result.uncompressedBytes: must be a non-negative integer");
+    r.uncompressed_bytes = u->get<int64_t>();
+  }
   return r;
 }
 

@@ -5,7 +5,8 @@
 //    "full": "<DeltaFullName: the full at the root of a delta's chain>",
 //    "deltaCount": 2, "startLsn": "0/2000028", "finishLsn": "0/2000138",
 //    "walArchived": true, "walMessage": "why not, when false",
-//    "startTime": RFC 3339, "finishTime": RFC 3339, "sizeBytes": 123}
+//    "startTime": RFC 3339, "finishTime": RFC 3339, "sizeBytes": 123,
+//    "uncompressedBytes": 456 (optional: what a restore needs on disk)}
 // Type, base and chain come from wal-g's stop sentinel, never from the
 // backup's name; walArchived says whether the WAL from startLsn to
 // finishLsn was found in storage (without it the backup cannot be restored).
@@ -33,6 +34,7 @@ struct JobResult {
   std::chrono::system_clock::time_point start;
   std::chrono::system_clock::time_point finish;
   int64_t size_bytes = 0;
+  int64_t uncompressed_bytes = 0;  // 0: not reported
 };
 
 [[nodiscard]] std::expected<JobResult, std::string> parse_job_result(const std::string& termination_message);

@@ -56,6 +56,11 @@ std::expected<RestoreRequestSpec, Problem> parse_restore_request_spec(const json
       ValidationCheck check;
       if (!str(c, "name", check.name, at + ".name")) return invalid(".name", "a string");
       if (!str(c, "image", check.image, at + ".image")) return invalid(".image", "a string");
+      if (!str(c, "sql", check.sql, at + ".sql")) return invalid(".sql", "a string");
+      if (c.contains("expect") && !c["expect"].is_null()) {
+        if (!c["expect"].is_string()) return invalid(".expect", "a string");
+        check.expect = c["expect"].get<std::string>();
+      }
       if (c.contains("timeoutSeconds") && !c["timeoutSeconds"].is_null()) {
         if (!c["timeoutSeconds"].is_number_integer()) return invalid(".timeoutSeconds", "an integer");
         check.timeout_seconds = c["timeoutSeconds"].get<long>();
@@ -67,9 +72,13 @@ std::expected<RestoreRequestSpec, Problem> parse_restore_request_spec(const json
           check.command.push_back(a.get<std::string>());
         }
       }
-      if (check.name.empty() || check.image.empty())
-        return std::unexpected(Problem{"InvalidSpec", "spec.validation[" + std::to_string(i) + "]",
-                                       "spec.validation[" + std::to_string(i) + "]: name and image are required"});
+      if (check.name.empty()) return invalid(".name", "a non-empty string");
+      if (check.sql.empty() == check.image.empty())
+        return std::unexpected(Problem{"InvalidSpec", at, at + ": exactly one of sql or image is required"});
+      if (check.expect && check.sql.empty()) return invalid(".expect", "given with sql only");
+      if (check.timeout_seconds < 1) return invalid(".timeoutSeconds", "at least 1");
+      for (size_t j = 0; j < i; ++j)
+        if (s.validation[j].name == check.name) return invalid(".name", "unique (\"" + check.name + "\" repeats)");
       s.validation.push_back(std::move(check));
     }
   }

@@ -4,6 +4,7 @@
 // the last verified snapshot).
 #pragma once
 #include <expected>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,10 +14,15 @@
 
 namespace bo::api {
 
+// One check after a restore: SQL run by the operator's check runner (sql,
+// and optionally the result it must give), or an image run as a Job.
 struct ValidationCheck {
   std::string name, image;
   std::vector<std::string> command;
+  std::string sql;
+  std::optional<std::string> expect;
   long timeout_seconds = 600;
+  [[nodiscard]] bool is_sql() const { return !sql.empty(); }
 };
 
 struct RestoreRequestSpec {

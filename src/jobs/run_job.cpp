@@ -202,7 +202,8 @@ int backup(const std::string& action, const Env& env, std::ostream& log) {
               {"walArchived", wal_problem.empty()},
               {"startTime", normalize_time(newest->value("start_time", newest->value("time", "")))},
               {"finishTime", normalize_time(newest->value("finish_time", newest->value("time", "")))},
-              {"sizeBytes", newest->value("compressed_size", int64_t{0})}};
+              {"sizeBytes", newest->value("compressed_size", int64_t{0})},
+              {"uncompressedBytes", newest->value("uncompressed_size", int64_t{0})}};
   if (!wal_problem.empty()) result["walMessage"] = wal_problem;
   write_termination(env, result.dump());
   log << "run-job: " << action << ": " << type << " backup " << name << " " << result["checksum"].get<std::string>()

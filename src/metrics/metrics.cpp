@@ -104,7 +104,12 @@ Metrics::Metrics()
       restore_seconds_(prometheus::BuildHistogram()
                            .Name("backup_operator_restore_duration_seconds")
                            .Help("Time from a restore's start to its final outcome, validation included.")
-                           .Register(*registry_)) {
+                           .Register(*registry_)),
+      recovery_seconds_(prometheus::BuildGauge()
+                            .Name("backup_operator_restore_recovery_seconds")
+                            .Help("The newest measured recovery of a verification or drill: seconds from the scratch "
+                                  "server's start to accepting writes (a measured RTO, fetch excluded).")
+                            .Register(*registry_)) {
   set_leader(false);
 }
 
@@ -222,6 +227,13 @@ void Metrics::restore_run(const std::string& ns, const std::string& purpose, con
   if (result == "blocked") return;
   static const prometheus::Histogram::BucketBoundaries kBuckets = {30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400};
   restore_seconds_.Add({{"purpose", purpose}}, kBuckets).Observe(seconds);
+}
+
+void Metrics::restore_recovery(const std::string& ns, const std::string& policy, const std::string& purpose,
+                               double seconds) {
+  auto& g = recovery_seconds_.Add({{"namespace", ns}, {"policy", policy}, {"purpose", purpose}});
+  g.Set(seconds);
+  track(ns + "/" + policy, &g, [this, &g] { recovery_seconds_.Remove(&g); });
 }
 
 void Metrics::policy_condition(const std::string& ns, const std::string& policy, const std::string& type,

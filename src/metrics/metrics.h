@@ -53,6 +53,9 @@ class Metrics {
 
   // RestoreRequests: result is success, failure or blocked.
   void restore_run(const std::string& ns, const std::string& purpose, const std::string& result, double seconds);
+  // A scratch instance's time from server start to accepting writes after
+  // recovery: a measured RTO (the newest, per policy and purpose).
+  void restore_recovery(const std::string& ns, const std::string& policy, const std::string& purpose, double seconds);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -80,6 +83,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& continuous_archiving_;
   prometheus::Family<prometheus::Counter>& restore_runs_;
   prometheus::Family<prometheus::Histogram>& restore_seconds_;
+  prometheus::Family<prometheus::Gauge>& recovery_seconds_;
   std::mutex mu_;
   // Every labelled series per policy, so a deleted policy leaves none behind.
   std::map<std::string, std::map<const void*, std::function<void()>>> removers_;

@@ -382,15 +382,16 @@ void slim_pod(json& pod) {
   if (pod.contains("kind")) out["kind"] = pod["kind"];
   const json st = pod.value("status", json::object());
   json status = pick(st, {"phase"});
-  if (st.contains("containerStatuses")) {
+  for (const char* list : {"initContainerStatuses", "containerStatuses"}) {
+    if (!st.contains(list)) continue;
     json cs = json::array();
-    for (const auto& c : st["containerStatuses"]) {
+    for (const auto& c : st[list]) {
       json e = pick(c, {"name"});
       if (c.contains("state") && c["state"].contains("terminated"))
         e["state"]["terminated"] = pick(c["state"]["terminated"], {"exitCode", "message", "reason"});
       cs.push_back(e);
     }
-    status["containerStatuses"] = cs;
+    status[list] = cs;
   }
   out["status"] = status;
   pod = std::move(out);

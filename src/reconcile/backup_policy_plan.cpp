@@ -112,6 +112,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
                    {"sizeBytes", result->size_bytes}, {"verified", false},
                    {"restorable", result->wal_archived},
                    {"keptFor", json::array()},      {"job", j->name}};
+        if (result->uncompressed_bytes > 0) entry["uncompressedBytes"] = result->uncompressed_bytes;
         if (!result->base.empty()) entry["base"] = result->base;
         if (!result->full.empty()) entry["full"] = result->full;
         if (result->delta_count > 0) entry["deltaCount"] = result->delta_count;
@@ -501,7 +502,8 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
                        {"backupId", full->value("id", "")},
                        {"checksum", full->value("checksum", "")},
                        {"purpose", "verification"},
-                       {"targetNamespace", spec->verification.target_namespace}}}});
+                       {"targetNamespace", spec->verification.target_namespace},
+                       {"validation", spec->verification.checks}}}});
         plan.events.push_back({"Normal", "VerificationScheduled", "created RestoreRequest " + name + " to verify backup " +
                                                                       full->value("id", "") + " in namespace " +
                                                                       spec->verification.target_namespace});

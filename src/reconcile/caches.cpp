@@ -77,6 +77,20 @@ JobView view_job(const json& job, const kube::Informer& pods, const std::string&
         v.exit_code = cs["state"]["terminated"].value("exitCode", 0);
       }
   }
+  // A pod that never reached its container: the failed init container says why.
+  if (!seen && v.state == ObservedJob::State::kFailed)
+    for (const auto& p : pods.by_index(kIndexJob, job["metadata"].value("name", ""))) {
+      if ((*p)["metadata"].value("namespace", "") != job_ns) continue;
+      for (const auto& cs : (*p).value("status", json::object()).value("initContainerStatuses", json::array())) {
+        const json t = cs.value("state", json::object()).value("terminated", json::object());
+        if (t.value("exitCode", 0) == 0) continue;
+        seen = true;
+        v.exit_code = t.value("exitCode", 1);
+        v.failure = "init container " + cs.value("name", std::string("?")) + " exited " + std::to_string(v.exit_code) +
+                    (t.value("message", "").empty() ? "" : ": " + t.value("message", "")) +
+                    (v.failure.empty() ? "" : " (" + v.failure + ")");
+      }
+    }
   const std::string uid = job["metadata"].value("uid", "");
   // A failure by deadline may have no terminated pod; a failure by backoff has one.
   const bool expect_pod = v.state == ObservedJob::State::kSucceeded || v.failure.starts_with("BackoffLimitExceeded");

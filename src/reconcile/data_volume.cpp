@@ -184,6 +184,7 @@ std::expected<ResolvedDataVolume, api::Problem> resolve_pod_volume(const json& p
   out.node_name = spec.value("nodeName", "");
   out.pod = pod_name;
   out.data_directory = target;
+  out.image = chosen->value("image", "");
   const json& pod_sc = field_or_empty(spec, "securityContext");
   const json& c_sc = field_or_empty(*chosen, "securityContext");
   const auto uid = int_at(c_sc, "runAsUser") ? int_at(c_sc, "runAsUser") : int_at(pod_sc, "runAsUser");
@@ -241,6 +242,7 @@ nlohmann::json to_status(const ResolvedDataVolume& v, const std::string& source)
   if (!v.node_name.empty()) j["nodeName"] = v.node_name;
   if (!v.pod.empty()) j["pod"] = v.pod;
   if (!v.data_directory.empty()) j["dataDirectory"] = v.data_directory;
+  if (!v.image.empty()) j["image"] = v.image;
   return j;
 }
 
@@ -267,6 +269,7 @@ std::optional<ResolvedDataVolume> from_status(const nlohmann::json& status, cons
   v.node_name = text("nodeName");
   v.pod = text("pod");
   v.data_directory = text("dataDirectory");
+  v.image = text("image");
   if (v.claim_name.empty() || !v.mount_path.starts_with("/") || v.run_as_user <= 0 || v.run_as_group < 0)
     return std::nullopt;
   return v;

@@ -32,6 +32,7 @@ struct ResolvedDataVolume {
   std::string node_name;  // workloadRef: the database pod's node (Jobs are pinned to it)
   std::string pod;        // workloadRef: the pod it was read from
   std::string data_directory;  // workloadRef: PGDATA for wal-g (the server's, or the default)
+  std::string image;           // workloadRef: the database container's image (scratch verifications run it)
   bool operator==(const ResolvedDataVolume&) const = default;
 };
 

@@ -5,6 +5,7 @@
 #include "common/encoding.h"
 #include "common/log.h"
 #include "reconcile/restore_plan.h"
+#include "reconcile/scratch.h"
 
 namespace bo::reconcile {
 namespace {
@@ -13,6 +14,14 @@ using json = nlohmann::json;
 
 std::string name_of(const json& obj) { return obj["metadata"].value("name", ""); }
 std::string ns_of(const json& obj) { return obj["metadata"].value("namespace", ""); }
+
+// What the planner creates and deletes besides the freeze.
+const kube::Resource* resource_of(const std::string& kind) {
+  if (kind == "Job") return &kube::resources::kJobs;
+  if (kind == "PersistentVolumeClaim") return &kube::resources::kPersistentVolumeClaims;
+  if (kind == "NetworkPolicy") return &kube::resources::kNetworkPolicies;
+  return nullptr;
+}
 
 // Order of arrival among requests for one target: creation time, then identity.
 bool arrived_before(const json& a, const json& b) {
@@ -161,7 +170,10 @@ kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
     o.name = name_of(job);
     o.ns = ns_of(job);
     const std::string action = labels.value(kLabelAction, "");
-    if (action == "validate") {
+    if (action == kLabelScratch) {
+      if (labels.value(kLabelRestoreNamespace, "") != ns) continue;
+      o.role = "scratch";
+    } else if (action == "validate") {
       if (labels.value(kLabelRestoreNamespace, "") != ns) continue;
       o.role = "validate";
       o.check = labels.value(kLabelCheck, "");
@@ -173,7 +185,8 @@ kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
       if (!owned || o.ns != ns) continue;
       o.role = "restore";
     }
-    const JobView v = view_job(job, caches_.pods, o.role == "restore" ? "walg" : "check", grace_);
+    const JobView v = view_job(job, caches_.pods,
+                               o.role == "restore" ? "walg" : o.role == "scratch" ? kScratchContainer : "check", grace_);
     o.state = v.state;
     o.message = v.message;
     o.exit_code = v.exit_code;
@@ -210,12 +223,23 @@ kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
     auto r = client_.remove(kube::resources::kJobs, jns, jn, {"Background", "", ""});
     if (!r && !r.error().not_found()) return kube::ReconcileResult::failed("delete Job " + jns + "/" + jn + ": " + r.error().str());
   }
-  for (const auto& job : plan.create) {
-    const std::string jns = job["metadata"].value("namespace", "");
-    auto r = client_.create(kube::resources::kJobs, jns, job);
+  for (const auto& o : plan.remove_other) {
+    const auto* res = resource_of(o.kind);
+    if (!res) continue;
+    auto r = client_.remove(*res, o.ns, o.name, {"Background", "", ""});
+    if (!r && !r.error().not_found())
+      return kube::ReconcileResult::failed("delete " + o.kind + " " + o.ns + "/" + o.name + ": " + r.error().str());
+    if (r) log::info("deleted", {{"restoreRequest", key}, {"kind", o.kind}, {"object", o.ns + "/" + o.name}});
+  }
+  for (const auto& obj : plan.create) {
+    const std::string kind = obj.value("kind", "Job");
+    const std::string ons = obj["metadata"].value("namespace", "");
+    const auto* res = resource_of(kind);
+    if (!res) return kube::ReconcileResult::failed("cannot create a " + kind);
+    auto r = client_.create(*res, ons, obj);
     if (!r && !r.error().already_exists())
-      return kube::ReconcileResult::failed("create Job " + jns + "/" + name_of(job) + ": " + r.error().str());
-    if (r) log::info("job created", {{"restoreRequest", key}, {"job", jns + "/" + name_of(job)}});
+      return kube::ReconcileResult::failed("create " + kind + " " + ons + "/" + name_of(obj) + ": " + r.error().str());
+    if (r) log::info(kind == "Job" ? "job created" : "created", {{"restoreRequest", key}, {"kind", kind}, {"object", ons + "/" + name_of(obj)}});
   }
   if (plan.freeze == RestorePlan::Freeze::kApply) {
     if (auto r = apply_freeze(plan.freeze_policy, plan.freeze_binding); !r)
@@ -242,8 +266,12 @@ kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
                                {"target", target},
                                {"message", e.message}});
   }
-  if (plan.outcome)
+  if (plan.outcome) {
     metrics_.restore_run(ns, plan.status.value("purpose", "restore"), plan.outcome->result, plan.outcome->seconds);
+    if (plan.outcome->recovery_seconds >= 0)
+      metrics_.restore_recovery(ns, plan.outcome->policy, plan.status.value("purpose", "restore"),
+                                plan.outcome->recovery_seconds);
+  }
   if (plan.remove_finalizer) {
     json updated = request;
     json kept = json::array();

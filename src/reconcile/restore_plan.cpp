@@ -1,10 +1,14 @@
 #include "reconcile/restore_plan.h"
 
 #include <algorithm>
+#include <cmath>
 
+#include "common/duration.h"
 #include "common/encoding.h"
 #include "common/timefmt.h"
 #include "reconcile/conditions.h"
+#include "reconcile/data_volume.h"
+#include "reconcile/scratch.h"
 
 namespace bo::reconcile {
 namespace {
@@ -36,8 +40,13 @@ std::string redact(std::string text, const api::SecretData& secrets) {
 std::vector<api::ValidationCheck> checks_for(const api::RestoreRequestSpec& spec, const api::BackupPolicySpec* policy,
                                              const std::string& image) {
   std::vector<api::ValidationCheck> out;
-  if (policy && policy->profile == "supabase-self-hosted")
-    out.push_back({"database-answers", image, {}, 300});
+  if (policy && policy->profile == "supabase-self-hosted") {
+    api::ValidationCheck answers;
+    answers.name = "database-answers";
+    answers.image = image;
+    answers.timeout_seconds = 300;
+    out.push_back(answers);
+  }
   for (const auto& c : spec.validation) out.push_back(c);
   return out;
 }
@@ -47,6 +56,13 @@ std::string target_host(const api::BackupPolicySpec& p, const std::string& polic
   if (target == policy_ns) return p.database.host;
   const std::string short_name = p.database.host.substr(0, p.database.host.find('.'));
   return short_name + "." + target + ".svc";
+}
+
+RestorePlan::Outcome outcome_of(const char* result, double seconds) {
+  RestorePlan::Outcome o;
+  o.result = result;
+  o.seconds = seconds;
+  return o;
 }
 
 json owner_ref(const json& rr) {
@@ -110,9 +126,25 @@ RestorePlan plan_restore(const RestoreInputs& in) {
   const std::string rr_ref = ns + "/" + name;
   const std::string target = restore_target(in.request);
 
-  // --- deletion: remove every Job and the freeze, then let go ---
+  const auto purpose_of = [&] {
+    const json spec = in.request.value("spec", json::object());
+    return spec.is_object() ? spec.value("purpose", std::string("restore")) : std::string("restore");
+  };
+  // Verifications and drills run in a scratch instance (scratch.h).
+  const bool scratch = purpose_of() == "verification" || purpose_of() == "drill";
+  const std::string scratch_ns = target, scratch_obj = scratch_name(name);
+  auto remove_scratch = [&] {
+    plan.remove_other.push_back({"PersistentVolumeClaim", scratch_ns, scratch_obj});
+    plan.remove_other.push_back({"NetworkPolicy", scratch_ns, scratch_obj});
+  };
+
+  // --- deletion: remove every Job, the scratch instance and the freeze, then let go ---
   if (meta.contains("deletionTimestamp")) {
     for (const auto& j : in.jobs) plan.remove.emplace_back(j.ns, j.name);
+    // By name, whether or not its creation was recorded (a create may have
+    // happened just before a crash); "not found" is done.
+    if (scratch && !scratch_ns.empty() && !status.value("scratch", json::object()).value("removed", false))
+      remove_scratch();
     if (in.freeze_present) plan.freeze = RestorePlan::Freeze::kLift;
     plan.remove_finalizer = has_finalizer(in.request) && in.jobs.empty() && !in.freeze_present;
     plan.status = in.request.value("status", json());
@@ -144,7 +176,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
     cond("Ready", "False", reason, message);
     if (!status.contains("completionTime")) status["completionTime"] = format_rfc3339(in.now);
     event("Warning", "RestoreBlocked", message);
-    plan.outcome = RestorePlan::Outcome{"blocked", 0};
+    plan.outcome = outcome_of("blocked", 0);
     return finish();
   };
 
@@ -209,6 +241,69 @@ RestorePlan plan_restore(const RestoreInputs& in) {
     return job_name;
   };
 
+  // The scratch instance of a verification or drill: everything it needs, or
+  // why it cannot run (a reason and a message naming the field).
+  auto scratch_inputs = [&](const std::string& id, const std::string& sum) -> std::expected<ScratchInputs, api::Problem> {
+    const auto& p = *policy_spec;
+    const std::string pname = spec->policy;
+    for (size_t i = 0; i < spec->validation.size(); ++i)
+      if (!spec->validation[i].is_sql())
+        return std::unexpected(api::Problem{
+            "UnsupportedCheck", "spec.validation[" + std::to_string(i) + "].image",
+            "spec.validation[" + std::to_string(i) + "] (" + spec->validation[i].name + "): a " + spec->purpose +
+                " runs its checks inside the scratch instance, which nothing can reach over the network; give it as "
+                "sql (image checks are for restores into a running target)"});
+    if (p.verification.storage_secret.empty())
+      return std::unexpected(api::Problem{
+          "StorageSecretRequired", "spec.verification.storageSecretRef.name",
+          "BackupPolicy " + pname + ": spec.verification.storageSecretRef.name is required for a " + spec->purpose +
+              ": a Secret in namespace " + target +
+              " with the storage settings and the decryption key (production Secrets are never copied there)"});
+    const auto recorded = from_status(in.policy.value("status", json::object()), data_volume_source(p));
+    ScratchInputs s;
+    s.request = name;
+    s.request_ns = ns;
+    s.request_uid = meta.value("uid", "");
+    s.target_ns = target;
+    s.policy = pname;
+    s.purpose = spec->purpose;
+    s.backup_id = id;
+    s.checksum = sum;
+    s.point_in_time = spec->point_in_time;
+    for (const auto& e : in.policy.value("status", json::object()).value("backups", json::array()))
+      if (e.value("id", "") == id) s.uncompressed_bytes = e.value("uncompressedBytes", int64_t{0});
+    s.verification = p.verification;
+    s.profile = p.profile;
+    s.run_as_user = p.database.run_as_user > 0 ? p.database.run_as_user : recorded ? recorded->run_as_user : -1;
+    s.run_as_group = p.database.run_as_group >= 0 ? p.database.run_as_group : recorded ? recorded->run_as_group : -1;
+    if (s.run_as_user <= 0 || s.run_as_group < 0)
+      return std::unexpected(api::Problem{
+          "RunAsUserRequired", "spec.database.runAsUser",
+          "BackupPolicy " + pname + ": the uid/gid PostgreSQL runs as is not known (PostgreSQL refuses root): set "
+          "spec.database.runAsUser and runAsGroup, or name a spec.database.workloadRef whose pod sets them"});
+    s.operator_image = image;
+    s.database_image = !p.verification.image.empty() ? p.verification.image : recorded ? recorded->image : "";
+    if (s.database_image.empty())
+      return std::unexpected(api::Problem{
+          "VerificationImageRequired", "spec.verification.image",
+          "BackupPolicy " + pname + ": spec.verification.image is required: the scratch PostgreSQL runs the "
+          "database's own image (with spec.database.workloadRef it defaults to the database container's image)"});
+    s.image_pull_policy = p.job_template.image_pull_policy;
+    if (auto it = in.secrets.find(p.storage.secret); it != in.secrets.end())
+      for (const auto& [k, v] : it->second) s.storage_keys.push_back(k);
+    s.encryption_key = p.storage.encryption_secret.empty() ? "" : p.storage.encryption_key;
+    s.checks = spec->validation;
+    s.node_selector = p.job_template.node_selector;
+    s.tolerations = p.job_template.tolerations;
+    return s;
+  };
+  auto create_scratch = [&](const ScratchInputs& s) {
+    auto objects = build_scratch(s);
+    plan.create.push_back(std::move(objects.network_policy));  // before the pod exists
+    plan.create.push_back(std::move(objects.claim));
+    plan.create.push_back(std::move(objects.job));
+  };
+
   if (phase.empty() || phase == "Pending") {
     if (!spec) return block(spec.error().reason, spec.error().message);
     if (!status.contains("requestedBy"))
@@ -233,19 +328,38 @@ RestorePlan plan_restore(const RestoreInputs& in) {
       return finish();
     }
     // Start: the decision is fixed here (what "latest" meant at this moment).
-    const std::string job_name = restore_job(decision.backup_id, decision.checksum);
+    std::string job_name;
+    if (scratch) {
+      auto s = scratch_inputs(decision.backup_id, decision.checksum);
+      if (!s) {
+        if (phase != "Blocked" || status.value("message", "") != s.error().message)
+          return block(s.error().reason, s.error().message);
+        return finish();
+      }
+      create_scratch(*s);
+      job_name = scratch_obj;
+      status["scratch"] = {{"namespace", target},
+                           {"name", scratch_obj},
+                           {"image", s->database_image},
+                           {"size", scratch_claim_size(s->uncompressed_bytes, s->verification.storage_size)}};
+    } else {
+      job_name = restore_job(decision.backup_id, decision.checksum);
+    }
     status["phase"] = "Restoring";
     status["startTime"] = format_rfc3339(in.now);
     status["backup"] = {{"id", decision.backup_id}, {"checksum", decision.checksum}};
     status["jobName"] = job_name;
-    status["message"] = "restoring backup " + decision.backup_id + " into namespace " + target;
+    status["message"] = scratch ? "restoring backup " + decision.backup_id + " into scratch instance " + target + "/" +
+                                      scratch_obj + " and checking it"
+                                : "restoring backup " + decision.backup_id + " into namespace " + target;
     status.erase("completionTime");
     cond("Blocked", "False", "NotBlocked", "the backup may be restored");
     cond("Ready", "False", "Restoring", status["message"].get<std::string>());
-    cond("Validated", "Unknown", "NotValidatedYet", "validation runs after the restore");
+    cond("Validated", "Unknown", "NotValidatedYet",
+         scratch ? "the checks run in the scratch instance once it has recovered" : "validation runs after the restore");
     cond("MutationsBlocked", "False", "NotFrozen", "the target namespace is not frozen");
     event("Normal", "RestoreStarted",
-          "Job " + job_name + " restores backup " + decision.backup_id + " (" + decision.checksum.substr(0, 19) +
+          "Job " + (scratch ? target + "/" : std::string()) + job_name + " restores backup " + decision.backup_id + " (" + decision.checksum.substr(0, 19) +
               "…) into namespace " + target + " for " + status["requestedBy"].value("username", "?"));
     return finish();
   }
@@ -258,7 +372,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
       status["completionTime"] = format_rfc3339(in.now);
       cond("Ready", "False", "PolicyNotFound", status["message"].get<std::string>());
       event("Warning", "RestoreFailed", status["message"].get<std::string>());
-      plan.outcome = RestorePlan::Outcome{"failure", seconds_since_start()};
+      plan.outcome = outcome_of("failure", seconds_since_start());
     }
     return finish();
   }
@@ -318,6 +432,92 @@ RestorePlan plan_restore(const RestoreInputs& in) {
     return nullptr;
   };
 
+  // --- the scratch instance: one Job fetches, recovers and checks ---
+  if (scratch && phase == "Restoring") {
+    const ObservedRestoreJob* job = nullptr;
+    for (const auto& j : in.jobs)
+      if (j.role == "scratch" && j.ns == target && j.name == scratch_obj) job = &j;
+    if (!job) {
+      // Not in the cache yet, or deleted by hand: ask again (the same names, so never two).
+      if (auto s = scratch_inputs(backup_id, checksum)) create_scratch(*s);
+      plan.requeue_after = std::chrono::seconds(2);
+      return finish();
+    }
+    if (job->state == ObservedJob::State::kActive) return finish();
+    auto result = parse_scratch_result(job->message, spec->validation);
+    std::string error;
+    if (!result) {
+      error = job->state == ObservedJob::State::kFailed
+                  ? (job->failure.empty() ? std::string("the scratch Job failed") : job->failure) +
+                        (job->message.empty() ? "" : ": " + job->message)
+                  : "InvalidResult: " + result.error();
+    } else {
+      error = result->error;
+      if (error.empty() && result->passed && job->state == ObservedJob::State::kFailed)
+        error = "the scratch Job failed (" + job->failure + ") although its result says every check passed";
+      json checks_out = json::array();
+      for (auto c : result->checks) {
+        std::string out = redact(c.value("output", ""), in.secrets);
+        if (out.size() > kOutputLimit) out = out.substr(out.size() - kOutputLimit);
+        c["output"] = out;
+        c["attempt"] = 1;
+        checks_out.push_back(c);
+      }
+      status["validation"] = checks_out;
+      json recovery = {{"recovered", result->recovered}};
+      if (result->recovered) recovery["seconds"] = result->recovery_seconds;
+      if (!result->system_identifier.empty()) recovery["systemIdentifier"] = result->system_identifier;
+      if (!result->replay_lsn.empty()) recovery["replayLSN"] = result->replay_lsn;
+      status["recovery"] = recovery;
+    }
+    error = redact(error, in.secrets).substr(0, 1024);
+    status["completionTime"] = format_rfc3339(in.now);
+    const std::string where = target + "/" + scratch_obj;
+    plan.outcome = outcome_of("failure", seconds_since_start());
+    plan.outcome->recovery_seconds = result && result->recovered ? result->recovery_seconds : -1;
+    plan.outcome->policy = spec->policy;
+    if (error.empty() && result && result->passed) {
+      status["phase"] = "Succeeded";
+      status["message"] = "backup " + backup_id + " restored into scratch instance " + where + ", recovered in " +
+                          std::to_string(static_cast<long>(std::lround(result->recovery_seconds))) + " s, and " +
+                          std::to_string(result->checks.size()) + " check(s) passed";
+      cond("Validated", "True", "ChecksPassed", status["message"].get<std::string>());
+      cond("Ready", "True", "Succeeded", status["message"].get<std::string>());
+      event("Normal", "RestoreSucceeded", status["message"].get<std::string>());
+      plan.outcome->result = "success";
+      return finish();
+    }
+    const bool recovered = result && result->recovered && error.empty();
+    const std::string failed = result ? result->failed_checks() : "";
+    const auto keep = parse_duration(policy_spec->verification.keep_failed_for).value_or(std::chrono::hours(24));
+    status["scratch"]["keepUntil"] = format_rfc3339(in.now + std::chrono::duration_cast<std::chrono::seconds>(keep));
+    status["phase"] = "Failed";
+    status["message"] = (recovered ? "backup " + backup_id + " recovered in " + where + " but check(s) failed: " + failed
+                                   : "backup " + backup_id + " did not restore in " + where + ": " + error) +
+                        "; the scratch instance is kept until " + status["scratch"]["keepUntil"].get<std::string>() +
+                        " (spec.verification.keepFailedFor)";
+    cond("Validated", "False", recovered ? "ChecksFailed" : "RecoveryFailed", status["message"].get<std::string>());
+    cond("Ready", "False", recovered ? "ChecksFailed" : "RecoveryFailed", status["message"].get<std::string>());
+    event("Warning", recovered ? "ValidationFailed" : "RestoreFailed", status["message"].get<std::string>());
+    plan.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(keep) + std::chrono::seconds(1);
+    return finish();
+  }
+  // A finished scratch instance goes: at once after success, after keepFailedFor after a failure.
+  if (scratch && (phase == "Succeeded" || phase == "Failed") && status.contains("scratch") &&
+      !status["scratch"].value("removed", false)) {
+    const auto keep_until = parse_rfc3339(status["scratch"].value("keepUntil", ""));
+    if (phase == "Failed" && keep_until && in.now < *keep_until) {
+      plan.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(*keep_until - in.now) +
+                           std::chrono::seconds(1);
+      return finish();
+    }
+    plan.remove.emplace_back(target, scratch_obj);
+    remove_scratch();
+    status["scratch"]["removed"] = true;
+    event("Normal", "ScratchRemoved", "deleted scratch instance " + target + "/" + scratch_obj + " (Job, claim, NetworkPolicy)");
+    return finish();
+  }
+
   if (phase == "Restoring") {
     const std::string jn = status.value("jobName", "");
     const ObservedRestoreJob* job = find_job(jn);
@@ -350,7 +550,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
       cond("Ready", "False", "RestoreFailed", status["message"].get<std::string>());
       cond("Validated", "False", "RestoreFailed", "the restore failed, so nothing was validated");
       event("Warning", "RestoreFailed", status["message"].get<std::string>());
-      plan.outcome = RestorePlan::Outcome{"failure", seconds_since_start()};
+      plan.outcome = outcome_of("failure", seconds_since_start());
       return finish();
     }
     attempt = 1;
@@ -422,7 +622,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
       cond("MutationsBlocked", "False", "NotFrozen", "the target namespace is not frozen");
       cond("Ready", "True", "Succeeded", status["message"].get<std::string>());
       event("Normal", "RestoreSucceeded", status["message"].get<std::string>());
-      plan.outcome = RestorePlan::Outcome{"success", seconds_since_start()};
+      plan.outcome = outcome_of("success", seconds_since_start());
     } else {
       std::string failed;
       for (const auto& r : results)
@@ -436,7 +636,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
            "Deployments, StatefulSets, Secrets and ConfigMaps in " + target + " accept changes from backup-operator only");
       cond("Ready", "False", "ValidationFailed", status["message"].get<std::string>());
       event("Warning", "ValidationFailed", status["message"].get<std::string>());
-      plan.outcome = RestorePlan::Outcome{"failure", seconds_since_start()};
+      plan.outcome = outcome_of("failure", seconds_since_start());
     }
   }
 

@@ -4,6 +4,10 @@
 // target namespace must be frozen, and the Events to record.
 //
 // Phases: Pending → (Blocked | Restoring) → Validating → (Succeeded | Failed).
+// Verifications and drills restore into a scratch instance (scratch.h) whose
+// one Job fetches, recovers and runs every check: Restoring → (Succeeded |
+// Failed), and a failed one keeps its instance for keepFailedFor, freezing
+// nothing (the target is not production).
 // A failed validation freezes the target (a ValidatingAdmissionPolicy that
 // lets only the operator mutate Deployments, StatefulSets, Secrets and
 // ConfigMaps) until the annotation backup.si.dev/rerun-validation asks for a
@@ -59,6 +63,12 @@ struct RestorePlan {
   bool remove_finalizer = false;
   std::vector<nlohmann::json> create;  // Jobs, each with metadata.namespace
   std::vector<std::pair<std::string, std::string>> remove;  // Jobs: namespace, name
+  // Other objects to delete (a scratch instance's claim and NetworkPolicy); "not found" is done.
+  struct Removal {
+    std::string kind, ns, name;  // kind: PersistentVolumeClaim | NetworkPolicy
+    bool operator==(const Removal&) const = default;
+  };
+  std::vector<Removal> remove_other;
   enum class Freeze { kNone, kApply, kLift } freeze = Freeze::kNone;
   nlohmann::json freeze_policy, freeze_binding;  // when kApply
   std::vector<EventSpec> events;
@@ -66,6 +76,10 @@ struct RestorePlan {
   struct Outcome {
     std::string result;  // success | failure | blocked
     double seconds = 0;
+    // A scratch instance's measured time from server start to accepting
+    // writes after recovery (a measured RTO); negative: none.
+    double recovery_seconds = -1;
+    std::string policy;
   };
   std::optional<Outcome> outcome;
   std::optional<std::chrono::milliseconds> requeue_after;

@@ -29,6 +29,11 @@ std::string rules_file(const std::filesystem::path& dir) {
        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 60},
                     {"message", R"({"backupId":"base_{{pod}}","checksum":"sha256:)" + std::string(64, 'f') +
                                     R"(","type":"full","walArchived":true,"startTime":"{{env:BACKUP_SLOT}}","finishTime":"{{env:BACKUP_SLOT}}","sizeBytes":1})"}}}},
+      {{"selector", "backup.si.dev/action=scratch"},
+       {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 60},
+                    {"message", R"({"restored":"{{env:BACKUP_ID}}","recovered":true,"recoverySeconds":1,"checks":[)"
+                                R"({"name":"recovered","passed":true},{"name":"recovery-target","passed":true},)"
+                                R"({"name":"system-identifier","passed":true}]})"}}}},
       {{"selector", "backup.si.dev/action in (restore,verify)"},
        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 60},
                     {"message", R"({"restored":"{{env:BACKUP_ID}}","checksum":"{{env:BACKUP_CHECKSUM}}"})"}}}},
@@ -105,7 +110,9 @@ TEST(ChartRbac, EveryRequestIsAllowedAndEveryGrantIsUsed) {
                                                     {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
                                        {"schedule", {{"backup", "0 0 1 1 *"}, {"fullBackup", "10 * * * *"}}},
                                        {"retention", {{"daily", 1}, {"weekly", 1}, {"monthly", 1}}},
-                                       {"verification", {{"targetNamespace", "app-verify"}, {"schedule", "20 * * * *"}}},
+                                       {"verification", {{"targetNamespace", "app-verify"}, {"schedule", "20 * * * *"},
+                                                         {"image", "postgres:15"},
+                                                         {"storageSecretRef", {{"name", "walg-read-only"}}}}},
                                        {"offsite", {{"secretRef", {{"name", "walg-storage"}}}, {"schedule", "30 * * * *"}}},
                                        {"historyLimits", {{"successful", 1}, {"failed", 1}}}}}}));
   const int metrics_port = testing_support::free_port();
@@ -135,11 +142,11 @@ TEST(ChartRbac, EveryRequestIsAllowedAndEveryGrantIsUsed) {
                            json::array({{{"op", "add"}, {"path", "/spec/template/spec/hostNetwork"}, {"value", true}}})));
   EXPECT_TRUE(wait_used(key("apps", "deployments", "update")));
 
-  // A drill whose validation fails freezes its target; a passing rerun lifts it.
+  // A restore whose validation fails freezes its target; a passing rerun lifts it.
   const std::string drill = testing_support::write_file(
       dir / "drill.yaml",
       "apiVersion: backup.si.dev/v1alpha1\nkind: RestoreRequest\nmetadata: {name: drill, namespace: app}\n"
-      "spec: {policyRef: {name: db}, purpose: drill, targetNamespace: app-drill,"
+      "spec: {policyRef: {name: db}, purpose: restore, targetNamespace: app-drill,"
       " validation: [{name: integrity, image: busybox, command: [check]}]}\n");
   ASSERT_TRUE(eventually([&] {
     auto p = admin->get(bo::reconcile::kBackupPolicies, "app", "db");
@@ -182,6 +189,8 @@ TEST(ChartRbac, EveryRequestIsAllowedAndEveryGrantIsUsed) {
   // Removing the addon removes Databasus.
   ASSERT_TRUE(admin->patch(bo::reconcile::kBackupPolicies, "app", "db", PatchType::kMerge,
                            {{"spec", {{"addons", {"supabase-walg"}}}}}));
+  // (Claims are deleted earlier too: a verification's scratch claim.)
+  EXPECT_TRUE(wait_used(key("apps", "deployments", "delete")));
   EXPECT_TRUE(wait_used(key("", "persistentvolumeclaims", "delete")));
 
   // Now compare with what the chart grants.

@@ -28,7 +28,21 @@ const std::string kSumB = "sha256:" + std::string(64, 'b');
 const std::string kOperatorUser = "system:serviceaccount:backup-operator-system:bo-backup-operator";
 
 std::string rules_file(const std::filesystem::path& dir) {
+  // A scratch instance's result as `run-job verify` writes it (the real one
+  // runs in real_backup_test.cpp; here the control plane is under test).
+  auto check = [](const char* name, bool passed) { return json{{"name", name}, {"passed", passed}, {"ms", 1}, {"output", "ok"}}; };
+  const json passed = {{"restored", "{{env:BACKUP_ID}}"}, {"checksum", "{{env:BACKUP_CHECKSUM}}"}, {"recovered", true},
+                       {"recoverySeconds", 3.25},
+                       {"checks", {check("recovered", true), check("recovery-target", true), check("system-identifier", true)}}};
+  const json broken = {{"restored", "{{env:BACKUP_ID}}"}, {"recovered", false}, {"checks", json::array()},
+                       {"error", "wal-g backup-fetch: part_1.tar.br: decrypt: authentication failed"}};
   const json rules = json::array({
+      {{"selector", "backup.si.dev/action=scratch,backup.si.dev/restore-request=first"},
+       {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 600}}}},
+      {{"selector", "backup.si.dev/action=scratch,backup.si.dev/restore-request=broken"},
+       {"outcome", {{"result", "Failed"}, {"afterSeconds", 0.2}, {"exitCode", 1}, {"message", broken.dump()}}}},
+      {{"selector", "backup.si.dev/action=scratch"},
+       {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", passed.dump()}}}},
       {{"selector", "backup.si.dev/action in (restore,verify)"},
        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2},
                     {"message", R"({"restored":"{{env:BACKUP_ID}}","checksum":"{{env:BACKUP_CHECKSUM}}"})"}}}},
@@ -82,7 +96,10 @@ class RestoreRequestIT : public ::testing::Test {
                                          {"database", {{"dataVolume", {{"claimName", "supabase-db-data"}}}, {"runAsUser", 101}, {"runAsGroup", 102}, {"host", "supabase-db.shop.svc"}}},
                                          {"storage", {{"secretRef", {{"name", "walg-storage"}}},
                                                       {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
-                                         {"verification", {{"targetNamespace", "shop-verify"}}}}}}));
+                                         {"verification", {{"targetNamespace", "shop-verify"},
+                                                           {"image", "postgres:15"},
+                                                           {"storageSecretRef", {{"name", "walg-read-only"}}},
+                                                           {"keepFailedFor", "3s"}}}}}}));
     ASSERT_TRUE(eventually([&] {
       auto p = admin->get(kBackupPolicies, "shop", "db");
       return p && (*p).contains("status") && (*p)["status"].contains("conditions");
@@ -240,7 +257,7 @@ TEST_F(RestoreRequestIT, ASuccessfulRestoreRecordsTheBackupTheRequesterAndEachVa
 }
 
 TEST_F(RestoreRequestIT, AFailedValidationFreezesTheTargetUntilARerunPasses) {
-  ASSERT_EQ(apply_as_alice("frozen", "  policyRef: {name: db}\n  purpose: drill\n  targetNamespace: shop-drill\n"
+  ASSERT_EQ(apply_as_alice("frozen", "  policyRef: {name: db}\n  purpose: restore\n  targetNamespace: shop-drill\n"
                                      "  validation:\n  - {name: integrity, image: busybox, command: [check]}\n"),
             "");
   ASSERT_TRUE(wait_phase("frozen", "Failed", 30)) << rr("frozen").dump(2);
@@ -280,23 +297,26 @@ TEST_F(RestoreRequestIT, AFailedValidationFreezesTheTargetUntilARerunPasses) {
 }
 
 TEST_F(RestoreRequestIT, OneRestorePerTargetAndDeletionMidRunLeavesNothingBehind) {
-  ASSERT_EQ(apply_as_alice("first", "  policyRef: {name: db}\n  purpose: drill\n  targetNamespace: shop-wait\n"
-                                    "  validation:\n  - {name: slow, image: busybox, command: [sleep, '600']}\n"),
-            "");
-  ASSERT_TRUE(wait_phase("first", "Validating", 30)) << rr("first").dump(2);
+  ASSERT_EQ(apply_as_alice("first", "  policyRef: {name: db}\n  purpose: drill\n  targetNamespace: shop-wait\n"), "");
+  ASSERT_TRUE(wait_phase("first", "Restoring", 30)) << rr("first").dump(2);
   ASSERT_EQ(apply_as_alice("second", "  policyRef: {name: db}\n  purpose: drill\n  targetNamespace: shop-wait\n"), "");
   ASSERT_TRUE(wait_phase("second", "Pending"));
   EXPECT_EQ(condition("second", "Ready")["reason"], "WaitingForTarget");
   EXPECT_NE(condition("second", "Ready")["message"].get<std::string>().find("shop/first"), std::string::npos);
   EXPECT_EQ(jobs_of("second", "shop"), 0u);
-  ASSERT_GE(jobs_of("first", "shop-wait"), 1u);
-  ASSERT_EQ(jobs_of("first", "shop"), 1u);
+  EXPECT_EQ(jobs_of("second", "shop-wait"), 0u);
+  ASSERT_EQ(jobs_of("first", "shop-wait"), 1u) << "one scratch Job does fetch, recovery and checks";
+  ASSERT_EQ(jobs_of("first", "shop"), 0u);
+  ASSERT_TRUE(client_->get(resources::kPersistentVolumeClaims, "shop-wait", "first-scratch"));
+  ASSERT_TRUE(client_->get(resources::kNetworkPolicies, "shop-wait", "first-scratch"));
 
-  // Deleting the running request removes its Jobs in both namespaces, then the request.
+  // Deleting the running request removes its scratch instance, then the request.
   ASSERT_EQ(kubectl("delete rr -n shop first --wait=false").exit_code, 0);
   ASSERT_TRUE(eventually([&] { return rr("first").empty(); }, std::chrono::seconds(20))) << rr("first").dump(2);
   EXPECT_EQ(jobs_of("first", "shop-wait"), 0u);
   EXPECT_EQ(jobs_of("first", "shop"), 0u);
+  EXPECT_FALSE(client_->get(resources::kPersistentVolumeClaims, "shop-wait", "first-scratch"));
+  EXPECT_FALSE(client_->get(resources::kNetworkPolicies, "shop-wait", "first-scratch"));
   ASSERT_TRUE(eventually([&] {
     auto pods = client_->list(resources::kPods, "shop-wait", {"backup.si.dev/restore-request=first", "", 0, "", ""});
     return pods && (*pods)["items"].empty();
@@ -328,6 +348,15 @@ TEST_F(RestoreRequestIT, VerificationMarksTheBackupVerifiedAndADrillMakesDrillCu
        {"spec", {{"policyRef", {{"name", "db"}}}, {"backupId", "base_B"}, {"checksum", kSumB},
                  {"purpose", "verification"}, {"targetNamespace", "shop-verify"}}}}));
   ASSERT_TRUE(wait_phase("db-verify-202611240400", "Succeeded", 30)) << rr("db-verify-202611240400").dump(2);
+  const json vst = rr("db-verify-202611240400")["status"];
+  EXPECT_EQ(vst["recovery"]["seconds"], 3.25);
+  EXPECT_EQ(vst["validation"].size(), 3u);
+  // A passed scratch instance goes at once: Job, claim and NetworkPolicy.
+  EXPECT_TRUE(eventually([&] {
+    return jobs_of("db-verify-202611240400", "shop-verify") == 0 &&
+           !client_->get(resources::kPersistentVolumeClaims, "shop-verify", "db-verify-202611240400-scratch") &&
+           !client_->get(resources::kNetworkPolicies, "shop-verify", "db-verify-202611240400-scratch");
+  })) << rr("db-verify-202611240400").dump(2);
   ASSERT_TRUE(eventually([&] { return policy_condition("Verified").value("status", "") == "True"; }))
       << policy_condition("Verified");
   const json st = policy_status();
@@ -346,9 +375,30 @@ TEST_F(RestoreRequestIT, VerificationMarksTheBackupVerifiedAndADrillMakesDrillCu
     return scrape.find("backup_operator_drill_last_success_timestamp_seconds{namespace=\"shop\",policy=\"db\"}") !=
                std::string::npos &&
            scrape.find("backup_operator_backup_last_verified_timestamp_seconds{namespace=\"shop\",policy=\"db\"}") !=
+               std::string::npos &&
+           scrape.find("backup_operator_restore_recovery_seconds{namespace=\"shop\",policy=\"db\",purpose=\"verification\"} 3.25") !=
                std::string::npos;
   })) << scrape;
   kubectl("delete rr -n shop quarterly db-verify-202611240400 --wait=true");
+}
+
+TEST_F(RestoreRequestIT, AVerificationThatDoesNotRecoverFailsSaysWhyAndKeepsItsInstanceForKeepFailedFor) {
+  ASSERT_EQ(apply_as_alice("broken", "  policyRef: {name: db}\n  purpose: drill\n  targetNamespace: shop-drill\n"
+                                     "  validation:\n  - {name: orders, sql: 'SELECT count(*) FROM orders', expect: '7'}\n"),
+            "");
+  ASSERT_TRUE(wait_phase("broken", "Failed", 30)) << rr("broken").dump(2);
+  EXPECT_EQ(condition("broken", "Validated")["reason"], "RecoveryFailed");
+  EXPECT_NE(rr("broken")["status"]["message"].get<std::string>().find("authentication failed"), std::string::npos)
+      << rr("broken").dump(2);
+  EXPECT_EQ(freezes(), 0u) << "a drill's target is not production: nothing is frozen";
+  // Kept for spec.verification.keepFailedFor (3s here), then removed.
+  const json scratch = rr("broken")["status"]["scratch"];
+  EXPECT_TRUE(scratch.contains("keepUntil")) << scratch;
+  EXPECT_TRUE(eventually([&] {
+    return rr("broken")["status"]["scratch"].value("removed", false) && jobs_of("broken", "shop-drill") == 0 &&
+           !client_->get(resources::kPersistentVolumeClaims, "shop-drill", "broken-scratch");
+  }, std::chrono::seconds(30))) << rr("broken").dump(2);
+  ASSERT_EQ(kubectl("delete rr -n shop broken --wait=true").exit_code, 0);
 }
 
 TEST_F(RestoreRequestIT, MetricsCountRunsAndNoSecretReachesLogsOrStatus) {

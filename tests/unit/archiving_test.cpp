@@ -661,7 +661,7 @@ TEST(ContinuousArchivingPlan, ArchivingOffStillArmsThePolicyAndRunsItsJobs) {
   in.archiving = off;
   in.data_volume = bo::reconcile::DataVolumeCheck{};
   in.data_volume->resolved = true;
-  in.data_volume->volume = {"supabase-db-data", "/var/lib/postgresql/data", "", 101, 102, "", "", ""};
+  in.data_volume->volume = {"supabase-db-data", "/var/lib/postgresql/data", "", 101, 102, "", "", "", ""};
   const auto plan = bo::reconcile::plan_backup_policy(in);
   EXPECT_EQ(plan.create.size(), 1u);
   const json* ready = bo::reconcile::find_condition(plan.status["conditions"], "Ready");

@@ -680,7 +680,7 @@ TEST(PlanDataVolume, APendingCheckNeverReusesAVolumeResolvedForAnotherSpecOrAFai
 
 TEST(PlanDataVolume, TheRecordedVolumeRoundTripsAndRejectsWhatItCannotUse) {
   ResolvedDataVolume v{"data-db-0", "/var/lib/postgresql/data", "pgdata", 105, 106, "node-a", "db-0",
-                       "/var/lib/postgresql/data"};
+                       "/var/lib/postgresql/data", "supabase/postgres:15.8.1"};
   const json status = {{"dataVolume", to_status(v, "StatefulSet/db as -1:-1")}};
   EXPECT_EQ(from_status(status, "StatefulSet/db as -1:-1"), v);
   EXPECT_EQ(from_status(status, "StatefulSet/other as -1:-1"), std::nullopt);
@@ -721,7 +721,7 @@ TEST(PlanDataVolume, AWorkloadsPodGivesTheJobItsClaimMountUserAndNode) {
   DataVolumeCheck c;
   c.resolved = true;
   c.volume = {"data-supabase-db-0", "/var/lib/postgresql/data", "pgdata", 105, 106, "node-a", "supabase-db-0",
-              "/var/lib/postgresql/data"};
+              "/var/lib/postgresql/data", ""};
   in.data_volume = c;
   const auto p = plan_backup_policy(in);
   ASSERT_EQ(p.create.size(), 1u) << p.status["conditions"].dump();

@@ -1,9 +1,12 @@
 // The RestoreRequest planner, phase by phase, without a server.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "common/encoding.h"
 #include "common/timefmt.h"
 #include "reconcile/conditions.h"
+#include "reconcile/data_volume.h"
 #include "reconcile/restore_plan.h"
 #include "webhook/restore_identity.h"
 
@@ -24,11 +27,12 @@ json policy() {
           {"spec", {{"database", {{"dataVolume", {{"claimName", "supabase-db-data"}}}, {"runAsUser", 101}, {"runAsGroup", 102}, {"host", "supabase-db.supabase.svc"}}},
                     {"storage", {{"secretRef", {{"name", "walg-storage"}}},
                                  {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
-                    {"verification", {{"targetNamespace", "verify"}}}}},
+                    {"verification", {{"targetNamespace", "verify"}, {"image", "postgres:15"},
+                                      {"storageSecretRef", {{"name", "walg-verify"}}}}}}},
           {"status", {{"backups", {{{"id", "base_2"}, {"checksum", kSum}, {"type", "full"}, {"verified", true},
                                     {"completionTime", "2026-11-24T02:00:00Z"}},
                                    {{"id", "base_3"}, {"checksum", kSum}, {"type", "full"}, {"verified", false},
-                                    {"completionTime", "2026-11-24T03:00:00Z"}}}}}}};
+                                    {"uncompressedBytes", int64_t{3} << 30}, {"completionTime", "2026-11-24T03:00:00Z"}}}}}}};
 }
 
 json request(json spec = json::object(), bool stamped = true) {
@@ -195,7 +199,7 @@ TEST(PlanRestore, ARestoreReportingAnotherChecksumFails) {
 }
 
 TEST(PlanRestore, AFailedValidationFreezesTheTargetUntilARerunPasses) {
-  auto in = inputs(request({{"purpose", "drill"}, {"targetNamespace", "drill"}}));
+  auto in = inputs(request({{"purpose", "restore"}, {"targetNamespace", "drill"}}));
   step(in);
   in.jobs = {job("r1-restore", "supabase", "restore", State::kSucceeded, restored())};
   step(in);
@@ -324,4 +328,252 @@ TEST(PlanRestore, ARestoreIntoAClaimRunsAsTheDatabaseUserAndFetchesThere) {
   for (const auto& e : pod["containers"][0]["env"])
     if (e["name"] == "PGDATA") pgdata = e["value"] == "/var/lib/postgresql/data";
   EXPECT_TRUE(pgdata);
+}
+
+// --- verifications and drills: the scratch instance ---
+
+namespace {
+
+json scratch_request(json extra = json::object()) {
+  json spec = {{"backupId", "base_3"}, {"purpose", "verification"}, {"targetNamespace", "verify"}};
+  spec.merge_patch(extra);
+  return request(spec);
+}
+
+const json* created(const RestorePlan& p, const std::string& kind) {
+  for (const auto& o : p.create)
+    if (o.value("kind", "") == kind) return &o;
+  return nullptr;
+}
+
+// The scratch Job's result as `run-job verify` writes it.
+std::string scratch_result(bool user_passed, const std::string& user_output = "7") {
+  return json{{"restored", "base_3"},
+              {"checksum", kSum},
+              {"recovered", true},
+              {"recoverySeconds", 4.5},
+              {"systemIdentifier", "7390000000000000001"},
+              {"replayLsn", "0/5000100"},
+              {"checks",
+               {{{"name", "recovered"}, {"passed", true}, {"ms", 3}, {"output", "f"}},
+                {{"name", "recovery-target"}, {"passed", true}, {"ms", 1}, {"output", "0/5000100 >= 0/5000000"}},
+                {{"name", "system-identifier"}, {"passed", true}, {"ms", 1}, {"output", "7390000000000000001"}},
+                {{"name", "supabase-schemas"}, {"passed", true}, {"ms", 9}, {"output", "auth.users 3"}},
+                {{"name", "orders"}, {"passed", user_passed}, {"ms", 2}, {"output", user_output}}}}}
+      .dump();
+}
+
+const json kOrdersCheck = {{"validation", {{{"name", "orders"}, {"sql", "SELECT count(*) FROM orders"}, {"expect", "7"}}}}};
+
+}  // namespace
+
+TEST(PlanRestore, AVerificationRestoresIntoAScratchInstanceInTheTargetWithNoProductionSecret) {
+  auto in = inputs(scratch_request(kOrdersCheck));
+  auto p = step(in);
+  EXPECT_EQ(p.status["phase"], "Restoring");
+  ASSERT_EQ(p.create.size(), 3u);
+  const json* job = created(p, "Job");
+  const json* claim = created(p, "PersistentVolumeClaim");
+  const json* netpol = created(p, "NetworkPolicy");
+  ASSERT_TRUE(job && claim && netpol);
+  for (const json* o : {job, claim, netpol}) {
+    EXPECT_EQ((*o)["metadata"]["namespace"], "verify");
+    EXPECT_EQ((*o)["metadata"]["name"], "r1-scratch");
+  }
+  EXPECT_EQ(p.create[0]["kind"], "NetworkPolicy") << "no pod exists before the policy that shuts it off";
+  // 3 GiB uncompressed: 1.5 × 3 + 1 = 5.5 → 6 GiB.
+  EXPECT_EQ((*claim)["spec"]["resources"]["requests"]["storage"], "6Gi");
+  EXPECT_EQ((*netpol)["spec"]["ingress"], json::array());
+  EXPECT_EQ((*netpol)["spec"]["policyTypes"], json::array({"Ingress"}));
+  EXPECT_EQ((*netpol)["spec"]["podSelector"]["matchLabels"], (*job)["spec"]["template"]["metadata"]["labels"]);
+
+  const json pod = (*job)["spec"]["template"]["spec"];
+  EXPECT_EQ(pod["securityContext"]["runAsUser"], 101);
+  EXPECT_EQ(pod["securityContext"]["runAsGroup"], 102);
+  EXPECT_EQ(pod["automountServiceAccountToken"], false);
+  ASSERT_EQ(pod["initContainers"].size(), 1u);
+  EXPECT_EQ(pod["initContainers"][0]["image"], kDefaultImage);
+  EXPECT_EQ(pod["initContainers"][0]["args"], json::array({"run-job", "install-tools"}));
+  const json c = pod["containers"][0];
+  EXPECT_EQ(c["image"], "postgres:15") << "the database's own image";
+  EXPECT_EQ(c["command"][0], "/tools/ld.so");
+  EXPECT_EQ(c["securityContext"]["allowPrivilegeEscalation"], false);
+  std::map<std::string, json> env;
+  for (const auto& e : c["env"]) env[e["name"]] = e;
+  EXPECT_EQ(env["BACKUP_ID"]["value"], "base_3");
+  EXPECT_EQ(env["BACKUP_CHECKSUM"]["value"], kSum);
+  EXPECT_EQ(env["PGDATA"]["value"], "/var/lib/postgresql/scratch/pgdata");
+  EXPECT_EQ(json::parse(env["VERIFY_CHECKS"]["value"].get<std::string>())[0]["expect"], "7");
+  // Storage and the key come from the target's own Secret, by reference only.
+  for (const auto& [name, e] : env) {
+    if (e.contains("valueFrom")) {
+      EXPECT_EQ(e["valueFrom"]["secretKeyRef"]["name"], "walg-verify") << name;
+    }
+  }
+  EXPECT_EQ(env["WALG_LIBSODIUM_KEY"]["valueFrom"]["secretKeyRef"]["key"], "WALG_LIBSODIUM_KEY");
+  EXPECT_FALSE(env["WALG_S3_PREFIX"]["valueFrom"]["secretKeyRef"].contains("optional"));
+  const std::string all = p.status.dump() + job->dump();
+  EXPECT_EQ(all.find("walg-storage"), std::string::npos);
+  EXPECT_EQ(all.find("CANARY-77"), std::string::npos);
+  EXPECT_EQ(p.status["scratch"]["namespace"], "verify");
+  EXPECT_EQ(p.status["scratch"]["size"], "6Gi");
+  // Asked again while the Job is not in the cache: the same three objects, never a second Job name.
+  p = step(in);
+  ASSERT_EQ(p.create.size(), 3u);
+  EXPECT_EQ(created(p, "Job")->at("metadata")["name"], "r1-scratch");
+}
+
+TEST(PlanRestore, AScratchInstanceThatRecoveredAndPassedEveryCheckVerifiesAndIsRemoved) {
+  auto in = inputs(scratch_request(kOrdersCheck));
+  step(in);
+  in.jobs = {job("r1-scratch", "verify", "scratch", State::kActive)};
+  EXPECT_TRUE(step(in).create.empty());
+  in.jobs = {job("r1-scratch", "verify", "scratch", State::kSucceeded, scratch_result(true))};
+  auto p = step(in);
+  EXPECT_EQ(p.status["phase"], "Succeeded");
+  EXPECT_EQ((*cond(p, "Validated"))["reason"], "ChecksPassed");
+  EXPECT_EQ((*cond(p, "MutationsBlocked"))["status"], "False") << "a scratch instance freezes nothing";
+  EXPECT_EQ(p.freeze, RestorePlan::Freeze::kNone);
+  ASSERT_EQ(p.status["validation"].size(), 5u);
+  EXPECT_EQ(p.status["validation"][4]["query"], "SELECT count(*) FROM orders");
+  EXPECT_EQ(p.status["validation"][4]["expect"], "7");
+  EXPECT_NE(p.status["validation"][2]["query"].get<std::string>().find("system_identifier"), std::string::npos);
+  EXPECT_EQ(p.status["recovery"]["seconds"], 4.5);
+  EXPECT_EQ(p.status["recovery"]["systemIdentifier"], "7390000000000000001");
+  ASSERT_TRUE(p.outcome);
+  EXPECT_EQ(p.outcome->result, "success");
+  EXPECT_EQ(p.outcome->recovery_seconds, 4.5);
+  EXPECT_TRUE(p.remove.empty()) << "the result is stored before anything is deleted";
+  // Then everything goes.
+  p = step(in);
+  ASSERT_EQ(p.remove.size(), 1u);
+  EXPECT_EQ(p.remove[0], std::make_pair(std::string("verify"), std::string("r1-scratch")));
+  EXPECT_EQ(p.remove_other, (std::vector<RestorePlan::Removal>{{"PersistentVolumeClaim", "verify", "r1-scratch"},
+                                                               {"NetworkPolicy", "verify", "r1-scratch"}}));
+  EXPECT_EQ(p.status["scratch"]["removed"], true);
+  EXPECT_FALSE(p.outcome);
+  in.jobs.clear();
+  p = step(in);
+  EXPECT_TRUE(p.remove.empty());
+  EXPECT_TRUE(p.remove_other.empty());
+}
+
+TEST(PlanRestore, AFailedCheckKeepsTheScratchInstanceForKeepFailedForAndFreezesNothing) {
+  auto in = inputs(scratch_request(kOrdersCheck));
+  step(in);
+  in.jobs = {job("r1-scratch", "verify", "scratch", State::kFailed, scratch_result(false, "6 (password CANARY-77)"), 1)};
+  auto p = step(in);
+  EXPECT_EQ(p.status["phase"], "Failed");
+  EXPECT_EQ((*cond(p, "Validated"))["reason"], "ChecksFailed");
+  EXPECT_NE(p.status["message"].get<std::string>().find("orders"), std::string::npos) << p.status["message"];
+  EXPECT_EQ(p.status["validation"][4]["output"], "6 (password [redacted])");
+  EXPECT_EQ(p.status["scratch"]["keepUntil"], "2026-11-25T10:00:00Z");
+  EXPECT_EQ(p.freeze, RestorePlan::Freeze::kNone);
+  EXPECT_EQ((*cond(p, "MutationsBlocked"))["status"], "False");
+  EXPECT_EQ(p.outcome->result, "failure");
+  in.now = at("2026-11-25T09:59:00Z");
+  p = step(in);
+  EXPECT_TRUE(p.remove.empty());
+  EXPECT_TRUE(p.remove_other.empty());
+  ASSERT_TRUE(p.requeue_after);
+  EXPECT_EQ(*p.requeue_after, std::chrono::seconds(61));
+  in.now = at("2026-11-25T10:00:00Z");
+  p = step(in);
+  EXPECT_EQ(p.remove.size(), 1u);
+  EXPECT_EQ(p.remove_other.size(), 2u);
+}
+
+TEST(PlanRestore, AScratchInstanceThatDidNotRecoverSaysWhatBroke) {
+  struct Case {
+    State state;
+    std::string message, failure, reason, in_message;
+  } cases[] = {
+      {State::kFailed, json{{"restored", "base_3"}, {"recovered", false}, {"checks", json::array()},
+                            {"error", "wal-g backup-fetch base_3: decrypt: authentication failed"}}.dump(),
+       "", "RecoveryFailed", "authentication failed"},
+      {State::kFailed, "", "DeadlineExceeded: Job was active longer than specified deadline", "RecoveryFailed",
+       "DeadlineExceeded"},
+      {State::kSucceeded, "not json", "", "RecoveryFailed", "InvalidResult"},
+      // A result that leaves out a user check has not passed it.
+      {State::kSucceeded,
+       json{{"recovered", true},
+            {"checks", {{{"name", "recovered"}, {"passed", true}}, {{"name", "recovery-target"}, {"passed", true}},
+                        {{"name", "system-identifier"}, {"passed", true}}}}}.dump(),
+       "", "ChecksFailed", "orders"},
+  };
+  for (const auto& c : cases) {
+    auto in = inputs(scratch_request(kOrdersCheck));
+    step(in);
+    auto j = job("r1-scratch", "verify", "scratch", c.state, c.message);
+    j.failure = c.failure;
+    in.jobs = {j};
+    auto p = step(in);
+    EXPECT_EQ(p.status["phase"], "Failed") << c.reason;
+    EXPECT_EQ((*cond(p, "Validated"))["reason"], c.reason) << c.message;
+    EXPECT_NE(p.status["message"].get<std::string>().find(c.in_message), std::string::npos) << p.status["message"];
+  }
+}
+
+TEST(PlanRestore, AScratchInstanceThatCannotRunIsBlockedNamingTheField) {
+  struct Case {
+    std::function<void(RestoreInputs&)> change;
+    const char* reason;
+    const char* field;
+  } cases[] = {
+      {[](RestoreInputs& in) {
+         in.request["spec"]["validation"] = {{{"name", "smoke"}, {"image", "busybox"}, {"command", {"true"}}}};
+       },
+       "UnsupportedCheck", "spec.validation[0]"},
+      {[](RestoreInputs& in) { in.policy["spec"]["verification"].erase("storageSecretRef"); }, "StorageSecretRequired",
+       "spec.verification.storageSecretRef.name"},
+      {[](RestoreInputs& in) { in.policy["spec"]["verification"].erase("image"); }, "VerificationImageRequired",
+       "spec.verification.image"},
+      {[](RestoreInputs& in) { in.policy["spec"]["database"].erase("runAsUser"); }, "RunAsUserRequired",
+       "spec.database.runAsUser"},
+  };
+  for (const auto& c : cases) {
+    auto in = inputs(scratch_request());
+    c.change(in);
+    auto p = step(in);
+    EXPECT_EQ(p.status["phase"], "Blocked") << c.reason;
+    EXPECT_EQ((*cond(p, "Blocked"))["reason"], c.reason);
+    EXPECT_NE(p.status["message"].get<std::string>().find(c.field), std::string::npos) << p.status["message"];
+    EXPECT_TRUE(p.create.empty());
+  }
+}
+
+TEST(PlanRestore, TheScratchImageAndUserDefaultToWhatTheWorkloadCheckRecorded) {
+  auto in = inputs(scratch_request());
+  in.policy["spec"]["verification"].erase("image");
+  in.policy["spec"]["database"] = {{"workloadRef", {{"kind", "StatefulSet"}, {"name", "supabase-db"}}},
+                                   {"host", "supabase-db.supabase.svc"}};
+  auto spec = bo::api::parse_backup_policy_spec(in.policy["spec"]);
+  ASSERT_TRUE(spec);
+  ResolvedDataVolume v;
+  v.claim_name = "data-supabase-db-0";
+  v.mount_path = "/var/lib/postgresql/data";
+  v.run_as_user = 999;
+  v.run_as_group = 998;
+  v.image = "supabase/postgres:15.8.1";
+  in.policy["status"]["dataVolume"] = to_status(v, data_volume_source(*spec));
+  auto p = step(in);
+  ASSERT_EQ(p.status["phase"], "Restoring") << p.status.dump(2);
+  const json pod = created(p, "Job")->at("spec")["template"]["spec"];
+  EXPECT_EQ(pod["containers"][0]["image"], "supabase/postgres:15.8.1");
+  EXPECT_EQ(pod["securityContext"]["runAsUser"], 999);
+  EXPECT_EQ(pod["securityContext"]["fsGroup"], 998);
+}
+
+TEST(PlanRestore, DeletingAVerificationRemovesItsScratchInstanceEvenIfItsCreationWasNotRecorded) {
+  auto in = inputs(scratch_request());
+  in.request["metadata"]["deletionTimestamp"] = "2026-11-24T10:00:00Z";
+  in.jobs = {job("r1-scratch", "verify", "scratch", State::kActive)};
+  auto p = plan_restore(in);
+  EXPECT_EQ(p.remove.size(), 1u);
+  EXPECT_EQ(p.remove_other.size(), 2u);
+  EXPECT_FALSE(p.remove_finalizer);
+  in.jobs.clear();
+  p = plan_restore(in);
+  EXPECT_EQ(p.remove_other.size(), 2u) << "not found counts as done";
+  EXPECT_TRUE(p.remove_finalizer);
 }
