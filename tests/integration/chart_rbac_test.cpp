@@ -105,7 +105,8 @@ TEST(ChartRbac, EveryRequestIsAllowedAndEveryGrantIsUsed) {
                                                     {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
                                        {"schedule", {{"backup", "0 0 1 1 *"}, {"fullBackup", "10 * * * *"}}},
                                        {"retention", {{"daily", 1}, {"weekly", 1}, {"monthly", 1}}},
-                                       {"verification", {{"targetNamespace", "app-verify"}, {"schedule", "20 * * * *"}}},
+                                       {"verification", {{"targetNamespace", "app-verify"}, {"schedule", "20 * * * *"},
+                                                         {"allowedTargetNamespaces", {"app-drill"}}, {"checkImages", {"busybox"}}}},
                                        {"offsite", {{"secretRef", {{"name", "walg-storage"}}}, {"schedule", "30 * * * *"}}},
                                        {"historyLimits", {{"successful", 1}, {"failed", 1}}}}}}));
   const int metrics_port = testing_support::free_port();
