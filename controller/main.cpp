@@ -367,11 +367,14 @@ int main(int argc, char** argv) {
   std::unique_ptr<bo::reconcile::RestoreController> restores;
   auto start_controllers = [&] {
     caches = std::make_unique<bo::reconcile::Caches>(client, f.watch_namespace);
-    policies = std::make_unique<bo::reconcile::BackupPolicyController>(
-        client, *caches, clock, recorder, metrics, bo::reconcile::BackupPolicyControllerOptions{f.watch_namespace, f.max_concurrent_reconciles, f.job_image,
-                                                                          std::chrono::seconds(f.archive_probe_interval), {}});
+    bo::reconcile::BackupPolicyControllerOptions policy_opts{f.watch_namespace, f.max_concurrent_reconciles, f.job_image,
+                                                             std::chrono::seconds(f.archive_probe_interval), {}};
+    policy_opts.operator_namespace = f.operator_namespace;
+    policies = std::make_unique<bo::reconcile::BackupPolicyController>(client, *caches, clock, recorder, metrics,
+                                                                       std::move(policy_opts));
     restores = std::make_unique<bo::reconcile::RestoreController>(
-        client, *caches, clock, recorder, metrics, bo::reconcile::RestoreControllerOptions{f.max_concurrent_reconciles, f.job_image, operator_username});
+        client, *caches, clock, recorder, metrics, bo::reconcile::RestoreControllerOptions{f.max_concurrent_reconciles, f.job_image, operator_username,
+                                                                         f.operator_namespace});
     caches->start();
     policies->start();
     restores->start();

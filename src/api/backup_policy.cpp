@@ -44,6 +44,15 @@ struct Reader {
       else fail(at(key), "true or false");
     }
   }
+  void strings(const char* key, std::vector<std::string>& out) {
+    if (auto v = get(key)) {
+      if (!v->is_array()) return fail(at(key), "a list of strings");
+      out.clear();
+      for (const auto& x : *v)
+        if (x.is_string()) out.push_back(x.get<std::string>());
+        else return fail(at(key), "a list of strings");
+    }
+  }
   Reader sub(const char* key) {
     static const json kEmpty = json::object();
     const json* v = get(key);
@@ -138,6 +147,8 @@ std::expected<BackupPolicySpec, Problem> parse_backup_policy_spec(const json& sp
     if (!c->is_array()) ver.fail("spec.verification.checks", "a list of {name, sql, expect}");
     else s.verification.checks = *c;
   }
+  ver.strings("allowedTargetNamespaces", s.verification.allowed_target_namespaces);
+  ver.strings("checkImages", s.verification.check_images);
 
   Reader off = r.sub("offsite");
   off.sub("secretRef").str("name", s.offsite.secret);
@@ -201,7 +212,12 @@ std::expected<BackupPolicySpec, Problem> parse_backup_policy_spec(const json& sp
   return s;
 }
 
-std::vector<Problem> validate(const BackupPolicySpec& s, const std::string& policy_namespace) {
+bool target_always_refused(const std::string& target, const std::string& operator_namespace) {
+  return target == "kube-system" || (!operator_namespace.empty() && target == operator_namespace);
+}
+
+std::vector<Problem> validate(const BackupPolicySpec& s, const std::string& policy_namespace,
+                              const std::string& operator_namespace) {
   std::vector<Problem> out;
   auto add = [&](const char* reason, const std::string& field, const std::string& msg) {
     out.push_back({reason, field, field + ": " + msg});
@@ -287,6 +303,24 @@ std::vector<Problem> validate(const BackupPolicySpec& s, const std::string& poli
         "\"" + s.verification.keep_failed_for + "\" is not a duration such as 24h");
   if (s.verification.timeout_seconds < 60)
     add("InvalidSpec", "spec.verification.timeoutSeconds", "must be at least 60");
+  // The operator's own namespace and kube-system are never a target, even
+  // with verification off: drills use the same lists.
+  const auto refused = [&](const std::string& ns) {
+    return "\"" + ns + "\" is refused: " +
+           (ns == "kube-system" ? std::string("kube-system") : "the operator's own namespace") +
+           " is never a verification or drill target";
+  };
+  if (target_always_refused(s.verification.target_namespace, operator_namespace))
+    add("TargetNotAllowed", "spec.verification.targetNamespace", refused(s.verification.target_namespace));
+  for (size_t i = 0; i < s.verification.allowed_target_namespaces.size(); ++i) {
+    const std::string& ns = s.verification.allowed_target_namespaces[i];
+    const std::string field = "spec.verification.allowedTargetNamespaces[" + std::to_string(i) + "]";
+    if (ns.empty()) add("InvalidSpec", field, "must be a namespace name");
+    else if (target_always_refused(ns, operator_namespace)) add("TargetNotAllowed", field, refused(ns));
+  }
+  for (size_t i = 0; i < s.verification.check_images.size(); ++i)
+    if (s.verification.check_images[i].empty())
+      add("InvalidSpec", "spec.verification.checkImages[" + std::to_string(i) + "]", "must be an image reference");
   const auto drill = parse_duration(s.drill_interval);
   if (!drill || drill->count() <= 0)
     add("InvalidSpec", "spec.drills.interval", "\"" + s.drill_interval + "\" is not a duration such as 2160h");

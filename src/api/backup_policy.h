@@ -112,6 +112,13 @@ struct BackupPolicySpec {
     // SQL checks every scheduled verification runs (RestoreRequest
     // spec.validation items: name, sql, expect, timeoutSeconds).
     json checks = json::array();
+    // Where verifications and drills may restore besides target_namespace
+    // (anyone who may create a RestoreRequest otherwise picks the namespace
+    // the operator runs Jobs in and may freeze).
+    std::vector<std::string> allowed_target_namespaces;
+    // The images a RestoreRequest's spec.validation[].image may name, compared
+    // as written (no registry or tag defaulting): empty allows none.
+    std::vector<std::string> check_images;
   } verification;
 
   struct Offsite {
@@ -184,9 +191,15 @@ struct Problem {
 // Reads spec; the Problem names the first field of the wrong shape (reason InvalidSpec).
 [[nodiscard]] std::expected<BackupPolicySpec, Problem> parse_backup_policy_spec(const json& spec);
 
+// Namespaces no verification, drill or restore may target, whatever a policy
+// lists: kube-system, and the operator's own (empty: unknown, only kube-system).
+[[nodiscard]] bool target_always_refused(const std::string& target_namespace, const std::string& operator_namespace);
+
 // Checks what the schema cannot: cron syntax and reachability, the time zone,
-// the verification target, the drill interval. Empty when valid.
-[[nodiscard]] std::vector<Problem> validate(const BackupPolicySpec& spec, const std::string& policy_namespace);
+// the verification targets (never kube-system or `operator_namespace`), the
+// drill interval. Empty when valid.
+[[nodiscard]] std::vector<Problem> validate(const BackupPolicySpec& spec, const std::string& policy_namespace,
+                                            const std::string& operator_namespace = "");
 
 // The Secret contents the policy depends on, by name; values are consulted
 // for presence and the endpoint scheme only, never copied or reported.

@@ -1,5 +1,7 @@
 #include "api/restore_request.h"
 
+#include <algorithm>
+
 namespace bo::api {
 
 std::expected<RestoreRequestSpec, Problem> parse_restore_request_spec(const json& spec) {
@@ -87,6 +89,98 @@ std::expected<RestoreRequestSpec, Problem> parse_restore_request_spec(const json
 
 namespace {
 
+constexpr const char* kRequestedByAnnotation = "backup.si.dev/requested-by";
+
+std::optional<Requester> requester_from(const json& who) {
+  if (!who.is_object() || !who.contains("username") || !who["username"].is_string()) return std::nullopt;
+  Requester r;
+  r.username = who["username"].get<std::string>();
+  if (r.username.empty()) return std::nullopt;
+  if (auto u = who.find("uid"); u != who.end() && u->is_string()) r.uid = u->get<std::string>();
+  if (auto g = who.find("groups"); g != who.end() && g->is_array())
+    for (const auto& x : *g)
+      if (x.is_string()) r.groups.push_back(x.get<std::string>());
+  if (auto e = who.find("extra"); e != who.end() && e->is_object())
+    for (const auto& [key, values] : e->items()) {
+      if (!values.is_array()) continue;
+      auto& out = r.extra[key];
+      for (const auto& v : values)
+        if (v.is_string()) out.push_back(v.get<std::string>());
+    }
+  return r;
+}
+
+}  // namespace
+
+std::optional<Requester> requester_of(const json& request) {
+  if (!request.is_object()) return std::nullopt;
+  if (auto st = request.find("status"); st != request.end() && st->is_object())
+    if (auto r = requester_from(st->value("requestedBy", json()))) return r;
+  const json meta = request.value("metadata", json::object());
+  if (!meta.is_object()) return std::nullopt;
+  const json annotations = meta.value("annotations", json::object());
+  if (!annotations.is_object()) return std::nullopt;
+  const auto a = annotations.find(kRequestedByAnnotation);
+  if (a == annotations.end() || !a->is_string()) return std::nullopt;
+  return requester_from(json::parse(a->get<std::string>(), nullptr, false));
+}
+
+json job_access_review(const Requester& who, const std::string& ns) {
+  json spec{{"user", who.username},
+            {"groups", who.groups},
+            {"resourceAttributes",
+             {{"namespace", ns}, {"verb", kAccessVerb}, {"group", kAccessGroup}, {"resource", kAccessResource}}}};
+  if (!who.uid.empty()) spec["uid"] = who.uid;
+  if (!who.extra.empty()) spec["extra"] = who.extra;
+  return {{"apiVersion", "authorization.k8s.io/v1"}, {"kind", "SubjectAccessReview"}, {"spec", spec}};
+}
+
+AccessCheck read_access_review(const json& review, const Requester& who, const std::string& ns) {
+  AccessCheck a;
+  a.checked = true;
+  a.user = who.username;
+  a.ns = ns;
+  const json st = review.is_object() ? review.value("status", json::object()) : json::object();
+  if (!st.is_object()) return a;
+  const auto allowed = st.find("allowed");
+  a.allowed = allowed != st.end() && allowed->is_boolean() && allowed->get<bool>();
+  // denied=true is a definite no even where allowed would say otherwise.
+  if (const auto denied = st.find("denied"); denied != st.end() && denied->is_boolean() && denied->get<bool>())
+    a.allowed = false;
+  for (const char* key : {"reason", "evaluationError"})
+    if (const auto v = st.find(key); v != st.end() && v->is_string() && !v->get<std::string>().empty())
+      a.reason += (a.reason.empty() ? "" : "; ") + v->get<std::string>().substr(0, 512);
+  return a;
+}
+
+json access_to_json(const AccessCheck& a) {
+  json out{{"user", a.user}, {"verb", kAccessVerb}, {"resource", std::string(kAccessResource) + "." + kAccessGroup},
+           {"namespace", a.ns}, {"allowed", a.allowed}};
+  if (!a.reason.empty()) out["reason"] = a.reason;
+  return out;
+}
+
+AccessCheck access_from_json(const json& j) {
+  AccessCheck a;
+  if (!j.is_object()) return a;
+  const auto str = [&](const char* key) {
+    const auto v = j.find(key);
+    return v != j.end() && v->is_string() ? v->get<std::string>() : std::string();
+  };
+  const auto allowed = j.find("allowed");
+  if (allowed == j.end() || !allowed->is_boolean() || str("verb") != kAccessVerb ||
+      str("resource") != std::string(kAccessResource) + "." + kAccessGroup)
+    return a;
+  a.checked = true;
+  a.allowed = allowed->get<bool>();
+  a.user = str("user");
+  a.ns = str("namespace");
+  a.reason = str("reason");
+  return a;
+}
+
+namespace {
+
 // The newest verified backup in a policy's catalog (the catalog is newest first).
 const json* last_verified(const json& catalog) {
   const json* best = nullptr;
@@ -99,7 +193,7 @@ const json* last_verified(const json& catalog) {
 }  // namespace
 
 RestoreDecision decide_restore(const RestoreRequestSpec& spec, const std::string& request_namespace, const json& policy,
-                               bool target_is_production) {
+                               const RestoreContext& context) {
   RestoreDecision d;
   auto block = [&](const char* reason, std::string message) {
     d.blocked = true;
@@ -119,10 +213,54 @@ RestoreDecision decide_restore(const RestoreRequestSpec& spec, const std::string
   if (spec.purpose != "restore") {
     if (d.target_namespace.empty())
       return block("InvalidTarget", "spec.targetNamespace: required for purpose " + spec.purpose);
-    if (target_is_production)
+    if (context.target_is_production)
       return block("InvalidTarget", "spec.targetNamespace: \"" + d.target_namespace + "\" is a production namespace; a " +
                                         spec.purpose + " must restore elsewhere");
   }
+
+  // Where the operator may run Jobs for this request, and with which images.
+  const auto policy_spec = parse_backup_policy_spec(policy.value("spec", json::object()));
+  if (!policy_spec)
+    return block("InvalidPolicy", "BackupPolicy " + spec.policy + " has an invalid spec: " + policy_spec.error().message);
+  const auto& ver = policy_spec->verification;
+  const std::string target_field = spec.target_namespace.empty() ? "spec.targetNamespace (unset: the request's namespace)"
+                                                                 : "spec.targetNamespace";
+  if (target_always_refused(d.target_namespace, context.operator_namespace))
+    return block("TargetNotAllowed", target_field + ": \"" + d.target_namespace + "\" is refused: " +
+                                         (d.target_namespace == "kube-system" ? std::string("kube-system")
+                                                                              : "the operator's own namespace") +
+                                         " is never a restore target");
+  if (spec.purpose != "restore" && d.target_namespace != ver.target_namespace &&
+      std::find(ver.allowed_target_namespaces.begin(), ver.allowed_target_namespaces.end(), d.target_namespace) ==
+          ver.allowed_target_namespaces.end()) {
+    std::string listed = ver.target_namespace.empty() ? "" : "\"" + ver.target_namespace + "\"";
+    for (const auto& n : ver.allowed_target_namespaces) listed += (listed.empty() ? "\"" : ", \"") + n + "\"";
+    return block("TargetNotAllowed", "spec.targetNamespace: \"" + d.target_namespace + "\" is not a namespace BackupPolicy " +
+                                         spec.policy + " lets a " + spec.purpose +
+                                         " target; it allows its spec.verification.targetNamespace and "
+                                         "spec.verification.allowedTargetNamespaces (" +
+                                         (listed.empty() ? std::string("none") : listed) + ")");
+  }
+  for (size_t i = 0; i < spec.validation.size(); ++i) {
+    const std::string& image = spec.validation[i].image;
+    if (image.empty()) continue;  // a sql check: the operator's own runner
+    if (std::find(ver.check_images.begin(), ver.check_images.end(), image) == ver.check_images.end())
+      return block("ImageNotAllowed", "spec.validation[" + std::to_string(i) + "].image: \"" + image +
+                                          "\" is not listed in spec.verification.checkImages of BackupPolicy " +
+                                          spec.policy + " (images are compared as written)");
+  }
+
+  // Who asked must be allowed to run Jobs where this request runs them.
+  const auto& access = context.access;
+  if (!access.checked || access.ns != d.target_namespace) {
+    d.awaiting_access = true;
+    return d;
+  }
+  if (!access.allowed)
+    return block("Forbidden", "user \"" + access.user + "\" may not " + kAccessVerb + " " + kAccessResource + "." +
+                                  kAccessGroup + " in namespace " + d.target_namespace +
+                                  (access.reason.empty() ? std::string() : " (the API server: " + access.reason + ")") +
+                                  "; the operator runs this request's Jobs there only for someone who may");
 
   const json* entry = nullptr;
   if (spec.backup_id == "latest") {

@@ -1,9 +1,11 @@
 // RestoreRequest (backup.si.dev/v1alpha1): the typed spec, and the pure
 // decision whether a restore may go ahead (POLICY.md §7: a missing,
 // unknown, unverified or mismatching backup blocks the restore and points to
-// the last verified snapshot).
+// the last verified snapshot; issue 16 item 4: the operator never runs Jobs
+// for a requester somewhere that requester could not run them).
 #pragma once
 #include <expected>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,17 +47,62 @@ struct RestoreRequestSpec {
 
 [[nodiscard]] std::expected<RestoreRequestSpec, Problem> parse_restore_request_spec(const json& spec);
 
+// Who asked, as the identity webhook recorded the API server's userInfo
+// (metadata.annotations[backup.si.dev/requested-by], copied to status.requestedBy).
+struct Requester {
+  std::string username, uid;
+  std::vector<std::string> groups;
+  std::map<std::string, std::vector<std::string>> extra;
+};
+// From status.requestedBy, else the annotation; none when neither names a user.
+[[nodiscard]] std::optional<Requester> requester_of(const json& request);
+
+// What a request makes the operator do in its target namespace on the
+// requester's behalf: create Jobs (the restore's checks run there).
+inline constexpr const char* kAccessVerb = "create";
+inline constexpr const char* kAccessGroup = "batch";
+inline constexpr const char* kAccessResource = "jobs";
+
+// The API server's answer to whether `user` may create Jobs in `ns`.
+struct AccessCheck {
+  bool checked = false;  // false: not asked (yet); nothing starts
+  bool allowed = false;
+  std::string user, ns;
+  std::string reason;  // the API server's reason or evaluation error, when it gives one
+};
+// The SubjectAccessReview (authorization.k8s.io/v1) asking it, with the
+// requester's groups, uid and extra (a scoped identity stays scoped).
+[[nodiscard]] json job_access_review(const Requester& who, const std::string& ns);
+// Its answer (the created review); anything but status.allowed=true denies.
+[[nodiscard]] AccessCheck read_access_review(const json& review, const Requester& who, const std::string& ns);
+// As kept in status.access, and read back (so an allowed request is not asked about again).
+[[nodiscard]] json access_to_json(const AccessCheck& a);
+[[nodiscard]] AccessCheck access_from_json(const json& status_access);
+
+// What the decision needs besides the spec and the policy (gathered by the controller).
+struct RestoreContext {
+  bool target_is_production = false;  // the chosen target is a production namespace
+  std::string operator_namespace;     // never a target (nor is kube-system)
+  AccessCheck access;                 // the requester's right to create Jobs in the target
+};
+
 struct RestoreDecision {
   bool blocked = false;
-  std::string reason;   // PolicyNotFound, UnknownBackup, UnverifiedBackup, ChecksumMismatch, NoVerifiedBackup, InvalidTarget
-  std::string message;  // names the last verified backup to use instead
+  // PolicyNotFound, InvalidPolicy, InvalidTarget, TargetNotAllowed, ImageNotAllowed, Forbidden,
+  // UnknownBackup, UnverifiedBackup, ChecksumMismatch, NoVerifiedBackup, NotRestorable
+  std::string reason;
+  std::string message;  // names the field, or the last verified backup to use instead
+  // Everything else allows it, but the requester's right has not been asked
+  // yet (or was asked for another user or namespace): wait, never start.
+  bool awaiting_access = false;
   std::string backup_id, checksum;
   std::string target_namespace;
 };
 
-// `policy` is the BackupPolicy object (null if absent); `target_is_production`
-// says whether the chosen target namespace is a production one.
+// `policy` is the BackupPolicy object (null if absent). Checked in order: the
+// policy, the target (production, always refused, not listed by the policy),
+// the check images, the requester's right, then the backup.
 [[nodiscard]] RestoreDecision decide_restore(const RestoreRequestSpec& spec, const std::string& request_namespace,
-                                             const json& policy, bool target_is_production);
+                                             const json& policy, const RestoreContext& context);
 
 }  // namespace bo::api

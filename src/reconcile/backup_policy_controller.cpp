@@ -150,6 +150,7 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
   in.policy = *policy;
   in.now = clock_.now();
   in.default_image = opts_.default_image;
+  in.operator_namespace = opts_.operator_namespace;
   const std::string uid = (*policy)["metadata"].value("uid", "");
   bool wait_for_pods = false;
   for (const auto& j : caches_.jobs.by_index(kIndexPolicy, name)) {

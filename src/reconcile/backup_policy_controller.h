@@ -35,6 +35,8 @@ struct BackupPolicyControllerOptions {
   // and at most how many checks start a second across all policies.
   std::chrono::milliseconds data_volume_interval{std::chrono::seconds(60)};
   double data_volume_checks_per_second = 5;
+  // The operator's own namespace: never a verification or drill target.
+  std::string operator_namespace{};
 };
 
 class BackupPolicyController {

@@ -287,7 +287,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   status["activeJobs"] = active;
 
   // --- validity: spec, then Secrets ---
-  const auto problems = api::validate(*spec, ns);
+  const auto problems = api::validate(*spec, ns, in.operator_namespace);
   if (!problems.empty()) {
     cond("Ready", "False", problems[0].reason, join_messages(problems));
     return finish();

@@ -79,6 +79,7 @@ struct PlanInputs {
   // workloadRef resolves to), made in the background; none while pending.
   // No backup Job is created unless it resolved.
   std::optional<DataVolumeCheck> data_volume;
+  std::string operator_namespace;  // never a verification target (nor is kube-system)
 };
 
 [[nodiscard]] PolicyPlan plan_backup_policy(const PlanInputs& in);

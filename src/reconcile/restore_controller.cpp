@@ -108,6 +108,28 @@ kube::Result<bool> RestoreController::target_is_production(const std::string& ta
   return (*ns)["metadata"].value("labels", json::object()).value("backup.si.dev/environment", "") == "production";
 }
 
+// Whether the requester may create Jobs in the target: a SubjectAccessReview
+// with their user, uid, groups and extra, unless status.access already holds
+// the API server's yes for the same user and namespace. An error is returned
+// (and retried), never taken for an answer.
+kube::Result<api::AccessCheck> RestoreController::requester_access(const json& request, const std::string& target) const {
+  const auto who = api::requester_of(request);
+  if (!who || target.empty()) return api::AccessCheck{};  // the planner blocks or waits without it
+  const json status = request.value("status", json::object());
+  if (status.is_object()) {
+    const auto kept = api::access_from_json(status.value("access", json()));
+    if (kept.checked && kept.allowed && kept.user == who->username && kept.ns == target) return kept;
+  }
+  auto review = client_.create(kube::resources::kSubjectAccessReviews, "", api::job_access_review(*who, target));
+  if (!review) return std::unexpected(review.error());
+  auto answer = api::read_access_review(*review, *who, target);
+  log::info("requester access checked", {{"restoreRequest", ns_of(request) + "/" + name_of(request)},
+                                         {"user", who->username},
+                                         {"namespace", target},
+                                         {"allowed", answer.allowed}});
+  return answer;
+}
+
 kube::Result<bool> RestoreController::freeze_present(const std::string& name) const {
   bool both = true;
   for (const auto* r : {&kube::resources::kValidatingAdmissionPolicies, &kube::resources::kValidatingAdmissionPolicyBindings}) {
@@ -150,6 +172,7 @@ kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
   in.now = clock_.now();
   in.default_image = opts_.default_image;
   in.operator_username = opts_.operator_username;
+  in.operator_namespace = opts_.operator_namespace;
   if (auto p = caches_.policies.get(ns, policy_name)) in.policy = *p;
   const std::string target = restore_target(request);
   const bool deleting = request["metadata"].contains("deletionTimestamp");
@@ -159,6 +182,15 @@ kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
       auto prod = target_is_production(target);
       if (!prod) return kube::ReconcileResult::failed("read namespace " + target + ": " + prod.error().str());
       in.target_is_production = *prod;
+    }
+    // Nothing runs before the finalizer is stored, so nothing is asked before either.
+    const json finalizers = request["metadata"].value("finalizers", json::array());
+    if (std::find(finalizers.begin(), finalizers.end(), kRestoreFinalizer) != finalizers.end()) {
+      auto access = requester_access(request, target);
+      if (!access)
+        return kube::ReconcileResult::failed("SubjectAccessReview for the requester in " + target + ": " +
+                                             access.error().str());
+      in.access = *access;
     }
   }
   bool wait_for_pods = false;

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/restore_request.h"
 #include "common/clock.h"
 #include "kube/client.h"
 #include "kube/controller.h"
@@ -21,6 +22,7 @@ struct RestoreControllerOptions {
   int workers = 2;
   std::string default_image;
   std::string operator_username;  // the only identity a frozen namespace still accepts
+  std::string operator_namespace{};  // never a restore target (nor is kube-system)
 };
 
 class RestoreController {
@@ -37,6 +39,7 @@ class RestoreController {
   void enqueue_waiting();
   std::string waiting_for(const nlohmann::json& request) const;
   kube::Result<bool> target_is_production(const std::string& target) const;
+  kube::Result<api::AccessCheck> requester_access(const nlohmann::json& request, const std::string& target) const;
   kube::Result<bool> freeze_present(const std::string& name) const;
   kube::Result<void> apply_freeze(const nlohmann::json& policy, const nlohmann::json& binding);
   kube::Result<void> lift_freeze(const std::string& name);

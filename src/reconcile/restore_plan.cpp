@@ -310,10 +310,24 @@ RestorePlan plan_restore(const RestoreInputs& in) {
       return block("IdentityMissing", std::string("metadata.annotations[") + kRequestedByAnnotation +
                                           "] is missing: the backup-operator admission webhook did not see this "
                                           "request, so who asked for it cannot be recorded");
-    const auto decision = api::decide_restore(*spec, ns, in.policy, in.target_is_production);
+    if (in.access.checked) status["access"] = api::access_to_json(in.access);
+    const auto decision =
+        api::decide_restore(*spec, ns, in.policy, {in.target_is_production, in.operator_namespace, in.access});
     if (decision.blocked) {
       if (phase != "Blocked" || status.value("message", "") != decision.message)
         return block(decision.reason, decision.message);
+      return finish();
+    }
+    if (decision.awaiting_access) {
+      // Pending (so the controller asks) until the API server has answered.
+      const std::string msg = "asking the API server whether " + status["requestedBy"].value("username", "?") + " may " +
+                              api::kAccessVerb + " " + api::kAccessResource + "." + api::kAccessGroup +
+                              " in namespace " + decision.target_namespace;
+      status["phase"] = "Pending";
+      status["message"] = msg;
+      status.erase("completionTime");
+      cond("Ready", "False", "CheckingAccess", msg);
+      plan.requeue_after = std::chrono::seconds(1);
       return finish();
     }
     if (!policy_spec) return block("InvalidPolicy", "BackupPolicy " + spec->policy + " has an invalid spec");

@@ -55,6 +55,10 @@ struct RestoreInputs {
   SysTime now;
   std::string default_image = kDefaultImage;
   std::string operator_username;  // exempt from the freeze
+  std::string operator_namespace;  // never a target (nor is kube-system)
+  // While Pending: whether the requester may create Jobs in the target, as
+  // the API server answered (or as status.access kept an earlier yes).
+  api::AccessCheck access;
 };
 
 struct RestorePlan {

@@ -43,6 +43,10 @@ json review_restore_request(const json& review) {
     const json user = req.value("userInfo", json::object());
     json stamp{{"username", user.value("username", "")}, {"uid", user.value("uid", "")},
                {"groups", user.value("groups", json::array())}};
+    // extra too: the controller asks the API server about this exact identity,
+    // and an authorizer may narrow it by extra (scoped tokens).
+    if (auto extra = user.find("extra"); extra != user.end() && extra->is_object() && !extra->empty())
+      stamp["extra"] = *extra;
     const std::string value = stamp.dump();
     json ops = json::array();
     const bool has_annotations = object.is_object() && object.value("metadata", json::object()).contains("annotations") &&

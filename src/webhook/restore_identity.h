@@ -1,6 +1,7 @@
 // The RestoreRequest identity webhook (POLICY.md §7: every restore is
 // audited). A pure function from an AdmissionReview to its answer:
-//  - CREATE: stamps backup.si.dev/requested-by with the caller's userInfo;
+//  - CREATE: stamps backup.si.dev/requested-by with the caller's userInfo
+//    (username, uid, groups, extra: what a SubjectAccessReview about them needs);
 //    an object that already carries the annotation is refused (it cannot be
 //    forged by the client);
 //  - UPDATE: the annotation and the spec cannot change.

@@ -83,10 +83,16 @@ class BackupPolicyIT : public testing_support::InProcessOperatorIT<BackupPolicyI
   void start_controller(bool with_restores = false) {
     caches_ = std::make_unique<bo::reconcile::Caches>(*op_client_, "");
     controller_ = std::make_unique<bo::reconcile::BackupPolicyController>(
-        *op_client_, *caches_, *clock_, *recorder_, metrics_, bo::reconcile::BackupPolicyControllerOptions{ns_, 2, ""});
-    if (with_restores)
-      restores_ = std::make_unique<bo::reconcile::RestoreController>(*op_client_, *caches_, *clock_, *recorder_, metrics_,
-                                                                      bo::reconcile::RestoreControllerOptions{});
+        *op_client_, *caches_, *clock_, *recorder_, metrics_, [&] {
+          bo::reconcile::BackupPolicyControllerOptions o{ns_, 2, ""};
+          o.operator_namespace = "backup-operator-system";
+          return o;
+        }());
+    if (with_restores) {
+      bo::reconcile::RestoreControllerOptions o;
+      o.operator_namespace = "backup-operator-system";
+      restores_ = std::make_unique<bo::reconcile::RestoreController>(*op_client_, *caches_, *clock_, *recorder_, metrics_, o);
+    }
     caches_->start();
     controller_->start();
     if (restores_) restores_->start();
@@ -216,6 +222,10 @@ TEST_F(BackupPolicyIT, EveryInvalidReasonNamesItsField) {
       {"bad-cron", {{"schedule", {{"fullBackup", "0 25 * * *"}}}}, "InvalidSchedule", "spec.schedule.fullBackup"},
       {"bad-zone", {{"schedule", {{"timeZone", "Europe/Atlantis"}}}}, "InvalidTimeZone", "spec.schedule.timeZone"},
       {"in-place", {{"verification", {{"targetNamespace", ns_}}}}, "InvalidTarget", "spec.verification.targetNamespace"},
+      {"kube-system", {{"verification", {{"targetNamespace", "kube-system"}}}}, "TargetNotAllowed",
+       "spec.verification.targetNamespace"},
+      {"operator-ns", {{"verification", {{"allowedTargetNamespaces", {"backup-operator-system"}}}}}, "TargetNotAllowed",
+       "spec.verification.allowedTargetNamespaces[0]"},
       {"no-secret", {{"storage", {{"secretRef", {{"name", "absent"}}}}}}, "SecretNotFound", "spec.storage.secretRef.name"},
       {"missing-key", {{"storage", {{"secretRef", {{"name", "partial"}}}}}}, "MissingSecretKey", "spec.storage.secretRef.name"},
       {"http", {{"storage", {{"secretRef", {{"name", "plain-http"}}}}}}, "InsecureEndpoint", "spec.storage.secretRef.name"},

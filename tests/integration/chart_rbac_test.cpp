@@ -112,7 +112,8 @@ TEST(ChartRbac, EveryRequestIsAllowedAndEveryGrantIsUsed) {
                                        {"retention", {{"daily", 1}, {"weekly", 1}, {"monthly", 1}}},
                                        {"verification", {{"targetNamespace", "app-verify"}, {"schedule", "20 * * * *"},
                                                          {"image", "postgres:15"},
-                                                         {"storageSecretRef", {{"name", "walg-read-only"}}}}},
+                                                         {"storageSecretRef", {{"name", "walg-read-only"}}},
+                                                         {"allowedTargetNamespaces", {"app-drill"}}, {"checkImages", {"busybox"}}}},
                                        {"offsite", {{"secretRef", {{"name", "walg-storage"}}}, {"schedule", "30 * * * *"}}},
                                        {"historyLimits", {{"successful", 1}, {"failed", 1}}}}}}));
   const int metrics_port = testing_support::free_port();

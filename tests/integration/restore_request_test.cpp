@@ -57,8 +57,13 @@ std::string rules_file(const std::filesystem::path& dir) {
   return testing_support::write_file(dir / "rules.json", rules.dump());
 }
 
+// alice administers the cluster; bob and carol may only create RestoreRequests
+// in shop, and carol may also create Jobs in shop-drill (SetUpTestSuite).
 std::string tokens_file(const std::filesystem::path& dir) {
-  return testing_support::write_file(dir / "tokens.csv", "alice-token,alice,alice-uid,\"sre\"\n");
+  return testing_support::write_file(dir / "tokens.csv",
+                                     "alice-token,alice,alice-uid,\"sre\"\n"
+                                     "bob-token,bob,bob-uid,\"devs\"\n"
+                                     "carol-token,carol,carol-uid,\"devs\"\n");
 }
 
 class RestoreRequestIT : public ::testing::Test {
@@ -82,6 +87,21 @@ class RestoreRequestIT : public ::testing::Test {
 
     for (const char* ns : {"shop", "shop-drill", "shop-wait", "shop-verify"})
       ASSERT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", ns}}}}));
+    // Everyone in devs may ask for restores in shop; only carol may run Jobs in shop-drill.
+    const Resource role{"rbac.authorization.k8s.io", "v1", "roles", "Role", true};
+    const Resource rb{"rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true};
+    ASSERT_TRUE(admin->create(role, "shop", {{"metadata", {{"name", "restore-requester"}}},
+                                             {"rules", {{{"apiGroups", {"backup.si.dev"}}, {"resources", {"restorerequests"}},
+                                                         {"verbs", {"get", "list", "create"}}}}}}));
+    ASSERT_TRUE(admin->create(rb, "shop", {{"metadata", {{"name", "devs-request-restores"}}},
+                                           {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "Role"}, {"name", "restore-requester"}}},
+                                           {"subjects", {{{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "Group"}, {"name", "devs"}}}}}));
+    ASSERT_TRUE(admin->create(role, "shop-drill", {{"metadata", {{"name", "job-runner"}}},
+                                                   {"rules", {{{"apiGroups", {"batch"}}, {"resources", {"jobs"}},
+                                                               {"verbs", {"create"}}}}}}));
+    ASSERT_TRUE(admin->create(rb, "shop-drill", {{"metadata", {{"name", "carol-runs-jobs"}}},
+                                                 {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "Role"}, {"name", "job-runner"}}},
+                                                 {"subjects", {{{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "User"}, {"name", "carol"}}}}}));
     ASSERT_TRUE(admin->create(resources::kPersistentVolumeClaims, "shop", {{"metadata", {{"name", "supabase-db-data"}}}, {"spec", {{"accessModes", {"ReadWriteOnce"}}, {"resources", {{"requests", {{"storage", "1Gi"}}}}}}}}));
     ASSERT_TRUE(admin->create(resources::kSecrets, "shop",
                               {{"metadata", {{"name", "walg-storage"}}},
@@ -99,7 +119,9 @@ class RestoreRequestIT : public ::testing::Test {
                                          {"verification", {{"targetNamespace", "shop-verify"},
                                                            {"image", "postgres:15"},
                                                            {"storageSecretRef", {{"name", "walg-read-only"}}},
-                                                           {"keepFailedFor", "3s"}}}}}}));
+                                                           {"keepFailedFor", "3s"},
+                                                           {"allowedTargetNamespaces", {"shop-drill", "shop-wait"}},
+                                                           {"checkImages", {"busybox"}}}}}}}));
     ASSERT_TRUE(eventually([&] {
       auto p = admin->get(kBackupPolicies, "shop", "db");
       return p && (*p).contains("status") && (*p)["status"].contains("conditions");
@@ -125,12 +147,21 @@ class RestoreRequestIT : public ::testing::Test {
 
   testing_support::CommandResult kubectl(const std::string& args) { return server_->kubectl(args); }
   testing_support::CommandResult alice(const std::string& args) { return server_->kubectl("--token alice-token " + args); }
-  std::string apply_as_alice(const std::string& name, const std::string& spec_yaml, const std::string& metadata_extra = "") {
+  std::string apply_as(const std::string& user, const std::string& name, const std::string& spec_yaml,
+                       const std::string& metadata_extra = "") {
     const std::string f = testing_support::write_file(*dir_ / (name + ".yaml"),
                                                       "apiVersion: backup.si.dev/v1alpha1\nkind: RestoreRequest\nmetadata:\n  name: " +
                                                           name + "\n  namespace: shop\n" + metadata_extra + "spec:\n" + spec_yaml);
-    auto r = alice("apply -f " + f);
+    auto r = server_->kubectl("--token " + user + "-token apply -f " + f);
     return r.exit_code == 0 ? "" : r.output;
+  }
+  std::string apply_as_alice(const std::string& name, const std::string& spec_yaml, const std::string& metadata_extra = "") {
+    return apply_as("alice", name, spec_yaml, metadata_extra);
+  }
+  // Every Job anywhere that belongs to a request, by its label.
+  size_t jobs_anywhere(const std::string& name) {
+    auto l = client_->list(resources::kJobs, "", {"backup.si.dev/restore-request=" + name, "", 0, "", ""});
+    return l ? (*l)["items"].size() : 999;
   }
   json rr(const std::string& name) {
     auto r = client_->get(kRestoreRequests, "shop", name);
@@ -414,6 +445,74 @@ TEST_F(RestoreRequestIT, MetricsCountRunsAndNoSecretReachesLogsOrStatus) {
   EXPECT_EQ(operator_->log().find(kCanary), std::string::npos);
   EXPECT_NE(operator_->log().find("\"msg\":\"restore step\""), std::string::npos);
   ASSERT_EQ(kubectl("delete rr -n shop counted --wait=true").exit_code, 0);
+}
+
+// Issue 16 item 4: the operator runs Jobs in a target only for a requester
+// the API server says may create Jobs there (a SubjectAccessReview with the
+// requester's recorded identity); never in kube-system or its own namespace,
+// nor in a namespace the policy does not list, nor with an unlisted image.
+TEST_F(RestoreRequestIT, ARequesterWhoMayNotCreateJobsInTheTargetIsForbiddenAndOneWhoMayGoesThrough) {
+  // bob may create RestoreRequests in shop (kubectl says so), but not Jobs in shop-drill.
+  EXPECT_EQ(server_->kubectl("--token bob-token auth can-i create restorerequests.backup.si.dev -n shop").output, "yes\n");
+  EXPECT_NE(server_->kubectl("--token bob-token auth can-i create jobs.batch -n shop-drill").output, "yes\n");
+  ASSERT_EQ(apply_as("bob", "bobs-drill", "  policyRef: {name: db}\n  purpose: drill\n  targetNamespace: shop-drill\n"), "");
+  ASSERT_TRUE(wait_phase("bobs-drill", "Blocked")) << rr("bobs-drill").dump(2);
+  const json blocked = condition("bobs-drill", "Blocked");
+  EXPECT_EQ(blocked["status"], "True");
+  EXPECT_EQ(blocked["reason"], "Forbidden");
+  const std::string msg = blocked.value("message", "");
+  for (const char* part : {"\"bob\"", "create", "jobs.batch", "namespace shop-drill", "no RBAC policy matched"})
+    EXPECT_NE(msg.find(part), std::string::npos) << part << " in " << msg;
+  const json st = rr("bobs-drill")["status"];
+  EXPECT_EQ(st["requestedBy"]["username"], "bob");
+  EXPECT_EQ(st["access"]["allowed"], false);
+  EXPECT_EQ(st["access"]["namespace"], "shop-drill");
+  EXPECT_EQ(jobs_anywhere("bobs-drill"), 0u);
+
+  // carol, with the same request rights and create jobs in shop-drill, goes through.
+  ASSERT_EQ(apply_as("carol", "carols-drill", "  policyRef: {name: db}\n  purpose: drill\n  targetNamespace: shop-drill\n"), "");
+  ASSERT_TRUE(wait_phase("carols-drill", "Succeeded", 30)) << rr("carols-drill").dump(2);
+  const json ok = rr("carols-drill")["status"];
+  EXPECT_EQ(ok["requestedBy"]["username"], "carol");
+  EXPECT_EQ(ok["access"], json({{"user", "carol"}, {"verb", "create"}, {"resource", "jobs.batch"},
+                                {"namespace", "shop-drill"}, {"allowed", true}}));
+  // Each answer came from a SubjectAccessReview the operator made (its log says whom it asked about).
+  const std::string log = operator_->log();
+  for (const char* who : {"\"user\":\"bob\"", "\"user\":\"carol\""})
+    EXPECT_NE(log.find(who), std::string::npos) << who;
+  kubectl("delete rr -n shop bobs-drill carols-drill --wait=true");
+}
+
+TEST_F(RestoreRequestIT, KubeSystemUnlistedTargetsAndUnlistedCheckImagesAreRefused) {
+  struct Case {
+    const char* name;
+    std::string spec;
+    const char* reason;
+    const char* field;
+  } cases[] = {
+      {"into-kube-system", "  policyRef: {name: db}\n  purpose: drill\n  targetNamespace: kube-system\n", "TargetNotAllowed",
+       "spec.targetNamespace"},
+      {"into-operator", "  policyRef: {name: db}\n  purpose: drill\n  targetNamespace: backup-operator-system\n",
+       "TargetNotAllowed", "the operator's own namespace"},
+      {"into-unlisted", "  policyRef: {name: db}\n  purpose: drill\n  targetNamespace: default\n", "TargetNotAllowed",
+       "spec.verification.allowedTargetNamespaces"},
+      {"unlisted-image", "  policyRef: {name: db}\n  purpose: restore\n  targetNamespace: shop-drill\n  validation:\n"
+                         "  - {name: ok, image: busybox, command: ['true']}\n"
+                         "  - {name: miner, image: example.org/miner:1, command: [mine]}\n",
+       "ImageNotAllowed", "spec.validation[1].image"},
+  };
+  for (const auto& c : cases) ASSERT_EQ(apply_as_alice(c.name, c.spec), "") << c.name;
+  for (const auto& c : cases) {
+    ASSERT_TRUE(wait_phase(c.name, "Blocked")) << c.name << ": " << rr(c.name).dump(2);
+    const json blocked = condition(c.name, "Blocked");
+    EXPECT_EQ(blocked["reason"], c.reason) << c.name;
+    EXPECT_NE(blocked.value("message", "").find(c.field), std::string::npos) << c.name << ": " << blocked;
+    EXPECT_EQ(jobs_anywhere(c.name), 0u) << c.name;
+  }
+  auto in_kube_system = client_->list(resources::kJobs, "kube-system", {});
+  ASSERT_TRUE(in_kube_system);
+  EXPECT_TRUE((*in_kube_system)["items"].empty());
+  for (const auto& c : cases) kubectl(std::string("delete rr -n shop ") + c.name);
 }
 
 }  // namespace

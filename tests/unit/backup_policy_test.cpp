@@ -58,6 +58,12 @@ TEST(BackupPolicySpec, WrongShapeNamesTheField) {
   j = minimal_spec();
   j["database"]["container"] = 5;
   EXPECT_EQ(parse_backup_policy_spec(j).error().field, "spec.database.container");
+  j = minimal_spec();
+  j["verification"]["checkImages"] = "busybox";
+  EXPECT_EQ(parse_backup_policy_spec(j).error().field, "spec.verification.checkImages");
+  j = minimal_spec();
+  j["verification"]["allowedTargetNamespaces"] = {"drills", 7};
+  EXPECT_EQ(parse_backup_policy_spec(j).error().field, "spec.verification.allowedTargetNamespaces");
 }
 
 struct InvalidCase {
@@ -72,7 +78,7 @@ class BackupPolicyValidation : public ::testing::TestWithParam<InvalidCase> {};
 TEST_P(BackupPolicyValidation, GivesReasonAndField) {
   json j = minimal_spec();
   GetParam().mutate(j);
-  const auto problems = validate(parsed(j), "supabase");
+  const auto problems = validate(parsed(j), "supabase", "backup-operator-system");
   ASSERT_FALSE(problems.empty()) << GetParam().name;
   EXPECT_EQ(problems[0].reason, GetParam().reason);
   EXPECT_EQ(problems[0].field, GetParam().field);
@@ -92,6 +98,21 @@ INSTANTIATE_TEST_SUITE_P(
                     "spec.verification.targetNamespace"},
         InvalidCase{"ProductionVerifiesInPlace", [](json& j) { j["verification"]["targetNamespace"] = "supabase"; },
                     "InvalidTarget", "spec.verification.targetNamespace"},
+        InvalidCase{"VerifiesInKubeSystem", [](json& j) { j["verification"]["targetNamespace"] = "kube-system"; },
+                    "TargetNotAllowed", "spec.verification.targetNamespace"},
+        InvalidCase{"VerifiesInTheOperatorsNamespace",
+                    [](json& j) { j["verification"]["targetNamespace"] = "backup-operator-system"; }, "TargetNotAllowed",
+                    "spec.verification.targetNamespace"},
+        InvalidCase{"ListsKubeSystemForDrills",
+                    [](json& j) { j["verification"]["allowedTargetNamespaces"] = {"drills", "kube-system"}; },
+                    "TargetNotAllowed", "spec.verification.allowedTargetNamespaces[1]"},
+        InvalidCase{"ListsTheOperatorsNamespaceEvenWithVerificationOff",
+                    [](json& j) {
+                      j["verification"] = {{"enabled", false}, {"allowedTargetNamespaces", {"backup-operator-system"}}};
+                    },
+                    "TargetNotAllowed", "spec.verification.allowedTargetNamespaces[0]"},
+        InvalidCase{"EmptyCheckImage", [](json& j) { j["verification"]["checkImages"] = {"busybox", ""}; },
+                    "InvalidSpec", "spec.verification.checkImages[1]"},
         InvalidCase{"ZeroRetention", [](json& j) { j["retention"] = {{"weekly", 0}}; }, "InvalidRetention",
                     "spec.retention.weekly"},
         InvalidCase{"NoEncryption", [](json& j) { j["storage"].erase("encryption"); }, "EncryptionRequired",
@@ -155,6 +176,19 @@ TEST(BackupPolicyValidation, AWorkloadRefAloneIsValidAndNeedsNoRunAsUser) {
   EXPECT_EQ(spec.database.container, "postgres");
   const auto problems = validate(spec, "supabase");
   EXPECT_TRUE(problems.empty()) << problems[0].message;
+}
+
+TEST(BackupPolicyValidation, ReadsWhereVerificationsMayGoAndWhichCheckImagesMayRun) {
+  json j = minimal_spec();
+  j["verification"]["allowedTargetNamespaces"] = {"drills", "scratch"};
+  j["verification"]["checkImages"] = {"images.example/checks:1.2"};
+  const auto s = parsed(j);
+  EXPECT_EQ(s.verification.allowed_target_namespaces, (std::vector<std::string>{"drills", "scratch"}));
+  EXPECT_EQ(s.verification.check_images, std::vector<std::string>{"images.example/checks:1.2"});
+  EXPECT_TRUE(validate(s, "supabase", "backup-operator-system").empty());
+  // Unset, neither allows anything beyond the policy's own target.
+  EXPECT_TRUE(parsed().verification.allowed_target_namespaces.empty());
+  EXPECT_TRUE(parsed().verification.check_images.empty());
 }
 
 TEST(BackupPolicyValidation, StagingMayVerifyInItsOwnNamespace) {

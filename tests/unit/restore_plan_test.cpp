@@ -28,7 +28,8 @@ json policy() {
                     {"storage", {{"secretRef", {{"name", "walg-storage"}}},
                                  {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
                     {"verification", {{"targetNamespace", "verify"}, {"image", "postgres:15"},
-                                      {"storageSecretRef", {{"name", "walg-verify"}}}}}}},
+                                      {"storageSecretRef", {{"name", "walg-verify"}}},
+                                      {"allowedTargetNamespaces", {"drill"}}, {"checkImages", {"busybox"}}}}}},
           {"status", {{"backups", {{{"id", "base_2"}, {"checksum", kSum}, {"type", "full"}, {"verified", true},
                                     {"completionTime", "2026-11-24T02:00:00Z"}},
                                    {{"id", "base_3"}, {"checksum", kSum}, {"type", "full"}, {"verified", false},
@@ -57,6 +58,9 @@ RestoreInputs inputs(json rr, std::vector<ObservedRestoreJob> jobs = {}) {
   in.now = at("2026-11-24T10:00:00Z");
   in.operator_username = "system:serviceaccount:backup-operator-system:backup-operator";
   in.secrets = {{"walg-storage", {{"WALG_S3_PREFIX", "s3://b"}, {"WALG_AWS_SECRET_ACCESS_KEY", "CANARY-77"}}}};
+  in.operator_namespace = "backup-operator-system";
+  // The API server said alice may create Jobs in the target (the controller asks while Pending).
+  in.access = {true, true, "alice", restore_target(in.request), ""};
   return in;
 }
 
@@ -542,6 +546,72 @@ TEST(PlanRestore, AScratchInstanceThatCannotRunIsBlockedNamingTheField) {
   }
 }
 
+// --- no confused deputy ---
+
+TEST(PlanRestore, NothingStartsUntilTheApiServerSaysTheRequesterMayCreateJobsThere) {
+  auto in = inputs(request({{"purpose", "drill"}, {"targetNamespace", "drill"}}));
+  in.access = {};
+  auto p = step(in);
+  EXPECT_EQ(p.status["phase"], "Pending");
+  EXPECT_EQ((*cond(p, "Ready"))["reason"], "CheckingAccess");
+  EXPECT_NE(p.status["message"].get<std::string>().find("alice may create jobs.batch in namespace drill"), std::string::npos)
+      << p.status["message"];
+  EXPECT_TRUE(p.create.empty());
+  EXPECT_FALSE(p.outcome);
+  ASSERT_TRUE(p.requeue_after);
+  EXPECT_FALSE(p.status.contains("access"));
+
+  // The answer is kept in status, where the controller finds it instead of asking again.
+  in.access = {true, true, "alice", "drill", ""};
+  p = step(in);
+  EXPECT_EQ(p.status["phase"], "Restoring");
+  EXPECT_EQ(p.status["access"], json({{"user", "alice"}, {"verb", "create"}, {"resource", "jobs.batch"},
+                                      {"namespace", "drill"}, {"allowed", true}}));
+  const auto kept = bo::api::access_from_json(p.status["access"]);
+  EXPECT_TRUE(kept.checked && kept.allowed);
+  EXPECT_EQ(kept.ns, "drill");
+}
+
+TEST(PlanRestore, ARequesterWithoutTheRightIsBlockedForbiddenNamingUserVerbResourceAndNamespace) {
+  auto in = inputs(request({{"purpose", "drill"}, {"targetNamespace", "drill"},
+                            {"validation", {{{"name", "smoke"}, {"image", "busybox"}}}}}));
+  in.access = {true, false, "alice", "drill", "no RBAC policy matched"};
+  auto p = step(in);
+  EXPECT_EQ(p.status["phase"], "Blocked");
+  EXPECT_EQ((*cond(p, "Blocked"))["reason"], "Forbidden");
+  EXPECT_EQ((*cond(p, "Ready"))["reason"], "Forbidden");
+  const std::string msg = p.status["message"];
+  for (const char* part : {"\"alice\"", "create", "jobs.batch", "namespace drill", "no RBAC policy matched"})
+    EXPECT_NE(msg.find(part), std::string::npos) << part << " in " << msg;
+  EXPECT_EQ(p.status["access"]["allowed"], false);
+  EXPECT_TRUE(p.create.empty());
+  ASSERT_TRUE(p.outcome);
+  EXPECT_EQ(p.outcome->result, "blocked");
+  // Blocked stays blocked: nothing is created on the next reconcile either.
+  EXPECT_TRUE(step(in).create.empty());
+}
+
+TEST(PlanRestore, RefusedTargetsAndUnlistedImagesCreateNothing) {
+  struct Case {
+    json spec;
+    const char* reason;
+    const char* field;
+  } cases[] = {
+      {{{"purpose", "drill"}, {"targetNamespace", "kube-system"}}, "TargetNotAllowed", "spec.targetNamespace"},
+      {{{"purpose", "drill"}, {"targetNamespace", "backup-operator-system"}}, "TargetNotAllowed", "spec.targetNamespace"},
+      {{{"purpose", "drill"}, {"targetNamespace", "elsewhere"}}, "TargetNotAllowed", "spec.verification.allowedTargetNamespaces"},
+      {{{"validation", {{{"name", "smoke"}, {"image", "busybox"}}, {{"name", "x"}, {"image", "attacker/tool"}}}}},
+       "ImageNotAllowed", "spec.validation[1].image"},
+  };
+  for (const auto& c : cases) {
+    auto p = plan_restore(inputs(request(c.spec)));
+    EXPECT_EQ(p.status["phase"], "Blocked") << c.spec;
+    EXPECT_EQ((*cond(p, "Blocked"))["reason"], c.reason) << c.spec;
+    EXPECT_NE(p.status["message"].get<std::string>().find(c.field), std::string::npos) << p.status["message"];
+    EXPECT_TRUE(p.create.empty());
+  }
+}
+
 TEST(PlanRestore, TheScratchImageAndUserDefaultToWhatTheWorkloadCheckRecorded) {
   auto in = inputs(scratch_request());
   in.policy["spec"]["verification"].erase("image");
@@ -576,4 +646,23 @@ TEST(PlanRestore, DeletingAVerificationRemovesItsScratchInstanceEvenIfItsCreatio
   p = plan_restore(in);
   EXPECT_EQ(p.remove_other.size(), 2u) << "not found counts as done";
   EXPECT_TRUE(p.remove_finalizer);
+}
+
+TEST(IdentityWebhook, StampsExtraSoTheAccessReviewAsksAboutTheSameIdentity) {
+  json rr = request(json::object(), false);
+  rr["metadata"].erase("annotations");
+  json r = review("CREATE", rr);
+  r["request"]["userInfo"]["extra"] = {{"scopes.example/scope", {"jobs:drill"}}};
+  const json out = bo::webhook::review_restore_request(r);
+  const json patch = json::parse(*bo::base64_decode(out["response"]["patch"].get<std::string>()));
+  const json who = json::parse(patch[0]["value"][kRequestedByAnnotation].get<std::string>());
+  EXPECT_EQ(who["extra"], json({{"scopes.example/scope", {"jobs:drill"}}}));
+  const json stored = {{"metadata", {{"annotations", {{kRequestedByAnnotation, who.dump()}}}}}};
+  const auto requester = bo::api::requester_of(stored);
+  ASSERT_TRUE(requester);
+  EXPECT_EQ(bo::api::job_access_review(*requester, "drill")["spec"]["extra"], who["extra"]);
+  // Without extra, none is recorded.
+  const json plain = bo::webhook::review_restore_request(review("CREATE", rr));
+  const json p2 = json::parse(*bo::base64_decode(plain["response"]["patch"].get<std::string>()));
+  EXPECT_FALSE(json::parse(p2[0]["value"][kRequestedByAnnotation].get<std::string>()).contains("extra"));
 }
