@@ -1,6 +1,8 @@
-// kube-local's process kubelet: how a Pod's first container becomes a local
-// process (env from Secrets, claims and emptyDirs as directories, mount
-// paths rewritten once), and what makes it refuse to start.
+// kube-local's process kubelet: how a Pod's init containers and first
+// container become local processes (env from Secrets, claims and emptyDirs as
+// directories shared by the Pod's containers, mount paths rewritten once, a
+// command from a volume, the image's own PATH), which Pods it runs, and what
+// makes a container refuse to start.
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
@@ -11,7 +13,10 @@
 #include "kube-local/exec_kubelet.h"
 
 using kl::ExecOptions;
+using kl::prepare_container;
+using kl::prepare_init_containers;
 using kl::prepare_process;
+using kl::volume_command;
 using nlohmann::json;
 
 namespace {
@@ -103,4 +108,200 @@ TEST(ExecKubelet, RunsAsThePodsUserAndGivesItAFreshClaim) {
   p["spec"]["containers"][0]["securityContext"] = {{"runAsUser", 1234}};
   EXPECT_EQ(prepare_process(p, o, std::string(tmpl) + "/pod", secrets()).uid, 1234);
   std::filesystem::remove_all(tmpl);
+}
+
+namespace {
+
+json with_mounts(json command, json mounts) {
+  return {{"name", "c"}, {"image", "img:1"}, {"command", std::move(command)}, {"volumeMounts", std::move(mounts)}};
+}
+
+}  // namespace
+
+// command[0] lies on a volume when, as the container's filesystem resolves it, it is a file
+// strictly below one of the container's mountPaths (the deepest wins).
+TEST(ExecKubelet, ACommandLiesOnAVolumeOnlyBelowAMountPath) {
+  const json tools = {{"name", "tools"}, {"mountPath", "/tools"}};
+  const json bin = {{"name", "bin"}, {"mountPath", "/tools/bin"}};
+  struct Case {
+    const char* what;
+    json container;
+    std::optional<size_t> mount;
+    std::string rest;
+  };
+  const std::vector<Case> cases = {
+      {"a file below the mount", with_mounts({"/tools/ld.so", "--library-path", "/tools/lib"}, {tools}), 0, "ld.so"},
+      {"the deepest mount wins", with_mounts({"/tools/bin/wal-g"}, {tools, bin}), 1, "wal-g"},
+      {"a trailing slash on the mountPath", with_mounts({"/tools/ld.so"}, {{{"name", "t"}, {"mountPath", "/tools/"}}}), 0, "ld.so"},
+      {"a path normalized first", with_mounts({"/tools//bin/./x"}, {tools}), 0, "bin/x"},
+      {"the mount point itself is no file", with_mounts({"/tools"}, {tools}), std::nullopt, ""},
+      {"a sibling sharing the prefix", with_mounts({"/toolsx/ld.so"}, {tools}), std::nullopt, ""},
+      {"dot-dot leaves the volume", with_mounts({"/tools/../bin/sh"}, {tools}), std::nullopt, ""},
+      {"a relative command is looked up on PATH", with_mounts({"tools/ld.so"}, {tools}), std::nullopt, ""},
+      {"no command: the image's entrypoint", with_mounts(json::array(), {tools}), std::nullopt, ""},
+      {"no mounts", with_mounts({"/tools/ld.so"}, json::array()), std::nullopt, ""},
+  };
+  for (const auto& c : cases) {
+    const auto got = volume_command(c.container);
+    ASSERT_EQ(got.has_value(), c.mount.has_value()) << c.what;
+    if (!got) continue;
+    EXPECT_EQ(got->mount, *c.mount) << c.what;
+    EXPECT_EQ(got->rest, c.rest) << c.what;
+  }
+}
+
+// What runs and with which PATH: a command from a volume wins over the image's mapped program;
+// otherwise the mapped program stands for command[0]; an image known only by its PATH runs only
+// commands from volumes.
+TEST(ExecKubelet, TheProgramIsTheVolumeFileOrTheImagesMappedProgram) {
+  ExecOptions o = opts();
+  o.images["tools:1"] = "/usr/bin/tools";
+  o.image_paths["db:15"] = {"/usr/lib/postgresql/15/bin", "/opt/db/bin"};
+  o.image_paths["tools:1"] = {"/opt/tools/bin"};
+  o.path = {"/opt/global/bin"};
+  const json volumes = {{{"name", "tools"}, {"emptyDir", json::object()}}};
+  const json mount = {{{"name", "tools"}, {"mountPath", "/tools"}}};
+  struct Case {
+    const char* what;
+    std::string image;
+    json command;
+    std::string program;  // empty: refused
+    std::vector<std::string> args;
+    std::string path;
+  };
+  const std::string host = "/tmp/pods/p/volumes/tools";
+  const std::vector<Case> cases = {
+      {"a volume command in a PATH-only image", "db:15", {"/tools/ld.so", "--library-path", "/tools/lib", "/tools/bin/op", "verify"},
+       host + "/ld.so", {"--library-path", host + "/lib", host + "/bin/op", "verify"},
+       "/usr/lib/postgresql/15/bin:/opt/db/bin:/opt/global/bin:/usr/local/bin:/usr/bin:/bin"},
+      {"a volume command wins over the mapped program", "tools:1", {"/tools/run", "x"}, host + "/run", {"x"},
+       "/opt/tools/bin:/opt/global/bin:/usr/local/bin:/usr/bin:/bin"},
+      {"the mapped program stands for command[0]", "tools:1", {"tools", "run-job", "install-tools"}, "/usr/bin/tools",
+       {"run-job", "install-tools"}, "/opt/tools/bin:/opt/global/bin:/usr/local/bin:/usr/bin:/bin"},
+      {"no command: the mapped program", "img:1", json::array(), "/usr/bin/prog", {}, "/opt/global/bin:/usr/local/bin:/usr/bin:/bin"},
+      {"a volume command in an image mapped nowhere", "elsewhere:2", {"/tools/run"}, host + "/run", {},
+       "/opt/global/bin:/usr/local/bin:/usr/bin:/bin"},
+      {"a PATH-only image needs a command from a volume", "db:15", {"postgres"}, "", {}, ""},
+      {"an unmapped image without a volume command", "elsewhere:2", {"/bin/true"}, "", {}, ""},
+  };
+  for (const auto& c : cases) {
+    json container = {{"name", "c"}, {"image", c.image}, {"command", c.command}, {"volumeMounts", mount}};
+    const auto p = prepare_process(pod(container, volumes), o, "/tmp/pods/p", secrets());
+    if (c.program.empty()) {
+      EXPECT_NE(p.error.find("is not mapped with --exec-image"), std::string::npos) << c.what << ": " << p.error;
+      continue;
+    }
+    ASSERT_EQ(p.error, "") << c.what;
+    EXPECT_EQ(p.program, c.program) << c.what;
+    EXPECT_EQ(p.args, c.args) << c.what;
+    EXPECT_EQ(p.env.at("PATH"), c.path) << c.what;
+  }
+  // The refusal of a PATH-only image says what is missing.
+  json db = {{"name", "c"}, {"image", "db:15"}, {"command", {"postgres"}}};
+  EXPECT_NE(prepare_process(pod(db), o, "/tmp/pods/p", secrets()).error.find("only with --exec-image-path"), std::string::npos);
+  // The container's own PATH still wins, as an env entry does in a real container.
+  db["command"] = {"/tools/x"};
+  db["volumeMounts"] = mount;
+  db["env"] = {{{"name", "PATH"}, {"value", "/mine"}}};
+  EXPECT_EQ(prepare_process(pod(db, volumes), o, "/tmp/pods/p", secrets()).env.at("PATH"), "/mine");
+}
+
+// Init containers are prepared like containers, in order, each with its own image mapping, env,
+// identity and termination message, and the same volume directories as every other container.
+TEST(ExecKubelet, InitContainersShareThePodsVolumesAndKeepTheirOwnMessages) {
+  ExecOptions o = opts();
+  o.images["tools:1"] = "/usr/bin/tools";
+  o.image_paths["db:15"] = {"/usr/lib/postgresql/15/bin"};
+  json p = pod({{"name", "postgres"}, {"image", "db:15"}, {"command", {"/opt/tools/ld.so", "/opt/tools/bin/op"}},
+                {"volumeMounts", {{{"name", "tools"}, {"mountPath", "/opt/tools"}},
+                                  {{"name", "data"}, {"mountPath", "/data"}, {"subPath", "pgdata"}}}}},
+               {{{"name", "tools"}, {"emptyDir", json::object()}},
+                {{"name", "data"}, {"persistentVolumeClaim", {{"claimName", "claim-a"}}}}});
+  p["spec"]["initContainers"] = {
+      {{"name", "tools"}, {"image", "tools:1"}, {"args", {"run-job", "install-tools"}},
+       {"env", {{{"name", "TOOLS_DIR"}, {"value", "/tools"}}}},
+       {"volumeMounts", {{{"name", "tools"}, {"mountPath", "/tools"}}}}},
+      {{"name", "check"}, {"image", "img:1"}, {"args", {"/data/x"}},
+       {"env", {{{"name", "S"}, {"valueFrom", {{"secretKeyRef", {{"name", "s"}, {"key", "K"}}}}}}}},
+       {"volumeMounts", {{{"name", "data"}, {"mountPath", "/data"}}}}}};
+  const auto init = prepare_init_containers(p, o, "/tmp/pods/p", secrets());
+  const auto main = prepare_process(p, o, "/tmp/pods/p", secrets());
+  ASSERT_EQ(init.size(), 2u);
+  ASSERT_EQ(init[0].error, "");
+  ASSERT_EQ(init[1].error, "");
+  ASSERT_EQ(main.error, "");
+  EXPECT_EQ(init[0].name, "tools");
+  EXPECT_EQ(init[0].program, "/usr/bin/tools");
+  EXPECT_EQ(init[0].args, (std::vector<std::string>{"run-job", "install-tools"}));
+  // The emptyDir an init container fills is the directory the main container runs its command from.
+  EXPECT_EQ(init[0].env.at("TOOLS_DIR"), "/tmp/pods/p/volumes/tools");
+  EXPECT_EQ(main.program, "/tmp/pods/p/volumes/tools/ld.so");
+  EXPECT_EQ(main.args, (std::vector<std::string>{"/tmp/pods/p/volumes/tools/bin/op"}));
+  // A claim without subPath in one container, with one in another: the same directory below.
+  EXPECT_EQ(init[1].args, (std::vector<std::string>{"/tmp/volume-root/ns1/claim-a/x"}));
+  EXPECT_EQ(init[1].env.at("S"), "secret-value");
+  EXPECT_FALSE(main.env.count("S"));  // env is each container's own
+  // Each container's termination message is its own file; the first container keeps the Pod's.
+  EXPECT_EQ(init[0].env.at("TERMINATION_LOG"), "/tmp/pods/p/init-0/termination-log");
+  EXPECT_EQ(init[1].env.at("TERMINATION_LOG"), "/tmp/pods/p/init-1/termination-log");
+  EXPECT_EQ(main.env.at("TERMINATION_LOG"), "/tmp/pods/p/termination-log");
+  EXPECT_EQ(init[0].env.at("HOME"), main.env.at("HOME"));
+  // What cannot start says why, per init container.
+  p["spec"]["initContainers"][1]["image"] = "unmapped";
+  p["spec"]["initContainers"][0]["env"] = {{{"name", "S"}, {"valueFrom", {{"secretKeyRef", {{"name", "gone"}, {"key", "K"}}}}}}};
+  const auto refused = prepare_init_containers(p, o, "/tmp/pods/p", secrets());
+  ASSERT_EQ(refused.size(), 2u);
+  EXPECT_NE(refused[0].error.find("Secret gone not found"), std::string::npos) << refused[0].error;
+  EXPECT_NE(refused[1].error.find("image unmapped is not mapped"), std::string::npos) << refused[1].error;
+  EXPECT_NE(prepare_container(p, "initContainers", 2, o, "/tmp/pods/p", secrets()).error, "");
+  EXPECT_TRUE(prepare_init_containers(pod({{"name", "c"}, {"image", "img:1"}}), o, "/tmp/p", secrets()).empty());
+}
+
+TEST(ExecKubelet, InitContainersRunAsTheirOwnUser) {
+  if (geteuid() != 0) GTEST_SKIP() << "only root can run a Pod as another user";
+  json p = pod({{"name", "main"}, {"image", "img:1"}});
+  p["spec"]["securityContext"] = {{"runAsUser", 65534}, {"runAsGroup", 65534}, {"fsGroup", 70}};
+  p["spec"]["initContainers"] = {{{"name", "a"}, {"image", "img:1"}},
+                                 {{"name", "b"}, {"image", "img:1"}, {"securityContext", {{"runAsUser", 1234}}}}};
+  const auto init = prepare_init_containers(p, opts(), "/tmp/p", secrets());
+  ASSERT_EQ(init.size(), 2u);
+  EXPECT_EQ(init[0].uid, 65534);
+  EXPECT_EQ(init[0].fs_group, 70);
+  EXPECT_EQ(init[1].uid, 1234);
+  EXPECT_EQ(init[1].gid, 65534);  // runAsGroup from the Pod
+}
+
+// Which Pods the process kubelet runs: every init container's and the first container's image
+// mapped (a program or a PATH), or the container's command on one of its volumes.
+TEST(ExecKubelet, HandlesPodsWhoseContainersItCanRun) {
+  ExecOptions o = opts();
+  o.image_paths["db:15"] = {"/usr/lib/postgresql/15/bin"};
+  const kl::ExecKubelet kubelet(o);
+  const json mounted = {{"name", "c"}, {"image", "nowhere"}, {"command", {"/tools/run"}},
+                        {"volumeMounts", {{{"name", "tools"}, {"mountPath", "/tools"}}}}};
+  struct Case {
+    const char* what;
+    json init;
+    json main;
+    bool handled;
+  };
+  const std::vector<Case> cases = {
+      {"a mapped image", json::array(), {{"name", "c"}, {"image", "img:1"}}, true},
+      {"an unmapped image", json::array(), {{"name", "c"}, {"image", "nowhere"}}, false},
+      {"a PATH-only image", json::array(), {{"name", "c"}, {"image", "db:15"}}, true},
+      {"an unmapped image running a file on its volume", json::array(), mounted, true},
+      {"mapped init containers", json::array({{{"name", "i"}, {"image", "img:1"}}, {{"name", "j"}, {"image", "db:15"}}}),
+       {{"name", "c"}, {"image", "img:1"}}, true},
+      {"one unmapped init container", json::array({{{"name", "i"}, {"image", "img:1"}}, {{"name", "j"}, {"image", "nowhere"}}}),
+       {{"name", "c"}, {"image", "img:1"}}, false},
+      {"an init container running a file on its volume", json::array({mounted}), {{"name", "c"}, {"image", "img:1"}}, true},
+  };
+  for (const auto& c : cases) {
+    json p = pod(c.main);
+    p["spec"]["initContainers"] = c.init;
+    EXPECT_EQ(kubelet.handles(p), c.handled) << c.what;
+  }
+  json none = pod({{"name", "c"}, {"image", "img:1"}});
+  none["spec"]["containers"] = json::array();
+  EXPECT_FALSE(kubelet.handles(none));
 }

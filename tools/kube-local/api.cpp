@@ -790,6 +790,8 @@ Response ApiServer::pod_log(const Request& req, const Target& t) {
   const json& p = *pod;
   std::vector<std::string> names;
   for (const auto& c : p["spec"].value("containers", json::array())) names.push_back(c.value("name", ""));
+  std::vector<std::string> init_names;  // their logs too (`kubectl logs -c <init container>`)
+  for (const auto& c : p["spec"].value("initContainers", json::array())) init_names.push_back(c.value("name", ""));
   std::string container = req.param("container");
   if (container.empty()) {
     if (names.size() != 1) {
@@ -799,7 +801,8 @@ Response ApiServer::pod_log(const Request& req, const Target& t) {
                                          ", choose one of: [" + all + "]"));
     }
     container = names[0];
-  } else if (std::find(names.begin(), names.end(), container) == names.end()) {
+  } else if (std::find(names.begin(), names.end(), container) == names.end() &&
+             std::find(init_names.begin(), init_names.end(), container) == init_names.end()) {
     return status_response(bad_request("container " + container + " is not valid for pod " + t.name));
   }
   auto number = [&](const char* name, long min, std::optional<long>* out) -> std::optional<ApiError> {
@@ -828,8 +831,9 @@ Response ApiServer::pod_log(const Request& req, const Target& t) {
     return status_response(bad_request("previous terminated container \"" + container + "\" in pod \"" + t.name +
                                        "\" not found"));
   json state;
-  for (const auto& cs : p.value("status", json::object()).value("containerStatuses", json::array()))
-    if (cs.value("name", "") == container) state = cs.value("state", json::object());
+  for (const char* list : {"initContainerStatuses", "containerStatuses"})
+    for (const auto& cs : p.value("status", json::object()).value(list, json::array()))
+      if (cs.value("name", "") == container) state = cs.value("state", json::object());
   if (!state.is_object() || state.contains("waiting") || state.empty()) {
     const std::string why = state.is_object() && state.contains("waiting")
                                 ? state["waiting"].value("reason", "ContainerCreating")
@@ -840,7 +844,7 @@ Response ApiServer::pod_log(const Request& req, const Target& t) {
   std::optional<std::filesystem::path> file;
   {
     std::lock_guard lock(log_source_mu_);
-    if (log_source_) file = log_source_(p);
+    if (log_source_) file = log_source_(p, container);
   }
   auto read_all = [&]() -> std::string {
     if (!file) return state.contains("terminated") ? state["terminated"].value("message", "") : std::string();
@@ -871,7 +875,7 @@ Response ApiServer::pod_log(const Request& req, const Target& t) {
   const std::filesystem::path path = *file;
   const size_t start = read_all().size();
   const std::optional<long> cap = limit;
-  r.stream = [this, gr, ns, name, uid, first, path, start, cap](const ChunkWriter& write) {
+  r.stream = [this, gr, ns, name, uid, container, first, path, start, cap](const ChunkWriter& write) {
     size_t sent = first.size(), offset = start;
     if (!first.empty() && !write(first)) return;
     while (!store_.closed() && (!cap || sent < static_cast<size_t>(*cap))) {
@@ -886,8 +890,13 @@ Response ApiServer::pod_log(const Request& req, const Target& t) {
       // The stream ends once the container has: the Pod is gone, replaced, or finished.
       auto now = store_.get(gr, ns, name);
       if (!now || (*now)["metadata"].value("uid", "") != uid) return;
-      const std::string phase = (*now).value("status", json::object()).value("phase", "");
-      if (phase == "Succeeded" || phase == "Failed") {
+      const json st = (*now).value("status", json::object());
+      const std::string phase = st.value("phase", "");
+      bool ended = phase == "Succeeded" || phase == "Failed";
+      for (const char* list : {"initContainerStatuses", "containerStatuses"})
+        for (const auto& cs : st.value(list, json::array()))
+          if (cs.value("name", "") == container && cs.value("state", json::object()).contains("terminated")) ended = true;
+      if (ended) {
         std::ifstream rest(path, std::ios::binary);
         rest.seekg(static_cast<std::streamoff>(offset));
         std::string tail_bytes(std::istreambuf_iterator<char>(rest), {});

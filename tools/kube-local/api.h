@@ -108,8 +108,8 @@ class ApiServer {
   ApiResult<json> mutate(const ResourceType& type, const std::string& ns, const std::string& name,
                          const std::function<bool(json&)>& fn, const std::string& subresource = "");
 
-  // Where a Pod's container output is (the process kubelet's log file), for pods/log; set before serving.
-  using LogSource = std::function<std::optional<std::filesystem::path>(const json& pod)>;
+  // Where a Pod's container's output is (the process kubelet's log file), for pods/log; set before serving.
+  using LogSource = std::function<std::optional<std::filesystem::path>(const json& pod, const std::string& container)>;
   void set_log_source(LogSource source) {
     std::lock_guard lock(log_source_mu_);
     log_source_ = std::move(source);

@@ -29,6 +29,58 @@ json condition(const std::string& type, const std::string& reason, const std::st
           {"lastProbeTime", now}, {"lastTransitionTime", now}};
 }
 
+json false_condition(const std::string& type, const std::string& reason, const std::string& message) {
+  json c = condition(type, reason, message);
+  c["status"] = "False";
+  return c;
+}
+
+// The kubelet's messages (pkg/kubelet/status/generate.go): "containers with incomplete status: [a b]".
+std::string names_message(const char* what, const json& containers) {
+  std::string names;
+  for (const auto& c : containers) names += (names.empty() ? "" : " ") + c.value("name", "");
+  return std::string("containers with ") + what + " status: [" + names + "]";
+}
+
+// Sets a Pod condition's status, reason and message, moving lastTransitionTime only when the status changes.
+void set_condition(json& status, const std::string& type, bool value, const std::string& reason, const std::string& message) {
+  const std::string now = bo::format_rfc3339(std::chrono::system_clock::now());
+  for (auto& c : status["conditions"])
+    if (c.value("type", "") == type) {
+      if (c.value("status", "") != (value ? "True" : "False")) c["lastTransitionTime"] = now;
+      c["status"] = value ? "True" : "False";
+      c["reason"] = reason;
+      c["message"] = message;
+      c["lastProbeTime"] = now;
+      return;
+    }
+  json c = condition(type, reason, message);
+  c["status"] = value ? "True" : "False";
+  status["conditions"].push_back(c);
+}
+
+json waiting_status(const json& c, const std::string& reason) {
+  return {{"name", c.value("name", "")}, {"image", c.value("image", "")}, {"ready", false}, {"restartCount", 0},
+          {"started", false}, {"state", {{"waiting", {{"reason", reason}}}}}};
+}
+
+// A container status's terminated state as a kubelet reports it.
+json terminated_state(const json& cs, const std::string& pod, int exit_code, const std::string& reason,
+                      const std::string& message, const std::string& finished) {
+  json term{{"exitCode", exit_code}, {"reason", reason},
+            {"startedAt", cs.value("state", json::object()).value("running", json::object()).value("startedAt", finished)},
+            {"finishedAt", finished}, {"containerID", "kube-local://" + pod + "/" + cs.value("name", "")}};
+  if (!message.empty()) term["message"] = message.substr(0, 4096);
+  return term;
+}
+
+// Whether a Pod's init containers had begun: one of them is running or terminated.
+bool initializing(const json& pod) {
+  for (const auto& s : pod.value("status", json::object()).value("initContainerStatuses", json::array()))
+    if (s.is_object() && s.value("state", json::object()).value("waiting", json()).is_null()) return true;
+  return false;
+}
+
 // apps/v1 DeploymentCondition: lastUpdateTime and lastTransitionTime (no lastProbeTime).
 json deployment_condition(const std::string& type, const std::string& reason, const std::string& message) {
   const std::string now = bo::format_rfc3339(std::chrono::system_clock::now());
@@ -41,10 +93,12 @@ json deployment_condition(const std::string& type, const std::string& reason, co
 std::optional<std::chrono::system_clock::time_point> finished_time(const json& pod) {
   std::optional<std::chrono::system_clock::time_point> latest;
   const json st = pod.value("status", json::object());
-  for (const auto& c : st.value("containerStatuses", json::array())) {
-    const auto t = bo::parse_rfc3339(c.value("state", json::object()).value("terminated", json::object()).value("finishedAt", ""));
-    if (t && (!latest || *t > *latest)) latest = *t;
-  }
+  for (const char* list : {"initContainerStatuses", "containerStatuses"})
+    for (const auto& c : st.value(list, json::array())) {
+      const auto t =
+          bo::parse_rfc3339(c.value("state", json::object()).value("terminated", json::object()).value("finishedAt", ""));
+      if (t && (!latest || *t > *latest)) latest = *t;
+    }
   if (!latest)
     for (const auto& c : st.value("conditions", json::array()))
       if (c.value("type", "") == "Ready")
@@ -82,9 +136,9 @@ void Controllers::record_event(const json& involved, const std::string& type, co
 
 Controllers::Controllers(ApiServer& api, ControllerOptions opts) : api_(api), opts_(opts) {
   if (opts_.time_scale <= 0) opts_.time_scale = 1.0;
-  if (!opts_.exec.images.empty()) {
+  if (!opts_.exec.images.empty() || !opts_.exec.image_paths.empty()) {
     exec_ = std::make_unique<ExecKubelet>(opts_.exec);
-    api_.set_log_source([this](const json& pod) { return exec_->log_path(pod); });
+    api_.set_log_source([this](const json& pod, const std::string& container) { return exec_->log_path(pod, container); });
   }
 }
 
@@ -459,17 +513,50 @@ void Controllers::sync_pod(const std::string& ns, const std::string& name) {
   const bool exec = outcome.value("exec", false) == true && exec_ && exec_->handles(p);
   const bool terminates = outcome.contains("result") || restart != "Always" || exec;
   const json containers = p.value("spec", json::object()).value("containers", json::array());
+  json init = p.value("spec", json::object()).value("initContainers", json::array());
+  if (!init.is_array()) init = json::array();
+  const std::string pod_uid = p["metadata"].value("uid", "");
+  // From its start the process kubelet reports the Pod's status (its callbacks below).
+  if (exec && exec_->started(pod_uid)) return;
+  if (exec && (phase == "Running" || (phase == "Pending" && initializing(p)))) {
+    // Started, and not by this process: its process died with a previous kube-local.
+    finish_pod(ns, name, false, 137, "Error", "kube-local restarted while the container ran");
+    return;
+  }
   if (phase != "Running") {
-    json st{{"phase", "Running"}, {"startTime", bo::format_rfc3339(now)}, {"hostIP", "127.0.0.1"},
-            {"podIP", "10.244.0." + std::to_string(1 + (std::hash<std::string>{}(name) % 250))},
-            {"conditions", json::array({condition("PodScheduled", "", ""), condition("Initialized", "", ""),
-                                        condition("ContainersReady", "", ""), condition("Ready", "", "")})}};
+    const bool pending = exec && !init.empty();  // the init containers run first
+    json st{{"phase", pending ? "Pending" : "Running"}, {"startTime", bo::format_rfc3339(now)}, {"hostIP", "127.0.0.1"},
+            {"podIP", "10.244.0." + std::to_string(1 + (std::hash<std::string>{}(name) % 250))}};
+    if (pending)
+      st["conditions"] = json::array({condition("PodScheduled", "", ""),
+                                      false_condition("Initialized", "ContainersNotInitialized", names_message("incomplete", init)),
+                                      false_condition("ContainersReady", "ContainersNotReady", names_message("unready", containers)),
+                                      false_condition("Ready", "ContainersNotReady", names_message("unready", containers))});
+    else
+      st["conditions"] = json::array({condition("PodScheduled", "", ""), condition("Initialized", "", ""),
+                                      condition("ContainersReady", "", ""), condition("Ready", "", "")});
     json cs = json::array();
     for (const auto& c : containers)
-      cs.push_back({{"name", c.value("name", "")}, {"image", c.value("image", "")}, {"ready", true},
-                    {"restartCount", 0}, {"started", true},
-                    {"state", {{"running", {{"startedAt", bo::format_rfc3339(now)}}}}}});
+      cs.push_back(pending ? waiting_status(c, "PodInitializing")
+                           : json{{"name", c.value("name", "")}, {"image", c.value("image", "")}, {"ready", true},
+                                  {"restartCount", 0}, {"started", true},
+                                  {"state", {{"running", {{"startedAt", bo::format_rfc3339(now)}}}}}});
     st["containerStatuses"] = cs;
+    if (!init.empty()) {
+      // A simulated Pod's init containers completed at once; a process Pod's wait for their turn.
+      json is = json::array();
+      for (const auto& c : init) {
+        json s = waiting_status(c, "PodInitializing");
+        if (!pending) {
+          s["ready"] = true;
+          s["state"] = {{"terminated", {{"exitCode", 0}, {"reason", "Completed"}, {"startedAt", bo::format_rfc3339(now)},
+                                        {"finishedAt", bo::format_rfc3339(now)},
+                                        {"containerID", "kube-local://" + name + "/" + c.value("name", "")}}}};
+        }
+        is.push_back(s);
+      }
+      st["initContainerStatuses"] = is;
+    }
     (void)api_.mutate(*pods_type, ns, name, [&](json& o) {
       o["spec"]["nodeName"] = "kube-local-node";
       return true;
@@ -489,21 +576,27 @@ void Controllers::sync_pod(const std::string& ns, const std::string& name) {
         return data;
       };
       auto fresh = store.get(kPods, ns, name);
-      exec_->start(fresh ? *fresh : p, secrets, [this, ns, name](const ExecResult& r) {
+      ExecCallbacks callbacks;
+      callbacks.init_started = [this, ns, name](size_t i) {
+        if (!stop_) init_container_started(ns, name, i);
+      };
+      callbacks.init_ended = [this, ns, name](size_t i, const ExecResult& r) {
+        if (!stop_) init_container_ended(ns, name, i, r);
+      };
+      callbacks.started = [this, ns, name] {
+        if (!stop_) pod_initialized(ns, name);
+      };
+      callbacks.done = [this, ns, name](const ExecResult& r) {
         if (stop_) return;
         finish_pod(ns, name, r.exit_code == 0, r.exit_code, r.reason, r.message);
-      });
+      };
+      exec_->start(fresh ? *fresh : p, secrets, std::move(callbacks));
       return;
     }
     if (terminates) after(scaled(outcome.value("afterSeconds", 1.0)), {kPods, ns, name});
     return;
   }
-  if (exec) {
-    // Running, and not started by this process: its process died with a previous kube-local.
-    if (!exec_->started(p["metadata"].value("uid", "")))
-      finish_pod(ns, name, false, 137, "Error", "kube-local restarted while the container ran");
-    return;
-  }
+  if (exec) return;
   if (!terminates) return;
   const auto started = bo::parse_rfc3339(p["status"].value("startTime", "")).value_or(now);
   const auto due = started + std::chrono::duration_cast<Clock::duration>(scaled(outcome.value("afterSeconds", 1.0)));
@@ -563,6 +656,64 @@ void Controllers::finish_pod(const std::string& ns, const std::string& name, boo
                 {"finishedAt", bo::format_rfc3339(now)}, {"containerID", "kube-local://" + name}};
       if (!message.empty()) term["message"] = message.substr(0, 4096);
       c["state"] = {{"terminated", term}};
+    }
+    return true;
+  }, "status");
+}
+
+// The process kubelet's reports for a Pod with init containers (exec_kubelet.h): each init
+// container's state in status.initContainerStatuses, the Pod Pending with Initialized False
+// until the last one succeeded, then Running; a failed one fails the Pod.
+void Controllers::init_container_started(const std::string& ns, const std::string& name, size_t index) {
+  auto pods_type = api_.registry().find("", "v1", "pods");
+  const std::string now = bo::format_rfc3339(Clock::now());
+  (void)api_.mutate(*pods_type, ns, name, [&](json& o) {
+    auto& st = o["status"];
+    if (st.value("phase", "") == "Succeeded" || st.value("phase", "") == "Failed") return false;
+    auto& is = st["initContainerStatuses"];
+    if (!is.is_array() || index >= is.size()) return false;
+    is[index]["state"] = {{"running", {{"startedAt", now}}}};
+    is[index]["started"] = true;
+    return true;
+  }, "status");
+}
+
+void Controllers::init_container_ended(const std::string& ns, const std::string& name, size_t index, const ExecResult& r) {
+  auto pods_type = api_.registry().find("", "v1", "pods");
+  const std::string now = bo::format_rfc3339(Clock::now());
+  (void)api_.mutate(*pods_type, ns, name, [&](json& o) {
+    auto& st = o["status"];
+    if (st.value("phase", "") == "Succeeded" || st.value("phase", "") == "Failed") return false;
+    auto& is = st["initContainerStatuses"];
+    if (!is.is_array() || index >= is.size()) return false;
+    const bool ok = r.exit_code == 0;
+    is[index]["state"] = {{"terminated", terminated_state(is[index], name, r.exit_code, r.reason, r.message, now)}};
+    is[index]["started"] = false;
+    is[index]["ready"] = ok;
+    // Incomplete: this one when it failed, and those after it.
+    json incomplete = json::array();
+    for (size_t i = ok ? index + 1 : index; i < is.size(); ++i) incomplete.push_back(is[i]);
+    if (!incomplete.empty()) set_condition(st, "Initialized", false, "ContainersNotInitialized", names_message("incomplete", incomplete));
+    // With restartPolicy Never a failed init container fails the Pod; kube-local restarts no container.
+    if (!ok) st["phase"] = "Failed";
+    return true;
+  }, "status");
+}
+
+void Controllers::pod_initialized(const std::string& ns, const std::string& name) {
+  auto pods_type = api_.registry().find("", "v1", "pods");
+  const std::string now = bo::format_rfc3339(Clock::now());
+  (void)api_.mutate(*pods_type, ns, name, [&](json& o) {
+    auto& st = o["status"];
+    if (st.value("phase", "") == "Succeeded" || st.value("phase", "") == "Failed") return false;
+    st["phase"] = "Running";
+    set_condition(st, "Initialized", true, "", "");
+    set_condition(st, "ContainersReady", true, "", "");
+    set_condition(st, "Ready", true, "", "");
+    for (auto& c : st["containerStatuses"]) {
+      c["ready"] = true;
+      c["started"] = true;
+      c["state"] = {{"running", {{"startedAt", now}}}};
     }
     return true;
   }, "status");

@@ -36,7 +36,7 @@ struct PodRule {
 struct ControllerOptions {
   double time_scale = 1.0;  // > 1 speeds up every simulated delay (pod run time, Job backoff, TTL)
   std::vector<PodRule> pod_rules;  // --pod-rules: outcomes for Pods without the annotation; first match wins
-  ExecOptions exec;                // --exec-image / --volume-root: Pods with outcome {"exec": true} really run
+  ExecOptions exec;                // --exec-image[-path] / --volume-root: Pods with outcome {"exec": true} really run
 };
 
 class Controllers {
@@ -71,6 +71,9 @@ class Controllers {
   std::set<Key> dirty_;
   void finish_pod(const std::string& ns, const std::string& name, bool success, int exit_code, const std::string& reason,
                   const std::string& message);
+  void init_container_started(const std::string& ns, const std::string& name, size_t index);
+  void init_container_ended(const std::string& ns, const std::string& name, size_t index, const ExecResult& r);
+  void pod_initialized(const std::string& ns, const std::string& name);
   std::unique_ptr<ExecKubelet> exec_;  // last: its waiters still call finish_pod while it is destroyed
 };
 

@@ -5,10 +5,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -51,23 +54,49 @@ std::string read_capped(const fs::path& p, size_t cap) {
 
 }  // namespace
 
-Prepared prepare_process(const json& pod, const ExecOptions& opts, const fs::path& pod_dir, const SecretReader& secrets) {
+std::optional<VolumeCommand> volume_command(const json& c) {
+  const json command = c.value("command", json::array());
+  if (!command.is_array() || command.empty() || !command[0].is_string()) return std::nullopt;
+  const std::string cmd = command[0].get<std::string>();
+  if (!cmd.starts_with("/")) return std::nullopt;
+  // As the runtime resolves it in the container's filesystem: /tools/../etc/x is /etc/x, on no volume.
+  const std::string norm = fs::path(cmd).lexically_normal().string();
+  std::optional<VolumeCommand> best;
+  size_t best_len = 0;
+  const json mounts = c.value("volumeMounts", json::array());
+  if (!mounts.is_array()) return std::nullopt;
+  for (size_t i = 0; i < mounts.size(); ++i) {
+    if (!mounts[i].is_object() || !mounts[i].contains("mountPath") || !mounts[i]["mountPath"].is_string()) continue;
+    std::string mp = fs::path(mounts[i]["mountPath"].get<std::string>()).lexically_normal().string();
+    while (mp.size() > 1 && mp.back() == '/') mp.pop_back();
+    if (!mp.starts_with("/")) continue;
+    const size_t len = mp == "/" ? 0 : mp.size();
+    if (norm.size() <= len + 1 || norm.compare(0, len, mp, 0, len) != 0 || norm[len] != '/') continue;
+    if (!best || len > best_len) {
+      best = VolumeCommand{i, norm.substr(len + 1)};
+      best_len = len;
+    }
+  }
+  return best;
+}
+
+Prepared prepare_container(const json& pod, const std::string& list, size_t index, const ExecOptions& opts,
+                           const fs::path& pod_dir, const SecretReader& secrets) {
   Prepared out;
   const json& meta = pod.at("metadata");
   const std::string ns = meta.value("namespace", "");
   const json spec = pod.value("spec", json::object());
-  const json containers = spec.value("containers", json::array());
-  if (containers.empty()) {
-    out.error = "the pod has no containers";
+  const json containers = spec.value(list, json::array());
+  if (!containers.is_array() || index >= containers.size() || !containers[index].is_object()) {
+    out.error = list == "containers" ? "the pod has no containers" : "the pod has no " + list + "[" + std::to_string(index) + "]";
     return out;
   }
-  const json& c = containers[0];
-  const auto image = opts.images.find(c.value("image", ""));
-  if (image == opts.images.end()) {
-    out.error = "image " + c.value("image", "") + " is not mapped with --exec-image";
-    return out;
-  }
-  out.program = image->second;
+  const bool init = list == "initContainers";
+  const json& c = containers[index];
+  out.name = c.value("name", "");
+  // Each container's termination message and output are its own; the first app container keeps the Pod directory's.
+  out.dir = init ? pod_dir / ("init-" + std::to_string(index)) : pod_dir;
+  const std::string image = c.value("image", "");
   const json pod_sc = spec.value("securityContext", json::object());
   const json c_sc = c.value("securityContext", json::object());
   auto id = [&](const char* key) -> long long {
@@ -81,8 +110,17 @@ Prepared prepare_process(const json& pod, const ExecOptions& opts, const fs::pat
     if (pod_sc.contains("fsGroup") && pod_sc["fsGroup"].is_number_integer()) out.fs_group = pod_sc["fsGroup"].get<long long>();
     if (out.uid >= 0 && out.gid < 0) out.gid = out.uid;
   }
+  const auto program = opts.images.find(image);
+  const auto command_file = volume_command(c);
+  if (program == opts.images.end() && !command_file) {
+    out.error = "image " + image + " is not mapped with --exec-image" +
+                (opts.image_paths.count(image) ? " (only with --exec-image-path) and command[0] is not a file on one of the "
+                                                 "container's volumes"
+                                               : "");
+    return out;
+  }
 
-  // Volumes to host directories.
+  // Volumes to host directories: the same ones for every container of the Pod.
   std::map<std::string, fs::path> volumes;
   std::set<std::string> claims;  // volume names that are claims
   for (const auto& v : spec.value("volumes", json::array())) {
@@ -99,7 +137,7 @@ Prepared prepare_process(const json& pod, const ExecOptions& opts, const fs::pat
       volumes[name] = pod_dir / "volumes" / name;
     }
   }
-  std::vector<std::pair<std::string, std::string>> mounts;  // mountPath -> host dir
+  std::vector<std::pair<std::string, std::string>> mounts;  // mountPath -> host dir, in the spec's order
   for (const auto& m : c.value("volumeMounts", json::array())) {
     const auto it = volumes.find(m.value("name", ""));
     if (it == volumes.end()) {
@@ -132,17 +170,26 @@ Prepared prepare_process(const json& pod, const ExecOptions& opts, const fs::pat
     }
     mounts.emplace_back(m.value("mountPath", ""), host.string());
   }
-  std::sort(mounts.begin(), mounts.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
-  auto map_paths = [&](const std::string& s) { return rewrite(s, mounts); };
+  auto by_length = mounts;
+  std::sort(by_length.begin(), by_length.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  auto map_paths = [&](const std::string& s) { return rewrite(s, by_length); };
 
-  for (const auto& a : c.value("command", json::array())) out.args.push_back(map_paths(a.get<std::string>()));
-  if (!out.args.empty()) {  // command overrides the image's entrypoint: its first word must be the mapped program
-    out.args.erase(out.args.begin());
+  for (const auto& a : c.value("command", json::array()))
+    out.args.push_back(map_paths(a.is_string() ? a.get<std::string>() : a.dump()));
+  if (command_file) {
+    // The file on the volume is the program: command[0] as the runtime resolves it, where the mount is.
+    out.program = (fs::path(mounts.at(command_file->mount).second) / command_file->rest).string();
+  } else {
+    out.program = program->second;
   }
+  if (!out.args.empty()) out.args.erase(out.args.begin());  // command[0] is the program
   for (const auto& a : c.value("args", json::array())) out.args.push_back(map_paths(a.is_string() ? a.get<std::string>() : a.dump()));
 
-  out.env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
-  for (auto it = opts.path.rbegin(); it != opts.path.rend(); ++it) out.env["PATH"] = *it + ":" + out.env["PATH"];
+  std::string path;
+  if (const auto own = opts.image_paths.find(image); own != opts.image_paths.end())
+    for (const auto& d : own->second) path += d + ":";
+  for (const auto& d : opts.path) path += d + ":";
+  out.env["PATH"] = path + "/usr/local/bin:/usr/bin:/bin";
   out.env["HOME"] = (pod_dir / "home").string();
   out.env["HOSTNAME"] = meta.value("name", "");
   for (const auto& e : c.value("env", json::array())) {
@@ -164,11 +211,11 @@ Prepared prepare_process(const json& pod, const ExecOptions& opts, const fs::pat
       }
       out.env[name] = data->at(ref.value("key", ""));
     } else if (from.contains("fieldRef")) {
-      const std::string path = from["fieldRef"].value("fieldPath", "");
-      if (path == "metadata.name") out.env[name] = meta.value("name", "");
-      else if (path == "metadata.namespace") out.env[name] = ns;
+      const std::string fpath = from["fieldRef"].value("fieldPath", "");
+      if (fpath == "metadata.name") out.env[name] = meta.value("name", "");
+      else if (fpath == "metadata.namespace") out.env[name] = ns;
       else {
-        out.error = "env " + name + ": fieldRef " + path + " is not supported by kube-local";
+        out.error = "env " + name + ": fieldRef " + fpath + " is not supported by kube-local";
         return out;
       }
     } else {
@@ -176,7 +223,20 @@ Prepared prepare_process(const json& pod, const ExecOptions& opts, const fs::pat
       return out;
     }
   }
-  out.env["TERMINATION_LOG"] = (pod_dir / "termination-log").string();
+  out.env["TERMINATION_LOG"] = (out.dir / "termination-log").string();
+  return out;
+}
+
+Prepared prepare_process(const json& pod, const ExecOptions& opts, const fs::path& pod_dir, const SecretReader& secrets) {
+  return prepare_container(pod, "containers", 0, opts, pod_dir, secrets);
+}
+
+std::vector<Prepared> prepare_init_containers(const json& pod, const ExecOptions& opts, const fs::path& pod_dir,
+                                              const SecretReader& secrets) {
+  std::vector<Prepared> out;
+  const json init = pod.value("spec", json::object()).value("initContainers", json::array());
+  if (!init.is_array()) return out;
+  for (size_t i = 0; i < init.size(); ++i) out.push_back(prepare_container(pod, "initContainers", i, opts, pod_dir, secrets));
   return out;
 }
 
@@ -192,7 +252,8 @@ ExecKubelet::~ExecKubelet() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
-    for (const auto& [key, pid] : pids_) ::kill(pid, SIGKILL);
+    for (const auto& [key, pid] : pids_)
+      if (pid > 0) ::kill(pid, SIGKILL);
     waiters.swap(waiters_);
   }
   for (auto& w : waiters)
@@ -202,8 +263,16 @@ ExecKubelet::~ExecKubelet() {
 }
 
 bool ExecKubelet::handles(const json& pod) const {
-  const json containers = pod.value("spec", json::object()).value("containers", json::array());
-  return !containers.empty() && opts_.images.count(containers[0].value("image", ""));
+  const json spec = pod.value("spec", json::object());
+  const json containers = spec.value("containers", json::array());
+  const json init = spec.value("initContainers", json::array());
+  if (!containers.is_array() || containers.empty() || !init.is_array()) return false;
+  auto runnable = [&](const json& c) {
+    if (!c.is_object()) return false;
+    const std::string image = c.value("image", "");
+    return opts_.images.count(image) > 0 || opts_.image_paths.count(image) > 0 || volume_command(c).has_value();
+  };
+  return std::all_of(init.begin(), init.end(), runnable) && runnable(containers[0]);
 }
 
 void ExecKubelet::add_waiter(std::function<void()> body) {
@@ -234,34 +303,25 @@ bool ExecKubelet::running(const std::string& ns, const std::string& name) const 
   return pids_.count(ns + "/" + name) > 0;
 }
 
-void ExecKubelet::start(const json& pod, const SecretReader& secrets, std::function<void(const ExecResult&)> done) {
-  const std::string ns = pod["metadata"].value("namespace", "");
-  const std::string name = pod["metadata"].value("name", "");
-  const std::string key = ns + "/" + name;
-  const fs::path dir = pods_dir_ / (ns + "_" + name + "_" + pod["metadata"].value("uid", ""));
+std::optional<ExecResult> ExecKubelet::run_container(const std::string& key, const fs::path& pod_dir,
+                                                     const Prepared& prepared) {
+  Prepared p = prepared;
   std::error_code ec;
-  fs::create_directories(dir / "home", ec);
-  Prepared p = prepare_process(pod, opts_, dir, secrets);
+  fs::create_directories(p.dir, ec);
+  const fs::path home = pod_dir / "home";
   if (p.error.empty() && p.uid >= 0) {
-    // The Pod's user writes its termination message and works in its home.
-    for (const auto& d : {dir, dir / "home"})
+    // The container's user writes its termination message and works in the Pod's home.
+    for (const auto& d : {p.dir, home})
       if (::chown(d.c_str(), static_cast<uid_t>(p.uid), static_cast<gid_t>(p.gid)) != 0)
         p.error = "cannot give " + d.string() + " to uid " + std::to_string(p.uid);
   }
-  std::lock_guard lock(mu_);
-  const std::string uid = pod["metadata"].value("uid", "");
-  if (stopping_ || pids_.count(key) || started_.count(uid)) return;
-  started_.insert(uid);
-  if (!p.error.empty()) {
-    add_waiter([done, p] { done({1, "CreateContainerConfigError", p.error}); });
-    return;
-  }
+  if (!p.error.empty()) return ExecResult{1, "CreateContainerConfigError", p.error};
   std::vector<std::string> argv_s = {p.program};
   argv_s.insert(argv_s.end(), p.args.begin(), p.args.end());
   std::vector<std::string> env_s;
   for (const auto& [k, v] : p.env) env_s.push_back(k + "=" + v);
-  const std::string log = (dir / "container.log").string();
-  const std::string home = (dir / "home").string();
+  const std::string log = (p.dir / "container.log").string();
+  const std::string home_s = home.string();
   // Everything the child needs is built before fork: between fork and exec a
   // multithreaded parent's child may only make async-signal-safe calls.
   std::vector<char*> argv, envp;
@@ -269,64 +329,158 @@ void ExecKubelet::start(const json& pod, const SecretReader& secrets, std::funct
   argv.push_back(nullptr);
   for (auto& e : env_s) envp.push_back(e.data());
   envp.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
+  // The child reports why it could not exec through a close-on-exec pipe: EOF means the program runs.
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) return ExecResult{128, "StartError", "kube-local could not create a pipe"};
+  pid_t pid = -1;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || killed_.count(key)) {
+      ::close(report[0]);
+      ::close(report[1]);
+      return std::nullopt;
     }
-    if (p.uid >= 0) {
-      const gid_t groups[1] = {static_cast<gid_t>(p.fs_group)};
-      if (setgroups(p.fs_group >= 0 ? 1 : 0, groups) != 0 || setgid(static_cast<gid_t>(p.gid)) != 0 ||
-          setuid(static_cast<uid_t>(p.uid)) != 0)
-        _exit(126);
+    pid = fork();
+    if (pid == 0) {
+      ::close(report[0]);
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+      }
+      int stage = 0;  // 0: identity, 1: working directory, 2: exec
+      if (p.uid >= 0) {
+        const gid_t groups[1] = {static_cast<gid_t>(p.fs_group)};
+        if (setgroups(p.fs_group >= 0 ? 1 : 0, groups) != 0 || setgid(static_cast<gid_t>(p.gid)) != 0 ||
+            setuid(static_cast<uid_t>(p.uid)) != 0) {
+          const int why[2] = {stage, errno};
+          (void)!::write(report[1], why, sizeof why);
+          _exit(126);
+        }
+      }
+      stage = 1;
+      if (chdir(home_s.c_str()) == 0) {
+        stage = 2;
+        execve(argv[0], argv.data(), envp.data());
+      }
+      const int why[2] = {stage, errno};
+      (void)!::write(report[1], why, sizeof why);
+      _exit(127);
     }
-    if (chdir(home.c_str()) != 0) _exit(126);
-    execve(argv[0], argv.data(), envp.data());
-    _exit(127);
+    if (pid > 0) pids_[key] = pid;
   }
+  ::close(report[1]);
   if (pid < 0) {
-    add_waiter([done] { done({1, "Error", "kube-local could not fork"}); });
-    return;
+    ::close(report[0]);
+    return ExecResult{128, "StartError", "kube-local could not fork"};
   }
-  pids_[key] = pid;
-  const fs::path term = dir / "termination-log";
-  add_waiter([this, pid, key, term, done] {
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  int why[2] = {0, 0};
+  ssize_t got;
+  while ((got = ::read(report[0], why, sizeof why)) < 0 && errno == EINTR) {
+  }
+  ::close(report[0]);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  {
+    std::lock_guard lock(mu_);
+    pids_[key] = 0;
+  }
+  if (got == static_cast<ssize_t>(sizeof why)) {
+    // As containerd reports a container whose process never started (exit code 128).
+    const std::string what = why[0] == 0 ? "cannot run as uid " + std::to_string(p.uid)
+                             : why[0] == 1 ? "chdir to " + home_s
+                                           : "exec: \"" + p.program + "\"";
+    return ExecResult{128, "StartError", what + ": " + std::strerror(why[1])};
+  }
+  ExecResult r;
+  if (WIFEXITED(st)) {
+    r.exit_code = WEXITSTATUS(st);
+    r.reason = r.exit_code == 0 ? "Completed" : "Error";
+  } else {
+    r.exit_code = 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    r.reason = "Killed";
+  }
+  r.message = read_capped(p.dir / "termination-log", 4096);
+  return r;
+}
+
+void ExecKubelet::start(const json& pod, const SecretReader& secrets, ExecCallbacks callbacks) {
+  const std::string ns = pod["metadata"].value("namespace", "");
+  const std::string name = pod["metadata"].value("name", "");
+  const std::string key = ns + "/" + name;
+  const std::string uid = pod["metadata"].value("uid", "");
+  const fs::path dir = pods_dir_ / (ns + "_" + name + "_" + uid);
+  std::lock_guard lock(mu_);
+  if (stopping_ || pids_.count(key) || started_.count(uid)) return;
+  started_.insert(uid);
+  pids_[key] = 0;
+  killed_.erase(key);
+  add_waiter([this, pod, secrets, callbacks = std::move(callbacks), key, dir] {
+    std::error_code ec;
+    fs::create_directories(dir / "home", ec);
+    auto finish = [&] {
+      std::lock_guard l(mu_);
+      pids_.erase(key);
+    };
+    // Each container is prepared just before it runs, as a kubelet generates its config then:
+    // a Secret may appear while the init containers run.
+    const json init = pod.value("spec", json::object()).value("initContainers", json::array());
+    const size_t n_init = init.is_array() ? init.size() : 0;
+    for (size_t i = 0; i < n_init; ++i) {
+      const Prepared p = prepare_container(pod, "initContainers", i, opts_, dir, secrets);
+      {
+        std::lock_guard l(mu_);
+        if (stopping_ || killed_.count(key)) break;
+      }
+      if (callbacks.init_started) callbacks.init_started(i);
+      const auto r = run_container(key, dir, p);
+      const ExecResult result = r ? *r : ExecResult{137, "Killed", ""};
+      if (callbacks.init_ended) callbacks.init_ended(i, result);
+      if (!r || result.exit_code != 0) {
+        finish();
+        return;
+      }
     }
     {
       std::lock_guard l(mu_);
-      pids_.erase(key);
+      if (stopping_ || killed_.count(key)) {
+        pids_.erase(key);
+        return;
+      }
     }
-    ExecResult r;
-    if (WIFEXITED(st)) {
-      r.exit_code = WEXITSTATUS(st);
-      r.reason = r.exit_code == 0 ? "Completed" : "Error";
-    } else {
-      r.exit_code = 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-      r.reason = "Killed";
-    }
-    r.message = read_capped(term, 4096);
-    done(r);
+    if (n_init > 0 && callbacks.started) callbacks.started();
+    const Prepared p = prepare_container(pod, "containers", 0, opts_, dir, secrets);
+    const auto r = run_container(key, dir, p);
+    finish();
+    if (callbacks.done) callbacks.done(r ? *r : ExecResult{137, "Killed", ""});
   });
 }
 
-std::optional<std::filesystem::path> ExecKubelet::log_path(const json& pod) const {
+std::optional<std::filesystem::path> ExecKubelet::log_path(const json& pod, const std::string& container) const {
   const std::string uid = pod["metadata"].value("uid", "");
   {
     std::lock_guard lock(mu_);
     if (!started_.count(uid)) return std::nullopt;
   }
-  return pods_dir_ / (pod["metadata"].value("namespace", "") + "_" + pod["metadata"].value("name", "") + "_" + uid) /
-         "container.log";
+  const fs::path dir =
+      pods_dir_ / (pod["metadata"].value("namespace", "") + "_" + pod["metadata"].value("name", "") + "_" + uid);
+  const json init = pod.value("spec", json::object()).value("initContainers", json::array());
+  if (init.is_array())
+    for (size_t i = 0; i < init.size(); ++i)
+      if (init[i].is_object() && init[i].value("name", "") == container)
+        return dir / ("init-" + std::to_string(i)) / "container.log";
+  return dir / "container.log";
 }
 
 void ExecKubelet::kill(const std::string& ns, const std::string& name) {
   std::lock_guard lock(mu_);
-  if (auto it = pids_.find(ns + "/" + name); it != pids_.end()) ::kill(it->second, SIGKILL);
+  const std::string key = ns + "/" + name;
+  if (auto it = pids_.find(key); it != pids_.end()) {
+    killed_.insert(key);
+    if (it->second > 0) ::kill(it->second, SIGKILL);
+  }
 }
 
 }  // namespace kl

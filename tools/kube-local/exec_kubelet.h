@@ -1,25 +1,54 @@
 // kube-local's process kubelet: Pods whose outcome is {"exec": true} and
-// whose first container's image is mapped with --exec-image really run, as a
-// local process, instead of having a simulated outcome. What a kubelet
-// would do with namespaces and mounts is approximated so the same Job spec
-// works unchanged:
+// whose containers it can run (below) really run, as local processes,
+// instead of having a simulated outcome. What a kubelet would do with
+// namespaces and mounts is approximated so the same Job spec works unchanged:
+//   - init containers (https://kubernetes.io/docs/concepts/workloads/pods/init-containers/):
+//     they run to completion one after the other, in the order of
+//     spec.initContainers, each only after the previous one succeeded, and
+//     the first app container starts only after all of them succeeded. While
+//     they run the Pod is Pending with condition Initialized False; each one's
+//     state (waiting PodInitializing, running, terminated with exitCode,
+//     reason and termination message) is in status.initContainerStatuses,
+//     as https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/
+//     ("Container states", "Pod conditions") describes. A failed init
+//     container fails the Pod: what the docs say for restartPolicy Never;
+//     kube-local never restarts a container, so it does the same for
+//     OnFailure (the Job controller then starts a new Pod, as it does for a
+//     failed app container here);
+//   - the program: a container's `command` overrides the image's entrypoint
+//     (https://kubernetes.io/docs/tasks/inject-data-application/define-command-argument-container/),
+//     resolved in the container's filesystem. When command[0] is an absolute
+//     path lying under one of the container's volumeMounts (an emptyDir an
+//     init container filled, say), that file runs: the mount's directory plus
+//     the rest of the path. Otherwise the program mapped to the image with
+//     --exec-image stands for the image's entrypoint and command[0];
+//   - which images: every init container's and the first container's image
+//     must be mapped (--exec-image IMAGE=PROGRAM, or --exec-image-path
+//     IMAGE=DIRS alone for an image whose containers always run a command
+//     from a volume), or the container's command must come from a volume;
+//   - PATH: the image's own directories (--exec-image-path), then
+//     --exec-path, then /usr/local/bin:/usr/bin:/bin;
 //   - env: value, secretKeyRef (read from the stored Secret, only into the
 //     child's environment), fieldRef metadata.name/namespace;
 //   - volumes: a PersistentVolumeClaim is the directory
 //     <--volume-root>/<namespace>/<claim> (subPath honoured), an emptyDir a
-//     fresh directory per Pod; each mountPath appearing in an argument or env
-//     value (at its start or after ':' or '=') is rewritten to that
-//     directory. readOnly is not enforced (no mount namespace here);
-//   - the termination message: TERMINATION_LOG points at a file the Pod's
-//     status then reports (capped at 4096 bytes, as a kubelet does);
-//   - identity: when kube-local runs as root, the process runs as the
+//     fresh directory per Pod, the same one for every container of the Pod
+//     (https://kubernetes.io/docs/concepts/storage/volumes/#emptydir); each
+//     mountPath appearing in an argument or env value (at its start or after
+//     ':' or '=') is rewritten to that directory. readOnly is not enforced
+//     (no mount namespace here);
+//   - the termination message: TERMINATION_LOG points at a file of the
+//     container's own that its status then reports (capped at 4096 bytes, as
+//     a kubelet does); a command that cannot be executed ends the container
+//     with reason StartError and exit code 128, as containerd reports it;
+//   - identity: when kube-local runs as root, each process runs as the
 //     securityContext's runAsUser/runAsGroup (the container's over the
 //     Pod's) with fsGroup as a supplementary group, and a claim directory
 //     kube-local creates for such a Pod belongs to that user (mode 0700), as
 //     a provisioner's fresh volume made writable by fsGroup would be; an
 //     emptyDir is world-writable, as a kubelet makes it.
-// The process is killed when its Pod is deleted (activeDeadlineSeconds,
-// Job deletion) and when kube-local stops.
+// The process is killed, and no further container started, when its Pod is
+// deleted (activeDeadlineSeconds, Job deletion) and when kube-local stops.
 #pragma once
 #include <sys/types.h>
 
@@ -42,32 +71,63 @@ namespace kl {
 using json = nlohmann::json;
 
 struct ExecOptions {
-  std::map<std::string, std::string> images;  // image -> local program
-  std::filesystem::path volume_root;          // claims live under <volume_root>/<namespace>/<claim>
-  std::vector<std::string> path;              // directories first on the PATH (the image's own programs)
+  std::map<std::string, std::string> images;                    // --exec-image: image -> local program
+  std::map<std::string, std::vector<std::string>> image_paths;  // --exec-image-path: image -> its own PATH directories
+  std::filesystem::path volume_root;  // claims live under <volume_root>/<namespace>/<claim>
+  std::vector<std::string> path;      // --exec-path: directories on every container's PATH, after the image's own
 };
 
 using SecretReader =
     std::function<std::optional<std::map<std::string, std::string>>(const std::string& ns, const std::string& name)>;
 
 struct Prepared {
+  std::string name;  // the container's
   std::string program;
   std::vector<std::string> args;
   std::map<std::string, std::string> env;
-  std::string error;  // why the container cannot start (CreateContainerConfigError)
+  std::filesystem::path dir;  // the container's own directory: its termination message and output
+  std::string error;          // why the container cannot start (CreateContainerConfigError)
   // -1: unchanged (kube-local's own identity).
   long long uid = -1, gid = -1, fs_group = -1;
 };
 
-// The process a Pod's first container becomes, given its Pod directory
-// (creating the directories its mounts map to; no other effect).
+// command[0] as a file on one of the container's volumes: the index of the
+// volumeMount it lies under (the deepest) and the path below that mountPath.
+struct VolumeCommand {
+  size_t mount = 0;
+  std::string rest;
+};
+[[nodiscard]] std::optional<VolumeCommand> volume_command(const json& container);
+
+// The process a container becomes: `list` is "initContainers" or
+// "containers", `index` the container's place in it, `pod_dir` the Pod's
+// directory (creating the directories its mounts map to; no other effect).
+[[nodiscard]] Prepared prepare_container(const json& pod, const std::string& list, size_t index,
+                                         const ExecOptions& opts, const std::filesystem::path& pod_dir,
+                                         const SecretReader& secrets);
+// The Pod's first container.
 [[nodiscard]] Prepared prepare_process(const json& pod, const ExecOptions& opts, const std::filesystem::path& pod_dir,
                                        const SecretReader& secrets);
+// The Pod's init containers, in the order they run.
+[[nodiscard]] std::vector<Prepared> prepare_init_containers(const json& pod, const ExecOptions& opts,
+                                                            const std::filesystem::path& pod_dir,
+                                                            const SecretReader& secrets);
 
 struct ExecResult {
   int exit_code = 0;
-  std::string reason;   // Completed | Error | CreateContainerConfigError | Killed
+  std::string reason;   // Completed | Error | CreateContainerConfigError | StartError | Killed
   std::string message;  // the termination message
+};
+
+// What the process kubelet reports while a Pod runs, each from the Pod's own
+// thread, in this order: for each init container init_started then
+// init_ended (after a failed one, nothing more); then, if the Pod has init
+// containers, started; then done when the first container ended.
+struct ExecCallbacks {
+  std::function<void(size_t index)> init_started;
+  std::function<void(size_t index, const ExecResult&)> init_ended;
+  std::function<void()> started;
+  std::function<void(const ExecResult&)> done;
 };
 
 class ExecKubelet {
@@ -82,17 +142,21 @@ class ExecKubelet {
   // Whether this process kubelet started the Pod (by uid): a Running exec
   // Pod it never started lost its process when kube-local restarted.
   [[nodiscard]] bool started(const std::string& uid) const;
-  // Starts the Pod's process; `done` runs on another thread when it ends.
-  void start(const json& pod, const SecretReader& secrets, std::function<void(const ExecResult&)> done);
+  // Starts the Pod's containers, one after the other, on a thread of the Pod's own.
+  void start(const json& pod, const SecretReader& secrets, ExecCallbacks callbacks);
   void kill(const std::string& ns, const std::string& name);
-  // The output file of a Pod this kubelet started (stdout and stderr), for pods/log.
-  [[nodiscard]] std::optional<std::filesystem::path> log_path(const json& pod) const;
+  // The output file (stdout and stderr) of a container of a Pod this kubelet started, for pods/log.
+  [[nodiscard]] std::optional<std::filesystem::path> log_path(const json& pod, const std::string& container) const;
 
  private:
   ExecOptions opts_;
   std::filesystem::path pods_dir_;
   mutable std::mutex mu_;
-  std::map<std::string, pid_t> pids_;  // ns/name -> pid
+  // ns/name -> the running container's pid, 0 between two containers; present while the Pod runs.
+  std::map<std::string, pid_t> pids_;
+  std::set<std::string> killed_;  // ns/name: start no further container
+  // Runs one prepared container to its end; nullopt when the Pod was killed before it started.
+  std::optional<ExecResult> run_container(const std::string& key, const std::filesystem::path& pod_dir, const Prepared& p);
   std::set<std::string> started_;       // Pod uids
   struct Waiter {
     std::thread thread;

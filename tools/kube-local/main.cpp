@@ -116,6 +116,11 @@ int main(int argc, char** argv) {
   app.add_option("--exec-image", exec_images,
                  "IMAGE=PROGRAM: Pods of this image whose outcome is {\"exec\": true} really run PROGRAM (repeatable)");
   app.add_option("--volume-root", volume_root, "directory of PersistentVolumeClaims for exec Pods: <dir>/<namespace>/<claim>");
+  std::vector<std::string> exec_image_paths;
+  app.add_option("--exec-image-path", exec_image_paths,
+                 "IMAGE=DIR[:DIR...]: directories put first on the PATH of this image's containers, as the image's own "
+                 "PATH would (e.g. postgres:15=/usr/lib/postgresql/15/bin); alone, it maps an image whose containers run "
+                 "a command from a volume (repeatable)");
   std::vector<std::string> exec_path;
   app.add_option("--exec-path", exec_path,
                  "directory put first on exec Pods' PATH, as the image's own PATH would (e.g. where its wal-g is)")
@@ -194,6 +199,19 @@ int main(int argc, char** argv) {
       if (access(m.substr(eq + 1).c_str(), X_OK) != 0)
         throw std::runtime_error("--exec-image " + m + ": " + m.substr(eq + 1) + " is not an executable file");
       copts.exec.images[m.substr(0, eq)] = m.substr(eq + 1);
+    }
+    for (const auto& m : exec_image_paths) {
+      const auto eq = m.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == m.size())
+        throw std::runtime_error("--exec-image-path " + m + ": expected IMAGE=DIR[:DIR...]");
+      auto& dirs = copts.exec.image_paths[m.substr(0, eq)];
+      std::stringstream list(m.substr(eq + 1));
+      for (std::string d; std::getline(list, d, ':');) {
+        if (d.empty()) continue;
+        if (!fs::is_directory(d)) throw std::runtime_error("--exec-image-path " + m + ": " + d + " is not a directory");
+        dirs.push_back(fs::absolute(d).string());
+      }
+      if (dirs.empty()) throw std::runtime_error("--exec-image-path " + m + ": expected IMAGE=DIR[:DIR...]");
     }
     if (!volume_root.empty()) copts.exec.volume_root = fs::absolute(volume_root);
     for (const auto& d : exec_path) copts.exec.path.push_back(fs::absolute(d).string());
