@@ -212,6 +212,8 @@ SqlOutcome run_sql(PGconn* c, const std::string& sql) {
   if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
     o.error = trim(r ? PQresultErrorMessage(r.get()) : PQerrorMessage(c));
     if (o.error.empty()) o.error = trim(PQerrorMessage(c));
+    // COPY FROM STDIN and the like end in no error message, but are no result either.
+    if (o.error.empty()) o.error = std::string("the statement ended in ") + PQresStatus(status) + ", not in rows or a command";
     return o;
   }
   if (status == PGRES_TUPLES_OK && PQntuples(r.get()) > 0 && PQnfields(r.get()) > 0) {
@@ -237,12 +239,25 @@ std::vector<std::string> candidate_users(const Env& env) {
 }
 
 std::string bootstrap_superuser(const Server& server, const Env& env, std::string& error) {
-  for (const auto& user : candidate_users(env)) {
+  size_t missing = 0;
+  const auto users = candidate_users(env);
+  for (const auto& user : users) {
     Conn c = server.connect(user, 60, error);
-    if (!c) continue;
+    if (!c) {
+      // The server read its roles already (it admits connections): a missing role will not appear.
+      if (error.find("role \"" + user + "\" does not exist") != std::string::npos) ++missing;
+      continue;
+    }
     const SqlOutcome o = run_sql(c.get(), "select rolname from pg_roles where oid = 10");
     if (o.error.empty() && o.has_row && !o.is_null) return o.value;
     error = o.error;
+  }
+  if (missing == users.size()) {
+    std::string names;
+    for (const auto& u : users) names += (names.empty() ? "" : ", ") + u;
+    throw VerifyError{"NoKnownRole", "none of the roles " + names +
+                                         " exists in the restored cluster, so the checks cannot connect; set PGUSER "
+                                         "to a role that does"};
   }
   return "";
 }
