@@ -19,6 +19,8 @@
 #include "bundle/store.h"
 #include "common/encoding.h"
 #include "jobs/databasus_client.h"
+#include "jobs/install_tools.h"
+#include "jobs/verify.h"
 #include "common/process.h"
 #include "common/timefmt.h"
 #include "postgres/archiving.h"
@@ -47,12 +49,6 @@ std::string walg_error(const std::string& what, const ProcessResult& r) {
   std::string detail = r.err.empty() ? r.out : r.err;
   while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
   return what + " failed (exit " + std::to_string(r.exit_code) + "): " + tail(detail);
-}
-
-void write_termination(const Env& env, const std::string& text) {
-  const std::string path = get(env, "TERMINATION_LOG", "/dev/termination-log");
-  std::ofstream out(path, std::ios::trunc);
-  out << text.substr(0, 4096);  // the kubelet keeps at most 4 KiB
 }
 
 // The newest backup in `wal-g backup-list --json --detail` output.
@@ -562,6 +558,12 @@ int databasus_metadata(const Env& env, std::ostream& log) {
 
 }  // namespace
 
+void write_termination(const Env& env, const std::string& text) {
+  const std::string path = get(env, "TERMINATION_LOG", "/dev/termination-log");
+  std::ofstream out(path, std::ios::trunc);
+  out << text.substr(0, 4096);  // the kubelet keeps at most 4 KiB
+}
+
 std::string redact(std::string text, const Env& env) {
   for (const auto& [k, v] : env) {
     const bool secret = k.find("SECRET") != std::string::npos || k.find("KEY") != std::string::npos ||
@@ -591,9 +593,11 @@ int run_job(const std::string& action, const Env& env, std::ostream& log) {
     if (action == "restore") return restore(env, log);
     if (action == "validate-database-answers") return validate_database(env, log);
     if (action == "databasus-metadata") return databasus_metadata(env, log);
+    if (action == "install-tools") return install_tools(env, log);
+    if (action == "verify") return verify(env, log);
     throw Failure{"unknown action \"" + action +
                   "\" (supported: backup, full-backup, retain, offsite-copy, restore, validate-database-answers, "
-                  "databasus-metadata)"};
+                  "databasus-metadata, install-tools, verify)"};
   } catch (const Failure& f) {
     const std::string msg = redact(f.message, env);
     log << "run-job: " << action << ": " << msg << "\n";

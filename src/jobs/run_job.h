@@ -24,4 +24,8 @@ std::string redact(std::string text, const Env& env);
 
 Env current_environment();
 
+// Writes `text` (at most 4096 bytes, what the kubelet keeps) to
+// $TERMINATION_LOG, default /dev/termination-log.
+void write_termination(const Env& env, const std::string& text);
+
 }  // namespace bo::jobs
