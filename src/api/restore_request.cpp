@@ -79,6 +79,9 @@ std::expected<RestoreRequestSpec, Problem> parse_restore_request_spec(const json
         return std::unexpected(Problem{"InvalidSpec", at, at + ": exactly one of sql or image is required"});
       if (check.expect && check.sql.empty()) return invalid(".expect", "given with sql only");
       if (check.timeout_seconds < 1) return invalid(".timeoutSeconds", "at least 1");
+      for (const char* builtin : {"recovered", "recovery-target", "system-identifier", "supabase-schemas"})
+        if (check.is_sql() && check.name == builtin)
+          return invalid(".name", "not a built-in check's name (\"" + check.name + "\" is one)");
       for (size_t j = 0; j < i; ++j)
         if (s.validation[j].name == check.name) return invalid(".name", "unique (\"" + check.name + "\" repeats)");
       s.validation.push_back(std::move(check));
