@@ -31,8 +31,15 @@ const std::string kResult =
 
 std::string rules_file() {
   const auto dir = testing_support::make_temp_dir("rules");
+  // A scratch instance's result (run-job verify's contract; the real one runs in real_backup_test.cpp).
+  const std::string scratch =
+      R"({"restored":"{{env:BACKUP_ID}}","recovered":true,"recoverySeconds":2,"checks":[)"
+      R"({"name":"recovered","passed":true},{"name":"recovery-target","passed":true},)"
+      R"({"name":"system-identifier","passed":true}]})";
   const json rules = json::array(
-      {{{"selector", "backup.si.dev/action in (backup,full-backup)"},
+      {{{"selector", "backup.si.dev/action=scratch"},
+        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", scratch}}}},
+       {{"selector", "backup.si.dev/action in (backup,full-backup)"},
         {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", kResult}}}},
        {{"selector", "backup.si.dev/action in (restore,verify)"},
         {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2},
@@ -75,7 +82,8 @@ class BackupPolicyIT : public testing_support::InProcessOperatorIT<BackupPolicyI
     json spec = {{"database", {{"dataVolume", {{"claimName", "supabase-db-data"}}}, {"runAsUser", 101}, {"runAsGroup", 102}, {"host", "db"}, {"credentialsSecretRef", {{"name", "supabase-db"}}}}},
                  {"storage", {{"secretRef", {{"name", "walg-storage"}}},
                               {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
-                 {"verification", {{"targetNamespace", ns_ + "-verify"}}}};
+                 {"verification", {{"targetNamespace", ns_ + "-verify"}, {"image", "postgres:15"},
+                                   {"storageSecretRef", {{"name", "walg-read-only"}}}}}};
     spec.merge_patch(patch);
     return {{"apiVersion", "backup.si.dev/v1alpha1"}, {"kind", "BackupPolicy"},
             {"metadata", {{"name", "db"}}}, {"spec", spec}};
