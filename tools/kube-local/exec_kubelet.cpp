@@ -411,7 +411,9 @@ void ExecKubelet::start(const json& pod, const SecretReader& secrets, ExecCallba
   const std::string name = pod["metadata"].value("name", "");
   const std::string key = ns + "/" + name;
   const std::string uid = pod["metadata"].value("uid", "");
-  const fs::path dir = pods_dir_ / (ns + "_" + name + "_" + uid);
+  // By uid alone, as a kubelet's /var/lib/kubelet/pods/<uid>: a Unix socket
+  // in an emptyDir (a PostgreSQL's, say) must fit in 107 bytes.
+  const fs::path dir = pods_dir_ / uid;
   std::lock_guard lock(mu_);
   if (stopping_ || pids_.count(key) || started_.count(uid)) return;
   started_.insert(uid);
@@ -464,8 +466,7 @@ std::optional<std::filesystem::path> ExecKubelet::log_path(const json& pod, cons
     std::lock_guard lock(mu_);
     if (!started_.count(uid)) return std::nullopt;
   }
-  const fs::path dir =
-      pods_dir_ / (pod["metadata"].value("namespace", "") + "_" + pod["metadata"].value("name", "") + "_" + uid);
+  const fs::path dir = pods_dir_ / uid;
   const json init = pod.value("spec", json::object()).value("initContainers", json::array());
   if (init.is_array())
     for (size_t i = 0; i < init.size(); ++i)
