@@ -782,3 +782,74 @@ TEST_F(RealBackups, KilledMidUploadLeavesNoHalfBackupAndTheNextBackupIsWhole) {
   EXPECT_TRUE(listed.count(next["id"].get<std::string>()));
   EXPECT_FALSE(listed.count(half));
 }
+
+// One stored file of a real backup corrupted (bytes flipped in the middle of
+// its encrypted tar partition): the verification's fetch fails naming it,
+// the request is Failed with RecoveryFailed and keeps its scratch instance,
+// the policy's Verified turns False, and the series the VerificationFailed
+// alert selects (no `for`: it fires on the next evaluation) is on /metrics.
+TEST_F(RealBackups, ACorruptedBackupFailsVerificationSaysWhereAndTurnsVerifiedFalse) {
+  const std::string ns = "corrupt";
+  auto admin = server_->client();
+  auto db = open_site(ns, archiving(ns));
+  supabase_schemas(*db);
+  db->query("CREATE TABLE orders (id serial PRIMARY KEY)");
+  db->query("INSERT INTO orders SELECT FROM generate_series(1, 100)");
+  json p = policy(*db, ns);
+  // Verification on, so Verified judges it; its yearly slot never comes in this test (this one is by hand).
+  p["spec"]["verification"]["enabled"] = true;
+  p["spec"]["verification"]["schedule"] = "0 0 1 1 *";
+  ASSERT_TRUE(admin->create(kBackupPolicies, ns, p));
+  const json list = wait_for_backups(*admin, ns, 1);
+  ASSERT_FALSE(list.empty());
+  ASSERT_TRUE(admin->patch(kBackupPolicies, ns, "db", PatchType::kMerge, {{"spec", {{"suspend", true}}}}));
+  const json backup = list.back();
+  const std::string id = backup["id"];
+  ASSERT_EQ(backup["restorable"], true) << list.dump(2);
+
+  const fs::path part = stored(ns) / "basebackups_005" / id / "tar_partitions" / "part_1.tar.lz4._S3rver_object";
+  ASSERT_TRUE(fs::exists(part)) << part;
+  {
+    std::fstream f(part, std::ios::in | std::ios::out | std::ios::binary);
+    const auto size = static_cast<std::streamoff>(fs::file_size(part));
+    ASSERT_GT(size, 64);
+    f.seekg(size / 2);
+    char bytes[16];
+    f.read(bytes, sizeof bytes);
+    for (char& b : bytes) b = static_cast<char>(~b);
+    f.seekp(size / 2);
+    f.write(bytes, sizeof bytes);
+    ASSERT_TRUE(f.good());
+  }
+
+  open_verify_target(ns, ns + "-verify");
+  const json rr = verify(ns, ns + "-verify", "verify-corrupt", id, backup["checksum"], "",
+                         {{{"name", "orders"}, {"sql", "SELECT count(*) FROM orders"}, {"expect", "100"}}});
+  ASSERT_EQ(rr["status"]["phase"], "Failed") << rr.dump(2);
+  json validated;
+  for (const auto& c : rr["status"]["conditions"])
+    if (c["type"] == "Validated") validated = c;
+  EXPECT_EQ(validated["reason"], "RecoveryFailed") << rr.dump(2);
+  const std::string message = rr["status"]["message"];
+  EXPECT_NE(message.find("FetchFailed"), std::string::npos) << message;
+  EXPECT_NE(message.find("part_1.tar.lz4"), std::string::npos) << message;
+  // Kept for keepFailedFor, so someone can look.
+  EXPECT_TRUE(admin->get(resources::kPersistentVolumeClaims, ns + "-verify", "verify-corrupt-scratch"));
+
+  json verified;
+  EXPECT_TRUE(eventually([&] {
+    verified = condition(get_policy(*admin, ns), "Verified");
+    return verified.is_object() && verified["status"] == "False" && verified["reason"] == "VerificationFailed";
+  })) << verified;
+  EXPECT_NE(verified["message"].get<std::string>().find("verify-corrupt"), std::string::npos) << verified;
+  std::string metrics;
+  EXPECT_TRUE(eventually([&] {
+    metrics = scrape();
+    return metrics.find("backup_operator_policy_condition{namespace=\"corrupt\",policy=\"db\",status=\"False\",type=\"Verified\"} 1") !=
+           std::string::npos;
+  })) << metrics.substr(0, 2000);
+  const json catalog_now = catalog(*admin, ns);
+  const json* entry = by_id(catalog_now, id);
+  ASSERT_TRUE(entry);
+  EXPECT_FALSE(entry->value("verified", false)) << catalog_now.dump(2);
+}
