@@ -1,6 +1,7 @@
 #include "jobs/verify.h"
 
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <libpq-fe.h>
 #include <signal.h>
 #include <spawn.h>
@@ -123,25 +124,33 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   void start(const std::vector<std::string>& argv, const fs::path& log_file) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);  // its own group: SIGKILL reaches its children too
-    posix_spawnattr_setpgroup(&attr, 0);
+    // Everything the child needs is made before fork (only async-signal-safe
+    // calls between fork and exec).
     std::vector<std::string> copy = argv;
     std::vector<char*> args;
     for (auto& a : copy) args.push_back(a.data());
     args.push_back(nullptr);
-    const int rc = ::posix_spawn(&pid_, args[0], &fa, &attr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) {
+    const std::string log = log_file.string();
+    const pid_t parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      // Its own group, so SIGKILL reaches its children too; and it dies with
+      // this process: in a container the PID namespace ends with it, but on a
+      // host (kube-local's process kubelet) an orphaned postmaster would keep
+      // the scratch data directory.
+      ::setpgid(0, 0);
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(126);
+      const int in = ::open("/dev/null", O_RDONLY);
+      const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      if (in < 0 || out < 0 || ::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0) ::_exit(126);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+    if (pid_ < 0) {
+      const int err = errno;
       pid_ = -1;
-      throw VerifyError{"PostgresNotStarted", "cannot start " + argv[0] + ": " + std::strerror(rc)};
+      throw VerifyError{"PostgresNotStarted", "cannot start " + argv[0] + ": " + std::strerror(err)};
     }
   }
 
