@@ -25,13 +25,28 @@
 //  - log lines imitate tracelog's format, their wording is not guaranteed;
 //  - anything not implemented exits 1 with
 //    "wal-g stand-in: <command> is not implemented".
+#include <cstdlib>
+#include <cstdio>
 #include <iostream>
 
 #include "commands.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+// Leaves without running static destructors: cpprestsdk's shared thread pool
+// (the S3 client's) still has threads at exit, and destroying the statics
+// under them corrupted the heap now and then ("malloc_consolidate():
+// unaligned fastbin chunk detected", an abort instead of wal-g's exit 74 to
+// a restore_command). Everything the command wrote is flushed first.
+[[noreturn]] void finish(int code) {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  std::_Exit(code);
+}
+
+int run(const walg::Args& all) {
   using namespace walg;
-  const Args all(argv + 1, argv + argc);
   const std::string command = all.empty() ? "" : all[0];
   const Args args(all.empty() ? all.begin() : all.begin() + 1, all.end());
   try {
@@ -57,3 +72,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { finish(run(walg::Args(argv + 1, argv + argc))); }
