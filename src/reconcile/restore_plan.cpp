@@ -70,14 +70,6 @@ json owner_ref(const json& rr) {
           {"uid", meta_of(rr).value("uid", "")}, {"controller", true}, {"blockOwnerDeletion", true}};
 }
 
-json restricted_security() {
-  return {{"allowPrivilegeEscalation", false},
-          {"readOnlyRootFilesystem", true},
-          {"runAsNonRoot", true},
-          {"capabilities", {{"drop", {"ALL"}}}},
-          {"seccompProfile", {{"type", "RuntimeDefault"}}}};
-}
-
 }  // namespace
 
 std::string restore_target(const json& request) {
@@ -421,7 +413,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
                         {"terminationMessagePath", "/dev/termination-log"},
                         {"terminationMessagePolicy", "FallbackToLogsOnError"},
                         {"volumeMounts", {{{"name", "tmp"}, {"mountPath", "/tmp"}}}},
-                        {"securityContext", restricted_security()}};
+                        {"securityContext", restricted_container_security()}};
       if (c.command.empty()) container["args"] = {"run-job", "validate-" + c.name};
       else container["command"] = c.command;
       json pod = {{"restartPolicy", "Never"},

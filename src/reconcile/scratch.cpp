@@ -33,15 +33,15 @@ json secret_ref(const std::string& name, const std::string& secret, const std::s
   return {{"name", name}, {"valueFrom", {{"secretKeyRef", ref}}}};
 }
 
-json restricted(bool read_only_root) {
+}  // namespace
+
+json restricted_container_security(bool read_only_root) {
   return {{"allowPrivilegeEscalation", false},
           {"readOnlyRootFilesystem", read_only_root},
           {"runAsNonRoot", true},
           {"capabilities", {{"drop", {"ALL"}}}},
           {"seccompProfile", {{"type", "RuntimeDefault"}}}};
 }
-
-}  // namespace
 
 std::string scratch_name(const std::string& request) { return bounded_name(request + "-scratch"); }
 
@@ -128,7 +128,7 @@ ScratchObjects build_scratch(const ScratchInputs& in) {
                {"terminationMessagePath", "/dev/termination-log"},
                {"terminationMessagePolicy", "FallbackToLogsOnError"},
                {"volumeMounts", {{{"name", "tools"}, {"mountPath", tools}}}},
-               {"securityContext", restricted(true)}};
+               {"securityContext", restricted_container_security(true)}};
   json container = {{"name", kScratchContainer},
                     {"image", in.database_image},
                     {"command", {tools + "/ld.so", "--library-path", tools + "/lib", tools + "/bin/backup-operator",
@@ -139,7 +139,7 @@ ScratchObjects build_scratch(const ScratchInputs& in) {
                     {"volumeMounts", {{{"name", "tools"}, {"mountPath", tools}, {"readOnly", true}},
                                       {{"name", "run"}, {"mountPath", kScratchSocketDir}},
                                       {{"name", "data"}, {"mountPath", kScratchDataMount}}}},
-                    {"securityContext", restricted(true)}};
+                    {"securityContext", restricted_container_security(true)}};
   if (!in.image_pull_policy.empty()) {
     init["imagePullPolicy"] = in.image_pull_policy;
     container["imagePullPolicy"] = in.image_pull_policy;

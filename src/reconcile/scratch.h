@@ -58,6 +58,9 @@ struct ScratchObjects {
   nlohmann::json claim, network_policy, job;
 };
 
+// The container securityContext Pod Security "restricted" asks for.
+[[nodiscard]] nlohmann::json restricted_container_security(bool read_only_root = true);
+
 [[nodiscard]] std::string scratch_name(const std::string& request);
 // The claim's size: `override` when set; else 1.5 × the uncompressed size
 // plus 1 GiB for WAL replay, rounded up to whole GiB (at least 2 GiB); 10 GiB

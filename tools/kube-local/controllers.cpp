@@ -664,7 +664,8 @@ void Controllers::finish_pod(const std::string& ns, const std::string& name, boo
 // The process kubelet's reports for a Pod with init containers (exec_kubelet.h): each init
 // container's state in status.initContainerStatuses, the Pod Pending with Initialized False
 // until the last one succeeded, then Running; a failed one fails the Pod.
-void Controllers::init_container_started(const std::string& ns, const std::string& name, size_t index) {
+void Controllers::update_init_status(const std::string& ns, const std::string& name, size_t index,
+                                     const std::function<void(json& status, json& statuses, const std::string& now)>& change) {
   auto pods_type = api_.registry().find("", "v1", "pods");
   const std::string now = bo::format_rfc3339(Clock::now());
   (void)api_.mutate(*pods_type, ns, name, [&](json& o) {
@@ -672,20 +673,20 @@ void Controllers::init_container_started(const std::string& ns, const std::strin
     if (st.value("phase", "") == "Succeeded" || st.value("phase", "") == "Failed") return false;
     auto& is = st["initContainerStatuses"];
     if (!is.is_array() || index >= is.size()) return false;
-    is[index]["state"] = {{"running", {{"startedAt", now}}}};
-    is[index]["started"] = true;
+    change(st, is, now);
     return true;
   }, "status");
 }
 
+void Controllers::init_container_started(const std::string& ns, const std::string& name, size_t index) {
+  update_init_status(ns, name, index, [&](json&, json& is, const std::string& now) {
+    is[index]["state"] = {{"running", {{"startedAt", now}}}};
+    is[index]["started"] = true;
+  });
+}
+
 void Controllers::init_container_ended(const std::string& ns, const std::string& name, size_t index, const ExecResult& r) {
-  auto pods_type = api_.registry().find("", "v1", "pods");
-  const std::string now = bo::format_rfc3339(Clock::now());
-  (void)api_.mutate(*pods_type, ns, name, [&](json& o) {
-    auto& st = o["status"];
-    if (st.value("phase", "") == "Succeeded" || st.value("phase", "") == "Failed") return false;
-    auto& is = st["initContainerStatuses"];
-    if (!is.is_array() || index >= is.size()) return false;
+  update_init_status(ns, name, index, [&](json& st, json& is, const std::string& now) {
     const bool ok = r.exit_code == 0;
     is[index]["state"] = {{"terminated", terminated_state(is[index], name, r.exit_code, r.reason, r.message, now)}};
     is[index]["started"] = false;
@@ -696,8 +697,7 @@ void Controllers::init_container_ended(const std::string& ns, const std::string&
     if (!incomplete.empty()) set_condition(st, "Initialized", false, "ContainersNotInitialized", names_message("incomplete", incomplete));
     // With restartPolicy Never a failed init container fails the Pod; kube-local restarts no container.
     if (!ok) st["phase"] = "Failed";
-    return true;
-  }, "status");
+  });
 }
 
 void Controllers::pod_initialized(const std::string& ns, const std::string& name) {

@@ -14,6 +14,7 @@
 // (a JSON list of {"selector": "label selector", "outcome": {...}}).
 #pragma once
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -71,6 +72,9 @@ class Controllers {
   std::set<Key> dirty_;
   void finish_pod(const std::string& ns, const std::string& name, bool success, int exit_code, const std::string& reason,
                   const std::string& message);
+  // Changes init container `index`'s status of a Pod that has not ended.
+  void update_init_status(const std::string& ns, const std::string& name, size_t index,
+                          const std::function<void(json& status, json& statuses, const std::string& now)>& change);
   void init_container_started(const std::string& ns, const std::string& name, size_t index);
   void init_container_ended(const std::string& ns, const std::string& name, size_t index, const ExecResult& r);
   void pod_initialized(const std::string& ns, const std::string& name);
