@@ -23,6 +23,11 @@ std::expected<RestoreRequestSpec, Problem> parse_restore_request_spec(const json
     if (!str(spec, key, *out, std::string("spec.") + key))
       return std::unexpected(Problem{"InvalidSpec", std::string("spec.") + key, std::string("spec.") + key + ": must be a string"});
   if (s.backup_id.empty()) s.backup_id = "latest";
+  if (auto d = spec.find("discardCurrentData"); d != spec.end() && !d->is_null()) {
+    if (!d->is_boolean())
+      return std::unexpected(Problem{"InvalidSpec", "spec.discardCurrentData", "spec.discardCurrentData: must be a boolean"});
+    s.discard_current_data = d->get<bool>();
+  }
   if (auto t = spec.find("target"); t != spec.end() && !t->is_null()) {
     if (!t->is_object()) return std::unexpected(Problem{"InvalidSpec", "spec.target", "spec.target: must be an object"});
     if (auto dv = t->find("dataVolume"); dv != t->end() && !dv->is_null()) {

@@ -43,6 +43,10 @@ struct RestoreRequestSpec {
     std::string mount_path = "/var/lib/postgresql/data";
     std::string sub_path;
   } target_volume;
+  // In place (purpose restore into the policy's own namespace): when the
+  // database's claim has no room to keep its current data directory beside
+  // the restored one, delete it instead of refusing.
+  bool discard_current_data = false;
 };
 
 [[nodiscard]] std::expected<RestoreRequestSpec, Problem> parse_restore_request_spec(const json& spec);

@@ -4,6 +4,8 @@
 
 #include "common/encoding.h"
 #include "common/log.h"
+#include "reconcile/in_place.h"
+#include "kube/selector.h"
 #include "reconcile/restore_plan.h"
 #include "reconcile/scratch.h"
 
@@ -21,6 +23,12 @@ const kube::Resource* resource_of(const std::string& kind) {
   if (kind == "PersistentVolumeClaim") return &kube::resources::kPersistentVolumeClaims;
   if (kind == "NetworkPolicy") return &kube::resources::kNetworkPolicies;
   return nullptr;
+}
+
+const kube::Resource kStatefulSets{"apps", "v1", "statefulsets", "StatefulSet", true};
+
+const kube::Resource& workload_resource(const std::string& kind) {
+  return kind == "StatefulSet" ? kStatefulSets : kube::resources::kDeployments;
 }
 
 // Order of arrival among requests for one target: creation time, then identity.
@@ -158,6 +166,29 @@ kube::Result<void> RestoreController::lift_freeze(const std::string& name) {
   return {};
 }
 
+kube::Result<RestoreInputs::Workload> RestoreController::observe_workload(const std::string& ns,
+                                                                           const std::string& kind,
+                                                                           const std::string& name) const {
+  RestoreInputs::Workload w;
+  auto got = client_.get(workload_resource(kind), ns, name);
+  if (!got) {
+    if (got.error().not_found()) return w;
+    return std::unexpected(got.error());
+  }
+  w.found = true;
+  const json spec = got->value("spec", json::object());
+  w.replicas = spec.value("replicas", int64_t{1});
+  std::string err;
+  auto sel = kube::LabelSelector::from_json(spec.value("selector", json::object()), &err);
+  if (!sel || sel->empty()) return w;  // selects nothing: no pods to wait for
+  kube::ListOptions opts;
+  opts.label_selector = sel->to_string();
+  auto pods = client_.list(kube::resources::kPods, ns, opts);
+  if (!pods) return std::unexpected(pods.error());
+  w.pods = static_cast<int>(pods->value("items", json::array()).size());
+  return w;
+}
+
 kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
   const auto [ns, name] = kube::split_key(key);
   const auto rr = caches_.restores.get(ns, name);
@@ -193,6 +224,30 @@ kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
       in.access = *access;
     }
   }
+  // An in-place restore reads its database workload while it runs (a GET and a list: restores are rare).
+  if (!deleting && spec.is_object()) {
+    const std::string phase = request.value("status", json::object()).value("phase", "");
+    const auto parsed = api::parse_restore_request_spec(spec);
+    if (parsed && in_place_request(*parsed, ns) && (phase.empty() || phase == "Pending" || phase == "Restoring" || phase == "Validating")) {
+      std::string kind, wname;
+      const json recorded = request.value("status", json::object()).value("inPlace", json::object());
+      if (recorded.is_object() && recorded.contains("workload")) {
+        kind = recorded["workload"].value("kind", "");
+        wname = recorded["workload"].value("name", "");
+      } else if (in.policy.is_object()) {
+        const json ref = in.policy.value("spec", json::object()).value("database", json::object()).value("workloadRef", json::object());
+        if (ref.is_object()) {
+          kind = ref.value("kind", "");
+          wname = ref.value("name", "");
+        }
+      }
+      if (!kind.empty() && !wname.empty()) {
+        auto w = observe_workload(ns, kind, wname);
+        if (!w) return kube::ReconcileResult::failed("read " + kind + " " + ns + "/" + wname + ": " + w.error().str());
+        in.workload = *w;
+      }
+    }
+  }
   bool wait_for_pods = false;
   const std::string uid = request["metadata"].value("uid", "");
   for (const auto& j : caches_.jobs.by_index(kIndexRestore, name)) {
@@ -215,10 +270,13 @@ kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
       for (const auto& r : job["metadata"].value("ownerReferences", json::array()))
         owned = owned || r.value("uid", "") == uid;
       if (!owned || o.ns != ns) continue;
-      o.role = "restore";
+      o.role = action == kLabelInPlaceRestore ? "in-place-restore" : action == kLabelCheckDatabase ? "check" : "restore";
     }
-    const JobView v = view_job(job, caches_.pods,
-                               o.role == "restore" ? "walg" : o.role == "scratch" ? kScratchContainer : "check", grace_);
+    const std::string container = o.role == "restore"            ? "walg"
+                                  : o.role == "scratch"          ? kScratchContainer
+                                  : o.role == "in-place-restore" ? kInPlaceContainer
+                                                                 : kCheckContainer;
+    const JobView v = view_job(job, caches_.pods, container, grace_);
     o.state = v.state;
     o.message = v.message;
     o.exit_code = v.exit_code;
@@ -278,6 +336,16 @@ kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
       return kube::ReconcileResult::failed("freeze " + target + ": " + r.error().str());
   } else if (plan.freeze == RestorePlan::Freeze::kLift) {
     if (auto r = lift_freeze(fname); !r) return kube::ReconcileResult::failed("lift freeze " + fname + ": " + r.error().str());
+  }
+  if (plan.scale) {
+    // Through the scale subresource: RBAC grants it apart from the workload itself.
+    const auto& sc = *plan.scale;
+    auto r = client_.patch(workload_resource(sc.kind), sc.ns, sc.name, kube::PatchType::kMerge,
+                           json{{"spec", {{"replicas", sc.replicas}}}}, "scale");
+    if (!r) return kube::ReconcileResult::failed("scale " + sc.kind + " " + sc.ns + "/" + sc.name + " to " +
+                                                 std::to_string(sc.replicas) + ": " + r.error().str());
+    log::info("scaled", {{"restoreRequest", key}, {"workload", sc.kind + " " + sc.ns + "/" + sc.name},
+                         {"replicas", sc.replicas}});
   }
   // Status before Events and metrics: a failed write is retried with nothing announced twice.
   if (!deleting && plan.status != request.value("status", json())) {

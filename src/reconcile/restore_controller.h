@@ -15,6 +15,7 @@
 #include "kube/events.h"
 #include "metrics/metrics.h"
 #include "reconcile/caches.h"
+#include "reconcile/restore_plan.h"
 
 namespace bo::reconcile {
 
@@ -43,6 +44,9 @@ class RestoreController {
   kube::Result<bool> freeze_present(const std::string& name) const;
   kube::Result<void> apply_freeze(const nlohmann::json& policy, const nlohmann::json& binding);
   kube::Result<void> lift_freeze(const std::string& name);
+  // An in-place restore's workload: found, spec.replicas and how many pods its selector matches.
+  kube::Result<RestoreInputs::Workload> observe_workload(const std::string& ns, const std::string& kind,
+                                                         const std::string& name) const;
 
   kube::Client& client_;
   Caches& caches_;

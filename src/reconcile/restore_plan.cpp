@@ -8,6 +8,7 @@
 #include "common/timefmt.h"
 #include "reconcile/conditions.h"
 #include "reconcile/data_volume.h"
+#include "reconcile/in_place.h"
 #include "reconcile/scratch.h"
 
 namespace bo::reconcile {
@@ -130,9 +131,76 @@ RestorePlan plan_restore(const RestoreInputs& in) {
     plan.remove_other.push_back({"NetworkPolicy", scratch_ns, scratch_obj});
   };
 
+  // --- the freeze follows MutationsBlocked ---
+  auto follow_freeze = [&] {
+    const std::string backup_id = status.value("backup", json::object()).value("id", "");
+    const bool restoring_in_place = status.contains("inPlace");
+    const auto* frozen = find_condition(conditions, "MutationsBlocked");
+    if (frozen && frozen->value("status", "") == "True") {
+      if (!in.freeze_present) {
+        plan.freeze = RestorePlan::Freeze::kApply;
+        const std::string fname = freeze_name(ns, name);
+        const json labels = {{"app.kubernetes.io/managed-by", kManagedBy},
+                             {kLabelRestoreRequest, name},
+                             {kLabelRestoreNamespace, ns}};
+        const std::string who = in.operator_username;
+        plan.freeze_policy = {
+            {"apiVersion", "admissionregistration.k8s.io/v1"},
+            {"kind", "ValidatingAdmissionPolicy"},
+            {"metadata", {{"name", fname}, {"labels", labels}}},
+            {"spec",
+             {{"failurePolicy", "Fail"},
+              {"matchConstraints",
+               {{"resourceRules", {{{"operations", {"CREATE", "UPDATE", "DELETE"}},
+                                    {"apiGroups", {"", "apps"}},
+                                    {"apiVersions", {"*"}},
+                                    {"resources", {"deployments", "deployments/scale", "statefulsets", "statefulsets/scale", "secrets",
+                                                "configmaps"}}}}}}},
+              {"validations",
+               {{{"expression", "request.userInfo.username == '" + who + "'"},
+                 {"reason", "Forbidden"},
+                 {"message", restoring_in_place
+                                  ? "namespace " + target + " is frozen: RestoreRequest " + rr_ref +
+                                        " restores the database in place (backup " + backup_id +
+                                        "); changes resume when its checks have passed (kubectl describe "
+                                        "restorerequest -n " + ns + " " + name + ")"
+                                  : "namespace " + target + " is frozen: validation of RestoreRequest " + rr_ref +
+                                        " (backup " + backup_id + ") failed; rerun it with kubectl annotate "
+                                        "restorerequest -n " + ns + " " + name + " " + kAnnotationRerun + "=$(date +%s)"}}}}}}};
+        plan.freeze_binding = {
+            {"apiVersion", "admissionregistration.k8s.io/v1"},
+            {"kind", "ValidatingAdmissionPolicyBinding"},
+            {"metadata", {{"name", fname}, {"labels", labels}}},
+            {"spec", {{"policyName", fname},
+                      {"validationActions", {"Deny"}},
+                      {"matchResources", {{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", target}}}}}}}}}};
+        event("Warning", "MutationsBlocked", "froze namespace " + target + " (" + fname + ")");
+      }
+    } else if (in.freeze_present) {
+      plan.freeze = RestorePlan::Freeze::kLift;
+      event("Normal", "MutationsUnblocked", "lifted the freeze of namespace " + target);
+    }
+  };
+
   // --- deletion: remove every Job, the scratch instance and the freeze, then let go ---
   if (meta.contains("deletionTimestamp")) {
-    for (const auto& j : in.jobs) plan.remove.emplace_back(j.ns, j.name);
+    // An in-place restore Job that is running is left to finish: killed
+    // mid-fetch it would leave the database's claim half written. The
+    // request (and the freeze) go when it has ended; the database is not
+    // started again (whoever deleted the request decides).
+    bool restore_running = false;
+    for (const auto& j : in.jobs) {
+      if (j.role == "in-place-restore" && j.state == ObservedJob::State::kActive) {
+        restore_running = true;
+        continue;
+      }
+      plan.remove.emplace_back(j.ns, j.name);
+    }
+    if (restore_running) {
+      plan.status = in.request.value("status", json());
+      plan.requeue_after = std::chrono::seconds(2);
+      return plan;
+    }
     // By name, whether or not its creation was recorded (a create may have
     // happened just before a crash); "not found" is done.
     if (scratch && !scratch_ns.empty() && !status.value("scratch", json::object()).value("removed", false))
@@ -151,6 +219,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
 
   std::string phase = status.value("phase", "");
   auto spec = api::parse_restore_request_spec(in.request.value("spec", json::object()));
+  const bool in_place = spec && in_place_request(*spec, ns);
   std::optional<api::BackupPolicySpec> policy_spec;
   if (in.policy.is_object())
     if (auto p = api::parse_backup_policy_spec(in.policy.value("spec", json::object()))) policy_spec = *p;
@@ -348,6 +417,33 @@ RestorePlan plan_restore(const RestoreInputs& in) {
                            {"name", scratch_obj},
                            {"image", s->database_image},
                            {"size", scratch_claim_size(s->uncompressed_bytes, s->verification.storage_size)}};
+    } else if (in_place) {
+      auto blocked_once = [&](const std::string& reason, const std::string& message) -> RestorePlan {
+        if (phase != "Blocked" || status.value("message", "") != message) return block(reason, message);
+        return finish();
+      };
+      for (size_t i = 0; i < spec->validation.size(); ++i)
+        if (!spec->validation[i].is_sql())
+          return blocked_once("UnsupportedCheck",
+                              "spec.validation[" + std::to_string(i) + "] (" + spec->validation[i].name +
+                                  "): an in-place restore runs its checks with the operator's check runner against "
+                                  "the restored database; give it as sql");
+      auto t = in_place_target(*policy_spec, in.policy.value("status", json::object()), spec->policy, name);
+      if (!t) return blocked_once(t.error().reason, t.error().message);
+      if (!in.workload) {  // the controller reads it for an in-place request; ask again
+        plan.requeue_after = std::chrono::seconds(1);
+        return finish();
+      }
+      if (!in.workload->found)
+        return blocked_once("WorkloadNotFound", "spec.database.workloadRef: " + t->kind + " " + t->name +
+                                                    " of BackupPolicy " + spec->policy + " is not in namespace " + ns);
+      json ip = t->to_status();
+      ip["step"] = kStepStopping;
+      // What it runs with now, to start it again with (a stopped database is started with one).
+      ip["replicas"] = std::max<int64_t>(in.workload->replicas, 1);
+      ip["discardCurrentData"] = spec->discard_current_data;
+      status["inPlace"] = ip;
+      job_name = in_place_restore_job_name(name);
     } else {
       job_name = restore_job(decision.backup_id, decision.checksum);
     }
@@ -357,12 +453,31 @@ RestorePlan plan_restore(const RestoreInputs& in) {
     status["jobName"] = job_name;
     status["message"] = scratch ? "restoring backup " + decision.backup_id + " into scratch instance " + target + "/" +
                                       scratch_obj + " and checking it"
-                                : "restoring backup " + decision.backup_id + " into namespace " + target;
+                        : in_place ? "restoring backup " + decision.backup_id + " in place: stopping " +
+                                         status["inPlace"]["workload"].value("kind", "") + " " +
+                                         status["inPlace"]["workload"].value("name", "") + " with namespace " + target +
+                                         " frozen until the restored database passes its checks"
+                                   : "restoring backup " + decision.backup_id + " into namespace " + target;
     status.erase("completionTime");
     cond("Blocked", "False", "NotBlocked", "the backup may be restored");
     cond("Ready", "False", "Restoring", status["message"].get<std::string>());
     cond("Validated", "Unknown", "NotValidatedYet",
          scratch ? "the checks run in the scratch instance once it has recovered" : "validation runs after the restore");
+    if (in_place) {
+      const auto& ip = status["inPlace"];
+      cond("MutationsBlocked", "True", "InPlaceRestore",
+           "Deployments, StatefulSets (and their scale), Secrets and ConfigMaps in " + target +
+               " accept changes from backup-operator only until the restored database has passed its checks");
+      event("Normal", "RestoreStarted",
+            "restoring backup " + decision.backup_id + " (" + decision.checksum.substr(0, 19) + "…) in place for " +
+                status["requestedBy"].value("username", "?") + ": claim " + ip.value("claim", "") +
+                ", data directory \"" + ip.value("dataPath", "") + "\"; freezing namespace " + target + ", then stopping " +
+                ip["workload"].value("kind", "") + " " + ip["workload"].value("name", "") + " (" +
+                std::to_string(ip.value("replicas", 1)) + " replica(s) now)");
+      follow_freeze();
+      plan.requeue_after = std::chrono::seconds(1);
+      return finish();
+    }
     cond("MutationsBlocked", "False", "NotFrozen", "the target namespace is not frozen");
     event("Normal", "RestoreStarted",
           "Job " + (scratch ? target + "/" : std::string()) + job_name + " restores backup " + decision.backup_id + " (" + decision.checksum.substr(0, 19) +
@@ -524,6 +639,229 @@ RestorePlan plan_restore(const RestoreInputs& in) {
     return finish();
   }
 
+  // --- in place: stop, restore, start, check (in_place.h) ---
+  if (in_place && status.contains("inPlace")) {
+    json& ip = status["inPlace"];
+    const auto t = InPlaceTarget::from_status(ip);
+    const std::string step = ip.value("step", "");
+    const int64_t replicas = ip.value("replicas", int64_t{1});
+    const std::string workload = t ? t->kind + " " + t->name : std::string("the workload");
+    auto scale_to = [&](int64_t n) {
+      if (t) plan.scale = RestorePlan::Scale{t->kind, ns, t->name, n};
+    };
+    InPlaceJobInputs ji;
+    ji.request = name;
+    ji.request_ns = ns;
+    ji.request_uid = meta.value("uid", "");
+    ji.policy = spec->policy;
+    ji.backup_id = backup_id;
+    ji.checksum = checksum;
+    ji.point_in_time = spec->point_in_time;
+    ji.discard_current_data = spec->discard_current_data;
+    for (const auto& e : in.policy.value("status", json::object()).value("backups", json::array()))
+      if (e.value("id", "") == backup_id) ji.uncompressed_bytes = e.value("uncompressedBytes", int64_t{0});
+    if (t) ji.target = *t;
+    ji.spec = &*policy_spec;
+    if (auto it = in.secrets.find(policy_spec->storage.secret); it != in.secrets.end())
+      for (const auto& [k, v] : it->second) ji.storage_keys.push_back(k);
+    ji.operator_image = image;
+    ji.checks = spec->validation;
+    auto fail = [&](const char* reason, const char* validated_reason, const std::string& what,
+                    const std::string& aside_state) -> RestorePlan& {
+      status["phase"] = "Failed";
+      status["completionTime"] = format_rfc3339(in.now);
+      status["message"] = redact(what, in.secrets).substr(0, 2048) + "; " + workload + " stays " +
+                          (aside_state == "restored" ? "running" : "stopped") + " and namespace " + target +
+                          " frozen; " + (t ? in_place_rollback(*t, replicas, aside_state) : std::string());
+      cond("Validated", "False", validated_reason, status["message"].get<std::string>());
+      cond("Ready", "False", reason, status["message"].get<std::string>());
+      event("Warning", reason, status["message"].get<std::string>());
+      plan.outcome = outcome_of("failure", seconds_since_start());
+      plan.outcome->policy = spec->policy;
+      follow_freeze();  // kept (made again if it went missing)
+      return finish();
+    };
+    auto find_role = [&](const char* role, const std::string& jn) -> const ObservedRestoreJob* {
+      for (const auto& j : in.jobs)
+        if (j.role == role && j.name == jn) return &j;
+      return nullptr;
+    };
+    auto record_checks = [&](const ScratchResult& r, const char* stage) {
+      json out = status.value("validation", json::array());
+      json kept = json::array();
+      for (const auto& c : out)
+        if (c.value("stage", "") != stage) kept.push_back(c);
+      for (auto c : r.checks) {
+        std::string o = redact(c.value("output", ""), in.secrets);
+        if (o.size() > kOutputLimit) o = o.substr(o.size() - kOutputLimit);
+        c["output"] = o;
+        c["stage"] = stage;
+        c["attempt"] = attempt;
+        kept.push_back(c);
+      }
+      status["validation"] = kept;
+    };
+
+    if (phase == "Restoring" && step == kStepStopping) {
+      // Nothing is stopped before the freeze holds (nobody scales it back meanwhile).
+      if (!in.freeze_present) {
+        follow_freeze();
+        plan.requeue_after = std::chrono::seconds(1);
+        return finish();
+      }
+      if (!in.workload) {
+        plan.requeue_after = std::chrono::seconds(1);
+        return finish();
+      }
+      if (!in.workload->found)
+        return fail("RestoreFailed", "RestoreFailed", workload + " disappeared before the restore began", "untouched");
+      if (in.workload->replicas != 0) {
+        scale_to(0);
+        if (!ip.value("scaledDown", false)) {
+          ip["scaledDown"] = true;
+          event("Normal", "StoppingDatabase",
+                "scaling " + workload + " from " + std::to_string(in.workload->replicas) + " to 0 replicas");
+        }
+        plan.requeue_after = std::chrono::seconds(1);
+        return finish();
+      }
+      if (in.workload->pods > 0) {
+        const std::string msg = "waiting for " + std::to_string(in.workload->pods) + " pod(s) of " + workload +
+                                " to stop before restoring backup " + backup_id;
+        if (status.value("message", "") != msg) status["message"] = msg;
+        cond("Ready", "False", "StoppingDatabase", msg);
+        plan.requeue_after = std::chrono::seconds(2);
+        return finish();
+      }
+      plan.create.push_back(build_in_place_restore_job(ji));
+      ip["step"] = kStepRestoring;
+      status["message"] = workload + " has stopped; Job " + in_place_restore_job_name(name) + " restores backup " +
+                          backup_id + " into claim " + (t ? t->claim : std::string("?"));
+      cond("Ready", "False", "Restoring", status["message"].get<std::string>());
+      event("Normal", "DatabaseStopped",
+            workload + " has no pods left; Job " + in_place_restore_job_name(name) + " moves the data directory \"" +
+                (t ? t->data_path : std::string()) + "\" aside to \"" + (t ? t->aside_path : std::string()) +
+                "\" (or, with spec.discardCurrentData and no room, deletes it) and restores backup " + backup_id);
+      return finish();
+    }
+
+    if (phase == "Restoring" && step == kStepRestoring) {
+      const std::string jn = in_place_restore_job_name(name);
+      const ObservedRestoreJob* job = find_role("in-place-restore", jn);
+      if (!job) {
+        // Not in the cache yet, or deleted by hand: the same name, so never
+        // two; the Job itself never fetches twice into the claim (src/jobs).
+        plan.create.push_back(build_in_place_restore_job(ji));
+        plan.requeue_after = std::chrono::seconds(2);
+        return finish();
+      }
+      if (job->state == ObservedJob::State::kActive) return finish();
+      const json reported = json::parse(job->message, nullptr, false);
+      const std::string aside = reported.is_object() ? reported.value("aside", "") : "";
+      const bool discarded = reported.is_object() && reported.value("discarded", false) == true;
+      const std::string aside_state = !aside.empty() ? "moved" : discarded ? "discarded" : "unknown";
+      if (!aside.empty()) ip["aside"] = aside;
+      if (discarded) ip["discarded"] = true;
+      auto result = parse_scratch_result(job->message, {});
+      if (result) {
+        record_checks(*result, "recovery");
+        json recovery = {{"recovered", result->recovered}};
+        if (result->recovered) recovery["seconds"] = result->recovery_seconds;
+        if (!result->system_identifier.empty()) recovery["systemIdentifier"] = result->system_identifier;
+        if (!result->replay_lsn.empty()) recovery["replayLSN"] = result->replay_lsn;
+        status["recovery"] = recovery;
+      }
+      if (!result || !result->passed || job->state == ObservedJob::State::kFailed) {
+        std::string error = !result ? "InvalidResult: " + result.error()
+                            : !result->error.empty() ? result->error
+                            : !result->passed ? "check(s) failed on the recovered copy: " + result->failed_checks()
+                                              : "the Job failed (" + job->failure + ")";
+        if (job->state == ObservedJob::State::kFailed && !result && !job->failure.empty()) error = job->failure;
+        return fail("RestoreFailed", "RecoveryFailed", "in-place restore of backup " + backup_id + " failed: " + error,
+                    aside_state);
+      }
+      attempt = 1;
+      status["validationAttempt"] = attempt;
+      status["restoredTime"] = format_rfc3339(in.now);
+      ip["step"] = kStepChecking;
+      ip["systemIdentifier"] = result->system_identifier;
+      phase = "Validating";
+      status["phase"] = phase;
+      status["message"] = "backup " + backup_id + " recovered in " +
+                          std::to_string(static_cast<long>(std::lround(result->recovery_seconds))) + " s; starting " +
+                          workload + " with " + std::to_string(replicas) + " replica(s) and checking it";
+      cond("Ready", "False", "Validating", status["message"].get<std::string>());
+      event("Normal", "DatabaseRestored", status["message"].get<std::string>() +
+                                              (aside.empty() ? std::string() : "; the data before the restore is at \"" + aside + "\" on claim " + (t ? t->claim : std::string("?"))));
+      scale_to(replicas);
+      plan.create.push_back(build_in_place_check_job(ji, attempt, result->system_identifier));
+      return finish();
+    }
+
+    // A rerun of failed checks, asked for by annotation.
+    const std::string rerun = annotation(in.request, kAnnotationRerun);
+    if (phase == "Failed" && step == kStepChecking && !rerun.empty() && rerun != status.value("validationRerun", "")) {
+      status["validationRerun"] = rerun;
+      status["validationAttempt"] = ++attempt;
+      phase = "Validating";
+      status["phase"] = phase;
+      status.erase("completionTime");
+      status["message"] = "checking the restored database again (attempt " + std::to_string(attempt) + ")";
+      cond("Ready", "False", "Validating", status["message"].get<std::string>());
+      event("Normal", "ValidationRerun", status["message"].get<std::string>());
+      plan.create.push_back(build_in_place_check_job(ji, attempt, ip.value("systemIdentifier", "")));
+      scale_to(replicas);
+      return finish();
+    }
+
+    if (phase == "Validating" && step == kStepChecking) {
+      // Started again, as recorded (a crash between the scale and the status write repeats it).
+      if (in.workload && in.workload->found && in.workload->replicas != replicas) scale_to(replicas);
+      const std::string jn = in_place_check_job_name(name, attempt);
+      const ObservedRestoreJob* job = find_role("check", jn);
+      if (!job) {
+        plan.create.push_back(build_in_place_check_job(ji, attempt, ip.value("systemIdentifier", "")));
+        plan.requeue_after = std::chrono::seconds(2);
+        return finish();
+      }
+      if (job->state == ObservedJob::State::kActive) return finish();
+      auto result = parse_scratch_result(job->message, spec->validation, {"recovered", "system-identifier"});
+      if (result) record_checks(*result, "production");
+      const std::string aside_state = ip.contains("aside") ? "moved" : ip.value("discarded", false) ? "discarded" : "unknown";
+      if (!result || !result->passed || job->state == ObservedJob::State::kFailed) {
+        const std::string error = !result ? "InvalidResult: " + result.error() + (job->failure.empty() ? "" : " (" + job->failure + ")")
+                                  : !result->error.empty() ? result->error
+                                  : !result->passed ? "check(s) failed: " + result->failed_checks()
+                                                    : "the check Job failed (" + job->failure + ")";
+        return fail("ValidationFailed", "ChecksFailed",
+                    "backup " + backup_id + " was restored in place but the restored database did not pass: " + error +
+                        "; rerun the checks with kubectl annotate restorerequest -n " + ns + " " + name + " " +
+                        kAnnotationRerun + "=$(date +%s)",
+                    aside_state == "moved" ? "moved" : aside_state);
+      }
+      ip["step"] = kStepDone;
+      status["phase"] = "Succeeded";
+      status["completionTime"] = format_rfc3339(in.now);
+      status["message"] = "backup " + backup_id + " restored in place into " + workload + " and " +
+                          std::to_string(result->checks.size()) + " check(s) passed against the running database" +
+                          (ip.contains("aside") ? "; the data before the restore is kept at \"" +
+                                                      ip.value("aside", "") + "\" on claim " + ip.value("claim", "") +
+                                                      " (delete it when no longer needed)"
+                                                : std::string());
+      cond("Validated", "True", "ChecksPassed", status["message"].get<std::string>());
+      cond("MutationsBlocked", "False", "ChecksPassed", "the restored database passed its checks; the freeze is lifted");
+      cond("Ready", "True", "Succeeded", status["message"].get<std::string>());
+      event("Normal", "RestoreSucceeded", status["message"].get<std::string>());
+      plan.outcome = outcome_of("success", seconds_since_start());
+      plan.outcome->policy = spec->policy;
+      plan.outcome->recovery_seconds = status.value("recovery", json::object()).value("seconds", -1.0);
+      follow_freeze();
+      return finish();
+    }
+    follow_freeze();
+    return finish();
+  }
+
   if (phase == "Restoring") {
     const std::string jn = status.value("jobName", "");
     const ObservedRestoreJob* job = find_job(jn);
@@ -646,46 +984,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
     }
   }
 
-  // --- the freeze follows MutationsBlocked ---
-  const auto* frozen = find_condition(conditions, "MutationsBlocked");
-  if (frozen && frozen->value("status", "") == "True") {
-    if (!in.freeze_present) {
-      plan.freeze = RestorePlan::Freeze::kApply;
-      const std::string fname = freeze_name(ns, name);
-      const json labels = {{"app.kubernetes.io/managed-by", kManagedBy},
-                           {kLabelRestoreRequest, name},
-                           {kLabelRestoreNamespace, ns}};
-      const std::string who = in.operator_username;
-      plan.freeze_policy = {
-          {"apiVersion", "admissionregistration.k8s.io/v1"},
-          {"kind", "ValidatingAdmissionPolicy"},
-          {"metadata", {{"name", fname}, {"labels", labels}}},
-          {"spec",
-           {{"failurePolicy", "Fail"},
-            {"matchConstraints",
-             {{"resourceRules", {{{"operations", {"CREATE", "UPDATE", "DELETE"}},
-                                  {"apiGroups", {"", "apps"}},
-                                  {"apiVersions", {"*"}},
-                                  {"resources", {"deployments", "statefulsets", "secrets", "configmaps"}}}}}}},
-            {"validations",
-             {{{"expression", "request.userInfo.username == '" + who + "'"},
-               {"reason", "Forbidden"},
-               {"message", "namespace " + target + " is frozen: validation of RestoreRequest " + rr_ref + " (backup " +
-                               backup_id + ") failed; rerun it with kubectl annotate restorerequest -n " + ns + " " +
-                               name + " " + kAnnotationRerun + "=$(date +%s)"}}}}}}};
-      plan.freeze_binding = {
-          {"apiVersion", "admissionregistration.k8s.io/v1"},
-          {"kind", "ValidatingAdmissionPolicyBinding"},
-          {"metadata", {{"name", fname}, {"labels", labels}}},
-          {"spec", {{"policyName", fname},
-                    {"validationActions", {"Deny"}},
-                    {"matchResources", {{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", target}}}}}}}}}};
-      event("Warning", "MutationsBlocked", "froze namespace " + target + " (" + fname + ")");
-    }
-  } else if (in.freeze_present) {
-    plan.freeze = RestorePlan::Freeze::kLift;
-    event("Normal", "MutationsUnblocked", "lifted the freeze of namespace " + target);
-  }
+  follow_freeze();
   return finish();
 }
 

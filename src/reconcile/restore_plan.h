@@ -4,6 +4,9 @@
 // target namespace must be frozen, and the Events to record.
 //
 // Phases: Pending → (Blocked | Restoring) → Validating → (Succeeded | Failed).
+// An in-place restore (purpose restore into the policy's own namespace)
+// stops the database, restores into its claim, starts it and checks it with
+// the target frozen throughout (in_place.h).
 // Verifications and drills restore into a scratch instance (scratch.h) whose
 // one Job fetches, recovers and runs every check: Restoring → (Succeeded |
 // Failed), and a failed one keeps its instance for keepFailedFor, freezing
@@ -35,7 +38,8 @@ inline const char* const kRequestedByAnnotation = "backup.si.dev/requested-by";
 
 struct ObservedRestoreJob {
   std::string name, ns;
-  std::string role;   // restore | validate (the action label: restore/verify are "restore")
+  // restore | validate | scratch | in-place-restore | check (from the action label)
+  std::string role;
   std::string check;  // validate: the check's name
   int attempt = 0;    // validate: which validation run
   ObservedJob::State state = ObservedJob::State::kActive;
@@ -59,6 +63,14 @@ struct RestoreInputs {
   // While Pending: whether the requester may create Jobs in the target, as
   // the API server answered (or as status.access kept an earlier yes).
   api::AccessCheck access;
+  // An in-place restore (in_place.h): its database workload as the
+  // controller read it this time; none when it did not look.
+  struct Workload {
+    bool found = false;
+    int64_t replicas = 0;  // spec.replicas
+    int pods = 0;          // its pods (by its selector), terminating ones too
+  };
+  std::optional<Workload> workload;
 };
 
 struct RestorePlan {
@@ -73,6 +85,13 @@ struct RestorePlan {
     bool operator==(const Removal&) const = default;
   };
   std::vector<Removal> remove_other;
+  // An in-place restore's workload to scale (through its scale subresource).
+  struct Scale {
+    std::string kind, ns, name;
+    int64_t replicas = 0;
+    bool operator==(const Scale&) const = default;
+  };
+  std::optional<Scale> scale;
   enum class Freeze { kNone, kApply, kLift } freeze = Freeze::kNone;
   nlohmann::json freeze_policy, freeze_binding;  // when kApply
   std::vector<EventSpec> events;

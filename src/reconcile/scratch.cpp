@@ -27,13 +27,13 @@ constexpr Builtin kBuiltins[] = {
     {"supabase-schemas", "schemas auth and storage exist; SELECT count(*) FROM auth.users, storage.buckets, storage.objects"},
 };
 
-json secret_ref(const std::string& name, const std::string& secret, const std::string& key, bool optional) {
+}  // namespace
+
+json secret_key_env(const std::string& name, const std::string& secret, const std::string& key, bool optional) {
   json ref = {{"name", secret}, {"key", key}};
   if (optional) ref["optional"] = true;
   return {{"name", name}, {"valueFrom", {{"secretKeyRef", ref}}}};
 }
-
-}  // namespace
 
 json restricted_container_security(bool read_only_root) {
   return {{"allowPrivilegeEscalation", false},
@@ -57,6 +57,79 @@ std::string builtin_check_query(const std::string& name) {
   for (const auto& b : kBuiltins)
     if (name == b.name) return b.query;
   return "";
+}
+
+json walg_storage_env(std::vector<std::string> keys, const std::string& storage_secret, const std::string& key_secret,
+                      const std::string& key_name) {
+  for (const auto& k : api::kRequiredStorageKeys)
+    if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  const auto& required = api::kRequiredStorageKeys;
+  json env = json::array();
+  for (const auto& k : keys) {
+    if (!(k.starts_with("WALG_") || k.starts_with("AWS_")) || k == "WALG_DELTA_MAX_STEPS" || k == "WALG_DELTA_ORIGIN" ||
+        k == "WALG_LIBSODIUM_KEY")
+      continue;
+    env.push_back(secret_key_env(k, storage_secret, k, std::find(required.begin(), required.end(), k) == required.end()));
+  }
+  if (!key_secret.empty() && !key_name.empty()) env.push_back(secret_key_env("WALG_LIBSODIUM_KEY", key_secret, key_name, false));
+  return env;
+}
+
+json tools_pod(const ToolsPod& p) {
+  const std::string tools = kScratchToolsDir;
+  json init = {{"name", "tools"},
+               {"image", p.operator_image},
+               {"args", {"run-job", "install-tools"}},
+               {"env", {{{"name", "TOOLS_DIR"}, {"value", tools}}}},
+               {"terminationMessagePath", "/dev/termination-log"},
+               {"terminationMessagePolicy", "FallbackToLogsOnError"},
+               {"volumeMounts", {{{"name", "tools"}, {"mountPath", tools}}}},
+               {"securityContext", restricted_container_security(true)}};
+  json container = {{"name", p.container},
+                    {"image", p.database_image},
+                    {"command", {tools + "/ld.so", "--library-path", tools + "/lib", tools + "/bin/backup-operator",
+                                 "run-job", p.action}},
+                    {"env", p.env},
+                    {"terminationMessagePath", "/dev/termination-log"},
+                    {"terminationMessagePolicy", "FallbackToLogsOnError"},
+                    {"volumeMounts", {{{"name", "tools"}, {"mountPath", tools}, {"readOnly", true}},
+                                      {{"name", "run"}, {"mountPath", kScratchSocketDir}},
+                                      {{"name", "data"}, {"mountPath", p.data_mount}}}},
+                    {"securityContext", restricted_container_security(true)}};
+  if (!p.image_pull_policy.empty()) {
+    init["imagePullPolicy"] = p.image_pull_policy;
+    container["imagePullPolicy"] = p.image_pull_policy;
+  }
+  json security = {{"runAsNonRoot", true},
+                   {"runAsUser", p.run_as_user},
+                   {"runAsGroup", p.run_as_group},
+                   {"seccompProfile", {{"type", "RuntimeDefault"}}}};
+  if (p.fs_group) {
+    security["fsGroup"] = p.run_as_group;
+    security["fsGroupChangePolicy"] = "OnRootMismatch";
+  }
+  json data = p.data_source;
+  data["name"] = "data";
+  json pod = {{"restartPolicy", "Never"},
+              {"automountServiceAccountToken", false},
+              {"enableServiceLinks", false},
+              {"securityContext", security},
+              {"initContainers", {init}},
+              {"containers", {container}},
+              {"volumes", {{{"name", "tools"}, {"emptyDir", json::object()}},
+                           {{"name", "run"}, {"emptyDir", {{"medium", "Memory"}, {"sizeLimit", "64Mi"}}}},
+                           data}}};
+  if (!p.node_name.empty()) {
+    // As backup Jobs are pinned: by node name (the claim is attached there).
+    json term = {{"matchFields", {{{"key", "metadata.name"}, {"operator", "In"}, {"values", {p.node_name}}}}}};
+    pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"] =
+        json::array({term});
+  }
+  if (p.node_selector.is_object() && !p.node_selector.empty()) pod["nodeSelector"] = p.node_selector;
+  if (p.tolerations.is_array() && !p.tolerations.empty()) pod["tolerations"] = p.tolerations;
+  return pod;
 }
 
 ScratchObjects build_scratch(const ScratchInputs& in) {
@@ -105,61 +178,24 @@ ScratchObjects build_scratch(const ScratchInputs& in) {
   env.push_back({{"name", "VERIFY_CHECKS"}, {"value", checks.dump()}});
   // Storage, by reference to the target namespace's own Secret: the keys the
   // production Secret has (WAL-G's required ones must be there too).
-  std::vector<std::string> keys = in.storage_keys;
-  for (const auto& k : api::kRequiredStorageKeys)
-    if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
-  std::sort(keys.begin(), keys.end());
-  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-  const auto& required = api::kRequiredStorageKeys;
-  for (const auto& k : keys) {
-    if (!(k.starts_with("WALG_") || k.starts_with("AWS_")) || k == "WALG_DELTA_MAX_STEPS" || k == "WALG_DELTA_ORIGIN" ||
-        k == "WALG_LIBSODIUM_KEY")
-      continue;
-    env.push_back(secret_ref(k, in.verification.storage_secret, k,
-                             std::find(required.begin(), required.end(), k) == required.end()));
-  }
-  if (!in.encryption_key.empty())
-    env.push_back(secret_ref("WALG_LIBSODIUM_KEY", in.verification.storage_secret, in.encryption_key, false));
-
-  json init = {{"name", "tools"},
-               {"image", in.operator_image},
-               {"args", {"run-job", "install-tools"}},
-               {"env", {{{"name", "TOOLS_DIR"}, {"value", tools}}}},
-               {"terminationMessagePath", "/dev/termination-log"},
-               {"terminationMessagePolicy", "FallbackToLogsOnError"},
-               {"volumeMounts", {{{"name", "tools"}, {"mountPath", tools}}}},
-               {"securityContext", restricted_container_security(true)}};
-  json container = {{"name", kScratchContainer},
-                    {"image", in.database_image},
-                    {"command", {tools + "/ld.so", "--library-path", tools + "/lib", tools + "/bin/backup-operator",
-                                 "run-job", "verify"}},
-                    {"env", env},
-                    {"terminationMessagePath", "/dev/termination-log"},
-                    {"terminationMessagePolicy", "FallbackToLogsOnError"},
-                    {"volumeMounts", {{{"name", "tools"}, {"mountPath", tools}, {"readOnly", true}},
-                                      {{"name", "run"}, {"mountPath", kScratchSocketDir}},
-                                      {{"name", "data"}, {"mountPath", kScratchDataMount}}}},
-                    {"securityContext", restricted_container_security(true)}};
-  if (!in.image_pull_policy.empty()) {
-    init["imagePullPolicy"] = in.image_pull_policy;
-    container["imagePullPolicy"] = in.image_pull_policy;
-  }
-  json pod = {{"restartPolicy", "Never"},
-              {"automountServiceAccountToken", false},
-              {"enableServiceLinks", false},
-              {"securityContext", {{"runAsNonRoot", true},
-                                   {"runAsUser", in.run_as_user},
-                                   {"runAsGroup", in.run_as_group},
-                                   {"fsGroup", in.run_as_group},
-                                   {"fsGroupChangePolicy", "OnRootMismatch"},
-                                   {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
-              {"initContainers", {init}},
-              {"containers", {container}},
-              {"volumes", {{{"name", "tools"}, {"emptyDir", json::object()}},
-                           {{"name", "run"}, {"emptyDir", {{"medium", "Memory"}, {"sizeLimit", "64Mi"}}}},
-                           {{"name", "data"}, {"persistentVolumeClaim", {{"claimName", name}}}}}}};
-  if (in.node_selector.is_object() && !in.node_selector.empty()) pod["nodeSelector"] = in.node_selector;
-  if (in.tolerations.is_array() && !in.tolerations.empty()) pod["tolerations"] = in.tolerations;
+  for (auto& e : walg_storage_env(in.storage_keys, in.verification.storage_secret,
+                                  in.encryption_key.empty() ? "" : in.verification.storage_secret, in.encryption_key))
+    env.push_back(std::move(e));
+  ToolsPod tp;
+  tp.operator_image = in.operator_image;
+  tp.database_image = in.database_image;
+  tp.image_pull_policy = in.image_pull_policy;
+  tp.action = "verify";
+  tp.container = kScratchContainer;
+  tp.run_as_user = in.run_as_user;
+  tp.run_as_group = in.run_as_group;
+  tp.fs_group = true;  // a fresh claim
+  tp.env = env;
+  tp.data_source = {{"persistentVolumeClaim", {{"claimName", name}}}};
+  tp.data_mount = kScratchDataMount;
+  tp.node_selector = in.node_selector;
+  tp.tolerations = in.tolerations;
+  const json pod = tools_pod(tp);
   out.job = {{"apiVersion", "batch/v1"},
              {"kind", "Job"},
              {"metadata", meta()},
@@ -177,7 +213,8 @@ std::string ScratchResult::failed_checks() const {
 }
 
 std::expected<ScratchResult, std::string> parse_scratch_result(const std::string& message,
-                                                                const std::vector<api::ValidationCheck>& user_checks) {
+                                                                const std::vector<api::ValidationCheck>& user_checks,
+                                                                const std::vector<std::string>& builtins) {
   const json t = json::parse(message, nullptr, false);
   if (!t.is_object()) return std::unexpected("the scratch Job's result is not a JSON object");
   ScratchResult r;
@@ -215,7 +252,7 @@ std::expected<ScratchResult, std::string> parse_scratch_result(const std::string
     all = all && passed;
   }
   // What the result must hold: the always-run built-ins and every user check.
-  std::vector<std::string> required = {"recovered", "recovery-target", "system-identifier"};
+  std::vector<std::string> required = builtins;
   for (const auto& c : user_checks) required.push_back(c.name);
   if (r.error.empty())
     for (const auto& name : required)

@@ -61,6 +61,38 @@ struct ScratchObjects {
 // The container securityContext Pod Security "restricted" asks for.
 [[nodiscard]] nlohmann::json restricted_container_security(bool read_only_root = true);
 
+// The pod of a Job that runs the operator's own binary in the database's
+// image: an init container (the operator's image, `run-job install-tools`)
+// copies the binary, wal-g and their shared objects into an emptyDir, and the
+// one container (the database's image) runs `run-job <action>` through the
+// copied loader. A scratch instance and an in-place restore both run so.
+struct ToolsPod {
+  std::string operator_image, database_image, image_pull_policy;
+  std::string action;                             // the run-job action
+  std::string container = "postgres";
+  int64_t run_as_user = -1, run_as_group = -1;
+  // fsGroup makes a fresh claim writable; never on a database's own claim (a
+  // kubelet would make its 0700 data directory group-accessible, which
+  // PostgreSQL refuses).
+  bool fs_group = false;
+  nlohmann::json env = nlohmann::json::array();  // the main container's
+  nlohmann::json data_source;                    // the "data" volume's source ({"persistentVolumeClaim": …})
+  std::string data_mount;                        // where "data" is mounted
+  std::string node_name;                         // pinned there when set (a ReadWriteOnce claim's node)
+  nlohmann::json node_selector, tolerations;
+};
+[[nodiscard]] nlohmann::json tools_pod(const ToolsPod& p);
+
+// An env var from a Secret's key, by reference.
+[[nodiscard]] nlohmann::json secret_key_env(const std::string& name, const std::string& secret, const std::string& key,
+                                            bool optional = false);
+
+// wal-g's storage settings by reference: each WALG_*/AWS_* key of the
+// storage Secret (WAL-G's required ones too, optional where not required),
+// and the decryption key from `key_secret` when it names one.
+[[nodiscard]] nlohmann::json walg_storage_env(std::vector<std::string> keys, const std::string& storage_secret,
+                                              const std::string& key_secret, const std::string& key_name);
+
 [[nodiscard]] std::string scratch_name(const std::string& request);
 // The claim's size: `override` when set; else 1.5 × the uncompressed size
 // plus 1 GiB for WAL replay, rounded up to whole GiB (at least 2 GiB); 10 GiB
@@ -83,7 +115,10 @@ struct ScratchResult {
   nlohmann::json checks = nlohmann::json::array();
   [[nodiscard]] std::string failed_checks() const;  // "a, b"
 };
+// `builtins`: the built-in checks the result must hold (an in-place
+// restore's check Job runs no recovery-target check: it meets a running server).
 [[nodiscard]] std::expected<ScratchResult, std::string> parse_scratch_result(
-    const std::string& message, const std::vector<api::ValidationCheck>& user_checks);
+    const std::string& message, const std::vector<api::ValidationCheck>& user_checks,
+    const std::vector<std::string>& builtins = {"recovered", "recovery-target", "system-identifier"});
 
 }  // namespace bo::reconcile

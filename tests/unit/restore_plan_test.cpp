@@ -145,8 +145,16 @@ TEST(PlanRestore, WaitsWhileAnotherRequestHoldsTheTarget) {
   EXPECT_TRUE(p.create.empty());
 }
 
+// Into another claim (a restore into the policy's own namespace without one is in place: in_place_plan_test.cpp).
+const json kIntoClaim = {{"target", {{"dataVolume", {{"claimName", "restored"}}}}}};
+
+json into_claim(json spec = json::object()) {
+  spec.merge_patch(kIntoClaim);
+  return spec;
+}
+
 TEST(PlanRestore, SuccessPathRecordsBackupIdentityJobsAndValidationOutputs) {
-  auto in = inputs(request({{"validation", {{{"name", "smoke"}, {"image", "busybox"}, {"command", {"true"}}}}}}));
+  auto in = inputs(request(into_claim({{"validation", {{{"name", "smoke"}, {"image", "busybox"}, {"command", {"true"}}}}}})));
   auto p = step(in);
   EXPECT_EQ(p.status["phase"], "Restoring");
   EXPECT_EQ(p.status["backup"]["id"], "base_2");  // latest = newest verified
@@ -194,7 +202,7 @@ TEST(PlanRestore, SuccessPathRecordsBackupIdentityJobsAndValidationOutputs) {
 }
 
 TEST(PlanRestore, ARestoreReportingAnotherChecksumFails) {
-  auto in = inputs(request());
+  auto in = inputs(request(into_claim()));
   step(in);
   in.jobs = {job("r1-restore", "supabase", "restore", State::kSucceeded, restored("base_2", "sha256:" + std::string(64, 'e')))};
   auto p = step(in);
@@ -256,7 +264,7 @@ TEST(PlanRestore, DeletionRemovesJobsAndFreezeBeforeReleasingTheFinalizer) {
 }
 
 TEST(PlanRestore, APolicyThatAppearsLaterUnblocksTheRequest) {
-  auto in = inputs(request());
+  auto in = inputs(request(into_claim()));
   in.policy = json();
   auto p = step(in);
   EXPECT_EQ((*cond(p, "Blocked"))["reason"], "PolicyNotFound");
