@@ -246,7 +246,8 @@ TEST_F(RestoreRequestIT, ForbiddenRestoresAreBlockedWithAReasonNamingTheVerified
 }
 
 TEST_F(RestoreRequestIT, ASuccessfulRestoreRecordsTheBackupTheRequesterAndEachValidationOutput) {
-  ASSERT_EQ(apply_as_alice("ok", "  policyRef: {name: db}\n  validation:\n"
+  // Into another claim (into the policy's own namespace without one is an in-place restore: RealBackups).
+  ASSERT_EQ(apply_as_alice("ok", "  policyRef: {name: db}\n  target: {dataVolume: {claimName: restored}}\n  validation:\n"
                                  "  - {name: smoke, image: busybox, command: [sh, -c, 'true'], timeoutSeconds: 60}\n"
                                  "  - {name: leaky, image: busybox, command: [sh, -c, 'echo']}\n"),
             "");
