@@ -558,6 +558,8 @@ int databasus_metadata(const Env& env, std::ostream& log) {
 
 }  // namespace
 
+std::string env_value(const Env& env, const std::string& key, const std::string& def) { return get(env, key, def); }
+
 void write_termination(const Env& env, const std::string& text) {
   const std::string path = get(env, "TERMINATION_LOG", "/dev/termination-log");
   std::ofstream out(path, std::ios::trunc);
