@@ -45,11 +45,36 @@ inline const nlohmann::json* check_in(const nlohmann::json& result, const std::s
   return nullptr;
 }
 
+// The part of Supabase's schema the supabase-self-hosted checks read. As
+// Supabase has it, storage.objects has row-level security on and no policy,
+// so only a role that bypasses it sees rows.
+inline constexpr const char* kSupabaseLikeSchema =
+    "create schema auth; create schema storage;"
+    "create table auth.users (id uuid primary key default gen_random_uuid(), email text not null);"
+    "create table storage.buckets (id text primary key, name text not null);"
+    "create table storage.objects (id uuid primary key default gen_random_uuid(),"
+    "  bucket_id text references storage.buckets, name text);"
+    "alter table storage.objects enable row level security;";
+
+// A temporary directory for one test that the server's user can traverse.
+inline fs::path make_shared_temp_dir(const std::string& prefix) {
+  const fs::path dir = make_temp_dir(prefix);
+  fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
+                           fs::perms::others_exec);
+  return dir;
+}
+
 // An encrypted file store the wal-g stand-in writes.
 struct StandInStore {
   fs::path dir;
   std::string key;  // WALG_LIBSODIUM_KEY (wal-g wants >= 25 bytes)
   std::string walg = WALG_STANDIN_BIN;
+
+  // Creates the (empty) store, writable by the server's user: archive_command runs as it.
+  void create() const {
+    fs::create_directories(dir);
+    Postgres::hand_to_server_user(dir);
+  }
 
   // archive_command for a source server (run as the server's user).
   [[nodiscard]] std::string archive_command() const {

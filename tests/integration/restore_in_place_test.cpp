@@ -82,12 +82,9 @@ class RestoreInPlace : public ::testing::Test {
  protected:
   void SetUp() override {
     rng_ = testing_support::seeded_rng();
-    dir_ = testing_support::make_temp_dir("restore-in-place");
-    fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                              fs::perms::others_read | fs::perms::others_exec);
+    dir_ = testing_support::make_shared_temp_dir("restore-in-place");
     store_ = dir_ / "store";
-    fs::create_directories(store_);
-    Postgres::hand_to_server_user(store_);  // archive_command (as the server's user) writes here
+    testing_support::StandInStore{store_, kKey}.create();
     volume_ = dir_ / "volume";
     tools_ = dir_ / "tools";
     archiving_.archive_command = testing_support::StandInStore{store_, kKey}.archive_command();
@@ -110,12 +107,7 @@ class RestoreInPlace : public ::testing::Test {
     fs::create_directories(volume_);
     Postgres::hand_to_server_user(volume_);  // the Job (as the server's user) renames and writes on the volume
     source_ = std::make_unique<Postgres>(Postgres::init(data_dir, archiving_));
-    source_->query(
-        "create schema auth; create schema storage;"
-        "create table auth.users (id uuid primary key default gen_random_uuid(), email text not null);"
-        "create table storage.buckets (id text primary key, name text not null);"
-        "create table storage.objects (id uuid primary key default gen_random_uuid(),"
-        "  bucket_id text references storage.buckets, name text);"
+    source_->query(std::string(testing_support::kSupabaseLikeSchema) +
         "insert into auth.users (email) values ('a@example.org'), ('b@example.org');"
         "insert into storage.buckets values ('avatars', 'avatars');"
         "create table t (id int primary key, note text);"
@@ -361,18 +353,20 @@ TEST_F(RestoreInPlace, RefusalsBeforeTheMoveTouchNothing) {
   EXPECT_NE(r.result.value("error", "").find("nothing was moved"), std::string::npos) << r.termination;
   EXPECT_EQ(r.result.value("aside", "?"), "");
 
-  env = restore_env(made);
-  env["DATA_PATH"] = "../pgdata";
-  untouched(restore(env), "InvalidRequest: DATA_PATH: must not contain \"..\"");
-  env = restore_env(made);
-  env["ASIDE_PATH"] = "pgdata/old";
-  untouched(restore(env), "InvalidRequest: ASIDE_PATH: must not be inside DATA_PATH");
-  env = restore_env(made);
-  env["DISCARD_CURRENT_DATA"] = "yes";
-  untouched(restore(env), "InvalidRequest: DISCARD_CURRENT_DATA: must be \"true\" or \"false\"");
-  env = restore_env(made);
-  env["RESTORE_REQUEST"] = "";
-  untouched(restore(env), "InvalidRequest: RESTORE_REQUEST: is required");
+  struct Bad {
+    const char* var;
+    const char* value;
+    const char* error;
+  };
+  for (const Bad& bad : {Bad{"DATA_PATH", "../pgdata", "InvalidRequest: DATA_PATH: must not contain \"..\""},
+                         Bad{"ASIDE_PATH", "pgdata/old", "InvalidRequest: ASIDE_PATH: must not be inside DATA_PATH"},
+                         Bad{"DISCARD_CURRENT_DATA", "yes", "InvalidRequest: DISCARD_CURRENT_DATA: must be \"true\" or \"false\""},
+                         Bad{"RESTORE_REQUEST", "", "InvalidRequest: RESTORE_REQUEST: is required"},
+                         Bad{"RECOVERY_DEADLINE_SECONDS", "soon", "InvalidRequest: RECOVERY_DEADLINE_SECONDS must be a positive number"}}) {
+    env = restore_env(made);
+    env[bad.var] = bad.value;
+    untouched(restore(env), bad.error);
+  }
 
   // An aside copy from before is never overwritten, not even an empty one.
   fs::create_directory(volume_ / kAside);

@@ -76,24 +76,14 @@ using Verified = testing_support::ToolsRun;
 class ScratchVerify : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = testing_support::make_temp_dir("scratch-verify");
-    fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                              fs::perms::others_read | fs::perms::others_exec);
+    dir_ = testing_support::make_shared_temp_dir("scratch-verify");
     store_ = dir_ / "store";
-    fs::create_directories(store_);
-    Postgres::hand_to_server_user(store_);  // archive_command (as the server's user) writes here
+    testing_support::StandInStore{store_, kKey}.create();
     // The source: archiving through the stand-in, encrypted with the key.
     PostgresOptions o;
     o.archive_command = testing_support::StandInStore{store_, kKey}.archive_command();
     source_ = std::make_unique<Postgres>(Postgres::init(dir_ / "source", o));
-    source_->query(
-        "create schema auth; create schema storage;"
-        "create table auth.users (id uuid primary key default gen_random_uuid(), email text not null);"
-        "create table storage.buckets (id text primary key, name text not null);"
-        "create table storage.objects (id uuid primary key default gen_random_uuid(),"
-        "  bucket_id text references storage.buckets, name text);"
-        // As Supabase has it: row-level security on, no policy, so only a role that bypasses it sees rows.
-        "alter table storage.objects enable row level security;"
+    source_->query(std::string(testing_support::kSupabaseLikeSchema) +
         "create table public.orders (id int primary key, note text);"
         "insert into auth.users (email) values ('a@example.org'), ('b@example.org'), ('c@example.org');"
         "insert into storage.buckets values ('avatars', 'avatars');"
