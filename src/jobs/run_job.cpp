@@ -18,8 +18,10 @@
 #include "bundle/object_lock.h"
 #include "bundle/store.h"
 #include "common/encoding.h"
+#include "jobs/check_database.h"
 #include "jobs/databasus_client.h"
 #include "jobs/install_tools.h"
+#include "jobs/restore_in_place.h"
 #include "jobs/verify.h"
 #include "common/process.h"
 #include "common/timefmt.h"
@@ -558,6 +560,8 @@ int databasus_metadata(const Env& env, std::ostream& log) {
 
 }  // namespace
 
+std::string env_value(const Env& env, const std::string& key, const std::string& def) { return get(env, key, def); }
+
 void write_termination(const Env& env, const std::string& text) {
   const std::string path = get(env, "TERMINATION_LOG", "/dev/termination-log");
   std::ofstream out(path, std::ios::trunc);
@@ -595,9 +599,11 @@ int run_job(const std::string& action, const Env& env, std::ostream& log) {
     if (action == "databasus-metadata") return databasus_metadata(env, log);
     if (action == "install-tools") return install_tools(env, log);
     if (action == "verify") return verify(env, log);
+    if (action == "restore-in-place") return restore_in_place(env, log);
+    if (action == "check-database") return check_database(env, log);
     throw Failure{"unknown action \"" + action +
                   "\" (supported: backup, full-backup, retain, offsite-copy, restore, validate-database-answers, "
-                  "databasus-metadata, install-tools, verify)"};
+                  "databasus-metadata, install-tools, verify, restore-in-place, check-database)"};
   } catch (const Failure& f) {
     const std::string msg = redact(f.message, env);
     log << "run-job: " << action << ": " << msg << "\n";

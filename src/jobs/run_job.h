@@ -18,6 +18,9 @@ using Env = std::map<std::string, std::string>;
 // wal-g path and /dev/termination-log).
 int run_job(const std::string& action, const Env& env, std::ostream& log);
 
+// The value of `key`, or `def` when it is missing or empty.
+[[nodiscard]] std::string env_value(const Env& env, const std::string& key, const std::string& def = "");
+
 // Replaces every value of a secret-looking variable (…SECRET…, …KEY…,
 // …PASSWORD…, …TOKEN…) found in `text` by "[redacted]".
 std::string redact(std::string text, const Env& env);

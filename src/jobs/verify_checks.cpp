@@ -327,6 +327,8 @@ json to_json(const VerifyResult& r, const std::vector<CheckResult>& checks, size
   j["checks"] = list;
   if (omitted > 0) j["checksOmitted"] = omitted;
   if (!r.error.empty()) j["error"] = cap_error(r.error, error_cap);
+  if (r.aside) j["aside"] = *r.aside;
+  if (r.discarded) j["discarded"] = *r.discarded;
   return j;
 }
 

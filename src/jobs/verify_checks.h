@@ -131,6 +131,11 @@ struct VerifyResult {
   std::string replay_lsn;
   std::vector<CheckResult> checks;
   std::string error;  // "Reason: message" when it failed before or outside the checks
+  // restore-in-place only (absent from verify's result): where the data
+  // from before the restore is, relative to the volume ("" when none was
+  // moved), and whether it was deleted instead.
+  std::optional<std::string> aside;
+  std::optional<bool> discarded;
 };
 
 [[nodiscard]] bool all_passed(const VerifyResult& result);

@@ -22,6 +22,7 @@
 
 #include "api/job_result.h"
 #include "harness.h"
+#include "job_side.h"
 #include "postgres/archiving.h"
 #include "support/postgres.h"
 
@@ -33,32 +34,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kWalg = WALG_STANDIN_BIN;
 // The encryption key (wal-g wants >= 25 bytes) and an unused S3 secret: both
 // are in verify's environment, as the verification storage Secret puts them.
 const std::string kKey = "canary-scratch-key-4c1e-77d0-a9";
 const std::string kS3Secret = "canary-scratch-s3-93b1";
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::mt19937 seeded_rng() {
-  const unsigned seed = std::random_device{}();
-  std::cout << "random seed: " << seed << "\n";
-  return std::mt19937(seed);
-}
-
-// The check called `name` in a result (null when it has none); points into `result`.
-const json* check(const json& result, const std::string& name) {
-  if (!result.is_object() || !result.contains("checks") || !result["checks"].is_array()) return nullptr;
-  for (const auto& c : result["checks"])
-    if (c.value("name", "") == name) return &c;
-  return nullptr;
-}
+using testing_support::read_file;
+using testing_support::seeded_rng;
+const json* check(const json& result, const std::string& name) { return testing_support::check_in(result, name); }
 
 // Processes whose command line names `needle` (e.g. a data directory).
 std::vector<std::string> processes_naming(const std::string& needle) {
@@ -67,9 +50,9 @@ std::vector<std::string> processes_naming(const std::string& needle) {
   for (const auto& e : fs::directory_iterator("/proc", ec)) {
     const std::string pid = e.path().filename().string();
     if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string cmd = slurp(e.path() / "cmdline");
+    std::string cmd = read_file(e.path() / "cmdline");
     std::replace(cmd.begin(), cmd.end(), '\0', ' ');
-    const std::string stat = slurp(e.path() / "stat");
+    const std::string stat = read_file(e.path() / "stat");
     const auto close = stat.rfind(')');
     const bool zombie = close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z';
     if (!zombie && cmd.find(needle) != std::string::npos) found.push_back(pid + ": " + cmd);
@@ -88,34 +71,19 @@ json sql_check(const std::string& name, const std::string& sql, std::optional<st
   return c;
 }
 
-struct Verified {
-  int exit_code = -1;
-  std::string output;       // what run-job verify printed
-  std::string termination;  // the termination message
-  json result;
-};
+using Verified = testing_support::ToolsRun;
 
 class ScratchVerify : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = testing_support::make_temp_dir("scratch-verify");
-    fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                              fs::perms::others_read | fs::perms::others_exec);
+    dir_ = testing_support::make_shared_temp_dir("scratch-verify");
     store_ = dir_ / "store";
-    fs::create_directories(store_);
-    Postgres::hand_to_server_user(store_);  // archive_command (as the server's user) writes here
+    testing_support::StandInStore{store_, kKey}.create();
     // The source: archiving through the stand-in, encrypted with the key.
     PostgresOptions o;
-    o.archive_command = "WALG_FILE_PREFIX=" + store_.string() + " WALG_LIBSODIUM_KEY=" + kKey + " " + kWalg + " wal-push %p";
+    o.archive_command = testing_support::StandInStore{store_, kKey}.archive_command();
     source_ = std::make_unique<Postgres>(Postgres::init(dir_ / "source", o));
-    source_->query(
-        "create schema auth; create schema storage;"
-        "create table auth.users (id uuid primary key default gen_random_uuid(), email text not null);"
-        "create table storage.buckets (id text primary key, name text not null);"
-        "create table storage.objects (id uuid primary key default gen_random_uuid(),"
-        "  bucket_id text references storage.buckets, name text);"
-        // As Supabase has it: row-level security on, no policy, so only a role that bypasses it sees rows.
-        "alter table storage.objects enable row level security;"
+    source_->query(std::string(testing_support::kSupabaseLikeSchema) +
         "create table public.orders (id int primary key, note text);"
         "insert into auth.users (email) values ('a@example.org'), ('b@example.org'), ('c@example.org');"
         "insert into storage.buckets values ('avatars', 'avatars');"
@@ -139,33 +107,13 @@ class ScratchVerify : public ::testing::Test {
                    std::to_string(to) + ") g");
   }
 
-  // run-job full-backup as a backup Job runs it (as the test's user, reading the server's files).
+  // run-job full-backup as a backup Job runs it; verify then reads the store as the server's user.
   bo::api::JobResult full_backup() {
-    const fs::path term = dir_ / "backup-termination";
-    const auto r = testing_support::run(
-        "env WALG_FILE_PREFIX=" + store_.string() + " WALG_LIBSODIUM_KEY=" + kKey + " WALG_BINARY=" + kWalg +
-            " TMPDIR=" + dir_.string() + " TERMINATION_LOG=" + term.string() + " PGDATA=" + source_->data_dir().string() +
-            " " + source_->libpq_env_prefix() + OPERATOR_BIN + " run-job full-backup",
-        120);
-    seen_.push_back(r.output);
-    EXPECT_EQ(r.exit_code, 0) << r.output << slurp(term);
-    const auto made = bo::api::parse_job_result(slurp(term));
-    EXPECT_TRUE(made) << slurp(term);
-    EXPECT_TRUE(made && made->wal_archived) << slurp(term);
-    Postgres::hand_to_server_user(store_);  // verify reads it as the server's user
-    return made.value_or(bo::api::JobResult{});
+    return testing_support::take_full_backup(testing_support::StandInStore{store_, kKey}, *source_, dir_, seen_);
   }
 
   // run-job install-tools, as the init container runs it from the operator's image.
-  void install_tools() {
-    const fs::path term = dir_ / "install-termination";
-    const auto r = testing_support::run("env TOOLS_DIR=" + tools_.string() + " WALG_BINARY=" + kWalg +
-                                            " TERMINATION_LOG=" + term.string() + " " + OPERATOR_BIN +
-                                            " run-job install-tools",
-                                        60);
-    seen_.push_back(r.output);
-    ASSERT_EQ(r.exit_code, 0) << r.output << slurp(term);
-  }
+  void install_tools() { testing_support::install_tools_into(tools_, testing_support::StandInStore{store_, kKey}, dir_, seen_); }
 
   // run-job verify through the copied loader, as the server's user, with the contract's environment only.
   Verified verify(const std::string& id, const std::string& checksum, const std::vector<std::string>& extra_env = {},
@@ -177,30 +125,20 @@ class ScratchVerify : public ::testing::Test {
       fs::create_directories(d);
       Postgres::hand_to_server_user(d);
     }
-    std::vector<std::string> argv = {"/usr/bin/timeout", "-k", "10", "240", "/usr/bin/env", "-i",
-                                     // The image's PostgreSQL; no wal-g anywhere on it.
-                                     "PATH=" + std::string(Postgres::kBinDir) + ":/usr/bin:/bin",
-                                     "TOOLS_DIR=" + tools_.string(),
-                                     "PGDATA=" + (scratch_ / "pgdata").string(),
-                                     "SCRATCH_SOCKET_DIR=" + run_.string(),
-                                     "BACKUP_ID=" + id,
-                                     "BACKUP_CHECKSUM=" + checksum,
-                                     "RECOVERY_DEADLINE_SECONDS=120",
-                                     "WALG_FILE_PREFIX=" + store_.string(),
-                                     "WALG_LIBSODIUM_KEY=" + kKey,
-                                     "AWS_SECRET_ACCESS_KEY=" + kS3Secret,
-                                     "TERMINATION_LOG=" + (out / "termination").string()};
-    argv.insert(argv.end(), extra_env.begin(), extra_env.end());
-    argv.insert(argv.end(), {(tools_ / "ld.so").string(), "--library-path", (tools_ / "lib").string(),
-                             (tools_ / "bin" / "backup-operator").string(), "run-job", "verify"});
-    Verified v;
-    v.exit_code = Postgres::run_as_server_user(argv, out / "output");
-    v.output = slurp(out / "output");
-    v.termination = slurp(out / "termination");
+    std::vector<std::string> env = {"TOOLS_DIR=" + tools_.string(),
+                                    "PGDATA=" + (scratch_ / "pgdata").string(),
+                                    "SCRATCH_SOCKET_DIR=" + run_.string(),
+                                    "BACKUP_ID=" + id,
+                                    "BACKUP_CHECKSUM=" + checksum,
+                                    "RECOVERY_DEADLINE_SECONDS=120",
+                                    "WALG_FILE_PREFIX=" + store_.string(),
+                                    "WALG_LIBSODIUM_KEY=" + kKey,
+                                    "AWS_SECRET_ACCESS_KEY=" + kS3Secret};
+    env.insert(env.end(), extra_env.begin(), extra_env.end());
+    Verified v = testing_support::run_from_tools(tools_, "verify", env, out);
     seen_.push_back(v.output);
     seen_.push_back(v.termination);
-    seen_.push_back(slurp(scratch_ / "postgres.log"));
-    v.result = json::parse(v.termination, nullptr, false);
+    seen_.push_back(read_file(scratch_ / "postgres.log"));
     return v;
   }
 
@@ -273,15 +211,15 @@ TEST_F(ScratchVerify, ARealBackupRestoresRecoversAndPassesEveryCheckOverTheSocke
   // Unix socket and no IP address, and it never archived (archive_mode=off) into the store.
   EXPECT_TRUE(processes_naming((scratch_ / "pgdata").string()).empty());
   EXPECT_FALSE(fs::exists(scratch_ / "pgdata" / "postmaster.pid"));
-  const std::string log = slurp(scratch_ / "postgres.log");
+  const std::string log = read_file(scratch_ / "postgres.log");
   EXPECT_NE(log.find("listening on Unix socket \"" + run_.string() + "/.s.PGSQL.5432\""), std::string::npos) << log;
   EXPECT_EQ(log.find("listening on IPv"), std::string::npos) << log;
   EXPECT_NE(log.find("database system is ready to accept connections"), std::string::npos) << log;
-  const std::string hba = slurp(run_ / "pg_hba.conf");
+  const std::string hba = read_file(run_ / "pg_hba.conf");
   EXPECT_NE(hba.find("local all all trust"), std::string::npos);
   EXPECT_EQ(hba.find("host"), std::string::npos) << hba;
   // restore_command ran the copied wal-g through the copied loader (the PATH had none).
-  const std::string conf = slurp(scratch_ / "pgdata" / "postgresql.auto.conf");
+  const std::string conf = read_file(scratch_ / "pgdata" / "postgresql.auto.conf");
   EXPECT_NE(conf.find("restore_command = '" + (tools_ / "ld.so").string() + " --library-path " +
                       (tools_ / "lib").string() + " " + (tools_ / "bin" / "wal-g").string() + " wal-fetch %f %p'"),
             std::string::npos)
@@ -387,7 +325,7 @@ TEST_F(ScratchVerify, APointInTimeBetweenTwoBatchesRecoversOnlyTheFirst) {
   for (const auto& c : v.result["checks"]) EXPECT_EQ(c["passed"], true) << c;
   const std::string target = (*check(v.result, "recovery-target"))["output"];
   EXPECT_NE(target.find("recovery stopping before commit of transaction"), std::string::npos) << target;
-  const std::string conf = slurp(scratch_ / "pgdata" / "postgresql.auto.conf");
+  const std::string conf = read_file(scratch_ / "pgdata" / "postgresql.auto.conf");
   auto pg_time = point_in_time;
   pg_time[10] = ' ';
   pg_time.pop_back();
@@ -446,9 +384,9 @@ TEST_F(ScratchVerify, InstallToolsPutsEverySharedObjectBesideTheCopiedLoader) {
                                             " WALG_BINARY=/nonexistent/wal-g TERMINATION_LOG=" +
                                             (dir_ / "t2").string() + " " + OPERATOR_BIN + " run-job install-tools");
   EXPECT_EQ(missing.exit_code, 1) << missing.output;
-  EXPECT_NE(slurp(dir_ / "t2").find("InstallToolsFailed: wal-g not found (WALG_BINARY=/nonexistent/wal-g"),
+  EXPECT_NE(read_file(dir_ / "t2").find("InstallToolsFailed: wal-g not found (WALG_BINARY=/nonexistent/wal-g"),
             std::string::npos)
-      << slurp(dir_ / "t2");
+      << read_file(dir_ / "t2");
 }
 
 }  // namespace
