@@ -157,7 +157,9 @@ json build_in_place_restore_job(const InPlaceJobInputs& in) {
                           {{"name", "BACKUP_CHECKSUM"}, {"value", in.checksum}},
                           {{"name", "VERIFY_PROFILE"}, {"value", s.profile}},
                           {{"name", "RECOVERY_DEADLINE_SECONDS"}, {"value", std::to_string(s.verification.timeout_seconds)}},
-                          {{"name", "RESTORE_REQUEST"}, {"value", in.request_ns + "/" + in.request}}});
+                          // With the uid: the Job's marker on the claim tells this request's
+                          // finished restore from a later request of the same name.
+                          {{"name", "RESTORE_REQUEST"}, {"value", in.request_ns + "/" + in.request + " " + in.request_uid}}});
   if (!in.point_in_time.empty()) env.push_back({{"name", "POINT_IN_TIME"}, {"value", in.point_in_time}});
   for (auto& e : walg_storage_env(in.storage_keys, s.storage.secret, s.storage.encryption_secret, s.storage.encryption_key))
     env.push_back(std::move(e));
