@@ -202,6 +202,15 @@ TEST(KubeLocalPersistence, StateSurvivesKillDashNine) {
   std::filesystem::remove_all(data);
 }
 
+// A kubeconfig for `server` that authenticates with `token` instead of the admin's.
+std::filesystem::path kubeconfig_with_token(const KubeLocal& server, const std::string& name, const std::string& token) {
+  const auto kc = server.dir() / (name + ".kubeconfig");
+  const auto text = testing_support::run("cat " + server.kubeconfig().string()).output;
+  const auto pos = text.find("token: ");
+  testing_support::write_file(kc, text.substr(0, pos) + "token: " + token + text.substr(text.find('\n', pos)));
+  return kc;
+}
+
 TEST(KubeLocalAuthorization, RbacDecidesAndRefusalsAreKubernetesShaped) {
   KubeLocal server({"--authorize"});
   auto admin = server.client({1});
@@ -231,10 +240,7 @@ TEST(KubeLocalAuthorization, RbacDecidesAndRefusalsAreKubernetesShaped) {
   ASSERT_FALSE(other_ns);
   EXPECT_EQ(other_ns.error().status, 403);
   // kubectl auth can-i agrees, with the service account's own token.
-  const auto kc = server.dir() / "reader.kubeconfig";
-  auto text = testing_support::run("cat " + server.kubeconfig().string()).output;
-  const auto pos = text.find("token: ");
-  testing_support::write_file(kc, text.substr(0, pos) + "token: " + cfg.token + text.substr(text.find('\n', pos)));
+  const auto kc = kubeconfig_with_token(server, "reader", cfg.token);
   auto yes = testing_support::run("kubectl --kubeconfig " + kc.string() + " auth can-i list configmaps");
   EXPECT_NE(yes.output.find("yes"), std::string::npos) << yes.output;
   auto no = testing_support::run("kubectl --kubeconfig " + kc.string() + " auth can-i list secrets");
@@ -368,15 +374,6 @@ spec:
     spec:
       containers: [{name: postgres, image: postgres:15}]
 )";
-
-// A kubeconfig for `server` that authenticates with `token` instead of the admin's.
-std::filesystem::path kubeconfig_with_token(const KubeLocal& server, const std::string& name, const std::string& token) {
-  const auto kc = server.dir() / (name + ".kubeconfig");
-  const auto text = testing_support::run("cat " + server.kubeconfig().string()).output;
-  const auto pos = text.find("token: ");
-  testing_support::write_file(kc, text.substr(0, pos) + "token: " + token + text.substr(text.find('\n', pos)));
-  return kc;
-}
 
 // RBAC (plugin/pkg/auth/authorizer/rbac/rbac.go ResourceMatches): scaling is the verb on
 // statefulsets/scale; a rule for statefulsets alone does not grant it, "*/scale" does.
