@@ -202,6 +202,15 @@ TEST(KubeLocalPersistence, StateSurvivesKillDashNine) {
   std::filesystem::remove_all(data);
 }
 
+// A kubeconfig for `server` that authenticates with `token` instead of the admin's.
+std::filesystem::path kubeconfig_with_token(const KubeLocal& server, const std::string& name, const std::string& token) {
+  const auto kc = server.dir() / (name + ".kubeconfig");
+  const auto text = testing_support::run("cat " + server.kubeconfig().string()).output;
+  const auto pos = text.find("token: ");
+  testing_support::write_file(kc, text.substr(0, pos) + "token: " + token + text.substr(text.find('\n', pos)));
+  return kc;
+}
+
 TEST(KubeLocalAuthorization, RbacDecidesAndRefusalsAreKubernetesShaped) {
   KubeLocal server({"--authorize"});
   auto admin = server.client({1});
@@ -231,10 +240,7 @@ TEST(KubeLocalAuthorization, RbacDecidesAndRefusalsAreKubernetesShaped) {
   ASSERT_FALSE(other_ns);
   EXPECT_EQ(other_ns.error().status, 403);
   // kubectl auth can-i agrees, with the service account's own token.
-  const auto kc = server.dir() / "reader.kubeconfig";
-  auto text = testing_support::run("cat " + server.kubeconfig().string()).output;
-  const auto pos = text.find("token: ");
-  testing_support::write_file(kc, text.substr(0, pos) + "token: " + cfg.token + text.substr(text.find('\n', pos)));
+  const auto kc = kubeconfig_with_token(server, "reader", cfg.token);
   auto yes = testing_support::run("kubectl --kubeconfig " + kc.string() + " auth can-i list configmaps");
   EXPECT_NE(yes.output.find("yes"), std::string::npos) << yes.output;
   auto no = testing_support::run("kubectl --kubeconfig " + kc.string() + " auth can-i list secrets");
@@ -350,6 +356,119 @@ TEST_F(KubeLocalWorkloads, DeploymentsReportReadyReplicas) {
     auto d = c_->get(resources::kDeployments, ns_, "web");
     return d && (*d).value("status", json::object()).value("readyReplicas", 0) == 0;
   }));
+}
+
+}  // namespace
+
+namespace {
+
+const char* kScaledSet = R"(apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: default}
+spec:
+  replicas: 2
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: postgres, image: postgres:15}]
+)";
+
+// RBAC (plugin/pkg/auth/authorizer/rbac/rbac.go ResourceMatches): scaling is the verb on
+// statefulsets/scale; a rule for statefulsets alone does not grant it, "*/scale" does.
+TEST(KubeLocalAuthorization, ScalingNeedsTheScaleSubresourceInTheRole) {
+  KubeLocal server({"--authorize"});
+  auto admin = server.client({1});
+  ASSERT_EQ(server.kubectl("apply -f " + testing_support::write_file(server.dir() / "db.yaml", kScaledSet)).exit_code, 0);
+  ASSERT_TRUE(admin->create(resources::kServiceAccounts, "default", {{"metadata", {{"name", "scaler"}}}}));
+  json role{{"metadata", {{"name", "scaler"}}},
+            {"rules", {{{"apiGroups", {"apps"}}, {"resources", {"statefulsets"}},
+                        {"verbs", {"get", "list", "watch", "patch", "update"}}}}}};
+  const json binding{{"metadata", {{"name", "scaler"}}},
+                     {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "Role"}, {"name", "scaler"}}},
+                     {"subjects", {{{"kind", "ServiceAccount"}, {"name", "scaler"}, {"namespace", "default"}}}}};
+  const std::string roles = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles";
+  ASSERT_TRUE(admin->request("POST", roles, &role));
+  ASSERT_TRUE(admin->request("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings", &binding));
+  const json token_request = json::object();
+  auto token = admin->request("POST", resources::kServiceAccounts.path("default", "scaler", "token"), &token_request);
+  ASSERT_TRUE(token);
+  const auto kc = kubeconfig_with_token(server, "scaler", (*token)["status"]["token"]);
+  auto as_scaler = [&](const std::string& args) {
+    return testing_support::run("kubectl --kubeconfig " + kc.string() + " --cache-dir " +
+                                (server.dir() / "scaler-cache").string() + " " + args);
+  };
+  auto r = as_scaler("auth can-i patch statefulsets --subresource=scale");
+  EXPECT_NE(r.output.find("no"), std::string::npos) << r.output;
+  r = as_scaler("scale statefulset db --replicas=1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("statefulsets.apps \"db\" is forbidden: User \"system:serviceaccount:default:scaler\" cannot "
+                          "patch resource \"statefulsets/scale\" in API group \"apps\" in the namespace \"default\""),
+            std::string::npos)
+      << r.output;
+  // "*/scale" names the scale subresource of every resource.
+  role["rules"].push_back({{"apiGroups", {"apps"}}, {"resources", {"*/scale"}}, {"verbs", {"get", "patch", "update"}}});
+  ASSERT_TRUE(admin->request("PUT", roles + "/scaler", &role));
+  r = as_scaler("auth can-i patch statefulsets --subresource=scale");
+  EXPECT_NE(r.output.find("yes"), std::string::npos) << r.output;
+  r = as_scaler("scale statefulset db --replicas=1");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(json::parse(server.kubectl("get statefulset db -o json").output)["spec"]["replicas"], 1);
+}
+
+// ValidatingAdmissionPolicies see a scale request as kube-apiserver matches it: only rules naming
+// the subresource (statefulsets/scale, */scale) match, and the object is the autoscaling/v1 Scale.
+TEST(ValidatingAdmissionPolicies, ScaleRequestsMatchOnlyRulesNamingTheSubresource) {
+  KubeLocal server;
+  auto admin = server.client({1});
+  ASSERT_EQ(server.kubectl("apply -f " + testing_support::write_file(server.dir() / "db.yaml", kScaledSet)).exit_code, 0);
+  auto policy = [&](const std::string& name, const json& rules, const std::string& expression, const std::string& message) {
+    ASSERT_TRUE(admin->create(resources::kValidatingAdmissionPolicies, "",
+                              {{"metadata", {{"name", name}}},
+                               {"spec", {{"failurePolicy", "Fail"},
+                                         {"matchConstraints", {{"resourceRules", rules}}},
+                                         {"validations", {{{"expression", expression}, {"message", message}}}}}}}));
+    // No matchResources: the binding constrains nothing, subresources included.
+    ASSERT_TRUE(admin->create(resources::kValidatingAdmissionPolicyBindings, "",
+                              {{"metadata", {{"name", name}}},
+                               {"spec", {{"policyName", name}, {"validationActions", {"Deny"}}}}}));
+  };
+  auto rule = [](const std::string& group, const std::string& resource) {
+    return json::array({{{"operations", {"UPDATE"}}, {"apiGroups", {group}}, {"apiVersions", {"*"}}, {"resources", {resource}}}});
+  };
+  policy("never-zero", rule("apps", "statefulsets/scale"),
+         "request.subResource == 'scale' && request.kind.group == 'autoscaling' && request.kind.kind == 'Scale' && "
+         "request.resource.resource == 'statefulsets' && object.kind == 'Scale' && has(object.spec.replicas) && "
+         "object.spec.replicas > 0",
+         "a database is never scaled to zero");
+  policy("old-is-a-scale", rule("*", "*/scale"), "oldObject.kind == 'Scale' && oldObject.status.selector == 'app=db'",
+         "the old object is the Scale");
+  policy("frozen", rule("apps", "statefulsets"), "false", "statefulsets are frozen");
+  // The freeze on statefulsets holds for the StatefulSet itself...
+  auto r = server.kubectl("label statefulset db tier=data");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("statefulsets are frozen"), std::string::npos) << r.output;
+  // ...but not for its scale subresource, which the other two policies judge.
+  r = server.kubectl("scale statefulset db --replicas=1");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = server.kubectl("scale statefulset db --replicas=0");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("ValidatingAdmissionPolicy 'never-zero' with binding 'never-zero' denied request: a database is "
+                          "never scaled to zero"),
+            std::string::npos)
+      << r.output;
+  // The Status as kube-apiserver words it (policy/validating/dispatcher.go): admission.NewForbidden's
+  // message, the policy's reason (Invalid by default) and code.
+  const json zero = {{"spec", {{"replicas", 0}}}};
+  auto refused = admin->request("PATCH", "/apis/apps/v1/namespaces/default/statefulsets/db/scale", &zero,
+                                "application/merge-patch+json");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().status, 422);
+  EXPECT_EQ(refused.error().message,
+            "statefulsets.apps \"db\" is forbidden: ValidatingAdmissionPolicy 'never-zero' with binding 'never-zero' "
+            "denied request: a database is never scaled to zero");
+  EXPECT_EQ(json::parse(server.kubectl("get statefulset db -o json").output)["spec"]["replicas"], 1);
 }
 
 }  // namespace

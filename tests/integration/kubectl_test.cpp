@@ -434,3 +434,113 @@ TEST_F(KubectlLogs, DescribeJobShowsTheJobControllersEvents) {
 }
 
 }  // namespace
+
+namespace {
+
+// `kubectl scale` and `kubectl get --subresource=scale` go through the scale subresource
+// (pkg/registry/apps/statefulset/storage/storage.go ScaleREST): client-go's scale client finds
+// autoscaling/v1 Scale in discovery and patches spec.replicas there; the StatefulSet follows.
+TEST_F(KubectlTest, ScaleGoesThroughTheScaleSubresource) {
+  using nlohmann::json;
+  const auto f = write_file(server_->dir() / "db-sts.yaml", R"(apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 1
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: postgres, image: postgres:15}]
+)");
+  ASSERT_EQ(server_->kubectl("apply -f " + f).exit_code, 0);
+  auto r = server_->kubectl("scale statefulset db --replicas=3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("statefulset.apps/db scaled"), std::string::npos) << r.output;
+  const json sts = json::parse(server_->kubectl("get statefulset db -o json --show-managed-fields").output, nullptr, false);
+  ASSERT_TRUE(sts.is_object());
+  EXPECT_EQ(sts["spec"]["replicas"], 3);
+  EXPECT_EQ(sts["metadata"]["generation"], 2);  // a spec change, made through /scale
+  bool scale_entry = false;
+  for (const auto& m : sts["metadata"].value("managedFields", json::array()))
+    if (m.value("subresource", "") == "scale")
+      scale_entry = m["fieldsV1"].dump().find("\"f:replicas\"") != std::string::npos;
+  EXPECT_TRUE(scale_entry) << sts["metadata"]["managedFields"].dump();
+  // The StatefulSet controller makes the pods one after the other; status.replicas counts them.
+  json scale;
+  ASSERT_TRUE(eventually([&] {
+    scale = json::parse(server_->kubectl("get --subresource=scale statefulset db -o json").output, nullptr, false);
+    return scale.is_object() && scale["status"].value("replicas", -1) == 3;
+  }, std::chrono::seconds(30))) << scale.dump();
+  EXPECT_EQ(scale["kind"], "Scale");
+  EXPECT_EQ(scale["apiVersion"], "autoscaling/v1");
+  EXPECT_EQ(scale["metadata"]["name"], "db");
+  EXPECT_EQ(scale["metadata"]["uid"], sts["metadata"]["uid"]);
+  EXPECT_EQ(scale["metadata"]["creationTimestamp"], sts["metadata"]["creationTimestamp"]);
+  EXPECT_EQ(scale["spec"]["replicas"], 3);
+  EXPECT_EQ(scale["status"]["selector"], "app=db");
+  // The table kubectl prints for a Scale (printScale).
+  r = server_->kubectl("get --subresource=scale statefulset db");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("NAME   DESIRED   AVAILABLE   AGE"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("db     3         3"), std::string::npos) << r.output;
+  // With a precondition kubectl reads the Scale and checks it itself...
+  r = server_->kubectl("scale statefulset db --replicas=1 --current-replicas=2");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("Expected replicas to be 2, was 3"), std::string::npos) << r.output;
+  // ...then writes it back whole (PUT).
+  r = server_->kubectl("scale statefulset db --replicas=2 --current-replicas=3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(json::parse(server_->kubectl("get statefulset db -o json").output)["spec"]["replicas"], 2);
+  // A Scale written with a stale resourceVersion is the store's 409.
+  auto c = server_->client({1});
+  const std::string path = "/apis/apps/v1/namespaces/default/statefulsets/db/scale";
+  json stale = scale;
+  stale["metadata"]["resourceVersion"] = "1";
+  stale["spec"]["replicas"] = 1;
+  auto conflict = c->request("PUT", path, &stale);
+  ASSERT_FALSE(conflict);
+  EXPECT_EQ(conflict.error().status, 409);
+  EXPECT_NE(conflict.error().message.find("the object has been modified"), std::string::npos) << conflict.error().message;
+  // A JSON patch of the Scale answers with the new Scale.
+  const json one = json::parse(R"([{"op": "replace", "path": "/spec/replicas", "value": 1}])");
+  auto patched = c->request("PATCH", path, &one, "application/json-patch+json");
+  ASSERT_TRUE(patched) << patched.error().message;
+  EXPECT_EQ((*patched)["kind"], "Scale");
+  EXPECT_EQ((*patched)["spec"]["replicas"], 1);
+  // Scaled to 0: the pods go, the highest ordinal first, and the Scale shows no replicas.
+  r = server_->kubectl("scale statefulset db --replicas=0");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_TRUE(eventually([&] {
+    scale = json::parse(server_->kubectl("get --subresource=scale statefulset db -o json").output, nullptr, false);
+    return scale.is_object() && scale["status"].value("replicas", -1) == 0;
+  }, std::chrono::seconds(30))) << scale.dump();
+  EXPECT_EQ(scale["spec"], json::object());  // autoscaling/v1 omits a zero spec.replicas
+  EXPECT_EQ(server_->kubectl("get pods -l app=db -o name").output.find("pod/"), std::string::npos);
+  // ValidateScale: negative replicas are refused, naming spec.replicas (kubectl refuses them itself,
+  // so the Scale is written directly).
+  const json negative = {{"apiVersion", "autoscaling/v1"}, {"kind", "Scale"},
+                         {"metadata", {{"name", "db"}, {"namespace", "default"}}}, {"spec", {{"replicas", -1}}}};
+  auto refused = c->request("PUT", path, &negative);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().status, 422);
+  EXPECT_NE(refused.error().message.find(
+                "Scale.autoscaling \"db\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
+            std::string::npos)
+      << refused.error().message;
+  // A Deployment scales the same way.
+  ASSERT_EQ(server_->kubectl("create deployment scaled --image=nginx --replicas=1").exit_code, 0);
+  r = server_->kubectl("scale deployment scaled --replicas=2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  scale = json::parse(server_->kubectl("get --subresource=scale deployment scaled -o json").output, nullptr, false);
+  ASSERT_TRUE(scale.is_object());
+  EXPECT_EQ(scale["spec"]["replicas"], 2);
+  EXPECT_EQ(scale["status"]["selector"], "app=scaled");
+  // A missing parent is the parent's 404.
+  r = server_->kubectl("get --subresource=scale statefulset nothing -o json");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("statefulsets.apps \"nothing\" not found"), std::string::npos) << r.output;
+}
+
+}  // namespace

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "kube-local/exec_kubelet.h"
 
@@ -151,8 +152,8 @@ TEST(ExecKubelet, ACommandLiesOnAVolumeOnlyBelowAMountPath) {
 }
 
 // What runs and with which PATH: a command from a volume wins over the image's mapped program;
-// otherwise the mapped program stands for command[0]; an image known only by its PATH runs only
-// commands from volumes.
+// otherwise the mapped program stands for command[0]; an image known only by its PATH runs a
+// command from a volume or from its own directories (APathOnlyImagesCommandIsFoundOnItsPath).
 TEST(ExecKubelet, TheProgramIsTheVolumeFileOrTheImagesMappedProgram) {
   ExecOptions o = opts();
   o.images["tools:1"] = "/usr/bin/tools";
@@ -181,7 +182,7 @@ TEST(ExecKubelet, TheProgramIsTheVolumeFileOrTheImagesMappedProgram) {
       {"no command: the mapped program", "img:1", json::array(), "/usr/bin/prog", {}, "/opt/global/bin:/usr/local/bin:/usr/bin:/bin"},
       {"a volume command in an image mapped nowhere", "elsewhere:2", {"/tools/run"}, host + "/run", {},
        "/opt/global/bin:/usr/local/bin:/usr/bin:/bin"},
-      {"a PATH-only image needs a command from a volume", "db:15", {"postgres"}, "", {}, ""},
+      {"a PATH-only image needs a command", "db:15", json::array(), "", {}, ""},
       {"an unmapped image without a volume command", "elsewhere:2", {"/bin/true"}, "", {}, ""},
   };
   for (const auto& c : cases) {
@@ -196,8 +197,8 @@ TEST(ExecKubelet, TheProgramIsTheVolumeFileOrTheImagesMappedProgram) {
     EXPECT_EQ(p.args, c.args) << c.what;
     EXPECT_EQ(p.env.at("PATH"), c.path) << c.what;
   }
-  // The refusal of a PATH-only image says what is missing.
-  json db = {{"name", "c"}, {"image", "db:15"}, {"command", {"postgres"}}};
+  // The refusal of a PATH-only image without a command says what is missing.
+  json db = {{"name", "c"}, {"image", "db:15"}};
   EXPECT_NE(prepare_process(pod(db), o, "/tmp/pods/p", secrets()).error.find("only with --exec-image-path"), std::string::npos);
   // The container's own PATH still wins, as an env entry does in a real container.
   db["command"] = {"/tools/x"};
@@ -304,4 +305,58 @@ TEST(ExecKubelet, HandlesPodsWhoseContainersItCanRun) {
   json none = pod({{"name", "c"}, {"image", "img:1"}});
   none["spec"]["containers"] = json::array();
   EXPECT_FALSE(kubelet.handles(none));
+}
+
+// An image mapped by its directories alone (--exec-image-path supabase/postgres:15=/usr/lib/postgresql/15/bin)
+// runs command[0] as a runtime finds it: a bare name on the container's PATH (the image's directories
+// first), an absolute path inside one of the image's directories; anything else is left for exec to
+// refuse (StartError), as a runtime's exec would.
+TEST(ExecKubelet, APathOnlyImagesCommandIsFoundOnItsPath) {
+  const auto root = std::filesystem::temp_directory_path() / ("exec-image-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(root / "bin");
+  std::filesystem::create_directories(root / "later");
+  for (const auto& f : {root / "bin" / "postgres", root / "later" / "postgres", root / "later" / "pg_ctl"}) {
+    std::ofstream(f) << "#!/bin/sh\n";
+    ::chmod(f.c_str(), 0755);
+  }
+  std::ofstream(root / "bin" / "notes") << "not a program\n";
+  ExecOptions o = opts();
+  o.image_paths["pg:15"] = {(root / "bin").string(), (root / "later").string()};
+  const json volumes = {{{"name", "data"}, {"emptyDir", json::object()}}};
+  struct Case {
+    const char* what;
+    json container;
+    std::string program;
+    std::vector<std::string> args;
+  };
+  const std::vector<Case> cases = {
+      {"the first directory on PATH wins",
+       {{"command", {"postgres", "-D", "/data/pgdata"}}, {"volumeMounts", {{{"name", "data"}, {"mountPath", "/data"}}}}},
+       (root / "bin" / "postgres").string(), {"-D", "/tmp/pods/p/volumes/data/pgdata"}},
+      {"a later directory", {{"command", {"pg_ctl", "stop"}}}, (root / "later" / "pg_ctl").string(), {"stop"}},
+      {"a system program further down PATH", {{"command", {"sh", "-c", "true"}}}, "", {"-c", "true"}},
+      {"a file that is not executable is passed over", {{"command", {"notes"}}}, "notes", {}},
+      {"an absolute path in the image's directories", {{"command", {(root / "later" / "postgres").string()}}},
+       (root / "later" / "postgres").string(), {}},
+      {"an absolute path elsewhere stays for exec to refuse", {{"command", {"/opt/nowhere/postgres"}}}, "/opt/nowhere/postgres", {}},
+      {"a name found nowhere stays for exec to refuse", {{"command", {"no-such-program"}}}, "no-such-program", {}},
+      {"the container's own PATH is the one searched",
+       {{"command", {"postgres"}}, {"env", {{{"name", "PATH"}, {"value", (root / "later").string()}}}}},
+       (root / "later" / "postgres").string(), {}},
+  };
+  for (const auto& c : cases) {
+    json container = c.container;
+    container["name"] = "c";
+    container["image"] = "pg:15";
+    const auto p = prepare_process(pod(container, volumes), o, "/tmp/pods/p", secrets());
+    ASSERT_EQ(p.error, "") << c.what;
+    if (c.program.empty()) {
+      EXPECT_TRUE(p.program.ends_with("/sh")) << c.what << ": " << p.program;  // /usr/bin/sh or /bin/sh
+    } else {
+      EXPECT_EQ(p.program, c.program) << c.what;
+    }
+    EXPECT_EQ(p.args, c.args) << c.what;
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(root, ec);
 }

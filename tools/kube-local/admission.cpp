@@ -91,12 +91,25 @@ std::expected<json, std::string> call(const json& w, const json& review) {
   return body["response"];
 }
 
+// admission.k8s.io/v1 GroupVersionKind of the object under review.
+json kind_of(const AdmissionRequest& r) {
+  if (r.kind.empty()) return {{"group", r.type->group}, {"version", r.type->version}, {"kind", r.type->kind}};
+  const auto slash = r.kind_api_version.find('/');
+  return {{"group", slash == std::string::npos ? "" : r.kind_api_version.substr(0, slash)},
+          {"version", slash == std::string::npos ? r.kind_api_version : r.kind_api_version.substr(slash + 1)},
+          {"kind", r.kind}};
+}
+
+json resource_of(const AdmissionRequest& r) {
+  return {{"group", r.type->group}, {"version", r.type->version}, {"resource", r.type->resource}};
+}
+
 json review_for(const AdmissionRequest& r, const json& object, const std::string& uid) {
   json req{{"uid", uid},
-           {"kind", {{"group", r.type->group}, {"version", r.type->version}, {"kind", r.type->kind}}},
-           {"resource", {{"group", r.type->group}, {"version", r.type->version}, {"resource", r.type->resource}}},
-           {"requestKind", {{"group", r.type->group}, {"version", r.type->version}, {"kind", r.type->kind}}},
-           {"requestResource", {{"group", r.type->group}, {"version", r.type->version}, {"resource", r.type->resource}}},
+           {"kind", kind_of(r)},
+           {"resource", resource_of(r)},
+           {"requestKind", kind_of(r)},
+           {"requestResource", resource_of(r)},
            {"name", r.name},
            {"operation", r.operation},
            {"userInfo", r.user.to_json()},
@@ -105,7 +118,10 @@ json review_for(const AdmissionRequest& r, const json& object, const std::string
            {"dryRun", r.dry_run},
            {"options", json::object()}};
   if (!r.ns.empty()) req["namespace"] = r.ns;
-  if (!r.subresource.empty()) req["subResource"] = r.subresource;
+  if (!r.subresource.empty()) {
+    req["subResource"] = r.subresource;
+    req["requestSubResource"] = r.subresource;
+  }
   return {{"apiVersion", "admission.k8s.io/v1"}, {"kind", "AdmissionReview"}, {"request", req}};
 }
 
@@ -176,18 +192,23 @@ ApiResult<void> call_validating_admission_policies(const Store& store, const Adm
                     {"namespaceSelector", constraints.value("namespaceSelector", json::object())},
                     {"objectSelector", constraints.value("objectSelector", json::object())}};
     if (!webhook_matches(as_webhook, r, object, store)) continue;
+    // A binding's matchResources "does not constrain resource matching" without resourceRules
+    // (ValidatingAdmissionPolicyBinding API docs): subresources included, hence */*.
     const json mr = bspec.value("matchResources", json::object());
     json binding_match{{"rules", mr.value("resourceRules", json::array({{{"operations", {"*"}}, {"apiGroups", {"*"}},
-                                                                         {"apiVersions", {"*"}}, {"resources", {"*"}}}}))},
+                                                                         {"apiVersions", {"*"}}, {"resources", {"*/*"}}}}))},
                        {"namespaceSelector", mr.value("namespaceSelector", json::object())},
                        {"objectSelector", mr.value("objectSelector", json::object())}};
     if (!webhook_matches(binding_match, r, object, store)) continue;
     const std::map<std::string, json> vars{
         {"object", object.is_object() ? object : json()},
         {"oldObject", r.old_object ? *r.old_object : json()},
+        // apiserver pkg/admission/plugin/cel CreateAdmissionRequest: the AdmissionRequest fields.
         {"request", {{"operation", r.operation}, {"namespace", r.ns}, {"name", r.name},
-                     {"userInfo", r.user.to_json()},
-                     {"resource", {{"group", r.type->group}, {"version", r.type->version}, {"resource", r.type->resource}}}}}};
+                     {"userInfo", r.user.to_json()}, {"kind", kind_of(r)}, {"requestKind", kind_of(r)},
+                     {"resource", resource_of(r)}, {"requestResource", resource_of(r)},
+                     {"subResource", r.subresource}, {"requestSubResource", r.subresource},
+                     {"dryRun", r.dry_run}}}};
     const std::string pname = (*policy)["metadata"].value("name", "");
     const std::string bname = (*b)["metadata"].value("name", "");
     for (const auto& v : pspec.value("validations", json::array())) {
@@ -203,9 +224,13 @@ ApiResult<void> call_validating_admission_policies(const Store& store, const Adm
       }
       const std::string reason = v.value("reason", "Invalid");
       const int code = reason == "Forbidden" ? 403 : reason == "Unauthorized" ? 401 : reason == "RequestEntityTooLarge" ? 413 : 422;
-      return std::unexpected(ApiError{code, reason,
-                                      r.type->resource + " \"" + r.name + "\" is forbidden: ValidatingAdmissionPolicy '" + pname +
-                                          "' with binding '" + bname + "' denied request: " + why});
+      // policy/validating/dispatcher.go: admission.NewForbidden on the resource's GroupResource, the
+      // policy's reason and its code, the message also as a cause.
+      const std::string message = "ValidatingAdmissionPolicy '" + pname + "' with binding '" + bname + "' denied request: " + why;
+      const std::string qualified = r.type->group.empty() ? r.type->resource : r.type->resource + "." + r.type->group;
+      return std::unexpected(ApiError{code, reason, qualified + " \"" + r.name + "\" is forbidden: " + message,
+                                      json{{"name", r.name}, {"group", r.type->group}, {"kind", r.type->resource},
+                                           {"causes", json::array({{{"message", message}}})}}});
     }
   }
   return {};

@@ -17,7 +17,9 @@
 #include "kube-local/openapi.h"
 #include "kube-local/openapi_v2.h"
 #include "kube-local/patch.h"
+#include "kube-local/pod_deletion.h"
 #include "kube-local/protobuf.h"
+#include "kube-local/scale.h"
 #include "kube-local/schema.h"
 #include "kube-local/table.h"
 #include "kube-local/validation.h"
@@ -240,6 +242,27 @@ ApiResult<Filter> make_filter(const Request& req, const ResourceType& t, const s
 }
 
 
+// Where a kind's Scale reads and writes: the built-in workloads' fields, or a CRD's
+// subresources.scale for the served version; nullopt for a kind without /scale.
+std::optional<ScalePaths> scale_paths(const Store& store, const ResourceType& t) {
+  if (!t.has_subresource("scale")) return std::nullopt;
+  if (!t.custom) return ScalePaths{};
+  auto crd = store.get("apiextensions.k8s.io/customresourcedefinitions", "", t.crd_name);
+  if (!crd) return std::nullopt;
+  return crd_scale_paths(*crd, t.version);
+}
+
+// The Scale `parent` shows; customresource ScaleREST.Get answers one it cannot make as an internal error.
+ApiResult<json> scale_for(const Store& store, const ResourceType& t, const json& parent) {
+  const auto paths = scale_paths(store, t);
+  std::expected<json, std::string> scale = std::unexpected(std::string("the resource has no scale subresource"));
+  if (paths) scale = scale_of(parent, *paths);
+  if (scale) return *scale;
+  const std::string why = scale.error();
+  return std::unexpected(
+      ApiError{500, "InternalError", "Internal error occurred: " + why, json{{"causes", json::array({{{"message", why}}})}}});
+}
+
 // Stores that set ReturnDeletedObject (pkg/registry/core/{pod,service,serviceaccount,namespace,
 // persistentvolumeclaim}/storage/storage.go); a CRD's Delete returns the CRD it keeps for the
 // customresourcecleanup finalizer (apiextensions-apiserver/pkg/registry/customresourcedefinition/etcd.go).
@@ -378,13 +401,14 @@ bool rule_allows(const json& rule, const std::string& verb, const std::string& g
     return false;
   }
   if (!contains_or_star(rule.value("apiGroups", json::array()), group)) return false;
+  // plugin/pkg/auth/authorizer/rbac/rbac.go ResourceMatches: "*" is every resource and
+  // subresource, else the exact "resource/subresource" or "*/subresource"; a rule naming the
+  // resource alone does not reach its subresources, and RBAC has no "resource/*".
   const std::string full = subresource.empty() ? resource : resource + "/" + subresource;
   bool res_ok = false;
   for (const auto& r : rule.value("resources", json::array())) {
     const std::string s = r.is_string() ? r.get<std::string>() : "";
-    if (s == "*" || s == full || (subresource.empty() ? false : s == "*/" + subresource) ||
-        (s == resource + "/*" && !subresource.empty()))
-      res_ok = true;
+    if (s == "*" || s == full || (!subresource.empty() && s == "*/" + subresource)) res_ok = true;
   }
   if (!res_ok) return false;
   const auto names = rule.value("resourceNames", json::array());
@@ -584,7 +608,9 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
   const bool allowed = authorized(user, verb, type.group, type.resource, t.subresource, t.ns, authz_name, "");
   audit(user, verb, type.group, type.resource, t.subresource, t.ns, authz_name, "", allowed);
   if (!allowed) {
-    std::string msg = qualified_resource(type) + (t.subresource.empty() ? "" : "/" + t.subresource);
+    // responsewriters.Forbidden: NewForbidden on the group and resource (no subresource), the
+    // verb's resource with its subresource in the message (forbiddenMessage).
+    std::string msg = qualified_resource(type);
     if (!t.name.empty()) msg += " \"" + t.name + "\"";
     msg += " is forbidden: User \"" + user.username + "\" cannot " + verb + " resource \"" + type.resource +
            (t.subresource.empty() ? "" : "/" + t.subresource) + "\" in API group \"" + type.group + "\"";
@@ -657,10 +683,16 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
     for (const auto& w : warnings) resp.headers.push_back({"Warning", "299 - \"" + w + "\""});
     return resp;
   };
+  // A write through /scale answers with the parent's new Scale (ScaleREST.Update).
+  auto as_scale = [&](ApiResult<json> r) -> ApiResult<json> {
+    if (!r || t.subresource != "scale") return r;
+    return scale_for(store_, type, *r);
+  };
 
   if (req.method == "GET") {
     if (collection) return list_or_watch(req, t);
     if (t.subresource == "log") return pod_log(req, t);
+    if (t.subresource == "scale") return get_scale(req, t);
     auto obj = store_.get(type.gr(), t.ns, t.name);
     if (!obj) return status_response(not_found(type, t.name));
     if (wants_table(req)) {
@@ -687,7 +719,7 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
     if (collection) return status_response({405, "MethodNotAllowed", "PUT is not allowed on a collection"});
     json body = json::parse(req.body, nullptr, false);
     if (body.is_discarded() || !body.is_object()) return status_response(bad_request("invalid JSON body"));
-    return finish(update(type, t.ns, t.name, std::move(body), ctx, t.subresource), 200);
+    return finish(as_scale(update(type, t.ns, t.name, std::move(body), ctx, t.subresource)), 200);
   }
   if (req.method == "PATCH") {
     if (collection) return status_response({405, "MethodNotAllowed", "PATCH is not allowed on a collection"});
@@ -700,6 +732,11 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
                               "application/json-patch+json, application/merge-patch+json, "
                               "application/apply-patch+yaml, application/strategic-merge-patch+json"});
     const auto force = query_bool(req.query, "force");
+    if (ctype == "application/apply-patch+yaml" && t.subresource == "scale")
+      return status_response({415, "UnsupportedMediaType",
+                              "kube-local serves no server-side apply on the scale subresource - accepted media types "
+                              "include: application/json-patch+json, application/merge-patch+json, "
+                              "application/strategic-merge-patch+json"});
     if (ctype == "application/apply-patch+yaml") {
       bool created = false;
       auto applied = server_side_apply(t, req, ctx, force.value_or(false), &created);
@@ -721,7 +758,13 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
       if (!cur) return status_response(not_found(type, t.name));
       std::string err;
       std::optional<json> patched;
-      const json base = with_type(*cur, type);  // the object as this API version shows it
+      // The object as this API version shows it; through /scale, the parent's Scale.
+      json base = with_type(*cur, type);
+      if (t.subresource == "scale") {
+        auto scale = scale_for(store_, type, *cur);
+        if (!scale) return status_response(scale.error());
+        base = std::move(*scale);
+      }
       if (ctype == "application/merge-patch+json") patched = apply_merge_patch(base, patch, &err);
       else if (ctype == "application/json-patch+json") patched = apply_json_patch(base, patch, &err);
       else patched = apply_strategic_merge_patch(base, patch, &err);
@@ -735,11 +778,22 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
       result = update(type, t.ns, t.name, std::move(*patched), ctx, t.subresource);
       if (result || result.error().code != 409 || patch_sets_rv || result.error().reason != "Conflict") break;
     }
-    return finish(result, 200);
+    return finish(as_scale(result), 200);
   }
   // DELETE
   json opts = delete_opts;
   if (!req.param("propagationPolicy").empty()) opts["propagationPolicy"] = req.param("propagationPolicy");
+  // DeleteOptions may also come as query parameters (metav1 ParameterCodec).
+  if (const std::string g = req.param("gracePeriodSeconds"); !g.empty()) {
+    try {
+      size_t pos = 0;
+      const long long v = std::stoll(g, &pos);
+      if (pos != g.size()) throw std::invalid_argument(g);
+      opts["gracePeriodSeconds"] = v;
+    } catch (...) {
+      return status_response(bad_request("invalid gracePeriodSeconds \"" + g + "\""));
+    }
+  }
   if (!collection) {
     auto r = remove(type, t.ns, t.name, opts, ctx);
     if (!r) return status_response(r.error());
@@ -908,6 +962,27 @@ Response ApiServer::pod_log(const Request& req, const Target& t) {
     }
   };
   return r;
+}
+
+// --- scale ------------------------------------------------------------------------
+
+// ScaleREST.Get: the parent's Scale (scale.h), or its Table (printScale) for `kubectl get --subresource=scale`.
+Response ApiServer::get_scale(const Request& req, const Target& t) {
+  auto obj = store_.get(t.type->gr(), t.ns, t.name);
+  if (!obj) return status_response(not_found(*t.type, t.name));
+  auto scale = scale_for(store_, *t.type, *obj);
+  if (!scale) return status_response(scale.error());
+  if (wants_table(req)) {
+    Response r = json_response(200, scale_table(*scale, std::chrono::system_clock::now(), req.param("includeObject")));
+    r.content_type = "application/json;as=Table;v=v1;g=meta.k8s.io";
+    return r;
+  }
+  return json_response(200, *scale);
+}
+
+bool ApiServer::pod_containers_running(const json& pod) {
+  std::lock_guard lock(pod_runtime_mu_);
+  return pod_runtime_ && pod_runtime_(pod);
 }
 
 // --- Service cluster IPs -------------------------------------------------------
@@ -1248,9 +1323,18 @@ Response ApiServer::discovery(const Request& req, bool* handled) {
                      : s == "log" ? json::array({"get"})
                      : s == "finalize" ? json::array({"update"})
                                        : json::array({"get", "patch", "update"});
-        resources.push_back({{"name", t->resource + "/" + s}, {"singularName", ""}, {"namespaced", t->namespaced},
-                             {"kind", s == "scale" ? "Scale" : s == "token" ? "TokenRequest" : t->kind},
-                             {"verbs", verbs}});
+        json sub{{"name", t->resource + "/" + s}, {"singularName", ""}, {"namespaced", t->namespaced},
+                 {"kind", s == "scale" ? "Scale" : s == "token" ? "TokenRequest" : t->kind}, {"verbs", verbs}};
+        // A subresource of another kind names its group and version: client-go's scale client
+        // (discoveryScaleResolver.ScaleForResource) reads autoscaling/v1 from here.
+        if (s == "scale") {
+          sub["group"] = "autoscaling";
+          sub["version"] = "v1";
+        } else if (s == "token") {
+          sub["group"] = "authentication.k8s.io";
+          sub["version"] = "v1";
+        }
+        resources.push_back(sub);
       }
     }
     return json{{"kind", "APIResourceList"}, {"apiVersion", "v1"},
@@ -1630,7 +1714,7 @@ ApiResult<json> ApiServer::create(const ResourceType& type, const std::string& n
   obj["apiVersion"] = type.api_version();
   obj["kind"] = type.kind;
   const bool hooks = webhooks_apply(type, ctx);
-  AdmissionRequest areq{&type, "", meta.value("namespace", ""), name, "CREATE", nullptr, ctx.user, ctx.dry_run};
+  AdmissionRequest areq{&type, "", meta.value("namespace", ""), name, "CREATE", nullptr, ctx.user, ctx.dry_run, "", ""};
   if (hooks) {
     auto mutated = call_mutating_webhooks(store_, areq, std::move(obj));
     if (!mutated) return std::unexpected(mutated.error());
@@ -1665,14 +1749,28 @@ ApiResult<json> ApiServer::update(const ResourceType& type, const std::string& n
                                   const CallContext& ctx, const std::string& subresource) {
   if (!obj.contains("metadata") || !obj["metadata"].is_object())
     return std::unexpected(bad_request("metadata is required"));
-  if (auto ok = decode_builtin(type, obj, ctx); !ok) return std::unexpected(ok.error());
+  // Through /scale the body is an autoscaling/v1 Scale (scaleUpdatedObjectInfo.UpdatedObject); the
+  // parent changes its replicas only.
+  const bool scaling = subresource == "scale";
+  const auto paths = scaling ? scale_paths(store_, type) : std::nullopt;
+  if (scaling && !paths) return std::unexpected(ApiError{404, "NotFound", "the server could not find the requested resource"});
+  if (scaling) {
+    if (obj.contains("apiVersion") && obj["apiVersion"] != "autoscaling/v1")
+      return std::unexpected(bad_request("the API version in the data (" + obj["apiVersion"].dump() +
+                                         ") does not match the expected API version (autoscaling/v1)"));
+    if (obj.contains("kind") && obj["kind"] != "Scale")
+      return std::unexpected(bad_request("the kind in the data (" + obj["kind"].dump() +
+                                         ") does not match the expected kind (Scale)"));
+  } else if (auto ok = decode_builtin(type, obj, ctx); !ok) {
+    return std::unexpected(ok.error());
+  }
   if (obj["metadata"].value("name", name) != name)
     return std::unexpected(bad_request("the name of the object (" + obj["metadata"].value("name", "") +
                                        ") does not match the name on the URL (" + name + ")"));
   // rest.EnsureObjectNamespaceMatchesRequestNamespace: an empty namespace takes the request's.
   if (type.namespaced && !obj["metadata"].value("namespace", "").empty() && obj["metadata"].value("namespace", "") != ns)
     return std::unexpected(bad_request("the namespace of the provided object does not match the namespace sent on the request"));
-  if (obj.contains("apiVersion") && obj["apiVersion"] != type.api_version())
+  if (!scaling && obj.contains("apiVersion") && obj["apiVersion"] != type.api_version())
     return std::unexpected(bad_request("the API version in the data (" + obj["apiVersion"].dump() +
                                        ") does not match the expected API version (" + type.api_version() + ")"));
   const uint64_t want_rv = parse_rv(obj["metadata"].value("resourceVersion", ""));
@@ -1694,7 +1792,20 @@ ApiResult<json> ApiServer::update(const ResourceType& type, const std::string& n
     return std::unexpected(conflict(type, name, "the object has been modified; please apply your changes to the "
                                                 "latest version and try again"));
   json next;
-  if (subresource == "status") {
+  if (scaling) {
+    const auto replicas = scale_replicas(obj);
+    if (!replicas) return std::unexpected(bad_request("Scale in version \"v1\" cannot be handled as a Scale: " + replicas.error()));
+    // The Scale's uid is a precondition (resourceVersion matching is the store's, above).
+    const std::string uid = obj["metadata"].value("uid", "");
+    if (!uid.empty() && uid != old["metadata"].value("uid", ""))
+      return std::unexpected(ApiError{409, "Conflict",
+                                      "Operation cannot be fulfilled on " + type.resource + "/scale" +
+                                          (type.group.empty() ? "" : "." + type.group) + " \"" + name +
+                                          "\": Precondition failed: UID in precondition: " + uid +
+                                          ", UID in object meta: " + old["metadata"].value("uid", ""),
+                                      json{{"name", name}, {"group", type.group}, {"kind", type.resource + "/scale"}}});
+    next = with_replicas(old, *replicas, *paths);
+  } else if (subresource == "status") {
     // The status endpoint changes status only.
     next = old;
     if (obj.contains("status")) next["status"] = obj["status"];
@@ -1736,17 +1847,31 @@ ApiResult<json> ApiServer::update(const ResourceType& type, const std::string& n
   next["kind"] = type.kind;
   next["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"];
   const bool hooks = webhooks_apply(type, ctx);
-  AdmissionRequest areq{&type, subresource, ns, name, "UPDATE", &old, ctx.user, ctx.dry_run};
+  // Admission of a /scale write sees Scales, new and old (toScaleUpdateValidation), of kind autoscaling/v1 Scale.
+  auto view = [&](const json& parent) { return scaling ? scale_of(parent, *paths).value_or(json()) : parent; };
+  const json old_scale = scaling ? view(old) : json();
+  AdmissionRequest areq{&type, subresource, ns, name, "UPDATE", scaling ? &old_scale : &old, ctx.user, ctx.dry_run,
+                        scaling ? "autoscaling/v1" : "", scaling ? "Scale" : ""};
   if (hooks) {
-    auto mutated = call_mutating_webhooks(store_, areq, std::move(next));
+    auto mutated = call_mutating_webhooks(store_, areq, view(next));
     if (!mutated) return std::unexpected(mutated.error());
-    next = std::move(*mutated);
+    if (!scaling) {
+      next = std::move(*mutated);
+    } else {
+      const auto replicas = scale_replicas(*mutated);
+      if (!replicas) return std::unexpected(bad_request("Scale in version \"v1\" cannot be handled as a Scale: " + replicas.error()));
+      next = with_replicas(next, *replicas, *paths);
+    }
   }
+  if (scaling)
+    if (auto errs = validate_scale(view(next)); !errs.empty())
+      return std::unexpected(invalid_kind("autoscaling", "Scale", name, errs));
   if (type.gr() == "/services" && subresource.empty()) keep_allocated_ips(old, next);
   if (auto ok = admit(type, "UPDATE", next, &old, ctx); !ok) return std::unexpected(ok.error());
   if (hooks && next != old) {
-    if (auto ok = call_validating_admission_policies(store_, areq, next); !ok) return std::unexpected(ok.error());
-    if (auto ok = call_validating_webhooks(store_, areq, next); !ok) return std::unexpected(ok.error());
+    const json next_view = view(next);
+    if (auto ok = call_validating_admission_policies(store_, areq, next_view); !ok) return std::unexpected(ok.error());
+    if (auto ok = call_validating_webhooks(store_, areq, next_view); !ok) return std::unexpected(ok.error());
   }
   if (!ctx.applying) {
     json& nm = next["metadata"];
@@ -1760,10 +1885,16 @@ ApiResult<json> ApiServer::update(const ResourceType& type, const std::string& n
   // An update that changes nothing is not written: no new resourceVersion, no event.
   if (next == old) return with_type(old, type);
   if (ctx.dry_run) return with_type(next, type);
-  const bool finalized = next["metadata"].contains("deletionTimestamp") &&
-                         next["metadata"].value("finalizers", json::array()).empty() &&
-                         (type.gr() != "/namespaces" ||
-                          next.value("spec", json::object()).value("finalizers", json::array()).empty());
+  // Store.Update's shouldDeleteDuringUpdate: an update that removes the last finalizer of an
+  // object being deleted with no grace left deletes it. A Pod in its grace period stays: the
+  // kubelet's delete with grace 0 ends it. A Namespace goes once its spec.finalizers are gone too.
+  const json& nm = next["metadata"];
+  const bool no_finalizers_left = nm.value("finalizers", json::array()).empty();
+  const bool finalized =
+      nm.contains("deletionTimestamp") && no_finalizers_left &&
+      (type.gr() == "/namespaces"
+           ? next.value("spec", json::object()).value("finalizers", json::array()).empty()
+           : !old["metadata"].value("finalizers", json::array()).empty() && nm.value("deletionGracePeriodSeconds", 0) == 0);
   const uint64_t cas = parse_rv(old["metadata"].value("resourceVersion", ""));
   if (finalized) {
     auto w = store_.remove(type.gr(), ns, name, cas);
@@ -1811,8 +1942,18 @@ ApiResult<json> ApiServer::remove(const ResourceType& type, const std::string& n
                                                       ", ResourceVersion in object meta: " +
                                                       old["metadata"].value("resourceVersion", "")));
   }
+  // A Pod goes gracefully (pod_deletion.h): a running one is kept with deletionTimestamp and
+  // deletionGracePeriodSeconds until its kubelet deletes it with grace 0. One already being
+  // deleted that this request does not hurry is left as it is, finalizers included (store.go
+  // Delete: pendingGraceful returns before anything is written or validated).
+  std::optional<PodDeletion> graceful;
+  if (type.gr() == "/pods") {
+    const auto plan = plan_pod_deletion(old, options, pod_containers_running(old), std::chrono::system_clock::now());
+    if (plan.kind == PodDeletion::Kind::kPending) return with_type(old, type);
+    if (plan.kind == PodDeletion::Kind::kGraceful) graceful = plan;
+  }
   if (webhooks_apply(type, ctx)) {
-    AdmissionRequest areq{&type, "", ns, name, "DELETE", &old, ctx.user, ctx.dry_run};
+    AdmissionRequest areq{&type, "", ns, name, "DELETE", &old, ctx.user, ctx.dry_run, "", ""};
     if (auto ok = call_validating_admission_policies(store_, areq, json()); !ok) return std::unexpected(ok.error());
     if (auto ok = call_validating_webhooks(store_, areq, json()); !ok) return std::unexpected(ok.error());
   }
@@ -1844,10 +1985,16 @@ ApiResult<json> ApiServer::remove(const ResourceType& type, const std::string& n
     next["status"]["phase"] = "Terminating";
   }
   const bool ns_pending = type.gr() == "/namespaces" && !next.value("spec", json::object()).value("finalizers", json::array()).empty();
-  if (!finalizers.empty() || ns_pending) {
+  if (!finalizers.empty() || ns_pending || (graceful && graceful->grace > 0)) {
     meta["finalizers"] = finalizers;
     if (finalizers.empty()) meta.erase("finalizers");
-    if (!meta.contains("deletionTimestamp")) {
+    if (graceful) {
+      // rest.BeforeDelete: deletionTimestamp is when the grace period ends; the first one bumps a generation.
+      if (!meta.contains("deletionTimestamp") && meta.value("generation", 0) > 0)
+        meta["generation"] = meta.value("generation", 0) + 1;
+      meta["deletionTimestamp"] = graceful->deletion_timestamp;
+      meta["deletionGracePeriodSeconds"] = graceful->grace;
+    } else if (!meta.contains("deletionTimestamp")) {
       meta["deletionTimestamp"] = now_str();
       meta["deletionGracePeriodSeconds"] = 0;
       // registry/generic/registry/store.go updateForGracefulDeletionAndFinalizers (and

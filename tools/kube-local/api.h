@@ -115,6 +115,14 @@ class ApiServer {
     log_source_ = std::move(source);
   }
 
+  // Whether a Pod's containers run as processes that must be stopped before the Pod goes (the
+  // process kubelet's answer); a Pod it does not run is deleted at once (pod_deletion.h). Set before serving.
+  using PodRuntime = std::function<bool(const json& pod)>;
+  void set_pod_runtime(PodRuntime runtime) {
+    std::lock_guard lock(pod_runtime_mu_);
+    pod_runtime_ = std::move(runtime);
+  }
+
   [[nodiscard]] Faults& faults() { return faults_; }
   void set_server_address(std::string address) { opts_.server_address = std::move(address); }
   [[nodiscard]] Store& store() { return store_; }
@@ -134,6 +142,7 @@ class ApiServer {
   Response serve_resource(const Request& req, const Target& t, const UserInfo& user);
   Response list_or_watch(const Request& req, const Target& t);
   Response pod_log(const Request& req, const Target& t);
+  Response get_scale(const Request& req, const Target& t);
   std::unique_lock<std::mutex> allocate_cluster_ip(json& svc);
   static void keep_allocated_ips(const json& old, json& next);
   ApiResult<json> server_side_apply(const Target& t, const Request& req, CallContext ctx, bool force, bool* created);
@@ -158,6 +167,9 @@ class ApiServer {
   ApiOptions opts_;
   Faults faults_;
   std::mutex log_source_mu_;
+  std::mutex pod_runtime_mu_;
+  PodRuntime pod_runtime_;
+  [[nodiscard]] bool pod_containers_running(const json& pod);
   std::mutex ip_mu_;  // Service cluster IP allocation
   LogSource log_source_;
   std::mutex rng_mu_;

@@ -4,6 +4,8 @@
 
 #include "common/encoding.h"
 #include "common/timefmt.h"
+#include "kube-local/pod_deletion.h"
+#include "kube-local/stateful_set.h"
 #include "kube/selector.h"
 
 namespace kl {
@@ -139,12 +141,14 @@ Controllers::Controllers(ApiServer& api, ControllerOptions opts) : api_(api), op
   if (!opts_.exec.images.empty() || !opts_.exec.image_paths.empty()) {
     exec_ = std::make_unique<ExecKubelet>(opts_.exec);
     api_.set_log_source([this](const json& pod, const std::string& container) { return exec_->log_path(pod, container); });
+    api_.set_pod_runtime([this](const json& pod) { return exec_->running(meta(pod, "uid")); });
   }
 }
 
 Controllers::~Controllers() {
   stop();
   api_.set_log_source({});
+  api_.set_pod_runtime({});
   exec_.reset();
 }
 
@@ -183,7 +187,7 @@ void Controllers::run() {
         after(std::chrono::seconds(1), key);  // retried, never dropped
       }
     }
-    auto next_wake = Clock::now() + std::chrono::milliseconds(500);
+    auto next_wake = std::min(Clock::now() + std::chrono::milliseconds(500), tend_stopping());
     if (!timers_.empty()) next_wake = std::min(next_wake, timers_.begin()->first);
     const auto steady_deadline =
         std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -201,6 +205,11 @@ void Controllers::run() {
           ev.gr == "apps/statefulsets")
         if (ev.type != EventType::kDeleted) dirty_.insert({ev.gr, ns, ev.name});
       if (ev.gr == kNs && ev.type == EventType::kAdded) dirty_.insert({kNs, "", ev.name});
+      // A Pod gone while its process runs (deleted with grace 0, or before the kubelet saw it
+      // start): the kubelet still stops its containers (HandlePodRemoves, killPod).
+      if (ev.gr == kPods && ev.type == EventType::kDeleted && exec_ && exec_->running(meta(*ev.obj, "uid")))
+        stop_containers(*ev.obj);
+      if (ev.gr == kPods && ev.type == EventType::kDeleted) probes_.erase(meta(*ev.obj, "uid"));
       if (ev.gr == "/serviceaccounts" && ev.type == EventType::kDeleted) dirty_.insert({kNs, "", ns});
       if (ev.gr == kPods)
         for (const auto& ref : (*ev.obj)["metadata"].value("ownerReferences", json::array())) {
@@ -376,6 +385,10 @@ void Controllers::sync_job(const std::string& ns, const std::string& name) {
     bool mine = false;
     for (const auto& r : (*p)["metadata"].value("ownerReferences", json::array())) mine = mine || r.value("uid", "") == uid;
     if (!mine) continue;
+    // A Pod being deleted is no longer active (controller.FilterActivePods), and a replacement may be
+    // made at once (podReplacementPolicy TerminatingOrFailed). The real controller counts it as failed
+    // through its job-tracking finalizer; kube-local never counted a deleted Pod, and still does not.
+    if (terminating(*p)) continue;
     const std::string phase = (*p).value("status", json::object()).value("phase", "Pending");
     if (phase == "Succeeded") ++succeeded;
     else if (phase == "Failed") {
@@ -483,17 +496,31 @@ void Controllers::sync_pod(const std::string& ns, const std::string& name) {
   const json& p = *pod;
   auto pods_type = api_.registry().find("", "v1", "pods");
   const std::string phase = p.value("status", json::object()).value("phase", "");
-  if (phase == "Succeeded" || phase == "Failed") return;
-  if (p["metadata"].contains("deletionTimestamp")) {
-    // No kubelet grace period to wait for: containers stop at once.
-    if (exec_) exec_->kill(ns, name);
-    (void)api_.mutate(*pods_type, ns, name, [](json& o) {
-      auto& fs = o["metadata"]["finalizers"];
-      if (fs.is_array()) fs.clear();
-      return true;
-    });
+  const bool ended = phase == "Succeeded" || phase == "Failed";
+  if (terminating(p)) {
+    // The kubelet's part of a deletion: while the Pod's process runs, stop it (SIGTERM, then
+    // SIGKILL at the end of the grace period); once it is gone, delete the Pod for good
+    // (pkg/kubelet/status/status_manager.go syncPod: grace 0, the Pod's uid as precondition).
+    if (exec_ && exec_->running(meta(p, "uid"))) {
+      stop_containers(p);
+      return;
+    }
+    const long long grace = p["metadata"].value("deletionGracePeriodSeconds", 0);
+    // A Pod that had ended before its deletion waits for its finalizers' owners.
+    if (ended && grace == 0) return;
+    // kube-local's kubelet lets no finalizer hold a Pod whose containers have stopped, as it always did.
+    if (!p["metadata"].value("finalizers", json::array()).empty())
+      (void)api_.mutate(*pods_type, ns, name, [](json& o) {
+        o["metadata"].erase("finalizers");
+        return true;
+      });
+    if (grace > 0)
+      (void)api_.remove(*pods_type, ns, name,
+                        json{{"gracePeriodSeconds", 0}, {"preconditions", {{"uid", meta(p, "uid")}}}},
+                        ApiServer::system_context());
     return;
   }
+  if (ended) return;
   const auto now = Clock::now();
   json outcome;
   {
@@ -516,8 +543,11 @@ void Controllers::sync_pod(const std::string& ns, const std::string& name) {
   json init = p.value("spec", json::object()).value("initContainers", json::array());
   if (!init.is_array()) init = json::array();
   const std::string pod_uid = p["metadata"].value("uid", "");
-  // From its start the process kubelet reports the Pod's status (its callbacks below).
-  if (exec && exec_->started(pod_uid)) return;
+  // From its start the process kubelet reports the Pod's status (its callbacks below) and probes it.
+  if (exec && exec_->started(pod_uid)) {
+    if (phase == "Running") probe_readiness(p);
+    return;
+  }
   if (exec && (phase == "Running" || (phase == "Pending" && initializing(p)))) {
     // Started, and not by this process: its process died with a previous kube-local.
     finish_pod(ns, name, false, 137, "Error", "kube-local restarted while the container ran");
@@ -525,11 +555,17 @@ void Controllers::sync_pod(const std::string& ns, const std::string& name) {
   }
   if (phase != "Running") {
     const bool pending = exec && !init.empty();  // the init containers run first
+    // A readiness probe the process kubelet runs: not ready until it has succeeded.
+    const bool probed = exec && !containers.empty() && tcp_readiness_probe(containers[0]).has_value();
     json st{{"phase", pending ? "Pending" : "Running"}, {"startTime", bo::format_rfc3339(now)}, {"hostIP", "127.0.0.1"},
             {"podIP", "10.244.0." + std::to_string(1 + (std::hash<std::string>{}(name) % 250))}};
     if (pending)
       st["conditions"] = json::array({condition("PodScheduled", "", ""),
                                       false_condition("Initialized", "ContainersNotInitialized", names_message("incomplete", init)),
+                                      false_condition("ContainersReady", "ContainersNotReady", names_message("unready", containers)),
+                                      false_condition("Ready", "ContainersNotReady", names_message("unready", containers))});
+    else if (probed)
+      st["conditions"] = json::array({condition("PodScheduled", "", ""), condition("Initialized", "", ""),
                                       false_condition("ContainersReady", "ContainersNotReady", names_message("unready", containers)),
                                       false_condition("Ready", "ContainersNotReady", names_message("unready", containers))});
     else
@@ -538,7 +574,7 @@ void Controllers::sync_pod(const std::string& ns, const std::string& name) {
     json cs = json::array();
     for (const auto& c : containers)
       cs.push_back(pending ? waiting_status(c, "PodInitializing")
-                           : json{{"name", c.value("name", "")}, {"image", c.value("image", "")}, {"ready", true},
+                           : json{{"name", c.value("name", "")}, {"image", c.value("image", "")}, {"ready", !probed},
                                   {"restartCount", 0}, {"started", true},
                                   {"state", {{"running", {{"startedAt", bo::format_rfc3339(now)}}}}}});
     st["containerStatuses"] = cs;
@@ -635,6 +671,37 @@ void Controllers::sync_pod(const std::string& ns, const std::string& name) {
   finish_pod(ns, name, success, exit_code, success ? "Completed" : "Error", message);
 }
 
+// kuberuntime killContainer: the stop signal now, SIGKILL once the grace period is over.
+void Controllers::stop_containers(const json& pod) {
+  const std::string uid = meta(pod, "uid");
+  if (!exec_ || stopping_.count(uid)) return;
+  exec_->stop(uid);
+  const auto grace = std::chrono::duration_cast<Clock::duration>(scaled(static_cast<double>(kubelet_grace_seconds(pod))));
+  stopping_[uid] = Stopping{meta(pod, "namespace"), meta(pod, "name"), Clock::now() + grace, false};
+}
+
+Controllers::Clock::time_point Controllers::tend_stopping() {
+  const auto now = Clock::now();
+  auto wake = now + std::chrono::hours(1);
+  for (auto it = stopping_.begin(); it != stopping_.end();) {
+    if (!exec_->running(it->first)) {
+      // The process has ended: its Pod (if still there, Terminating) can go now.
+      dirty_.insert({kPods, it->second.ns, it->second.name});
+      it = stopping_.erase(it);
+      continue;
+    }
+    if (!it->second.killed && now >= it->second.kill_at) {
+      exec_->kill(it->first);
+      it->second.killed = true;
+    }
+    // A process's end is noticed by looking: soon, and at the end of its grace period.
+    wake = std::min({wake, now + std::chrono::milliseconds(50),
+                     it->second.killed ? wake : it->second.kill_at});
+    ++it;
+  }
+  return wake;
+}
+
 void Controllers::finish_pod(const std::string& ns, const std::string& name, bool success, int exit_code,
                              const std::string& reason, const std::string& message) {
   auto pods_type = api_.registry().find("", "v1", "pods");
@@ -706,15 +773,61 @@ void Controllers::pod_initialized(const std::string& ns, const std::string& name
   (void)api_.mutate(*pods_type, ns, name, [&](json& o) {
     auto& st = o["status"];
     if (st.value("phase", "") == "Succeeded" || st.value("phase", "") == "Failed") return false;
+    const json containers = o.value("spec", json::object()).value("containers", json::array());
+    // With a readiness probe the containers are ready only once it succeeds (probe_readiness).
+    const bool ready = containers.empty() || !tcp_readiness_probe(containers[0]);
     st["phase"] = "Running";
     set_condition(st, "Initialized", true, "", "");
-    set_condition(st, "ContainersReady", true, "", "");
-    set_condition(st, "Ready", true, "", "");
+    set_condition(st, "ContainersReady", ready, ready ? "" : "ContainersNotReady",
+                  ready ? "" : names_message("unready", containers));
+    set_condition(st, "Ready", ready, ready ? "" : "ContainersNotReady", ready ? "" : names_message("unready", containers));
     for (auto& c : st["containerStatuses"]) {
-      c["ready"] = true;
+      c["ready"] = ready;
       c["started"] = true;
       c["state"] = {{"running", {{"startedAt", now}}}};
     }
+    return true;
+  }, "status");
+}
+
+// pkg/kubelet/prober/worker.go: the first probe after initialDelaySeconds from the container's
+// start, then one every periodSeconds (both scaled by --time-scale); Ready and ContainersReady
+// (and the container's ready) follow the thresholds.
+void Controllers::probe_readiness(const json& pod) {
+  const json containers = pod.value("spec", json::object()).value("containers", json::array());
+  if (containers.empty()) return;
+  const auto probe = tcp_readiness_probe(containers[0]);
+  if (!probe) return;
+  const std::string ns = meta(pod, "namespace"), name = meta(pod, "name");
+  const auto now = Clock::now();
+  auto [it, fresh] = probes_.try_emplace(meta(pod, "uid"));
+  if (fresh) {
+    const json cs = pod.value("status", json::object()).value("containerStatuses", json::array());
+    const std::string started =
+        cs.empty() ? "" : cs[0].value("state", json::object()).value("running", json::object()).value("startedAt", "");
+    it->second.next = bo::parse_rfc3339(started).value_or(now) +
+                      std::chrono::duration_cast<Clock::duration>(scaled(probe->initial_delay_seconds));
+    if (it->second.next > now) {
+      after(it->second.next - now, {kPods, ns, name});
+      return;
+    }
+  }
+  if (now < it->second.next) return;  // a timer for the next probe is set
+  const bool ok = tcp_connects(probe->port, std::chrono::seconds(probe->timeout_seconds));
+  it->second.state = after_probe(it->second.state, ok, *probe);
+  it->second.next = now + std::chrono::duration_cast<Clock::duration>(scaled(probe->period_seconds));
+  after(it->second.next - now, {kPods, ns, name});
+  const bool ready = it->second.state.ready;
+  auto pods_type = api_.registry().find("", "v1", "pods");
+  (void)api_.mutate(*pods_type, ns, name, [&](json& o) {
+    auto& st = o["status"];
+    if (st.value("phase", "") != "Running" || terminating(o)) return false;
+    auto& cs = st["containerStatuses"];
+    if (!cs.is_array() || cs.empty() || cs[0].value("ready", false) == ready) return false;
+    cs[0]["ready"] = ready;
+    const json c = o["spec"]["containers"];
+    set_condition(st, "ContainersReady", ready, ready ? "" : "ContainersNotReady", ready ? "" : names_message("unready", c));
+    set_condition(st, "Ready", ready, ready ? "" : "ContainersNotReady", ready ? "" : names_message("unready", c));
     return true;
   }, "status");
 }
@@ -725,9 +838,23 @@ void Controllers::pod_initialized(const std::string& ns, const std::string& name
 // stateful_set_utils.go): pod <set>-<ordinal> from the template, labelled
 // statefulset.kubernetes.io/pod-name and apps.kubernetes.io/pod-index, owned
 // by the set; for each volumeClaimTemplate a claim <template>-<set>-<ordinal>
-// (labels: the selector's matchLabels) that the pod mounts as the template's
-// volume name; ordinals at or above spec.replicas are deleted (claims stay,
+// (labels: the selector's matchLabels), made with the pod, that the pod
+// mounts as the template's volume name. Which pods are made and deleted when
+// is plan_stateful_set's (stateful_set.h): one at a time in ordinal order,
+// never a pod while the old one of that name terminates; ordinals at or above
+// spec.replicas are deleted gracefully from the highest down (claims stay,
 // the default persistentVolumeClaimRetentionPolicy Retain).
+std::vector<json> Controllers::stateful_pods(const std::string& ns, const json& set) const {
+  std::vector<json> pods;
+  for (const auto& p : api_.store().list(kPods, ns))
+    for (const auto& r : (*p)["metadata"].value("ownerReferences", json::array()))
+      if (r.value("kind", "") == "StatefulSet" && r.value("uid", "") == meta(set, "uid") && r.value("controller", false)) {
+        pods.push_back(*p);
+        break;
+      }
+  return pods;
+}
+
 void Controllers::sync_stateful_pods(const std::string& ns, const json& set) {
   if (set["metadata"].contains("deletionTimestamp")) return;
   Store& store = api_.store();
@@ -736,10 +863,10 @@ void Controllers::sync_stateful_pods(const std::string& ns, const json& set) {
   CallContext ctx = ApiServer::system_context();
   const std::string name = meta(set, "name");
   const json spec = set.value("spec", json::object());
-  const int replicas = spec.value("replicas", 1);
   const json tmpl = spec.value("template", json::object());
   const json match = spec.value("selector", json::object()).value("matchLabels", json::object());
-  for (int i = 0; i < replicas; ++i) {
+  const StatefulSetPlan plan = plan_stateful_set(set, stateful_pods(ns, set));
+  for (int i : plan.create) {
     const std::string pod_name = name + "-" + std::to_string(i);
     json volumes = tmpl.value("spec", json::object()).value("volumes", json::array());
     for (const auto& ct : spec.value("volumeClaimTemplates", json::array())) {
@@ -755,7 +882,6 @@ void Controllers::sync_stateful_pods(const std::string& ns, const json& set) {
       kept.push_back({{"name", vol}, {"persistentVolumeClaim", {{"claimName", claim}}}});
       volumes = kept;
     }
-    if (store.get(kPods, ns, pod_name)) continue;
     json pod{{"metadata", tmpl.value("metadata", json::object())}, {"spec", tmpl.value("spec", json::object())}};
     pod["metadata"]["name"] = pod_name;
     pod["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] = pod_name;
@@ -768,22 +894,31 @@ void Controllers::sync_stateful_pods(const std::string& ns, const json& set) {
     if (!volumes.empty()) pod["spec"]["volumes"] = volumes;
     (void)api_.create(*pods_type, ns, pod, ctx);
   }
-  for (const auto& p : store.list(kPods, ns)) {
-    bool mine = false;
-    for (const auto& r : (*p)["metadata"].value("ownerReferences", json::array()))
-      mine = mine || (r.value("kind", "") == "StatefulSet" && r.value("uid", "") == meta(set, "uid"));
-    if (!mine) continue;
-    const std::string idx = (*p)["metadata"].value("labels", json::object()).value("apps.kubernetes.io/pod-index", "");
-    if (!idx.empty() && std::all_of(idx.begin(), idx.end(), ::isdigit) && idx.size() < 9 && std::stoi(idx) >= replicas)
-      (void)api_.remove(*pods_type, ns, meta(*p, "name"), json{{"propagationPolicy", "Background"}}, ctx);
-  }
+  // podControl.DeleteStatefulPod: default DeleteOptions, so the pod's own grace period.
+  for (const auto& pod_name : plan.remove)
+    (void)api_.remove(*pods_type, ns, pod_name, json{{"propagationPolicy", "Background"}}, ctx);
 }
 
 void Controllers::sync_workload(const std::string& gr, const std::string& ns, const std::string& name) {
   auto t = api_.registry().find_gr(gr);
   if (!t) return;
-  if (gr == "apps/statefulsets")
-    if (auto set = api_.store().get(gr, ns, name)) sync_stateful_pods(ns, *set);
+  if (gr == "apps/statefulsets") {
+    auto set = api_.store().get(gr, ns, name);
+    if (!set) return;
+    sync_stateful_pods(ns, *set);
+    // updateStatefulSetStatus: the counts of the set's own pods as they are now.
+    bool waiting_for_min_ready = false;
+    (void)api_.mutate(*t, ns, name, [&](json& o) {
+      const json st = stateful_set_status(o, stateful_pods(ns, o), Clock::now());
+      waiting_for_min_ready = st.value("readyReplicas", 0) > st.value("availableReplicas", 0);
+      if (st == o.value("status", json::object())) return false;
+      o["status"] = st;
+      return true;
+    }, "status");
+    // A ready pod becomes available after minReadySeconds, with no event to say so.
+    if (waiting_for_min_ready) after(std::chrono::seconds(1), {gr, ns, name});
+    return;
+  }
   (void)api_.mutate(*t, ns, name, [](json& o) {
     const int replicas = o.value("spec", json::object()).value("replicas", 1);
     json st = o.value("status", json::object());
@@ -792,11 +927,7 @@ void Controllers::sync_workload(const std::string& gr, const std::string& ns, co
     st["readyReplicas"] = replicas;
     st["availableReplicas"] = replicas;
     st["updatedReplicas"] = replicas;
-    if (o["kind"] == "StatefulSet") {
-      st["currentReplicas"] = replicas;
-      st.erase("updatedReplicas");
-      st["updatedReplicas"] = replicas;
-    } else if (!st.contains("conditions")) {
+    if (!st.contains("conditions")) {
       st["conditions"] = json::array({deployment_condition("Available", "MinimumReplicasAvailable", "Deployment has minimum availability."),
                                       deployment_condition("Progressing", "NewReplicaSetAvailable", "ReplicaSet has successfully progressed.")});
     }

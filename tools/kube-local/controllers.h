@@ -2,7 +2,13 @@
 // kubelet: namespace finalization, default service accounts, garbage
 // collection by ownerReferences, the Job controller (backoffLimit,
 // activeDeadlineSeconds, ttlSecondsAfterFinished), simulated pod outcomes, and
-// Deployment/StatefulSet readiness.
+// Deployment/StatefulSet readiness, the StatefulSet controller (stateful_set.h)
+// and the kubelet's part of a Pod's graceful deletion: SIGTERM to the running
+// container, SIGKILL when the grace period (kubelet_grace_seconds, scaled by
+// --time-scale) is over, and the Pod deleted with grace 0 once its process is
+// gone; a process whose Pod vanished (deleted with grace 0) is stopped the same way.
+// A process Pod whose first container has a tcpSocket readinessProbe is Ready
+// only while the probe succeeds (probe.h).
 //
 // Pod outcomes follow the annotation kube-local.si.dev/pod-outcome on the Pod
 // or its Job, a JSON object:
@@ -24,6 +30,7 @@
 
 #include "kube-local/api.h"
 #include "kube-local/exec_kubelet.h"
+#include "kube-local/probe.h"
 
 namespace kl {
 
@@ -57,10 +64,28 @@ class Controllers {
   void sync_job(const std::string& ns, const std::string& name);
   void sync_pod(const std::string& ns, const std::string& name);
   void sync_stateful_pods(const std::string& ns, const nlohmann::json& set);
+  [[nodiscard]] std::vector<json> stateful_pods(const std::string& ns, const json& set) const;
   void sync_workload(const std::string& gr, const std::string& ns, const std::string& name);
   void collect_garbage(const Event& ev);
   void check_owners(const std::string& gr, const json& obj);
   void after(std::chrono::duration<double> delay, const Key& key);
+  // Containers being stopped, by Pod uid: SIGTERM sent; SIGKILL due at kill_at.
+  struct Stopping {
+    std::string ns, name;
+    Clock::time_point kill_at;
+    bool killed = false;
+  };
+  std::map<std::string, Stopping> stopping_;
+  void stop_containers(const json& pod);
+  // SIGKILL for what outlived its grace; a Pod whose process is gone is synced. Returns when to look again.
+  Clock::time_point tend_stopping();
+  // The readinessProbe (tcpSocket) of running process Pods, by Pod uid (probe.h).
+  struct Probing {
+    ProbeState state;
+    Clock::time_point next;
+  };
+  std::map<std::string, Probing> probes_;
+  void probe_readiness(const json& pod);
   void record_event(const json& involved, const std::string& type, const std::string& reason, const std::string& message);
   [[nodiscard]] std::chrono::duration<double> scaled(double seconds) const;
 

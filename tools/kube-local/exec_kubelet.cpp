@@ -44,6 +44,29 @@ std::string rewrite(const std::string& s, const std::vector<std::pair<std::strin
   return out;
 }
 
+// command[0] of a container whose image is mapped by its directories: a bare
+// name is looked up on the container's PATH as runc's exec.LookPath does; an
+// absolute path is the image's own file only inside one of its directories.
+// What is found nowhere stays as it is, so exec fails and the container ends
+// in StartError, as with a runtime.
+std::string image_program(const std::string& cmd, const std::string& path, const std::vector<std::string>& own_dirs) {
+  if (cmd.find('/') != std::string::npos) {
+    const std::string norm = fs::path(cmd).lexically_normal().string();
+    for (const auto& d : own_dirs)
+      if (norm.starts_with(fs::path(d).lexically_normal().string() + "/")) return norm;
+    return cmd;
+  }
+  std::string dir;
+  std::stringstream dirs(path);
+  while (std::getline(dirs, dir, ':')) {
+    if (dir.empty()) continue;
+    const fs::path candidate = fs::path(dir) / cmd;
+    std::error_code ec;
+    if (fs::is_regular_file(candidate, ec) && ::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+  }
+  return cmd;
+}
+
 std::string read_capped(const fs::path& p, size_t cap) {
   std::ifstream in(p, std::ios::binary);
   std::string out(cap, '\0');
@@ -112,7 +135,11 @@ Prepared prepare_container(const json& pod, const std::string& list, size_t inde
   }
   const auto program = opts.images.find(image);
   const auto command_file = volume_command(c);
-  if (program == opts.images.end() && !command_file) {
+  const auto own_dirs = opts.image_paths.find(image);
+  const json command = c.value("command", json::array());
+  const bool image_command = program == opts.images.end() && !command_file && own_dirs != opts.image_paths.end() &&
+                             command.is_array() && !command.empty() && command[0].is_string();
+  if (program == opts.images.end() && !command_file && !image_command) {
     out.error = "image " + image + " is not mapped with --exec-image" +
                 (opts.image_paths.count(image) ? " (only with --exec-image-path) and command[0] is not a file on one of the "
                                                  "container's volumes"
@@ -179,6 +206,8 @@ Prepared prepare_container(const json& pod, const std::string& list, size_t inde
   if (command_file) {
     // The file on the volume is the program: command[0] as the runtime resolves it, where the mount is.
     out.program = (fs::path(mounts.at(command_file->mount).second) / command_file->rest).string();
+  } else if (image_command) {
+    out.program = command[0].get<std::string>();  // resolved on PATH below, once the env is known
   } else {
     out.program = program->second;
   }
@@ -224,6 +253,7 @@ Prepared prepare_container(const json& pod, const std::string& list, size_t inde
     }
   }
   out.env["TERMINATION_LOG"] = (out.dir / "termination-log").string();
+  if (image_command) out.program = image_program(out.program, out.env.at("PATH"), own_dirs->second);
   return out;
 }
 
@@ -252,8 +282,11 @@ ExecKubelet::~ExecKubelet() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
-    for (const auto& [key, pid] : pids_)
-      if (pid > 0) ::kill(pid, SIGKILL);
+    for (const auto& [uid, pid] : pids_)
+      if (pid > 0) {
+        ::kill(-pid, SIGKILL);
+        ::kill(pid, SIGKILL);
+      }
     waiters.swap(waiters_);
   }
   for (auto& w : waiters)
@@ -298,9 +331,9 @@ bool ExecKubelet::started(const std::string& uid) const {
   return started_.count(uid) > 0;
 }
 
-bool ExecKubelet::running(const std::string& ns, const std::string& name) const {
+bool ExecKubelet::running(const std::string& uid) const {
   std::lock_guard lock(mu_);
-  return pids_.count(ns + "/" + name) > 0;
+  return pids_.count(uid) > 0;
 }
 
 std::optional<ExecResult> ExecKubelet::run_container(const std::string& key, const fs::path& pod_dir,
@@ -344,6 +377,17 @@ std::optional<ExecResult> ExecKubelet::run_container(const std::string& key, con
     if (pid == 0) {
       ::close(report[0]);
       prctl(PR_SET_PDEATHSIG, SIGKILL);
+      // A container's processes are a group of their own (so SIGKILL reaches all of them), and its
+      // first process starts with nothing blocked or ignored: kube-local blocks SIGTERM and SIGINT
+      // (it waits for them with sigwait) and ignores SIGPIPE, which a child would otherwise inherit.
+      ::setpgid(0, 0);
+      struct sigaction dfl {};
+      dfl.sa_handler = SIG_DFL;
+      sigemptyset(&dfl.sa_mask);
+      for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD}) ::sigaction(sig, &dfl, nullptr);
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
       const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       if (fd >= 0) {
         dup2(fd, 1);
@@ -368,7 +412,10 @@ std::optional<ExecResult> ExecKubelet::run_container(const std::string& key, con
       (void)!::write(report[1], why, sizeof why);
       _exit(127);
     }
-    if (pid > 0) pids_[key] = pid;
+    if (pid > 0) {
+      ::setpgid(pid, pid);  // also from the parent: a signal sent before the child ran setpgid reaches the group
+      pids_[key] = pid;
+    }
   }
   ::close(report[1]);
   if (pid < 0) {
@@ -380,12 +427,19 @@ std::optional<ExecResult> ExecKubelet::run_container(const std::string& key, con
   while ((got = ::read(report[0], why, sizeof why)) < 0 && errno == EINTR) {
   }
   ::close(report[0]);
-  int st = 0;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  // Waited for without reaping first: until the zombie is reaped its pid (and process group id)
+  // cannot be reused, so no signal meant for this container can reach another process.
+  siginfo_t info{};
+  while (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
   }
   {
     std::lock_guard lock(mu_);
     pids_[key] = 0;
+    // The container is over: nothing it started outlives it (ESRCH when nothing is left).
+    ::kill(-pid, SIGKILL);
+  }
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
   if (got == static_cast<ssize_t>(sizeof why)) {
     // As containerd reports a container whose process never started (exit code 128).
@@ -407,10 +461,8 @@ std::optional<ExecResult> ExecKubelet::run_container(const std::string& key, con
 }
 
 void ExecKubelet::start(const json& pod, const SecretReader& secrets, ExecCallbacks callbacks) {
-  const std::string ns = pod["metadata"].value("namespace", "");
-  const std::string name = pod["metadata"].value("name", "");
-  const std::string key = ns + "/" + name;
   const std::string uid = pod["metadata"].value("uid", "");
+  const std::string key = uid;
   // By uid alone, as a kubelet's /var/lib/kubelet/pods/<uid>: a Unix socket
   // in an emptyDir (a PostgreSQL's, say) must fit in 107 bytes.
   const fs::path dir = pods_dir_ / uid;
@@ -455,8 +507,10 @@ void ExecKubelet::start(const json& pod, const SecretReader& secrets, ExecCallba
     if (n_init > 0 && callbacks.started) callbacks.started();
     const Prepared p = prepare_container(pod, "containers", 0, opts_, dir, secrets);
     const auto r = run_container(key, dir, p);
-    finish();
+    // Reported before the Pod stops counting as running: a Pod being deleted goes only once its
+    // status shows how its container ended (the kubelet's status manager deletes it after that).
     if (callbacks.done) callbacks.done(r ? *r : ExecResult{137, "Killed", ""});
+    finish();
   });
 }
 
@@ -475,13 +529,19 @@ std::optional<std::filesystem::path> ExecKubelet::log_path(const json& pod, cons
   return dir / "container.log";
 }
 
-void ExecKubelet::kill(const std::string& ns, const std::string& name) {
+void ExecKubelet::signal(const std::string& uid, int sig, bool group) {
   std::lock_guard lock(mu_);
-  const std::string key = ns + "/" + name;
-  if (auto it = pids_.find(key); it != pids_.end()) {
-    killed_.insert(key);
-    if (it->second > 0) ::kill(it->second, SIGKILL);
+  if (auto it = pids_.find(uid); it != pids_.end()) {
+    killed_.insert(uid);
+    if (it->second > 0) {
+      if (group) ::kill(-it->second, sig);
+      ::kill(it->second, sig);
+    }
   }
 }
+
+void ExecKubelet::stop(const std::string& uid) { signal(uid, SIGTERM, false); }
+
+void ExecKubelet::kill(const std::string& uid) { signal(uid, SIGKILL, true); }
 
 }  // namespace kl

@@ -24,8 +24,11 @@
 //     --exec-image stands for the image's entrypoint and command[0];
 //   - which images: every init container's and the first container's image
 //     must be mapped (--exec-image IMAGE=PROGRAM, or --exec-image-path
-//     IMAGE=DIRS alone for an image whose containers always run a command
-//     from a volume), or the container's command must come from a volume;
+//     IMAGE=DIRS), or the container's command must come from a volume. For
+//     an image mapped by its directories alone, command[0] is looked up on
+//     the container's PATH as a runtime does (`postgres` in
+//     /usr/lib/postgresql/15/bin), or is an absolute path inside one of the
+//     image's own directories; a command that is neither ends in StartError;
 //   - PATH: the image's own directories (--exec-image-path), then
 //     --exec-path, then /usr/local/bin:/usr/bin:/bin;
 //   - env: value, secretKeyRef (read from the stored Secret, only into the
@@ -47,8 +50,18 @@
 //     kube-local creates for such a Pod belongs to that user (mode 0700), as
 //     a provisioner's fresh volume made writable by fsGroup would be; an
 //     emptyDir is world-writable, as a kubelet makes it.
-// The process is killed, and no further container started, when its Pod is
-// deleted (activeDeadlineSeconds, Job deletion) and when kube-local stops.
+//   - stopping (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination):
+//     each container is a process group of its own, started with the default
+//     signal mask and dispositions, as a runtime starts a container's init
+//     process. stop() sends SIGTERM to the running container's process (the
+//     runtime's stop signal goes to PID 1 only) and starts no further
+//     container; kill() sends SIGKILL to the whole group. When a container's
+//     process ends, what is left of its group is killed, as the end of a
+//     container's PID namespace ends every process in it. The grace period
+//     between the two is the caller's (controllers.cpp, the Pod's deletion).
+// Processes are known by their Pod's uid: a Pod deleted and made again under
+// the same name (a StatefulSet's) is another Pod with another process.
+// Everything still running is killed when kube-local stops.
 #pragma once
 #include <sys/types.h>
 
@@ -138,13 +151,17 @@ class ExecKubelet {
   ExecKubelet& operator=(const ExecKubelet&) = delete;
 
   [[nodiscard]] bool handles(const json& pod) const;
-  [[nodiscard]] bool running(const std::string& ns, const std::string& name) const;
+  // Whether the Pod with this uid has a container process (or is between two).
+  [[nodiscard]] bool running(const std::string& uid) const;
   // Whether this process kubelet started the Pod (by uid): a Running exec
   // Pod it never started lost its process when kube-local restarted.
   [[nodiscard]] bool started(const std::string& uid) const;
   // Starts the Pod's containers, one after the other, on a thread of the Pod's own.
   void start(const json& pod, const SecretReader& secrets, ExecCallbacks callbacks);
-  void kill(const std::string& ns, const std::string& name);
+  // SIGTERM to the running container's process; no further container starts.
+  void stop(const std::string& uid);
+  // SIGKILL to the running container's process group; no further container starts.
+  void kill(const std::string& uid);
   // The output file (stdout and stderr) of a container of a Pod this kubelet started, for pods/log.
   [[nodiscard]] std::optional<std::filesystem::path> log_path(const json& pod, const std::string& container) const;
 
@@ -152,9 +169,11 @@ class ExecKubelet {
   ExecOptions opts_;
   std::filesystem::path pods_dir_;
   mutable std::mutex mu_;
-  // ns/name -> the running container's pid, 0 between two containers; present while the Pod runs.
+  // Pod uid -> the running container's pid (its process group), 0 between two containers;
+  // present while the Pod runs.
   std::map<std::string, pid_t> pids_;
-  std::set<std::string> killed_;  // ns/name: start no further container
+  std::set<std::string> killed_;  // Pod uids: start no further container
+  void signal(const std::string& uid, int sig, bool group);
   // Runs one prepared container to its end; nullopt when the Pod was killed before it started.
   std::optional<ExecResult> run_container(const std::string& key, const std::filesystem::path& pod_dir, const Prepared& p);
   std::set<std::string> started_;       // Pod uids

@@ -176,7 +176,12 @@ std::vector<std::pair<Column, std::function<json(const json&)>>> builtin_columns
       const size_t total = o.value("spec", json::object()).value("containers", json::array()).size();
       return std::to_string(ready) + "/" + std::to_string(total);
     });
-    col("Status", [](const json& o) { return o.value("status", json::object()).value("phase", "Pending"); });
+    col("Status", [](const json& o) {
+      // printPod: a Pod being deleted that has not terminated shows as Terminating.
+      const std::string phase = o.value("status", json::object()).value("phase", "Pending");
+      const bool deleting = o["metadata"].contains("deletionTimestamp") && !o["metadata"]["deletionTimestamp"].is_null();
+      return deleting && phase != "Succeeded" && phase != "Failed" ? std::string("Terminating") : phase;
+    });
     col("Restarts", [](const json&) { return 0; }, "integer");
   } else if (t.group == "batch" && k == "Job") {
     col("Status", [](const json& o) {
