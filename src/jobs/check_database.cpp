@@ -125,6 +125,52 @@ class DatabaseCheck {
         }
         return judge_sql_check(check, read_only(c.get(), check.sql, check.timeout_seconds));
       });
+    if (env_value(env_, "RELEASE_WRITES") == "true") timed([&] { return release_writes(); });
+  }
+
+  // The restore held writes (default_transaction_read_only = on in
+  // postgresql.auto.conf): released only when every check before passed,
+  // and proven by what a new session would get.
+  CheckResult release_writes() {
+    CheckResult r;
+    r.name = kCheckWritesReleased;
+    if (!all_passed(result_)) {
+      r.output = "not released: a check failed, so the database keeps refusing writes";
+      return r;
+    }
+    std::string error;
+    PgConn c = connect_production(env_, error);
+    if (!c) {
+      r.output = "cannot connect: " + error;
+      return r;
+    }
+    for (const char* sql : {"set default_transaction_read_only = off", "alter system reset default_transaction_read_only",
+                            "select pg_reload_conf()"}) {
+      const SqlOutcome o = run_sql(c.get(), sql);
+      if (!o.error.empty()) {
+        r.output = std::string(sql) + ": " + o.error +
+                   " (the database user needs ALTER SYSTEM on default_transaction_read_only and pg_reload_conf())";
+        return r;
+      }
+    }
+    const auto until = Clock::now() + std::chrono::seconds(30);
+    for (;;) {
+      PgConn fresh = connect_production(env_, error);
+      const SqlOutcome o = fresh ? run_sql(fresh.get(), "select reset_val from pg_settings where name = "
+                                                        "'default_transaction_read_only'")
+                                 : SqlOutcome{error, false, false, ""};
+      if (o.error.empty() && o.value == "off") {
+        r.passed = true;
+        r.output = "default_transaction_read_only is off again: the database accepts writes";
+        return r;
+      }
+      if (Clock::now() > until) {
+        r.output = "the server still starts sessions read-only after pg_reload_conf(): " +
+                   (o.error.empty() ? o.value : o.error);
+        return r;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
   }
 
   const Env& env_;

@@ -393,7 +393,13 @@ class InPlaceRestore {
     }
     fs::remove(data_dir_ / "standby.signal", ec);
     const fs::path auto_conf = data_dir_ / "postgresql.auto.conf";
-    if (replaced.auto_conf) {
+    if (env_value(env_, "HOLD_WRITES") == "true") {
+      // Production comes up refusing writes until `run-job check-database`
+      // has checked it and released them (ALTER SYSTEM RESET rewrites this file).
+      write_atomically(auto_conf, replaced.auto_conf.value_or("") + std::string(kHoldWritesSetting));
+      log_ << kPrefix << "postgresql.auto.conf is back as fetched, plus default_transaction_read_only = on: "
+           << "writes are held until the checks pass\n";
+    } else if (replaced.auto_conf) {
       write_atomically(auto_conf, *replaced.auto_conf);
       log_ << kPrefix << "postgresql.auto.conf is back as fetched (" << replaced.auto_conf->size()
            << " bytes): no restore_command or recovery target of ours remains\n";

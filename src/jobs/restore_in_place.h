@@ -35,6 +35,15 @@
 
 namespace bo::jobs {
 
+// With HOLD_WRITES=true the restored postgresql.auto.conf ends with this:
+// production starts refusing writes from every session that does not ask
+// otherwise, until `run-job check-database` with RELEASE_WRITES=true has
+// checked it and reset the setting (check_database.h).
+inline constexpr const char* kHoldWritesSetting =
+    "\n# backup-operator: writes held until the in-place restore's checks pass\n"
+    "default_transaction_read_only = on\n";
+
+
 int restore_in_place(const Env& env, std::ostream& log);
 
 }  // namespace bo::jobs

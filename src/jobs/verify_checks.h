@@ -25,6 +25,8 @@ inline constexpr const char* kCheckRecovered = "recovered";
 inline constexpr const char* kCheckRecoveryTarget = "recovery-target";
 inline constexpr const char* kCheckSystemIdentifier = "system-identifier";
 inline constexpr const char* kCheckSupabaseSchemas = "supabase-schemas";
+// check-database after an in-place restore: the writes the restore held are released.
+inline constexpr const char* kCheckWritesReleased = "writes-released";
 
 enum class VerifyProfile { kNone, kSupabaseSelfHosted };
 

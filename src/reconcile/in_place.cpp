@@ -153,6 +153,8 @@ json build_in_place_restore_job(const InPlaceJobInputs& in) {
                           {{"name", "ASIDE_PATH"}, {"value", t.aside_path}},
                           {{"name", "DISCARD_CURRENT_DATA"}, {"value", in.discard_current_data ? "true" : "false"}},
                           {{"name", "UNCOMPRESSED_BYTES"}, {"value", std::to_string(in.uncompressed_bytes)}},
+                          // Production starts refusing writes until the check Job releases them.
+                          {{"name", "HOLD_WRITES"}, {"value", "true"}},
                           {{"name", "BACKUP_ID"}, {"value", in.backup_id}},
                           {{"name", "BACKUP_CHECKSUM"}, {"value", in.checksum}},
                           {{"name", "VERIFY_PROFILE"}, {"value", s.profile}},
@@ -192,6 +194,7 @@ json build_in_place_check_job(const InPlaceJobInputs& in, int attempt, const std
                           {{"name", "EXPECT_SYSTEM_IDENTIFIER"}, {"value", system_identifier}},
                           {{"name", "VERIFY_PROFILE"}, {"value", s.profile}},
                           {{"name", "READY_DEADLINE_SECONDS"}, {"value", std::to_string(s.verification.timeout_seconds)}},
+                          {{"name", "RELEASE_WRITES"}, {"value", "true"}},
                           {{"name", "RESTORE_REQUEST"}, {"value", in.request_ns + "/" + in.request}}});
   env.push_back({{"name", "VERIFY_CHECKS"}, {"value", user_checks_env(in.checks).dump()}});
   if (!db.credentials_secret.empty()) {

@@ -825,7 +825,8 @@ RestorePlan plan_restore(const RestoreInputs& in) {
         return finish();
       }
       if (job->state == ObservedJob::State::kActive) return finish();
-      auto result = parse_scratch_result(job->message, spec->validation, {"recovered", "system-identifier"});
+      auto result =
+          parse_scratch_result(job->message, spec->validation, {"recovered", "system-identifier", "writes-released"});
       if (result) record_checks(*result, "production");
       const std::string aside_state = ip.contains("aside") ? "moved" : ip.value("discarded", false) ? "discarded" : "unknown";
       if (!result || !result->passed || job->state == ObservedJob::State::kFailed) {
@@ -835,8 +836,10 @@ RestorePlan plan_restore(const RestoreInputs& in) {
                                                     : "the check Job failed (" + job->failure + ")";
         return fail("ValidationFailed", "ChecksFailed",
                     "backup " + backup_id + " was restored in place but the restored database did not pass: " + error +
-                        "; rerun the checks with kubectl annotate restorerequest -n " + ns + " " + name + " " +
-                        kAnnotationRerun + "=$(date +%s)",
+                        "; it refuses writes (default_transaction_read_only = on); rerun the checks with kubectl "
+                        "annotate restorerequest -n " + ns + " " + name + " " + kAnnotationRerun +
+                        "=$(date +%s), or to keep it as it is run ALTER SYSTEM RESET default_transaction_read_only; "
+                        "SELECT pg_reload_conf()",
                     aside_state == "moved" ? "moved" : aside_state);
       }
       ip["step"] = kStepDone;

@@ -25,6 +25,9 @@ constexpr Builtin kBuiltins[] = {
      "pointInTime"},
     {"system-identifier", "SELECT system_identifier FROM pg_control_system() = the stop sentinel's SystemIdentifier"},
     {"supabase-schemas", "schemas auth and storage exist; SELECT count(*) FROM auth.users, storage.buckets, storage.objects"},
+    {"writes-released",
+     "after every other check passed: ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_reload_conf() "
+     "(the in-place restore held writes until then)"},
 };
 
 }  // namespace

@@ -526,3 +526,56 @@ TEST_F(RestoreInPlace, CheckDatabaseProvesTheRestoredProductionServerReadingOnly
 }
 
 }  // namespace
+
+// HOLD_WRITES (the operator always sets it): production starts on the
+// restored directory refusing writes; check-database with RELEASE_WRITES
+// releases them only after every check passed, and proves it with a new
+// session.
+TEST_F(RestoreInPlace, HeldWritesAreRefusedUntilEveryCheckPassedAndCheckDatabaseReleasedThem) {
+  const int n = rows();
+  start_source(volume_ / "pgdata", n);
+  const auto made = full_backup();
+  ASSERT_FALSE(made.backup_id.empty());
+  diverge_and_stop();
+  ASSERT_NO_FATAL_FAILURE(install_tools());
+  auto env = restore_env(made);
+  env["HOLD_WRITES"] = "true";
+  const auto restored = restore(env);
+  ASSERT_EQ(restored.exit_code, 0) << restored.output << restored.termination;
+  auto production = start_normally(volume_ / "pgdata", false);
+  ASSERT_TRUE(production);
+  EXPECT_EQ(production->value("select count(*) from t"), std::to_string(n));
+  auto write = [&] {
+    try {
+      production->query("insert into t values (-7, 'after the restore')");
+      return std::string();
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+  };
+  EXPECT_NE(write().find("read-only transaction"), std::string::npos) << "writes are held";
+
+  const auto env_with = [&](const json& checks) {
+    return std::map<std::string, std::string>{{"BACKUP_ID", made.backup_id},
+                                              {"BACKUP_CHECKSUM", made.checksum},
+                                              {"EXPECT_SYSTEM_IDENTIFIER", system_identifier_},
+                                              {"VERIFY_CHECKS", checks.dump()},
+                                              {"READY_DEADLINE_SECONDS", "60"},
+                                              {"RELEASE_WRITES", "true"}};
+  };
+  // A failing check releases nothing.
+  auto r = check_database(*production, env_with(json::array({{{"name", "t-rows"}, {"sql", "select count(*) from t"},
+                                                               {"expect", std::to_string(n + 1)}}})));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_EQ(check_named(r.result, "writes-released")["passed"], false) << r.termination;
+  EXPECT_NE(write().find("read-only transaction"), std::string::npos) << "still held after a failed check";
+  // Every check passes: released, and a new session writes.
+  r = check_database(*production, env_with(json::array({{{"name", "t-rows"}, {"sql", "select count(*) from t"},
+                                                          {"expect", std::to_string(n)}}})));
+  ASSERT_EQ(r.exit_code, 0) << r.output << r.termination;
+  EXPECT_EQ(check_names(r.result), (std::vector<std::string>{"recovered", "system-identifier", "t-rows", "writes-released"}));
+  EXPECT_EQ(write(), "");
+  EXPECT_EQ(production->value("select count(*) from t"), std::to_string(n + 1));
+  // The setting is gone from the file, so a restart keeps accepting writes.
+  EXPECT_EQ(read_file(volume_ / "pgdata" / "postgresql.auto.conf").find("default_transaction_read_only"), std::string::npos);
+}

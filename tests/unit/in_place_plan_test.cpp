@@ -109,7 +109,8 @@ std::string check_result(bool users_pass) {
               {"recovered", true},
               {"checks", {{{"name", "recovered"}, {"passed", true}, {"ms", 2}, {"output", "f"}},
                           {{"name", "system-identifier"}, {"passed", true}, {"ms", 1}, {"output", "7312"}},
-                          {{"name", "orders"}, {"passed", users_pass}, {"ms", 9}, {"output", users_pass ? "3" : "0"}}}}}
+                          {{"name", "orders"}, {"passed", users_pass}, {"ms", 9}, {"output", users_pass ? "3" : "0"}},
+                          {{"name", "writes-released"}, {"passed", users_pass}, {"ms", 4}, {"output", "off"}}}}}
       .dump();
 }
 
@@ -164,6 +165,7 @@ TEST(InPlacePlan, FreezesStopsRestoresStartsChecksAndOnlyThenLiftsTheFreeze) {
   const std::string dumped = rj.dump();
   EXPECT_EQ(dumped.find("CANARY"), std::string::npos);
   EXPECT_NE(dumped.find("\"DATA_PATH\""), std::string::npos);
+  EXPECT_NE(dumped.find("\"HOLD_WRITES\""), std::string::npos);
   EXPECT_EQ(p.status["inPlace"]["step"], kStepRestoring);
 
   // Still running after an operator restart: nothing new.
@@ -183,15 +185,17 @@ TEST(InPlacePlan, FreezesStopsRestoresStartsChecksAndOnlyThenLiftsTheFreeze) {
   EXPECT_EQ(cj["metadata"]["name"], "r1-check");
   const json cenv = cj["spec"]["template"]["spec"]["containers"][0]["env"];
   std::string sysid, checks;
-  bool storage = false;
+  bool storage = false, release = false;
   for (const auto& e : cenv) {
     if (e["name"] == "EXPECT_SYSTEM_IDENTIFIER") sysid = e["value"];
+    if (e["name"] == "RELEASE_WRITES") release = e["value"] == "true";
     if (e["name"] == "VERIFY_CHECKS") checks = e["value"];
     storage = storage || e["name"].get<std::string>().starts_with("WALG_");
   }
   EXPECT_EQ(sysid, "7312");
   EXPECT_NE(checks.find("select count(*) from orders"), std::string::npos);
   EXPECT_FALSE(storage) << "the check holds no storage Secret";
+  EXPECT_TRUE(release) << "writes stay held until the checks pass";
   EXPECT_EQ(p.status["recovery"]["seconds"], 4.5);
   EXPECT_EQ(p.status["inPlace"]["aside"], "pgdata.before-r1");
   EXPECT_EQ(p.freeze, RestorePlan::Freeze::kNone);
@@ -204,7 +208,7 @@ TEST(InPlacePlan, FreezesStopsRestoresStartsChecksAndOnlyThenLiftsTheFreeze) {
   EXPECT_EQ(p.freeze, RestorePlan::Freeze::kLift);
   EXPECT_EQ((*cond(p, "MutationsBlocked"))["status"], "False");
   EXPECT_EQ((*cond(p, "Validated"))["status"], "True");
-  EXPECT_EQ(p.status["validation"].size(), 6u);  // 3 on the recovered copy, 3 against production
+  EXPECT_EQ(p.status["validation"].size(), 7u);  // 3 on the recovered copy, 4 against production
   EXPECT_NE(p.status["message"].get<std::string>().find("pgdata.before-r1"), std::string::npos);
   ASSERT_TRUE(p.outcome);
   EXPECT_EQ(p.outcome->result, "success");
