@@ -46,6 +46,17 @@ std::string rules_file(const std::filesystem::path& dir) {
        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 60}, {"message", R"({"deleted":[]})"}}}},
       {{"selector", "backup.si.dev/action=validate"},
        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 60}, {"message", "ok"}}}},
+      {{"selector", "backup.si.dev/action=restore-in-place"},
+       {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 60},
+                    {"message", R"({"restored":"{{env:BACKUP_ID}}","checksum":"{{env:BACKUP_CHECKSUM}}","recovered":true,)"
+                                R"("recoverySeconds":1,"systemIdentifier":"7","aside":"{{env:ASIDE_PATH}}","checks":[)"
+                                R"({"name":"recovered","passed":true},{"name":"recovery-target","passed":true},)"
+                                R"({"name":"system-identifier","passed":true}]})"}}}},
+      {{"selector", "backup.si.dev/action=check-database"},
+       {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 60},
+                    {"message", R"({"restored":"{{env:BACKUP_ID}}","recovered":true,"checks":[)"
+                                R"({"name":"recovered","passed":true},{"name":"system-identifier","passed":true},)"
+                                R"({"name":"writes-released","passed":true}]})"}}}},
   });
   return testing_support::write_file(dir / "rules.json", rules.dump());
 }
@@ -93,15 +104,66 @@ TEST(ChartRbac, EveryRequestIsAllowedAndEveryGrantIsUsed) {
   ASSERT_TRUE(admin->create(resources::kPersistentVolumeClaims, "app",
                             {{"metadata", {{"name", "supabase-db-data"}}},
                              {"spec", {{"accessModes", {"ReadWriteOnce"}}, {"resources", {{"requests", {{"storage", "1Gi"}}}}}}}}));
-  // A policy naming its database by workload: the StatefulSet is read (get) even when it is missing.
-  ASSERT_TRUE(admin->create(bo::reconcile::kBackupPolicies, "app",
-                            {{"metadata", {{"name", "by-workload"}}},
-                             {"spec", {{"addons", {"supabase-walg"}},
-                                       {"database", {{"workloadRef", {{"kind", "StatefulSet"}, {"name", "supabase-db"}}},
-                                                     {"runAsUser", 101}, {"runAsGroup", 102}, {"host", "supabase-db.app.svc"}}},
-                                       {"storage", {{"secretRef", {{"name", "walg-storage"}}},
-                                                    {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
-                                       {"verification", {{"enabled", false}}}}}}));
+  // Policies naming their database by workload (read with get), each restored in place below
+  // (scaled through the scale subresource): a StatefulSet, whose pod kube-local's controller
+  // makes and deletes, and a Deployment, whose ReplicaSet and pod the test plays.
+  auto workload_policy = [&](const std::string& name, const std::string& kind, const std::string& workload) {
+    return json{{"metadata", {{"name", name}}},
+                {"spec", {{"addons", {"supabase-walg"}},
+                          {"suspend", true},
+                          {"database", {{"workloadRef", {{"kind", kind}, {"name", workload}}},
+                                        {"runAsUser", 101}, {"runAsGroup", 102}, {"host", workload + ".app.svc"}}},
+                          {"storage", {{"secretRef", {{"name", "walg-storage"}}},
+                                       {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
+                          {"verification", {{"enabled", false}, {"image", "postgres:15"}}}}}};
+  };
+  ASSERT_TRUE(admin->create(bo::reconcile::kBackupPolicies, "app", workload_policy("by-workload", "StatefulSet", "supabase-db")));
+  ASSERT_TRUE(admin->create(bo::reconcile::kBackupPolicies, "app", workload_policy("by-deployment", "Deployment", "supabase-db2")));
+  auto database_pod = [](const std::string& app, const std::string& claim) {
+    return json{{"metadata", {{"labels", {{"app", app}}}}},
+                {"spec", {{"containers", {{{"name", "postgres"}, {"image", "postgres:15"},
+                                           {"volumeMounts", {{{"name", "data"}, {"mountPath", "/var/lib/postgresql/data"}}}}}}},
+                          {"volumes", {{{"name", "data"}, {"persistentVolumeClaim", {{"claimName", claim}}}}}}}}};
+  };
+  for (const char* claim : {"supabase-db-pgdata", "supabase-db2-pgdata"})
+    ASSERT_TRUE(admin->create(resources::kPersistentVolumeClaims, "app",
+                              {{"metadata", {{"name", claim}}},
+                               {"spec", {{"accessModes", {"ReadWriteOnce"}}, {"resources", {{"requests", {{"storage", "1Gi"}}}}}}}}));
+  const Resource sts_res{"apps", "v1", "statefulsets", "StatefulSet", true};
+  const Resource rs_res{"apps", "v1", "replicasets", "ReplicaSet", true};
+  ASSERT_TRUE(admin->create(sts_res, "app",
+                            {{"metadata", {{"name", "supabase-db"}}},
+                             {"spec", {{"replicas", 1}, {"serviceName", "supabase-db"},
+                                       {"selector", {{"matchLabels", {{"app", "supabase-db"}}}}},
+                                       {"template", database_pod("supabase-db", "supabase-db-pgdata")}}}}));
+  auto deploy = admin->create(resources::kDeployments, "app",
+                              {{"metadata", {{"name", "supabase-db2"}}},
+                               {"spec", {{"replicas", 1}, {"selector", {{"matchLabels", {{"app", "supabase-db2"}}}}},
+                                         {"template", database_pod("supabase-db2", "supabase-db2-pgdata")}}}});
+  ASSERT_TRUE(deploy);
+  auto owned_by = [](const json& owner, const char* kind) {
+    return json::array({{{"apiVersion", "apps/v1"}, {"kind", kind}, {"name", owner["metadata"]["name"]},
+                         {"uid", owner["metadata"]["uid"]}, {"controller", true}}});
+  };
+  json rs_spec = {{"replicas", 1}, {"selector", {{"matchLabels", {{"app", "supabase-db2"}}}}},
+                  {"template", database_pod("supabase-db2", "supabase-db2-pgdata")}};
+  auto rs = admin->create(rs_res, "app", {{"metadata", {{"name", "supabase-db2-5d8f9c"}, {"ownerReferences", owned_by(*deploy, "Deployment")}}},
+                                          {"spec", rs_spec}});
+  ASSERT_TRUE(rs);
+  json pod2 = database_pod("supabase-db2", "supabase-db2-pgdata");
+  pod2["metadata"]["name"] = "supabase-db2-5d8f9c-x1";
+  pod2["metadata"]["ownerReferences"] = owned_by(*rs, "ReplicaSet");
+  ASSERT_TRUE(admin->create(resources::kPods, "app", pod2));
+  // Their catalogs: one verified backup each (the policies are suspended: nothing else happens to them).
+  for (const char* name : {"by-workload", "by-deployment"})
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      auto p = admin->get(bo::reconcile::kBackupPolicies, "app", name);
+      ASSERT_TRUE(p);
+      (*p)["status"]["backups"] = {{{"id", "base_W"}, {"checksum", "sha256:" + std::string(64, 'e')}, {"type", "full"},
+                                    {"verified", true}, {"startTime", "2026-11-20T02:00:00Z"},
+                                    {"completionTime", "2026-11-20T02:05:00Z"}, {"keptFor", json::array()}}};
+      if (admin->update_status(bo::reconcile::kBackupPolicies, "app", *p)) break;
+    }
   // Every schedule hourly (an hour passes every two seconds), one of each kind kept.
   ASSERT_TRUE(admin->create(bo::reconcile::kBackupPolicies, "app",
                             {{"metadata", {{"name", "db"}}},
@@ -179,6 +241,30 @@ TEST(ChartRbac, EveryRequestIsAllowedAndEveryGrantIsUsed) {
   ASSERT_EQ(server.kubectl("annotate rr -n app drill backup.si.dev/rerun-validation=1").exit_code, 0);
   EXPECT_TRUE(wait_used(key("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "delete")));
   ASSERT_EQ(server.kubectl("delete rr -n app drill --wait=true").exit_code, 0);
+
+  // In-place restores: freeze, scale to 0, restore, scale back, check, lift.
+  auto in_place = [&](const std::string& name, const std::string& policy) {
+    const std::string f = testing_support::write_file(
+        dir / (name + ".yaml"), "apiVersion: backup.si.dev/v1alpha1\nkind: RestoreRequest\nmetadata: {name: " + name +
+                                    ", namespace: app}\nspec: {policyRef: {name: " + policy + "}, backupId: base_W}\n");
+    auto r = server.kubectl("apply -f " + f);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+  };
+  auto rr_phase = [&](const std::string& name) {
+    auto rr = admin->get(bo::reconcile::kRestoreRequests, "app", name);
+    return rr ? (*rr).value("status", json::object()).value("phase", "") : std::string();
+  };
+  in_place("in-place-sts", "by-workload");
+  EXPECT_TRUE(eventually([&] { return rr_phase("in-place-sts") == "Succeeded"; }, std::chrono::seconds(90)))
+      << server.kubectl("get rr in-place-sts -n app -o yaml").output << op.log();
+  EXPECT_TRUE(wait_used(key("apps", "statefulsets/scale", "patch")));
+  in_place("in-place-deploy", "by-deployment");
+  EXPECT_TRUE(wait_used(key("apps", "deployments/scale", "patch")))
+      << server.kubectl("get rr in-place-deploy -n app -o yaml").output;
+  // Its ReplicaSet would now delete the pod.
+  ASSERT_TRUE(admin->remove(resources::kPods, "app", "supabase-db2-5d8f9c-x1"));
+  EXPECT_TRUE(eventually([&] { return rr_phase("in-place-deploy") == "Succeeded"; }, std::chrono::seconds(90)))
+      << server.kubectl("get rr in-place-deploy -n app -o yaml").output;
 
   // Secure metrics: only a caller allowed GET /metrics (the chart's metrics-reader role) may scrape.
   ASSERT_TRUE(admin->create(resources::kServiceAccounts, "app", {{"metadata", {{"name", "prometheus"}}}}));

@@ -25,6 +25,7 @@
 #include "harness.h"
 #include "reconcile/caches.h"
 #include "reconcile/conditions.h"
+#include "reconcile/restore_plan.h"
 #include "support/postgres.h"
 
 using namespace bo::kube;
@@ -43,6 +44,7 @@ namespace {
 const std::string kCanary = "canary-real-backup-5d1c-0f9e";  // also the libsodium key: wal-g wants >= 25 bytes
 const std::string kNs = "shop";
 constexpr const char* kDatabaseImage = "postgres:15";
+const Resource kStatefulSets{"apps", "v1", "statefulsets", "StatefulSet", true};
 
 // A restored server must not push its own WAL into the store it came from.
 PostgresOptions not_archiving() {
@@ -170,8 +172,11 @@ class RealBackups : public ::testing::Test {
                                      "--exec-image-path", std::string(kDatabaseImage) + "=" + Postgres::kBinDir,
                                      "--volume-root", (*dir_ / "volumes").string(), "--exec-path", walg_dir};
     json exec_rules = json::array();
-    for (const char* a : {"backup", "full-backup", "retain", "restore", "verify", "scratch"})
+    for (const char* a : {"backup", "full-backup", "retain", "restore", "verify", "scratch", "restore-in-place", "check-database"})
       exec_rules.push_back({{"selector", std::string("backup.si.dev/action=") + a}, {"outcome", {{"exec", true}}}});
+    // A database workload's pod: the image's `postgres` (for the in-place restore's StatefulSet).
+    exec_rules.push_back({{"selector", "backup.si.dev/test-database=true"}, {"outcome", {{"exec", true}}}});
+    args.insert(args.end(), {"--exec-image", std::string(kDatabaseImage) + "=" + Postgres::kBinDir + "/postgres"});
     args.insert(args.end(), {"--pod-rules", testing_support::write_file(*dir_ / "rules.json", exec_rules.dump())});
     server_ = new KubeLocal(args);
     const auto chart = testing_support::install_crds_and_chart(*server_, *dir_);
@@ -852,4 +857,187 @@ TEST_F(RealBackups, ACorruptedBackupFailsVerificationSaysWhereAndTurnsVerifiedFa
   const json* entry = by_id(catalog_now, id);
   ASSERT_TRUE(entry);
   EXPECT_FALSE(entry->value("verified", false)) << catalog_now.dump(2);
+}
+
+// The in-place restore, end to end: the database is a StatefulSet whose pod
+// runs PostgreSQL 15 (kube-local's process kubelet, the image's `postgres`)
+// on claim "pgdata" (data directory pgdata/ inside it). After a verified
+// backup, a DROP TABLE; a RestoreRequest into the policy's own namespace
+// freezes the namespace, scales the StatefulSet to 0 and waits for its pod to
+// stop, restores into the claim (the current data moved aside beside it),
+// starts it again and checks the running server; the freeze is there until
+// the checks passed, and gone after; the table is back.
+TEST_F(RealBackups, InPlaceRestoreAfterDropTableBringsTheTableBackAndTheWorkloadUpFrozenUntilTheChecksPass) {
+  const std::string ns = "inplace";
+  auto admin = server_->client();
+  // The claim's directory holds the data directory one level down, so the
+  // current one can be moved aside on the same volume.
+  const fs::path claim_dir = data_dir(ns), pgdata = claim_dir / "pgdata";
+  auto db = open_site(ns, archiving(ns));  // initdb'd at the claim's root: moved below, then run by kube-local
+  supabase_schemas(*db);
+  db->query("CREATE TABLE orders (id serial PRIMARY KEY, item text)");
+  db->query("INSERT INTO orders (item) SELECT 'item-' || g FROM generate_series(1, 120) g");
+  db->stop();
+  {
+    const fs::path staging = *dir_ / "volumes" / (ns + "-staging");
+    fs::rename(claim_dir, staging);
+    fs::create_directories(claim_dir);
+    fs::rename(staging, pgdata);
+    Postgres::hand_to_server_user(claim_dir);
+  }
+  const uid_t uid = Postgres::drops_root() ? 65534 : getuid();
+  const gid_t gid = Postgres::drops_root() ? 65534 : getgid();
+  const int port = db->port();
+  std::vector<std::string> command = {"postgres", "-D", pgdata.string(), "-c", "port=" + std::to_string(port),
+                                      "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+                                      "-c", "fsync=off", "-c", "archive_mode=on",
+                                      "-c", std::string("archive_command=") + WALG_STANDIN_BIN + " wal-push %p"};
+  // wal-push's settings reach the server's environment from a Secret, as in a real database pod.
+  json archive_env = json::array();
+  for (const auto& [k, v] : storage_env(ns))
+    archive_env.push_back({{"name", k}, {"valueFrom", {{"secretKeyRef", {{"name", "db-archiving"}, {"key", k}}}}}});
+  {
+    json data = json::object();
+    for (const auto& [k, v] : storage_env(ns)) data[k] = v;
+    ASSERT_TRUE(admin->create(resources::kSecrets, ns, {{"metadata", {{"name", "db-archiving"}}}, {"stringData", data}}));
+  }
+  const json labels = {{"app", "db"}, {"backup.si.dev/test-database", "true"}};
+  json container = {{"name", "postgres"},
+                    {"image", kDatabaseImage},
+                    {"command", command},
+                    {"env", archive_env},
+                    // Mounted where the server has it (kube-local's volumes are host directories).
+                    {"volumeMounts", json::array({{{"name", "data"}, {"mountPath", claim_dir.string()}}})}};
+  json pod_spec = {{"securityContext", {{"runAsUser", uid}, {"runAsGroup", gid}}},
+                   {"terminationGracePeriodSeconds", 30},
+                   {"containers", json::array({container})},
+                   {"volumes", json::array({{{"name", "data"}, {"persistentVolumeClaim", {{"claimName", "pgdata"}}}}})}};
+  json set_spec = {{"replicas", 1},
+                   {"serviceName", "db"},
+                   {"selector", {{"matchLabels", labels}}},
+                   {"template", {{"metadata", {{"labels", labels}}}, {"spec", pod_spec}}}};
+  ASSERT_TRUE(admin->create(kStatefulSets, ns, {{"metadata", {{"name", "db"}}}, {"spec", set_spec}}));
+  ASSERT_TRUE(eventually([&] {
+    try {
+      return db->value("SELECT count(*) FROM orders") == "120";
+    } catch (const std::exception&) {
+      return false;
+    }
+  }, std::chrono::seconds(60)))
+      << server_->kubectl("get pods -n " + ns + " -o yaml").output;
+
+  json p = policy(*db, ns);
+  p["spec"]["database"].erase("dataVolume");
+  p["spec"]["database"]["workloadRef"] = {{"kind", "StatefulSet"}, {"name", "db"}};
+  ASSERT_TRUE(admin->create(kBackupPolicies, ns, p));
+  json list = wait_for_backups(*admin, ns, 1);
+  ASSERT_FALSE(list.empty());
+  const json backup = list.front();
+  ASSERT_EQ(backup["restorable"], true) << list.dump(2);
+  ASSERT_TRUE(admin->patch(kBackupPolicies, ns, "db", PatchType::kMerge, {{"spec", {{"suspend", true}}}}));
+  open_verify_target(ns, ns + "-verify");
+  const json verified = verify(ns, ns + "-verify", "verify-before", backup["id"], backup["checksum"], "",
+                               {{{"name", "orders"}, {"sql", "SELECT count(*) FROM orders"}, {"expect", "120"}}});
+  ASSERT_EQ(verified["status"]["phase"], "Succeeded") << verified.dump(2);
+  ASSERT_TRUE(eventually([&] {
+    const json now = catalog(*admin, ns);
+    const json* e = by_id(now, backup["id"]);
+    return e && e->value("verified", false);
+  }));
+  const std::string system_id = db->value("SELECT system_identifier FROM pg_control_system()");
+
+  // The accident.
+  db->query("DROP TABLE orders");
+  db->query("CREATE TABLE after_the_backup (x int)");
+
+  // examples/restore/in-place.yaml as written, in this namespace and for this policy, with one more check.
+  const std::string rr = "undo-bad-migration";
+  {
+    std::string text = slurp(fs::path(SOURCE_DIR) / "examples/restore/in-place.yaml");
+    for (const auto& [from, to] : {std::pair<std::string, std::string>{"namespace: supabase", "namespace: " + ns},
+                                   {"    name: supabase", "    name: db"}}) {
+      const auto at = text.find(from);
+      ASSERT_NE(at, std::string::npos) << from;
+      text.replace(at, from.size(), to);
+    }
+    text += "  - name: orders-back\n    sql: \"SELECT count(*) FROM orders\"\n    expect: \"120\"\n";
+    const auto applied = server_->kubectl("apply -f " + testing_support::write_file(*dir_ / "in-place.yaml", text));
+    ASSERT_EQ(applied.exit_code, 0) << applied.output << "\n" << text;
+  }
+  const std::string freeze = bo::reconcile::freeze_name(ns, rr);
+  bool frozen_while_restoring = false, refused_while_frozen = false, stopped_seen = false;
+  std::set<std::string> phases;
+  json req;
+  ASSERT_TRUE(eventually([&] {
+    auto got = admin->get(kRestoreRequests, ns, rr);
+    if (got) req = *got;
+    const json st = req.value("status", json::object());
+    const std::string phase = st.value("phase", "");
+    phases.insert(phase + "/" + st.value("inPlace", json::object()).value("step", ""));
+    const bool present = admin->get(resources::kValidatingAdmissionPolicies, "", freeze).has_value();
+    if ((phase == "Restoring" || phase == "Validating") && st.value("inPlace", json::object()).value("step", "") != "Stopping") {
+      frozen_while_restoring = frozen_while_restoring || present;
+      if (present && !refused_while_frozen) {
+        // Anyone but the operator is refused a change to the workload meanwhile.
+        const auto r = server_->kubectl("annotate statefulset db -n " + ns + " touched=yes --overwrite");
+        refused_while_frozen = r.exit_code != 0 && r.output.find("frozen") != std::string::npos;
+      }
+      if (st.value("inPlace", json::object()).value("step", "") == "Restoring") {
+        auto pods = admin->list(resources::kPods, ns, {"app=db", "", 0, "", ""});
+        stopped_seen = stopped_seen || (pods && pods->value("items", json::array()).empty());
+      }
+    }
+    return phase == "Succeeded" || phase == "Failed" || phase == "Blocked";
+  }, std::chrono::seconds(240)))
+      << req.dump(2) << "\n" << server_->kubectl("get statefulsets,pods,jobs -n " + ns + " -o yaml").output
+      << "\noperator log tail:\n" << operator_->log().substr(operator_->log().size() > 6000 ? operator_->log().size() - 6000 : 0);
+  const json st = req["status"];
+  ASSERT_EQ(st["phase"], "Succeeded") << req.dump(2) << "\n" << server_->kubectl("get events -n " + ns).output;
+  EXPECT_TRUE(frozen_while_restoring) << json(phases).dump();
+  EXPECT_TRUE(refused_while_frozen);
+  EXPECT_TRUE(stopped_seen) << "the restore ran with the database's pod gone";
+  // The freeze is gone, the workload is up with its replicas, the table is back.
+  EXPECT_TRUE(eventually([&] { return !admin->get(resources::kValidatingAdmissionPolicies, "", freeze); },
+                         std::chrono::seconds(30)));
+  auto sts = admin->get(kStatefulSets, ns, "db");
+  ASSERT_TRUE(sts);
+  EXPECT_EQ((*sts)["spec"]["replicas"], 1);
+  EXPECT_EQ(db->value("SELECT count(*) FROM orders"), "120");
+  EXPECT_EQ(db->value("SELECT count(*) FROM auth.users"), "3");
+  EXPECT_EQ(db->value("SELECT count(*) FROM pg_tables WHERE tablename = 'after_the_backup'"), "0");
+  EXPECT_EQ(db->value("SELECT pg_is_in_recovery()"), "f");
+  EXPECT_EQ(db->value("SELECT system_identifier FROM pg_control_system()"), system_id);
+  // Writes were held until the checks passed, and released then.
+  EXPECT_EQ(db->value("SHOW default_transaction_read_only"), "off");
+  EXPECT_NO_THROW(db->query("INSERT INTO orders (item) VALUES ('after the restore')"));
+  // What was there before is kept beside it, whole.
+  EXPECT_EQ(st["inPlace"]["aside"], "pgdata.before-" + rr) << st.dump(2);
+  EXPECT_TRUE(fs::exists(claim_dir / ("pgdata.before-" + rr) / "PG_VERSION"));
+  std::map<std::string, json> checks;
+  for (const auto& c : st["validation"]) checks[c["stage"].get<std::string>() + "/" + c["name"].get<std::string>()] = c;
+  EXPECT_EQ(checks["production/orders-back"].value("output", ""), "120") << st.dump(2);
+  EXPECT_EQ(checks["production/has-users"].value("passed", false), true) << st.dump(2);
+  EXPECT_EQ(checks["production/writes-released"].value("passed", false), true) << st.dump(2);
+  EXPECT_EQ(st["backup"]["id"], backup["id"]) << "latest: the newest verified backup";
+  EXPECT_EQ(checks["recovery/system-identifier"].value("passed", false), true) << st.dump(2);
+  EXPECT_EQ(checks["production/system-identifier"].value("passed", false), true) << st.dump(2);
+  // Every step was an Event.
+  const std::string events = server_->kubectl("get events -n " + ns + " --field-selector involvedObject.name=" + rr +
+                                              " -o custom-columns=R:.reason --no-headers").output;
+  for (const char* reason : {"RestoreStarted", "MutationsBlocked", "StoppingDatabase", "DatabaseStopped", "DatabaseRestored",
+                             "RestoreSucceeded", "MutationsUnblocked"})
+    EXPECT_NE(events.find(reason), std::string::npos) << reason << " in:\n" << events;
+  // The restored server archives again, on its new timeline.
+  const std::string wal = db->value("SELECT pg_walfile_name(pg_switch_wal())");
+  EXPECT_TRUE(eventually([&] { return db->value("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= wal; },
+                         std::chrono::seconds(30)));
+  for (const char* what : {"jobs", "pods", "restorerequests", "events", "statefulsets"})
+    EXPECT_EQ(server_->kubectl(std::string("get ") + what + " -n " + ns + " -o json").output.find(kCanary), std::string::npos)
+        << what;
+  // Leave no server behind for the next case.
+  ASSERT_TRUE(admin->patch(kStatefulSets, ns, "db", PatchType::kMerge, {{"spec", {{"replicas", 0}}}}));
+  EXPECT_TRUE(eventually([&] {
+    auto pods = admin->list(resources::kPods, ns, {"app=db", "", 0, "", ""});
+    return pods && pods->value("items", json::array()).empty();
+  }, std::chrono::seconds(60)));
 }
