@@ -335,7 +335,10 @@ k get restorerequests -n supabase
 echo "lastVerifiedBackup: $(k get backuppolicy supabase -n supabase -o jsonpath='{.status.lastVerifiedBackup.id} {.status.lastVerifiedBackup.checksum} (by {.status.lastVerifiedBackup.request})')"
 
 step "a restore drill (a scratch instance with SQL checks), and a restore the policy refuses"
-k apply -f "$root/examples/restore/"
+# (examples/restore/in-place.yaml restores a database its policy names by
+# spec.database.workloadRef; the demo's PostgreSQL runs beside kube-local, not
+# in it, so that one is shown end to end by RealBackups.InPlaceRestore… in ctest.)
+k apply -f "$root/examples/restore/drill.yaml" -f "$root/examples/restore/refused.yaml"
 k wait --for=jsonpath='{.status.phase}'=Succeeded restorerequest/drill-2026-q4 -n supabase --timeout=60s
 k wait --for=jsonpath='{.status.phase}'=Blocked restorerequest/restore-unknown -n supabase --timeout=60s
 k get restorerequests -n supabase
