@@ -182,13 +182,14 @@ class RealBackups : public ::testing::Test {
     const auto chart = testing_support::install_crds_and_chart(*server_, *dir_);
     // One scaled hour every 6 s: the hourly backup falls due every 6 s.
     metrics_port_ = testing_support::free_port();
-    operator_ = new Child(chart.args({"--time-scale", "600", "--metrics-bind-address",
-                                      "127.0.0.1:" + std::to_string(metrics_port_)}),
-                          *dir_ / "operator.log");
+    operator_args_ = new std::vector<std::string>(chart.args({"--time-scale", "600", "--metrics-bind-address",
+                                                               "127.0.0.1:" + std::to_string(metrics_port_)}));
+    operator_ = new Child(*operator_args_, *dir_ / "operator.log");
     ASSERT_TRUE(testing_support::controller_started(*operator_, "backuppolicy")) << operator_->log();
   }
   static void TearDownTestSuite() {
     delete operator_;
+    delete operator_args_;
     delete server_;
     delete s3_;
     fs::remove_all(*dir_);
@@ -374,6 +375,7 @@ class RealBackups : public ::testing::Test {
   static testing_support::S3rverTls* s3_;
   static KubeLocal* server_;
   static Child* operator_;
+  static std::vector<std::string>* operator_args_;
 };
 
 fs::path* RealBackups::dir_ = nullptr;
@@ -382,6 +384,7 @@ int RealBackups::s3_port_ = 0;
 testing_support::S3rverTls* RealBackups::s3_ = nullptr;
 KubeLocal* RealBackups::server_ = nullptr;
 Child* RealBackups::operator_ = nullptr;
+std::vector<std::string>* RealBackups::operator_args_ = nullptr;
 
 }  // namespace
 
@@ -965,7 +968,8 @@ TEST_F(RealBackups, InPlaceRestoreAfterDropTableBringsTheTableBackAndTheWorkload
     ASSERT_EQ(applied.exit_code, 0) << applied.output << "\n" << text;
   }
   const std::string freeze = bo::reconcile::freeze_name(ns, rr);
-  bool frozen_while_restoring = false, refused_while_frozen = false, stopped_seen = false;
+  bool frozen_while_restoring = false, refused_while_frozen = false, stopped_seen = false, killed = false;
+  std::string restore_job_uid;
   std::set<std::string> phases;
   json req;
   ASSERT_TRUE(eventually([&] {
@@ -985,6 +989,16 @@ TEST_F(RealBackups, InPlaceRestoreAfterDropTableBringsTheTableBackAndTheWorkload
       if (st.value("inPlace", json::object()).value("step", "") == "Restoring") {
         auto pods = admin->list(resources::kPods, ns, {"app=db", "", 0, "", ""});
         stopped_seen = stopped_seen || (pods && pods->value("items", json::array()).empty());
+        // The operator is killed (-9) while its restore Job runs, and a new one carries on.
+        if (!killed) {
+          if (auto job = admin->get(resources::kJobs, ns, rr + "-restore")) {
+            restore_job_uid = (*job)["metadata"].value("uid", "");
+            operator_->stop(SIGKILL);
+            delete operator_;
+            operator_ = new Child(*operator_args_, *dir_ / "operator-after-kill.log");
+            killed = true;
+          }
+        }
       }
     }
     return phase == "Succeeded" || phase == "Failed" || phase == "Blocked";
@@ -996,6 +1010,14 @@ TEST_F(RealBackups, InPlaceRestoreAfterDropTableBringsTheTableBackAndTheWorkload
   EXPECT_TRUE(frozen_while_restoring) << json(phases).dump();
   EXPECT_TRUE(refused_while_frozen);
   EXPECT_TRUE(stopped_seen) << "the restore ran with the database's pod gone";
+  // After the kill -9, one restore Job (the same one) and one fetch.
+  ASSERT_TRUE(killed);
+  auto job = admin->get(resources::kJobs, ns, rr + "-restore");
+  ASSERT_TRUE(job);
+  EXPECT_EQ((*job)["metadata"]["uid"], restore_job_uid) << "the restore Job was made again";
+  auto job_pods = admin->list(resources::kPods, ns, {"job-name=" + rr + "-restore", "", 0, "", ""});
+  ASSERT_TRUE(job_pods);
+  EXPECT_EQ(job_pods->value("items", json::array()).size(), 1u);
   // The freeze is gone, the workload is up with its replicas, the table is back.
   EXPECT_TRUE(eventually([&] { return !admin->get(resources::kValidatingAdmissionPolicies, "", freeze); },
                          std::chrono::seconds(30)));
