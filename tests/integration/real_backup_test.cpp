@@ -499,7 +499,11 @@ TEST_F(RealBackups, ScheduledFullAndDeltasRestoreEveryArchivedRowAndPointInTimeS
     }, std::chrono::seconds(120)))
         << server_->kubectl("get restorerequests,jobs,pods -n shop -o yaml").output;
     // Its checks against a running target are not what this part is about: the request goes.
-    EXPECT_TRUE(admin->remove(kRestoreRequests, kNs, name));
+    {
+      const auto removed = admin->remove(kRestoreRequests, kNs, name);
+      EXPECT_TRUE(removed) << (removed ? std::string() : removed.error().str()) << "\n"
+                           << server_->kubectl("get restorerequest " + name + " -n shop -o yaml").output;
+    }
     EXPECT_TRUE(eventually([&] { return !admin->get(kRestoreRequests, kNs, name); }, std::chrono::seconds(30)));
     ASSERT_TRUE(fs::exists(target / "recovery.signal"));
     auto restored = Postgres::start_existing(target, not_archiving());
@@ -989,8 +993,13 @@ TEST_F(RealBackups, InPlaceRestoreAfterDropTableBringsTheTableBackAndTheWorkload
       if (st.value("inPlace", json::object()).value("step", "") == "Restoring") {
         auto pods = admin->list(resources::kPods, ns, {"app=db", "", 0, "", ""});
         stopped_seen = stopped_seen || (pods && pods->value("items", json::array()).empty());
-        // The operator is killed (-9) while its restore Job runs, and a new one carries on.
-        if (!killed) {
+        // The operator is killed (-9) while its restore Job runs, and a new one carries on. (Once
+        // DatabaseStopped is recorded: Events follow the status write they announce, so one whose
+        // status was written just before a kill is lost, never repeated.)
+        const bool announced =
+            server_->kubectl("get events -n " + ns + " --field-selector involvedObject.name=" + rr +
+                             ",reason=DatabaseStopped -o name").output.find("event") != std::string::npos;
+        if (!killed && announced) {
           if (auto job = admin->get(resources::kJobs, ns, rr + "-restore")) {
             restore_job_uid = (*job)["metadata"].value("uid", "");
             operator_->stop(SIGKILL);
@@ -1043,12 +1052,18 @@ TEST_F(RealBackups, InPlaceRestoreAfterDropTableBringsTheTableBackAndTheWorkload
   EXPECT_EQ(st["backup"]["id"], backup["id"]) << "latest: the newest verified backup";
   EXPECT_EQ(checks["recovery/system-identifier"].value("passed", false), true) << st.dump(2);
   EXPECT_EQ(checks["production/system-identifier"].value("passed", false), true) << st.dump(2);
-  // Every step was an Event.
-  const std::string events = server_->kubectl("get events -n " + ns + " --field-selector involvedObject.name=" + rr +
-                                              " -o custom-columns=R:.reason --no-headers").output;
-  for (const char* reason : {"RestoreStarted", "MutationsBlocked", "StoppingDatabase", "DatabaseStopped", "DatabaseRestored",
-                             "RestoreSucceeded", "MutationsUnblocked"})
-    EXPECT_NE(events.find(reason), std::string::npos) << reason << " in:\n" << events;
+  // Every step was an Event (recorded after the status write, asynchronously: wait for them).
+  const std::vector<std::string> reasons = {"RestoreStarted",  "MutationsBlocked", "StoppingDatabase", "DatabaseStopped",
+                                            "DatabaseRestored", "RestoreSucceeded", "MutationsUnblocked"};
+  std::string events;
+  EXPECT_TRUE(eventually([&] {
+    events = server_->kubectl("get events -n " + ns + " --field-selector involvedObject.name=" + rr +
+                              " -o custom-columns=R:.reason --no-headers").output;
+    for (const auto& reason : reasons)
+      if (events.find(reason) == std::string::npos) return false;
+    return true;
+  }, std::chrono::seconds(30)))
+      << events;
   // The restored server archives again, on its new timeline.
   const std::string wal = db->value("SELECT pg_walfile_name(pg_switch_wal())");
   EXPECT_TRUE(eventually([&] { return db->value("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= wal; },
