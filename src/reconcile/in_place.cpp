@@ -18,18 +18,8 @@ json owner_ref(const InPlaceJobInputs& in) {
           {"uid", in.request_uid},          {"controller", true},       {"blockOwnerDeletion", true}};
 }
 
-json labels_for(const InPlaceJobInputs& in, const char* action) {
-  return {{"app.kubernetes.io/managed-by", kManagedBy},
-          {"app.kubernetes.io/name", "backup-operator"},
-          {kLabelPolicy, in.policy},
-          {kLabelService, "supabase-walg-restore"},
-          {kLabelAction, action},
-          {kLabelRestoreRequest, in.request},
-          {kLabelRestoreNamespace, in.request_ns}};
-}
-
 json job_of(const InPlaceJobInputs& in, const std::string& name, const char* action, json pod, long deadline_seconds) {
-  const json labels = labels_for(in, action);
+  const json labels = restore_labels(in.policy, in.request, in.request_ns, action);
   // No TTL: the finished Job is what the request's status was read from, and
   // the finalizer removes it with the request.
   return {{"apiVersion", "batch/v1"},

@@ -135,15 +135,20 @@ json tools_pod(const ToolsPod& p) {
   return pod;
 }
 
+json restore_labels(const std::string& policy, const std::string& request, const std::string& request_ns,
+                    const std::string& action) {
+  return {{"app.kubernetes.io/managed-by", kManagedBy},
+          {"app.kubernetes.io/name", "backup-operator"},
+          {kLabelPolicy, policy},
+          {kLabelService, "supabase-walg-restore"},
+          {kLabelAction, action},
+          {kLabelRestoreRequest, request},
+          {kLabelRestoreNamespace, request_ns}};
+}
+
 ScratchObjects build_scratch(const ScratchInputs& in) {
   const std::string name = scratch_name(in.request);
-  const json labels = {{"app.kubernetes.io/managed-by", kManagedBy},
-                       {"app.kubernetes.io/name", "backup-operator"},
-                       {kLabelPolicy, in.policy},
-                       {kLabelService, "supabase-walg-restore"},
-                       {kLabelAction, kLabelScratch},
-                       {kLabelRestoreRequest, in.request},
-                       {kLabelRestoreNamespace, in.request_ns}};
+  const json labels = restore_labels(in.policy, in.request, in.request_ns, kLabelScratch);
   auto meta = [&] { return json{{"name", name}, {"namespace", in.target_ns}, {"labels", labels}}; };
   ScratchObjects out;
 

@@ -83,6 +83,10 @@ struct ToolsPod {
 };
 [[nodiscard]] nlohmann::json tools_pod(const ToolsPod& p);
 
+// The labels of a RestoreRequest's Jobs and objects (the controller finds them by these).
+[[nodiscard]] nlohmann::json restore_labels(const std::string& policy, const std::string& request,
+                                            const std::string& request_ns, const std::string& action);
+
 // An env var from a Secret's key, by reference.
 [[nodiscard]] nlohmann::json secret_key_env(const std::string& name, const std::string& secret, const std::string& key,
                                             bool optional = false);
