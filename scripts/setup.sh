@@ -13,6 +13,8 @@ APT_PACKAGES=(
   postgresql-15 libpq-dev
   clang-16 libfuzzer-16-dev libclang-rt-16-dev
   python3-kubernetes
+  # podman with runc builds and runs the image (scripts/image.sh); mmdebstrap makes its base images
+  podman runc mmdebstrap uidmap
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

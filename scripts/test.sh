@@ -13,6 +13,8 @@ build_dir=build
 [ "$sanitize" = "ON" ] && build_dir=build-asan
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBO_SANITIZE="$sanitize" >/dev/null
 cmake --build "$build_dir" -j "$(nproc)"
+# The shipped Dockerfile, built with podman, for the image tests (ctest -L image).
+scripts/image.sh build
 cd "$build_dir"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
