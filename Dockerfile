@@ -14,7 +14,7 @@
 #
 # Stages: Debian 12 with the packages of scripts/setup.sh builds the binary;
 # a slim Debian 12 runtime carries only its shared libraries, PostgreSQL 15's
-# client tools and wal-g. It runs as 65532:65532 and writes nothing outside
+# pg_isready and wal-g. It runs as 65532:65532 and writes nothing outside
 # /tmp (Debian's other world-writable directories, /var/tmp and /run/lock,
 # are closed), so it runs with a read-only root filesystem and an emptyDir
 # at /tmp.
@@ -25,7 +25,7 @@ RUN apt-get update -qq \
       build-essential cmake ninja-build pkg-config ca-certificates ccache \
       libcpprest-dev libboost-dev libboost-system-dev nlohmann-json3-dev libyaml-cpp-dev libssl-dev \
       prometheus-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev tzdata \
-      libarchive-dev libpq-dev libsodium-dev \
+      libarchive-dev libpq-dev libsodium-dev postgresql-client-15 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the build reads (see .dockerignore), so an edit to the tests or
@@ -74,12 +74,15 @@ ARG WALG_SHA256=8a0ca72ff3aa10d5a288cdb3e5b2a2e7bc6f8b4ffcf7b3046d718cfeee99a7e7
 ARG WALG_LABEL=
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      ca-certificates tzdata postgresql-client-15 libcpprest2.10 libyaml-cpp0.7 libssl3 libprometheus-cpp-core1.0 \
+      ca-certificates tzdata libcpprest2.10 libyaml-cpp0.7 libssl3 libprometheus-cpp-core1.0 \
       libprometheus-cpp-pull1.0 libspdlog1.10 libfmt9 libdate-tz3 libboost-system1.74.0 libarchive13 libpq5 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
  && chmod 0755 /var/tmp /run/lock
 COPY --from=build /build/backup-operator /usr/local/bin/backup-operator
 COPY --from=walg /usr/local/bin/wal-g /usr/local/bin/wal-g
+# pg_isready alone (run-job validate-database-answers): it needs only libpq,
+# where the whole postgresql-client-15 package would bring Perl (60 MB).
+COPY --from=build /usr/lib/postgresql/15/bin/pg_isready /usr/local/bin/pg_isready
 LABEL org.opencontainers.image.title="backup-operator" \
       org.opencontainers.image.description="Kubernetes operator for trustworthy self-hosted Supabase backups (WAL-G)" \
       org.opencontainers.image.version="0.1.0" \

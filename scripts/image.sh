@@ -24,7 +24,7 @@ if grep -q __asan_init "$build_dir/tools/walg-standin/wal-g"; then
   fail "$build_dir/tools/walg-standin/wal-g is built with sanitizers; pass a build directory without them"
 fi
 mkdir -p dist
-install -m 0755 "$build_dir/tools/walg-standin/wal-g" dist/wal-g-standin
+install -m 0755 -s "$build_dir/tools/walg-standin/wal-g" dist/wal-g-standin  # stripped, as a release binary is
 
 start=$SECONDS
 log=$(mktemp)
