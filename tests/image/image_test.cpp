@@ -248,6 +248,29 @@ spec:
   EXPECT_EQ(op.log().find(kCanary), std::string::npos) << "a secret reached the log";
 }
 
+// The Databasus sidecar (run-job databasus-metadata) as the operator runs
+// it: the image's own user, restricted, the password in its environment
+// only; it writes the database's description, without the password.
+TEST_F(Image, DatabasusSidecarRunsAsNonRootOnAReadOnlyRoot) {
+  const fs::path dir = testing_support::make_temp_dir("image-databasus");
+  const fs::path meta = dir / "meta";
+  fs::create_directories(meta);
+  // An emptyDir the pod's fsGroup (65532) may write.
+  ASSERT_EQ(::chown(meta.c_str(), 65532, 65532), 0);
+  const auto r = run("env PGPASSWORD=" + kCanary + " " + kRun + kRestricted + " -v " + meta.string() + ":/metadata" +
+                     " -e PGPASSWORD -e DATABASUS_METADATA_ONCE=1 -e METADATA_DIR=/metadata -e PGHOST=db.supabase.svc" +
+                     " -e PGUSER=postgres -e BACKUP_POLICY=supabase/db " + kImage + " run-job databasus-metadata");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string text = slurp(meta / "database.json");
+  const json described = json::parse(text, nullptr, false);
+  ASSERT_TRUE(described.is_object()) << text;
+  EXPECT_EQ(described.value("host", ""), "db.supabase.svc") << text;
+  EXPECT_EQ(text.find(kCanary), std::string::npos) << "the password reached the metadata";
+  EXPECT_EQ(r.output.find(kCanary), std::string::npos) << "the password reached the sidecar's output";
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
 // run-job inside the image against a real PostgreSQL 15 on the host: the
 // server's data directory and the file store are mounted at the paths they
 // have on the host, as the Jobs mount the database's claim.
