@@ -8,6 +8,8 @@
 #include <prometheus/exposer.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <stop_token>
@@ -52,6 +54,7 @@ struct Flags {
   std::string log_format = "json";
   double time_scale = 1;
   std::string time_scale_anchor;
+  bool allow_demo_clock = false;
   std::string operator_namespace;
   std::string webhook_bind = ":9443";
   std::string webhook_cert_dir;
@@ -76,6 +79,16 @@ std::optional<std::string> bind_address(const std::string& flag) {
   std::string host = colon == std::string::npos ? "" : flag.substr(0, colon);
   if (host.empty()) host = "0.0.0.0";
   return host + ":" + flag.substr(colon + 1);
+}
+
+// Why this process looks like it runs in a Kubernetes pod ("" when it does not):
+// the environment a kubelet gives every container, or a mounted service-account token.
+std::string cluster_evidence() {
+  if (const char* host = std::getenv("KUBERNETES_SERVICE_HOST"); host && *host) return "KUBERNETES_SERVICE_HOST is set";
+  constexpr const char* kToken = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+  std::error_code ec;
+  if (std::filesystem::exists(kToken, ec)) return std::string("a service-account token is mounted at ") + kToken;
+  return "";
 }
 
 [[noreturn]] void die(const std::string& msg, int code = 1) {
@@ -124,6 +137,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--time-scale-anchor", f.time_scale_anchor,
                  "RFC 3339 instant where scaled and real time agree (default: start-up); give replicas the same one");
+  app.add_flag("--allow-demo-clock", f.allow_demo_clock,
+               "accept --time-scale/--time-scale-anchor inside a cluster (a demo cluster only: every schedule then runs "
+               "faster than real time)");
   app.add_option("--log-format", f.log_format, "json|text")->check(CLI::IsMember({"json", "text"}))->capture_default_str();
   app.add_option("--operator-namespace", f.operator_namespace,
                  "namespace the operator runs in (default: $POD_NAMESPACE, else the kubeconfig's)");
@@ -227,6 +243,15 @@ int main(int argc, char** argv) {
   if (!retry_period || retry_period->count() <= 0)
     die("--leader-elect-retry-period: invalid duration \"" + f.retry_period + "\"", 2);
   if (*renew_deadline >= *lease_duration) die("--leader-elect-renew-deadline must be shorter than the lease duration", 2);
+  // A scaled clock makes every schedule, retention and verification deadline
+  // wrong by its factor: for demos and tests on a workstation, never by
+  // accident in a cluster.
+  if ((f.time_scale != 1 || !f.time_scale_anchor.empty()) && !f.allow_demo_clock) {
+    if (const std::string where = cluster_evidence(); !where.empty())
+      die("--time-scale and --time-scale-anchor are for demos and tests and are refused in a cluster (" + where +
+              "); pass --allow-demo-clock to run a demo cluster so",
+          2);
+  }
   bo::log::init(f.log_format, f.log_level);
 
   sigset_t sigs;

@@ -48,6 +48,23 @@ TEST(OperatorCli, BadFlagsAreOneLineErrors) {
   }
 }
 
+// The demo clock is refused where a kubelet started the process (its
+// environment says so), unless a demo cluster asks for it by name.
+TEST(OperatorCli, DemoClockIsRefusedInAClusterUnlessAllowed) {
+  for (const std::string args : {"--time-scale 600", "--time-scale-anchor 2026-01-01T00:00:00Z"}) {
+    auto r = run("env KUBERNETES_SERVICE_HOST=10.96.0.1 KUBERNETES_SERVICE_PORT=443 " + kOp + " " + args);
+    EXPECT_EQ(r.exit_code, 2) << args << ": " << r.output;
+    EXPECT_EQ(count_lines(r.output), 1) << args << ": " << r.output;
+    EXPECT_NE(r.output.find("refused in a cluster (KUBERNETES_SERVICE_HOST is set)"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("--allow-demo-clock"), std::string::npos) << r.output;
+  }
+  // Allowed, the start goes on to the next step (here: the in-cluster configuration, which this machine lacks).
+  auto r = run("env KUBERNETES_SERVICE_HOST=10.96.0.1 KUBERNETES_SERVICE_PORT=443 " + kOp + " --time-scale 600 --allow-demo-clock");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find("refused in a cluster"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("in-cluster"), std::string::npos) << r.output;
+}
+
 TEST(OperatorCli, MalformedKubeconfigNamesFileAndField) {
   const auto dir = testing_support::make_temp_dir("op-cli");
   const auto kc = testing_support::write_file(
