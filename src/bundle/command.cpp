@@ -58,6 +58,14 @@ class Command {
     if (!key) return usage(key.error());
     key_ = *key;
     work_ = a_.work_dir.empty() ? fs::temp_directory_path() : fs::path(a_.work_dir);
+    // POLICY §8: backup artifacts stay outside git workspaces (a commit would carry them off).
+    if (auto repo = git_work_tree_of(work_))
+      return usage("--work-dir " + work_.string() + " is inside the git work tree " + repo->string() +
+                   ": bundles stay outside git workspaces; give a directory elsewhere");
+    if (a_.store.starts_with("dir:"))
+      if (auto repo = git_work_tree_of(a_.store.substr(4)))
+        return usage("--store " + a_.store + " is inside the git work tree " + repo->string() +
+                     ": bundles stay outside git workspaces; give a directory elsewhere");
     if (a_.command == "create") return create();
     return fetch_and(a_.command == "restore");
   }
@@ -111,7 +119,8 @@ class Command {
       const fs::path local = work_ / (o.id + ".bundle");
       auto info = create_bundle(o, key_, local);
       if (!info) return fail(context + ": " + info.error());
-      auto where = (*st)->put(object_name(context, info->id), local);
+      // Never over an earlier bundle: two made within one --tag (by default one second) share an id.
+      auto where = (*st)->put_new(object_name(context, info->id), local);
       std::error_code ec;
       fs::remove(local, ec);
       if (!where) return fail(context + ": " + where.error());

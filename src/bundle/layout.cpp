@@ -87,4 +87,16 @@ bool valid_context_name(std::string_view name) {
   });
 }
 
+std::optional<std::filesystem::path> git_work_tree_of(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path at = fs::weakly_canonical(fs::absolute(dir, ec), ec);
+  if (ec) at = fs::absolute(dir, ec);
+  while (true) {
+    if (fs::exists(at / ".git", ec)) return at;
+    if (at == at.root_path() || !at.has_parent_path() || at.parent_path() == at) return std::nullopt;
+    at = at.parent_path();
+  }
+}
+
 }  // namespace bo::bundle

@@ -3,6 +3,7 @@
 // collector, the verifier and the restorer all ask these same functions, so
 // a path refused at creation is refused at restore too.
 #pragma once
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,5 +33,12 @@ inline constexpr std::string_view kCacheDir = "cache";
 
 // A context name is one path component: [A-Za-z0-9._-], not "." or "..", at most 63 characters.
 [[nodiscard]] bool valid_context_name(std::string_view name);
+
+// The git work tree `dir` lies in (the nearest directory at or above it,
+// symlinks resolved, holding a `.git` directory or file: a repository, a
+// worktree or a submodule); nullopt when none. POLICY §8: backup artifacts
+// stay outside git workspaces, so neither a bundle store nor a work
+// directory may be inside one.
+[[nodiscard]] std::optional<std::filesystem::path> git_work_tree_of(const std::filesystem::path& dir);
 
 }  // namespace bo::bundle

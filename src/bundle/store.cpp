@@ -9,6 +9,7 @@
 #include <cpprest/http_client.h>
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,7 +34,9 @@ using Result = std::expected<T, std::string>;
 class DirectoryStore final : public Store {
  public:
   explicit DirectoryStore(fs::path dir) : dir_(std::move(dir)) {}
-  Result<std::string> put(const std::string& name, const fs::path& file) override {
+  Result<std::string> put(const std::string& name, const fs::path& file) override { return write(name, file, false); }
+  Result<std::string> put_new(const std::string& name, const fs::path& file) override { return write(name, file, true); }
+  Result<std::string> write(const std::string& name, const fs::path& file, bool no_replace) {
     const fs::path dest = dir_ / name;
     std::error_code ec;
     fs::create_directories(dest.parent_path(), ec);
@@ -46,10 +49,19 @@ class DirectoryStore final : public Store {
       if (fd < 0 || ::fsync(fd) != 0) ec = std::error_code(errno, std::generic_category());
       if (fd >= 0) ::close(fd);
     }
-    if (!ec) fs::rename(tmp, dest, ec);
+    bool exists = false;
+    if (!ec && no_replace) {
+      if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) != 0) {
+        exists = errno == EEXIST;
+        ec = std::error_code(errno, std::generic_category());
+      }
+    } else if (!ec) {
+      fs::rename(tmp, dest, ec);
+    }
     if (ec) {
       std::error_code ignore;
       fs::remove(tmp, ignore);
+      if (exists) return std::unexpected(dest.string() + " already exists: a stored object is never replaced");
       return std::unexpected("cannot write " + dest.string() + ": " + ec.message());
     }
     return dest.string();
@@ -317,6 +329,13 @@ std::string env_or(const std::map<std::string, std::string>& env, const std::str
 
 std::string object_name(const std::string& context, const std::string& id) {
   return "paas-state/" + context + "/" + id + ".bundle";
+}
+
+std::expected<std::string, std::string> Store::put_new(const std::string& name, const fs::path& file) {
+  auto found = exists(name);
+  if (!found) return std::unexpected(found.error());
+  if (*found) return std::unexpected(location(name) + " already exists: a stored object is never replaced");
+  return put(name, file);
 }
 
 Result<bool> Store::exists(const std::string& name) { return std::unexpected("exists(" + name + "): not supported by this store"); }

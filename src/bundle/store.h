@@ -32,6 +32,11 @@ class Store {
   virtual ~Store() = default;
   // Stores `file` under `name` (e.g. paas-state/<context>/<id>.bundle); returns where it went.
   virtual std::expected<std::string, std::string> put(const std::string& name, const std::filesystem::path& file) = 0;
+  // As put, but never replaces an object already stored under `name`: an
+  // error saying so. A directory makes that atomic (rename with
+  // RENAME_NOREPLACE); the default asks exists() first (a writer racing in
+  // between could still land first).
+  virtual std::expected<std::string, std::string> put_new(const std::string& name, const std::filesystem::path& file);
   // Fetches `name` into `file`.
   virtual std::expected<void, std::string> get(const std::string& name, const std::filesystem::path& file) = 0;
   [[nodiscard]] virtual std::string location(const std::string& name) const = 0;

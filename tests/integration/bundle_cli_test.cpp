@@ -152,7 +152,9 @@ TEST_F(BundleCli, StorageErrorsAreOneLineWithoutSecrets) {
                      "BUNDLE_KEY", "--work-dir", dir_.string()},
                     s3_env("NOT-A-KEY"));
   EXPECT_EQ(bad.exit_code, 1);
-  EXPECT_NE(bad.output.find("HTTP 403 InvalidAccessKeyId"), std::string::npos) << bad.output;
+  // The first request is the HEAD that keeps a bundle from replacing another: a status, no body to name the code.
+  EXPECT_NE(bad.output.find("HTTP 403"), std::string::npos) << bad.output;
+  EXPECT_EQ(std::count(bad.output.begin(), bad.output.end(), '\n'), 1) << bad.output;
   EXPECT_EQ(bad.output.find(kSecret), std::string::npos);
   auto missing = bundle({"verify", "--store", "s3", "--context", "shop", "--id", "shop-nope", "--key-env", "BUNDLE_KEY",
                          "--work-dir", dir_.string()},
@@ -215,3 +217,65 @@ TEST_F(BundleCli, LargeFilesAreStreamedInBoundedMemory) {
     std::cout << "peak RSS: 192 MiB file " << m.max_rss_kib << " KiB\n";
   }
 }
+
+namespace {
+
+// POLICY §8: backup artifacts stay outside git workspaces. A store or a work
+// directory inside a git work tree (a `.git` directory, or the `.git` file of
+// a worktree or submodule, at or above it) is refused in one line naming it,
+// and nothing is written there.
+TEST_F(BundleCli, StoresAndWorkDirectoriesInsideAGitWorkTreeAreRefused) {
+  const fs::path repo = dir_ / "ops-repo";
+  fs::create_directories(repo / ".git");
+  const fs::path worktree = dir_ / "ops-worktree";
+  fs::create_directories(worktree / "deep");
+  write_file(worktree / ".git", "gitdir: " + (repo / ".git/worktrees/w").string() + "\n");
+  const std::map<std::string, std::string> env = {{"BUNDLE_KEY", kKeyHex}};
+  const std::string state = (dir_ / "state").string();
+  for (const fs::path& inside : {repo / "bundles", worktree / "deep"}) {
+    auto r = bundle({"create", "--state-root", state, "--context", "shop", "--store", "dir:" + inside.string(), "--key-env",
+                     "BUNDLE_KEY", "--work-dir", dir_.string()},
+                    env);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    EXPECT_NE(r.output.find("is inside the git work tree " + inside.parent_path().string()), std::string::npos) << r.output;
+    r = bundle({"create", "--state-root", state, "--context", "shop", "--store", "dir:" + (dir_ / "out").string(),
+                "--key-env", "BUNDLE_KEY", "--work-dir", inside.string()},
+               env);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find("--work-dir " + inside.string() + " is inside the git work tree"), std::string::npos) << r.output;
+  }
+  EXPECT_FALSE(fs::exists(repo / "bundles"));
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+}
+
+// Two bundles of one context with the same tag (by default the same second)
+// have the same id: the second is refused, the first stays as it was.
+TEST_F(BundleCli, ABundleIsNeverReplacedByAnotherWithTheSameId) {
+  const std::map<std::string, std::string> env = {{"BUNDLE_KEY", kKeyHex}};
+  const std::vector<std::string> args = {"create", "--state-root", (dir_ / "state").string(), "--context", "shop",
+                                         "--store", "dir:" + (dir_ / "out").string(), "--key-env", "BUNDLE_KEY",
+                                         "--tag", "20261202T101500Z", "--work-dir", dir_.string()};
+  auto first = bundle(args, env);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const fs::path stored = dir_ / "out/paas-state/shop/shop-20261202T101500Z.bundle";
+  const std::string before = run("sha256sum " + stored.string()).output;
+  write_file(ctx_ / "config.json", R"({"context":"shop","changed":true})");
+  auto second = bundle(args, env);
+  EXPECT_EQ(second.exit_code, 1) << second.output;
+  EXPECT_NE(second.output.find(stored.string() + " already exists: a stored object is never replaced"), std::string::npos)
+      << second.output;
+  EXPECT_EQ(run("sha256sum " + stored.string()).output, before);
+  EXPECT_FALSE(fs::exists(stored.string() + ".partial"));
+  // Through S3 too (asked first there; see Store::put_new).
+  start_s3();
+  auto s3_args = args;
+  s3_args[6] = "s3";
+  auto s3_env_ = s3_env();
+  ASSERT_EQ(bundle(s3_args, s3_env_).exit_code, 0);
+  auto again = bundle(s3_args, s3_env_);
+  EXPECT_EQ(again.exit_code, 1) << again.output;
+  EXPECT_NE(again.output.find("already exists"), std::string::npos) << again.output;
+}
+
+}  // namespace
