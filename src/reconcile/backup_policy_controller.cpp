@@ -207,6 +207,7 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
   }
 
   PolicyPlan plan = plan_backup_policy(in);
+  std::string databasus_error;  // why Databasus' objects could not be applied, if they could not
 
   // Databasus: its objects as declared, and the exposure audit.
   if (auto sp = api::parse_backup_policy_spec(spec)) {
@@ -229,19 +230,33 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
     for (const auto& svc : caches_.services.list(ns)) di.services.push_back(*svc);
     for (const auto& ing : caches_.ingresses.list(ns)) di.ingresses.push_back(*ing);
     const DatabasusPlan dp = plan_databasus(di);
+    // An optional add-on: its failure (a quota, a refused object) is its own
+    // condition and a retry, never a reason to skip the backups below.
     for (const auto& obj : dp.apply)
-      if (auto r = apply_object(obj); !r) return kube::ReconcileResult::failed(r.error());
+      if (auto r = apply_object(obj); !r) {
+        databasus_error = r.error();
+        break;
+      }
     for (const auto& [kind, object_name] : dp.remove) {
+      if (!databasus_error.empty()) break;
       const kube::Resource& res = kind == "Deployment"      ? kube::resources::kDeployments
                                   : kind == "NetworkPolicy" ? kube::resources::kNetworkPolicies
                                                             : kube::resources::kPersistentVolumeClaims;
       auto r = client_.remove(res, ns, object_name, {"Background", "", ""});
-      if (!r && !r.error().not_found()) return kube::ReconcileResult::failed("delete " + kind + " " + object_name + ": " + r.error().str());
+      if (!r && !r.error().not_found()) {
+        databasus_error = "delete " + kind + " " + object_name + ": " + r.error().str();
+        break;
+      }
       log::info("databasus removed", {{"policy", key}, {"kind", kind}, {"name", object_name}});
     }
     json conditions = plan.status.value("conditions", json::array());
-    for (auto& e : databasus_conditions(dp, conditions, (*policy)["metadata"].value("generation", int64_t{0}), in.now))
-      plan.events.push_back(std::move(e));
+    const int64_t generation = (*policy)["metadata"].value("generation", int64_t{0});
+    for (auto& e : databasus_conditions(dp, conditions, generation, in.now)) plan.events.push_back(std::move(e));
+    if (!databasus_error.empty()) {
+      log::warn("databasus objects not applied", {{"policy", key}, {"error", databasus_error}});
+      set_condition(conditions, "DatabasusReady", "False", "ApplyFailed", databasus_error, generation, in.now);
+      plan.events.push_back({"Warning", "DatabasusApplyFailed", databasus_error});
+    }
     plan.status["conditions"] = conditions;
     metrics_.databasus_exposed(ns, name, dp.enabled, !dp.exposures.empty());
     if (!dp.exposures.empty()) log::warn("databasus exposed", {{"policy", key}, {"exposures", dp.exposures}});
@@ -267,9 +282,6 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
     auto r = client_.remove(kRestoreRequests, ns, rn, {"Background", "", ""});
     if (!r && !r.error().not_found()) return kube::ReconcileResult::failed("delete RestoreRequest " + rn + ": " + r.error().str());
   }
-  for (const auto& e : plan.events) events_.record(*policy, e.type, e.reason, e.message);
-  if (plan.new_missed > 0) metrics_.backup_missed(ns, name, plan.new_missed);
-  for (const auto& run : plan.finished_runs) metrics_.backup_run(ns, name, run.action, run.result, run.seconds);
   if (auto last = plan.status.value("lastSuccessfulBackup", json::object()); last.contains("completionTime"))
     if (auto t = parse_rfc3339(last.value("completionTime", "")))
       metrics_.backup_last_success(ns, name, last.value("type", "full"),
@@ -313,6 +325,20 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
       if (r.error().conflict()) return kube::ReconcileResult::conflict("update status: " + r.error().str());
       return kube::ReconcileResult::failed("update status: " + r.error().str());
     }
+  }
+  // What the status now records is announced once: Events and counters come
+  // only after it was written (a conflict or an error above recomputes the
+  // plan, and these with it, from the status as it is).
+  for (const auto& e : plan.events) events_.record(*policy, e.type, e.reason, e.message);
+  if (plan.new_missed > 0) metrics_.backup_missed(ns, name, plan.new_missed);
+  for (const auto& run : plan.finished_runs) metrics_.backup_run(ns, name, run.action, run.result, run.seconds);
+  if (!databasus_error.empty()) {
+    // Retried at a steady pace (not the failure backoff, which would grow past the next backup slot).
+    auto retry = opts_.addon_retry;
+    if (plan.requeue_after)
+      retry = std::min(retry, std::max(std::chrono::milliseconds(static_cast<long long>(plan.requeue_after->count() / clock_.rate())),
+                                       std::chrono::milliseconds(50)));
+    return kube::ReconcileResult::after(retry);
   }
   if (wait_for_pods) return kube::ReconcileResult::after(std::chrono::milliseconds(500));
   if (plan.requeue_after) {

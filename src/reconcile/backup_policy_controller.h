@@ -37,6 +37,9 @@ struct BackupPolicyControllerOptions {
   double data_volume_checks_per_second = 5;
   // The operator's own namespace: never a verification or drill target.
   std::string operator_namespace{};
+  // How soon Databasus' objects are applied again after they were refused
+  // (at most; sooner when a backup falls due first).
+  std::chrono::milliseconds addon_retry{std::chrono::seconds(30)};
 };
 
 class BackupPolicyController {

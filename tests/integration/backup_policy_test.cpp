@@ -94,6 +94,7 @@ class BackupPolicyIT : public testing_support::InProcessOperatorIT<BackupPolicyI
         *op_client_, *caches_, *clock_, *recorder_, metrics_, [&] {
           bo::reconcile::BackupPolicyControllerOptions o{ns_, 2, ""};
           o.operator_namespace = "backup-operator-system";
+          o.addon_retry = std::chrono::milliseconds(500);
           return o;
         }());
     if (with_restores) {
@@ -459,6 +460,47 @@ TEST_F(BackupPolicyIT, DatabasusRunsPrivatelyAndExposureIsCaughtAndUndone) {
   auto services = client_->list(resources::kServices, ns_);
   ASSERT_TRUE(services);
   EXPECT_TRUE((*services)["items"].empty()) << services->dump();
+}
+
+// Databasus is an add-on: when its objects are refused (here its claim, by
+// an admission policy standing for a storage quota) the backups go on, and
+// DatabasusReady says why; once the refusal goes, Databasus comes up.
+TEST_F(BackupPolicyIT, ARefusedDatabasusNeverStopsBackups) {
+  const std::string vap = "refuse-claims-" + ns_;
+  ASSERT_TRUE(client_->create(resources::kValidatingAdmissionPolicies, "",
+                              {{"metadata", {{"name", vap}}},
+                               {"spec", {{"failurePolicy", "Fail"},
+                                         {"matchConstraints", {{"resourceRules", {{{"operations", {"CREATE"}},
+                                                                                   {"apiGroups", {""}},
+                                                                                   {"apiVersions", {"*"}},
+                                                                                   {"resources", {"persistentvolumeclaims"}}}}}}},
+                                         {"validations", {{{"expression", "false"},
+                                                           {"message", "exceeded quota: storage, requested 1Gi"},
+                                                           {"reason", "Forbidden"}}}}}}}));
+  ASSERT_TRUE(client_->create(resources::kValidatingAdmissionPolicyBindings, "",
+                              {{"metadata", {{"name", vap}}},
+                               {"spec", {{"policyName", vap}, {"validationActions", {"Deny"}},
+                                         {"matchResources", {{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", ns_}}}}}}}}}}));
+  create_secrets();
+  ASSERT_TRUE(client_->create(kBackupPolicies, ns_, policy()));  // the default addons include databasus
+  start_controller();
+  ASSERT_TRUE(eventually([&] { return condition("BackupHealthy").value("status", "") == "True"; }))
+      << condition("BackupHealthy") << condition("DatabasusReady");
+  const json ready = condition("DatabasusReady");
+  EXPECT_EQ(ready.value("status", ""), "False") << ready;
+  EXPECT_EQ(ready.value("reason", ""), "ApplyFailed") << ready;
+  EXPECT_NE(ready.value("message", "").find("exceeded quota: storage"), std::string::npos) << ready;
+  EXPECT_EQ(condition("Ready").value("status", ""), "True") << condition("Ready");
+  recorder_->flush();
+  auto evs = client_->list(resources::kEvents, ns_, {"", "involvedObject.name=db", 0, "", ""});
+  ASSERT_TRUE(evs);
+  EXPECT_NE((*evs).dump().find("DatabasusApplyFailed"), std::string::npos);
+  // The refusal goes: Databasus is made on the next steady retry (30 s by default, 0.5 s here),
+  // without any change to the policy.
+  ASSERT_TRUE(client_->remove(resources::kValidatingAdmissionPolicyBindings, "", vap));
+  ASSERT_TRUE(client_->remove(resources::kValidatingAdmissionPolicies, "", vap));
+  EXPECT_TRUE(eventually([&] { return condition("DatabasusReady").value("status", "") == "True"; }, std::chrono::seconds(60)))
+      << condition("DatabasusReady");
 }
 
 TEST_F(BackupPolicyIT, RetentionOverASimulatedYearKeepsSevenFourThreeThroughOneRetainJob) {
