@@ -189,6 +189,18 @@ kube::Result<RestoreInputs::Workload> RestoreController::observe_workload(const 
   return w;
 }
 
+// The request's finalizers as `finalizers`: a merge patch of that list
+// alone, guarded by the resourceVersion it was computed from (a conflict if
+// the request changed since), as controller-runtime's
+// MergeFromWithOptimisticLock does. Never a PUT of the cached object, which
+// is slimmed and would drop what it lacks (kubectl's last-applied annotation).
+kube::Result<nlohmann::json> RestoreController::set_finalizers(const std::string& ns, const nlohmann::json& request,
+                                                                const nlohmann::json& finalizers) {
+  const json patch = {{"metadata",
+                       {{"resourceVersion", request["metadata"].value("resourceVersion", "")}, {"finalizers", finalizers}}}};
+  return client_.patch(kRestoreRequests, ns, request["metadata"].value("name", ""), kube::PatchType::kMerge, patch);
+}
+
 kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
   const auto [ns, name] = kube::split_key(key);
   const auto rr = caches_.restores.get(ns, name);
@@ -299,9 +311,9 @@ kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
   const RestorePlan plan = plan_restore(in);
 
   if (plan.add_finalizer) {
-    json updated = request;
-    updated["metadata"]["finalizers"].push_back(kRestoreFinalizer);
-    auto r = client_.update(kRestoreRequests, ns, updated);
+    json finalizers = request["metadata"].value("finalizers", json::array());
+    finalizers.push_back(kRestoreFinalizer);
+    auto r = set_finalizers(ns, request, finalizers);
     if (!r) {
       if (r.error().not_found()) return kube::ReconcileResult::done();
       if (r.error().conflict()) return kube::ReconcileResult::conflict("add finalizer: " + r.error().str());
@@ -373,12 +385,10 @@ kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
                                 plan.outcome->recovery_seconds);
   }
   if (plan.remove_finalizer) {
-    json updated = request;
     json kept = json::array();
     for (const auto& f : request["metadata"].value("finalizers", json::array()))
       if (f != kRestoreFinalizer) kept.push_back(f);
-    updated["metadata"]["finalizers"] = kept;
-    auto r = client_.update(kRestoreRequests, ns, updated);
+    auto r = set_finalizers(ns, request, kept);
     if (!r && !r.error().not_found()) {
       if (r.error().conflict()) return kube::ReconcileResult::conflict("remove finalizer: " + r.error().str());
       return kube::ReconcileResult::failed("remove finalizer: " + r.error().str());

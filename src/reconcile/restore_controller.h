@@ -37,6 +37,8 @@ class RestoreController {
 
  private:
   void enqueue(const std::string& ns, const std::string& name);
+  kube::Result<nlohmann::json> set_finalizers(const std::string& ns, const nlohmann::json& request,
+                                              const nlohmann::json& finalizers);
   void enqueue_waiting();
   std::string waiting_for(const nlohmann::json& request) const;
   kube::Result<bool> target_is_production(const std::string& target) const;

@@ -252,6 +252,13 @@ TEST_F(RestoreRequestIT, ASuccessfulRestoreRecordsTheBackupTheRequesterAndEachVa
                                  "  - {name: leaky, image: busybox, command: [sh, -c, 'echo']}\n"),
             "");
   ASSERT_TRUE(wait_phase("ok", "Succeeded", 30)) << rr("ok").dump(2);
+  // The finalizer went on by a patch of that list alone: what kubectl apply
+  // recorded (its last-applied annotation, which the operator's slimmed cache
+  // does not hold) is still there.
+  const json meta = rr("ok")["metadata"];
+  EXPECT_EQ(meta.value("finalizers", json::array()), json::array({"backup.si.dev/restore-cleanup"})) << meta.dump(2);
+  EXPECT_TRUE(meta.value("annotations", json::object()).contains("kubectl.kubernetes.io/last-applied-configuration"))
+      << meta.dump(2);
   const json st = rr("ok")["status"];
   EXPECT_EQ(st["backup"]["id"], "base_A");  // latest: the newest verified backup
   EXPECT_EQ(st["backup"]["checksum"], kSumA);
