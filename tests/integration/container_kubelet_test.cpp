@@ -82,7 +82,8 @@ class ContainerKubelet : public ::testing::Test {
     const bool ended = eventually(
         [&] {
           pod = get_pod(name);
-          const std::string phase = pod.is_object() ? pod["status"].value("phase", "") : "";
+          // No status yet right after the Pod is made.
+          const std::string phase = pod.is_object() ? pod.value("status", json::object()).value("phase", "") : "";
           return phase == "Succeeded" || phase == "Failed";
         },
         std::chrono::seconds(90), std::chrono::milliseconds(100));
@@ -268,6 +269,17 @@ TEST_F(ContainerKubelet, ACommandTheImageDoesNotHaveIsAStartError) {
   EXPECT_NE(t.value("message", "").find("/no/such/program"), std::string::npos) << t.dump();
   EXPECT_EQ(server_->kubectl("logs start-error").output, "");
   EXPECT_EQ(runtime_containers(pod["metadata"]["uid"]), "");
+}
+
+TEST_F(ContainerKubelet, FallbackToLogsOnErrorReportsTheEndOfAFailedContainersLog) {
+  json c = container("main", "echo first; echo last words >&2; exit 2");
+  c["terminationMessagePolicy"] = "FallbackToLogsOnError";
+  create_pod("fallback", {{"containers", {c}}});
+  const json pod = ended_pod("fallback");
+  ASSERT_TRUE(pod.is_object()) << server_->kubectl("get pod fallback -o yaml").output;
+  const json t = terminated(pod);
+  EXPECT_EQ(t.value("exitCode", -1), 2) << t.dump();
+  EXPECT_EQ(t.value("message", ""), "first\nlast words\n");
 }
 
 TEST_F(ContainerKubelet, ADeletedPodsContainerGetsSigtermThenSigkillAtTheGracePeriodsEndAndIsRemoved) {

@@ -326,3 +326,25 @@ TEST(ContainerKubelet, VolumeDirectoriesGetTheFsGroupAsAKubeletGivesThem) {
   EXPECT_EQ(owned, (std::set<fs::path>{claim, empty_dir}));
   fs::remove_all(root);
 }
+
+TEST(ContainerKubelet, AFailedContainersMessageMayComeFromTheEndOfItsLog) {
+  std::string log;
+  for (int i = 1; i <= 100; ++i) log += "line " + std::to_string(i) + "\n";
+  std::string last80;
+  for (int i = 21; i <= 100; ++i) last80 += "line " + std::to_string(i) + "\n";
+  struct Case {
+    std::string what, log, want;
+  };
+  const std::vector<Case> cases = {
+      {"empty", "", ""},
+      {"a few lines", "a\nb\n", "a\nb\n"},
+      {"no final newline", "a\nb", "a\nb"},
+      {"the last 80 lines", log, last80},
+      {"at most the last 2048 bytes", std::string(3000, 'x'), std::string(2048, 'x')},
+  };
+  for (const auto& c : cases) EXPECT_EQ(kl::termination_message_from_log(c.log), c.want) << c.what;
+  const json c = {{"name", "c"}, {"image", "img"}, {"terminationMessagePolicy", "FallbackToLogsOnError"}};
+  EXPECT_TRUE(container_run(pod(c), "containers", 0, ImageInfo{}, opts(), "/p", secrets()).message_from_log);
+  EXPECT_FALSE(container_run(pod({{"name", "c"}, {"image", "img"}}), "containers", 0, ImageInfo{}, opts(), "/p", secrets())
+                   .message_from_log);
+}

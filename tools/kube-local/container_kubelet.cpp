@@ -167,6 +167,20 @@ std::vector<std::string> effective_capabilities(const json& capabilities) {
   return {caps.begin(), caps.end()};
 }
 
+std::string termination_message_from_log(const std::string& log) {
+  constexpr size_t kLines = 80, kBytes = 2048;
+  // The start of the last 80 lines: after the 81st newline from the end (a final newline ends a line).
+  size_t start = 0, lines = 0;
+  for (size_t i = log.size(); i > 0; --i) {
+    if (log[i - 1] == '\n' && i != log.size() && ++lines == kLines) {
+      start = i;
+      break;
+    }
+  }
+  const std::string tail = log.substr(start);
+  return tail.size() > kBytes ? tail.substr(tail.size() - kBytes) : tail;
+}
+
 std::string runtime_container_name(const std::string& pod_uid, const std::string& container) {
   return "kube-local-" + pod_uid + "-" + container;
 }
@@ -290,6 +304,7 @@ ContainerRun container_run(const json& pod, const std::string& list, size_t inde
   if (message_path.empty()) message_path = "/dev/termination-log";
   if (!mountable(message_path, "terminationMessagePath")) return out;
   a.push_back("--volume=" + (out.dir / "termination-log").string() + ":" + message_path);
+  out.message_from_log = c.value("terminationMessagePolicy", "") == "FallbackToLogsOnError";
 
   const json command = c.value("command", json::array());
   if (command.is_array() && !command.empty()) {

@@ -62,7 +62,9 @@
 //     (fsGroupChangePolicy OnRootMismatch);
 //   - terminationMessagePath (default /dev/termination-log): a host file of
 //     the container's own, mode 0666 (kuberuntime_container.go makeMounts),
-//     bind-mounted there; reported capped at 4096 bytes;
+//     bind-mounted there; reported capped at 4096 bytes. With
+//     terminationMessagePolicy FallbackToLogsOnError, a failed container that
+//     wrote none reports the end of its log instead (the process path does not);
 //   - network: --network=host (kube-local has no Pod network);
 //   - the end: exit code from `podman inspect`: 0 Completed, else Error
 //     (OOMKilled when the runtime says so); a container whose process never
@@ -77,8 +79,14 @@
 // and SELinux options (podman's defaults apply); the Pod's shared IPC/UTS
 // namespaces (each container has its own); $(VAR) expansion in command, args
 // and env; envFrom, Secret/ConfigMap/projected/hostPath volumes (refused, as in
-// the process path); image pulls; restarts. The options of
-// --exec-runtime-option go to `podman create` only.
+// the process path); probes other than the process path's TCP readiness
+// probe; image pulls; restarts; a CreateContainerConfigError ends the Pod
+// (Failed, as in the process path) where a kubelet would keep it Pending and
+// retry. The options of --exec-runtime-option go to `podman create` only (a
+// global podman option such as --root would also be needed by the other
+// podman commands). A Secret variable whose name podman itself reads
+// (CONTAINERS_*, TMPDIR, ...) also changes podman's own behaviour while it
+// creates the container.
 #pragma once
 #include <filesystem>
 #include <map>
@@ -122,6 +130,7 @@ struct ContainerRun {
   long long gid = -1;
   long long fs_group = -1;
   bool fs_group_on_root_mismatch = false;  // fsGroupChangePolicy OnRootMismatch
+  bool message_from_log = false;           // terminationMessagePolicy FallbackToLogsOnError
   std::string error;  // why it cannot be made: CreateContainerConfigError
 };
 
@@ -131,6 +140,11 @@ struct ContainerRun {
 [[nodiscard]] ContainerRun container_run(const json& pod, const std::string& list, size_t index, const ImageInfo& image,
                                          const ExecOptions& opts, const std::filesystem::path& pod_dir,
                                          const SecretReader& secrets);
+
+// terminationMessagePolicy FallbackToLogsOnError: what a failed container with an empty
+// termination message reports instead, the end of its log (kuberuntime_container.go
+// readLastStringFromContainerLogs: the last 80 lines, at most their last 2048 bytes).
+[[nodiscard]] std::string termination_message_from_log(const std::string& log);
 
 // The runtime's name of a Pod's container.
 [[nodiscard]] std::string runtime_container_name(const std::string& pod_uid, const std::string& container);

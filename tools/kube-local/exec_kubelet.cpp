@@ -81,6 +81,18 @@ std::string read_capped(const fs::path& p, size_t cap) {
   return out;
 }
 
+std::string read_tail(const fs::path& p, size_t n) {
+  std::ifstream in(p, std::ios::binary | std::ios::ate);
+  const std::streamoff size = in.tellg();
+  if (size <= 0) return "";
+  const std::streamoff from = size > static_cast<std::streamoff>(n) ? size - static_cast<std::streamoff>(n) : 0;
+  in.seekg(from);
+  std::string out(static_cast<size_t>(size - from), '\0');
+  in.read(out.data(), static_cast<std::streamsize>(out.size()));
+  out.resize(static_cast<size_t>(in.gcount()));
+  return out;
+}
+
 }  // namespace
 
 std::expected<std::vector<EnvVar>, std::string> resolve_env(const json& pod, const json& c, const SecretReader& secrets) {
@@ -763,6 +775,8 @@ std::optional<ExecResult> ExecKubelet::run_runtime_container(const std::string& 
   r.exit_code = state.value("ExitCode", WIFEXITED(st) ? WEXITSTATUS(st) : 128);
   r.reason = r.exit_code == 0 ? "Completed" : state.value("OOMKilled", false) ? "OOMKilled" : "Error";
   r.message = read_capped(run.dir / "termination-log", 4096);
+  if (r.message.empty() && r.exit_code != 0 && run.message_from_log)
+    r.message = termination_message_from_log(read_tail(log, 4096));  // the message is within its last 2048 bytes
   return r;
 }
 

@@ -59,6 +59,9 @@
 //     process ends, what is left of its group is killed, as the end of a
 //     container's PID namespace ends every process in it. The grace period
 //     between the two is the caller's (controllers.cpp, the Pod's deletion).
+// With --exec-runtime podman, a Pod whose images are all in podman's local
+// storage runs as real containers instead, on the same flow (the same
+// callbacks, status, logs, stop and kill): container_kubelet.h.
 // Processes are known by their Pod's uid: a Pod deleted and made again under
 // the same name (a StatefulSet's) is another Pod with another process.
 // Everything still running is killed when kube-local stops.
