@@ -13,6 +13,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <random>
 
 #include "common/encoding.h"
@@ -43,9 +44,13 @@ class ContainerKubelet : public ::testing::Test {
     }
     volume_root_ = new fs::path(make_temp_dir("container-kubelet-volumes"));
     ::chmod(volume_root_->c_str(), 0755);
-    server_ = new KubeLocal({"--exec-runtime", "podman", "--exec-runtime-option=--runtime=runc",
-                             "--exec-runtime-option=--ulimit=nofile=1024:4096",
-                             "--exec-runtime-option=--ulimit=nproc=4096:4096", "--volume-root", volume_root_->string()});
+    server_ = new KubeLocal(runtime_args());
+  }
+  // kube-local as the tests start it: podman with what these machines need (runc, explicit ulimits).
+  static std::vector<std::string> runtime_args() {
+    return {"--exec-runtime", "podman", "--exec-runtime-option=--runtime=runc",
+            "--exec-runtime-option=--ulimit=nofile=1024:4096", "--exec-runtime-option=--ulimit=nproc=4096:4096",
+            "--volume-root", volume_root_->string()};
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -64,24 +69,24 @@ class ContainerKubelet : public ::testing::Test {
   }
 
   // A Pod kube-local runs for real ({"exec": true}), restartPolicy Never.
-  static void create_pod(const std::string& name, json spec) {
+  static void create_pod(const std::string& name, json spec, KubeLocal* on = server_) {
     spec["restartPolicy"] = spec.value("restartPolicy", "Never");
     const json pod = {{"apiVersion", "v1"}, {"kind", "Pod"},
                       {"metadata", {{"name", name}, {"annotations", {{"kube-local.si.dev/pod-outcome", "{\"exec\": true}"}}}}},
                       {"spec", spec}};
-    const auto f = write_file(server_->dir() / (name + ".json"), pod.dump());
-    const auto r = server_->kubectl("apply -f " + f);
+    const auto f = write_file(on->dir() / (name + ".json"), pod.dump());
+    const auto r = on->kubectl("apply -f " + f);
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
-  static json get_pod(const std::string& name) {
-    return json::parse(server_->kubectl("get pod " + name + " -o json").output, nullptr, false);
+  static json get_pod(const std::string& name, KubeLocal* on = server_) {
+    return json::parse(on->kubectl("get pod " + name + " -o json").output, nullptr, false);
   }
   // The Pod once it has ended (Succeeded or Failed); null if it did not within the deadline.
-  static json ended_pod(const std::string& name) {
+  static json ended_pod(const std::string& name, KubeLocal* on = server_) {
     json pod;
     const bool ended = eventually(
         [&] {
-          pod = get_pod(name);
+          pod = get_pod(name, on);
           // No status yet right after the Pod is made.
           const std::string phase = pod.is_object() ? pod.value("status", json::object()).value("phase", "") : "";
           return phase == "Succeeded" || phase == "Failed";
@@ -306,6 +311,38 @@ TEST_F(ContainerKubelet, ADeletedPodsContainerGetsSigtermThenSigkillAtTheGracePe
   std::ifstream signals(claim / "signals");
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(signals), {}), "TERM\n");
   EXPECT_EQ(runtime_containers(uid), "");
+}
+
+TEST_F(ContainerKubelet, KubeLocalsStopRemovesItsContainersAndARestartRemovesWhatAKillLeft) {
+  const fs::path data = make_temp_dir("container-kubelet-data");
+  auto local = std::make_unique<KubeLocal>(runtime_args(), data);
+  // A running container, until kube-local stops: then it goes with kube-local.
+  auto run_sleeper = [&](const std::string& name) {
+    create_pod(name, {{"containers", {container("main", "echo started; exec sleep 1000")}}}, local.get());
+    EXPECT_TRUE(eventually([&] { return local->kubectl("logs " + name).output == "started\n"; }, std::chrono::seconds(60)))
+        << local->kubectl("get pod " + name + " -o yaml").output;
+    const std::string uid = get_pod(name, local.get())["metadata"]["uid"];
+    EXPECT_EQ(runtime_containers(uid), "kube-local-" + uid + "-main\n");
+    return uid;
+  };
+  const std::string stopped = run_sleeper("sleeper");
+  local->stop(SIGTERM);
+  EXPECT_EQ(runtime_containers(stopped), "");
+  // Killed, kube-local cannot remove anything: the container outlives it, and kube-local started
+  // again (same store) removes it as it marks the Pod failed.
+  local->start();
+  const std::string killed = run_sleeper("sleeper-killed");
+  local->stop(SIGKILL);
+  EXPECT_EQ(runtime_containers(killed), "kube-local-" + killed + "-main\n");
+  local->start();
+  EXPECT_TRUE(eventually([&] { return runtime_containers(killed).empty(); }, std::chrono::seconds(60)));
+  const json pod = ended_pod("sleeper-killed", local.get());
+  ASSERT_TRUE(pod.is_object());
+  EXPECT_EQ(pod["status"]["phase"], "Failed");
+  EXPECT_EQ(terminated(pod).value("message", ""), "kube-local restarted while the container ran");
+  local.reset();
+  std::error_code ec;
+  fs::remove_all(data, ec);
 }
 
 TEST_F(ContainerKubelet, APodWhoseImageIsNotLocalIsNotRunAsAContainer) {

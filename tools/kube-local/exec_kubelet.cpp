@@ -73,6 +73,19 @@ std::string image_program(const std::string& cmd, const std::string& path, const
   return cmd;
 }
 
+// In a forked child, before exec (async-signal-safe calls only): nothing blocked or ignored, as a
+// runtime starts a container's first process. kube-local blocks SIGTERM and SIGINT (it waits for
+// them with sigwait) and ignores SIGPIPE, which a child would otherwise inherit.
+void default_signals() {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD}) ::sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
 std::string read_capped(const fs::path& p, size_t cap) {
   std::ifstream in(p, std::ios::binary);
   std::string out(cap, '\0');
@@ -474,16 +487,9 @@ std::optional<ExecResult> ExecKubelet::run_container(const std::string& key, con
       ::close(report[0]);
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       // A container's processes are a group of their own (so SIGKILL reaches all of them), and its
-      // first process starts with nothing blocked or ignored: kube-local blocks SIGTERM and SIGINT
-      // (it waits for them with sigwait) and ignores SIGPIPE, which a child would otherwise inherit.
+      // first process starts with nothing blocked or ignored.
       ::setpgid(0, 0);
-      struct sigaction dfl {};
-      dfl.sa_handler = SIG_DFL;
-      sigemptyset(&dfl.sa_mask);
-      for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD}) ::sigaction(sig, &dfl, nullptr);
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      default_signals();
       const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       if (fd >= 0) {
         dup2(fd, 1);
@@ -723,14 +729,7 @@ std::optional<ExecResult> ExecKubelet::run_runtime_container(const std::string& 
       pid = fork();
       if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        // What kube-local blocks or ignores is not podman's to inherit (nor the container's, which conmon starts).
-        struct sigaction dfl {};
-        dfl.sa_handler = SIG_DFL;
-        sigemptyset(&dfl.sa_mask);
-        for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD}) ::sigaction(sig, &dfl, nullptr);
-        sigset_t none;
-        sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        default_signals();  // nor podman (nor conmon, nor the container it starts) inherits kube-local's
         const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
         const int null = ::open("/dev/null", O_RDONLY);
         if (fd < 0 || null < 0) _exit(127);
