@@ -730,8 +730,8 @@ std::optional<ExecResult> ExecKubelet::run_runtime_container(const std::string& 
       if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         default_signals();  // nor podman (nor conmon, nor the container it starts) inherits kube-local's
-        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        const int null = ::open("/dev/null", O_RDONLY);
+        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (fd < 0 || null < 0) _exit(127);
         dup2(null, 0);
         dup2(fd, 1);
@@ -761,9 +761,12 @@ std::optional<ExecResult> ExecKubelet::run_runtime_container(const std::string& 
     return all.is_array() && !all.empty() && all[0].is_object() ? all[0].value("State", json::object()) : json::object();
   }();
   forget();
+  if (inspected.exit_code != 0 || !state.contains("Status")) {
+    // Removed behind kube-local's back: what a kubelet reports of a container it cannot find.
+    return ExecResult{137, "ContainerStatusUnknown", "The container could not be located when the pod was terminated"};
+  }
   const std::string status = state.value("Status", "");
-  if (inspected.exit_code != 0 || status.empty() || status == "created" || status == "configured" ||
-      status == "initialized") {
+  if (status == "created" || status == "configured" || status == "initialized") {
     // Its process never ran: what podman said is in the log (nothing of the container's is),
     // reported as containerd reports a task that could not start (exit code 128).
     const std::string said = read_capped(log, 64 * 1024);
