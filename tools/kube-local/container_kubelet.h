@@ -58,7 +58,8 @@
 //     as bind mounts, subPath below them, readOnly -> :ro. With fsGroup, both
 //     get volume ownership management as pkg/volume/volume_linux.go
 //     SetVolumeOwnership does: group fsGroup, g+rw (g+rwx and setgid on
-//     directories), read-only ones g+r; skipped when the root already is so
+//     directories; g+r only for a volume first mounted readOnly), once per
+//     Pod and volume; skipped when the root already is so
 //     (fsGroupChangePolicy OnRootMismatch);
 //   - terminationMessagePath (default /dev/termination-log): a host file of
 //     the container's own, mode 0666 (kuberuntime_container.go makeMounts),
@@ -74,13 +75,17 @@
 //     container is still being started); kill(): --signal KILL; the grace
 //     period between them is the caller's. kube-local's stop removes every
 //     container it still runs (`podman rm -f`).
-// NOT enforced: network isolation (host network, no NetworkPolicy, Pod IPs are
-// made up); resources (requests/limits: no cgroup limits are set); AppArmor
-// and SELinux options (podman's defaults apply); the Pod's shared IPC/UTS
-// namespaces (each container has its own); $(VAR) expansion in command, args
-// and env; envFrom, Secret/ConfigMap/projected/hostPath volumes (refused, as in
-// the process path); probes other than the process path's TCP readiness
-// probe; image pulls; restarts; a CreateContainerConfigError ends the Pod
+// NOT enforced or not provided: network isolation (host network whatever
+// hostNetwork says, no NetworkPolicy, Pod IPs are made up, /etc/hosts and
+// resolv.conf are podman's); resources (requests/limits: no cgroup limits are
+// set); AppArmor and SELinux options (podman's defaults apply), sysctls,
+// procMount; hostPID/hostIPC and the Pod's shared IPC/UTS namespaces (each
+// container has its own); the service account token mount
+// (/var/run/secrets/kubernetes.io/serviceaccount) and the KUBERNETES_SERVICE_*
+// variables, so in-cluster clients do not find kube-local; stdin/tty; $(VAR)
+// expansion in command, args and env; envFrom and Secret, ConfigMap,
+// projected or hostPath volumes (refused, as in the process path); probes
+// other than the process path's TCP readiness probe; image pulls; restarts; a CreateContainerConfigError ends the Pod
 // (Failed, as in the process path) where a kubelet would keep it Pending and
 // retry. The options of --exec-runtime-option go to `podman create` only (a
 // global podman option such as --root would also be needed by the other
