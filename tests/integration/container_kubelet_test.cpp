@@ -158,7 +158,8 @@ TEST_F(ContainerKubelet, ReadOnlyRootDroppedCapabilitiesNoNewPrivilegesAndAShare
   json init = container("defaults",
                         "printf '%s %s %s' \"$(grep CapEff /proc/self/status | tr -d '\\t')\" "
                         "\"$(grep NoNewPrivs /proc/self/status | tr -d '\\t')\" "
-                        "\"$(touch /rootfs-probe 2>/dev/null && echo root-writable || echo root-read-only)\" > /shared/init");
+                        "\"$(touch /rootfs-probe 2>/dev/null && echo root-writable || echo root-read-only)\" > /shared/init; "
+                        "echo init done");
   init["volumeMounts"] = {{{"name", "shared"}, {"mountPath", "/shared"}}};
   json main = container("restricted",
                         "r=\"$(cat /shared/init)|\"; "
@@ -179,6 +180,7 @@ TEST_F(ContainerKubelet, ReadOnlyRootDroppedCapabilitiesNoNewPrivilegesAndAShare
   const json t = terminated(pod);
   ASSERT_EQ(pod["status"]["phase"], "Succeeded") << pod["status"].dump();
   EXPECT_EQ(terminated(pod, "initContainerStatuses").value("reason", ""), "Completed");
+  EXPECT_EQ(server_->kubectl("logs restricted -c defaults").output, "init done\n");
   // containerd's 14 default capabilities (podman's own 11 would be 800405fb), then the restricted container's.
   EXPECT_EQ(t.value("message", ""),
             "CapEff:00000000a80425fb NoNewPrivs:0 root-writable| root-read-only tmp-read-only emptydir-writable "
@@ -285,6 +287,19 @@ TEST_F(ContainerKubelet, FallbackToLogsOnErrorReportsTheEndOfAFailedContainersLo
   const json t = terminated(pod);
   EXPECT_EQ(t.value("exitCode", -1), 2) << t.dump();
   EXPECT_EQ(t.value("message", ""), "first\nlast words\n");
+}
+
+TEST_F(ContainerKubelet, ADeletedPodWhoseContainerEndsOnSigtermGoesLongBeforeItsGracePeriod) {
+  create_pod("graceful", {{"terminationGracePeriodSeconds", 60},
+                          {"containers", {container("main", "trap 'exit 0' TERM; echo started; while :; do sleep 0.05; done")}}});
+  ASSERT_TRUE(eventually([&] { return server_->kubectl("logs graceful").output == "started\n"; }, std::chrono::seconds(60)))
+      << server_->kubectl("get pod graceful -o yaml").output;
+  const std::string uid = get_pod("graceful")["metadata"]["uid"];
+  const auto started = std::chrono::steady_clock::now();
+  const auto r = server_->kubectl("delete pod graceful --timeout=40s", 50);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(20));
+  EXPECT_EQ(runtime_containers(uid), "");
 }
 
 TEST_F(ContainerKubelet, ADeletedPodsContainerGetsSigtermThenSigkillAtTheGracePeriodsEndAndIsRemoved) {
