@@ -278,6 +278,19 @@ TEST_F(ContainerKubelet, ACommandTheImageDoesNotHaveIsAStartError) {
   EXPECT_EQ(runtime_containers(pod["metadata"]["uid"]), "");
 }
 
+TEST_F(ContainerKubelet, AContainerTheRuntimeRefusesIsACreateContainerErrorWithItsMessage) {
+  json c = container("main", "true");
+  c["securityContext"] = {{"capabilities", {{"add", {"NOT_A_CAP"}}}}};
+  create_pod("bad-cap", {{"containers", {c}}});
+  const json pod = ended_pod("bad-cap");
+  ASSERT_TRUE(pod.is_object()) << server_->kubectl("get pod bad-cap -o yaml").output;
+  EXPECT_EQ(pod["status"]["phase"], "Failed");
+  const json t = terminated(pod);
+  EXPECT_EQ(t.value("reason", ""), "CreateContainerError") << t.dump();
+  EXPECT_EQ(t.value("message", ""), "\"CAP_NOT_A_CAP\": unknown capability");
+  EXPECT_EQ(runtime_containers(pod["metadata"]["uid"]), "");
+}
+
 TEST_F(ContainerKubelet, FallbackToLogsOnErrorReportsTheEndOfAFailedContainersLog) {
   json c = container("main", "echo first; echo last words >&2; exit 2");
   c["terminationMessagePolicy"] = "FallbackToLogsOnError";
