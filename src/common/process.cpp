@@ -1,5 +1,6 @@
 #include "common/process.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -21,7 +22,10 @@ ProcessResult spawn(const std::vector<std::string>& argv, char* const* envp, siz
     return r;
   }
   int out[2], err[2];
-  if (pipe(out) != 0 || pipe(err) != 0) {
+  // Close-on-exec: another thread's child (a long-lived one of kube-local's kubelet, say) must not
+  // inherit these, or this read would wait for that child's end to see EOF. The dup2 onto 1 and 2
+  // below clears the flag for the program's own copies.
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
     r.start_error = std::string("pipe: ") + std::strerror(errno);
     return r;
   }

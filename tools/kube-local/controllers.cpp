@@ -138,7 +138,7 @@ void Controllers::record_event(const json& involved, const std::string& type, co
 
 Controllers::Controllers(ApiServer& api, ControllerOptions opts) : api_(api), opts_(opts) {
   if (opts_.time_scale <= 0) opts_.time_scale = 1.0;
-  if (!opts_.exec.images.empty() || !opts_.exec.image_paths.empty()) {
+  if (!opts_.exec.images.empty() || !opts_.exec.image_paths.empty() || !opts_.exec.runtime.empty()) {
     exec_ = std::make_unique<ExecKubelet>(opts_.exec);
     api_.set_log_source([this](const json& pod, const std::string& container) { return exec_->log_path(pod, container); });
     api_.set_pod_runtime([this](const json& pod) { return exec_->running(meta(pod, "uid")); });
@@ -549,7 +549,9 @@ void Controllers::sync_pod(const std::string& ns, const std::string& name) {
     return;
   }
   if (exec && (phase == "Running" || (phase == "Pending" && initializing(p)))) {
-    // Started, and not by this process: its process died with a previous kube-local.
+    // Started, and not by this process: its process died with a previous kube-local (a
+    // container of the runtime may not have: it goes now, as a kubelet kills what it no longer tracks).
+    exec_->remove_leftovers(p);
     finish_pod(ns, name, false, 137, "Error", "kube-local restarted while the container ran");
     return;
   }

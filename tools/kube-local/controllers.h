@@ -44,7 +44,7 @@ struct PodRule {
 struct ControllerOptions {
   double time_scale = 1.0;  // > 1 speeds up every simulated delay (pod run time, Job backoff, TTL)
   std::vector<PodRule> pod_rules;  // --pod-rules: outcomes for Pods without the annotation; first match wins
-  ExecOptions exec;                // --exec-image[-path] / --volume-root: Pods with outcome {"exec": true} really run
+  ExecOptions exec;                // --exec-image[-path] / --exec-runtime / --volume-root: Pods with outcome {"exec": true} really run
 };
 
 class Controllers {

@@ -1,5 +1,8 @@
 #include "kube-local/exec_kubelet.h"
 
+#include "common/process.h"
+#include "kube-local/container_kubelet.h"
+
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
@@ -12,8 +15,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <chrono>
 #include <fstream>
 #include <sstream>
+
+extern char** environ;
 
 namespace kl {
 namespace fs = std::filesystem;
@@ -67,6 +73,19 @@ std::string image_program(const std::string& cmd, const std::string& path, const
   return cmd;
 }
 
+// In a forked child, before exec (async-signal-safe calls only): nothing blocked or ignored, as a
+// runtime starts a container's first process. kube-local blocks SIGTERM and SIGINT (it waits for
+// them with sigwait) and ignores SIGPIPE, which a child would otherwise inherit.
+void default_signals() {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD}) ::sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
 std::string read_capped(const fs::path& p, size_t cap) {
   std::ifstream in(p, std::ios::binary);
   std::string out(cap, '\0');
@@ -75,7 +94,87 @@ std::string read_capped(const fs::path& p, size_t cap) {
   return out;
 }
 
+std::string read_tail(const fs::path& p, size_t n) {
+  std::ifstream in(p, std::ios::binary | std::ios::ate);
+  const std::streamoff size = in.tellg();
+  if (size <= 0) return "";
+  const std::streamoff from = size > static_cast<std::streamoff>(n) ? size - static_cast<std::streamoff>(n) : 0;
+  in.seekg(from);
+  std::string out(static_cast<size_t>(size - from), '\0');
+  in.read(out.data(), static_cast<std::streamsize>(out.size()));
+  out.resize(static_cast<size_t>(in.gcount()));
+  return out;
+}
+
 }  // namespace
+
+std::expected<std::vector<EnvVar>, std::string> resolve_env(const json& pod, const json& c, const SecretReader& secrets) {
+  const json meta = pod.value("metadata", json::object());
+  const std::string ns = meta.value("namespace", "");
+  std::vector<EnvVar> out;
+  auto set = [&out](EnvVar v) {
+    // A name given twice: the last one wins, as in the container's environment.
+    std::erase_if(out, [&](const EnvVar& e) { return e.name == v.name; });
+    out.push_back(std::move(v));
+  };
+  for (const auto& e : c.value("env", json::array())) {
+    const std::string name = e.value("name", "");
+    if (e.contains("value")) {
+      set({name, e["value"].is_string() ? e["value"].get<std::string>() : e["value"].dump(), EnvSource::kValue});
+      continue;
+    }
+    const json from = e.value("valueFrom", json::object());
+    if (from.contains("secretKeyRef")) {
+      const json ref = from["secretKeyRef"];
+      const bool optional = ref.value("optional", false);
+      const auto data = secrets(ns, ref.value("name", ""));
+      if (!data || !data->count(ref.value("key", ""))) {
+        if (optional) continue;
+        return std::unexpected("env " + name + ": " +
+                               (data ? "key " + ref.value("key", "") + " not found in Secret " : "Secret ") +
+                               ref.value("name", "") + (data ? "" : " not found"));
+      }
+      set({name, data->at(ref.value("key", "")), EnvSource::kSecret});
+    } else if (from.contains("fieldRef")) {
+      const std::string fpath = from["fieldRef"].value("fieldPath", "");
+      if (fpath == "metadata.name") set({name, meta.value("name", ""), EnvSource::kField});
+      else if (fpath == "metadata.namespace") set({name, ns, EnvSource::kField});
+      else return std::unexpected("env " + name + ": fieldRef " + fpath + " is not supported by kube-local");
+    } else {
+      return std::unexpected("env " + name + ": only value, secretKeyRef and fieldRef are supported by kube-local");
+    }
+  }
+  return out;
+}
+
+std::expected<std::map<std::string, HostVolume>, std::string> host_volumes(const json& pod, const fs::path& volume_root,
+                                                                           const fs::path& pod_dir) {
+  const std::string ns = pod.value("metadata", json::object()).value("namespace", "");
+  std::map<std::string, HostVolume> out;
+  for (const auto& v : pod.value("spec", json::object()).value("volumes", json::array())) {
+    const std::string name = v.value("name", "");
+    if (v.contains("persistentVolumeClaim")) {
+      const std::string claim = v["persistentVolumeClaim"].value("claimName", "");
+      if (volume_root.empty() || claim.empty() || claim.find('/') != std::string::npos)
+        return std::unexpected("volume " + name + ": claim " + claim + " has no directory (start kube-local with --volume-root)");
+      out[name] = {volume_root / ns / claim, true};
+    } else if (v.contains("emptyDir")) {
+      out[name] = {pod_dir / "volumes" / name, false};
+    }
+  }
+  return out;
+}
+
+std::expected<fs::path, std::string> mount_host_dir(const std::map<std::string, HostVolume>& volumes, const json& mount) {
+  const std::string name = mount.value("name", "");
+  const auto it = volumes.find(name);
+  if (it == volumes.end()) return std::unexpected("volumeMount " + name + ": no such volume (or an unsupported volume type)");
+  const std::string sub = mount.value("subPath", "");
+  if (sub.empty()) return it->second.path;
+  if (sub.starts_with("/") || sub.find("..") != std::string::npos)
+    return std::unexpected("volumeMount " + name + ": subPath " + sub + " must be relative");
+  return it->second.path / sub;
+}
 
 std::optional<VolumeCommand> volume_command(const json& c) {
   const json command = c.value("command", json::array());
@@ -148,42 +247,25 @@ Prepared prepare_container(const json& pod, const std::string& list, size_t inde
   }
 
   // Volumes to host directories: the same ones for every container of the Pod.
-  std::map<std::string, fs::path> volumes;
-  std::set<std::string> claims;  // volume names that are claims
-  for (const auto& v : spec.value("volumes", json::array())) {
-    const std::string name = v.value("name", "");
-    if (v.contains("persistentVolumeClaim")) {
-      claims.insert(name);
-      const std::string claim = v["persistentVolumeClaim"].value("claimName", "");
-      if (opts.volume_root.empty() || claim.empty() || claim.find('/') != std::string::npos) {
-        out.error = "volume " + name + ": claim " + claim + " has no directory (start kube-local with --volume-root)";
-        return out;
-      }
-      volumes[name] = opts.volume_root / ns / claim;
-    } else if (v.contains("emptyDir")) {
-      volumes[name] = pod_dir / "volumes" / name;
-    }
+  std::map<std::string, HostVolume> volumes;
+  if (const auto v = host_volumes(pod, opts.volume_root, pod_dir); v) {
+    volumes = *v;
+  } else {
+    out.error = v.error();
+    return out;
   }
   std::vector<std::pair<std::string, std::string>> mounts;  // mountPath -> host dir, in the spec's order
   for (const auto& m : c.value("volumeMounts", json::array())) {
-    const auto it = volumes.find(m.value("name", ""));
-    if (it == volumes.end()) {
-      out.error = "volumeMount " + m.value("name", "") + ": no such volume (or an unsupported volume type)";
+    const auto host_dir = mount_host_dir(volumes, m);
+    if (!host_dir) {
+      out.error = host_dir.error();
       return out;
     }
-    fs::path host = it->second;
-    const std::string sub = m.value("subPath", "");
-    if (!sub.empty()) {
-      if (sub.starts_with("/") || sub.find("..") != std::string::npos) {
-        out.error = "volumeMount " + m.value("name", "") + ": subPath " + sub + " must be relative";
-        return out;
-      }
-      host /= sub;
-    }
+    const fs::path host = *host_dir;
     std::error_code ec;
     const bool fresh = !fs::exists(host, ec);
     fs::create_directories(host, ec);
-    if (fresh && !claims.count(m.value("name", ""))) {
+    if (fresh && !volumes.at(m.value("name", "")).claim) {
       fs::permissions(host, fs::perms::all, ec);  // an emptyDir is world-writable
     } else if (fresh && out.uid >= 0) {
       // A fresh claim is the Pod user's (its fsGroup's, when set), like a provisioned volume.
@@ -221,37 +303,13 @@ Prepared prepare_container(const json& pod, const std::string& list, size_t inde
   out.env["PATH"] = path + "/usr/local/bin:/usr/bin:/bin";
   out.env["HOME"] = (pod_dir / "home").string();
   out.env["HOSTNAME"] = meta.value("name", "");
-  for (const auto& e : c.value("env", json::array())) {
-    const std::string name = e.value("name", "");
-    if (e.contains("value")) {
-      out.env[name] = map_paths(e["value"].is_string() ? e["value"].get<std::string>() : e["value"].dump());
-      continue;
-    }
-    const json from = e.value("valueFrom", json::object());
-    if (from.contains("secretKeyRef")) {
-      const json ref = from["secretKeyRef"];
-      const bool optional = ref.value("optional", false);
-      const auto data = secrets(ns, ref.value("name", ""));
-      if (!data || !data->count(ref.value("key", ""))) {
-        if (optional) continue;
-        out.error = "env " + name + ": " + (data ? "key " + ref.value("key", "") + " not found in Secret " : "Secret ") +
-                    ref.value("name", "") + (data ? "" : " not found");
-        return out;
-      }
-      out.env[name] = data->at(ref.value("key", ""));
-    } else if (from.contains("fieldRef")) {
-      const std::string fpath = from["fieldRef"].value("fieldPath", "");
-      if (fpath == "metadata.name") out.env[name] = meta.value("name", "");
-      else if (fpath == "metadata.namespace") out.env[name] = ns;
-      else {
-        out.error = "env " + name + ": fieldRef " + fpath + " is not supported by kube-local";
-        return out;
-      }
-    } else {
-      out.error = "env " + name + ": only value, secretKeyRef and fieldRef are supported by kube-local";
-      return out;
-    }
+  const auto env = resolve_env(pod, c, secrets);
+  if (!env) {
+    out.error = env.error();
+    return out;
   }
+  // A literal value may name a mount path; what comes from a Secret or the Pod's fields is data.
+  for (const auto& e : *env) out.env[e.name] = e.source == EnvSource::kValue ? map_paths(e.value) : e.value;
   out.env["TERMINATION_LOG"] = (out.dir / "termination-log").string();
   if (image_command) out.program = image_program(out.program, out.env.at("PATH"), own_dirs->second);
   return out;
@@ -279,23 +337,74 @@ ExecKubelet::ExecKubelet(ExecOptions opts) : opts_(std::move(opts)) {
 
 ExecKubelet::~ExecKubelet() {
   std::vector<Waiter> waiters;
+  std::vector<std::string> containers;
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
-    for (const auto& [uid, pid] : pids_)
-      if (pid > 0) {
+    for (const auto& [uid, pid] : pids_) {
+      if (const auto it = runtime_names_.find(uid); it != runtime_names_.end()) {
+        containers.push_back(it->second);  // its `podman start --attach` ends with it
+      } else if (pid > 0) {
         ::kill(-pid, SIGKILL);
         ::kill(pid, SIGKILL);
       }
+    }
     waiters.swap(waiters_);
   }
+  // Everything kube-local started goes with it: a container outlives its attached podman.
+  remove_runtime_containers(opts_, containers);
   for (auto& w : waiters)
     if (w.thread.joinable()) w.thread.join();
   std::error_code ec;
   if (!pods_dir_.empty()) fs::remove_all(pods_dir_, ec);
 }
 
+bool ExecKubelet::runs_as_containers(const json& pod) const {
+  if (opts_.runtime.empty()) return false;
+  const std::string uid = pod.value("metadata", json::object()).value("uid", "");
+  {
+    std::lock_guard lock(mu_);
+    if (const auto it = runtime_pods_.find(uid); it != runtime_pods_.end()) return it->second.has_value();
+  }
+  const json spec = pod.value("spec", json::object());
+  const json containers = spec.value("containers", json::array());
+  const json init = spec.value("initContainers", json::array());
+  if (uid.empty() || !containers.is_array() || containers.empty() || !init.is_array()) return false;
+  std::vector<json> run(init.begin(), init.end());
+  run.push_back(containers[0]);
+  // Each image asked once (podman is not called under the lock: it takes a while).
+  std::optional<std::map<std::string, ImageInfo>> images;
+  images.emplace();
+  for (const auto& c : run) {
+    const std::string image = c.is_object() ? c.value("image", "") : "";
+    if (images->count(image)) continue;
+    const auto info = image.empty() ? std::nullopt : inspect_local_image(opts_, image);
+    if (!info) {
+      images.reset();
+      break;
+    }
+    (*images)[image] = *info;
+  }
+  std::lock_guard lock(mu_);
+  return runtime_pods_.emplace(uid, std::move(images)).first->second.has_value();
+}
+
+void ExecKubelet::remove_leftovers(const json& pod) {
+  if (opts_.runtime.empty()) return;
+  const std::string uid = pod.value("metadata", json::object()).value("uid", "");
+  const json spec = pod.value("spec", json::object());
+  std::vector<std::string> names;
+  for (const char* list : {"initContainers", "containers"}) {
+    const json cs = spec.value(list, json::array());
+    if (!cs.is_array()) continue;
+    for (const auto& c : cs)
+      if (c.is_object()) names.push_back(runtime_container_name(uid, c.value("name", "")));
+  }
+  if (!uid.empty()) remove_runtime_containers(opts_, names);
+}
+
 bool ExecKubelet::handles(const json& pod) const {
+  if (runs_as_containers(pod)) return true;
   const json spec = pod.value("spec", json::object());
   const json containers = spec.value("containers", json::array());
   const json init = spec.value("initContainers", json::array());
@@ -378,16 +487,9 @@ std::optional<ExecResult> ExecKubelet::run_container(const std::string& key, con
       ::close(report[0]);
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       // A container's processes are a group of their own (so SIGKILL reaches all of them), and its
-      // first process starts with nothing blocked or ignored: kube-local blocks SIGTERM and SIGINT
-      // (it waits for them with sigwait) and ignores SIGPIPE, which a child would otherwise inherit.
+      // first process starts with nothing blocked or ignored.
       ::setpgid(0, 0);
-      struct sigaction dfl {};
-      dfl.sa_handler = SIG_DFL;
-      sigemptyset(&dfl.sa_mask);
-      for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD}) ::sigaction(sig, &dfl, nullptr);
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      default_signals();
       const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       if (fd >= 0) {
         dup2(fd, 1);
@@ -471,25 +573,38 @@ void ExecKubelet::start(const json& pod, const SecretReader& secrets, ExecCallba
   started_.insert(uid);
   pids_[key] = 0;
   killed_.erase(key);
-  add_waiter([this, pod, secrets, callbacks = std::move(callbacks), key, dir] {
+  std::optional<std::map<std::string, ImageInfo>> images;
+  if (const auto it = runtime_pods_.find(uid); it != runtime_pods_.end()) images = it->second;
+  add_waiter([this, pod, secrets, callbacks = std::move(callbacks), key, dir, images] {
     std::error_code ec;
     fs::create_directories(dir / "home", ec);
     auto finish = [&] {
       std::lock_guard l(mu_);
       pids_.erase(key);
     };
+    std::set<fs::path> owned;  // volumes whose fsGroup ownership is done, once per Pod
+    // One container, as a process or (the Pod's images all local to --exec-runtime) a runtime container.
+    auto run_one = [&](const std::string& list, size_t i) -> std::optional<ExecResult> {
+      if (images) {
+        const json c = pod["spec"][list][i];
+        const auto image = images->find(c.value("image", ""));
+        const ContainerRun run = container_run(pod, list, i, image == images->end() ? ImageInfo{} : image->second,
+                                               opts_, dir, secrets);
+        return run_runtime_container(key, run, owned);
+      }
+      return run_container(key, dir, prepare_container(pod, list, i, opts_, dir, secrets));
+    };
     // Each container is prepared just before it runs, as a kubelet generates its config then:
     // a Secret may appear while the init containers run.
     const json init = pod.value("spec", json::object()).value("initContainers", json::array());
     const size_t n_init = init.is_array() ? init.size() : 0;
     for (size_t i = 0; i < n_init; ++i) {
-      const Prepared p = prepare_container(pod, "initContainers", i, opts_, dir, secrets);
       {
         std::lock_guard l(mu_);
         if (stopping_ || killed_.count(key)) break;
       }
       if (callbacks.init_started) callbacks.init_started(i);
-      const auto r = run_container(key, dir, p);
+      const auto r = run_one("initContainers", i);
       const ExecResult result = r ? *r : ExecResult{137, "Killed", ""};
       if (callbacks.init_ended) callbacks.init_ended(i, result);
       if (!r || result.exit_code != 0) {
@@ -505,8 +620,7 @@ void ExecKubelet::start(const json& pod, const SecretReader& secrets, ExecCallba
       }
     }
     if (n_init > 0 && callbacks.started) callbacks.started();
-    const Prepared p = prepare_container(pod, "containers", 0, opts_, dir, secrets);
-    const auto r = run_container(key, dir, p);
+    const auto r = run_one("containers", 0);
     // Reported before the Pod stops counting as running: a Pod being deleted goes only once its
     // status shows how its container ended (the kubelet's status manager deletes it after that).
     if (callbacks.done) callbacks.done(r ? *r : ExecResult{137, "Killed", ""});
@@ -533,11 +647,157 @@ void ExecKubelet::signal(const std::string& uid, int sig, bool group) {
   std::lock_guard lock(mu_);
   if (auto it = pids_.find(uid); it != pids_.end()) {
     killed_.insert(uid);
-    if (it->second > 0) {
+    if (const auto rn = runtime_names_.find(uid); rn != runtime_names_.end()) {
+      signal_runtime(uid, rn->second, sig);
+    } else if (it->second > 0) {
       if (group) ::kill(-it->second, sig);
       ::kill(it->second, sig);
     }
   }
+}
+
+namespace {
+
+// podman's own environment for `podman create`: kube-local's, plus the values of the
+// container's Secret variables, which its argv names only (-e NAME).
+std::map<std::string, std::string> runtime_environment(const std::map<std::string, std::string>& secrets) {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    const std::string entry = *e;
+    const size_t eq = entry.find('=');
+    if (eq != std::string::npos) env[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  for (const auto& [k, v] : secrets) env[k] = v;
+  return env;
+}
+
+// podman's last "Error: ..." line, without the prefix: what a runtime failure is reported as.
+std::string podman_error(const std::string& output) {
+  std::string last, line;
+  std::stringstream lines(output);
+  while (std::getline(lines, line))
+    if (line.starts_with("Error: ")) last = line.substr(7);
+  if (!last.empty()) return last;
+  std::string all = output;
+  while (!all.empty() && (all.back() == '\n' || all.back() == ' ')) all.pop_back();
+  return all.empty() ? "the container runtime failed without saying why" : all;
+}
+
+}  // namespace
+
+std::optional<ExecResult> ExecKubelet::run_runtime_container(const std::string& key, const ContainerRun& run,
+                                                             std::set<fs::path>& owned) {
+  std::error_code ec;
+  fs::create_directories(run.dir, ec);
+  if (!run.error.empty()) return ExecResult{1, "CreateContainerConfigError", run.error};
+  if (const auto err = prepare_container_dirs(run, owned); !err.empty())
+    return ExecResult{1, "CreateContainerConfigError", err};
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || killed_.count(key)) return std::nullopt;
+    runtime_names_[key] = run.runtime_name;  // from here on, kube-local's stop removes it
+  }
+  auto forget = [&] {
+    {
+      std::lock_guard lock(mu_);
+      runtime_names_.erase(key);
+      pids_[key] = 0;
+    }
+    remove_runtime_containers(opts_, {run.runtime_name});
+  };
+  const auto created = bo::run_process(run.argv, runtime_environment(run.secret_env));
+  if (created.exit_code != 0) {
+    forget();
+    // The kubelet's ErrCreateContainer: the runtime refused the container's config.
+    return ExecResult{128, "CreateContainerError",
+                      podman_error(created.start_error.empty() ? created.err : created.start_error)};
+  }
+  // `podman start --attach`: the container's stdout and stderr go to its log file, as the
+  // process path's output does; it ends when the container does. Built before fork: the child of
+  // a multithreaded parent may only make async-signal-safe calls.
+  const std::string log = (run.dir / "container.log").string();
+  std::vector<std::string> argv_s = {opts_.runtime, "start", "--attach", run.runtime_name};
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  bool skipped = false;  // stopped before it could start
+  {
+    std::lock_guard lock(mu_);
+    skipped = stopping_ || killed_.count(key) > 0;
+    if (!skipped) {
+      pid = fork();
+      if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        default_signals();  // nor podman (nor conmon, nor the container it starts) inherits kube-local's
+        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || null < 0) _exit(127);
+        dup2(null, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execve(argv[0], argv.data(), environ);
+        _exit(127);
+      }
+      if (pid > 0) pids_[key] = pid;
+    }
+  }
+  if (skipped || pid < 0) {
+    forget();
+    if (skipped) return std::nullopt;
+    return ExecResult{128, "StartError", "kube-local could not fork"};
+  }
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  {
+    std::lock_guard lock(mu_);
+    pids_[key] = 0;
+  }
+  // How it ended, as the runtime recorded it (podman start's own exit code may be its own failure).
+  const auto inspected = bo::run_process({opts_.runtime, "container", "inspect", "--format", "json", run.runtime_name});
+  const json state = [&] {
+    const json all = json::parse(inspected.out, nullptr, false);
+    return all.is_array() && !all.empty() && all[0].is_object() ? all[0].value("State", json::object()) : json::object();
+  }();
+  forget();
+  if (inspected.exit_code != 0 || !state.contains("Status")) {
+    // Removed behind kube-local's back: what a kubelet reports of a container it cannot find.
+    return ExecResult{137, "ContainerStatusUnknown", "The container could not be located when the pod was terminated"};
+  }
+  const std::string status = state.value("Status", "");
+  if (status == "created" || status == "configured" || status == "initialized") {
+    // Its process never ran: what podman said is in the log (nothing of the container's is),
+    // reported as containerd reports a task that could not start (exit code 128).
+    const std::string said = read_capped(log, 64 * 1024);
+    std::ofstream(log, std::ios::trunc).flush();
+    return ExecResult{128, "StartError", podman_error(said)};
+  }
+  ExecResult r;
+  r.exit_code = state.value("ExitCode", WIFEXITED(st) ? WEXITSTATUS(st) : 128);
+  r.reason = r.exit_code == 0 ? "Completed" : state.value("OOMKilled", false) ? "OOMKilled" : "Error";
+  r.message = read_capped(run.dir / "termination-log", 4096);
+  if (r.message.empty() && r.exit_code != 0 && run.message_from_log)
+    r.message = termination_message_from_log(read_tail(log, 4096));  // the message is within its last 2048 bytes
+  return r;
+}
+
+void ExecKubelet::signal_runtime(const std::string& uid, const std::string& runtime_name, int sig) {
+  const std::string signal = sig == SIGKILL ? "KILL" : "TERM";
+  add_waiter([this, uid, runtime_name, signal] {
+    // podman refuses to signal a container that is not running yet (still being started):
+    // retried until it runs, it is over, or kube-local stops.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      {
+        std::lock_guard lock(mu_);
+        const auto it = runtime_names_.find(uid);
+        if (stopping_ || it == runtime_names_.end() || it->second != runtime_name) return;
+      }
+      if (bo::run_process({opts_.runtime, "kill", "--signal", signal, runtime_name}).exit_code == 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
 }
 
 void ExecKubelet::stop(const std::string& uid) { signal(uid, SIGTERM, false); }

@@ -59,6 +59,9 @@
 //     process ends, what is left of its group is killed, as the end of a
 //     container's PID namespace ends every process in it. The grace period
 //     between the two is the caller's (controllers.cpp, the Pod's deletion).
+// With --exec-runtime podman, a Pod whose images are all in podman's local
+// storage runs as real containers instead, on the same flow (the same
+// callbacks, status, logs, stop and kill): container_kubelet.h.
 // Processes are known by their Pod's uid: a Pod deleted and made again under
 // the same name (a StatefulSet's) is another Pod with another process.
 // Everything still running is killed when kube-local stops.
@@ -68,6 +71,7 @@
 #include <filesystem>
 #include <functional>
 #include <atomic>
+#include <expected>
 #include <map>
 #include <memory>
 #include <set>
@@ -88,10 +92,44 @@ struct ExecOptions {
   std::map<std::string, std::vector<std::string>> image_paths;  // --exec-image-path: image -> its own PATH directories
   std::filesystem::path volume_root;  // claims live under <volume_root>/<namespace>/<claim>
   std::vector<std::string> path;      // --exec-path: directories on every container's PATH, after the image's own
+  // --exec-runtime: the container runtime's program (podman); empty: Pods run as processes only.
+  std::string runtime;
+  // --exec-runtime-option: inserted into every `podman create` (e.g. --runtime=runc).
+  std::vector<std::string> runtime_options;
 };
 
 using SecretReader =
     std::function<std::optional<std::map<std::string, std::string>>(const std::string& ns, const std::string& name)>;
+
+// What a kubelet reads from an image's config: its user ("" when it has none).
+struct ImageInfo {
+  std::string user;
+};
+
+// A container's environment variable as a kubelet resolves it; where it came
+// from decides where it may appear (a Secret's value never on an argv).
+enum class EnvSource { kValue, kSecret, kField };
+struct EnvVar {
+  std::string name;
+  std::string value;
+  EnvSource source = EnvSource::kValue;
+};
+// env: value, secretKeyRef (a missing optional one is left out), fieldRef
+// metadata.name/namespace; in the spec's order, a repeated name's last value.
+[[nodiscard]] std::expected<std::vector<EnvVar>, std::string> resolve_env(const json& pod, const json& container,
+                                                                          const SecretReader& secrets);
+
+// A Pod volume's host directory: a claim's <volume_root>/<namespace>/<claim>,
+// an emptyDir's <pod_dir>/volumes/<name>. Other volume types are absent.
+struct HostVolume {
+  std::filesystem::path path;
+  bool claim = false;
+};
+[[nodiscard]] std::expected<std::map<std::string, HostVolume>, std::string> host_volumes(
+    const json& pod, const std::filesystem::path& volume_root, const std::filesystem::path& pod_dir);
+// The host directory a volumeMount shows (its volume's, below subPath).
+[[nodiscard]] std::expected<std::filesystem::path, std::string> mount_host_dir(const std::map<std::string, HostVolume>& volumes,
+                                                                              const json& mount);
 
 struct Prepared {
   std::string name;  // the container's
@@ -143,6 +181,8 @@ struct ExecCallbacks {
   std::function<void(const ExecResult&)> done;
 };
 
+struct ContainerRun;  // container_kubelet.h
+
 class ExecKubelet {
  public:
   explicit ExecKubelet(ExecOptions opts);
@@ -151,6 +191,12 @@ class ExecKubelet {
   ExecKubelet& operator=(const ExecKubelet&) = delete;
 
   [[nodiscard]] bool handles(const json& pod) const;
+  // Whether the Pod runs as containers of --exec-runtime (container_kubelet.h): decided
+  // when first asked, from the runtime's local images, and the same for the Pod's whole life.
+  [[nodiscard]] bool runs_as_containers(const json& pod) const;
+  // Removes the runtime containers a Pod may have left behind (a kube-local killed while
+  // they ran): they are named after the Pod's uid and containers.
+  void remove_leftovers(const json& pod);
   // Whether the Pod with this uid has a container process (or is between two).
   [[nodiscard]] bool running(const std::string& uid) const;
   // Whether this process kubelet started the Pod (by uid): a Running exec
@@ -176,6 +222,15 @@ class ExecKubelet {
   void signal(const std::string& uid, int sig, bool group);
   // Runs one prepared container to its end; nullopt when the Pod was killed before it started.
   std::optional<ExecResult> run_container(const std::string& key, const std::filesystem::path& pod_dir, const Prepared& p);
+  // The same for a container of the runtime; `owned`: the volumes whose fsGroup ownership is done.
+  std::optional<ExecResult> run_runtime_container(const std::string& key, const ContainerRun& run,
+                                                  std::set<std::filesystem::path>& owned);
+  // Sends the signal to the Pod's running runtime container, from a thread of its own, retried while
+  // the container is still being started (podman refuses to signal one that is not running yet).
+  void signal_runtime(const std::string& uid, const std::string& runtime_name, int sig);  // with mu_ held
+  // Pod uid -> the images' config when the Pod runs as containers, nullopt when it does not.
+  mutable std::map<std::string, std::optional<std::map<std::string, ImageInfo>>> runtime_pods_;
+  std::map<std::string, std::string> runtime_names_;  // Pod uid -> its current runtime container
   std::set<std::string> started_;       // Pod uids
   struct Waiter {
     std::thread thread;

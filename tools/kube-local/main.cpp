@@ -1,14 +1,17 @@
 // kube-local: a local Kubernetes API server over HTTPS for the demo and tests.
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <filesystem>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "common/encoding.h"
+#include "common/process.h"
 #include "kube-local/controllers.h"
 #include "kube-local/server.h"
 #include "kube/selector.h"
@@ -71,6 +74,28 @@ std::map<std::string, kl::UserInfo> read_tokens(const std::string& path) {
   return out;
 }
 
+// --exec-runtime: an executable (looked up on PATH when it has no '/') that answers `--version`,
+// as an absolute path (the container kubelet execs it from a forked child, without a PATH search).
+std::string runtime_program(const std::string& name) {
+  std::string found;
+  if (name.find('/') != std::string::npos) {
+    if (::access(name.c_str(), X_OK) == 0 && fs::is_regular_file(name)) found = fs::absolute(name).string();
+  } else if (const char* path = std::getenv("PATH")) {
+    std::stringstream dirs(path);
+    for (std::string d; found.empty() && std::getline(dirs, d, ':');) {
+      const fs::path candidate = fs::path(d.empty() ? "." : d) / name;
+      std::error_code ec;
+      if (fs::is_regular_file(candidate, ec) && ::access(candidate.c_str(), X_OK) == 0) found = fs::absolute(candidate).string();
+    }
+  }
+  if (found.empty()) throw std::runtime_error("--exec-runtime " + name + ": not an executable file (nor one on PATH)");
+  const auto r = bo::run_process({found, "--version"});
+  if (r.exit_code != 0)
+    throw std::runtime_error("--exec-runtime " + name + ": `" + found + " --version` failed (exit code " +
+                             std::to_string(r.exit_code) + ")");
+  return found;
+}
+
 void bootstrap(kl::ApiServer& api) {
   kl::CallContext ctx = kl::ApiServer::system_context();
   auto ns = api.registry().find("", "v1", "namespaces");
@@ -125,6 +150,14 @@ int main(int argc, char** argv) {
   app.add_option("--exec-path", exec_path,
                  "directory put first on exec Pods' PATH, as the image's own PATH would (e.g. where its wal-g is)")
       ->check(CLI::ExistingDirectory);
+  std::string exec_runtime;
+  app.add_option("--exec-runtime", exec_runtime,
+                 "container runtime (podman): exec Pods whose images are all in its local storage run as its "
+                 "containers, with their securityContext, instead of as processes");
+  std::vector<std::string> exec_runtime_options;
+  app.add_option("--exec-runtime-option", exec_runtime_options,
+                 "an option inserted into every `podman create` of --exec-runtime, given as "
+                 "--exec-runtime-option=--runtime=runc (repeatable)");
   app.add_option("--history", history, "watch events kept before 410 Gone")->check(CLI::Range(1, 100000000));
   try {
     app.parse(argc, argv);
@@ -212,6 +245,14 @@ int main(int argc, char** argv) {
         dirs.push_back(fs::absolute(d).string());
       }
       if (dirs.empty()) throw std::runtime_error("--exec-image-path " + m + ": expected IMAGE=DIR[:DIR...]");
+    }
+    if (!exec_runtime.empty()) copts.exec.runtime = runtime_program(exec_runtime);
+    for (const auto& o : exec_runtime_options) {
+      if (exec_runtime.empty()) throw std::runtime_error("--exec-runtime-option " + o + ": needs --exec-runtime");
+      if (o.size() < 2 || o[0] != '-' || o.find_first_of("\n\r") != std::string::npos)
+        throw std::runtime_error("--exec-runtime-option " + o + ": expected an option of `podman create`, e.g. "
+                                 "--exec-runtime-option=--runtime=runc");
+      copts.exec.runtime_options.push_back(o);
     }
     if (!volume_root.empty()) copts.exec.volume_root = fs::absolute(volume_root);
     for (const auto& d : exec_path) copts.exec.path.push_back(fs::absolute(d).string());
