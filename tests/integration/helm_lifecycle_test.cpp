@@ -106,11 +106,39 @@ class HelmLifecycle : public ::testing::Test {
                                    {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
                       {"verification", {{"targetNamespace", "app-verify"}}}}}};
   }
+  // The operator as the installed Deployment runs it: its arguments, with the
+  // listeners on loopback ports (metrics_port_ keeps the metrics one), the
+  // certificate directories the Deployment mounts replaced by `mounted` (what
+  // the kubelet would put there), and a token of the chart's service account.
+  // Without `secure_metrics`, plain HTTP metrics.
+  std::vector<std::string> operator_command(const std::filesystem::path& mounted, bool secure_metrics) {
+    std::vector<std::string> cmd = {OPERATOR_BIN};
+    for (const auto& a : args()) {
+      const std::string flag = a.substr(0, a.find('='));
+      if (flag == "--metrics-bind-address") {
+        metrics_port_ = testing_support::free_port();
+        cmd.push_back(flag + "=127.0.0.1:" + std::to_string(metrics_port_));
+      } else if (flag == "--health-probe-bind-address" || flag == "--webhook-bind-address") {
+        cmd.push_back(flag + "=127.0.0.1:" + std::to_string(testing_support::free_port()));
+      } else if (flag == "--webhook-cert-dir" || flag == "--metrics-cert-dir") {
+        if (flag == "--webhook-cert-dir" || secure_metrics) cmd.push_back(flag + "=" + mounted.string());
+      } else if (flag == "--metrics-secure") {
+        if (secure_metrics) cmd.push_back(a);
+      } else {
+        cmd.push_back(a);
+      }
+    }
+    cmd.push_back("--kubeconfig");
+    cmd.push_back(testing_support::service_account_kubeconfig(*server_, "bo-system", "bo-backup-operator",
+                                                              dir_ / "operator.kubeconfig"));
+    return cmd;
+  }
   static bool has(const std::vector<std::string>& v, const std::string& s) {
     return std::find(v.begin(), v.end(), s) != v.end();
   }
   std::filesystem::path dir_;
   std::unique_ptr<KubeLocal> server_;
+  int metrics_port_ = 0;
   const std::string chart_ = std::string(SOURCE_DIR) + "/charts/backup-operator";
 };
 
@@ -135,26 +163,13 @@ TEST_F(HelmLifecycle, InstallUpgradeRollbackUninstallWithDefaultFlagsAndTheOpera
   EXPECT_TRUE(helm_applied) << d["metadata"]["managedFields"].dump();
 
   // The chart's operator: the installed Deployment's arguments, loopback ports, the chart's service account.
-  std::vector<std::string> cmd = {OPERATOR_BIN};
   const auto tls = bo::generate_tls("backup-operator-webhook", "127.0.0.1");
   const auto certs = dir_ / "certs";
   std::filesystem::create_directories(certs);
   testing_support::write_file(certs / "tls.crt", tls.server.cert + tls.ca.cert);
   testing_support::write_file(certs / "tls.key", tls.server.key);
-  for (const auto& a : args()) {
-    const std::string flag = a.substr(0, a.find('='));
-    if (flag == "--metrics-bind-address" || flag == "--health-probe-bind-address" || flag == "--webhook-bind-address")
-      cmd.push_back(flag + "=127.0.0.1:" + std::to_string(testing_support::free_port()));
-    else if (flag == "--webhook-cert-dir")
-      cmd.push_back(flag + "=" + certs.string());
-    else if (flag == "--metrics-secure" || flag == "--metrics-cert-dir")
-      continue;  // TokenReview-guarded metrics are the chart RBAC test's subject
-    else
-      cmd.push_back(a);
-  }
-  cmd.push_back("--kubeconfig");
-  cmd.push_back(testing_support::service_account_kubeconfig(*server_, "bo-system", "bo-backup-operator",
-                                                            dir_ / "operator.kubeconfig"));
+  // TokenReview-guarded metrics are the chart RBAC test's subject (and the generate-mode test's).
+  const auto cmd = operator_command(certs, false);
   auto admin = server_->client();
   for (const char* ns : {"app", "app-verify"})
     ASSERT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", ns}}}}));
@@ -234,6 +249,80 @@ TEST_F(HelmLifecycle, GenerateModeKeepsTheCertificateAcrossUpgradesAndTheCaBundl
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(secret("bo-backup-operator-webhook-tls")["data"], installed);
   EXPECT_EQ(webhook_configuration()["webhooks"][0]["clientConfig"]["caBundle"], installed["ca.crt"]);
+}
+
+// The scrape the chart's ServiceMonitor configures, done with curl against the
+// operator run as the installed Deployment: /metrics serves the webhook
+// certificate from the mounted Secret, which verifies against the CA and
+// serverName in the ServiceMonitor's tlsConfig; a scraper bound to the
+// metrics-reader ClusterRole gets the metrics. Without the CA, or for another
+// name, verification fails: TLS verification is really on.
+TEST_F(HelmLifecycle, MetricsServeTheWebhookCertificateAndTheServiceMonitorsTlsConfigVerifiesIt) {
+  auto r = helm("install bo " + chart_ + " --create-namespace");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // kube-local serves no ServiceMonitor kind: render it (its tlsConfig does not depend on the certificate's bytes).
+  r = helm("template bo " + chart_ + " --set metrics.serviceMonitor.enabled=true --show-only templates/metrics.yaml");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  json monitor;
+  for (std::size_t at = 0; at != std::string::npos;) {
+    const std::size_t next = r.output.find("\n---", at + 1);
+    std::string error;
+    auto doc = kl::yaml_to_json(r.output.substr(at, next == std::string::npos ? std::string::npos : next - at), &error);
+    ASSERT_TRUE(doc.has_value()) << error << r.output;
+    if (doc->is_object() && doc->value("kind", "") == "ServiceMonitor") monitor = *doc;
+    at = next;
+  }
+  ASSERT_TRUE(monitor.is_object()) << r.output;
+  const json tls_config = monitor["spec"]["endpoints"][0]["tlsConfig"];
+  ASSERT_EQ(tls_config.value("insecureSkipVerify", true), false) << tls_config.dump();
+  const std::string server_name = tls_config["serverName"];
+  const json ca = secret(tls_config["ca"]["secret"]["name"])["data"][tls_config["ca"]["secret"]["key"].get<std::string>()];
+  ASSERT_TRUE(ca.is_string()) << tls_config.dump();
+  const auto ca_file = dir_ / "scraper-ca.crt";
+  testing_support::write_file(ca_file, bo::base64_decode(ca.get<std::string>()).value_or(""));
+
+  // What the kubelet mounts: the Secret the Deployment names, file by file.
+  std::string mounted_secret;
+  const json volumes = deployment()["spec"]["template"]["spec"]["volumes"];
+  for (const auto& v : volumes)
+    if (v.value("name", "") == "webhook-tls") mounted_secret = v["secret"]["secretName"];
+  const auto mounted = dir_ / "mounted";
+  std::filesystem::create_directories(mounted);
+  const json files = secret(mounted_secret)["data"];
+  ASSERT_TRUE(files.is_object()) << mounted_secret;
+  for (const auto& [key, value] : files.items())
+    testing_support::write_file(mounted / key, bo::base64_decode(value.get<std::string>()).value_or(""));
+
+  Child op(operator_command(mounted, true), dir_ / "operator.log");
+  for (const char* c : {"-n bo-system create serviceaccount prometheus",
+                        "create clusterrolebinding prometheus --clusterrole bo-backup-operator-metrics-reader "
+                        "--serviceaccount bo-system:prometheus"})
+    ASSERT_EQ(server_->kubectl(c).exit_code, 0) << c;
+  r = server_->kubectl("-n bo-system create token prometheus");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string token = r.output.substr(0, r.output.find_last_not_of("\n") + 1);
+  const std::string port = std::to_string(metrics_port_);
+  auto scrape = [&](const std::string& name, bool with_ca) {
+    return testing_support::run("curl -sS -o " + (dir_ / "metrics.txt").string() + " -w '%{http_code}' " +
+                                (with_ca ? "--cacert " + ca_file.string() + " " : std::string()) + "--resolve " +
+                                name + ":" + port + ":127.0.0.1 -H 'Authorization: Bearer " + token + "' https://" +
+                                name + ":" + port + "/metrics", 20);
+  };
+  CommandResult last;
+  const bool scraped = eventually([&] {
+    last = scrape(server_name, true);
+    return last.exit_code == 0 && last.output == "200";
+  }, std::chrono::seconds(30));
+  ASSERT_TRUE(scraped) << last.exit_code << " " << last.output << "\n" << op.log();
+  std::stringstream body;
+  body << std::ifstream(dir_ / "metrics.txt").rdbuf();
+  EXPECT_NE(body.str().find("backup_operator_"), std::string::npos) << body.str().substr(0, 2000);
+
+  // curl's exit 60: the peer's certificate did not verify.
+  const auto without_ca = scrape(server_name, false);
+  EXPECT_EQ(without_ca.exit_code, 60) << without_ca.output;
+  const auto other_name = scrape("bo-backup-operator-metrics.bo-system.svc", true);
+  EXPECT_EQ(other_name.exit_code, 60) << other_name.output;
 }
 
 // Helm installs crds/ on the first install and never upgrades them: a chart
