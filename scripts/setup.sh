@@ -12,7 +12,7 @@ APT_PACKAGES=(
   prometheus
   postgresql-15 libpq-dev
   clang-16 libfuzzer-16-dev libclang-rt-16-dev
-  python3-kubernetes
+  python3-kubernetes python3-yaml
   # podman with runc builds and runs the image (scripts/image.sh); mmdebstrap makes its base images
   podman runc mmdebstrap uidmap
 )
