@@ -262,11 +262,16 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
     if (!dp.exposures.empty()) log::warn("databasus exposed", {{"policy", key}, {"exposures", dp.exposures}});
   }
 
-  for (const auto& job : plan.create) {
+  for (size_t i = 0; i < plan.create.size(); ++i) {
+    const json& job = plan.create[i];
     auto r = client_.create(kube::resources::kJobs, ns, job);
     if (!r && !r.error().already_exists())
       return kube::ReconcileResult::failed("create Job " + job["metadata"].value("name", "") + ": " + r.error().str());
-    if (r) log::info("job created", {{"policy", key}, {"job", job["metadata"]["name"]}});
+    if (r) {
+      log::info("job created", {{"policy", key}, {"job", job["metadata"]["name"]}});
+      if (i < plan.create_events.size())
+        events_.record(*policy, plan.create_events[i].type, plan.create_events[i].reason, plan.create_events[i].message);
+    }
   }
   for (const auto& jn : plan.remove) {
     auto r = client_.remove(kube::resources::kJobs, ns, jn, {"Background", "", ""});
@@ -328,7 +333,8 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
   }
   // What the status now records is announced once: Events and counters come
   // only after it was written (a conflict or an error above recomputes the
-  // plan, and these with it, from the status as it is).
+  // plan, and these with it, from the status as it is). A created Job's
+  // Event went with its create, above.
   for (const auto& e : plan.events) events_.record(*policy, e.type, e.reason, e.message);
   if (plan.new_missed > 0) metrics_.backup_missed(ns, name, plan.new_missed);
   for (const auto& run : plan.finished_runs) metrics_.backup_run(ns, name, run.action, run.result, run.seconds);

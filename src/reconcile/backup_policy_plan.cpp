@@ -402,7 +402,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
       }
       JobInputs oi{in.policy, *spec, action, *slots.run, storage_keys, in.default_image, {}, newest_full, "", "", 0};
       plan.create.push_back(build_job(oi));
-      plan.events.push_back({"Normal", "JobCreated", "created Job " + name + " to copy " + newest_full + " offsite"});
+      plan.create_events.push_back({"Normal", "JobCreated", "created Job " + name + " to copy " + newest_full + " offsite"});
       continue;
     }
     if ((any_active_backup || created_one) && spec->schedule.concurrency_policy == "Forbid") {
@@ -421,7 +421,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     ji.data_volume = volume->volume;
     plan.create.push_back(build_job(ji));
     created_one = true;
-    plan.events.push_back({"Normal", "JobCreated", "created Job " + name + " for the " + format_rfc3339(*slots.run) +
+    plan.create_events.push_back({"Normal", "JobCreated", "created Job " + name + " for the " + format_rfc3339(*slots.run) +
                                                        " " + aname + " slot"});
   }
   // --- PaaS-state bundles: one Job per context (or one for every context) per slot ---
@@ -453,7 +453,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
         }
         JobInputs si{in.policy, *spec, Action::kStateBundle, *slots.run, storage_keys, in.default_image, {}, "", context, "", 0};
         plan.create.push_back(build_job(si));
-        plan.events.push_back({"Normal", "JobCreated", "created Job " + name + " to bundle the PaaS state of context " +
+        plan.create_events.push_back({"Normal", "JobCreated", "created Job " + name + " to bundle the PaaS state of context " +
                                                            label + " (" + format_rfc3339(*slots.run) + " slot)"});
       }
     }
@@ -549,7 +549,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     if (std::none_of(in.jobs.begin(), in.jobs.end(), [&](const ObservedJob& j) { return j.name == name; })) {
       JobInputs ji{in.policy, *spec, Action::kRetain, newest_expired, storage_keys, in.default_image, decision.expire, "", "", "", 0};
       plan.create.push_back(build_job(ji));
-      plan.events.push_back({"Normal", "RetentionScheduled", "created Job " + name + " to delete " +
+      plan.create_events.push_back({"Normal", "RetentionScheduled", "created Job " + name + " to delete " +
                                                                  std::to_string(decision.expire.size()) +
                                                                  " expired backup(s)"});
     }

@@ -50,6 +50,10 @@ struct EventSpec {
 struct PolicyPlan {
   nlohmann::json status;
   std::vector<nlohmann::json> create;
+  // One per entry of `create`: the Event its creation announces. Recorded
+  // when that create succeeds, whatever becomes of the status write (the
+  // next plan sees the Job and plans neither again).
+  std::vector<EventSpec> create_events;
   std::vector<std::string> remove;  // Job names
   std::vector<nlohmann::json> create_restores;  // verification RestoreRequests
   std::vector<std::string> remove_restores;     // finished verifications beyond the history limits

@@ -443,11 +443,15 @@ TEST_F(BackupPolicyIT, DatabasusRunsPrivatelyAndExposureIsCaughtAndUndone) {
     auto d = client_->get(resources::kDeployments, ns_, "db-databasus");
     return d && !(*d)["spec"]["template"]["spec"]["containers"][0]["ports"][0].contains("hostPort");
   }));
-  recorder_->flush();
-  evs = client_->list(resources::kEvents, ns_, {"", "involvedObject.name=db,reason=DatabasusExposed", 0, "", ""});
-  const std::string trail = evs->dump();
-  EXPECT_NE(trail.find("NetworkPolicy db-databasus was missing"), std::string::npos) << trail;
-  EXPECT_NE(trail.find("hostPort 4005"), std::string::npos) << trail;
+  // The Events come after the status write that records the repair: wait for them.
+  std::string trail;
+  EXPECT_TRUE(eventually([&] {
+    recorder_->flush();
+    evs = client_->list(resources::kEvents, ns_, {"", "involvedObject.name=db,reason=DatabasusExposed", 0, "", ""});
+    trail = evs ? evs->dump() : "";
+    return trail.find("NetworkPolicy db-databasus was missing") != std::string::npos &&
+           trail.find("hostPort 4005") != std::string::npos;
+  })) << trail;
 
   // Removing the addon removes it all; the operator never made a Service.
   ASSERT_TRUE(client_->patch(kBackupPolicies, ns_, "db", PatchType::kMerge, {{"spec", {{"addons", {"supabase-walg"}}}}}));
