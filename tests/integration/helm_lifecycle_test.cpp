@@ -30,41 +30,6 @@ class HelmLifecycle : public ::testing::Test {
   void SetUp() override {
     dir_ = testing_support::make_temp_dir("helm");
     server_ = std::make_unique<KubeLocal>(std::vector<std::string>{"--authorize"});
-    serve_pod_disruption_budgets();
-  }
-  // kube-local does not serve policy/v1, and helm refuses to apply a kind the
-  // server does not map, so the chart's PodDisruptionBudget gets a stand-in: a
-  // CRD of that group, version and kind, schema as loose as the fields the
-  // chart sets. Test scaffolding only: a real API server serves the kind itself
-  // (and refuses a CRD whose group has no dot). Nothing here evicts pods.
-  void serve_pod_disruption_budgets() {
-    const json crd = {
-        {"apiVersion", "apiextensions.k8s.io/v1"},
-        {"kind", "CustomResourceDefinition"},
-        {"metadata", {{"name", "poddisruptionbudgets.policy"}}},
-        {"spec",
-         {{"group", "policy"},
-          {"scope", "Namespaced"},
-          {"names", {{"plural", "poddisruptionbudgets"}, {"singular", "poddisruptionbudget"},
-                     {"kind", "PodDisruptionBudget"}, {"listKind", "PodDisruptionBudgetList"}, {"shortNames", {"pdb"}}}},
-          {"versions",
-           {{{"name", "v1"},
-             {"served", true},
-             {"storage", true},
-             {"schema",
-              {{"openAPIV3Schema",
-                {{"type", "object"},
-                 {"properties",
-                  {{"spec",
-                    {{"type", "object"},
-                     {"properties",
-                      {{"minAvailable", {{"x-kubernetes-int-or-string", true}}},
-                       {"maxUnavailable", {{"x-kubernetes-int-or-string", true}}},
-                       {"selector", {{"type", "object"}, {"x-kubernetes-preserve-unknown-fields", true}}}}}}},
-                   {"status", {{"type", "object"}, {"x-kubernetes-preserve-unknown-fields", true}}}}}}}}}}}}}}};
-    ASSERT_TRUE(server_->client()->create(resources::kCustomResourceDefinitions, "", crd));
-    const auto r = server_->kubectl("wait --for condition=established crd/poddisruptionbudgets.policy --timeout=30s");
-    ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   std::optional<json> pdb() {
     auto r = server_->kubectl("-n bo-system get poddisruptionbudgets.policy bo-backup-operator -o json");

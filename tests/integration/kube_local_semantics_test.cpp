@@ -472,3 +472,38 @@ TEST(ValidatingAdmissionPolicies, ScaleRequestsMatchOnlyRulesNamingTheSubresourc
 }
 
 }  // namespace
+
+namespace {
+
+// policy/v1 PodDisruptionBudget is served (the chart makes one), stored and
+// validated as the API server's ValidatePodDisruptionBudgetSpec does; nothing
+// evicts pods here, so no budget is ever consulted.
+TEST(KubeLocalPolicy, PodDisruptionBudgetsAreServedAndValidated) {
+  KubeLocal server;
+  const auto apply = [&](const std::string& name, const std::string& spec) {
+    const auto f = testing_support::write_file(server.dir() / (name + ".yaml"),
+                                               "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: " + name +
+                                                   ", namespace: default}\nspec: " + spec + "\n");
+    return server.kubectl("apply --server-side -f " + f);
+  };
+  auto r = apply("ok", "{minAvailable: 1, selector: {matchLabels: {app: x}}}");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = server.kubectl("get pdb ok -o jsonpath={.spec.minAvailable}");
+  EXPECT_EQ(r.output, "1") << r.output;
+  EXPECT_EQ(apply("pct", "{maxUnavailable: \"50%\", selector: {matchLabels: {app: x}}}").exit_code, 0);
+  r = apply("both", "{minAvailable: 1, maxUnavailable: 1}");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("minAvailable and maxUnavailable cannot be both set"), std::string::npos) << r.output;
+  r = apply("negative", "{minAvailable: -1}");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("spec.minAvailable: Invalid value: -1: must be greater than or equal to 0"), std::string::npos)
+      << r.output;
+  r = apply("over", "{maxUnavailable: \"150%\"}");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("must not be greater than 100%"), std::string::npos) << r.output;
+  r = apply("words", "{maxUnavailable: \"half\"}");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("a valid percent string"), std::string::npos) << r.output;
+}
+
+}  // namespace

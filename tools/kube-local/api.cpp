@@ -1527,6 +1527,30 @@ ApiResult<void> ApiServer::admit(const ResourceType& type, const std::string& op
       obj["spec"]["serviceAccountName"] = "default";
       obj["spec"]["serviceAccount"] = "default";
     }
+  } else if (type.gr() == "policy/poddisruptionbudgets") {
+    // pkg/apis/policy/validation ValidatePodDisruptionBudgetSpec: one of the two, each an
+    // int >= 0 or a percentage.
+    if (spec.is_object() && spec.contains("minAvailable") && spec.contains("maxUnavailable"))
+      errs.push_back({"FieldValueInvalid", "spec",
+                      "spec: Invalid value: " + spec.dump() + ": minAvailable and maxUnavailable cannot be both set"});
+    for (const char* f : {"minAvailable", "maxUnavailable"}) {
+      if (!spec.is_object() || !spec.contains(f)) continue;
+      const json& v = spec[f];
+      const std::string path = std::string("spec.") + f;
+      if (v.is_number_integer() && v.get<long long>() < 0)
+        errs.push_back({"FieldValueInvalid", path, path + ": Invalid value: " + v.dump() + ": must be greater than or equal to 0"});
+      else if (v.is_string()) {
+        const std::string t = v.get<std::string>();
+        const bool pct = !t.empty() && t.back() == '%' && t.size() > 1 &&
+                         std::all_of(t.begin(), t.end() - 1, [](char c) { return c >= '0' && c <= '9'; });
+        if (!pct)
+          errs.push_back({"FieldValueInvalid", path, path + ": Invalid value: " + v.dump() + ": a valid percent string must be a numeric string followed by an ending '%'"});
+        else if (t.size() > 5 || std::stoi(t.substr(0, t.size() - 1)) > 100)
+          errs.push_back({"FieldValueInvalid", path, path + ": Invalid value: " + v.dump() + ": must not be greater than 100%"});
+      } else if (!v.is_number_integer()) {
+        errs.push_back({"FieldValueInvalid", path, path + ": Invalid value: " + v.dump() + ": must be an integer or a percentage"});
+      }
+    }
   } else if (type.gr() == "batch/jobs") {
     if (!spec.is_object() || !spec.contains("template")) {
       errs.push_back({"FieldValueRequired", "spec.template", "spec.template: Required value"});

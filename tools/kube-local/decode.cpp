@@ -160,6 +160,10 @@ const std::map<std::string, json>& schemas() {
                           "strategy", "preferredHolder"})}});
     m["networking.k8s.io/networkpolicies"] =
         kind_schema({{"spec", with(leaves({"ingress", "egress", "policyTypes"}), {{"podSelector", label_selector()}})}});
+    m["policy/poddisruptionbudgets"] = kind_schema(
+        {{"spec", with(leaves({"minAvailable", "maxUnavailable", "unhealthyPodEvictionPolicy"}),
+                       {{"selector", label_selector()}})},
+         {"status", any()}});
     m["networking.k8s.io/ingresses"] =
         kind_schema({{"spec", leaves({"ingressClassName", "defaultBackend", "tls", "rules"})}, {"status", any()}});
     const json rule = leaves({"verbs", "apiGroups", "resources", "resourceNames", "nonResourceURLs"});

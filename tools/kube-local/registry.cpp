@@ -61,6 +61,8 @@ Registry::Registry() {
   add(builtin("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", true, {"netpol"}, {}, true));
   add(builtin("networking.k8s.io", "v1", "ingresses", "Ingress", true, {"ing"}, {"status"}, true));
   add(builtin("coordination.k8s.io", "v1", "leases", "Lease", true));
+  // Stored and validated only: nothing evicts pods here, so no budget is ever consulted.
+  add(builtin("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, {"pdb"}, {"status"}, true));
   {
     ResourceType events = builtin("events.k8s.io", "v1", "events", "Event", true, {"ev"});
     events.storage = "/events";  // pkg/registry/events: the core Event storage, converted
