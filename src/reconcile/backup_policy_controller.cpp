@@ -251,11 +251,16 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
     }
     json conditions = plan.status.value("conditions", json::array());
     const int64_t generation = (*policy)["metadata"].value("generation", int64_t{0});
-    for (auto& e : databasus_conditions(dp, conditions, generation, in.now)) plan.events.push_back(std::move(e));
+    // These Events report what was just found and done (an exposure repaired,
+    // an apply refused): recorded now, with the effect. After the status
+    // write they would be lost when it conflicts, since the next look finds
+    // nothing left to repair.
+    for (const auto& e : databasus_conditions(dp, conditions, generation, in.now))
+      events_.record(*policy, e.type, e.reason, e.message);
     if (!databasus_error.empty()) {
       log::warn("databasus objects not applied", {{"policy", key}, {"error", databasus_error}});
       set_condition(conditions, "DatabasusReady", "False", "ApplyFailed", databasus_error, generation, in.now);
-      plan.events.push_back({"Warning", "DatabasusApplyFailed", databasus_error});
+      events_.record(*policy, "Warning", "DatabasusApplyFailed", databasus_error);
     }
     plan.status["conditions"] = conditions;
     metrics_.databasus_exposed(ns, name, dp.enabled, !dp.exposures.empty());
