@@ -3,6 +3,9 @@
 // from the status, nothing left without an owner.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <iostream>
+
 #include <map>
 #include <mutex>
 #include <random>
@@ -152,7 +155,11 @@ class ChaosRun {
 
 TEST(Reliability, KillDashNineAtRandomMomentsNeitherDuplicatesNorLosesNorLeaks) {
   ChaosRun run("kill9");
-  std::mt19937 rng(std::random_device{}());
+  // The kill moments come from this seed: printed, so a failure can be replayed (BO_SEED=<seed>).
+  const char* given = std::getenv("BO_SEED");
+  const unsigned seed = given && *given ? static_cast<unsigned>(std::stoul(given)) : std::random_device{}();
+  std::cout << "random seed: " << seed << " (replay with BO_SEED=" << seed << ")" << std::endl;
+  std::mt19937 rng(seed);
   std::uniform_int_distribution<int> run_ms(200, 1500);
   for (int round = 0; round < 8; ++round) {
     Child op(run.operator_args(), run.dir() / ("operator-" + std::to_string(round) + ".log"));
