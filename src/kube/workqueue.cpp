@@ -100,6 +100,7 @@ std::optional<std::string> WorkQueue::get() {
       return key;
     }
     if (shutdown_) return std::nullopt;
+    ++blocked_getters_;
     if (delayed_.empty()) {
       cv_.wait(lock);
     } else {
@@ -107,6 +108,7 @@ std::optional<std::string> WorkQueue::get() {
       const Clock::time_point until = delayed_.begin()->first;
       cv_.wait_until(lock, until);
     }
+    --blocked_getters_;
   }
 }
 
@@ -135,6 +137,11 @@ bool WorkQueue::shutting_down() const {
 size_t WorkQueue::depth() const {
   std::lock_guard lock(mu_);
   return queue_.size();
+}
+
+size_t WorkQueue::blocked_getters() const {
+  std::lock_guard lock(mu_);
+  return blocked_getters_;
 }
 
 size_t WorkQueue::waiting() const {

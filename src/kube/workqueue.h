@@ -51,6 +51,8 @@ class WorkQueue {
   [[nodiscard]] bool shutting_down() const;
   [[nodiscard]] size_t depth() const;
   [[nodiscard]] size_t waiting() const;
+  // Threads blocked in get() right now (for tests that must wait for a worker to block).
+  [[nodiscard]] size_t blocked_getters() const;
   void set_observer(Observer obs) { observer_ = std::move(obs); }
 
  private:
@@ -69,6 +71,7 @@ class WorkQueue {
   double bucket_tokens_;
   Clock::time_point bucket_last_;
   bool shutdown_ = false;
+  size_t blocked_getters_ = 0;
   Observer observer_;
 };
 

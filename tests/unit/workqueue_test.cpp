@@ -46,8 +46,11 @@ TEST(WorkQueue, NeverHandsOneKeyToTwoWorkers) {
       }
     });
   for (int i = 0; i < 500; ++i) q.add("same");
-  while (q.depth() > 0) std::this_thread::sleep_for(1ms);
-  std::this_thread::sleep_for(5ms);
+  // Drained: nothing queued and every worker back in get() (a deadline, not a sleep).
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while ((q.depth() > 0 || q.blocked_getters() < 4) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  EXPECT_EQ(q.depth(), 0u);
   q.shutdown();
   for (auto& t : workers) t.join();
   EXPECT_EQ(overlaps.load(), 0);
@@ -93,7 +96,10 @@ TEST(WorkQueue, OverallBucketDelaysBurstsBeyondItsSize) {
 TEST(WorkQueue, ShutdownWakesBlockedGetters) {
   WorkQueue q;
   std::thread t([&] { EXPECT_FALSE(q.get().has_value()); });
-  std::this_thread::sleep_for(10ms);
+  // Shut down only once the getter is really blocked (a deadline, not a sleep).
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (q.blocked_getters() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  EXPECT_EQ(q.blocked_getters(), 1u);
   q.shutdown();
   t.join();
   q.add("late");
@@ -114,8 +120,11 @@ TEST(WorkQueue, RescheduledDelayedKeyWhileAWorkerWaitsIsSafe) {
     EXPECT_TRUE(k.has_value());
     if (k) q.done(*k);
   });
-  std::this_thread::sleep_for(5ms);  // let the worker block in get() on k's time
-  q.add_after("k", 1ms);             // replaces the entry it is waiting on
+  // Once the worker is blocked in get() on k's time (a deadline, not a sleep)...
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (q.blocked_getters() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  EXPECT_EQ(q.blocked_getters(), 1u);
+  q.add_after("k", 1ms);  // ...replace the entry it is waiting on
   worker.join();
 }
 
