@@ -206,8 +206,8 @@ for i in 1 2; do
     >"$work/operator-$i.log" 2>&1 &
   op_pids+=($!)
 done
-k wait --for=jsonpath='{.spec.holderIdentity}' lease/backup-operator.backup.si.dev -n kube-system --timeout=30s \
-  >/dev/null 2>&1 || true
+# (kubectl wait gives up at once on an object that does not exist yet: wait for the Lease to have a holder.)
+wait_until 'k get lease -n kube-system backup-operator.backup.si.dev -o jsonpath={.spec.holderIdentity} 2>/dev/null | grep -q .' 30
 k get lease -n kube-system backup-operator.backup.si.dev
 for i in 1 2; do
   printf 'replica %s: healthz=%s readyz=%s leader=%s\n' "$i" \
