@@ -24,6 +24,7 @@
 
 #include "chart_operator.h"
 #include "harness.h"
+#include "podman.h"
 #include "reconcile/caches.h"
 #include "support/postgres.h"
 
@@ -43,7 +44,7 @@ namespace {
 
 const std::string kCanary = "canary-container-jobs-8c2e-41aa";  // also the libsodium key (wal-g wants >= 25 bytes)
 const std::string kNs = "shop";
-const std::string kPodman = "podman --runtime runc";
+using testing_support::kPodman;
 constexpr const char* kDatabaseImage = "postgres:15";
 
 class ContainerJobs : public ::testing::Test {
@@ -60,8 +61,7 @@ class ContainerJobs : public ::testing::Test {
     testing_support::write_file(dir_ / "Containerfile", "FROM " + std::string(BO_TEST_IMAGE) +
                                                             "\nUSER 0\nCOPY ca.crt /usr/local/share/ca-certificates/test-s3.crt\n"
                                                             "RUN update-ca-certificates >/dev/null\nUSER 65532:65532\n");
-    auto r = run(kPodman + " build --pull=never --network host --ulimit nofile=1024:4096 --ulimit nproc=4096:4096 -t " +
-                     image_ + " -f " + (dir_ / "Containerfile").string() + " " + dir_.string(),
+    auto r = run(testing_support::kPodmanBuild + " -t " + image_ + " -f " + (dir_ / "Containerfile").string() + " " + dir_.string(),
                  300);
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }

@@ -30,6 +30,7 @@
 #include "chart_operator.h"
 #include "common/encoding.h"
 #include "harness.h"
+#include "podman.h"
 #include "restored_postgres.h"
 #include "support/postgres.h"
 
@@ -46,8 +47,9 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::string kImage = BO_TEST_IMAGE;
-const std::string kPodman = "podman --runtime runc";
-const std::string kRun = kPodman + " run --rm --pull=never --network host --ulimit nofile=1024:4096 --ulimit nproc=4096:4096";
+using testing_support::kPodman;
+using testing_support::kPodmanBuild;
+const std::string kRun = testing_support::kPodmanRun;
 // What the chart's Deployment and the operator's Jobs set, as podman options.
 const std::string kRestricted =
     " --read-only --read-only-tmpfs=false --tmpfs /tmp:rw,mode=1777 --cap-drop ALL --security-opt no-new-privileges";
@@ -140,8 +142,7 @@ TEST_F(Image, WalgIsInstalledOnlyWhenItsChecksumMatchesOrItIsNamed) {
   ASSERT_TRUE(eventually([&] { return run("curl -sfo /dev/null " + url).exit_code == 0; })) << http.log();
 
   const std::string tag = "localhost/backup-operator-walg-stage:test";
-  const std::string build = kPodman + " build --pull=never --network host --ulimit nofile=1024:4096 --ulimit nproc=4096:4096"
-                                      " --target walg -t " + tag + " -f " + SOURCE_DIR + "/Dockerfile --build-arg WALG_URL=" + url;
+  const std::string build = kPodmanBuild + " --target walg -t " + tag + " -f " + SOURCE_DIR + "/Dockerfile --build-arg WALG_URL=" + url;
   // The shipped pin does not match this file: refused, saying why.
   r = run(build + " " + SOURCE_DIR, 600);
   EXPECT_NE(r.exit_code, 0) << r.output;
