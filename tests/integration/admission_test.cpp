@@ -1,6 +1,8 @@
 // kube-local calls admission webhooks over HTTPS as kube-apiserver does.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <functional>
 #include <mutex>
 
 #include "common/encoding.h"
@@ -28,15 +30,23 @@ class Webhook {
     std::lock_guard lock(mu_);
     return seen_;
   }
+  // Runs while a DELETE is being admitted, before the server commits it.
+  void on_delete(std::function<void(const json& request)> fn) {
+    std::lock_guard lock(mu_);
+    on_delete_ = std::move(fn);
+  }
 
  private:
   kl::Response handle(const kl::Request& r) {
     const json review = json::parse(r.body);
     const json& req = review["request"];
+    std::function<void(const json&)> on_delete;
     {
       std::lock_guard lock(mu_);
       seen_.push_back(req);
+      on_delete = on_delete_;
     }
+    if (req.value("operation", "") == "DELETE" && on_delete) on_delete(req);
     json resp{{"uid", req["uid"]}, {"allowed", true}};
     if (r.path == "/validate" && req["object"].is_object() && req["object"].value("data", json::object()).contains("forbidden"))
       resp = {{"uid", req["uid"]}, {"allowed", false}, {"status", {{"code", 403}, {"message", "forbidden keys are forbidden"}}}};
@@ -53,15 +63,16 @@ class Webhook {
   std::unique_ptr<kl::HttpsServer> server_;
   std::mutex mu_;
   std::vector<json> seen_;
+  std::function<void(const json&)> on_delete_;
 };
 
 json webhook_config(const std::string& name, const std::string& url, const std::string& ca,
-                    const std::string& failure_policy = "Fail") {
+                    const std::string& failure_policy = "Fail", const json& operations = {"CREATE", "UPDATE"}) {
   return {{"metadata", {{"name", name}}},
           {"webhooks",
            {{{"name", name + ".example.com"},
              {"clientConfig", {{"url", url}, {"caBundle", ca}}},
-             {"rules", {{{"operations", {"CREATE", "UPDATE"}}, {"apiGroups", {""}}, {"apiVersions", {"v1"}},
+             {"rules", {{{"operations", operations}, {"apiGroups", {""}}, {"apiVersions", {"v1"}},
                          {"resources", {"configmaps"}}}}},
              {"objectSelector", {{"matchLabels", {{"webhook", "on"}}}}},
              {"failurePolicy", failure_policy},
@@ -99,6 +110,50 @@ TEST(AdmissionWebhooks, ValidatingAndMutatingWebhooksAreCalledWithTheCallersIden
   EXPECT_EQ(first["operation"], "CREATE");
   EXPECT_EQ(first["userInfo"]["username"], "kube-local-admin");
   EXPECT_EQ(first["resource"]["resource"], "configmaps");
+}
+
+// A write that lands between a DELETE's read and its commit (here: while the DELETE is being
+// admitted) makes the API server read again and retry (store.go Delete: GuaranteedUpdate;
+// etcd3 conditionalDelete). The caller sees a 409 only for its own stale preconditions.
+TEST(AdmissionWebhooks, AWriteThatLandsDuringADeleteIsRetriedNotAConflict) {
+  KubeLocal server;
+  Webhook hook;
+  auto c = server.client({1});
+  auto writer = server.client({1});
+  ASSERT_TRUE(c->create(kValidating, "", webhook_config("watch-deletes", hook.url("/validate"), hook.ca_bundle(),
+                                                        "Fail", {"DELETE"})));
+  std::atomic<int> writes{0};
+  hook.on_delete([&](const json& req) {
+    if (writes.fetch_add(1) > 0) return;  // one racing write per test object
+    const json patch{{"metadata", {{"labels", {{"raced", "yes"}}}}}};
+    auto w = writer->patch(resources::kConfigMaps, "default", req.value("name", ""), PatchType::kMerge, patch);
+    ASSERT_TRUE(w) << w.error().str();
+  });
+  // With a finalizer, the delete is an update that sets deletionTimestamp.
+  json kept = labelled("kept", {{"k", "v"}});
+  kept["metadata"]["finalizers"] = {"example.com/keep"};
+  ASSERT_TRUE(c->create(resources::kConfigMaps, "default", kept));
+  auto marked = c->remove(resources::kConfigMaps, "default", "kept");
+  ASSERT_TRUE(marked) << marked.error().str();
+  EXPECT_TRUE((*marked)["metadata"].contains("deletionTimestamp"));
+  EXPECT_EQ((*marked)["metadata"]["labels"]["raced"], "yes") << "the retry starts from what the racing write stored";
+  EXPECT_EQ(writes.load(), 2) << "the retry is admitted again";
+  // Without one, it removes the object.
+  writes = 0;
+  ASSERT_TRUE(c->create(resources::kConfigMaps, "default", labelled("gone", {{"k", "v"}})));
+  auto removed = c->remove(resources::kConfigMaps, "default", "gone");
+  ASSERT_TRUE(removed) << removed.error().str();
+  EXPECT_FALSE(c->get(resources::kConfigMaps, "default", "gone"));
+  // The caller's own stale precondition is still a 409.
+  writes = 0;
+  auto created = c->create(resources::kConfigMaps, "default", labelled("stale", {{"k", "v"}}));
+  ASSERT_TRUE(created);
+  DeleteOptions stale;
+  stale.precondition_resource_version = (*created)["metadata"].value("resourceVersion", "");
+  auto refused = c->remove(resources::kConfigMaps, "default", "stale", stale);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().status, 409);
+  EXPECT_TRUE(c->get(resources::kConfigMaps, "default", "stale"));
 }
 
 TEST(AdmissionWebhooks, FailurePolicyDecidesWhenTheWebhookIsDownOrUntrusted) {

@@ -1952,6 +1952,15 @@ ApiResult<json> ApiServer::mutate(const ResourceType& type, const std::string& n
 
 ApiResult<json> ApiServer::remove(const ResourceType& type, const std::string& ns, const std::string& name,
                                   const json& options, const CallContext& ctx) {
+  for (int attempt = 0;; ++attempt) {
+    bool raced = false;
+    auto r = remove_once(type, ns, name, options, ctx, raced);
+    if (r || !raced || attempt == 31) return r;
+  }
+}
+
+ApiResult<json> ApiServer::remove_once(const ResourceType& type, const std::string& ns, const std::string& name,
+                                       const json& options, const CallContext& ctx, bool& raced) {
   auto cur = store_.get(type.gr(), ns, name);
   if (!cur) return std::unexpected(not_found(type, name));
   const json& old = *cur;
@@ -2029,16 +2038,20 @@ ApiResult<json> ApiServer::remove(const ResourceType& type, const std::string& n
     if (ctx.dry_run) return with_type(next, type);
     if (next == old) return with_type(old, type);
     auto w = store_.update(type.gr(), std::move(next), parse_rv(old["metadata"].value("resourceVersion", "")));
-    if (w.outcome == Store::Outcome::kConflict)
+    if (w.outcome == Store::Outcome::kConflict) {
+      raced = true;
       return std::unexpected(conflict(type, name, "the object has been modified; please apply your changes to the latest version and try again"));
+    }
     if (w.outcome == Store::Outcome::kNotFound) return std::unexpected(not_found(type, name));
     on_committed(type, *w.obj, false);
     return with_type(*w.obj, type);
   }
   if (ctx.dry_run) return with_type(old, type);
   auto w = store_.remove(type.gr(), ns, name, parse_rv(old["metadata"].value("resourceVersion", "")));
-  if (w.outcome == Store::Outcome::kConflict)
+  if (w.outcome == Store::Outcome::kConflict) {
+    raced = true;
     return std::unexpected(conflict(type, name, "the object has been modified; please apply your changes to the latest version and try again"));
+  }
   if (w.outcome == Store::Outcome::kNotFound) return std::unexpected(not_found(type, name));
   on_committed(type, *w.obj, true);
   return with_type(*w.obj, type);

@@ -102,6 +102,10 @@ class ApiServer {
   ApiResult<json> create(const ResourceType& type, const std::string& ns, json obj, const CallContext& ctx);
   ApiResult<json> update(const ResourceType& type, const std::string& ns, const std::string& name, json obj,
                          const CallContext& ctx, const std::string& subresource = "");
+  // A delete retries when another write lands between its read and its commit, as the API
+  // server's does (store.go Delete: GuaranteedUpdate for deletionTimestamp and finalizers; etcd3
+  // store.go conditionalDelete re-reads and retries a failed transaction). Only the caller's
+  // preconditions make it a 409.
   ApiResult<json> remove(const ResourceType& type, const std::string& ns, const std::string& name,
                          const json& options, const CallContext& ctx);
   // Read-modify-write with retries on conflict, as the API server's GuaranteedUpdate.
@@ -138,6 +142,9 @@ class ApiServer {
   void restore_crds();
 
  private:
+  // One attempt of remove(); `raced` says a concurrent write beat it to the store.
+  ApiResult<json> remove_once(const ResourceType& type, const std::string& ns, const std::string& name,
+                              const json& options, const CallContext& ctx, bool& raced);
   struct Target;
   Response serve_resource(const Request& req, const Target& t, const UserInfo& user);
   Response list_or_watch(const Request& req, const Target& t);
