@@ -354,7 +354,21 @@ std::vector<Problem> validate(const BackupPolicySpec& s, const std::string& poli
         (p.destination_path.empty() || p.destination_path.starts_with("/") || p.destination_path.find("..") != std::string::npos))
       add("InvalidSpec", "spec.paasState.destination.path", "must be a relative path inside the destination claim");
   }
+  if (s.has_addon("databasus") && !image_is_pinned(s.databasus.image))
+    add("ImageNotPinned", "spec.databasus.image",
+        "\"" + s.databasus.image + "\" names no version: pin a tag other than latest or a digest (default " +
+            kDatabasusImage + ")");
   return out;
+}
+
+bool image_is_pinned(const std::string& image) {
+  if (const auto at = image.find('@'); at != std::string::npos) return image.compare(at + 1, 7, "sha256:") == 0 && image.size() == at + 8 + 64;
+  // A tag is after the last ':' that comes after the last '/' (a registry may have a port).
+  const auto slash = image.rfind('/');
+  const auto colon = image.rfind(':');
+  if (colon == std::string::npos || (slash != std::string::npos && colon < slash)) return false;
+  const std::string tag = image.substr(colon + 1);
+  return !tag.empty() && tag != "latest";
 }
 
 std::vector<Problem> check_secrets(const BackupPolicySpec& s, const SecretData& secrets) {

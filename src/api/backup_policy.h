@@ -21,6 +21,14 @@ inline constexpr const char* kVersion = "v1alpha1";
 inline constexpr const char* kApiVersion = "backup.si.dev/v1alpha1";
 
 // WAL-G keys every storage Secret must hold (POLICY.md §3).
+// The Databasus release the operator runs by default. By version: the tag, which
+// public deployments pin (databasus/databasus:v3.51.0, amd64 and arm64).
+inline constexpr const char* kDatabasusImage = "databasus/databasus:v3.51.0";
+
+// True when an image reference names a version or a digest: a digest
+// (@sha256:...) or a tag other than "latest" after the last path component.
+[[nodiscard]] bool image_is_pinned(const std::string& image);
+
 inline const std::vector<std::string> kRequiredStorageKeys = {"WALG_S3_PREFIX", "WALG_AWS_ACCESS_KEY_ID",
                                                               "WALG_AWS_SECRET_ACCESS_KEY", "WALG_AWS_ENDPOINT"};
 
@@ -143,7 +151,9 @@ struct BackupPolicySpec {
 
   // Databasus, the operators' private window on backups (the databasus addon).
   struct Databasus {
-    std::string image = "databasus/databasus:latest";
+    // Pinned, as a Databasus chart user pins image.tag or image.digest (its
+    // chart: deploy/helm/values.yaml); the validation refuses :latest and no tag.
+    std::string image = std::string(kDatabasusImage);
     std::string storage_size = "1Gi";
     std::string storage_class;  // empty: the cluster's default
     json resources;

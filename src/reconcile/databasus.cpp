@@ -108,18 +108,47 @@ DatabasusObjects build_databasus(const json& policy, const api::BackupPolicySpec
   const std::string claim = bounded_name(pname + "-databasus-data");
   const json labels = databasus_pod_labels(pname);
   const json selector = {{kLabelPolicy, pname}, {kLabelComponent, "databasus"}};
-  const json container_security = {{"allowPrivilegeEscalation", false},
+  // Databasus as its authors run it on a hardened cluster (deploy/helm/README.md,
+  // "Pod Security / Hardening", and the note by podSecurityContext in values.yaml):
+  // its entrypoint starts as root to remap the `databasus` account (999:999 unless
+  // the volume says otherwise), attempt a chown of its volume and initdb its
+  // PostgreSQL, then drops to that account with gosu, which needs SETUID and
+  // SETGID. So no runAsNonRoot, no runAsUser, and those two capabilities back:
+  // the one pod of a policy that meets Pod Security "baseline", not "restricted".
+  // /tmp and /var/run are emptyDirs under the read-only root.
+  const json databasus_security = {{"allowPrivilegeEscalation", false},
                                    {"readOnlyRootFilesystem", true},
-                                   {"runAsNonRoot", true},
-                                   {"capabilities", {{"drop", {"ALL"}}}},
+                                   {"capabilities", {{"drop", {"ALL"}}, {"add", {"SETUID", "SETGID"}}}},
                                    {"seccompProfile", {{"type", "RuntimeDefault"}}}};
+  // The metadata sidecar is the operator's own binary: "restricted", as every Job.
+  const json sidecar_security = {{"allowPrivilegeEscalation", false},
+                                 {"readOnlyRootFilesystem", true},
+                                 {"runAsNonRoot", true},
+                                 {"runAsUser", 65532},
+                                 {"runAsGroup", 65532},
+                                 {"capabilities", {{"drop", {"ALL"}}}},
+                                 {"seccompProfile", {{"type", "RuntimeDefault"}}}};
+  // Probes as upstream's chart has them: the dependency-free /api/v1/system/version,
+  // so a degraded but serving instance is neither restarted nor unready.
+  auto version_probe = [](int initial_delay, int period, int timeout) {
+    return json{{"httpGet", {{"path", kDatabasusVersionPath}, {"port", "http"}}},
+                {"initialDelaySeconds", initial_delay},
+                {"periodSeconds", period},
+                {"timeoutSeconds", timeout},
+                {"failureThreshold", 3}};
+  };
   json databasus = {{"name", "databasus"},
                     {"image", spec.databasus.image},
                     {"ports", {{{"name", "http"}, {"containerPort", kDatabasusPort}, {"protocol", "TCP"}}}},
                     {"volumeMounts", {{{"name", "data"}, {"mountPath", "/databasus-data"}},
-                                      {{"name", "tmp"}, {"mountPath", "/tmp"}}}},
-                    {"readinessProbe", {{"tcpSocket", {{"port", kDatabasusPort}}}, {"periodSeconds", 10}}},
-                    {"securityContext", container_security}};
+                                      {{"name", "tmp"}, {"mountPath", "/tmp"}},
+                                      {{"name", "var-run"}, {"mountPath", "/var/run"}}}},
+                    {"readinessProbe", version_probe(10, 5, 3)},
+                    {"livenessProbe", version_probe(30, 10, 5)},
+                    // Upstream's defaults (values.yaml: 1Gi and 500m, requests equal to limits).
+                    {"resources", {{"requests", {{"memory", "1Gi"}, {"cpu", "500m"}}},
+                                   {"limits", {{"memory", "1Gi"}, {"cpu", "500m"}}}}},
+                    {"securityContext", databasus_security}};
   if (spec.databasus.resources.is_object() && !spec.databasus.resources.empty())
     databasus["resources"] = spec.databasus.resources;
   // The sidecar keeps Databasus pointed at the policy's database and catalog;
@@ -144,15 +173,17 @@ DatabasusObjects build_databasus(const json& policy, const api::BackupPolicySpec
                   {"args", {"run-job", "databasus-metadata"}},
                   {"env", env},
                   {"volumeMounts", {{{"name", "data"}, {"mountPath", "/databasus-data"}}}},
-                  {"securityContext", container_security}};
+                  {"securityContext", sidecar_security}};
   json pod = {{"automountServiceAccountToken", false},
               {"enableServiceLinks", false},
               {"hostNetwork", false},
-              {"securityContext", {{"runAsNonRoot", true}, {"runAsUser", 65532}, {"runAsGroup", 65532}, {"fsGroup", 65532},
-                                   {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
+              // fsGroup: the account's fallback group owns the fresh volume, so both
+              // Databasus (after gosu) and the sidecar (a supplementary group) write it.
+              {"securityContext", {{"fsGroup", kDatabasusGid}, {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
               {"containers", {databasus, sidecar}},
               {"volumes", {{{"name", "data"}, {"persistentVolumeClaim", {{"claimName", claim}}}},
-                           {{"name", "tmp"}, {"emptyDir", json::object()}}}}};
+                           {{"name", "tmp"}, {"emptyDir", json::object()}},
+                           {{"name", "var-run"}, {"emptyDir", json::object()}}}}};
   DatabasusObjects o;
   o.deployment = {{"apiVersion", "apps/v1"},
                   {"kind", "Deployment"},

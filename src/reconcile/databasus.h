@@ -18,6 +18,8 @@ namespace bo::reconcile {
 
 inline const char* const kLabelComponent = "backup.si.dev/component";
 inline constexpr int kDatabasusPort = 4005;
+inline constexpr const char* kDatabasusVersionPath = "/api/v1/system/version";
+inline constexpr int kDatabasusGid = 999;  // the `databasus` account's fallback group in its image
 
 struct DatabasusObjects {
   nlohmann::json deployment, network_policy, pvc;

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "common/timefmt.h"
+#include "kube-local/pod_security.h"
 #include "reconcile/conditions.h"
 #include "reconcile/databasus.h"
 
@@ -61,6 +62,85 @@ TEST(Databasus, ObjectsArePrivateByConstructionAndTakeCredentialsByReference) {
   EXPECT_EQ(o.network_policy["spec"]["ingress"], json::array());
   EXPECT_EQ(o.network_policy["spec"]["policyTypes"], json({"Ingress", "Egress"}));
   EXPECT_EQ(o.pvc["metadata"]["name"], "db-databasus-data");
+}
+
+// As Databasus' authors run it hardened (deploy/helm/README.md, "Pod Security /
+// Hardening"; values.yaml's note by podSecurityContext): root at start, SETUID and
+// SETGID for gosu, never runAsNonRoot; the version probes and resources of its chart.
+TEST(Databasus, RunsAsItsAuthorsChartRunsItHardened) {
+  const auto o = build_databasus(policy(), spec(), "op:1");
+  const json& pod = o.deployment["spec"]["template"]["spec"];
+  EXPECT_FALSE(pod["securityContext"].contains("runAsNonRoot"));
+  EXPECT_FALSE(pod["securityContext"].contains("runAsUser"));
+  EXPECT_EQ(pod["securityContext"]["fsGroup"], 999);
+  EXPECT_EQ(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+  const json& d = pod["containers"][0];
+  ASSERT_EQ(d["name"], "databasus");
+  EXPECT_EQ(d["image"], "databasus/databasus:v3.51.0");
+  EXPECT_FALSE(d["securityContext"].contains("runAsNonRoot"));
+  EXPECT_FALSE(d["securityContext"].contains("runAsUser"));
+  EXPECT_EQ(d["securityContext"]["capabilities"]["drop"], json({"ALL"}));
+  EXPECT_EQ(d["securityContext"]["capabilities"]["add"], json({"SETUID", "SETGID"}));
+  EXPECT_EQ(d["securityContext"]["readOnlyRootFilesystem"], true);
+  std::map<std::string, std::string> mounts;
+  for (const auto& m : d["volumeMounts"]) mounts[m["mountPath"]] = m["name"];
+  EXPECT_EQ(mounts.at("/tmp"), "tmp");
+  EXPECT_EQ(mounts.at("/var/run"), "var-run");
+  EXPECT_EQ(mounts.at("/databasus-data"), "data");
+  for (const char* probe : {"readinessProbe", "livenessProbe"}) {
+    EXPECT_EQ(d[probe]["httpGet"]["path"], "/api/v1/system/version") << probe;
+    EXPECT_EQ(d[probe]["httpGet"]["port"], "http") << probe;
+    EXPECT_FALSE(d[probe].contains("tcpSocket")) << probe;
+  }
+  EXPECT_EQ(d["readinessProbe"]["initialDelaySeconds"], 10);
+  EXPECT_EQ(d["readinessProbe"]["periodSeconds"], 5);
+  EXPECT_EQ(d["livenessProbe"]["initialDelaySeconds"], 30);
+  EXPECT_EQ(d["resources"]["requests"], json({{"memory", "1Gi"}, {"cpu", "500m"}}));
+  EXPECT_EQ(d["resources"]["limits"], json({{"memory", "1Gi"}, {"cpu", "500m"}}));
+  // The sidecar is the operator's binary and stays "restricted".
+  const json& m = pod["containers"][1];
+  EXPECT_EQ(m["securityContext"]["runAsNonRoot"], true);
+  EXPECT_EQ(m["securityContext"]["runAsUser"], 65532);
+  EXPECT_EQ(m["securityContext"]["capabilities"], json({{"drop", {"ALL"}}}));
+  // The user's resources replace upstream's defaults.
+  auto s = spec();
+  s.databasus.resources = {{"requests", {{"memory", "2Gi"}}}};
+  EXPECT_EQ(build_databasus(policy(), s, "op:1").deployment["spec"]["template"]["spec"]["containers"][0]["resources"],
+            s.databasus.resources);
+}
+
+// What the README says of it, checked with Pod Security admission's own rules
+// (kube-local implements pod-security-admission's checks): "baseline" admits
+// the pod; "restricted" refuses it for running as root and adding capabilities.
+TEST(Databasus, ItsPodMeetsPodSecurityBaselineButNotRestricted) {
+  const auto o = build_databasus(policy(), spec(), "op:1");
+  const json& tmpl = o.deployment["spec"]["template"];
+  EXPECT_EQ(kl::pod_security_violations("baseline", tmpl["metadata"], tmpl["spec"]), "");
+  const std::string refused = kl::pod_security_violations("restricted", tmpl["metadata"], tmpl["spec"]);
+  EXPECT_NE(refused.find("runAsNonRoot"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("SETUID"), std::string::npos) << refused;
+  EXPECT_EQ(refused.find("container \"metadata\""), std::string::npos) << "the sidecar is restricted: " << refused;
+}
+
+TEST(Databasus, AnImageIsPinnedByATagOtherThanLatestOrByADigest) {
+  const std::string digest = "@sha256:" + std::string(64, 'a');
+  for (const std::string& pinned : {"databasus/databasus:v3.51.0", "registry.local:5000/databasus/databasus:v3.51.0",
+                                    "databasus/databasus" + digest, "databasus/databasus:v3.51.0" + digest})
+    EXPECT_TRUE(bo::api::image_is_pinned(pinned)) << pinned;
+  for (const std::string& loose : {"databasus/databasus", "databasus/databasus:latest", "registry.local:5000/databasus",
+                                   "databasus/databasus:", "databasus/databasus@sha256:abc"})
+    EXPECT_FALSE(bo::api::image_is_pinned(loose)) << loose;
+  auto s = spec();
+  s.addons = {"databasus"};
+  s.databasus.image = "databasus/databasus:latest";
+  bool found = false;
+  for (const auto& p : bo::api::validate(s, "supabase", "backup-system"))
+    if (p.field == "spec.databasus.image") {
+      found = true;
+      EXPECT_EQ(p.reason, "ImageNotPinned");
+      EXPECT_NE(p.message.find("databasus/databasus:v3.51.0"), std::string::npos) << p.message;
+    }
+  EXPECT_TRUE(found);
 }
 
 TEST(Databasus, ContainsIgnoresServerDefaultsButNotChanges) {
