@@ -66,6 +66,12 @@ std::expected<DatabasusRegistration, std::string> register_database(const std::s
   const json signin = {{"email", admin_email}, {"password", admin_password}};
   auto r = api.call("POST", "/users/signin", &signin, "sign in");
   if (!r) return std::unexpected(r.error());
+  // users_controller.go SignIn: 200 with a token, or 200 with a pending sign-in
+  // when the instance asks for an emailed second factor; a refusal is 400.
+  if (r->status == 200 && r->body.is_object() && r->body.contains("pendingSignInId") && !r->body.contains("token"))
+    return std::unexpected("sign in as " + admin_email +
+                           ": Databasus asks for an emailed sign-in code (two-factor sign-in is required on this "
+                           "instance), which the sidecar cannot answer; register the database by hand or turn it off");
   if (r->status != 200 || !r->body.is_object() || !r->body.value("token", json()).is_string())
     return std::unexpected(failure("sign in as " + admin_email, *r));
   api.set_token(r->body["token"]);

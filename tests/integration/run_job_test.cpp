@@ -23,6 +23,7 @@
 #include "api/job_result.h"
 #include "common/encoding.h"
 #include "common/timefmt.h"
+#include "databasus_standin.h"
 #include "harness.h"
 #include "postgres/archiving.h"
 #include "restored_postgres.h"
@@ -304,76 +305,8 @@ TEST_F(RunJob, DatabasusMetadataDescribesTheDatabaseWithoutItsPassword) {
             std::filesystem::perms::none);
 }
 
-// A stand-in for Databasus' REST API (as its 3.x releases answer): sign-in,
-// workspaces and databases, recording what the sidecar sent.
-class FakeDatabasus {
- public:
-  FakeDatabasus() : port_(testing_support::free_port()), listener_("http://127.0.0.1:" + std::to_string(port_) + "/api/v1") {
-    listener_.support([this](web::http::http_request req) { handle(req); });
-    listener_.open().wait();
-  }
-  ~FakeDatabasus() { listener_.close().wait(); }
-  [[nodiscard]] std::string api() const { return "http://127.0.0.1:" + std::to_string(port_) + "/api/v1"; }
-  std::vector<std::pair<std::string, json>> calls() {
-    std::lock_guard lock(mu_);
-    return calls_;
-  }
-  void forget_database() {
-    std::lock_guard lock(mu_);
-    databases_.clear();
-  }
-
- private:
-  void handle(web::http::http_request req) {
-    const std::string path = req.relative_uri().path();
-    const std::string method = req.method();
-    const json body = json::parse(req.extract_utf8string(true).get(), nullptr, false);
-    std::lock_guard lock(mu_);
-    calls_.emplace_back(method + " " + path, body);
-    auto reply = [&](int code, const json& j) { req.reply(code, j.dump(), "application/json").wait(); };
-    if (method == "POST" && path == "/users/signin") {
-      if (body.value("email", "") == "admin@example.org" && body.value("password", "") == "CANARY-admin-pw-5")
-        return reply(200, {{"token", "tok-1"}, {"userId", "u1"}});
-      return reply(401, {{"error", "invalid credentials"}});
-    }
-    if (req.headers().find("Authorization") == req.headers().end() || req.headers()["Authorization"] != "Bearer tok-1")
-      return reply(401, {{"error", "unauthorized"}});
-    if (method == "GET" && path == "/workspaces") return reply(200, {{"workspaces", workspaces_}});
-    if (method == "POST" && path == "/workspaces") {
-      json w = {{"id", "ws-" + std::to_string(workspaces_.size() + 1)}, {"name", body.value("name", "")}};
-      workspaces_.push_back(w);
-      return reply(200, w);
-    }
-    if (method == "POST" && path == "/databases/create") {
-      json d = body;
-      d["id"] = "db-" + std::to_string(++made_);
-      databases_[d["id"]] = d;
-      return reply(200, d);
-    }
-    if (method == "POST" && path == "/databases/update") {
-      if (!databases_.count(body.value("id", ""))) return reply(404, {{"error", "record not found"}});
-      databases_[body["id"]] = body;
-      return reply(200, body);
-    }
-    if (method == "GET" && path.starts_with("/databases/")) {
-      const std::string id = path.substr(11);
-      if (!databases_.count(id)) return reply(404, {{"error", "record not found"}});
-      return reply(200, databases_[id]);
-    }
-    reply(404, {{"error", "no route"}});
-  }
-
-  int port_;
-  web::http::experimental::listener::http_listener listener_;
-  std::mutex mu_;
-  std::vector<std::pair<std::string, json>> calls_;
-  json workspaces_ = json::array();
-  std::map<std::string, json> databases_;
-  int made_ = 0;
-};
-
 TEST_F(RunJob, DatabasusRegistrationCreatesOnceThenUpdatesAndNeverLeaksAPassword) {
-  FakeDatabasus databasus;
+  testing_support::DatabasusStandin databasus;
   const auto dir = dir_ / "meta";
   const std::string env = "DATABASUS_METADATA_ONCE=1 METADATA_DIR=" + dir.string() + " DATABASUS_API=" + databasus.api() +
                           " PGHOST=db.supabase.svc PGPORT=6543 PGDATABASE=app PGUSER=postgres PGPASSWORD=CANARY-pw-31"
@@ -424,9 +357,17 @@ TEST_F(RunJob, DatabasusRegistrationCreatesOnceThenUpdatesAndNeverLeaksAPassword
   // A wrong administrator password: one line naming the step and Databasus' answer, exit 1 in once mode.
   auto wrong = job("databasus-metadata", env + " DATABASUS_ADMIN_PASSWORD=CANARY-wrong-pw-9");
   EXPECT_EQ(wrong.exit_code, 1);
-  EXPECT_NE(wrong.output.find("registration failed, retrying next round: sign in as admin@example.org: Databasus answered HTTP 401 (invalid credentials)"),
+  EXPECT_NE(wrong.output.find("registration failed, retrying next round: sign in as admin@example.org: Databasus answered "
+                              "HTTP 400 (user with this email and password not found)"),
             std::string::npos) << wrong.output;
   EXPECT_EQ(wrong.output.find("CANARY"), std::string::npos) << wrong.output;
+
+  // An instance that asks for an emailed code cannot be signed in to by a sidecar: it says so.
+  databasus.require_second_factor(true);
+  auto pending = job("databasus-metadata", env);
+  EXPECT_EQ(pending.exit_code, 1);
+  EXPECT_NE(pending.output.find("sign in as admin@example.org: Databasus asks for an emailed sign-in code"),
+            std::string::npos) << pending.output;
 }
 
 // Backups in storage by name, as wal-g lists them.
