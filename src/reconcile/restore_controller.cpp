@@ -307,6 +307,17 @@ kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
     in.freeze_present = *present;
   }
   if (in.policy.is_object()) in.secrets = caches_.secret_data(ns, api::referenced_secrets(in.policy.value("spec", json::object())));
+  if (in.policy.is_object() && !target.empty()) {
+    const json ver = in.policy.value("spec", json::object()).value("verification", json::object());
+    const std::string vs = ver.is_object() ? ver.value("storageSecretRef", json::object()).value("name", "") : "";
+    if (!vs.empty()) {
+      const auto found = caches_.secret_data(target, {vs});
+      if (auto it = found.find(vs); it != found.end()) {
+        in.verification_keys.emplace();
+        for (const auto& [k, v] : it->second) in.verification_keys->push_back(k);
+      }
+    }
+  }
 
   const RestorePlan plan = plan_restore(in);
 

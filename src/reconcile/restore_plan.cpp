@@ -320,6 +320,11 @@ RestorePlan plan_restore(const RestoreInputs& in) {
           "BackupPolicy " + pname + ": spec.verification.storageSecretRef.name is required for a " + spec->purpose +
               ": a Secret in namespace " + target +
               " with the storage settings and the decryption key (production Secrets are never copied there)"});
+    if (!in.verification_keys)
+      return std::unexpected(api::Problem{
+          "StorageSecretNotFound", "spec.verification.storageSecretRef.name",
+          "BackupPolicy " + pname + ": spec.verification.storageSecretRef.name: Secret " + p.verification.storage_secret +
+              " not found in namespace " + target + ", where the " + spec->purpose + " runs"});
     const auto recorded = from_status(in.policy.value("status", json::object()), data_volume_source(p));
     ScratchInputs s;
     s.request = name;
@@ -350,8 +355,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
           "BackupPolicy " + pname + ": spec.verification.image is required: the scratch PostgreSQL runs the "
           "database's own image (with spec.database.workloadRef it defaults to the database container's image)"});
     s.image_pull_policy = p.job_template.image_pull_policy;
-    if (auto it = in.secrets.find(p.storage.secret); it != in.secrets.end())
-      for (const auto& [k, v] : it->second) s.storage_keys.push_back(k);
+    s.storage_keys = *in.verification_keys;  // the target's own Secret's keys, never production's
     s.encryption_key = p.storage.encryption_secret.empty() ? "" : p.storage.encryption_key;
     s.checks = spec->validation;
     s.node_selector = p.job_template.node_selector;

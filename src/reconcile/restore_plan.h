@@ -56,6 +56,10 @@ struct RestoreInputs {
   std::vector<ObservedRestoreJob> jobs;
   bool freeze_present = false;  // both freeze objects exist
   api::SecretData secrets;      // the policy's Secrets (values are redacted from outputs)
+  // The key names of the verification storage Secret (the policy's
+  // spec.verification.storageSecretRef) in the target namespace; nullopt when
+  // it does not exist there. A scratch instance passes exactly these keys.
+  std::optional<std::vector<std::string>> verification_keys;
   SysTime now;
   std::string default_image = kDefaultImage;
   std::string operator_username;  // exempt from the freeze

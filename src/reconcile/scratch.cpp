@@ -184,8 +184,8 @@ ScratchObjects build_scratch(const ScratchInputs& in) {
     checks.push_back(j);
   }
   env.push_back({{"name", "VERIFY_CHECKS"}, {"value", checks.dump()}});
-  // Storage, by reference to the target namespace's own Secret: the keys the
-  // production Secret has (WAL-G's required ones must be there too).
+  // Storage, by reference to the target namespace's own Secret: the WAL-G keys
+  // it has (WAL-G's required ones must be there too).
   for (auto& e : walg_storage_env(in.storage_keys, in.verification.storage_secret,
                                   in.encryption_key.empty() ? "" : in.verification.storage_secret, in.encryption_key))
     env.push_back(std::move(e));

@@ -48,7 +48,7 @@ struct ScratchInputs {
   int64_t run_as_user = -1, run_as_group = -1;
   std::string operator_image, database_image;
   std::string image_pull_policy;
-  std::vector<std::string> storage_keys;  // names of the production storage Secret's keys
+  std::vector<std::string> storage_keys;  // names of the verification storage Secret's keys
   std::string encryption_key;             // the decryption key's name in the Secret
   std::vector<api::ValidationCheck> checks;  // the user's SQL checks
   nlohmann::json node_selector, tolerations;

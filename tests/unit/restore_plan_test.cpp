@@ -57,7 +57,11 @@ RestoreInputs inputs(json rr, std::vector<ObservedRestoreJob> jobs = {}) {
   in.jobs = std::move(jobs);
   in.now = at("2026-11-24T10:00:00Z");
   in.operator_username = "system:serviceaccount:backup-operator-system:backup-operator";
-  in.secrets = {{"walg-storage", {{"WALG_S3_PREFIX", "s3://b"}, {"WALG_AWS_SECRET_ACCESS_KEY", "CANARY-77"}}}};
+  in.secrets = {{"walg-storage", {{"WALG_S3_PREFIX", "s3://b"}, {"WALG_AWS_SECRET_ACCESS_KEY", "CANARY-77"},
+                                  {"WALG_S3_STORAGE_CLASS", "STANDARD"}}}};
+  // The target's own Secret (walg-verify in "verify"): its key names only.
+  in.verification_keys = std::vector<std::string>{"WALG_S3_PREFIX", "WALG_AWS_ACCESS_KEY_ID", "WALG_AWS_SECRET_ACCESS_KEY",
+                                                  "WALG_AWS_ENDPOINT", "WALG_S3_CA_CERT_FILE", "WALG_LIBSODIUM_KEY"};
   in.operator_namespace = "backup-operator-system";
   // The API server said alice may create Jobs in the target (the controller asks while Pending).
   in.access = {true, true, "alice", restore_target(in.request), ""};
@@ -424,6 +428,9 @@ TEST(PlanRestore, AVerificationRestoresIntoAScratchInstanceInTheTargetWithNoProd
   }
   EXPECT_EQ(env["WALG_LIBSODIUM_KEY"]["valueFrom"]["secretKeyRef"]["key"], "WALG_LIBSODIUM_KEY");
   EXPECT_FALSE(env["WALG_S3_PREFIX"]["valueFrom"]["secretKeyRef"].contains("optional"));
+  // The keys are the target Secret's: one only it has is passed, one only production's has is not.
+  EXPECT_EQ(env.at("WALG_S3_CA_CERT_FILE")["valueFrom"]["secretKeyRef"]["name"], "walg-verify");
+  EXPECT_EQ(env.count("WALG_S3_STORAGE_CLASS"), 0u);
   const std::string all = p.status.dump() + job->dump();
   EXPECT_EQ(all.find("walg-storage"), std::string::npos);
   EXPECT_EQ(all.find("CANARY-77"), std::string::npos);
@@ -537,6 +544,8 @@ TEST(PlanRestore, AScratchInstanceThatCannotRunIsBlockedNamingTheField) {
        },
        "UnsupportedCheck", "spec.validation[0]"},
       {[](RestoreInputs& in) { in.policy["spec"]["verification"].erase("storageSecretRef"); }, "StorageSecretRequired",
+       "spec.verification.storageSecretRef.name"},
+      {[](RestoreInputs& in) { in.verification_keys.reset(); }, "StorageSecretNotFound",
        "spec.verification.storageSecretRef.name"},
       {[](RestoreInputs& in) { in.policy["spec"]["verification"].erase("image"); }, "VerificationImageRequired",
        "spec.verification.image"},
