@@ -4,6 +4,9 @@
 
 #include <date/tz.h>
 
+#include <atomic>
+#include <sstream>
+
 #include "common/clock.h"
 #include "common/encoding.h"
 #include "common/timefmt.h"
@@ -169,6 +172,46 @@ TEST_F(BackupPolicyIT, DueSlotRunsOneJobWhoseResultFillsTheCatalog) {
   EXPECT_TRUE(reasons.count("JobCreated"));
   EXPECT_TRUE(reasons.count("BackupSucceeded"));
   EXPECT_EQ((*evs).dump().find("CANARY"), std::string::npos);
+}
+
+// Status first, then Events and metrics (issue 18 item 2): a status write that
+// loses to another writer (409) announces nothing; the recomputed write that
+// lands announces the finished run once.
+TEST_F(BackupPolicyIT, AConflictOnTheStatusWriteNeverCountsOrAnnouncesARunTwice) {
+  create_secrets();
+  std::atomic<int> refused{0};
+  const std::string conflict =
+      json{{"kind", "Status"}, {"apiVersion", "v1"}, {"status", "Failure"}, {"reason", "Conflict"}, {"code", 409},
+           {"message", "Operation cannot be fulfilled on backuppolicies.backup.si.dev \"db\": the object has been "
+                       "modified; please apply your changes to the latest version and try again"}}
+          .dump();
+  op_transport_->set_hook([&](const HttpRequest& r) -> std::optional<HttpResponse> {
+    // The writes that record the finished backup, twice: each recomputes and retries.
+    if (r.method == "PUT" && r.path.ends_with("/backuppolicies/db/status") &&
+        r.body.find("base_000000010000000000000009") != std::string::npos && refused.fetch_add(1) < 2)
+      return HttpResponse{409, {{"content-type", "application/json"}}, conflict};
+    return std::nullopt;
+  });
+  ASSERT_TRUE(client_->create(kBackupPolicies, ns_, policy()));
+  start_controller();
+  ASSERT_TRUE(eventually([&] { return condition("BackupHealthy").value("status", "") == "True"; }))
+      << condition("BackupHealthy");
+  EXPECT_GE(refused.load(), 3) << "two refused writes, then the one that landed";
+  prometheus::TextSerializer ser;
+  const std::string text = ser.Serialize(metrics_.registry()->Collect());
+  // Every succeeded run of this policy, whatever its action: one in all.
+  double runs = 0;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);)
+    if (line.starts_with("backup_operator_backup_runs_total{") && line.find("namespace=\"" + ns_ + "\"") != std::string::npos &&
+        line.find("result=\"succeeded\"") != std::string::npos)
+      runs += std::stod(line.substr(line.rfind(' ') + 1));
+  EXPECT_EQ(runs, 1) << text;
+  recorder_->flush();
+  auto evs = client_->list(resources::kEvents, ns_, {"", "involvedObject.name=db,reason=BackupSucceeded", 0, "", ""});
+  ASSERT_TRUE(evs);
+  ASSERT_EQ((*evs)["items"].size(), 1u) << evs->dump();
+  EXPECT_EQ((*evs)["items"][0].value("count", 0), 1) << "one Event, recorded once";
 }
 
 TEST_F(BackupPolicyIT, ARestartedOperatorNeverDuplicatesTheSlotsJob) {

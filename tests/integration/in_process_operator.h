@@ -13,7 +13,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +28,38 @@
 #include "reconcile/conditions.h"
 
 namespace testing_support {
+
+// The controllers' transport with a hook that may answer a request itself, as
+// the API server would under a race the test cannot time (a 409 on a write).
+class InterceptingTransport : public bo::kube::Transport {
+ public:
+  using Hook = std::function<std::optional<bo::kube::HttpResponse>(const bo::kube::HttpRequest&)>;
+  explicit InterceptingTransport(std::unique_ptr<bo::kube::Transport> inner) : inner_(std::move(inner)) {}
+  void set_hook(Hook hook) {
+    std::lock_guard lock(mu_);
+    hook_ = std::move(hook);
+  }
+  bo::kube::Result<bo::kube::HttpResponse> send(const bo::kube::HttpRequest& req) override {
+    Hook hook;
+    {
+      std::lock_guard lock(mu_);
+      hook = hook_;
+    }
+    if (hook)
+      if (auto answer = hook(req)) return *answer;
+    return inner_->send(req);
+  }
+  bo::kube::Result<bo::kube::HttpResponse> stream(const bo::kube::HttpRequest& req,
+                                                  const std::function<bool(std::string_view)>& on_line,
+                                                  bo::kube::Canceller* cancel) override {
+    return inner_->stream(req, on_line, cancel);
+  }
+
+ private:
+  std::unique_ptr<bo::kube::Transport> inner_;
+  std::mutex mu_;
+  Hook hook_;
+};
 
 template <class Suite>
 class InProcessOperatorIT : public ::testing::Test {
@@ -49,7 +84,9 @@ class InProcessOperatorIT : public ::testing::Test {
     client_ = server_->client();
     auto cfg = bo::kube::load_kubeconfig(chart_->kubeconfig);
     ASSERT_TRUE(cfg) << cfg.error().str();
-    op_client_ = std::make_unique<bo::kube::Client>(std::move(*bo::kube::make_cpprest_transport(*cfg)), 100, 200);
+    auto transport = std::make_unique<InterceptingTransport>(std::move(*bo::kube::make_cpprest_transport(*cfg)));
+    op_transport_ = transport.get();
+    op_client_ = std::make_unique<bo::kube::Client>(std::move(transport), 100, 200);
     ns_ = prefix + bo::hex_encode(bo::random_bytes(3));
     ASSERT_TRUE(client_->create(bo::kube::resources::kNamespaces, "", {{"metadata", {{"name", ns_}}}}));
     ASSERT_TRUE(client_->create(bo::kube::resources::kNamespaces, "", {{"metadata", {{"name", ns_ + "-verify"}}}}));
@@ -85,6 +122,7 @@ class InProcessOperatorIT : public ::testing::Test {
   inline static ChartOperator* chart_ = nullptr;
   std::unique_ptr<bo::kube::Client> client_;     // the test, as an administrator
   std::unique_ptr<bo::kube::Client> op_client_;  // the controllers, as the chart's service account
+  InterceptingTransport* op_transport_ = nullptr;  // op_client_'s
   std::string ns_;
   std::unique_ptr<bo::FakeClock> clock_;
   std::unique_ptr<bo::kube::EventRecorder> recorder_;
