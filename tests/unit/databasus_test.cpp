@@ -124,10 +124,10 @@ TEST(Databasus, ItsPodMeetsPodSecurityBaselineButNotRestricted) {
 
 TEST(Databasus, AnImageIsPinnedByATagOtherThanLatestOrByADigest) {
   const std::string digest = "@sha256:" + std::string(64, 'a');
-  for (const std::string& pinned : {"databasus/databasus:v3.51.0", "registry.local:5000/databasus/databasus:v3.51.0",
+  for (const std::string& pinned : std::vector<std::string>{"databasus/databasus:v3.51.0", "registry.local:5000/databasus/databasus:v3.51.0",
                                     "databasus/databasus" + digest, "databasus/databasus:v3.51.0" + digest})
     EXPECT_TRUE(bo::api::image_is_pinned(pinned)) << pinned;
-  for (const std::string& loose : {"databasus/databasus", "databasus/databasus:latest", "registry.local:5000/databasus",
+  for (const std::string& loose : std::vector<std::string>{"databasus/databasus", "databasus/databasus:latest", "registry.local:5000/databasus",
                                    "databasus/databasus:", "databasus/databasus@sha256:abc"})
     EXPECT_FALSE(bo::api::image_is_pinned(loose)) << loose;
   auto s = spec();
