@@ -22,6 +22,7 @@
 
 #include "api/job_result.h"
 #include "common/encoding.h"
+#include "common/listener_port.h"
 #include "common/timefmt.h"
 #include "harness.h"
 #include "postgres/archiving.h"
@@ -308,11 +309,17 @@ TEST_F(RunJob, DatabasusMetadataDescribesTheDatabaseWithoutItsPassword) {
 // workspaces and databases, recording what the sidecar sent.
 class FakeDatabasus {
  public:
-  FakeDatabasus() : port_(testing_support::free_port()), listener_("http://127.0.0.1:" + std::to_string(port_) + "/api/v1") {
-    listener_.support([this](web::http::http_request req) { handle(req); });
-    listener_.open().wait();
+  FakeDatabasus() {
+    auto bound = bo::open_listener("127.0.0.1:0", [this](const std::string& host_port) {
+      auto l = std::make_unique<web::http::experimental::listener::http_listener>("http://" + host_port + "/api/v1");
+      l->support([this](web::http::http_request req) { handle(req); });
+      return l;
+    });
+    if (!bound) throw std::runtime_error("FakeDatabasus: " + bound.error());
+    listener_ = std::move(bound->listener);
+    port_ = bound->port;
   }
-  ~FakeDatabasus() { listener_.close().wait(); }
+  ~FakeDatabasus() { listener_->close().wait(); }
   [[nodiscard]] std::string api() const { return "http://127.0.0.1:" + std::to_string(port_) + "/api/v1"; }
   std::vector<std::pair<std::string, json>> calls() {
     std::lock_guard lock(mu_);
@@ -363,8 +370,8 @@ class FakeDatabasus {
     reply(404, {{"error", "no route"}});
   }
 
-  int port_;
-  web::http::experimental::listener::http_listener listener_;
+  int port_ = 0;
+  std::unique_ptr<web::http::experimental::listener::http_listener> listener_;
   std::mutex mu_;
   std::vector<std::pair<std::string, json>> calls_;
   json workspaces_ = json::array();
