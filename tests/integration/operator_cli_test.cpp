@@ -110,10 +110,15 @@ TEST_F(OperatorAgainstKubeLocal, UnreachableServerAndWrongCaFailInOneLine) {
 // Every listener on port 0 (an http and two https ones in one process): each
 // logs the address it got, distinct ports, and answers there.
 TEST_F(OperatorAgainstKubeLocal, ServesProbesAndMetricsHoldsAndReleasesTheLease) {
+  const auto certs = server_.dir() / "webhook-certs";
+  std::filesystem::create_directories(certs);
+  const auto tls = bo::generate_tls("backup-operator-webhook", "127.0.0.1");
+  testing_support::write_file(certs / "tls.crt", tls.server.cert + tls.ca.cert);
+  testing_support::write_file(certs / "tls.key", tls.server.key);
   testing_support::Child op({kOp, "--kubeconfig", server_.kubeconfig().string(), "--leader-elect",
                              "--leader-elect-retry-period", "200ms", "--health-probe-bind-address", "127.0.0.1:0",
                              "--metrics-bind-address", "127.0.0.1:0", "--webhook-bind-address", "127.0.0.1:0",
-                             "--webhook-configuration="},
+                             "--webhook-cert-dir", certs.string(), "--webhook-configuration="},
                             server_.dir() / "op.log");
   const pid_t pid = op.pid();
   const int probes = testing_support::listening_port(op, "health-probe");
