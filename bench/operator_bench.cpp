@@ -31,7 +31,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "../tests/integration/harness.h"  // KubeLocal, Child, free_port: the tests' process helpers
+#include "common/listener_port.h"
+#include "../tests/integration/harness.h"  // KubeLocal, Child: the tests' process helpers
 #include "kube/client.h"
 #include "common/timefmt.h"
 #include "kube/informer.h"
@@ -175,7 +176,7 @@ json run(int n, int jobs_per_policy, const fs::path& build) {
   }
   const double create_s = std::chrono::duration<double>(Clock::now() - create_start).count();
 
-  const int metrics_port = testing_support::free_port();
+  const int metrics_port = bo::kernel_free_port("127.0.0.1");  // the operator logs its port only at info
   const auto start = Clock::now();
   std::vector<std::string> argv = {(build / "backup-operator").string(), "--kubeconfig", server.kubeconfig().string(),
                                    "--metrics-bind-address", "127.0.0.1:" + std::to_string(metrics_port),

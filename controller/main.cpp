@@ -18,6 +18,7 @@
 #include "bo/version.h"
 #include "common/clock.h"
 #include "common/duration.h"
+#include "common/listener_port.h"
 #include "common/log.h"
 #include "common/timefmt.h"
 #include "kube/client.h"
@@ -79,6 +80,12 @@ std::optional<std::string> bind_address(const std::string& flag) {
   std::string host = colon == std::string::npos ? "" : flag.substr(0, colon);
   if (host.empty()) host = "0.0.0.0";
   return host + ":" + flag.substr(colon + 1);
+}
+
+// The address a listener actually bound (`bind` may ask for port 0: any free
+// port), for whoever started the operator and must find it (tests pass :0).
+void log_listening(const std::string& listener, const std::string& bind, int port, bool tls) {
+  bo::log::info("listening", {{"listener", listener}, {"address", bo::with_port(bind, port)}, {"tls", tls}});
 }
 
 // Why this process looks like it runs in a Kubernetes pod ("" when it does not):
@@ -282,19 +289,20 @@ int main(int argc, char** argv) {
   std::atomic<bool> ready{false};
   std::unique_ptr<web::http::experimental::listener::http_listener> probes;
   if (auto addr = bind_address(f.probe_bind)) {
-    probes = std::make_unique<web::http::experimental::listener::http_listener>("http://" + *addr);
-    probes->support(web::http::methods::GET, [&](web::http::http_request req) {
-      const auto path = req.relative_uri().path();
-      if (path == "/healthz") req.reply(web::http::status_codes::OK, "ok");
-      else if (path == "/readyz") req.reply(ready ? web::http::status_codes::OK : web::http::status_codes::ServiceUnavailable,
-                                            ready ? "ok" : "not ready");
-      else req.reply(web::http::status_codes::NotFound, "not found");
+    auto bound = bo::open_listener(*addr, [&](const std::string& host_port) {
+      auto l = std::make_unique<web::http::experimental::listener::http_listener>("http://" + host_port);
+      l->support(web::http::methods::GET, [&](web::http::http_request req) {
+        const auto path = req.relative_uri().path();
+        if (path == "/healthz") req.reply(web::http::status_codes::OK, "ok");
+        else if (path == "/readyz") req.reply(ready ? web::http::status_codes::OK : web::http::status_codes::ServiceUnavailable,
+                                              ready ? "ok" : "not ready");
+        else req.reply(web::http::status_codes::NotFound, "not found");
+      });
+      return l;
     });
-    try {
-      probes->open().wait();
-    } catch (const std::exception& e) {
-      die("--health-probe-bind-address " + f.probe_bind + ": " + e.what());
-    }
+    if (!bound) die("--health-probe-bind-address " + f.probe_bind + ": " + bound.error());
+    probes = std::move(bound->listener);
+    log_listening("health-probe", *addr, bound->port, false);
   }
   std::unique_ptr<prometheus::Exposer> exposer;
   std::unique_ptr<bo::metrics::SecureServer> secure_metrics;
@@ -311,6 +319,7 @@ int main(int argc, char** argv) {
     secure_metrics = std::make_unique<bo::metrics::SecureServer>(metrics.registry(), bo::metrics::kube_authorizer(client));
     if (auto started = secure_metrics->start(*addr, pem); !started)
       die("--metrics-bind-address " + f.metrics_bind + ": " + started.error());
+    log_listening("metrics", *addr, secure_metrics->port(), true);
   } else if (addr) {
     try {
       exposer = std::make_unique<prometheus::Exposer>(*addr);
@@ -318,6 +327,9 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
       die("--metrics-bind-address " + f.metrics_bind + ": " + e.what());
     }
+    // civetweb reads back the port it got (a bind on port 0 included).
+    const auto ports = exposer->GetListeningPorts();
+    log_listening("metrics", *addr, ports.empty() ? 0 : ports.front(), false);
   }
   if (f.operator_namespace.empty()) {
     const char* pod_ns = std::getenv("POD_NAMESPACE");
@@ -360,6 +372,7 @@ int main(int argc, char** argv) {
     }
     if (auto started = webhook.start(*addr, serving); !started)
       die("--webhook-bind-address " + f.webhook_bind + ": " + started.error());
+    log_listening("webhook", *addr, webhook.port(), true);
   }
   bo::log::info("backup-operator starting", {{"version", bo::kVersion},
                                               {"server", cfg->server},

@@ -2,6 +2,8 @@
 
 #include <boost/asio/ssl.hpp>
 
+#include "common/listener_port.h"
+
 namespace bo {
 
 HttpsListener::~HttpsListener() { close(); }
@@ -17,14 +19,14 @@ std::expected<void, std::string> HttpsListener::open(const std::string& bind, co
     ctx.use_certificate_chain(boost::asio::buffer(serving.cert));
     ctx.use_private_key(boost::asio::buffer(serving.key), boost::asio::ssl::context::pem);
   });
-  try {
-    listener_ = std::make_unique<web::http::experimental::listener::http_listener>("https://" + bind, conf);
-    listener_->support(method, std::move(handler));
-    listener_->open().wait();
-  } catch (const std::exception& e) {
-    listener_.reset();
-    return std::unexpected(std::string(e.what()));
-  }
+  auto bound = open_listener(bind, [&](const std::string& host_port) {
+    auto listener = std::make_unique<web::http::experimental::listener::http_listener>("https://" + host_port, conf);
+    listener->support(method, handler);
+    return listener;
+  });
+  if (!bound) return std::unexpected(bound.error());
+  listener_ = std::move(bound->listener);
+  port_ = bound->port;
   return {};
 }
 
@@ -35,6 +37,7 @@ void HttpsListener::close() {
   } catch (const std::exception&) {
   }
   listener_.reset();
+  port_ = 0;
 }
 
 }  // namespace bo

@@ -20,14 +20,17 @@ class HttpsListener {
   HttpsListener(const HttpsListener&) = delete;
   HttpsListener& operator=(const HttpsListener&) = delete;
 
-  // `bind` is host:port; `handler` answers every request of `method`.
+  // `bind` is host:port (port 0: any free port); `handler` answers every request of `method`.
   [[nodiscard]] std::expected<void, std::string> open(const std::string& bind, const Pem& serving,
                                                       const web::http::method& method,
                                                       std::function<void(web::http::http_request)> handler);
   void close();
+  // The port it listens on (a bind on port 0 resolved; listener_port.h); 0 when closed.
+  [[nodiscard]] int port() const { return port_; }
 
  private:
   std::unique_ptr<web::http::experimental::listener::http_listener> listener_;
+  int port_ = 0;
 };
 
 }  // namespace bo

@@ -96,4 +96,6 @@ std::expected<void, std::string> SecureServer::start(const std::string& bind, co
 
 void SecureServer::stop() { impl_->listener.close(); }
 
+int SecureServer::port() const { return impl_->listener.port(); }
+
 }  // namespace bo::metrics

@@ -28,8 +28,11 @@ class SecureServer {
   ~SecureServer();
   SecureServer(const SecureServer&) = delete;
   SecureServer& operator=(const SecureServer&) = delete;
+  // `bind` is host:port (port 0: any free port).
   [[nodiscard]] std::expected<void, std::string> start(const std::string& bind, const Pem& serving);
   void stop();
+  // The port it listens on (`bind` on port 0: the one it got); 0 when stopped.
+  [[nodiscard]] int port() const;
 
  private:
   struct Impl;

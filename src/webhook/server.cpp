@@ -53,6 +53,8 @@ std::expected<void, std::string> Server::start(const std::string& bind, const Pe
 
 void Server::stop() { impl_->listener.close(); }
 
+int Server::port() const { return impl_->listener.port(); }
+
 size_t Server::reviews() const { return impl_->reviews.load(); }
 
 namespace {

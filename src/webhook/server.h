@@ -23,9 +23,11 @@ class Server {
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
-  // `bind` is host:port ("0.0.0.0:9443"); `serving` the certificate chain and key.
+  // `bind` is host:port ("0.0.0.0:9443", port 0: any free port); `serving` the certificate chain and key.
   [[nodiscard]] std::expected<void, std::string> start(const std::string& bind, const Pem& serving);
   void stop();
+  // The port it listens on (`bind` on port 0: the one it got); 0 when stopped.
+  [[nodiscard]] int port() const;
   [[nodiscard]] size_t reviews() const;
 
  private:

@@ -114,8 +114,11 @@ class ContainerJobs : public ::testing::Test {
     args.insert(args.end(), {"--pod-rules", testing_support::write_file(dir_ / "rules.json", rules.dump())});
     server_ = std::make_unique<KubeLocal>(args);
     const auto chart = testing_support::install_crds_and_chart(*server_, dir_);
-    operator_ = std::make_unique<Child>(chart.args({"--time-scale", "600", "--job-image", image_}), dir_ / "operator.log");
+    // No metrics listener: its default (:8080) is a fixed port, which tests running in parallel would share.
+    operator_ = std::make_unique<Child>(chart.args({"--time-scale", "600", "--job-image", image_, "--metrics-bind-address", "0"}),
+                                        dir_ / "operator.log");
     ASSERT_TRUE(testing_support::controller_started(*operator_, "backuppolicy")) << operator_->log();
+    ASSERT_TRUE(chart.serve_webhook(*server_, *operator_)) << operator_->log();
   }
 
   // What podman started for this test's namespace: one line per container,

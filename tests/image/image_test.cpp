@@ -134,10 +134,11 @@ TEST_F(Image, WalgIsInstalledOnlyWhenItsChecksumMatchesOrItIsNamed) {
   auto r = run("tar -czf " + (served / "wal-g-pg-20.04-amd64.tar.gz").string() + " -C " + dir.string() + " wal-g-pg-20.04-amd64");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string sha = bo::sha256_hex(slurp(served / "wal-g-pg-20.04-amd64.tar.gz"));
-  const int port = testing_support::free_port();
-  Child http({"/usr/bin/python3", "-m", "http.server", std::to_string(port), "--bind", "127.0.0.1", "--directory",
-              served.string()},
+  // Port 0, unbuffered (-u): http.server prints the port it got.
+  Child http({"/usr/bin/python3", "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", served.string()},
              dir / "http.log");
+  const int port = testing_support::port_after(http, "Serving HTTP on 127.0.0.1 port ");
+  ASSERT_GT(port, 0) << http.log();
   const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/wal-g-pg-20.04-amd64.tar.gz";
   ASSERT_TRUE(eventually([&] { return run("curl -sfo /dev/null " + url).exit_code == 0; })) << http.log();
 
@@ -215,8 +216,7 @@ spec:
     fs::permissions(e.path(), fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
   fs::permissions(chart.cert_dir, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
 
-  const int metrics = testing_support::free_port();
-  auto args = chart.args({"--metrics-bind-address", "127.0.0.1:" + std::to_string(metrics)});
+  auto args = chart.args({"--metrics-bind-address", "127.0.0.1:0"});
   const std::string name = "bo-image-operator-" + std::to_string(getpid());
   std::vector<std::string> argv = {"/usr/bin/podman", "--runtime", "runc", "run", "--rm", "--pull=never", "--name", name,
                                    "--network", "host", "--ulimit", "nofile=1024:4096", "--ulimit", "nproc=4096:4096",
@@ -230,6 +230,8 @@ spec:
     ~Cleanup() { run(kPodman + " rm -f --time 0 " + name); }
   } cleanup{name};
   Child op(argv, server.dir() / "operator.log");
+  const int metrics = testing_support::listening_port(op, "metrics", std::chrono::seconds(60));
+  ASSERT_GT(metrics, 0) << op.log();
 
   r = server.kubectl("wait --for=condition=Ready backuppolicy/db -n app --timeout=60s");
   ASSERT_EQ(r.exit_code, 0) << r.output << server.kubectl("get backuppolicy/db -n app -o yaml").output

@@ -5,6 +5,9 @@
 // probe reads and how the evaluator judges it.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <unistd.h>
@@ -169,8 +172,20 @@ TEST(ArchivingPostgres, AWrongPasswordOrAClosedPortIsDatabaseUnreachableWithoutT
   EXPECT_EQ(obs.error.find("postgres\""), std::string::npos) << "the user name comes from the Secret: " << obs.error;
   EXPECT_EQ(evaluate_archiving(obs).reason, "DatabaseUnreachable");
 
+  // A closed port that stays closed: bound here (so no other process gets it) and never listened on.
+  const int held = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(held, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::getsockname(held, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  struct Close {
+    int fd;
+    ~Close() { ::close(fd); }
+  } close_held{held};
   bo::postgres::ConnectionParams closed = pg.params();
-  closed.port = testing_support::free_port();
+  closed.port = ntohs(addr.sin_port);
   const auto start = std::chrono::steady_clock::now();
   obs = probe_archiving(closed);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));

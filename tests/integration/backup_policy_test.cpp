@@ -375,8 +375,8 @@ TEST_F(BackupPolicyIT, VerificationRestoresMarkBackupsVerifiedAndDrillsKeepDrill
   // The identity webhook, in-process, for this test's namespace only.
   const auto tls = bo::generate_tls("bp-it-webhook");
   bo::webhook::Server webhook;
-  const std::string port = std::to_string(testing_support::free_port());
-  ASSERT_TRUE(webhook.start("127.0.0.1:" + port, tls.server));
+  ASSERT_TRUE(webhook.start("127.0.0.1:0", tls.server));
+  const std::string port = std::to_string(webhook.port());
   const std::string wh_name = "bp-it-" + ns_;
   ASSERT_TRUE(client_->create(
       resources::kMutatingWebhookConfigurations, "",

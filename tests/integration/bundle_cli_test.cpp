@@ -74,11 +74,12 @@ class BundleCli : public ::testing::Test {
     const std::string bin = S3RVER_BIN;
     ASSERT_FALSE(bin.empty() || bin.ends_with("NOTFOUND"))
         << "s3rver is not installed; scripts/setup.sh installs it (npm package s3rver)";
-    port_ = free_port();
     fs::create_directories(dir_ / "s3");
-    s3_ = std::make_unique<Child>(std::vector<std::string>{bin, "-d", (dir_ / "s3").string(), "-a", "127.0.0.1", "-p",
-                                                           std::to_string(port_), "--configure-bucket", "backups"},
+    s3_ = std::make_unique<Child>(std::vector<std::string>{bin, "-d", (dir_ / "s3").string(), "-a", "127.0.0.1", "-p", "0",
+                                                           "--configure-bucket", "backups"},
                                   dir_ / "s3.log");
+    port_ = testing_support::port_after(*s3_, "S3rver listening on 127.0.0.1:");
+    ASSERT_GT(port_, 0) << s3_->log();
     ASSERT_TRUE(eventually([&] { return run("curl -s -o /dev/null http://127.0.0.1:" + std::to_string(port_) + "/").exit_code == 0; }))
         << s3_->log();
   }

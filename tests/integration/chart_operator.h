@@ -16,18 +16,33 @@ namespace testing_support {
 struct ChartOperator {
   std::string kubeconfig;
   fs::path cert_dir;
-  int webhook_port = 0;
+  std::string ca_bundle;  // base64 of the webhook certificate's CA
   std::string username = "system:serviceaccount:backup-operator-system:bo-backup-operator";
 
-  // The operator's command line, as the chart's Deployment runs it.
+  // The operator's command line, as the chart's Deployment runs it (its webhook on port 0: see serve_webhook).
   [[nodiscard]] std::vector<std::string> args(std::vector<std::string> extra) const {
     std::vector<std::string> a = {OPERATOR_BIN, "--kubeconfig", kubeconfig, "--webhook-bind-address",
-                                  "127.0.0.1:" + std::to_string(webhook_port), "--webhook-cert-dir", cert_dir.string(),
+                                  "127.0.0.1:0", "--webhook-cert-dir", cert_dir.string(),
                                   "--webhook-configuration=", "--leader-elect", "--leader-election-namespace",
                                   "backup-operator-system", "--leader-elect-retry-period", "200ms",
                                   "--health-probe-bind-address", "0"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
+  }
+
+  // kube-local calls webhooks by URL only: once the operator `op` (started
+  // with args()) logs the port its webhook got, point the chart's webhook
+  // configuration there. Until then admission fails as against a Service
+  // with no endpoint. Again after a restart: the port changes. False when no
+  // port was logged within 30 s or the patch was refused.
+  [[nodiscard]] bool serve_webhook(const KubeLocal& server, const Child& op) const {
+    const int port = listening_port(op, "webhook");
+    if (port == 0) return false;
+    const nlohmann::json patch = nlohmann::json::array(
+        {{{"op", "add"}, {"path", "/webhooks/0/clientConfig"},
+          {"value", {{"url", "https://127.0.0.1:" + std::to_string(port) + "/mutate-restorerequests"}, {"caBundle", ca_bundle}}}}});
+    return server.kubectl("patch mutatingwebhookconfiguration bo-backup-operator --type json -p '" + patch.dump() + "'")
+               .exit_code == 0;
   }
 };
 
@@ -52,7 +67,6 @@ inline ChartOperator install_chart(const KubeLocal& server, const fs::path& dir)
     throw std::runtime_error(what + ": " + r.output);
   };
   ChartOperator op;
-  op.webhook_port = free_port();
   auto admin = server.client({1});
   if (!admin->create(bo::kube::resources::kNamespaces, "", {{"metadata", {{"name", "backup-operator-system"}}}}))
     throw std::runtime_error("create namespace backup-operator-system");
@@ -70,12 +84,7 @@ inline ChartOperator install_chart(const KubeLocal& server, const fs::path& dir)
   if (r.exit_code != 0) fail("helm template", r);
   r = server.kubectl("apply -f " + rendered);
   if (r.exit_code != 0) fail("kubectl apply of the chart", r);
-  // kube-local calls webhooks by URL: point the chart's Service reference at the operator's port.
-  r = server.kubectl("patch mutatingwebhookconfiguration bo-backup-operator --type json -p "
-                     "'[{\"op\":\"remove\",\"path\":\"/webhooks/0/clientConfig/service\"},"
-                     "{\"op\":\"add\",\"path\":\"/webhooks/0/clientConfig/url\",\"value\":\"https://127.0.0.1:" +
-                     std::to_string(op.webhook_port) + "/mutate-restorerequests\"}]'");
-  if (r.exit_code != 0) fail("point the webhook at the operator", r);
+  op.ca_bundle = bo::base64_encode(tls.ca.cert);
   op.kubeconfig = service_account_kubeconfig(server, "backup-operator-system", "bo-backup-operator",
                                              dir / "operator.kubeconfig");
   op.cert_dir = dir / "certs";

@@ -178,10 +178,11 @@ TEST(ChartRbac, EveryRequestIsAllowedAndEveryGrantIsUsed) {
                                                          {"allowedTargetNamespaces", {"app-drill"}}, {"checkImages", {"busybox"}}}},
                                        {"offsite", {{"secretRef", {{"name", "walg-storage"}}}, {"schedule", "30 * * * *"}}},
                                        {"historyLimits", {{"successful", 1}, {"failed", 1}}}}}}));
-  const int metrics_port = testing_support::free_port();
-  Child op(chart.args({"--time-scale", "1800", "--metrics-secure", "--metrics-bind-address",
-                       "127.0.0.1:" + std::to_string(metrics_port)}),
+  Child op(chart.args({"--time-scale", "1800", "--metrics-secure", "--metrics-bind-address", "127.0.0.1:0"}),
            dir / "operator.log");
+  const int metrics_port = testing_support::listening_port(op, "metrics");
+  ASSERT_GT(metrics_port, 0) << op.log();
+  ASSERT_TRUE(chart.serve_webhook(server, op)) << op.log();
   auto used = [&](const std::string& k) { return read_audit(audit, chart.username).used.count(k) > 0; };
   auto wait_used = [&](const std::string& k) {
     return eventually([&] { return used(k); }, std::chrono::seconds(60));

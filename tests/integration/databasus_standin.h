@@ -31,6 +31,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -38,6 +39,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/listener_port.h"
 #include "harness.h"
 
 namespace testing_support {
@@ -48,11 +50,17 @@ class DatabasusStandin {
   static constexpr const char* kEmail = "admin@example.org";
   static constexpr const char* kPassword = "CANARY-admin-pw-5";
 
-  DatabasusStandin() : port_(free_port()), listener_(api()) {
-    listener_.support([this](web::http::http_request req) { handle(req); });
-    listener_.open().wait();
+  DatabasusStandin() {
+    auto bound = bo::open_listener("127.0.0.1:0", [this](const std::string& host_port) {
+      auto l = std::make_unique<web::http::experimental::listener::http_listener>("http://" + host_port + "/api/v1");
+      l->support([this](web::http::http_request req) { handle(req); });
+      return l;
+    });
+    if (!bound) throw std::runtime_error("DatabasusStandin: " + bound.error());
+    listener_ = std::move(bound->listener);
+    port_ = bound->port;
   }
-  ~DatabasusStandin() { listener_.close().wait(); }
+  ~DatabasusStandin() { listener_->close().wait(); }
   [[nodiscard]] std::string api() const { return "http://127.0.0.1:" + std::to_string(port_) + "/api/v1"; }
   std::vector<std::pair<std::string, json>> calls() {
     std::lock_guard lock(mu_);
@@ -125,8 +133,8 @@ class DatabasusStandin {
     reply(404, {{"error", "no route"}});
   }
 
-  int port_;
-  web::http::experimental::listener::http_listener listener_;
+  int port_ = 0;
+  std::unique_ptr<web::http::experimental::listener::http_listener> listener_;
   std::mutex mu_;
   std::vector<std::pair<std::string, json>> calls_;
   json workspaces_ = json::array();

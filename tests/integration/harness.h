@@ -7,13 +7,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -183,20 +186,43 @@ class KubeLocal {
   int port_ = 0;
 };
 
-// A loopback port free at the time of asking (tests run in parallel: no fixed ports).
-inline int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+// Tests run in parallel (ctest -j), so no server here gets a port picked for
+// it in advance: servers bind port 0 and the test reads the port they got back
+// (listening_port, port_after), and PostgreSQL, which cannot, retries on
+// another port (support/postgres.h). The one exception is below.
+//
+// A loopback port for a server that must be told its port before it starts,
+// cannot be asked afterwards, and comes back on the same port: a Pod's command
+// line and its tcpSocket probe, fixed in its manifest and reused when a
+// StatefulSet scales back. It is free when asked and lies below the kernel's
+// ephemeral range (ip_local_port_range), the only range from which the kernel
+// hands out ports (to binds on port 0 and to outgoing connections): so nothing
+// here that binds port 0 can take it in between. Drawn at random (the draw is
+// logged) among the 8192 ports below that range, so that two test processes
+// rarely draw the same one.
+inline int port_below_ephemeral_range() {
+  int low = 32768;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> low;
+  const int first = std::max(1024, low - 8192);
+  if (first >= low) throw std::runtime_error("no ports below the ephemeral range " + std::to_string(low));
+  const unsigned seed = std::random_device{}();
+  std::mt19937 gen(seed);
+  std::uniform_int_distribution<int> draw(first, low - 1);
+  for (int i = 0; i < 64; ++i) {
+    const int port = draw(gen);
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     close(fd);
-    throw std::runtime_error("free_port: bind failed");
+    if (free) {
+      std::fprintf(stderr, "port_below_ephemeral_range: %d (seed %u, draw %d)\n", port, seed, i);
+      return port;
+    }
   }
-  close(fd);
-  return ntohs(a.sin_port);
+  throw std::runtime_error("port_below_ephemeral_range: no free port in 64 draws (seed " + std::to_string(seed) + ")");
 }
 
 // A child process (the operator binary) with stdout and stderr in a log file;
@@ -242,6 +268,45 @@ class Child {
   pid_t pid_ = -1;
 };
 
+// The port the operator's `listener` ("webhook", "metrics", "health-probe")
+// bound, from its log line {"msg":"listening","listener":...,"address":"host:port"}
+// (it is started on port 0); 0 when no such line came within `deadline`.
+[[nodiscard]] inline int listening_port(const Child& op, const std::string& listener,
+                                        std::chrono::milliseconds deadline = std::chrono::seconds(30)) {
+  int port = 0;
+  eventually([&] {
+    std::istringstream lines(op.log());
+    for (std::string line; std::getline(lines, line);) {
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_object() || j.value("msg", "") != "listening" || j.value("listener", "") != listener) continue;
+      const std::string address = j.value("address", "");
+      port = std::atoi(address.substr(address.rfind(':') + 1).c_str());
+      return port > 0;
+    }
+    return false;
+  }, deadline);
+  return port;
+}
+
+// The number right after `marker` in a child's output (a third-party server
+// started on port 0 that prints the port it got, e.g. s3rver's "S3rver
+// listening on 127.0.0.1:"); 0 when it was not printed within `deadline`.
+[[nodiscard]] inline int port_after(const Child& child, const std::string& marker,
+                                    std::chrono::milliseconds deadline = std::chrono::seconds(30)) {
+  int port = 0;
+  eventually([&] {
+    const std::string log = child.log();
+    const auto at = log.find(marker);
+    if (at == std::string::npos) return false;
+    const auto digits = log.substr(at + marker.size());
+    const auto end = digits.find_first_not_of("0123456789");
+    if (end == 0 || end == std::string::npos) return false;  // not printed whole yet
+    port = std::stoi(digits.substr(0, end));
+    return port > 0;
+  }, deadline);
+  return port;
+}
+
 inline std::string write_file(const fs::path& p, const std::string& content) {
   std::ofstream out(p);
   out << content;
@@ -249,9 +314,10 @@ inline std::string write_file(const fs::path& p, const std::string& content) {
 }
 
 #ifdef S3RVER_BIN
-// s3rver (the npm S3 server) over TLS on a free loopback port, its data in
-// <dir>/s3 and one bucket; clients trust <dir>/ca.crt (world-readable, for
-// Jobs that run as another user). Waits (with a deadline) until it answers.
+// s3rver (the npm S3 server) over TLS on a loopback port (port 0: the port it
+// prints), its data in <dir>/s3 and one bucket; clients trust <dir>/ca.crt
+// (world-readable, for Jobs that run as another user). Waits (with a deadline)
+// until it answers.
 struct S3rverTls {
   std::unique_ptr<Child> process;
   int port = 0;
@@ -268,14 +334,15 @@ inline S3rverTls start_s3rver_tls(const fs::path& dir, const std::string& bucket
   write_file(dir / "ca.crt", tls.ca.cert);
   fs::permissions(dir / "ca.crt", fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
   S3rverTls s3;
-  s3.port = free_port();
   s3.ca = dir / "ca.crt";
   fs::create_directories(dir / "s3");
   s3.process = std::make_unique<Child>(
-      std::vector<std::string>{bin, "-d", (dir / "s3").string(), "-a", "127.0.0.1", "-p", std::to_string(s3.port),
+      std::vector<std::string>{bin, "-d", (dir / "s3").string(), "-a", "127.0.0.1", "-p", "0",
                                "--key", (dir / "s3.key").string(), "--cert", (dir / "s3.crt").string(),
                                "--configure-bucket", bucket},
       dir / "s3.log");
+  s3.port = port_after(*s3.process, "S3rver listening on 127.0.0.1:");
+  if (s3.port == 0) throw std::runtime_error("s3rver did not say where it listens: " + s3.process->log());
   if (!eventually([&] { return run("curl -s -o /dev/null --cacert " + s3.ca.string() + " " + s3.endpoint() + "/").exit_code == 0; }))
     throw std::runtime_error("s3rver did not answer: " + s3.process->log());
   return s3;

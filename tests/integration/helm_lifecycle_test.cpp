@@ -72,7 +72,7 @@ class HelmLifecycle : public ::testing::Test {
                       {"verification", {{"targetNamespace", "app-verify"}}}}}};
   }
   // The operator as the installed Deployment runs it: its arguments, with the
-  // listeners on loopback ports (metrics_port_ keeps the metrics one), the
+  // listeners on loopback ports the operator picks (listening_port reads them back), the
   // certificate directories the Deployment mounts replaced by `mounted` (what
   // the kubelet would put there), and a token of the chart's service account.
   // Without `secure_metrics`, plain HTTP metrics.
@@ -80,11 +80,8 @@ class HelmLifecycle : public ::testing::Test {
     std::vector<std::string> cmd = {OPERATOR_BIN};
     for (const auto& a : args()) {
       const std::string flag = a.substr(0, a.find('='));
-      if (flag == "--metrics-bind-address") {
-        metrics_port_ = testing_support::free_port();
-        cmd.push_back(flag + "=127.0.0.1:" + std::to_string(metrics_port_));
-      } else if (flag == "--health-probe-bind-address" || flag == "--webhook-bind-address") {
-        cmd.push_back(flag + "=127.0.0.1:" + std::to_string(testing_support::free_port()));
+      if (flag == "--metrics-bind-address" || flag == "--health-probe-bind-address" || flag == "--webhook-bind-address") {
+        cmd.push_back(flag + "=127.0.0.1:0");
       } else if (flag == "--webhook-cert-dir" || flag == "--metrics-cert-dir") {
         if (flag == "--webhook-cert-dir" || secure_metrics) cmd.push_back(flag + "=" + mounted.string());
       } else if (flag == "--metrics-secure") {
@@ -103,7 +100,6 @@ class HelmLifecycle : public ::testing::Test {
   }
   std::filesystem::path dir_;
   std::unique_ptr<KubeLocal> server_;
-  int metrics_port_ = 0;
   const std::string chart_ = std::string(SOURCE_DIR) + "/charts/backup-operator";
 };
 
@@ -259,6 +255,8 @@ TEST_F(HelmLifecycle, MetricsServeTheWebhookCertificateAndTheServiceMonitorsTlsC
     testing_support::write_file(mounted / key, bo::base64_decode(value.get<std::string>()).value_or(""));
 
   Child op(operator_command(mounted, true), dir_ / "operator.log");
+  const int metrics_port = testing_support::listening_port(op, "metrics");
+  ASSERT_GT(metrics_port, 0) << op.log();
   for (const char* c : {"-n bo-system create serviceaccount prometheus",
                         "create clusterrolebinding prometheus --clusterrole bo-backup-operator-metrics-reader "
                         "--serviceaccount bo-system:prometheus"})
@@ -266,7 +264,7 @@ TEST_F(HelmLifecycle, MetricsServeTheWebhookCertificateAndTheServiceMonitorsTlsC
   r = server_->kubectl("-n bo-system create token prometheus");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string token = r.output.substr(0, r.output.find_last_not_of("\n") + 1);
-  const std::string port = std::to_string(metrics_port_);
+  const std::string port = std::to_string(metrics_port);
   auto scrape = [&](const std::string& name, bool with_ca) {
     return testing_support::run("curl -sS -o " + (dir_ / "metrics.txt").string() + " -w '%{http_code}' " +
                                 (with_ca ? "--cacert " + ca_file.string() + " " : std::string()) + "--resolve " +

@@ -2,6 +2,8 @@
 // probes, metrics, leader election and clean shutdown.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "chart_operator.h"
 #include "harness.h"
 #include "common/encoding.h"
@@ -105,26 +107,44 @@ TEST_F(OperatorAgainstKubeLocal, UnreachableServerAndWrongCaFailInOneLine) {
   EXPECT_NE(r.output.find("TLS verification failed"), std::string::npos) << r.output;
 }
 
+// Every listener on port 0 (an http and two https ones in one process): each
+// logs the address it got, distinct ports, and answers there.
 TEST_F(OperatorAgainstKubeLocal, ServesProbesAndMetricsHoldsAndReleasesTheLease) {
-  const std::string log = (server_.dir() / "op.log").string();
-  const std::string cmd = kOp + " --kubeconfig " + server_.kubeconfig().string() +
-                          " --leader-elect --leader-elect-retry-period 200ms"
-                          " --health-probe-bind-address 127.0.0.1:18391 --metrics-bind-address 127.0.0.1:18390"
-                          " --webhook-bind-address 0 > " +
-                          log + " 2>&1 & echo $!";
-  const int pid = std::stoi(run("sh -c '" + cmd + "'").output);
-  ASSERT_TRUE(eventually([&] { return run("curl -sf http://127.0.0.1:18391/readyz").output == "ok"; }));
-  EXPECT_EQ(run("curl -sf http://127.0.0.1:18391/healthz").output, "ok");
+  const auto certs = server_.dir() / "webhook-certs";
+  std::filesystem::create_directories(certs);
+  const auto tls = bo::generate_tls("backup-operator-webhook", "127.0.0.1");
+  testing_support::write_file(certs / "tls.crt", tls.server.cert + tls.ca.cert);
+  testing_support::write_file(certs / "tls.key", tls.server.key);
+  testing_support::Child op({kOp, "--kubeconfig", server_.kubeconfig().string(), "--leader-elect",
+                             "--leader-elect-retry-period", "200ms", "--health-probe-bind-address", "127.0.0.1:0",
+                             "--metrics-bind-address", "127.0.0.1:0", "--webhook-bind-address", "127.0.0.1:0",
+                             "--webhook-cert-dir", certs.string(), "--webhook-configuration="},
+                            server_.dir() / "op.log");
+  const pid_t pid = op.pid();
+  const int probes = testing_support::listening_port(op, "health-probe");
+  const int metrics = testing_support::listening_port(op, "metrics");
+  const int webhook = testing_support::listening_port(op, "webhook");
+  ASSERT_GT(probes, 0) << op.log();
+  ASSERT_GT(metrics, 0) << op.log();
+  ASSERT_GT(webhook, 0) << op.log();
+  EXPECT_EQ(std::set<int>({probes, metrics, webhook}).size(), 3u);
+  const std::string probe_url = "http://127.0.0.1:" + std::to_string(probes);
+  ASSERT_TRUE(eventually([&] { return run("curl -sf " + probe_url + "/readyz").output == "ok"; }));
+  EXPECT_EQ(run("curl -sf " + probe_url + "/healthz").output, "ok");
   ASSERT_TRUE(eventually([&] {
-    return run("curl -sf http://127.0.0.1:18390/metrics").output.find("backup_operator_leader 1") != std::string::npos;
+    return run("curl -sf http://127.0.0.1:" + std::to_string(metrics) + "/metrics").output.find("backup_operator_leader 1") !=
+           std::string::npos;
   }));
+  // The webhook answers TLS there (a GET is not a review: 405 or 404, but an HTTP answer).
+  EXPECT_EQ(run("curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1:" + std::to_string(webhook) + "/mutate-restorerequests")
+                .output.substr(0, 1),
+            "4");
   auto holder = server_.kubectl("get lease backup-operator.backup.si.dev -o jsonpath={.spec.holderIdentity}");
   EXPECT_NE(holder.output.find("_" + std::to_string(pid)), std::string::npos) << holder.output;
-  kill(pid, SIGTERM);
-  ASSERT_TRUE(eventually([&] { return kill(pid, 0) != 0; }));
+  op.stop(SIGTERM);
   holder = server_.kubectl("get lease backup-operator.backup.si.dev -o jsonpath={.spec.holderIdentity}");
   EXPECT_EQ(holder.output, "");  // released on shutdown: a successor need not wait out the lease
-  const auto lines = run("cat " + log).output;
+  const auto lines = op.log();
   EXPECT_NE(lines.find("\"msg\":\"became leader\""), std::string::npos) << lines;
 }
 
@@ -185,11 +205,12 @@ spec:
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // The operator as the chart installs it, under the chart's RBAC.
   const auto chart = testing_support::install_chart(server, server.dir());
-  const int port = testing_support::free_port();
   const std::string log = (server.dir() / "op.log").string();
-  testing_support::Child op(
-      chart.args({"--log-level", "debug", "--time-scale", "100", "--metrics-bind-address", "127.0.0.1:" + std::to_string(port)}),
-      log);
+  testing_support::Child op(chart.args({"--log-level", "debug", "--time-scale", "100", "--metrics-bind-address", "127.0.0.1:0"}),
+                            log);
+  const int port = testing_support::listening_port(op, "metrics");
+  ASSERT_GT(port, 0) << op.log();
+  ASSERT_TRUE(chart.serve_webhook(server, op)) << op.log();
   ASSERT_TRUE(eventually([&] {
     return server.kubectl("get jobs -n hygiene -o name").output.find("job.batch/db-delta-") != std::string::npos;
   }, std::chrono::seconds(30)));

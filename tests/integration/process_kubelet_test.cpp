@@ -428,7 +428,8 @@ KubeLocal* ProcessKubeletPostgres::server_ = nullptr;
 std::filesystem::path* ProcessKubeletPostgres::volumes_ = nullptr;
 
 TEST_F(ProcessKubeletPostgres, AStatefulSetScaledToZeroStopsPostgresCleanlyAndScaledBackKeepsItsData) {
-  const int port = testing_support::free_port();
+  // The manifest names the port, and the Pod comes back on it after the scale to zero.
+  const int port = testing_support::port_below_ephemeral_range();
   const auto f = write_file(server_->dir() / "db.yaml", R"(apiVersion: apps/v1
 kind: StatefulSet
 metadata: {name: db}

@@ -181,15 +181,18 @@ class RealBackups : public ::testing::Test {
     server_ = new KubeLocal(args);
     const auto chart = testing_support::install_crds_and_chart(*server_, *dir_);
     // One scaled hour every 6 s: the hourly backup falls due every 6 s.
-    metrics_port_ = testing_support::free_port();
-    operator_args_ = new std::vector<std::string>(chart.args({"--time-scale", "600", "--metrics-bind-address",
-                                                               "127.0.0.1:" + std::to_string(metrics_port_)}));
+    operator_args_ = new std::vector<std::string>(chart.args({"--time-scale", "600", "--metrics-bind-address", "127.0.0.1:0"}));
     operator_ = new Child(*operator_args_, *dir_ / "operator.log");
     ASSERT_TRUE(testing_support::controller_started(*operator_, "backuppolicy")) << operator_->log();
+    metrics_port_ = testing_support::listening_port(*operator_, "metrics");
+    ASSERT_GT(metrics_port_, 0) << operator_->log();
+    chart_ = new testing_support::ChartOperator(chart);
+    ASSERT_TRUE(chart_->serve_webhook(*server_, *operator_)) << operator_->log();
   }
   static void TearDownTestSuite() {
     delete operator_;
     delete operator_args_;
+    delete chart_;
     delete server_;
     delete s3_;
     fs::remove_all(*dir_);
@@ -376,6 +379,7 @@ class RealBackups : public ::testing::Test {
   static KubeLocal* server_;
   static Child* operator_;
   static std::vector<std::string>* operator_args_;
+  static testing_support::ChartOperator* chart_;
 };
 
 fs::path* RealBackups::dir_ = nullptr;
@@ -385,6 +389,7 @@ testing_support::S3rverTls* RealBackups::s3_ = nullptr;
 KubeLocal* RealBackups::server_ = nullptr;
 Child* RealBackups::operator_ = nullptr;
 std::vector<std::string>* RealBackups::operator_args_ = nullptr;
+testing_support::ChartOperator* RealBackups::chart_ = nullptr;
 
 }  // namespace
 
@@ -1005,6 +1010,8 @@ TEST_F(RealBackups, InPlaceRestoreAfterDropTableBringsTheTableBackAndTheWorkload
             operator_->stop(SIGKILL);
             delete operator_;
             operator_ = new Child(*operator_args_, *dir_ / "operator-after-kill.log");
+            metrics_port_ = testing_support::listening_port(*operator_, "metrics");
+            EXPECT_TRUE(chart_->serve_webhook(*server_, *operator_)) << operator_->log();
             killed = true;
           }
         }

@@ -70,7 +70,6 @@ class RestoreRequestIT : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::filesystem::path(testing_support::make_temp_dir("rr"));
-    metrics_port_ = testing_support::free_port();
     server_ = new KubeLocal({"--authorize", "--tokens", tokens_file(*dir_), "--pod-rules", rules_file(*dir_)});
     auto admin = server_->client();
     // The operator exactly as the chart installs it (chart_operator.h): a
@@ -80,10 +79,13 @@ class RestoreRequestIT : public ::testing::Test {
     ASSERT_TRUE(admin->create(crb, "", {{"metadata", {{"name", "alice"}}},
                                         {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "ClusterRole"}, {"name", "cluster-admin"}}},
                                         {"subjects", {{{"kind", "User"}, {"name", "alice"}}}}}));
-    operator_ = new Child(chart.args({"--metrics-bind-address", "127.0.0.1:" + std::to_string(metrics_port_), "--log-level", "debug"}),
+    operator_ = new Child(chart.args({"--metrics-bind-address", "127.0.0.1:0", "--log-level", "debug"}),
                           *dir_ / "operator.log");
     // Ready when the controllers run (after winning the lease).
     ASSERT_TRUE(testing_support::controller_started(*operator_, "restorerequest")) << operator_->log();
+    metrics_port_ = testing_support::listening_port(*operator_, "metrics");
+    ASSERT_GT(metrics_port_, 0) << operator_->log();
+    ASSERT_TRUE(chart.serve_webhook(*server_, *operator_)) << operator_->log();
 
     for (const char* ns : {"shop", "shop-drill", "shop-wait", "shop-verify"})
       ASSERT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", ns}}}}));

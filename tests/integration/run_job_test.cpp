@@ -22,6 +22,7 @@
 
 #include "api/job_result.h"
 #include "common/encoding.h"
+#include "common/listener_port.h"
 #include "common/timefmt.h"
 #include "databasus_standin.h"
 #include "harness.h"

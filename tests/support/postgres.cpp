@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -19,6 +20,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// A loopback port free at the time of asking. Kept for PostgreSQL alone, which
+// cannot be given port 0 (`port` is 1..65535): whoever starts a server on it
+// must retry when another process took it first (Postgres::start does).
 int pick_free_port() {
   const int s = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -112,9 +116,8 @@ Postgres Postgres::init(const fs::path& data_dir, const PostgresOptions& options
     ss << in.rdbuf();
     throw std::runtime_error("initdb failed (" + std::to_string(rc) + "):\n" + ss.str());
   }
-  Postgres pg(data_dir, pick_free_port(), options.password);
-  pg.launch(options);
-  pg.wait_ready(options.start_deadline);
+  Postgres pg(data_dir, 0, options.password);
+  pg.start(options);
   return pg;
 }
 
@@ -122,9 +125,8 @@ Postgres Postgres::start_existing(const fs::path& data_dir, const PostgresOption
                                   std::chrono::seconds recovery_deadline) {
   fs::permissions(data_dir, fs::perms::owner_all, fs::perm_options::replace);
   hand_to_server_user(data_dir);
-  Postgres pg(data_dir, pick_free_port(), options.password);
-  pg.launch(options);
-  pg.wait_ready(options.start_deadline);
+  Postgres pg(data_dir, 0, options.password);
+  pg.start(options);
   const auto end = std::chrono::steady_clock::now() + recovery_deadline;
   for (;;) {
     try {
@@ -145,6 +147,26 @@ Postgres::Postgres(Postgres&& o) noexcept
 
 Postgres::~Postgres() { stop(); }
 
+// A port is named before the server starts, so another process may bind it
+// first: the postmaster then logs "could not bind ...: Address already in use"
+// and "could not create any TCP/IP sockets" and exits. It is started again on
+// another port, a bounded number of times, each retry said on stderr. Readiness
+// is read from the server's own postmaster.pid, never from whoever answers on
+// the port (which, after a lost race, is someone else).
+void Postgres::start(const PostgresOptions& options) {
+  for (int attempt = 1;; ++attempt) {
+    port_ = attempt == 1 && options.first_port > 0 ? options.first_port : pick_free_port();
+    std::error_code ec;
+    const auto offset = fs::file_size(log_path(data_dir_), ec);
+    launch(options);
+    if (wait_ready(options.start_deadline, ec ? 0 : offset)) return;
+    if (attempt >= kStartAttempts)
+      throw std::runtime_error("postgres found its port taken " + std::to_string(attempt) + " times:\n" + log());
+    std::fprintf(stderr, "postgres: port %d was taken before the server bound it (attempt %d of %d); starting on another\n",
+                 port_, attempt, kStartAttempts);
+  }
+}
+
 void Postgres::launch(const PostgresOptions& options) {
   std::map<std::string, std::string> s = {
       {"port", std::to_string(port_)}, {"listen_addresses", "127.0.0.1"}, {"unix_socket_directories", ""},
@@ -163,14 +185,31 @@ void Postgres::launch(const PostgresOptions& options) {
   pid_ = spawn(as_server_user(argv), log_path(data_dir_));
 }
 
-void Postgres::wait_ready(std::chrono::seconds deadline) {
+bool Postgres::wait_ready(std::chrono::seconds deadline, std::uintmax_t log_offset) {
   const auto end = std::chrono::steady_clock::now() + deadline;
   const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=postgres connect_timeout=2";
+  // postmaster.pid: line 1 the postmaster's pid, line 8 its state, "ready" (or "standby" in a
+  // hot standby) once it accepts connections (PostgreSQL's miscadmin.h, LOCK_FILE_LINE_PM_STATUS).
+  const auto own_server_ready = [&] {
+    std::ifstream in(data_dir_ / "postmaster.pid");
+    std::vector<std::string> lines;
+    for (std::string line; lines.size() < 8 && std::getline(in, line);) lines.push_back(line);
+    if (lines.size() < 8 || lines[0] != std::to_string(pid_)) return false;
+    const std::string state = lines[7].substr(0, lines[7].find_last_not_of(' ') + 1);
+    return state == "ready" || state == "standby";
+  };
   for (;;) {
-    if (PQping(conninfo.c_str()) == PQPING_OK) return;
+    if (own_server_ready() && PQping(conninfo.c_str()) == PQPING_OK) return true;
     int st = 0;
     if (::waitpid(pid_, &st, WNOHANG) == pid_) {
       pid_ = -1;
+      std::ifstream in(log_path(data_dir_));
+      in.seekg(static_cast<std::streamoff>(log_offset));
+      std::stringstream ss;
+      ss << in.rdbuf();
+      if (ss.str().find("could not create any TCP/IP sockets") != std::string::npos &&
+          ss.str().find("Address already in use") != std::string::npos)
+        return false;
       throw std::runtime_error("postgres exited while starting:\n" + log());
     }
     if (std::chrono::steady_clock::now() > end) throw std::runtime_error("postgres did not start in time:\n" + log());

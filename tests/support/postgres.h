@@ -1,5 +1,6 @@
 // Test harness: Debian's PostgreSQL 15 (/usr/lib/postgresql/15/bin) on a free
-// loopback port, either freshly initdb'd with WAL archiving on, or started on
+// loopback port (started again on another when another process took it first;
+// see Postgres::start), either freshly initdb'd with WAL archiving on, or started on
 // an existing (restored) data directory, waiting until its recovery has ended
 // and it accepts writes. PostgreSQL refuses to run as root: under root (CI)
 // the server, initdb and everything archive_command runs are `nobody:nogroup`
@@ -9,6 +10,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -29,11 +31,16 @@ struct PostgresOptions {
   // The superuser's (postgres) password: TCP connections then need it
   // (scram-sha-256, as a real server's pg_hba would ask); empty: trust.
   std::string password;
+  // The port to try first (0: one the kernel names free). A test that holds
+  // this port proves the server starts on another all the same.
+  int first_port = 0;
 };
 
 class Postgres {
  public:
   static constexpr const char* kBinDir = "/usr/lib/postgresql/15/bin";
+  // Starts on a port another process took in the meantime are retried on another port this often.
+  static constexpr int kStartAttempts = 5;
 
   // initdb into `data_dir` (created; must be missing or empty), configure archiving, start.
   static Postgres init(const std::filesystem::path& data_dir, const PostgresOptions& options = {});
@@ -71,8 +78,11 @@ class Postgres {
  private:
   Postgres(std::filesystem::path data_dir, int port, std::string password)
       : data_dir_(std::move(data_dir)), port_(port), password_(std::move(password)) {}
+  void start(const PostgresOptions& options);
   void launch(const PostgresOptions& options);
-  void wait_ready(std::chrono::seconds deadline);
+  // Until this server (its own postmaster.pid says so) accepts connections: true; false
+  // when it exited because its port was taken; throws on any other failure or at `deadline`.
+  [[nodiscard]] bool wait_ready(std::chrono::seconds deadline, std::uintmax_t log_offset);
 
   std::filesystem::path data_dir_;
   int port_ = 0;
