@@ -12,6 +12,7 @@
 #include <prometheus/registry.h>
 
 #include "common/certs.h"
+#include "common/serving_cert.h"
 #include "kube/client.h"
 
 namespace bo::metrics {
@@ -29,6 +30,9 @@ class SecureServer {
   SecureServer(const SecureServer&) = delete;
   SecureServer& operator=(const SecureServer&) = delete;
   [[nodiscard]] std::expected<void, std::string> start(const std::string& bind, const Pem& serving);
+  // Serves whatever `serving` holds at each new connection's handshake (a CertWatcher's, say).
+  [[nodiscard]] std::expected<void, std::string> start(const std::string& bind,
+                                                       std::shared_ptr<const ServingCertificate> serving);
   void stop();
 
  private:
