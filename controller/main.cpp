@@ -8,6 +8,8 @@
 #include <prometheus/exposer.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -29,6 +31,7 @@
 #include "kube/leader.h"
 #include "reconcile/backup_policy_controller.h"
 #include "reconcile/restore_controller.h"
+#include "common/serving_cert.h"
 #include "metrics/secure_server.h"
 #include "webhook/server.h"
 #include "metrics/metrics.h"
@@ -66,12 +69,6 @@ struct Flags {
   bool metrics_secure = false;
   std::string metrics_cert_dir;
 };
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 // ":8081" -> "0.0.0.0:8081"; "0" disables.
 std::optional<std::string> bind_address(const std::string& flag) {
@@ -275,8 +272,16 @@ int main(int argc, char** argv) {
   auto transport = bo::kube::make_cpprest_transport(*cfg);
   if (!transport) die(transport.error().message);
   bo::metrics::Metrics metrics;
+  // Three clients, each with its own limiter: `client` for start-up and what
+  // every replica does (the webhook's certificate, metrics reviews);
+  // `work_client` for the controllers, whose writes leader election fences;
+  // the elector's own (below), so renewals never queue behind reconciles.
   bo::kube::Client client(std::move(*transport), f.qps, f.burst);
   client.set_observer([&](const std::string& verb, int code) { metrics.kube_request(verb, code); });
+  auto work_transport = bo::kube::make_cpprest_transport(*cfg);
+  if (!work_transport) die(work_transport.error().message);
+  bo::kube::Client work_client(std::move(*work_transport), f.qps, f.burst);
+  work_client.set_observer([&](const std::string& verb, int code) { metrics.kube_request(verb, code); });
 
   // Fail fast, in one line, when the API server cannot be reached or trusted.
   auto version = client.request("GET", "/version");
@@ -306,18 +311,22 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<prometheus::Exposer> exposer;
   std::unique_ptr<bo::metrics::SecureServer> secure_metrics;
+  std::unique_ptr<bo::CertWatcher> metrics_certs, webhook_certs;  // reload rotated files (cert-manager)
   if (auto addr = bind_address(f.metrics_bind); addr && f.metrics_secure) {
-    bo::Pem pem;
+    std::shared_ptr<const bo::ServingCertificate> serving;
     if (!f.metrics_cert_dir.empty()) {
-      pem = {slurp(f.metrics_cert_dir + "/tls.crt"), slurp(f.metrics_cert_dir + "/tls.key")};
-      if (pem.cert.empty() || pem.key.empty())
-        die("--metrics-cert-dir " + f.metrics_cert_dir + ": tls.crt and tls.key must be readable");
+      auto watcher = bo::CertWatcher::start(f.metrics_cert_dir);
+      if (!watcher) die("--metrics-cert-dir " + f.metrics_cert_dir + ": " + watcher.error());
+      metrics_certs = std::move(*watcher);
+      serving = metrics_certs->certificate();
     } else {
       const auto tls = bo::generate_tls("backup-operator-metrics", "127.0.0.1,localhost");
-      pem = {tls.server.cert + tls.ca.cert, tls.server.key};
+      auto made = bo::ServingCertificate::make({tls.server.cert + tls.ca.cert, tls.server.key});
+      if (!made) die("metrics certificate: " + made.error());
+      serving = std::move(*made);
     }
     secure_metrics = std::make_unique<bo::metrics::SecureServer>(metrics.registry(), bo::metrics::kube_authorizer(client));
-    if (auto started = secure_metrics->start(*addr, pem); !started)
+    if (auto started = secure_metrics->start(*addr, serving); !started)
       die("--metrics-bind-address " + f.metrics_bind + ": " + started.error());
     log_listening("metrics", *addr, secure_metrics->port(), true);
   } else if (addr) {
@@ -347,21 +356,26 @@ int main(int argc, char** argv) {
   }
   // The identity webhook runs on every replica: admission must not wait for a leader.
   bo::webhook::Server webhook;
+  std::jthread webhook_renewal;  // generate mode: re-checks the Secret, re-issuing the leaf before it expires
   if (auto addr = bind_address(f.webhook_bind)) {
-    bo::Pem serving;
+    std::shared_ptr<bo::ServingCertificate> serving;
     if (!f.webhook_cert_dir.empty()) {
-      serving = {slurp(f.webhook_cert_dir + "/tls.crt"), slurp(f.webhook_cert_dir + "/tls.key")};
-      if (serving.cert.empty() || serving.key.empty())
-        die("--webhook-cert-dir " + f.webhook_cert_dir + ": tls.crt and tls.key must be readable");
+      auto watcher = bo::CertWatcher::start(f.webhook_cert_dir);
+      if (!watcher) die("--webhook-cert-dir " + f.webhook_cert_dir + ": " + watcher.error());
+      webhook_certs = std::move(*watcher);
+      serving = webhook_certs->certificate();
     } else {
       if (f.webhook_hosts.empty())
         f.webhook_hosts = {"backup-operator-webhook." + f.operator_namespace + ".svc",
                            "backup-operator-webhook." + f.operator_namespace + ".svc.cluster.local"};
+      const bo::webhook::CertOptions cert_opts{f.operator_namespace, f.webhook_secret, f.webhook_hosts,
+                                               f.webhook_configuration};
       bo::RealClock wall;
-      auto cert = bo::webhook::ensure_certificate(
-          client, {f.operator_namespace, f.webhook_secret, f.webhook_hosts, f.webhook_configuration}, wall);
+      auto cert = bo::webhook::ensure_certificate(client, cert_opts, wall);
       if (!cert) die("webhook certificate: " + cert.error());
-      serving = cert->serving;
+      auto made = bo::ServingCertificate::make(cert->serving);
+      if (!made) die("webhook certificate: " + made.error());
+      serving = std::move(*made);
       if (!f.webhook_configuration.empty()) {
         auto patched = bo::webhook::patch_ca_bundle(client, f.webhook_configuration, cert->ca_cert);
         if (!patched) die("webhook caBundle: " + patched.error());
@@ -369,6 +383,30 @@ int main(int argc, char** argv) {
           bo::log::warn("MutatingWebhookConfiguration not found; RestoreRequests will lack the requested-by identity",
                         {{"configuration", f.webhook_configuration}});
       }
+      // Every replica, hourly: whichever replica re-issues the leaf first
+      // stores it; the others serve it from their next look. The CA (and so
+      // the caBundle) stays, so a replica a look behind is still trusted.
+      webhook_renewal = std::jthread([&client, serving, cert_opts](std::stop_token st) {
+        bo::RealClock wall;
+        std::mutex m;
+        std::condition_variable_any cv;
+        while (true) {
+          {
+            std::unique_lock lock(m);
+            if (cv.wait_for(lock, st, std::chrono::hours(1), [] { return false; }) || st.stop_requested()) return;
+          }
+          auto cert = bo::webhook::ensure_certificate(client, cert_opts, wall);
+          if (!cert) {
+            bo::log::warn("webhook certificate: renewal check failed; serving the current one", {{"error", cert.error()}});
+            continue;
+          }
+          if (auto taken = serving->replace(cert->serving); taken && *taken)
+            bo::log::info("webhook serving certificate replaced", {{"serial", bo::certificate_serial(cert->serving.cert)}});
+          if (!cert_opts.mutating_configuration.empty())
+            if (auto patched = bo::webhook::patch_ca_bundle(client, cert_opts.mutating_configuration, cert->ca_cert); !patched)
+              bo::log::warn("webhook caBundle: update failed", {{"error", patched.error()}});
+        }
+      });
     }
     if (auto started = webhook.start(*addr, serving); !started)
       die("--webhook-bind-address " + f.webhook_bind + ": " + started.error());
@@ -399,19 +437,48 @@ int main(int argc, char** argv) {
   else clock_owner = std::make_unique<bo::RealClock>();
   const bo::Clock& clock = *clock_owner;
   bo::RealClock real_clock;  // leader election always runs on real time
-  bo::kube::EventRecorder recorder(client, clock, {"backup-operator", identity()});
+  // The elector exists before anything writes through work_client, so the gate is in place from the first write.
+  std::unique_ptr<bo::kube::LeaderElector> elector;
+  const std::string lease_ns = f.leader_namespace.empty() ? cfg->default_namespace : f.leader_namespace;
+  if (f.leader_elect) {
+    // The elector's own client, as controller-runtime gives leader election
+    // its own rest config: its own limiter, each request bounded by the renew
+    // deadline, and no retries inside an attempt (the renew loop retries
+    // every retry period until the deadline).
+    bo::kube::RestConfig lease_cfg = *cfg;
+    lease_cfg.request_timeout = *renew_deadline;
+    lease_cfg.connect_timeout = std::min(lease_cfg.connect_timeout, *renew_deadline);
+    auto lease_transport = bo::kube::make_cpprest_transport(lease_cfg);
+    if (!lease_transport) die(lease_transport.error().message);
+    auto lease_client = std::make_unique<bo::kube::Client>(std::move(*lease_transport), f.qps, f.burst,
+                                                           bo::kube::RetryPolicy{1, {}, {}});
+    lease_client->set_observer([&](const std::string& verb, int code) { metrics.kube_request(verb, code); });
+    elector = std::make_unique<bo::kube::LeaderElector>(
+        std::move(lease_client),
+        bo::kube::LeaderElectionConfig{lease_ns, f.leader_id, identity(), *lease_duration, *renew_deadline,
+                                       *retry_period, true},
+        real_clock);
+    work_client.set_write_gate(elector->write_gate());
+  }
+  bo::kube::EventRecorder recorder(work_client, clock, {"backup-operator", identity()});
   std::unique_ptr<bo::reconcile::Caches> caches;
   std::unique_ptr<bo::reconcile::BackupPolicyController> policies;
   std::unique_ptr<bo::reconcile::RestoreController> restores;
+  // Start and stop come from two threads (the elector's, and this one on a
+  // signal): one at a time, and never a start after a stop.
+  std::mutex controllers_mu;
+  bool controllers_stopped = false;
   auto start_controllers = [&] {
-    caches = std::make_unique<bo::reconcile::Caches>(client, f.watch_namespace);
+    std::lock_guard lock(controllers_mu);
+    if (controllers_stopped) return;
+    caches = std::make_unique<bo::reconcile::Caches>(work_client, f.watch_namespace);
     bo::reconcile::BackupPolicyControllerOptions policy_opts{f.watch_namespace, f.max_concurrent_reconciles, f.job_image,
                                                              std::chrono::seconds(f.archive_probe_interval), {}};
     policy_opts.operator_namespace = f.operator_namespace;
-    policies = std::make_unique<bo::reconcile::BackupPolicyController>(client, *caches, clock, recorder, metrics,
+    policies = std::make_unique<bo::reconcile::BackupPolicyController>(work_client, *caches, clock, recorder, metrics,
                                                                        std::move(policy_opts));
     restores = std::make_unique<bo::reconcile::RestoreController>(
-        client, *caches, clock, recorder, metrics, bo::reconcile::RestoreControllerOptions{f.max_concurrent_reconciles, f.job_image, operator_username,
+        work_client, *caches, clock, recorder, metrics, bo::reconcile::RestoreControllerOptions{f.max_concurrent_reconciles, f.job_image, operator_username,
                                                                          f.operator_namespace});
     caches->start();
     policies->start();
@@ -419,39 +486,65 @@ int main(int argc, char** argv) {
     ready = true;
     bo::log::info("controllers started");
   };
-  if (f.leader_elect) {
-    const std::string lease_ns = f.leader_namespace.empty() ? cfg->default_namespace : f.leader_namespace;
-    bo::kube::LeaderElector elector(client, {lease_ns, f.leader_id, identity(), *lease_duration, *renew_deadline,
-                                             *retry_period, true},
-                                    real_clock);
+  // Workers joined, queued Events posted: nothing of the controllers writes after this returns.
+  auto stop_controllers = [&] {
+    std::lock_guard lock(controllers_mu);
+    if (controllers_stopped) return;
+    controllers_stopped = true;
+    if (policies) policies->stop();
+    if (restores) restores->stop();
+    if (caches) caches->stop();
+    recorder.flush();
+    bo::log::info("controllers stopped");
+  };
+  std::mutex wait_mu;
+  std::condition_variable_any wait_cv;
+  auto wait_for_stop = [&] {
+    std::unique_lock lock(wait_mu);
+    wait_cv.wait(lock, stop.get_token(), [] { return false; });
+  };
+  if (elector) {
     bo::log::info("waiting for leadership", {{"lease", lease_ns + "/" + f.leader_id}});
     ready = true;  // a standby replica is healthy and ready; it just does not reconcile
-    elector.run(
-        stop.get_token(),
-        [&] {
-          metrics.set_leader(true);
-          bo::log::info("became leader", {{"lease", lease_ns + "/" + f.leader_id}});
-          start_controllers();
-        },
-        [&] { metrics.set_leader(false); });
-    if (!stop.stop_requested()) {
+    std::atomic<bool> lost{false};
+    std::jthread election([&](std::stop_token st) {
+      elector->run(
+          st,
+          [&] {
+            metrics.set_leader(true);
+            bo::log::info("became leader", {{"lease", lease_ns + "/" + f.leader_id}});
+            start_controllers();
+          },
+          [&] {
+            // Lost: the fence has closed already; stop the workers before anything else.
+            // Shutting down: the controllers stopped before the elector was told to stop.
+            stop_controllers();
+            metrics.set_leader(false);
+          });
+      if (!st.stop_requested()) {
+        lost = true;
+        stop.request_stop();
+      }
+    });
+    wait_for_stop();
+    if (lost) {
       // As controller-runtime: a replica that lost its lease stops at once;
       // its successor reconciles from the cluster's state.
       bo::log::error("leader election lost");
       std::_Exit(1);
     }
+    // controller-runtime's order: stop the controllers while the lease is
+    // still renewed, then end the election, which releases the Lease last.
+    stop_controllers();
+    election.request_stop();
+    election.join();
   } else {
     start_controllers();
-    std::mutex m;
-    std::condition_variable_any cv;
-    std::unique_lock lock(m);
-    cv.wait(lock, stop.get_token(), [] { return false; });
+    wait_for_stop();
+    stop_controllers();
   }
-  if (policies) policies->stop();
-  if (restores) restores->stop();
+  webhook_renewal = {};
   webhook.stop();
-  if (caches) caches->stop();
-  recorder.flush();
   if (probes) probes->close().wait();
   bo::log::info("backup-operator stopped");
   std::_Exit(0);

@@ -2,6 +2,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -58,7 +59,8 @@ void add_ext(X509* cert, X509* issuer, int nid, const std::string& value) {
   X509_EXTENSION_free(ext);
 }
 
-X509Ptr new_cert(EVP_PKEY* key, const std::string& cn, int days) {
+X509Ptr new_cert(EVP_PKEY* key, const std::string& cn, int days,
+                 std::optional<std::chrono::system_clock::time_point> now = std::nullopt) {
   X509Ptr cert(X509_new());
   X509_set_version(cert.get(), 2);
   unsigned char serial[16];
@@ -67,8 +69,9 @@ X509Ptr new_cert(EVP_PKEY* key, const std::string& cn, int days) {
   BIGNUM* bn = BN_bin2bn(serial, sizeof serial, nullptr);
   BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get()));
   BN_free(bn);
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 60L * 60 * 24 * days);
+  time_t base = std::chrono::system_clock::to_time_t(now.value_or(std::chrono::system_clock::now()));
+  X509_time_adj_ex(X509_getm_notBefore(cert.get()), 0, -3600, &base);
+  X509_time_adj_ex(X509_getm_notAfter(cert.get()), days, 0, &base);
   X509_set_pubkey(cert.get(), key);
   X509_NAME* name = X509_get_subject_name(cert.get());
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
@@ -93,11 +96,12 @@ X509Ptr read_cert(const std::string& pem) {
 }  // namespace
 
 Pem issue_certificate(const Pem& ca, const std::string& common_name, const std::string& hosts_csv,
-                      int days, const std::vector<std::string>& organizations) {
+                      int days, const std::vector<std::string>& organizations,
+                      std::optional<std::chrono::system_clock::time_point> now) {
   PKeyPtr ca_key = read_key(ca.key);
   X509Ptr ca_cert = read_cert(ca.cert);
   PKeyPtr key = new_key();
-  X509Ptr cert = new_cert(key.get(), common_name, days);
+  X509Ptr cert = new_cert(key.get(), common_name, days, now);
   for (const auto& o : organizations)
     X509_NAME_add_entry_by_txt(X509_get_subject_name(cert.get()), "O", MBSTRING_ASC,
                                reinterpret_cast<const unsigned char*>(o.c_str()), -1, -1, 0);
@@ -124,18 +128,66 @@ Pem issue_certificate(const Pem& ca, const std::string& common_name, const std::
   return {to_pem(cert.get()), to_pem(key.get())};
 }
 
-TlsMaterial generate_tls(const std::string& common_name, const std::string& hosts_csv) {
+Pem generate_ca(const std::string& common_name, int days, std::optional<std::chrono::system_clock::time_point> now) {
   PKeyPtr ca_key = new_key();
-  X509Ptr ca = new_cert(ca_key.get(), common_name + "-ca", 3650);
+  X509Ptr ca = new_cert(ca_key.get(), common_name, days, now);
   X509_set_issuer_name(ca.get(), X509_get_subject_name(ca.get()));
   add_ext(ca.get(), ca.get(), NID_basic_constraints, "critical,CA:TRUE");
   add_ext(ca.get(), ca.get(), NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature");
   add_ext(ca.get(), ca.get(), NID_subject_key_identifier, "hash");
   check(X509_sign(ca.get(), ca_key.get(), EVP_sha256()) > 0, "X509_sign CA");
+  return {to_pem(ca.get()), to_pem(ca_key.get())};
+}
+
+TlsMaterial generate_tls(const std::string& common_name, const std::string& hosts_csv) {
   TlsMaterial m;
-  m.ca = {to_pem(ca.get()), to_pem(ca_key.get())};
+  m.ca = generate_ca(common_name + "-ca");
   m.server = issue_certificate(m.ca, common_name, hosts_csv);
   return m;
+}
+
+namespace {
+X509Ptr parse_cert(const std::string& pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  ERR_clear_error();
+  return cert;
+}
+}  // namespace
+
+std::expected<void, std::string> check_key_pair(const Pem& pair) {
+  X509Ptr cert = parse_cert(pair.cert);
+  if (!cert) return std::unexpected("the certificate does not parse as PEM");
+  BioPtr bio(BIO_new_mem_buf(pair.key.data(), static_cast<int>(pair.key.size())));
+  PKeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  ERR_clear_error();
+  if (!key) return std::unexpected("the private key does not parse as PEM");
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    ERR_clear_error();
+    return std::unexpected("the private key does not belong to the certificate");
+  }
+  return {};
+}
+
+bool signed_by(const std::string& cert_pem, const std::string& ca_cert_pem) {
+  X509Ptr cert = parse_cert(cert_pem), ca = parse_cert(ca_cert_pem);
+  if (!cert || !ca) return false;
+  EVP_PKEY* ca_key = X509_get0_pubkey(ca.get());
+  const bool ok = ca_key && X509_verify(cert.get(), ca_key) == 1;
+  ERR_clear_error();
+  return ok;
+}
+
+std::string certificate_serial(const std::string& cert_pem) {
+  X509Ptr cert = parse_cert(cert_pem);
+  if (!cert) return "";
+  BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert.get()), nullptr);
+  if (!bn) return "";
+  char* hex = BN_bn2hex(bn);
+  std::string out = hex ? hex : "";
+  OPENSSL_free(hex);
+  BN_free(bn);
+  return out;
 }
 
 std::optional<std::chrono::system_clock::time_point> certificate_not_after(const std::string& cert_pem) {

@@ -1,6 +1,8 @@
 // An HTTPS endpoint on cpprestsdk's listener (OpenSSL underneath), TLS 1.2+
 // with a certificate chain and key in memory: what the webhook and the secure
-// metrics endpoint serve on.
+// metrics endpoint serve on. cpprestsdk makes each accepted connection's SSL
+// context from the listener's callback, so every new handshake serves the
+// pair a ServingCertificate holds at that moment: rotation needs no restart.
 #pragma once
 #include <cpprest/http_listener.h>
 
@@ -10,6 +12,7 @@
 #include <string>
 
 #include "common/certs.h"
+#include "common/serving_cert.h"
 
 namespace bo {
 
@@ -21,7 +24,8 @@ class HttpsListener {
   HttpsListener& operator=(const HttpsListener&) = delete;
 
   // `bind` is host:port (port 0: any free port); `handler` answers every request of `method`.
-  [[nodiscard]] std::expected<void, std::string> open(const std::string& bind, const Pem& serving,
+  [[nodiscard]] std::expected<void, std::string> open(const std::string& bind,
+                                                      std::shared_ptr<const ServingCertificate> serving,
                                                       const web::http::method& method,
                                                       std::function<void(web::http::http_request)> handler);
   void close();

@@ -153,6 +153,10 @@ Result<json> Client::request(const std::string& method, const std::string& path,
   Error last;
   for (int attempt = 0; attempt < retry_.max_attempts; ++attempt) {
     limiter_.acquire();
+    // After the limiter, which may have waited: the gate's answer is as fresh as it can be when the write goes out.
+    if (write_gate_ && method != "GET" && !write_gate_())
+      return fail(0, "NotLeader", method + " " + path.substr(0, path.find('?')) +
+                                      ": refused before sending: this replica does not hold the leader lease");
     auto resp = transport_->send(req);
     if (!resp) {
       observe(method, 0);

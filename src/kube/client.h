@@ -123,6 +123,13 @@ class Client {
 
   void set_observer(RequestObserver obs) { observer_ = std::move(obs); }
 
+  // Asked immediately before every write (any method but GET) is sent, on
+  // every attempt; a write it refuses fails with reason NotLeader and never
+  // leaves the process. Leader election fences the controllers' client with
+  // it. Set before the client is shared between threads.
+  using WriteGate = std::function<bool()>;
+  void set_write_gate(WriteGate gate) { write_gate_ = std::move(gate); }
+
  private:
   std::chrono::milliseconds backoff(int attempt, std::chrono::milliseconds retry_after);
   void observe(const std::string& verb, int code) const;
@@ -131,6 +138,7 @@ class Client {
   RateLimiter limiter_;
   RetryPolicy retry_;
   RequestObserver observer_;
+  WriteGate write_gate_;
   std::mutex rng_mu_;
   std::mt19937 rng_{std::random_device{}()};
 };

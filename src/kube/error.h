@@ -23,7 +23,8 @@ struct Error {
   [[nodiscard]] bool unauthorized() const { return status == 401; }
   // Worth retrying with backoff: throttling, server errors, and no answer at all.
   [[nodiscard]] bool retryable() const {
-    if (status == 0) return reason != "ConfigError" && reason != "TLSError" && reason != "Cancelled";
+    if (status == 0)
+      return reason != "ConfigError" && reason != "TLSError" && reason != "Cancelled" && reason != "NotLeader";
     return status == 429 || status >= 500;
   }
   [[nodiscard]] std::string str() const {

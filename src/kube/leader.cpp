@@ -4,28 +4,51 @@
 #include <mutex>
 #include <random>
 
+#include "common/log.h"
 #include "common/timefmt.h"
 
 namespace bo::kube {
 
-LeaderElector::LeaderElector(Client& client, LeaderElectionConfig cfg, const Clock& clock)
-    : client_(client), cfg_(std::move(cfg)), clock_(clock) {}
+using steady = std::chrono::steady_clock;
+
+LeaderElector::LeaderElector(std::unique_ptr<Client> client, LeaderElectionConfig cfg, const Clock& clock)
+    : client_(std::move(client)), cfg_(std::move(cfg)), clock_(clock) {
+  client_->set_write_gate([this] { return lease_writes_.open(); });
+}
+
+LeaderElector::~LeaderElector() {
+  if (abandoned_.valid()) abandoned_.wait();
+}
 
 bool LeaderElector::try_acquire_or_renew() {
+  lease_writes_.open_until(steady::now() + cfg_.renew_deadline);
+  return attempt();
+}
+
+bool LeaderElector::attempt() {
+  const auto started = steady::now();
   const std::string now = format_rfc3339_micro(clock_.now());
   const int duration_s = static_cast<int>(std::chrono::duration_cast<std::chrono::seconds>(cfg_.lease_duration).count());
-  auto cur = client_.get(resources::kLeases, cfg_.lease_namespace, cfg_.lease_name);
+  // Whatever the server stores from here on was written after `started`: others
+  // count the lease from when they see it, so it is ours until at least
+  // started + leaseDuration, and we write until started + renewDeadline.
+  auto succeeded = [&](const json& stored) {
+    observed_spec_ = stored["spec"];
+    observed_at_ = steady::now();
+    std::lock_guard lock(fence_mu_);
+    if (!given_up_) fence_.open_until(started + cfg_.renew_deadline);  // an abandoned attempt never reopens it
+    return true;
+  };
+  auto cur = client_->get(resources::kLeases, cfg_.lease_namespace, cfg_.lease_name);
   if (!cur) {
     if (!cur.error().not_found()) return false;
     json lease{{"apiVersion", "coordination.k8s.io/v1"}, {"kind", "Lease"},
                {"metadata", {{"name", cfg_.lease_name}, {"namespace", cfg_.lease_namespace}}},
                {"spec", {{"holderIdentity", cfg_.identity}, {"leaseDurationSeconds", duration_s},
                          {"acquireTime", now}, {"renewTime", now}, {"leaseTransitions", 0}}}};
-    auto created = client_.create(resources::kLeases, cfg_.lease_namespace, lease);
+    auto created = client_->create(resources::kLeases, cfg_.lease_namespace, lease);
     if (!created) return false;
-    observed_spec_ = (*created)["spec"];
-    observed_at_ = std::chrono::steady_clock::now();
-    return true;
+    return succeeded(*created);
   }
   json lease = *cur;
   const json spec = lease.value("spec", json::object());
@@ -33,13 +56,11 @@ bool LeaderElector::try_acquire_or_renew() {
   // between replicas cannot make a live leader look expired.
   if (spec != observed_spec_) {
     observed_spec_ = spec;
-    observed_at_ = std::chrono::steady_clock::now();
+    observed_at_ = steady::now();
   }
   const std::string holder = spec.value("holderIdentity", "");
   const auto their_duration = std::chrono::seconds(spec.value("leaseDurationSeconds", duration_s));
-  if (!holder.empty() && holder != cfg_.identity &&
-      std::chrono::steady_clock::now() < observed_at_ + their_duration)
-    return false;
+  if (!holder.empty() && holder != cfg_.identity && steady::now() < observed_at_ + their_duration) return false;
   json next = spec;
   if (holder != cfg_.identity) {
     next["acquireTime"] = now;
@@ -50,21 +71,39 @@ bool LeaderElector::try_acquire_or_renew() {
   next["renewTime"] = now;
   lease["spec"] = next;
   // The update carries the resourceVersion we read: a racing candidate gets 409.
-  auto updated = client_.update(resources::kLeases, cfg_.lease_namespace, lease);
+  auto updated = client_->update(resources::kLeases, cfg_.lease_namespace, lease);
   if (!updated) return false;
-  observed_spec_ = (*updated)["spec"];
-  observed_at_ = std::chrono::steady_clock::now();
-  return true;
+  return succeeded(*updated);
+}
+
+bool LeaderElector::attempt_until(steady::time_point deadline) {
+  if (abandoned_.valid()) {
+    // The last attempt overran its deadline; it cannot write any more, but
+    // it owns the elector's state until it returns.
+    if (abandoned_.wait_until(deadline) != std::future_status::ready) return false;
+    abandoned_.get();
+  }
+  lease_writes_.open_until(deadline);
+  auto running = std::async(std::launch::async, [this] { return attempt(); });
+  if (running.wait_until(deadline) == std::future_status::ready) return running.get();
+  lease_writes_.close();  // the gate had closed at the deadline already; this keeps it so
+  abandoned_ = std::move(running);
+  return false;
 }
 
 void LeaderElector::release() {
-  auto cur = client_.get(resources::kLeases, cfg_.lease_namespace, cfg_.lease_name);
+  lease_writes_.open_until(steady::now() + cfg_.renew_deadline);
+  auto cur = client_->get(resources::kLeases, cfg_.lease_namespace, cfg_.lease_name);
   if (!cur || (*cur)["spec"].value("holderIdentity", "") != cfg_.identity) return;
   json lease = *cur;
   lease["spec"]["holderIdentity"] = "";
   lease["spec"]["leaseDurationSeconds"] = 1;
   lease["spec"]["renewTime"] = format_rfc3339_micro(clock_.now());
-  (void)client_.update(resources::kLeases, cfg_.lease_namespace, lease);
+  // The resourceVersion we read: if another replica took the Lease meanwhile, this is a 409 and changes nothing.
+  if (auto r = client_->update(resources::kLeases, cfg_.lease_namespace, lease); r)
+    log::info("lease released", {{"lease", cfg_.lease_namespace + "/" + cfg_.lease_name}});
+  else
+    log::warn("lease not released", {{"lease", cfg_.lease_namespace + "/" + cfg_.lease_name}, {"error", r.error().str()}});
 }
 
 void LeaderElector::run(std::stop_token stop, const std::function<void()>& on_started,
@@ -85,17 +124,44 @@ void LeaderElector::run(std::stop_token stop, const std::function<void()>& on_st
     if (!pause(jittered())) return;
   leader_ = true;
   on_started();
-  auto last_renew = std::chrono::steady_clock::now();
-  while (pause(cfg_.retry_period)) {
-    if (try_acquire_or_renew()) {
-      last_renew = std::chrono::steady_clock::now();
-      continue;
+  // client-go's renew(): every retryPeriod a renewal cycle, which retries
+  // every retryPeriod until it succeeds or renewDeadline has passed since the
+  // cycle began; a cycle that fails ends leadership.
+  bool lost = false;
+  while (!lost && pause(cfg_.retry_period)) {
+    const auto deadline = steady::now() + cfg_.renew_deadline;
+    while (!attempt_until(deadline)) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+      if (left.count() <= 0) {
+        lost = true;
+        break;
+      }
+      if (!pause(std::min(cfg_.retry_period, left))) break;
     }
-    if (std::chrono::steady_clock::now() - last_renew >= cfg_.renew_deadline) break;  // lost
   }
   leader_ = false;
-  if (stop.stop_requested() && cfg_.release_on_cancel) release();
+  auto give_up = [&] {
+    std::lock_guard lock(fence_mu_);
+    given_up_ = true;
+    fence_.close();
+  };
+  if (lost) {
+    give_up();
+    log::error("leader election lost: the lease was not renewed within the renew deadline",
+               {{"lease", cfg_.lease_namespace + "/" + cfg_.lease_name},
+                {"renewDeadlineMs", static_cast<long long>(cfg_.renew_deadline.count())}});
+    on_stopped();
+    return;
+  }
+  // Stopping: the work stops while the lease is still ours, then we let it go
+  // (controller-runtime's manager stops its runnables before it cancels the
+  // leader election, whose ReleaseOnCancel then clears the holder).
   on_stopped();
+  give_up();
+  if (cfg_.release_on_cancel) {
+    if (abandoned_.valid()) abandoned_.wait();
+    release();
+  }
 }
 
 }  // namespace bo::kube

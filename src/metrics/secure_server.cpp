@@ -73,7 +73,14 @@ SecureServer::SecureServer(std::shared_ptr<prometheus::Registry> registry, Autho
 SecureServer::~SecureServer() { stop(); }
 
 std::expected<void, std::string> SecureServer::start(const std::string& bind, const Pem& serving) {
-  return impl_->listener.open(bind, serving, http::methods::GET, [this](http::http_request req) {
+  auto cert = ServingCertificate::make(serving);
+  if (!cert) return std::unexpected("serving certificate: " + cert.error());
+  return start(bind, std::move(*cert));
+}
+
+std::expected<void, std::string> SecureServer::start(const std::string& bind,
+                                                     std::shared_ptr<const ServingCertificate> serving) {
+  return impl_->listener.open(bind, std::move(serving), http::methods::GET, [this](http::http_request req) {
     if (req.relative_uri().path() != "/metrics") {
       req.reply(http::status_codes::NotFound, "not found");
       return;

@@ -12,6 +12,7 @@
 #include <prometheus/registry.h>
 
 #include "common/certs.h"
+#include "common/serving_cert.h"
 #include "kube/client.h"
 
 namespace bo::metrics {
@@ -30,6 +31,9 @@ class SecureServer {
   SecureServer& operator=(const SecureServer&) = delete;
   // `bind` is host:port (port 0: any free port).
   [[nodiscard]] std::expected<void, std::string> start(const std::string& bind, const Pem& serving);
+  // Serves whatever `serving` holds at each new connection's handshake (a CertWatcher's, say).
+  [[nodiscard]] std::expected<void, std::string> start(const std::string& bind,
+                                                       std::shared_ptr<const ServingCertificate> serving);
   void stop();
   // The port it listens on (`bind` on port 0: the one it got); 0 when stopped.
   [[nodiscard]] int port() const;

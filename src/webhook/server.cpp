@@ -22,7 +22,13 @@ Server::Server() : impl_(std::make_unique<Impl>()) {}
 Server::~Server() { stop(); }
 
 std::expected<void, std::string> Server::start(const std::string& bind, const Pem& serving) {
-  return impl_->listener.open(bind, serving, http::methods::POST, [this](http::http_request req) {
+  auto cert = ServingCertificate::make(serving);
+  if (!cert) return std::unexpected("serving certificate: " + cert.error());
+  return start(bind, std::move(*cert));
+}
+
+std::expected<void, std::string> Server::start(const std::string& bind, std::shared_ptr<const ServingCertificate> serving) {
+  return impl_->listener.open(bind, std::move(serving), http::methods::POST, [this](http::http_request req) {
     if (req.relative_uri().path() != kMutatePath) {
       req.reply(http::status_codes::NotFound, "not found");
       return;
@@ -67,17 +73,37 @@ std::string join(const std::vector<std::string>& v) {
   return out;
 }
 
-// The stored certificate, if it is usable for these hosts for 30 more days.
-std::optional<ServingCert> usable(const json& secret, const std::string& hosts, SysTime now) {
+constexpr auto kRenewBefore = std::chrono::hours(24 * 30);
+constexpr int kLeafDays = 365;
+constexpr int kCaDays = 3650;
+
+struct Stored {
+  Pem ca;        // ca.crt, ca.key
+  Pem serving;   // tls.crt (leaf then CA), tls.key
+};
+
+Stored read_secret(const json& secret) {
   const json data = secret.value("data", json::object());
   auto field = [&](const char* k) { return base64_decode(data.value(k, "")).value_or(""); };
-  ServingCert c{{field("tls.crt"), field("tls.key")}, field("ca.crt")};
-  if (c.serving.cert.empty() || c.serving.key.empty() || c.ca_cert.empty()) return std::nullopt;
+  return {{field("ca.crt"), field("ca.key")}, {field("tls.crt"), field("tls.key")}};
+}
+
+// The stored CA, if it can go on signing leaves: a matching pair, 30 days or
+// more from expiry. Its certificate is what the webhook configuration trusts.
+bool ca_usable(const Pem& ca, SysTime now) {
+  if (ca.cert.empty() || ca.key.empty() || !check_key_pair(ca)) return false;
+  const auto expiry = certificate_not_after(ca.cert);
+  return expiry && *expiry - now >= kRenewBefore;
+}
+
+// The stored leaf, if it can be served for these hosts for 30 more days, signed by `ca`.
+bool leaf_usable(const json& secret, const Stored& s, const std::string& hosts, SysTime now) {
+  if (s.serving.cert.empty() || s.serving.key.empty() || !check_key_pair(s.serving)) return false;
   const json annotations = secret["metadata"].value("annotations", json::object());
-  if (annotations.value(kHostsAnnotation, "") != hosts) return std::nullopt;
-  const auto expiry = certificate_not_after(c.serving.cert);
-  if (!expiry || *expiry - now < std::chrono::hours(24 * 30)) return std::nullopt;
-  return c;
+  if (annotations.value(kHostsAnnotation, "") != hosts) return false;
+  if (!signed_by(s.serving.cert, s.ca.cert)) return false;
+  const auto expiry = certificate_not_after(s.serving.cert);
+  return expiry && *expiry - now >= kRenewBefore;
 }
 
 }  // namespace
@@ -87,11 +113,19 @@ std::expected<ServingCert, std::string> ensure_certificate(kube::Client& client,
   const std::string hosts = join(opts.hosts);
   const std::string where = "Secret " + opts.secret_namespace + "/" + opts.secret_name;
   for (int attempt = 0; attempt < 5; ++attempt) {
+    const SysTime now = clock.now();
     auto existing = client.get(kube::resources::kSecrets, opts.secret_namespace, opts.secret_name);
     if (!existing && !existing.error().not_found()) return std::unexpected("read " + where + ": " + existing.error().str());
-    if (existing)
-      if (auto c = usable(*existing, hosts, clock.now())) return *c;
-    const auto tls = generate_tls("backup-operator-webhook", hosts);
+    Stored s = existing ? read_secret(*existing) : Stored{};
+    const bool keep_ca = ca_usable(s.ca, now);
+    if (keep_ca && leaf_usable(*existing, s, hosts, now)) return ServingCert{s.serving, s.ca.cert};
+    // One CA for the life of the Secret: only the leaf is re-issued (hosts
+    // changed, or expiry near), so the caBundle every replica's leaf chains to
+    // stays the same. A new CA only when there is none usable (a Secret from
+    // before CAs were kept, or the CA itself near its end).
+    if (!keep_ca) s.ca = generate_ca("backup-operator-webhook-ca", kCaDays, now);
+    const Pem leaf = issue_certificate(s.ca, "backup-operator-webhook", hosts, kLeafDays, {}, now);
+    s.serving = {leaf.cert + s.ca.cert, leaf.key};
     json secret{{"apiVersion", "v1"},
                 {"kind", "Secret"},
                 {"type", "kubernetes.io/tls"},
@@ -99,18 +133,21 @@ std::expected<ServingCert, std::string> ensure_certificate(kube::Client& client,
                               {"namespace", opts.secret_namespace},
                               {"labels", {{"app.kubernetes.io/managed-by", "backup-operator"}}},
                               {"annotations", {{kHostsAnnotation, hosts}}}}},
-                {"data", {{"tls.crt", base64_encode(tls.server.cert + tls.ca.cert)},
-                          {"tls.key", base64_encode(tls.server.key)},
-                          {"ca.crt", base64_encode(tls.ca.cert)}}}};
+                {"data", {{"tls.crt", base64_encode(s.serving.cert)},
+                          {"tls.key", base64_encode(s.serving.key)},
+                          {"ca.crt", base64_encode(s.ca.cert)},
+                          {"ca.key", base64_encode(s.ca.key)}}}};
     kube::Result<json> stored = existing ? [&] {
       secret["metadata"]["resourceVersion"] = (*existing)["metadata"].value("resourceVersion", "");
       return client.update(kube::resources::kSecrets, opts.secret_namespace, secret);
     }()
                                          : client.create(kube::resources::kSecrets, opts.secret_namespace, secret);
     if (stored) {
-      log::info("webhook certificate generated", {{"secret", opts.secret_namespace + "/" + opts.secret_name},
-                                                  {"hosts", hosts}});
-      return ServingCert{{tls.server.cert + tls.ca.cert, tls.server.key}, tls.ca.cert};
+      log::info(keep_ca ? "webhook serving certificate re-issued by the stored CA" : "webhook certificate and CA generated",
+                {{"secret", opts.secret_namespace + "/" + opts.secret_name},
+                 {"hosts", hosts},
+                 {"serial", certificate_serial(leaf.cert)}});
+      return ServingCert{s.serving, s.ca.cert};
     }
     // Another replica stored one first: use theirs.
     if (!stored.error().already_exists() && !stored.error().conflict())

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/certs.h"
+#include "common/serving_cert.h"
 #include "common/clock.h"
 #include "kube/client.h"
 
@@ -25,6 +26,9 @@ class Server {
   Server& operator=(const Server&) = delete;
   // `bind` is host:port ("0.0.0.0:9443", port 0: any free port); `serving` the certificate chain and key.
   [[nodiscard]] std::expected<void, std::string> start(const std::string& bind, const Pem& serving);
+  // Serves whatever `serving` holds at each new connection's handshake (a CertWatcher's, say).
+  [[nodiscard]] std::expected<void, std::string> start(const std::string& bind,
+                                                       std::shared_ptr<const ServingCertificate> serving);
   void stop();
   // The port it listens on (`bind` on port 0: the one it got); 0 when stopped.
   [[nodiscard]] int port() const;
@@ -47,8 +51,11 @@ struct ServingCert {
   std::string ca_cert;  // ca.crt
 };
 
-// Reads the Secret; (re)generates it when absent, unreadable, for other hosts
-// or within 30 days of expiry. Replicas racing to create it all end up using
+// Reads the Secret (tls.crt, tls.key, ca.crt and the CA's key ca.key). Keeps
+// its CA for as long as the CA is usable and re-issues only the leaf, signed
+// by that CA, when the leaf is missing, for other hosts, not signed by the CA
+// or within 30 days of expiry: replicas still serving the previous leaf stay
+// trusted by the same caBundle. Replicas racing to write it all end up using
 // the one that was stored first.
 [[nodiscard]] std::expected<ServingCert, std::string> ensure_certificate(kube::Client& client, const CertOptions& opts,
                                                                       const Clock& clock);

@@ -312,13 +312,13 @@ TEST_F(KubeClientTest, RotatedServiceAccountTokenIsReread) {
 
 TEST_F(KubeClientTest, LeaderHandoverOnReleaseAndOnExpiry) {
   bo::RealClock clock;
-  auto ca = server_->client(), cb = server_->client();
+  auto ca = server_->client();
   LeaderElectionConfig base{ns_, "lock", "", std::chrono::milliseconds(2000), std::chrono::milliseconds(1500),
                             std::chrono::milliseconds(200), true};
   auto cfg_a = base, cfg_b = base;
   cfg_a.identity = "a";
   cfg_b.identity = "b";
-  LeaderElector a(*ca, cfg_a, clock), b(*cb, cfg_b, clock);
+  LeaderElector a(server_->client(), cfg_a, clock), b(server_->client(), cfg_b, clock);
   std::atomic<bool> both{false};
   std::jthread ta([&](std::stop_token st) { a.run(st, [] {}, [] {}); });
   ASSERT_TRUE(eventually([&] { return a.is_leader(); }));
@@ -341,10 +341,9 @@ TEST_F(KubeClientTest, LeaderHandoverOnReleaseAndOnExpiry) {
   // A holder that dies without releasing: a newcomer waits out the lease, then takes over.
   tb.request_stop();
   tb.join();
-  auto cc = server_->client();
   auto cfg_c = base;
   cfg_c.identity = "c";
-  LeaderElector c(*cc, cfg_c, clock);
+  LeaderElector c(server_->client(), cfg_c, clock);
   // b released on stop above (release_on_cancel true); hold the lease for a dead "d" instead.
   auto l = ca->get(resources::kLeases, ns_, "lock");
   ASSERT_TRUE(l);
@@ -389,8 +388,7 @@ TEST_F(KubeClientTest, EventRecorderAggregatesRepeatsAndThrottlesAHotLoop) {
 
 TEST_F(KubeClientTest, LosingTheLeaseStopsLeadershipWithinTheRenewDeadline) {
   bo::RealClock clock;
-  auto c = server_->client({1});
-  LeaderElector e(*c, {ns_, "lost", "me", std::chrono::milliseconds(2000), std::chrono::milliseconds(800),
+  LeaderElector e(server_->client({1}), {ns_, "lost", "me", std::chrono::milliseconds(2000), std::chrono::milliseconds(800),
                        std::chrono::milliseconds(100), true},
                   clock);
   std::atomic<bool> stopped{false};
