@@ -9,6 +9,7 @@
 #include "api/job_result.h"
 #include "common/duration.h"
 #include "common/timefmt.h"
+#include "kube/names.h"
 #include "reconcile/conditions.h"
 #include "reconcile/continuous_archiving.h"
 #include "reconcile/retention.h"
@@ -492,7 +493,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
              {"metadata",
               {{"name", name},
                {"namespace", ns},
-               {"labels", {{"app.kubernetes.io/managed-by", kManagedBy}, {kLabelPolicy, meta.value("name", "")},
+               {"labels", {{"app.kubernetes.io/managed-by", kManagedBy}, {kLabelPolicy, kube::label_value(meta.value("name", ""))},
                            {kLabelAction, "verify"}}},
                {"annotations", {{kAnnotationSlot, format_rfc3339(*slots.run)}}},
                {"ownerReferences", {{{"apiVersion", api::kApiVersion}, {"kind", "BackupPolicy"},

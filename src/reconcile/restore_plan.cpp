@@ -6,6 +6,7 @@
 #include "common/duration.h"
 #include "common/encoding.h"
 #include "common/timefmt.h"
+#include "kube/names.h"
 #include "reconcile/conditions.h"
 #include "reconcile/data_volume.h"
 #include "reconcile/in_place.h"
@@ -141,7 +142,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
         plan.freeze = RestorePlan::Freeze::kApply;
         const std::string fname = freeze_name(ns, name);
         const json labels = {{"app.kubernetes.io/managed-by", kManagedBy},
-                             {kLabelRestoreRequest, name},
+                             {kLabelRestoreRequest, kube::label_value(name)},
                              {kLabelRestoreNamespace, ns}};
         const std::string who = in.operator_username;
         plan.freeze_policy = {
@@ -265,10 +266,10 @@ RestorePlan plan_restore(const RestoreInputs& in) {
     json job = build_job(ji);
     const std::string job_name = bounded_name(name + "-restore");
     job["metadata"]["name"] = job_name;
-    job["metadata"]["labels"][kLabelRestoreRequest] = name;
+    job["metadata"]["labels"][kLabelRestoreRequest] = kube::label_value(name);
     job["metadata"]["ownerReferences"] = json::array({owner_ref(in.request)});
     job["metadata"]["annotations"].erase(kAnnotationSlot);
-    job["spec"]["template"]["metadata"]["labels"][kLabelRestoreRequest] = name;
+    job["spec"]["template"]["metadata"]["labels"][kLabelRestoreRequest] = kube::label_value(name);
     auto& env = job["spec"]["template"]["spec"]["containers"][0]["env"];
     env.push_back({{"name", "BACKUP_ID"}, {"value", id}});
     env.push_back({{"name", "BACKUP_CHECKSUM"}, {"value", sum}});
@@ -508,10 +509,10 @@ RestorePlan plan_restore(const RestoreInputs& in) {
       const std::string jn = bounded_name(name + "-v" + std::to_string(n) + "-" + c.name);
       const json labels = {{"app.kubernetes.io/managed-by", kManagedBy},
                            {"app.kubernetes.io/name", "backup-operator"},
-                           {kLabelPolicy, spec->policy},
+                           {kLabelPolicy, kube::label_value(spec->policy)},
                            {kLabelService, "supabase-walg-restore"},
                            {kLabelAction, "validate"},
-                           {kLabelRestoreRequest, name},
+                           {kLabelRestoreRequest, kube::label_value(name)},
                            {kLabelRestoreNamespace, ns},
                            {kLabelCheck, bounded_name(c.name)},
                            {kLabelAttempt, std::to_string(n)}};
