@@ -18,6 +18,20 @@ namespace {
 using json = nlohmann::json;
 constexpr size_t kOutputLimit = 4096;
 
+// status.validation within the CRD's bounds (maxItems, name's maxLength): a
+// scratch Job may report more checks, or longer names, than the request has.
+json bounded_validation(const json& entries) {
+  json out = json::array();
+  for (const auto& e : entries) {
+    if (out.size() == kMaxValidationEntries) break;
+    json c = e;
+    if (c.contains("name") && c["name"].is_string() && c["name"].get<std::string>().size() > kube::kMaxLabelValue)
+      c["name"] = bounded_name(c["name"].get<std::string>());
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
 const json& meta_of(const json& obj) { return obj.at("metadata"); }
 
 std::string annotation(const json& obj, const char* key) {
@@ -585,7 +599,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
         c["attempt"] = 1;
         checks_out.push_back(c);
       }
-      status["validation"] = checks_out;
+      status["validation"] = bounded_validation(checks_out);
       json recovery = {{"recovered", result->recovered}};
       if (result->recovered) recovery["seconds"] = result->recovery_seconds;
       if (!result->system_identifier.empty()) recovery["systemIdentifier"] = result->system_identifier;
@@ -700,7 +714,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
         c["attempt"] = attempt;
         kept.push_back(c);
       }
-      status["validation"] = kept;
+      status["validation"] = bounded_validation(kept);
     };
 
     if (phase == "Restoring" && step == kStepStopping) {
@@ -800,7 +814,8 @@ RestorePlan plan_restore(const RestoreInputs& in) {
     }
 
     // A rerun of failed checks, asked for by annotation.
-    const std::string rerun = annotation(in.request, kAnnotationRerun);
+    // Kept in status bounded as names are (status.validationRerun has a maxLength; an annotation may not).
+    const std::string rerun = bounded_name(annotation(in.request, kAnnotationRerun), kube::kMaxSubdomain);
     if (phase == "Failed" && step == kStepChecking && !rerun.empty() && rerun != status.value("validationRerun", "")) {
       status["validationRerun"] = rerun;
       status["validationAttempt"] = ++attempt;
@@ -914,7 +929,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
   }
 
   // A rerun of a failed validation, asked for by annotation.
-  const std::string rerun = annotation(in.request, kAnnotationRerun);
+  const std::string rerun = bounded_name(annotation(in.request, kAnnotationRerun), kube::kMaxSubdomain);
   if (phase == "Failed" && !rerun.empty() && rerun != status.value("validationRerun", "") && attempt > 0) {
     status["validationRerun"] = rerun;
     for (const auto& j : in.jobs)
@@ -960,7 +975,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
       plan.requeue_after = std::chrono::seconds(2);
     }
     if (!all_done) return finish();
-    status["validation"] = results;
+    status["validation"] = bounded_validation(results);
     status["completionTime"] = format_rfc3339(in.now);
     if (all_passed) {
       status["phase"] = "Succeeded";
