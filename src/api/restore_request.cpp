@@ -164,7 +164,13 @@ AccessCheck read_access_review(const json& review, const Requester& who, const s
 json access_to_json(const AccessCheck& a) {
   json out{{"user", a.user}, {"verb", kAccessVerb}, {"resource", std::string(kAccessResource) + "." + kAccessGroup},
            {"namespace", a.ns}, {"allowed", a.allowed}};
-  if (!a.reason.empty()) out["reason"] = a.reason;
+  if (!a.reason.empty()) {
+    // status.access.reason has a maxLength of 4096 (the authorizer's text is unbounded); cut on a
+    // character boundary so the JSON stays valid UTF-8.
+    size_t n = std::min<size_t>(a.reason.size(), 4096);
+    while (n > 0 && n < a.reason.size() && (static_cast<unsigned char>(a.reason[n]) & 0xC0) == 0x80) --n;
+    out["reason"] = a.reason.substr(0, n);
+  }
   return out;
 }
 

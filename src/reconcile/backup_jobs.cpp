@@ -75,8 +75,15 @@ std::vector<std::string> split_ids(const std::string& text) {
 std::string bundle_tag(SysTime slot) { return format_compact_utc(slot); }
 
 std::string job_name(const std::string& policy, Action a, SysTime slot, const std::string& context) {
-  if (a == Action::kStateBundle && !context.empty() && context != "*")
-    return bounded_name(policy + "-state-" + context + "-" + slot_stamp(slot));
+  if (a == Action::kStateBundle && !context.empty() && context != "*") {
+    // A context may hold capitals, '_' and '.' (a directory name), which would make the Job's name invalid
+    // (a '.' next to a '-'): such a one is named by its hash.
+    const bool dns = std::all_of(context.begin(), context.end(), [](unsigned char c) {
+      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+    });
+    return bounded_name(policy + "-state-" + (dns ? context : sha256_hex(context).substr(0, 10)) + "-" +
+                        slot_stamp(slot));
+  }
   const std::string suffix = "-" + short_action(a) + "-" + slot_stamp(slot);
   std::string base = policy;
   if (base.size() + suffix.size() > 63) {
@@ -87,13 +94,6 @@ std::string job_name(const std::string& policy, Action a, SysTime slot, const st
     base += "-" + hash;
   }
   return base + suffix;
-}
-
-std::string bounded_name(const std::string& base, size_t limit) {
-  if (base.size() <= limit) return base;
-  std::string head = base.substr(0, limit - 11);
-  while (!head.empty() && (head.back() == '-' || head.back() == '.')) head.pop_back();
-  return head + "-" + sha256_hex(base).substr(0, 10);
 }
 
 int delta_max_steps(const schedule::Cron& backup, const schedule::Cron& full, const date::time_zone* tz, SysTime from) {
@@ -161,7 +161,7 @@ json build_job(const JobInputs& in) {
   const std::string expire_ids = join_ids(in.expire);
   json labels = {{"app.kubernetes.io/managed-by", kManagedBy},
                  {"app.kubernetes.io/name", "backup-operator"},
-                 {kLabelPolicy, policy},
+                 {kLabelPolicy, kube::label_value(policy)},
                  {kLabelService, service_name(in.action)},
                  {kLabelAction, action_name(in.action)}};
   const bool state = in.action == Action::kStateBundle;

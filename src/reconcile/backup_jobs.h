@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/backup_policy.h"
+#include "kube/names.h"
 #include "reconcile/data_volume.h"
 #include "schedule/cron.h"
 
@@ -41,9 +42,8 @@ inline constexpr const char* kDefaultImage = "si-dev/backup-operator:0.1.0";
 // State-bundle Jobs add the context: <policy>-state-<context>-<slot> (or
 // <policy>-state-<slot> for every context).
 [[nodiscard]] std::string job_name(const std::string& policy, Action a, SysTime slot, const std::string& context = "");
-// `base` if it is a valid name of at most 63 characters, else a prefix of it
-// and a short hash of the whole (so distinct bases stay distinct).
-[[nodiscard]] std::string bounded_name(const std::string& base, size_t limit = 63);
+// Derived names and label values are bounded by the one helper in kube/names.h.
+using kube::bounded_name;
 
 struct SlotPlan {
   std::optional<SysTime> run;      // the slot to run now, if any

@@ -3,6 +3,7 @@
 #include "common/encoding.h"
 #include "common/log.h"
 #include "common/timefmt.h"
+#include "kube/names.h"
 #include "reconcile/backup_policy_plan.h"
 #include "reconcile/conditions.h"
 #include "reconcile/continuous_archiving.h"
@@ -84,8 +85,16 @@ void BackupPolicyController::enqueue_policy(const std::string& ns, const std::st
 
 void BackupPolicyController::enqueue_owner(const kube::ObjPtr& obj) {
   const auto labels = (*obj)["metadata"].value("labels", json::object());
-  if (auto it = labels.find(kLabelPolicy); it != labels.end() && it->is_string())
-    enqueue_policy((*obj)["metadata"].value("namespace", ""), it->get<std::string>());
+  auto it = labels.find(kLabelPolicy);
+  if (it == labels.end() || !it->is_string()) return;
+  const std::string ns = (*obj)["metadata"].value("namespace", "");
+  // The label holds the policy's name, or a hash of a name too long to be a label (kube::label_value).
+  bool found = false;
+  for (const auto& p : caches_.policies.by_index(kIndexLabelName, ns + "/" + it->get<std::string>())) {
+    enqueue_policy(ns, (*p)["metadata"].value("name", ""));
+    found = true;
+  }
+  if (!found) enqueue_policy(ns, it->get<std::string>());
 }
 
 void BackupPolicyController::enqueue_secret_users(const kube::ObjPtr& secret) {
@@ -153,7 +162,7 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
   in.operator_namespace = opts_.operator_namespace;
   const std::string uid = (*policy)["metadata"].value("uid", "");
   bool wait_for_pods = false;
-  for (const auto& j : caches_.jobs.by_index(kIndexPolicy, name)) {
+  for (const auto& j : caches_.jobs.by_index(kIndexPolicy, kube::label_value(name))) {
     const json& job = *j;
     if (job["metadata"].value("namespace", "") != ns) continue;
     bool owned = false;

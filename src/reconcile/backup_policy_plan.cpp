@@ -9,6 +9,7 @@
 #include "api/job_result.h"
 #include "common/duration.h"
 #include "common/timefmt.h"
+#include "kube/names.h"
 #include "reconcile/conditions.h"
 #include "reconcile/continuous_archiving.h"
 #include "reconcile/retention.h"
@@ -20,6 +21,12 @@ using json = nlohmann::json;
 constexpr size_t kRecentRuns = 20;
 
 bool is_backup_action(const std::string& a) { return a == "backup" || a == "full-backup"; }
+
+// status.backups within its maxItems: the newest kMaxCatalog (the catalog is newest first).
+json bounded_catalog(json catalog) {
+  if (catalog.is_array() && catalog.size() > kMaxCatalog) catalog.erase(catalog.begin() + kMaxCatalog, catalog.end());
+  return catalog;
+}
 
 // Bundles recorded per context in status.paasState.bundles (a day of hourly bundles).
 constexpr size_t kStateBundlesPerContext = 24;
@@ -219,8 +226,11 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   std::sort(catalog.begin(), catalog.end(), [](const json& a, const json& b) {
     return a.value("completionTime", "") > b.value("completionTime", "");
   });
-  // No size cap: dropping an entry would forget a backup that storage still
-  // holds (retention could never delete it). Retention bounds the catalog.
+  // Retention bounds the catalog; the CRD's maxItems (kMaxCatalog, applied where
+  // status.backups is written) is the backstop: beyond it the API server would
+  // refuse every status write of the policy, which is worse than forgetting the
+  // oldest entries (storage still holds them; issue 18 item 4 rebuilds the
+  // catalog from there).
   // --- verification and drill outcomes (RestoreRequests naming this policy) ---
   auto is_final = [](const std::string& phase) { return phase == "Succeeded" || phase == "Failed" || phase == "Blocked"; };
   for (const auto& r : in.restores) {
@@ -255,7 +265,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     }
   }
   status["recentRuns"] = recent;
-  status["backups"] = catalog;
+  status["backups"] = bounded_catalog(catalog);
   if (state_bundles.size() != state_bundles_before) {
     // Newest first; the newest kStateBundlesPerContext of each context stay.
     std::stable_sort(state_bundles.begin(), state_bundles.end(), [](const json& a, const json& b) {
@@ -264,7 +274,8 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     std::map<std::string, size_t> per_context;
     json kept = json::array();
     for (const auto& b : state_bundles)
-      if (++per_context[b.value("context", "")] <= kStateBundlesPerContext) kept.push_back(b);
+      if (++per_context[b.value("context", "")] <= kStateBundlesPerContext && kept.size() < kMaxStateBundles)
+        kept.push_back(b);
     status["paasState"]["bundles"] = kept;
   }
 
@@ -283,7 +294,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   }
   json active = json::array();
   for (const auto& j : in.jobs)
-    if (j.state == ObservedJob::State::kActive) active.push_back(j.name);
+    if (j.state == ObservedJob::State::kActive && active.size() < kMaxActiveJobs) active.push_back(j.name);
   status["activeJobs"] = active;
 
   // --- validity: spec, then Secrets ---
@@ -492,7 +503,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
              {"metadata",
               {{"name", name},
                {"namespace", ns},
-               {"labels", {{"app.kubernetes.io/managed-by", kManagedBy}, {kLabelPolicy, meta.value("name", "")},
+               {"labels", {{"app.kubernetes.io/managed-by", kManagedBy}, {kLabelPolicy, kube::label_value(meta.value("name", ""))},
                            {kLabelAction, "verify"}}},
                {"annotations", {{kAnnotationSlot, format_rfc3339(*slots.run)}}},
                {"ownerReferences", {{{"apiVersion", api::kApiVersion}, {"kind", "BackupPolicy"},
@@ -535,7 +546,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     auto it = decision.kept_for.find(e.value("id", ""));
     e["keptFor"] = it == decision.kept_for.end() ? json::array() : json(it->second);
   }
-  status["backups"] = catalog;
+  status["backups"] = bounded_catalog(catalog);
   const bool retain_running = std::any_of(in.jobs.begin(), in.jobs.end(), [](const ObservedJob& j) {
     return j.action == "retain" && j.state == ObservedJob::State::kActive;
   });

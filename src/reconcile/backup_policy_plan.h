@@ -68,6 +68,12 @@ struct PolicyPlan {
   std::vector<Run> finished_runs;
 };
 
+// The bounds of status lists, equal to the CRD's maxItems (a status write that
+// exceeds one is refused, so the plan never writes more):
+inline constexpr size_t kMaxCatalog = 1000;      // status.backups, newest kept
+inline constexpr size_t kMaxStateBundles = 512;  // status.paasState.bundles, newest kept
+inline constexpr size_t kMaxActiveJobs = 256;    // status.activeJobs
+
 struct PlanInputs {
   nlohmann::json policy;  // the stored object (metadata, spec, status)
   std::vector<ObservedJob> jobs;

@@ -3,6 +3,7 @@
 #include "api/backup_policy.h"
 #include "common/encoding.h"
 #include "common/timefmt.h"
+#include "kube/names.h"
 #include "reconcile/backup_jobs.h"
 
 namespace bo::reconcile {
@@ -116,6 +117,11 @@ Caches::Caches(kube::Client& client, const std::string& ns)
       ingresses(client, kube::resources::kIngresses, ns, options("")) {
   jobs.add_index(kIndexPolicy, kube::index_by_label(kLabelPolicy));
   jobs.add_index(kIndexRestore, kube::index_by_label("backup.si.dev/restore-request"));
+  auto by_label_name = [](const json& o) -> std::vector<std::string> {
+    return {o["metadata"].value("namespace", "") + "/" + kube::label_value(o["metadata"].value("name", ""))};
+  };
+  policies.add_index(kIndexLabelName, by_label_name);
+  restores.add_index(kIndexLabelName, by_label_name);
   pods.add_index(kIndexJob, kube::index_by_label("batch.kubernetes.io/job-name"));
   policies.add_index(kIndexSecretRef, [](const json& p) -> std::vector<std::string> {
     std::vector<std::string> out;

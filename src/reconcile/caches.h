@@ -26,6 +26,9 @@ inline constexpr const char* kIndexJob = "job";                // Pods: their Jo
 inline constexpr const char* kIndexRestore = "restore";        // Jobs: backup.si.dev/restore-request label
 inline constexpr const char* kIndexPolicyRef = "policyRef";    // RestoreRequests: spec.policyRef.name
 inline constexpr const char* kIndexSecretRef = "secretRef";    // BackupPolicies: <namespace>/<Secret> they refer to
+// BackupPolicies and RestoreRequests: <namespace>/<their name as a label value> (kube::label_value), which
+// maps a Job's label back to its owner when the name was too long to be the label.
+inline constexpr const char* kIndexLabelName = "labelName";
 
 // Drops what no reconcile reads: managedFields and the last-applied annotation.
 void slim_object(nlohmann::json& obj);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kube/names.h"
 #include "reconcile/conditions.h"
 
 namespace bo::reconcile {
@@ -71,9 +72,9 @@ std::vector<std::string> host_exposure(const json& deployment) {
 
 json databasus_pod_labels(const std::string& policy) {
   return {{"app.kubernetes.io/name", "databasus"},
-          {"app.kubernetes.io/instance", policy},
+          {"app.kubernetes.io/instance", kube::label_value(policy)},
           {"app.kubernetes.io/managed-by", kManagedBy},
-          {kLabelPolicy, policy},
+          {kLabelPolicy, kube::label_value(policy)},
           {kLabelComponent, "databasus"}};
 }
 
@@ -107,7 +108,7 @@ DatabasusObjects build_databasus(const json& policy, const api::BackupPolicySpec
   const std::string name = bounded_name(pname + "-databasus");
   const std::string claim = bounded_name(pname + "-databasus-data");
   const json labels = databasus_pod_labels(pname);
-  const json selector = {{kLabelPolicy, pname}, {kLabelComponent, "databasus"}};
+  const json selector = {{kLabelPolicy, kube::label_value(pname)}, {kLabelComponent, "databasus"}};
   // Databasus as its authors run it on a hardened cluster (deploy/helm/README.md,
   // "Pod Security / Hardening", and the note by podSecurityContext in values.yaml):
   // its entrypoint starts as root to remap the `databasus` account (999:999 unless

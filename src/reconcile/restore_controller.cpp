@@ -4,8 +4,9 @@
 
 #include "common/encoding.h"
 #include "common/log.h"
-#include "reconcile/in_place.h"
+#include "kube/names.h"
 #include "kube/selector.h"
+#include "reconcile/in_place.h"
 #include "reconcile/restore_plan.h"
 #include "reconcile/scratch.h"
 
@@ -62,7 +63,14 @@ RestoreController::RestoreController(kube::Client& client, Caches& caches, const
     const json labels = (*o)["metadata"].value("labels", json::object());
     const std::string rr = labels.value(kLabelRestoreRequest, "");
     if (rr.empty()) return;
-    enqueue(labels.value(kLabelRestoreNamespace, ns_of(*o)), rr);
+    const std::string rns = labels.value(kLabelRestoreNamespace, ns_of(*o));
+    // The label holds the request's name, or a hash of a name too long to be a label (kube::label_value).
+    bool found = false;
+    for (const auto& r : caches_.restores.by_index(kIndexLabelName, rns + "/" + rr)) {
+      enqueue(rns, name_of(*r));
+      found = true;
+    }
+    if (!found) enqueue(rns, rr);
   };
   caches_.jobs.add_handlers({on_job, [on_job](const kube::ObjPtr&, const kube::ObjPtr& n) { on_job(n); }, on_job});
   caches_.pods.add_handlers({on_job, [on_job](const kube::ObjPtr&, const kube::ObjPtr& n) { on_job(n); }, on_job});
@@ -262,7 +270,7 @@ kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
   }
   bool wait_for_pods = false;
   const std::string uid = request["metadata"].value("uid", "");
-  for (const auto& j : caches_.jobs.by_index(kIndexRestore, name)) {
+  for (const auto& j : caches_.jobs.by_index(kIndexRestore, kube::label_value(name))) {
     const json& job = *j;
     const json labels = job["metadata"].value("labels", json::object());
     ObservedRestoreJob o;

@@ -6,6 +6,7 @@
 #include "common/duration.h"
 #include "common/encoding.h"
 #include "common/timefmt.h"
+#include "kube/names.h"
 #include "reconcile/conditions.h"
 #include "reconcile/data_volume.h"
 #include "reconcile/in_place.h"
@@ -16,6 +17,20 @@ namespace {
 
 using json = nlohmann::json;
 constexpr size_t kOutputLimit = 4096;
+
+// status.validation within the CRD's bounds (maxItems, name's maxLength): a
+// scratch Job may report more checks, or longer names, than the request has.
+json bounded_validation(const json& entries) {
+  json out = json::array();
+  for (const auto& e : entries) {
+    if (out.size() == kMaxValidationEntries) break;
+    json c = e;
+    if (c.contains("name") && c["name"].is_string() && c["name"].get<std::string>().size() > kube::kMaxLabelValue)
+      c["name"] = bounded_name(c["name"].get<std::string>());
+    out.push_back(std::move(c));
+  }
+  return out;
+}
 
 const json& meta_of(const json& obj) { return obj.at("metadata"); }
 
@@ -141,7 +156,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
         plan.freeze = RestorePlan::Freeze::kApply;
         const std::string fname = freeze_name(ns, name);
         const json labels = {{"app.kubernetes.io/managed-by", kManagedBy},
-                             {kLabelRestoreRequest, name},
+                             {kLabelRestoreRequest, kube::label_value(name)},
                              {kLabelRestoreNamespace, ns}};
         const std::string who = in.operator_username;
         plan.freeze_policy = {
@@ -265,10 +280,10 @@ RestorePlan plan_restore(const RestoreInputs& in) {
     json job = build_job(ji);
     const std::string job_name = bounded_name(name + "-restore");
     job["metadata"]["name"] = job_name;
-    job["metadata"]["labels"][kLabelRestoreRequest] = name;
+    job["metadata"]["labels"][kLabelRestoreRequest] = kube::label_value(name);
     job["metadata"]["ownerReferences"] = json::array({owner_ref(in.request)});
     job["metadata"]["annotations"].erase(kAnnotationSlot);
-    job["spec"]["template"]["metadata"]["labels"][kLabelRestoreRequest] = name;
+    job["spec"]["template"]["metadata"]["labels"][kLabelRestoreRequest] = kube::label_value(name);
     auto& env = job["spec"]["template"]["spec"]["containers"][0]["env"];
     env.push_back({{"name", "BACKUP_ID"}, {"value", id}});
     env.push_back({{"name", "BACKUP_CHECKSUM"}, {"value", sum}});
@@ -512,10 +527,10 @@ RestorePlan plan_restore(const RestoreInputs& in) {
       const std::string jn = bounded_name(name + "-v" + std::to_string(n) + "-" + c.name);
       const json labels = {{"app.kubernetes.io/managed-by", kManagedBy},
                            {"app.kubernetes.io/name", "backup-operator"},
-                           {kLabelPolicy, spec->policy},
+                           {kLabelPolicy, kube::label_value(spec->policy)},
                            {kLabelService, "supabase-walg-restore"},
                            {kLabelAction, "validate"},
-                           {kLabelRestoreRequest, name},
+                           {kLabelRestoreRequest, kube::label_value(name)},
                            {kLabelRestoreNamespace, ns},
                            {kLabelCheck, bounded_name(c.name)},
                            {kLabelAttempt, std::to_string(n)}};
@@ -588,7 +603,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
         c["attempt"] = 1;
         checks_out.push_back(c);
       }
-      status["validation"] = checks_out;
+      status["validation"] = bounded_validation(checks_out);
       json recovery = {{"recovered", result->recovered}};
       if (result->recovered) recovery["seconds"] = result->recovery_seconds;
       if (!result->system_identifier.empty()) recovery["systemIdentifier"] = result->system_identifier;
@@ -703,7 +718,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
         c["attempt"] = attempt;
         kept.push_back(c);
       }
-      status["validation"] = kept;
+      status["validation"] = bounded_validation(kept);
     };
 
     if (phase == "Restoring" && step == kStepStopping) {
@@ -803,7 +818,8 @@ RestorePlan plan_restore(const RestoreInputs& in) {
     }
 
     // A rerun of failed checks, asked for by annotation.
-    const std::string rerun = annotation(in.request, kAnnotationRerun);
+    // Kept in status bounded as names are (status.validationRerun has a maxLength; an annotation may not).
+    const std::string rerun = bounded_name(annotation(in.request, kAnnotationRerun), kube::kMaxSubdomain);
     if (phase == "Failed" && step == kStepChecking && !rerun.empty() && rerun != status.value("validationRerun", "")) {
       status["validationRerun"] = rerun;
       status["validationAttempt"] = ++attempt;
@@ -917,7 +933,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
   }
 
   // A rerun of a failed validation, asked for by annotation.
-  const std::string rerun = annotation(in.request, kAnnotationRerun);
+  const std::string rerun = bounded_name(annotation(in.request, kAnnotationRerun), kube::kMaxSubdomain);
   if (phase == "Failed" && !rerun.empty() && rerun != status.value("validationRerun", "") && attempt > 0) {
     status["validationRerun"] = rerun;
     for (const auto& j : in.jobs)
@@ -963,7 +979,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
       plan.requeue_after = std::chrono::seconds(2);
     }
     if (!all_done) return finish();
-    status["validation"] = results;
+    status["validation"] = bounded_validation(results);
     status["completionTime"] = format_rfc3339(in.now);
     if (all_passed) {
       status["phase"] = "Succeeded";

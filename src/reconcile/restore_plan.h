@@ -35,6 +35,9 @@ inline const char* const kLabelAttempt = "backup.si.dev/validation-attempt";
 inline const char* const kRestoreFinalizer = "backup.si.dev/restore-cleanup";
 inline const char* const kAnnotationRerun = "backup.si.dev/rerun-validation";
 inline const char* const kRequestedByAnnotation = "backup.si.dev/requested-by";
+// status.validation holds at most this many results (the CRD's maxItems): 20 checks of
+// spec.validation and the built-in ones, twice for an in-place restore (two stages).
+inline constexpr size_t kMaxValidationEntries = 64;
 
 struct ObservedRestoreJob {
   std::string name, ns;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kube/names.h"
 #include "reconcile/backup_jobs.h"
 #include "reconcile/restore_plan.h"
 
@@ -139,10 +140,10 @@ json restore_labels(const std::string& policy, const std::string& request, const
                     const std::string& action) {
   return {{"app.kubernetes.io/managed-by", kManagedBy},
           {"app.kubernetes.io/name", "backup-operator"},
-          {kLabelPolicy, policy},
+          {kLabelPolicy, kube::label_value(policy)},
           {kLabelService, "supabase-walg-restore"},
           {kLabelAction, action},
-          {kLabelRestoreRequest, request},
+          {kLabelRestoreRequest, kube::label_value(request)},
           {kLabelRestoreNamespace, request_ns}};
 }
 

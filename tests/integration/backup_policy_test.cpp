@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "common/encoding.h"
 #include "common/timefmt.h"
+#include "kube/names.h"
 #include "chart_operator.h"
 #include "harness.h"
 #include "in_process_operator.h"
@@ -212,6 +213,105 @@ TEST_F(BackupPolicyIT, AConflictOnTheStatusWriteNeverCountsOrAnnouncesARunTwice)
   ASSERT_TRUE(evs);
   ASSERT_EQ((*evs)["items"].size(), 1u) << evs->dump();
   EXPECT_EQ((*evs)["items"][0].value("count", 0), 1) << "one Event, recorded once";
+}
+
+// A policy name may be 253 characters, a label value only 63 (issue 18 item 5):
+// the backup.si.dev/policy label (and Databasus' instance label) holds the
+// name's bounded form (kube::label_value), the Job's name stays within 63
+// characters, and the controller finds its Job again by that label, so the
+// backup runs and fills the catalog. Unbounded, the API server refuses the Job.
+TEST_F(BackupPolicyIT, APolicyNameTooLongForALabelStillRunsItsBackups) {
+  const std::string name = "a-policy-named-at-length-" + std::string(220, 'p') + ".example";
+  ASSERT_EQ(name.size(), 253u);
+  const std::string label = bo::kube::label_value(name);
+  ASSERT_EQ(label.size(), 63u);
+  create_secrets();
+  json p = policy();
+  p["metadata"]["name"] = name;
+  ASSERT_TRUE(client_->create(kBackupPolicies, ns_, p));
+  start_controller();
+  auto jobs = [&] {
+    auto l = client_->list(resources::kJobs, ns_, {"backup.si.dev/policy=" + label, "", 0, "", ""});
+    return l ? (*l)["items"] : json::array();
+  };
+  ASSERT_TRUE(eventually([&] { return jobs().size() == 1; })) << jobs().dump();
+  const json job = jobs()[0];
+  EXPECT_LE(job["metadata"]["name"].get<std::string>().size(), 63u);
+  EXPECT_EQ(job["spec"]["template"]["metadata"]["labels"]["backup.si.dev/policy"], label);
+  auto healthy = [&] {
+    auto got = client_->get(kBackupPolicies, ns_, name);
+    if (!got) return false;
+    const json conds = (*got).value("status", json::object()).value("conditions", json::array());
+    auto c = bo::reconcile::find_condition(conds, "BackupHealthy");
+    return c && c->value("status", "") == "True";
+  };
+  ASSERT_TRUE(eventually(healthy)) << client_->get(kBackupPolicies, ns_, name)->dump(2);
+  const json st = (*client_->get(kBackupPolicies, ns_, name))["status"];
+  ASSERT_EQ(st["backups"].size(), 1u);
+  EXPECT_EQ(st["backups"][0]["id"], "base_000000010000000000000009");
+  EXPECT_EQ(st["backups"][0]["job"], job["metadata"]["name"]);
+  // Databasus' objects are labelled the same way, and its Deployment's selector matches its pods.
+  ASSERT_TRUE(eventually([&] {
+    auto l = client_->list(resources::kDeployments, ns_, {"backup.si.dev/policy=" + label, "", 0, "", ""});
+    return l && (*l)["items"].size() == 1;
+  }));
+  // Another reconcile finds the Job by its label and creates no second one.
+  controller_->reconcile(ns_ + "/" + name);
+  EXPECT_EQ(jobs().size(), 1u);
+}
+
+// The CRDs as shipped pass a server-side dry run, and their name patterns and
+// bounds refuse what the API server refuses, naming the field (issue 18 item 5).
+TEST_F(BackupPolicyIT, TheCrdsApplyAndRefuseBadNamesAndOversizedListsNamingTheField) {
+  auto r = server_->kubectl("apply --dry-run=server -f " + std::string(SOURCE_DIR) + "/crds/");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto dir = testing_support::make_temp_dir("crd-dry-run");
+  auto dry_run = [&](const json& obj) {
+    return server_->kubectl("apply --dry-run=server -f " + testing_support::write_file(dir / "obj.json", obj.dump()));
+  };
+  auto request = [&](const json& spec) {
+    return json{{"apiVersion", "backup.si.dev/v1alpha1"}, {"kind", "RestoreRequest"},
+                {"metadata", {{"name", "r"}, {"namespace", ns_}}}, {"spec", spec}};
+  };
+  json p = policy();
+  p["metadata"]["namespace"] = ns_;
+  r = dry_run(p);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = dry_run(request({{"policyRef", {{"name", "db"}}}, {"targetNamespace", "shop-drill"}}));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+
+  json words = json::array();
+  for (int i = 0; i < 33; ++i) words.push_back("w");
+  json bad_secret = p, bad_labels = p;
+  bad_secret["spec"]["storage"]["secretRef"]["name"] = "WalG_Storage";
+  json many = json::object();
+  for (int i = 0; i < 65; ++i) many["k" + std::to_string(i)] = "v";
+  bad_labels["spec"]["database"]["podLabels"] = many;
+  struct Case {
+    const char* what;
+    json obj;
+    std::string expect;
+  } cases[] = {
+      {"targetNamespace", request({{"policyRef", {{"name", "db"}}}, {"targetNamespace", "Shop_Drill"}}),
+       "spec.targetNamespace: Invalid value: \"Shop_Drill\": spec.targetNamespace in body should match"},
+      {"policyRef", request({{"policyRef", {{"name", "db/other"}}}}),
+       "spec.policyRef.name: Invalid value: \"db/other\": spec.policyRef.name in body should match"},
+      {"validation name", request({{"policyRef", {{"name", "db"}}}, {"validation", {{{"name", "smoke.test"}, {"sql", "select 1"}}}}}),
+       "spec.validation[0].name: Invalid value: \"smoke.test\""},
+      {"command words", request({{"policyRef", {{"name", "db"}}}, {"validation", {{{"name", "s"}, {"image", "busybox"}, {"command", words}}}}}),
+       "spec.validation[0].command: Too many: 33: must have at most 32 items"},
+      {"targetNamespace length", request({{"policyRef", {{"name", "db"}}}, {"targetNamespace", std::string(64, 'n')}}),
+       "spec.targetNamespace: Too long: may not be more than 63"},
+      {"Secret name", bad_secret, "spec.storage.secretRef.name: Invalid value: \"WalG_Storage\""},
+      {"podLabels", bad_labels, "spec.database.podLabels: Too many: 65: must have at most 64 items"},
+  };
+  for (const auto& c : cases) {
+    r = dry_run(c.obj);
+    EXPECT_NE(r.exit_code, 0) << c.what;
+    EXPECT_NE(r.output.find(c.expect), std::string::npos) << c.what << ": " << r.output;
+  }
+  // Dry runs store nothing.
+  EXPECT_FALSE(client_->get(kBackupPolicies, ns_, "db"));
 }
 
 TEST_F(BackupPolicyIT, ARestartedOperatorNeverDuplicatesTheSlotsJob) {

@@ -48,6 +48,35 @@ json pod_spec(json container_sc = json()) {
   return {{"restartPolicy", "Never"}, {"containers", {c}}};
 }
 
+// pkg/registry/batch/job/strategy.go PrepareForCreate puts the Job's name in the
+// job-name labels of its pod template before validation, and
+// ValidatePodTemplateSpec holds label values to 63 characters: a Job's name is
+// therefore limited to 63, although it is a DNS subdomain (253). The message is
+// the one operators report from real clusters ("Job.batch ... is invalid:
+// spec.template.labels: Invalid value: ...: must be no more than 63 characters").
+TEST_F(KubeLocalEnforcement, AJobNameLongerThanALabelValueIsRefused) {
+  const std::string too_long(64, 'j');
+  json job{{"metadata", {{"name", too_long}, {"labels", {{"own", "label"}}}}},
+           {"spec", {{"template", {{"spec", pod_spec()}}}}}};
+  auto r = send("POST", resources::kJobs.path(ns_), job);
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_EQ(body(r)["message"], "Job.batch \"" + too_long + "\" is invalid: spec.template.labels: Invalid value: \"" +
+                                    too_long + "\": must be no more than 63 characters");
+  EXPECT_EQ(body(r)["details"]["causes"].size(), 1u);
+  EXPECT_EQ(body(r)["details"]["causes"][0]["field"], "spec.template.labels");
+  job["metadata"]["name"] = std::string(63, 'j');
+  auto ok = send("POST", resources::kJobs.path(ns_), job);
+  EXPECT_EQ(ok.status, 201) << ok.body;
+  // The Job controller names its pods by generateName "<job>-", which
+  // SimpleNameGenerator cuts to 58 characters before its 5 random ones.
+  auto generated = send("POST", resources::kConfigMaps.path(ns_),
+                        {{"metadata", {{"generateName", std::string(63, 'j') + "-"}}}});
+  ASSERT_EQ(generated.status, 201) << generated.body;
+  const std::string gname = body(generated)["metadata"]["name"];
+  EXPECT_EQ(gname.size(), 63u);
+  EXPECT_EQ(gname.substr(0, 58), std::string(58, 'j'));
+}
+
 // apimachinery/pkg/apis/meta/v1/validation ValidateLabels and
 // apimachinery/pkg/api/validation/objectmeta.go ValidateAnnotations, called by
 // ValidateObjectMeta for every kind (and ValidatePodTemplateSpec for templates).
@@ -77,7 +106,7 @@ TEST_F(KubeLocalEnforcement, LabelsAndAnnotationsAreValidatedOnEveryObject) {
            {"spec", {{"template", {{"metadata", {{"labels", {{"x", "not ok"}}}}}, {"spec", pod_spec()}}}}}};
   auto bad_template = send("POST", resources::kJobs.path(ns_), job);
   EXPECT_EQ(bad_template.status, 422);
-  EXPECT_EQ(body(bad_template)["details"]["causes"][0]["field"], "spec.template.metadata.labels");
+  EXPECT_EQ(body(bad_template)["details"]["causes"][0]["field"], "spec.template.labels");
   // Annotations: 256 KiB for keys and values together.
   json big{{"metadata", {{"name", "annotated"}, {"annotations", {{"k", std::string(256 * 1024, 'x')}}}}}};
   auto too_big = send("POST", resources::kConfigMaps.path(ns_), big);

@@ -7,6 +7,7 @@
 #include "common/encoding.h"
 #include "chart_operator.h"
 #include "harness.h"
+#include "kube/names.h"
 #include "reconcile/caches.h"
 #include "reconcile/conditions.h"
 
@@ -295,6 +296,62 @@ TEST_F(RestoreRequestIT, ASuccessfulRestoreRecordsTheBackupTheRequesterAndEachVa
   EXPECT_EQ(rr("ok").dump().find(kCanary), std::string::npos);
   ASSERT_EQ(kubectl("delete rr -n shop ok --wait=true").exit_code, 0);
   EXPECT_EQ(jobs_of("ok", "shop"), 0u);
+}
+
+// Names too long for a label value (issue 18 item 5): a 253-character request
+// of a policy whose name is also longer than 63. Their Jobs carry the names'
+// bounded forms (kube::label_value) in the backup.si.dev/restore-request and
+// backup.si.dev/policy labels, the Jobs' own names stay within 63 characters,
+// and the operator finds its Jobs again by those labels, so the restore and its
+// validation run to the end. Unbounded, every Job create is refused.
+TEST_F(RestoreRequestIT, NamesTooLongForALabelAreHashedAndTheRestoreRunsToTheEnd) {
+  const std::string policy = "a-long-policy-" + std::string(90, 'p') + ".shop";
+  const std::string name = "a-long-restore-request-" + std::string(230, 'r');
+  ASSERT_EQ(name.size(), 253u);
+  auto admin = server_->client();
+  json spec = (*admin->get(kBackupPolicies, "shop", "db"))["spec"];
+  ASSERT_TRUE(admin->create(kBackupPolicies, "shop", {{"metadata", {{"name", policy}}}, {"spec", spec}}));
+  ASSERT_TRUE(eventually([&] {
+    auto p = admin->get(kBackupPolicies, "shop", policy);
+    return p && (*p).value("status", json::object()).contains("conditions");
+  }));
+  bool catalog = false;
+  for (int attempt = 0; attempt < 10 && !catalog; ++attempt) {
+    auto p = admin->get(kBackupPolicies, "shop", policy);
+    ASSERT_TRUE(p);
+    (*p)["status"]["backups"] = {{{"id", "base_A"}, {"checksum", kSumA}, {"type", "full"}, {"verified", true},
+                                  {"startTime", "2026-11-20T02:00:00Z"}, {"completionTime", "2026-11-20T02:05:00Z"},
+                                  {"keptFor", json::array()}}};
+    catalog = static_cast<bool>(admin->update_status(kBackupPolicies, "shop", *p));
+  }
+  ASSERT_TRUE(catalog);
+  const std::string f = testing_support::write_file(
+      *dir_ / "long-names.yaml", "apiVersion: backup.si.dev/v1alpha1\nkind: RestoreRequest\nmetadata:\n  name: " + name +
+                                     "\n  namespace: shop\nspec:\n  policyRef: {name: " + policy +
+                                     "}\n  target: {dataVolume: {claimName: restored-long}}\n  validation:\n"
+                                     "  - {name: smoke, image: busybox, command: [sh, -c, 'true']}\n");
+  auto applied = alice("apply -f " + f);
+  ASSERT_EQ(applied.exit_code, 0) << applied.output;
+  ASSERT_TRUE(wait_phase(name, "Succeeded", 30)) << rr(name).dump(2);
+  const json st = rr(name)["status"];
+  EXPECT_EQ(st["backup"]["id"], "base_A");
+  EXPECT_EQ(st["jobName"], bo::kube::bounded_name(name + "-restore"));
+  const std::string label = bo::kube::label_value(name);
+  auto l = client_->list(resources::kJobs, "shop", {"backup.si.dev/restore-request=" + label, "", 0, "", ""});
+  ASSERT_TRUE(l);
+  ASSERT_EQ((*l)["items"].size(), 3u) << l->dump(2);  // the restore, database-answers and smoke
+  for (const auto& j : (*l)["items"]) {
+    EXPECT_LE(j["metadata"]["name"].get<std::string>().size(), 63u);
+    EXPECT_EQ(j["metadata"]["labels"]["backup.si.dev/policy"], bo::kube::label_value(policy)) << j["metadata"].dump();
+    EXPECT_EQ(j["spec"]["template"]["metadata"]["labels"]["backup.si.dev/restore-request"], label);
+  }
+  bool smoke = false;
+  for (const auto& v : st["validation"]) smoke = smoke || (v["name"] == "smoke" && v["passed"] == true);
+  EXPECT_TRUE(smoke) << st.dump(2);
+  // Deleting the request removes its Jobs (found by the hashed label) and releases the finalizer.
+  ASSERT_EQ(kubectl("delete rr -n shop " + name + " --wait=true").exit_code, 0);
+  EXPECT_EQ(jobs_of(label, "shop"), 0u);
+  ASSERT_EQ(kubectl("delete backuppolicy -n shop " + policy).exit_code, 0);
 }
 
 TEST_F(RestoreRequestIT, AFailedValidationFreezesTheTargetUntilARerunPasses) {

@@ -150,6 +150,32 @@ TEST(PlanBackupPolicy, SuccessfulRunEntersTheCatalogOnce) {
   EXPECT_EQ(again.status["backups"].size(), 1u);
 }
 
+// status.backups never exceeds the CRD's maxItems: beyond it the API server
+// would refuse every status write of the policy. The newest entries stay.
+TEST(PlanBackupPolicy, TheCatalogInStatusKeepsTheNewestUpToTheCrdsMaxItems) {
+  json stored = policy();
+  stored["status"]["schedules"]["backup"]["lastScheduleTime"] = "2026-11-24T10:00:00Z";
+  stored["status"]["schedules"]["full-backup"]["lastScheduleTime"] = "2026-11-24T10:00:00Z";
+  json catalog = json::array();
+  for (size_t i = 0; i < kMaxCatalog + 5; ++i) {
+    const auto done = at("2026-11-24T09:00:00Z") - std::chrono::minutes(i);
+    catalog.push_back({{"id", "base_" + std::to_string(100000 + i)}, {"checksum", "sha256:" + std::string(64, 'c')},
+                       {"type", "full"}, {"startTime", bo::format_rfc3339(done - std::chrono::minutes(1))},
+                       {"completionTime", bo::format_rfc3339(done)}, {"verified", false}, {"keptFor", json::array()}});
+  }
+  stored["status"]["backups"] = catalog;
+  std::vector<ObservedJob> jobs;
+  for (size_t i = 0; i < kMaxActiveJobs + 3; ++i) {
+    ObservedJob j = active(("db-retain-" + std::to_string(i)).c_str(), "retain", at("2026-11-24T10:00:00Z"));
+    jobs.push_back(j);
+  }
+  auto p = plan_backup_policy(inputs(stored, "2026-11-24T10:04:00Z", jobs));
+  ASSERT_EQ(p.status["backups"].size(), kMaxCatalog);
+  EXPECT_EQ(p.status["backups"][0]["id"], "base_100000");
+  EXPECT_EQ(p.status["backups"][kMaxCatalog - 1]["id"], "base_" + std::to_string(100000 + kMaxCatalog - 1));
+  EXPECT_EQ(p.status["activeJobs"].size(), kMaxActiveJobs);
+}
+
 TEST(PlanBackupPolicy, MalformedResultFailsTheRunWithAReason) {
   std::vector<ObservedJob> jobs = {{"db-delta-202611241000", "backup", at("2026-11-24T10:00:00Z"), State::kSucceeded,
                                     "{\"backupId\":\"x\"}", "", at("2026-11-24T10:03:00Z"), {}, ""}};

@@ -124,7 +124,13 @@ const json kSchema = json::parse(R"({
         "when": {"type": "string", "format": "date-time"},
         "name": {"type": "string", "pattern": "^[a-z]+$"},
         "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
-        "list": {"type": "array", "maxItems": 2, "items": {"type": "object", "properties": {"k": {"type": "string", "default": "d"}}}}
+        "list": {"type": "array", "maxItems": 2, "items": {"type": "object", "properties": {"k": {"type": "string", "default": "d"}}}},
+        "short": {"type": "string", "maxLength": 3},
+        "labels": {"type": "object", "maxProperties": 1, "additionalProperties": {"type": "string"}},
+        "conditions": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
+                       "items": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}, "status": {"type": "string"}}}},
+        "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+        "quantity": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}], "maxLength": 8, "pattern": "^[0-9]+(Mi|Gi)?$"}
       }
     }
   }
@@ -175,8 +181,46 @@ INSTANTIATE_TEST_SUITE_P(
                       SchemaCase{"Pattern", {{"host", "h"}, {"name", "A1"}}, "spec.name", "FieldValueInvalid"},
                       SchemaCase{"MinLength", {{"host", ""}}, "spec.host", "FieldValueInvalid"},
                       SchemaCase{"MaxItems", {{"host", "h"}, {"list", {json::object(), json::object(), json::object()}}},
-                                 "spec.list", "FieldValueTooMany"}),
+                                 "spec.list", "FieldValueTooMany"},
+                      // apiextensions-apiserver validates maxLength, maxProperties (kube-openapi's validate
+                      // package) and the uniqueness of list-type map keys and set elements (schema/listtype).
+                      SchemaCase{"MaxLength", {{"host", "h"}, {"short", "four"}}, "spec.short", "FieldValueTooLong"},
+                      SchemaCase{"MaxProperties", {{"host", "h"}, {"labels", {{"a", "1"}, {"b", "2"}}}}, "spec.labels",
+                                 "FieldValueTooMany"},
+                      SchemaCase{"ListMapDuplicateKey",
+                                 {{"host", "h"},
+                                  {"conditions", {{{"type", "Ready"}, {"status", "True"}}, {{"type", "Ready"}, {"status", "False"}}}}},
+                                 "spec.conditions[1]", "FieldValueDuplicate"},
+                      SchemaCase{"ListSetDuplicate", {{"host", "h"}, {"tags", {"a", "b", "a"}}}, "spec.tags[2]",
+                                 "FieldValueDuplicate"},
+                      SchemaCase{"IntOrStringPattern", {{"host", "h"}, {"quantity", "1 GB"}}, "spec.quantity",
+                                 "FieldValueInvalid"},
+                      SchemaCase{"IntOrStringMaxLength", {{"host", "h"}, {"quantity", "123456789"}}, "spec.quantity",
+                                 "FieldValueTooLong"}),
     [](const auto& info) { return info.param.name; });
+
+// The messages of listtype.ValidateListSetsAndMaps: field.Duplicate with the key
+// fields (a map) or the element (a set), printed as %#v; distinct keys and an
+// integer int-or-string pass.
+TEST(Schema, DuplicateListKeysAreNamedAsTheApiServerNamesThem) {
+  auto errs = kl::validate_schema(
+      {{"spec", {{"host", "h"}, {"conditions", {{{"type", "Ready"}}, {{"type", "Synced"}}, {{"type", "Ready"}}}}}}}, kSchema);
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_EQ(errs[0].message, "spec.conditions[2]: Duplicate value: map[string]interface {}{\"type\":\"Ready\"}");
+  errs = kl::validate_schema({{"spec", {{"host", "h"}, {"tags", {"x", "x"}}}}}, kSchema);
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_EQ(errs[0].message, "spec.tags[1]: Duplicate value: \"x\"");
+  EXPECT_TRUE(kl::validate_schema({{"spec", {{"host", "h"}, {"conditions", {{{"type", "A"}}, {{"type", "B"}}}}, {"quantity", 5}}}},
+                                  kSchema)
+                  .empty());
+  EXPECT_TRUE(kl::validate_schema({{"spec", {{"host", "h"}, {"quantity", "512Mi"}}}}, kSchema).empty());
+}
+
+// kube-openapi counts a string's characters for maxLength, not its bytes.
+TEST(Schema, MaxLengthCountsCharacters) {
+  EXPECT_TRUE(kl::validate_schema({{"spec", {{"host", "h"}, {"short", "\u00e9\u00e9\u00e9"}}}}, kSchema).empty());
+  EXPECT_EQ(kl::validate_schema({{"spec", {{"host", "h"}, {"short", "\u00e9\u00e9\u00e9\u00e9"}}}}, kSchema).size(), 1u);
+}
 
 TEST(JsonPath, EvaluatesPrinterColumnPaths) {
   json o = {{"status", {{"conditions", {{{"type", "Synced"}, {"status", "False"}}, {{"type", "Ready"}, {"status", "True"}}}}}},

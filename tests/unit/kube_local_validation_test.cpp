@@ -75,7 +75,7 @@ TEST(KubeLocalValidation, LabelErrorsAreAtTheLabelsField) {
                  {"spec", {{"template", {{"metadata", {{"labels", {{"bad key", "v"}}}}}}}}}};
   const auto tmpl = kl::validate_object_meta("batch/jobs", job);
   ASSERT_EQ(tmpl.size(), 1u);
-  EXPECT_EQ(tmpl[0].field, "spec.template.metadata.labels");
+  EXPECT_EQ(tmpl[0].field, "spec.template.labels");
   EXPECT_TRUE(kl::validate_object_meta("/configmaps", job).empty());
 }
 

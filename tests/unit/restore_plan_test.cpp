@@ -477,6 +477,21 @@ TEST(PlanRestore, AScratchInstanceThatRecoveredAndPassedEveryCheckVerifiesAndIsR
   EXPECT_TRUE(p.remove_other.empty());
 }
 
+// status.validation stays within the CRD's maxItems and its names within 63
+// characters, whatever a scratch Job reports.
+TEST(PlanRestore, AScratchResultWithMoreChecksThanTheCrdAllowsIsBounded) {
+  auto in = inputs(scratch_request(kOrdersCheck));
+  step(in);
+  json result = json::parse(scratch_result(true));
+  for (int i = 0; i < 80; ++i)
+    result["checks"].push_back({{"name", "extra-" + std::to_string(i) + std::string(70, 'x')}, {"passed", true}, {"ms", 1}, {"output", ""}});
+  in.jobs = {job("r1-scratch", "verify", "scratch", State::kSucceeded, result.dump())};
+  auto p = step(in);
+  ASSERT_EQ(p.status["validation"].size(), kMaxValidationEntries);
+  EXPECT_EQ(p.status["validation"][0]["name"], "recovered");
+  for (const auto& v : p.status["validation"]) EXPECT_LE(v["name"].get<std::string>().size(), 63u) << v;
+}
+
 TEST(PlanRestore, AFailedCheckKeepsTheScratchInstanceForKeepFailedForAndFreezesNothing) {
   auto in = inputs(scratch_request(kOrdersCheck));
   step(in);

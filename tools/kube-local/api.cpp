@@ -1580,6 +1580,11 @@ ApiResult<void> ApiServer::admit(const ResourceType& type, const std::string& op
         s["selector"]["matchLabels"] = json::object();
       if (!s["selector"]["matchLabels"].contains("batch.kubernetes.io/controller-uid"))
         s["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"] = uid;
+      // Validation runs after PrepareForCreate, so the generated job-name labels are checked with the
+      // template's (ValidatePodTemplateSpec: spec.template.labels): a Job's name is limited to a label
+      // value's 63 characters. Both labels give the same message, which ToAggregate reports once.
+      for (auto& e : validate_labels(json{{"batch.kubernetes.io/job-name", jn}}, "spec.template.labels"))
+        errs.push_back(std::move(e));
     }
     if (old && old->contains("spec") && spec.is_object()) {
       for (const char* f : {"template", "selector", "completions"}) {
@@ -1714,7 +1719,10 @@ ApiResult<json> ApiServer::create(const ResourceType& type, const std::string& n
     if (gen.empty())
       return std::unexpected(invalid(type, "", {{"FieldValueRequired", "metadata.name",
                                                  "metadata.name: Required value: name or generateName is required"}}));
-    meta["name"] = gen + random_suffix();
+    // apiserver/pkg/storage/names/generate.go SimpleNameGenerator: the base is cut to
+    // maxGeneratedNameLength (63 - 5) before the 5 random characters, so a Job of 63
+    // characters still gets pods whose names fit a label value.
+    meta["name"] = gen.substr(0, std::min<size_t>(gen.size(), 58)) + random_suffix();
   }
   const std::string name = meta["name"];
   if (!is_dns_subdomain(name) && type.gr() != "/namespaces")

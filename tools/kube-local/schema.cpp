@@ -2,7 +2,9 @@
 
 #include "kube-local/cel.h"
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <regex>
 
 namespace kl {
@@ -104,6 +106,52 @@ bool format_ok(const std::string& format, const std::string& s) {
   return true;
 }
 
+// A value as field.Error prints it (%#v): a string quoted, a map of the key fields as
+// map[string]interface {}{"k":v} (fmt sorts map keys, as nlohmann's object does).
+std::string go_value(const json& v) {
+  if (!v.is_object()) return v.dump();
+  std::string out = "map[string]interface {}{";
+  bool first = true;
+  for (const auto& [k, x] : v.items()) {
+    out += (first ? "" : ", ") + json(k).dump() + ":" + go_value(x);
+    first = false;
+  }
+  return out + "}";
+}
+
+// apiextensions-apiserver/pkg/apiserver/schema/listtype/validation.go
+// ValidateListSetsAndMaps: a list-type set holds no element twice, a list-type
+// map no two elements with the same key fields; each second appearance is
+// field.Duplicate(path[i], value) (the key fields for a map).
+void validate_list_type(const json& v, const json& schema, const std::string& path, std::vector<FieldError>& errs) {
+  const std::string lt = schema.value("x-kubernetes-list-type", "");
+  if (lt != "set" && lt != "map") return;
+  std::vector<json> keys;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (lt == "set") {
+      keys.push_back(v[i]);
+      continue;
+    }
+    if (!v[i].is_object() && !v[i].is_null()) {
+      const std::string f = path + "[" + std::to_string(i) + "]";
+      errs.push_back({"FieldValueInvalid", f, f + ": Invalid value: " + v[i].dump() +
+                                                  ": must be an object for an array of list-type map"});
+      return;
+    }
+    json key = json::object();
+    for (const auto& k : schema.value("x-kubernetes-list-map-keys", json::array()))
+      if (k.is_string() && v[i].is_object() && v[i].contains(k.get<std::string>()))
+        key[k.get<std::string>()] = v[i][k.get<std::string>()];
+    keys.push_back(std::move(key));
+  }
+  std::map<std::string, int> seen;
+  for (size_t i = 0; i < keys.size(); ++i)
+    if (++seen[keys[i].dump()] == 2) {
+      const std::string f = path + "[" + std::to_string(i) + "]";
+      errs.push_back({"FieldValueDuplicate", f, f + ": Duplicate value: " + go_value(keys[i])});
+    }
+}
+
 void validate_at(const json& v, const json& schema, const std::string& path, std::vector<FieldError>& errs,
                  bool root) {
   if (!schema.is_object()) return;
@@ -115,15 +163,18 @@ void validate_at(const json& v, const json& schema, const std::string& path, std
                           schema.value("type", "object") + ": \"null\""});
     return;
   }
-  if (schema.value("x-kubernetes-int-or-string", false)) {
+  const bool int_or_string = schema.value("x-kubernetes-int-or-string", false);
+  if (int_or_string) {
     if (!v.is_number_integer() && !v.is_string())
       errs.push_back({"FieldValueTypeInvalid", field,
                       field + ": Invalid value: \"" + type_of(v) + "\": " + field +
                           " in body must be of type integer or string: \"" + type_of(v) + "\""});
-    return;
+    // A string still meets the node's value validations (maxLength, pattern), as
+    // kube-openapi's validator applies them to whatever type the value has.
+    if (!v.is_string()) return;
   }
   const std::string type = schema.value("type", "");
-  if (!type_ok(v, type)) {
+  if (!int_or_string && !type_ok(v, type)) {
     errs.push_back({"FieldValueTypeInvalid", field,
                     field + ": Invalid value: \"" + type_of(v) + "\": " + field + " in body must be of type " +
                         type + ": \"" + type_of(v) + "\""});
@@ -160,10 +211,13 @@ void validate_at(const json& v, const json& schema, const std::string& path, std
   }
   if (v.is_string()) {
     const std::string s = v.get<std::string>();
-    if (schema.contains("maxLength") && s.size() > schema["maxLength"].get<size_t>())
+    // kube-openapi's validate.MaxLength/MinLength count characters (utf8.RuneCountInString), not bytes.
+    const size_t chars = static_cast<size_t>(
+        std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+    if (schema.contains("maxLength") && chars > schema["maxLength"].get<size_t>())
       errs.push_back({"FieldValueTooLong", field,
                       field + ": Too long: may not be more than " + schema["maxLength"].dump() + " bytes"});
-    if (schema.contains("minLength") && s.size() < schema["minLength"].get<size_t>())
+    if (schema.contains("minLength") && chars < schema["minLength"].get<size_t>())
       errs.push_back({"FieldValueInvalid", field,
                       field + ": Invalid value: " + quote(v) + ": " + field + " in body should be at least " +
                           schema["minLength"].dump() + " chars long"});
@@ -194,6 +248,7 @@ void validate_at(const json& v, const json& schema, const std::string& path, std
     if (schema.contains("items"))
       for (size_t i = 0; i < v.size(); ++i)
         validate_at(v[i], schema["items"], path + "[" + std::to_string(i) + "]", errs, false);
+    validate_list_type(v, schema, path, errs);
   }
   if (v.is_object()) {
     for (const auto& r : schema.value("required", json::array())) {

@@ -129,9 +129,12 @@ std::vector<FieldError> validate_object_meta(const std::string& gr, const json& 
   static const std::vector<std::string> kWorkloads = {"batch/jobs", "apps/deployments", "apps/statefulsets",
                                                       "apps/replicasets", "apps/daemonsets"};
   if (std::find(kWorkloads.begin(), kWorkloads.end(), gr) != kWorkloads.end()) {
+    // pkg/apis/core/validation ValidatePodTemplateSpec(template, fldPath "spec.template"):
+    // ValidateLabels(spec.Labels, fldPath.Child("labels")), so the errors name
+    // spec.template.labels (as a refused Job's reads: "spec.template.labels: Invalid value: ...").
     const json& tmeta = member(member(member(obj, "spec"), "template"), "metadata");
-    add(validate_labels(member(tmeta, "labels"), "spec.template.metadata.labels"));
-    add(validate_annotations(member(tmeta, "annotations"), "spec.template.metadata.annotations"));
+    add(validate_labels(member(tmeta, "labels"), "spec.template.labels"));
+    add(validate_annotations(member(tmeta, "annotations"), "spec.template.annotations"));
   }
   return errs;
 }
