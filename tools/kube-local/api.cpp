@@ -487,9 +487,12 @@ bool subject_matches(const json& s, const UserInfo& u) {
 
 void ApiServer::audit(const UserInfo& user, const std::string& verb, const std::string& group, const std::string& resource,
                       const std::string& subresource, const std::string& ns, const std::string& name,
-                      const std::string& path, bool allowed) {
+                      const std::string& path, bool allowed, const std::string& as) {
   if (opts_.audit_log.empty()) return;
   json line{{"user", user.username}, {"verb", verb}, {"allowed", allowed}};
+  // What the caller asked the answer to be converted to (Accept's as=): Table,
+  // PartialObjectMetadata(List); absent for the object itself.
+  if (!as.empty()) line["as"] = as;
   if (path.empty()) {
     line["group"] = group;
     line["resource"] = subresource.empty() ? resource : resource + "/" + subresource;
@@ -662,7 +665,12 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
   // POST to a named object's subresource (serviceaccounts/x/token) is a create.
   const std::string authz_name = t.name;
   const bool allowed = authorized(user, verb, type.group, type.resource, t.subresource, t.ns, authz_name, "");
-  audit(user, verb, type.group, type.resource, t.subresource, t.ns, authz_name, "", allowed);
+  std::string as;
+  if (const std::string accept = req.header("accept"); accept.find("as=") != std::string::npos) {
+    as = accept.substr(accept.find("as=") + 3);
+    as = as.substr(0, as.find_first_of(";, "));
+  }
+  audit(user, verb, type.group, type.resource, t.subresource, t.ns, authz_name, "", allowed, as);
   if (!allowed) {
     // responsewriters.Forbidden: NewForbidden on the group and resource (no subresource), the
     // verb's resource with its subresource in the message (forbiddenMessage).
