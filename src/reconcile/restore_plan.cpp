@@ -371,25 +371,26 @@ RestorePlan plan_restore(const RestoreInputs& in) {
       return block("IdentityMissing", std::string("metadata.annotations[") + kRequestedByAnnotation +
                                           "] is missing: the backup-operator admission webhook did not see this "
                                           "request, so who asked for it cannot be recorded");
+    // Before anything else is decided: a target whose Jobs the operator
+    // cannot see would wait forever.
+    if (!in.watched_namespaces.empty() && !target.empty() &&
+        std::find(in.watched_namespaces.begin(), in.watched_namespaces.end(), target) == in.watched_namespaces.end()) {
+      std::string watched;
+      for (const auto& w : in.watched_namespaces) watched += (watched.empty() ? "\"" : ", \"") + w + "\"";
+      const std::string msg =
+          std::string(spec->target_namespace.empty() ? "spec.targetNamespace (unset: the request's namespace)"
+                                                     : "spec.targetNamespace") +
+          ": \"" + target + "\" is not watched by the operator (--watch-namespace " + watched +
+          "): its Jobs would never be seen; add it to the chart's watchNamespaces";
+      if (phase != "Blocked" || status.value("message", "") != msg) return block("TargetNotWatched", msg);
+      return finish();
+    }
     if (in.access.checked) status["access"] = api::access_to_json(in.access);
     const auto decision =
         api::decide_restore(*spec, ns, in.policy, {in.target_is_production, in.operator_namespace, in.access});
     if (decision.blocked) {
       if (phase != "Blocked" || status.value("message", "") != decision.message)
         return block(decision.reason, decision.message);
-      return finish();
-    }
-    if (!in.watched_namespaces.empty() &&
-        std::find(in.watched_namespaces.begin(), in.watched_namespaces.end(), decision.target_namespace) ==
-            in.watched_namespaces.end()) {
-      std::string watched;
-      for (const auto& w : in.watched_namespaces) watched += (watched.empty() ? "\"" : ", \"") + w + "\"";
-      const std::string msg =
-          std::string(spec->target_namespace.empty() ? "spec.targetNamespace (unset: the request's namespace)"
-                                                     : "spec.targetNamespace") +
-          ": \"" + decision.target_namespace + "\" is not watched by the operator (--watch-namespace " + watched +
-          "): its Jobs would never be seen; add it to the chart's watchNamespaces";
-      if (phase != "Blocked" || status.value("message", "") != msg) return block("TargetNotWatched", msg);
       return finish();
     }
     if (decision.awaiting_access) {

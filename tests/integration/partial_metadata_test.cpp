@@ -64,16 +64,16 @@ TEST_F(PartialMetadata, AListKindForOneObjectAndAnObjectKindForAListAreNotAccept
   auto one = c->request("GET", res::kSecrets.path("pm", "one"), nullptr, "application/json",
                         bo::kube::kAcceptPartialObjectMetadataList);
   ASSERT_FALSE(one);
-  EXPECT_EQ(one.error().code, 406);
+  EXPECT_EQ(one.error().status, 406);
   EXPECT_EQ(one.error().reason, "NotAcceptable");
   auto list = c->request("GET", res::kSecrets.path("pm"), nullptr, "application/json",
                          bo::kube::kAcceptPartialObjectMetadata);
   ASSERT_FALSE(list);
-  EXPECT_EQ(list.error().code, 406);
+  EXPECT_EQ(list.error().status, 406);
   auto other = c->request("GET", res::kSecrets.path("pm"), nullptr, "application/json",
                           "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v2");
   ASSERT_FALSE(other);
-  EXPECT_EQ(other.error().code, 406);
+  EXPECT_EQ(other.error().status, 406);
 }
 
 TEST_F(PartialMetadata, AWatchCarriesPartialObjectMetadataEvents) {

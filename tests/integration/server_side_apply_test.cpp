@@ -22,7 +22,7 @@ class ServerSideApply : public ::testing::Test {
   bo::kube::HttpResponse patch(const std::string& name, const std::string& query, const std::string& ctype,
                                const std::string& body) {
     auto r = server_->transport()->send(
-        {"PATCH", "/api/v1/namespaces/default/configmaps/" + name + (query.empty() ? "" : "?" + query), ctype, body, {}});
+        {"PATCH", "/api/v1/namespaces/default/configmaps/" + name + (query.empty() ? "" : "?" + query), ctype, body, {}, ""});
     EXPECT_TRUE(r);
     return r ? *r : bo::kube::HttpResponse{};
   }

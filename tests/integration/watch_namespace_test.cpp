@@ -7,6 +7,8 @@
 // condition naming the field, instead of waiting forever.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "chart_operator.h"
 #include "harness.h"
 #include "reconcile/caches.h"
@@ -106,7 +108,8 @@ TEST(WatchNamespace, AVerificationIntoAWatchedTargetSucceedsUnderRolesAndAnUnwat
                                        {"purpose", "drill"}, {"targetNamespace", "elsewhere"}}}}));
   ASSERT_TRUE(eventually([&] { return phase("drill-elsewhere") == "Blocked"; }, std::chrono::seconds(30)))
       << rr("drill-elsewhere").dump(2);
-  const auto blocked = bo::reconcile::find_condition(rr("drill-elsewhere")["status"]["conditions"], "Blocked");
+  const json refused = rr("drill-elsewhere");
+  const auto* blocked = bo::reconcile::find_condition(refused["status"]["conditions"], "Blocked");
   ASSERT_TRUE(blocked);
   EXPECT_EQ((*blocked)["reason"], "TargetNotWatched");
   EXPECT_NE((*blocked).value("message", "").find("spec.targetNamespace: \"elsewhere\""), std::string::npos) << blocked->dump();
@@ -117,8 +120,9 @@ TEST(WatchNamespace, AVerificationIntoAWatchedTargetSucceedsUnderRolesAndAnUnwat
   std::ifstream in(audit);
   for (std::string line; std::getline(in, line);) {
     const json e = json::parse(line, nullptr, false);
-    if (e.is_object() && e.value("user", "") == chart.username)
+    if (e.is_object() && e.value("user", "") == chart.username) {
       EXPECT_TRUE(e.value("allowed", false)) << "refused: " << line;
+    }
   }
   EXPECT_EQ(op.log().find("CANARY"), std::string::npos);
   op.stop(SIGTERM);
