@@ -43,7 +43,7 @@ using json = nlohmann::json;
 struct Flags {
   std::string kubeconfig;
   std::string context;
-  std::string watch_namespace;
+  std::vector<std::string> watch_namespace;  // as given: repeatable, each maybe a comma list
   std::string metrics_bind = ":8080";
   std::string probe_bind = ":8081";
   bool leader_elect = false;
@@ -118,7 +118,11 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("backup-operator ") + bo::kVersion);
   app.add_option("--kubeconfig", f.kubeconfig, "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
   app.add_option("--context", f.context, "kubeconfig context (default: current-context)");
-  app.add_option("--watch-namespace", f.watch_namespace, "only this namespace (empty: all)");
+  app.add_option("--watch-namespace", f.watch_namespace,
+                 "only these namespaces (repeatable, or a comma-separated list; empty: all). Verification, drill "
+                 "and restore targets must be among them: their Jobs are watched there")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--metrics-bind-address", f.metrics_bind, "metrics endpoint address, 0 disables")->capture_default_str();
   app.add_option("--health-probe-bind-address", f.probe_bind, "/healthz and /readyz address, 0 disables")
       ->capture_default_str();
@@ -256,6 +260,10 @@ int main(int argc, char** argv) {
               "); pass --allow-demo-clock to run a demo cluster so",
           2);
   }
+  const auto watch_namespaces = bo::reconcile::parse_watch_namespaces(f.watch_namespace);
+  if (!watch_namespaces) die("--watch-namespace: " + watch_namespaces.error(), 2);
+  std::string watched_list;
+  for (const auto& ns : *watch_namespaces) watched_list += (watched_list.empty() ? "" : ",") + ns;
   bo::log::init(f.log_format, f.log_level);
 
   sigset_t sigs;
@@ -415,7 +423,7 @@ int main(int argc, char** argv) {
   bo::log::info("backup-operator starting", {{"version", bo::kVersion},
                                               {"server", cfg->server},
                                               {"apiVersion", (*version).value("gitVersion", "")},
-                                              {"watchNamespace", f.watch_namespace},
+                                              {"watchNamespace", watched_list},
                                               {"leaderElect", f.leader_elect},
                                               {"identity", operator_username}});
 
@@ -471,8 +479,8 @@ int main(int argc, char** argv) {
   auto start_controllers = [&] {
     std::lock_guard lock(controllers_mu);
     if (controllers_stopped) return;
-    caches = std::make_unique<bo::reconcile::Caches>(work_client, f.watch_namespace);
-    bo::reconcile::BackupPolicyControllerOptions policy_opts{f.watch_namespace, f.max_concurrent_reconciles, f.job_image,
+    caches = std::make_unique<bo::reconcile::Caches>(work_client, *watch_namespaces);
+    bo::reconcile::BackupPolicyControllerOptions policy_opts{watched_list, f.max_concurrent_reconciles, f.job_image,
                                                              std::chrono::seconds(f.archive_probe_interval), {}};
     policy_opts.operator_namespace = f.operator_namespace;
     policies = std::make_unique<bo::reconcile::BackupPolicyController>(work_client, *caches, clock, recorder, metrics,

@@ -374,7 +374,7 @@ bool image_is_pinned(const std::string& image) {
 std::vector<Problem> check_secrets(const BackupPolicySpec& s, const SecretData& secrets) {
   std::vector<Problem> out;
   auto need = [&](const std::string& secret, const std::string& field,
-                  const std::vector<std::string>& keys) -> const std::map<std::string, std::string>* {
+                  const std::vector<std::string>& keys) -> const std::map<std::string, SecretValue>* {
     if (secret.empty()) return nullptr;
     auto it = secrets.find(secret);
     if (it == secrets.end()) {
@@ -388,7 +388,7 @@ std::vector<Problem> check_secrets(const BackupPolicySpec& s, const SecretData& 
   };
   if (auto storage = need(s.storage.secret, "spec.storage.secretRef.name", kRequiredStorageKeys)) {
     auto ep = storage->find("WALG_AWS_ENDPOINT");
-    if (ep != storage->end() && !ep->second.empty() && !ep->second.starts_with("https://"))
+    if (ep != storage->end() && !ep->second.empty() && !ep->second.value().starts_with("https://"))
       out.push_back({"InsecureEndpoint", "spec.storage.secretRef.name",
                      "spec.storage.secretRef.name: WALG_AWS_ENDPOINT in Secret \"" + s.storage.secret +
                          "\" must use https:// (encryption in transit)"});
@@ -405,6 +405,27 @@ std::vector<Problem> check_secrets(const BackupPolicySpec& s, const SecretData& 
   if (s.has_addon("databasus"))
     need(s.databasus.admin_secret, "spec.databasus.adminSecretRef.name",
          {s.databasus.admin_email_key, s.databasus.admin_password_key});
+  return out;
+}
+
+std::map<std::string, std::set<std::string>> used_value_keys(const json& spec) {
+  std::map<std::string, std::set<std::string>> out;
+  if (!spec.is_object()) return out;
+  auto str_at = [](const json& obj, std::initializer_list<const char*> path, const std::string& fallback) {
+    const json* at = &obj;
+    for (const char* k : path) {
+      if (!at->is_object() || !at->contains(k)) return fallback;
+      at = &(*at)[k];
+    }
+    return at->is_string() && !at->get<std::string>().empty() ? at->get<std::string>() : fallback;
+  };
+  const BackupPolicySpec defaults;
+  if (const auto db = str_at(spec, {"database", "credentialsSecretRef", "name"}, ""); !db.empty()) {
+    out[db].insert(str_at(spec, {"database", "credentialsSecretRef", "usernameKey"}, defaults.database.username_key));
+    out[db].insert(str_at(spec, {"database", "credentialsSecretRef", "passwordKey"}, defaults.database.password_key));
+  }
+  for (const auto& storage : {str_at(spec, {"storage", "secretRef", "name"}, ""), str_at(spec, {"offsite", "secretRef", "name"}, "")})
+    if (!storage.empty()) out[storage].insert("WALG_AWS_ENDPOINT");
   return out;
 }
 

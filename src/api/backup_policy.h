@@ -7,10 +7,14 @@
 #include <expected>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "common/redaction.h"
 
 namespace bo::api {
 
@@ -211,9 +215,48 @@ struct Problem {
 [[nodiscard]] std::vector<Problem> validate(const BackupPolicySpec& spec, const std::string& policy_namespace,
                                             const std::string& operator_namespace = "");
 
+// One value of a Secret as the operator holds it. Every value is known by
+// whether it is empty (MissingSecretKey) and by its Fingerprint (redaction of
+// Job output); the plaintext is kept only where the operator itself uses it
+// (used_value_keys below). A value built from a string holds it (plans and
+// tests build them so).
+class SecretValue {
+ public:
+  SecretValue() = default;
+  SecretValue(std::string value) : empty_(value.empty()), fingerprint_(Fingerprint::of(value)), value_(std::move(value)) {}
+  SecretValue(const char* value) : SecretValue(std::string(value)) {}
+  // Known only by its emptiness and fingerprint.
+  [[nodiscard]] static SecretValue fingerprint_only(std::string_view value) {
+    SecretValue v;
+    v.empty_ = value.empty();
+    v.fingerprint_ = Fingerprint::of(value);
+    return v;
+  }
+  [[nodiscard]] bool empty() const { return empty_; }
+  [[nodiscard]] bool held() const { return value_.has_value(); }
+  // The plaintext, or "" when it is not held.
+  [[nodiscard]] const std::string& value() const {
+    static const std::string kNone;
+    return value_ ? *value_ : kNone;
+  }
+  [[nodiscard]] const Fingerprint& fingerprint() const { return fingerprint_; }
+
+ private:
+  bool empty_ = true;
+  Fingerprint fingerprint_;
+  std::optional<std::string> value_;
+};
+
 // The Secret contents the policy depends on, by name; values are consulted
-// for presence and the endpoint scheme only, never copied or reported.
-using SecretData = std::map<std::string, std::map<std::string, std::string>>;  // name -> key -> decoded value
+// for presence, the endpoint scheme and the archiving probe's credentials
+// only, never copied or reported.
+using SecretData = std::map<std::string, std::map<std::string, SecretValue>>;  // name -> key -> value
+
+// Which values of which Secrets (name -> keys) the operator reads itself: the
+// database credentials (the WAL archiving probe connects with them) and
+// WALG_AWS_ENDPOINT of the storage and offsite Secrets (its scheme must be
+// https). Every other value is only hidden from output, so only fingerprinted.
+[[nodiscard]] std::map<std::string, std::set<std::string>> used_value_keys(const json& spec);
 
 // SecretNotFound / MissingSecretKey / EncryptionRequired / InsecureEndpoint. Empty when all resolve.
 [[nodiscard]] std::vector<Problem> check_secrets(const BackupPolicySpec& spec, const SecretData& secrets);

@@ -148,8 +148,8 @@ std::chrono::milliseconds Client::backoff(int attempt, std::chrono::milliseconds
 }
 
 Result<json> Client::request(const std::string& method, const std::string& path, const json* body,
-                             const std::string& content_type) {
-  HttpRequest req{method, path, content_type, body ? body->dump() : "", {}};
+                             const std::string& content_type, const std::string& accept) {
+  HttpRequest req{method, path, content_type, body ? body->dump() : "", {}, accept};
   Error last;
   for (int attempt = 0; attempt < retry_.max_attempts; ++attempt) {
     limiter_.acquire();
@@ -193,7 +193,7 @@ Result<json> Client::list(const Resource& r, const std::string& ns, const ListOp
   if (o.limit > 0) add("limit", std::to_string(o.limit));
   add("continue", o.continue_token);
   add("resourceVersion", o.resource_version);
-  return request("GET", r.path(ns) + q);
+  return request("GET", r.path(ns) + q, nullptr, "application/json", o.metadata_only ? kAcceptPartialObjectMetadataList : "");
 }
 
 Result<json> Client::list_all(const Resource& r, const std::string& ns, ListOptions opts) {
@@ -272,7 +272,8 @@ Result<void> Client::watch(const Resource& r, const std::string& ns, const Watch
   add("resourceVersion", o.resource_version);
   add("timeoutSeconds", std::to_string(o.timeout_seconds));
   if (o.allow_bookmarks) add("allowWatchBookmarks", "true");
-  HttpRequest req{"GET", r.path(ns) + q, "", "", std::chrono::seconds(o.timeout_seconds + 30)};
+  HttpRequest req{"GET", r.path(ns) + q, "", "", std::chrono::seconds(o.timeout_seconds + 30),
+                  o.metadata_only ? kAcceptPartialObjectMetadata : ""};
   limiter_.acquire();
   std::optional<Error> stream_error;
   auto resp = transport_->stream(

@@ -45,7 +45,15 @@ struct ListOptions {
   long limit = 0;
   std::string continue_token;
   std::string resource_version;
+  // Metadata only: the server answers a PartialObjectMetadataList (no spec,
+  // no data), as client-go's metadata client asks.
+  bool metadata_only = false;
 };
+
+// The Accept headers of client-go's metadata client (k8s.io/client-go/metadata), JSON only.
+inline constexpr const char* kAcceptPartialObjectMetadata = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+inline constexpr const char* kAcceptPartialObjectMetadataList =
+    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
 
 struct WatchOptions {
   std::string label_selector;
@@ -53,6 +61,7 @@ struct WatchOptions {
   std::string resource_version;
   long timeout_seconds = 300;
   bool allow_bookmarks = true;
+  bool metadata_only = false;  // events carry PartialObjectMetadata
 };
 
 struct WatchEvent {
@@ -119,7 +128,7 @@ class Client {
                      const std::function<bool(const WatchEvent&)>& on_event, Canceller* cancel = nullptr);
   // Raw request through the same limiter, retries and error mapping.
   Result<json> request(const std::string& method, const std::string& path, const json* body = nullptr,
-                       const std::string& content_type = "application/json");
+                       const std::string& content_type = "application/json", const std::string& accept = "");
 
   void set_observer(RequestObserver obs) { observer_ = std::move(obs); }
 

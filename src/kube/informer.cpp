@@ -120,8 +120,9 @@ void Informer::index_remove(const std::string& key, const Entry& e) {
 }
 
 ObjPtr Informer::prepare(json obj) const {
-  obj["apiVersion"] = resource_.api_version();
-  obj["kind"] = resource_.kind;
+  if (opts_.metadata_only) obj = json{{"metadata", std::move(obj["metadata"])}};
+  obj["apiVersion"] = opts_.metadata_only ? std::string("meta.k8s.io/v1") : resource_.api_version();
+  obj["kind"] = opts_.metadata_only ? std::string("PartialObjectMetadata") : resource_.kind;
   if (opts_.transform) opts_.transform(obj);
   return std::make_shared<const json>(std::move(obj));
 }
@@ -222,7 +223,7 @@ void Informer::run(std::stop_token stop) {
   auto backoff = opts_.backoff_base;
   auto grow = [&] { backoff = std::min(opts_.backoff_cap, backoff * 2); };
   while (!stop.stop_requested()) {
-    ListOptions lo{opts_.label_selector, opts_.field_selector, 500, "", ""};
+    ListOptions lo{opts_.label_selector, opts_.field_selector, 500, "", "", opts_.metadata_only};
     // Page by page into entries (compact ones are packed as they arrive).
     std::map<std::string, Entry> next;
     auto listed = client_.list_each(
@@ -255,7 +256,7 @@ void Informer::run(std::stop_token stop) {
       Canceller cancel;
       std::stop_callback on_stop(stop, [&] { cancel.cancel(); });
       WatchOptions wo{opts_.label_selector, opts_.field_selector, last_resource_version(), opts_.watch_timeout_seconds,
-                      true};
+                      true, opts_.metadata_only};
       auto r = client_.watch(resource_, ns_, wo, [&](const WatchEvent& ev) {
         apply(ev);
         return !stop.stop_requested();

@@ -40,6 +40,11 @@ struct InformerOptions {
   // in-memory size) and decode it on get/list/by_index; index values are
   // computed once, on insert. For large caches read a few objects at a time.
   bool compact = false;
+  // Metadata only, as controller-runtime's metadata informers: lists and
+  // watches ask for PartialObjectMetadata, and whatever else an answer holds
+  // is dropped before caching (a server that ignored the Accept header still
+  // leaves no data in memory).
+  bool metadata_only = false;
 };
 
 class Informer {

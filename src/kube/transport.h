@@ -22,6 +22,7 @@ struct HttpRequest {
   std::string content_type;
   std::string body;
   std::chrono::milliseconds timeout{0};  // 0: the transport's default
+  std::string accept;                     // empty: application/json
 };
 
 struct HttpResponse {

@@ -123,7 +123,7 @@ class CpprestTransport final : public Transport {
       http::http_request r(http::method(req.method));
       r.set_request_uri(req.path);
       r.headers().add("User-Agent", user_agent_);
-      r.headers().add("Accept", "application/json");
+      r.headers().add("Accept", req.accept.empty() ? std::string("application/json") : req.accept);
       const std::string token = tokens_.get();
       if (!token.empty()) r.headers().add("Authorization", "Bearer " + token);
       if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "PATCH")

@@ -202,7 +202,9 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
     in.restores.push_back(std::move(o));
   }
   const json spec = (*policy).value("spec", json::object());
-  in.secrets = caches_.secret_data(ns, api::referenced_secrets(spec));
+  auto secrets = caches_.secret_data(ns, spec);
+  if (!secrets) return kube::ReconcileResult::failed("read the policy's Secrets: " + secrets.error().str());
+  in.secrets = std::move(*secrets);
   // WAL archiving: the newest background probe (the password goes to the prober only until its probe ends).
   if (auto sp = api::parse_backup_policy_spec(spec)) {
     if (auto conn = archive_connection(*sp, in.secrets); conn.params)
@@ -225,7 +227,7 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
     di.spec = *sp;
     di.operator_image = opts_.default_image;
     di.now = in.now;
-    auto owned = [&](const kube::Informer& inf, const std::string& object_name) -> json {
+    auto owned = [&](const NamespacedInformers& inf, const std::string& object_name) -> json {
       auto o = inf.get(ns, object_name);
       if (!o) return json();
       for (const auto& r : (*o)["metadata"].value("ownerReferences", json::array()))

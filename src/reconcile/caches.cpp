@@ -1,5 +1,8 @@
 #include "reconcile/caches.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "api/backup_policy.h"
 #include "common/encoding.h"
 #include "common/timefmt.h"
@@ -52,7 +55,7 @@ bool has_true(const json& obj, const char* type) {
 
 }  // namespace
 
-JobView view_job(const json& job, const kube::Informer& pods, const std::string& container, PodGrace& grace) {
+JobView view_job(const json& job, const NamespacedInformers& pods, const std::string& container, PodGrace& grace) {
   JobView v;
   if (has_true(job, "Complete")) v.state = ObservedJob::State::kSucceeded;
   else if (has_true(job, "Failed")) v.state = ObservedJob::State::kFailed;
@@ -104,17 +107,113 @@ JobView view_job(const json& job, const kube::Informer& pods, const std::string&
   return v;
 }
 
-Caches::Caches(kube::Client& client, const std::string& ns)
+NamespacedInformers::NamespacedInformers(kube::Client& client, const kube::Resource& resource,
+                                         const std::vector<std::string>& namespaces, const kube::InformerOptions& opts)
+    : namespaces_(namespaces.empty() ? std::vector<std::string>{""} : namespaces) {
+  for (const auto& ns : namespaces_) informers_.push_back(std::make_unique<kube::Informer>(client, resource, ns, opts));
+}
+
+void NamespacedInformers::add_handlers(const kube::InformerHandlers& h) {
+  for (auto& inf : informers_) inf->add_handlers(h);
+}
+
+void NamespacedInformers::add_index(const std::string& name, const kube::Informer::IndexFn& fn) {
+  for (auto& inf : informers_) inf->add_index(name, fn);
+}
+
+bool NamespacedInformers::synced() const {
+  return std::all_of(informers_.begin(), informers_.end(), [](const auto& inf) { return inf->synced(); });
+}
+
+kube::ObjPtr NamespacedInformers::get(const std::string& ns, const std::string& name) const {
+  for (size_t i = 0; i < informers_.size(); ++i)
+    if (namespaces_[i].empty() || namespaces_[i] == ns) return informers_[i]->get(ns, name);
+  return nullptr;
+}
+
+std::vector<kube::ObjPtr> NamespacedInformers::list(const std::string& ns) const {
+  std::vector<kube::ObjPtr> out;
+  for (size_t i = 0; i < informers_.size(); ++i) {
+    if (!ns.empty() && !namespaces_[i].empty() && namespaces_[i] != ns) continue;
+    auto part = informers_[i]->list(ns);
+    out.insert(out.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+  }
+  return out;
+}
+
+std::vector<kube::ObjPtr> NamespacedInformers::by_index(const std::string& index, const std::string& value) const {
+  std::vector<kube::ObjPtr> out;
+  for (const auto& inf : informers_) {
+    auto part = inf->by_index(index, value);
+    out.insert(out.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+  }
+  return out;
+}
+
+size_t NamespacedInformers::size() const {
+  size_t n = 0;
+  for (const auto& inf : informers_) n += inf->size();
+  return n;
+}
+
+std::expected<std::vector<std::string>, std::string> parse_watch_namespaces(const std::vector<std::string>& values) {
+  std::vector<std::string> out;
+  for (const auto& v : values) {
+    size_t start = 0;
+    while (start <= v.size()) {
+      size_t end = v.find(',', start);
+      if (end == std::string::npos) end = v.size();
+      std::string ns = v.substr(start, end - start);
+      start = end + 1;
+      ns.erase(0, ns.find_first_not_of(" \t"));
+      ns.erase(ns.find_last_not_of(" \t") + 1);
+      if (ns.empty()) continue;
+      // A namespace name is a DNS-1123 label (apimachinery ValidateNamespaceName).
+      const bool ok = ns.size() <= 63 && std::isalnum(static_cast<unsigned char>(ns.front())) &&
+                      std::isalnum(static_cast<unsigned char>(ns.back())) &&
+                      std::all_of(ns.begin(), ns.end(), [](unsigned char c) {
+                        return (std::islower(c) || std::isdigit(c) || c == '-');
+                      });
+      if (!ok) return std::unexpected("\"" + ns + "\" is not a namespace name (a DNS-1123 label: lower-case letters, digits, '-')");
+      if (std::find(out.begin(), out.end(), ns) == out.end()) out.push_back(ns);
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// A Secret's metadata as the operator keeps it: enough to key it and to see it change.
+void secret_metadata(json& obj) {
+  const json m = obj.value("metadata", json::object());
+  json keep = json::object();
+  for (const char* k : {"name", "namespace", "resourceVersion", "uid"})
+    if (m.contains(k)) keep[k] = m[k];
+  obj["metadata"] = std::move(keep);
+}
+
+kube::InformerOptions metadata_options() {
+  kube::InformerOptions o;
+  o.metadata_only = true;
+  o.transform = secret_metadata;
+  return o;
+}
+
+}  // namespace
+
+Caches::Caches(kube::Client& client, std::vector<std::string> ns)
     : policies(client, kBackupPolicies, ns, options("")),
       restores(client, kRestoreRequests, ns, options("")),
       jobs(client, kube::resources::kJobs, ns, options(kManagedSelector, slim_job)),
       pods(client, kube::resources::kPods, ns, options(kManagedSelector, slim_pod)),
-      secrets(client, kube::resources::kSecrets, ns, options("")),
+      secrets(client, kube::resources::kSecrets, ns, metadata_options()),
       deployments(client, kube::resources::kDeployments, ns, options(kManagedSelector)),
       network_policies(client, kube::resources::kNetworkPolicies, ns, options(kManagedSelector)),
       claims(client, kube::resources::kPersistentVolumeClaims, ns, options(kManagedSelector)),
       services(client, kube::resources::kServices, ns, options("")),
-      ingresses(client, kube::resources::kIngresses, ns, options("")) {
+      ingresses(client, kube::resources::kIngresses, ns, options("")),
+      client_(client),
+      namespaces_(std::move(ns)) {
   jobs.add_index(kIndexPolicy, kube::index_by_label(kLabelPolicy));
   jobs.add_index(kIndexRestore, kube::index_by_label("backup.si.dev/restore-request"));
   auto by_label_name = [](const json& o) -> std::vector<std::string> {
@@ -136,13 +235,32 @@ Caches::Caches(kube::Client& client, const std::string& ns)
     if (!ref.is_object() || !ref.contains("name") || !ref["name"].is_string()) return {};
     return {ref["name"].get<std::string>()};
   });
+  // What is held is let go when the Secret goes, or when no policy names it any longer.
+  auto gone = [this](const kube::ObjPtr& s) {
+    std::lock_guard lock(held_mu_);
+    held_.erase((*s)["metadata"].value("namespace", "") + "/" + (*s)["metadata"].value("name", ""));
+  };
+  secrets.add_handlers({nullptr, nullptr, gone});
+  auto unnamed = [this](const kube::ObjPtr& old_policy) {
+    const std::string ns = (*old_policy)["metadata"].value("namespace", "");
+    for (const auto& name : api::referenced_secrets((*old_policy).value("spec", json::object())))
+      forget_unnamed(ns, name);
+  };
+  policies.add_handlers({nullptr, [unnamed](const kube::ObjPtr& o, const kube::ObjPtr&) { unnamed(o); }, unnamed});
 }
 
 Caches::~Caches() { stop(); }
 
+void Caches::forget_unnamed(const std::string& ns, const std::string& name) {
+  if (!policies.by_index(kIndexSecretRef, ns + "/" + name).empty()) return;
+  std::lock_guard lock(held_mu_);
+  held_.erase(ns + "/" + name);
+}
+
 void Caches::start() {
-  for (auto* inf : {&policies, &restores, &jobs, &pods, &secrets, &deployments, &network_policies, &claims, &services, &ingresses})
-    threads_.emplace_back([inf](std::stop_token st) { inf->run(st); });
+  for (auto* set : {&policies, &restores, &jobs, &pods, &secrets, &deployments, &network_policies, &claims, &services, &ingresses})
+    for (const auto& inf : set->informers())
+      threads_.emplace_back([inf = inf.get()](std::stop_token st) { inf->run(st); });
 }
 
 void Caches::stop() {
@@ -151,22 +269,89 @@ void Caches::stop() {
 }
 
 bool Caches::synced() const {
-  for (const auto* inf : {&policies, &restores, &jobs, &pods, &secrets, &deployments, &network_policies, &claims, &services, &ingresses})
-    if (!inf->synced()) return false;
+  for (const auto* set : {&policies, &restores, &jobs, &pods, &secrets, &deployments, &network_policies, &claims, &services, &ingresses})
+    if (!set->synced()) return false;
   return true;
 }
 
-api::SecretData Caches::secret_data(const std::string& ns, const std::vector<std::string>& names) const {
+bool Caches::watches(const std::string& ns) const {
+  return namespaces_.empty() || std::find(namespaces_.begin(), namespaces_.end(), ns) != namespaces_.end();
+}
+
+kube::Result<api::SecretData> Caches::secret_data(const std::string& ns, const json& policy_spec) {
+  return read_secrets(ns, api::referenced_secrets(policy_spec), api::used_value_keys(policy_spec));
+}
+
+kube::Result<api::SecretData> Caches::named_secrets(const std::string& ns, const std::vector<std::string>& names) {
+  return read_secrets(ns, names, {});
+}
+
+kube::Result<api::SecretData> Caches::read_secrets(const std::string& ns, const std::vector<std::string>& names,
+                                                   const std::map<std::string, std::set<std::string>>& wanted) {
   api::SecretData out;
-  for (const auto& sn : names) {
-    auto s = secrets.get(ns, sn);
-    if (!s) continue;
-    auto& data = out[sn];
-    const json secret_data = (*s).value("data", json::object());
-    for (const auto& [k, v] : secret_data.items())
-      if (v.is_string()) data[k] = base64_decode(v.get<std::string>()).value_or("");
+  for (const auto& name : names) {
+    const std::string key = ns + "/" + name;
+    const auto meta = secrets.get(ns, name);
+    if (!meta) {  // absent (as far as the watch has seen)
+      std::lock_guard lock(held_mu_);
+      held_.erase(key);
+      continue;
+    }
+    const std::string rv = (*meta)["metadata"].value("resourceVersion", "");
+    std::set<std::string> value_keys;
+    if (auto w = wanted.find(name); w != wanted.end()) value_keys = w->second;
+    {
+      std::lock_guard lock(held_mu_);
+      if (auto it = held_.find(key); it != held_.end()) {
+        const bool has_values = std::includes(it->second.value_keys.begin(), it->second.value_keys.end(),
+                                              value_keys.begin(), value_keys.end());
+        if (it->second.resource_version == rv && has_values) {
+          out[name] = it->second.data;
+          continue;
+        }
+        value_keys.insert(it->second.value_keys.begin(), it->second.value_keys.end());  // another policy's too
+      }
+    }
+    ++secret_reads_;
+    auto secret = client_.get(kube::resources::kSecrets, ns, name);
+    if (!secret) {
+      if (secret.error().not_found()) {
+        std::lock_guard lock(held_mu_);
+        held_.erase(key);
+        continue;
+      }
+      return std::unexpected(secret.error());
+    }
+    HeldSecret held;
+    held.resource_version = (*secret)["metadata"].value("resourceVersion", "");
+    held.value_keys = value_keys;
+    const json data = (*secret).value("data", json::object());
+    if (data.is_object())
+      for (const auto& [k, v] : data.items()) {
+        if (!v.is_string()) continue;
+        const std::string decoded = base64_decode(v.get<std::string>()).value_or("");
+        held.data[k] = value_keys.count(k) ? api::SecretValue(decoded) : api::SecretValue::fingerprint_only(decoded);
+      }
+    out[name] = held.data;
+    std::lock_guard lock(held_mu_);
+    held_[key] = std::move(held);
   }
   return out;
+}
+
+std::vector<std::string> Caches::held_secrets() const {
+  std::lock_guard lock(held_mu_);
+  std::vector<std::string> out;
+  for (const auto& [k, v] : held_) out.push_back(k);
+  return out;
+}
+
+std::optional<std::map<std::string, api::SecretValue>> Caches::held_secret(const std::string& ns,
+                                                                          const std::string& name) const {
+  std::lock_guard lock(held_mu_);
+  auto it = held_.find(ns + "/" + name);
+  if (it == held_.end()) return std::nullopt;
+  return it->second.data;
 }
 
 }  // namespace bo::reconcile

@@ -1,11 +1,27 @@
 // The informers the controllers share (as controller-runtime's shared cache):
 // one watch and one copy of each kind, however many controllers read it.
 // Jobs and Pods are limited to the operator's own (managed-by label) and
-// slimmed to the fields reconciles read.
+// slimmed to the fields reconciles read. With watched namespaces, one
+// informer per namespace and kind, read as one (controller-runtime's
+// multi-namespace cache, cache.Options.DefaultNamespaces).
+//
+// Secrets on a need-to-know basis: the operator watches Secrets' metadata
+// only (PartialObjectMetadata: name and resourceVersion, never data) and
+// reads a Secret with a GET only when a policy names it and its
+// resourceVersion moved. Of such a Secret it holds the key names, for every
+// value whether it is empty and a fingerprint to redact it from output
+// (common/redaction.h), and the plaintext only of the values it uses itself
+// (api::used_value_keys: the database credentials for the archiving probe,
+// WALG_AWS_ENDPOINT for its scheme). A Secret no policy names is never read.
 #pragma once
 #include <chrono>
+#include <memory>
 #include <mutex>
+#include <atomic>
+#include <expected>
+#include <map>
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -57,34 +73,93 @@ class PodGrace {
   std::map<std::string, std::chrono::steady_clock::time_point> first_seen_;
 };
 
-[[nodiscard]] JobView view_job(const nlohmann::json& job, const kube::Informer& pods, const std::string& container,
+// One informer per watched namespace (or one for all namespaces), read as one.
+class NamespacedInformers {
+ public:
+  // `namespaces` empty: every namespace.
+  NamespacedInformers(kube::Client& client, const kube::Resource& resource, const std::vector<std::string>& namespaces,
+                      const kube::InformerOptions& opts);
+  // Both must be called before the informers run.
+  void add_handlers(const kube::InformerHandlers& h);
+  void add_index(const std::string& name, const kube::Informer::IndexFn& fn);
+  [[nodiscard]] bool synced() const;
+  // nullptr also for a namespace not watched.
+  [[nodiscard]] kube::ObjPtr get(const std::string& ns, const std::string& name) const;
+  [[nodiscard]] std::vector<kube::ObjPtr> list(const std::string& ns = "") const;
+  [[nodiscard]] std::vector<kube::ObjPtr> by_index(const std::string& index, const std::string& value) const;
+  [[nodiscard]] size_t size() const;
+  [[nodiscard]] const std::vector<std::unique_ptr<kube::Informer>>& informers() const { return informers_; }
+
+ private:
+  std::vector<std::string> namespaces_;  // parallel to informers_; {""}: all
+  std::vector<std::unique_ptr<kube::Informer>> informers_;
+};
+
+[[nodiscard]] JobView view_job(const nlohmann::json& job, const NamespacedInformers& pods, const std::string& container,
                                PodGrace& grace);
+
+// Parses --watch-namespace values: each may be a comma-separated list;
+// blanks are dropped, duplicates once. An error names the bad value.
+[[nodiscard]] std::expected<std::vector<std::string>, std::string> parse_watch_namespaces(
+    const std::vector<std::string>& values);
 
 class Caches {
  public:
-  Caches(kube::Client& client, const std::string& watch_namespace);
+  // `namespaces` empty: every namespace.
+  Caches(kube::Client& client, std::vector<std::string> namespaces);
+  Caches(kube::Client& client, const std::string& watch_namespace)
+      : Caches(client, watch_namespace.empty() ? std::vector<std::string>{} : std::vector<std::string>{watch_namespace}) {}
   ~Caches();
   // Handlers and indexes must be added before start().
   void start();
   void stop();
   [[nodiscard]] bool synced() const;
-  // The decoded contents of the named Secrets that exist in `ns`.
-  [[nodiscard]] api::SecretData secret_data(const std::string& ns, const std::vector<std::string>& names) const;
+  [[nodiscard]] const std::vector<std::string>& namespaces() const { return namespaces_; }
+  // Whether `ns` is watched (always, without watched namespaces).
+  [[nodiscard]] bool watches(const std::string& ns) const;
+  // What the operator holds of the Secrets `policy_spec` names in `ns` (those
+  // that exist): see the file comment. Reads a named Secret (GET) when it is
+  // not held yet, its resourceVersion moved, or the spec uses a value not held.
+  [[nodiscard]] kube::Result<api::SecretData> secret_data(const std::string& ns, const nlohmann::json& policy_spec);
+  // The same for Secrets named directly (every value fingerprinted only): a
+  // verification target's storage Secret, whose key names a scratch pod takes.
+  [[nodiscard]] kube::Result<api::SecretData> named_secrets(const std::string& ns, const std::vector<std::string>& names);
+  // For tests: the Secrets held ("namespace/name"), and one's values as held.
+  [[nodiscard]] std::vector<std::string> held_secrets() const;
+  [[nodiscard]] std::optional<std::map<std::string, api::SecretValue>> held_secret(const std::string& ns,
+                                                                                   const std::string& name) const;
+  // How many Secrets were read (GET) so far.
+  [[nodiscard]] uint64_t secret_reads() const { return secret_reads_.load(); }
 
-  kube::Informer policies;
-  kube::Informer restores;
-  kube::Informer jobs;
-  kube::Informer pods;
-  kube::Informer secrets;
+  NamespacedInformers policies;
+  NamespacedInformers restores;
+  NamespacedInformers jobs;
+  NamespacedInformers pods;
+  NamespacedInformers secrets;  // metadata only: namespace, name, resourceVersion
   // Databasus: the operator's own Deployments, NetworkPolicies and claims, and
   // every Service and Ingress (the exposure audit looks for ones reaching its pods).
-  kube::Informer deployments;
-  kube::Informer network_policies;
-  kube::Informer claims;
-  kube::Informer services;
-  kube::Informer ingresses;
+  NamespacedInformers deployments;
+  NamespacedInformers network_policies;
+  NamespacedInformers claims;
+  NamespacedInformers services;
+  NamespacedInformers ingresses;
 
  private:
+  struct HeldSecret {
+    std::string resource_version;
+    std::set<std::string> value_keys;  // keys whose plaintext is held
+    std::map<std::string, api::SecretValue> data;
+  };
+  void forget_unnamed(const std::string& ns, const std::string& name);
+  // Reads `names` in `ns` as secret_data says; `wanted`: name -> keys whose plaintext is held.
+  [[nodiscard]] kube::Result<api::SecretData> read_secrets(const std::string& ns, const std::vector<std::string>& names,
+                                                           const std::map<std::string, std::set<std::string>>& wanted);
+
+  kube::Client& client_;
+  std::vector<std::string> namespaces_;
+  mutable std::mutex held_mu_;
+  std::map<std::string, HeldSecret> held_;  // "namespace/name"
+  std::atomic<uint64_t> secret_reads_{0};
   std::vector<std::jthread> threads_;
 };
 

@@ -26,8 +26,8 @@ ArchiveConnection archive_connection(const api::BackupPolicySpec& spec, const ap
   p.host = db.host;
   p.port = db.port;
   p.dbname = db.name;
-  p.user = user->second;
-  p.password = password->second;
+  p.user = user->second.value();
+  p.password = password->second.value();
   return {std::move(p), ""};
 }
 

@@ -224,6 +224,7 @@ kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
   in.default_image = opts_.default_image;
   in.operator_username = opts_.operator_username;
   in.operator_namespace = opts_.operator_namespace;
+  in.watched_namespaces = caches_.namespaces();
   if (auto p = caches_.policies.get(ns, policy_name)) in.policy = *p;
   const std::string target = restore_target(request);
   const bool deleting = request["metadata"].contains("deletionTimestamp");
@@ -314,13 +315,18 @@ kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
     if (!present) return kube::ReconcileResult::failed("read freeze " + fname + ": " + present.error().str());
     in.freeze_present = *present;
   }
-  if (in.policy.is_object()) in.secrets = caches_.secret_data(ns, api::referenced_secrets(in.policy.value("spec", json::object())));
+  if (in.policy.is_object()) {
+    auto secrets = caches_.secret_data(ns, in.policy.value("spec", json::object()));
+    if (!secrets) return kube::ReconcileResult::failed("read the policy's Secrets: " + secrets.error().str());
+    in.secrets = std::move(*secrets);
+  }
   if (in.policy.is_object() && !target.empty()) {
     const json ver = in.policy.value("spec", json::object()).value("verification", json::object());
     const std::string vs = ver.is_object() ? ver.value("storageSecretRef", json::object()).value("name", "") : "";
     if (!vs.empty()) {
-      const auto found = caches_.secret_data(target, {vs});
-      if (auto it = found.find(vs); it != found.end()) {
+      auto found = caches_.named_secrets(target, {vs});
+      if (!found) return kube::ReconcileResult::failed("read Secret " + target + "/" + vs + ": " + found.error().str());
+      if (auto it = found->find(vs); it != found->end()) {
         in.verification_keys.emplace();
         for (const auto& [k, v] : it->second) in.verification_keys->push_back(k);
       }

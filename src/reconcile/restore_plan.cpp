@@ -43,13 +43,13 @@ bool has_finalizer(const json& obj) {
   return std::find(f.begin(), f.end(), kRestoreFinalizer) != f.end();
 }
 
+// Every value of the policy's Secrets of 4 bytes or more, found by its
+// fingerprint (the operator holds most values only so: common/redaction.h).
 std::string redact(std::string text, const api::SecretData& secrets) {
+  std::vector<const Fingerprint*> values;
   for (const auto& [secret, data] : secrets)
-    for (const auto& [key, value] : data) {
-      if (value.size() < 4) continue;
-      for (size_t pos; (pos = text.find(value)) != std::string::npos;) text.replace(pos, value.size(), "[redacted]");
-    }
-  return text;
+    for (const auto& [key, value] : data) values.push_back(&value.fingerprint());
+  return redact_fingerprints(std::move(text), values, 4);
 }
 
 // The request's checks: the profile's own, then the user's.
@@ -390,6 +390,20 @@ RestorePlan plan_restore(const RestoreInputs& in) {
       return block("IdentityMissing", std::string("metadata.annotations[") + kRequestedByAnnotation +
                                           "] is missing: the backup-operator admission webhook did not see this "
                                           "request, so who asked for it cannot be recorded");
+    // Before anything else is decided: a target whose Jobs the operator
+    // cannot see would wait forever.
+    if (!in.watched_namespaces.empty() && !target.empty() &&
+        std::find(in.watched_namespaces.begin(), in.watched_namespaces.end(), target) == in.watched_namespaces.end()) {
+      std::string watched;
+      for (const auto& w : in.watched_namespaces) watched += (watched.empty() ? "\"" : ", \"") + w + "\"";
+      const std::string msg =
+          std::string(spec->target_namespace.empty() ? "spec.targetNamespace (unset: the request's namespace)"
+                                                     : "spec.targetNamespace") +
+          ": \"" + target + "\" is not watched by the operator (--watch-namespace " + watched +
+          "): its Jobs would never be seen; add it to the chart's watchNamespaces";
+      if (phase != "Blocked" || status.value("message", "") != msg) return block("TargetNotWatched", msg);
+      return finish();
+    }
     if (in.access.checked) status["access"] = api::access_to_json(in.access);
     const auto decision =
         api::decide_restore(*spec, ns, in.policy, {in.target_is_production, in.operator_namespace, in.access});

@@ -67,6 +67,9 @@ struct RestoreInputs {
   std::string default_image = kDefaultImage;
   std::string operator_username;  // exempt from the freeze
   std::string operator_namespace;  // never a target (nor is kube-system)
+  // The namespaces the operator watches (--watch-namespace; empty: all). A
+  // target outside them is refused: its Jobs would never be seen.
+  std::vector<std::string> watched_namespaces;
   // While Pending: whether the requester may create Jobs in the target, as
   // the API server answered (or as status.access kept an earlier yes).
   api::AccessCheck access;

@@ -281,6 +281,49 @@ class ChartRender(unittest.TestCase):
         self.assertEqual(mounted_secret(docs, "/etc/backup-operator/webhook"), "tls")
         self.assertEqual(one(docs, "MutatingWebhookConfiguration")["webhooks"][0]["clientConfig"]["caBundle"], "Zm9v")
 
+    # --- watched namespaces: Roles, not ClusterRoles ---
+    CLUSTER_SCOPED = {"namespaces", "validatingadmissionpolicies", "validatingadmissionpolicybindings",
+                      "subjectaccessreviews", "tokenreviews"}
+
+    def granted(self, role):
+        return {(g, r, v) for rule in role["rules"] for g in rule.get("apiGroups", [])
+                for r in rule.get("resources", []) for v in rule["verbs"]}
+
+    def test_watch_namespaces_grant_roles_in_each_and_the_cluster_role_only_cluster_scoped_resources(self):
+        docs = render("watchNamespaces={shop,shop-verify}")
+        self.assertEqual(flag(docs, "--watch-namespace"), "shop,shop-verify")
+        cluster = [r for r in by_kind(docs, "ClusterRole") if r["metadata"]["name"] == "bo-backup-operator"][0]
+        self.assertEqual({r for _, r, _ in self.granted(cluster)}, self.CLUSTER_SCOPED)
+        roles = {r["metadata"]["namespace"]: r for r in by_kind(docs, "Role")
+                 if r["metadata"]["name"] == "bo-backup-operator"}
+        self.assertEqual(set(roles), {"shop", "shop-verify"})
+        for ns, role in roles.items():
+            grants = self.granted(role)
+            self.assertIn(("", "secrets", "get"), grants)
+            self.assertIn(("batch", "jobs", "create"), grants)
+            self.assertFalse({r for _, r, _ in grants} & self.CLUSTER_SCOPED, ns)
+            binding = [b for b in by_kind(docs, "RoleBinding")
+                       if b["metadata"]["namespace"] == ns and b["metadata"]["name"] == "bo-backup-operator"]
+            self.assertEqual(len(binding), 1, ns)
+            self.assertEqual(binding[0]["roleRef"], {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                     "name": "bo-backup-operator"})
+            self.assertEqual(binding[0]["subjects"], [{"kind": "ServiceAccount", "name": "bo-backup-operator",
+                                                       "namespace": NS}])
+
+    def test_without_watch_namespaces_one_cluster_role_holds_every_grant(self):
+        docs = render()
+        self.assertIsNone(flag(docs, "--watch-namespace"))
+        self.assertEqual([r for r in by_kind(docs, "Role") if r["metadata"]["name"] == "bo-backup-operator"], [])
+        cluster = [r for r in by_kind(docs, "ClusterRole") if r["metadata"]["name"] == "bo-backup-operator"][0]
+        self.assertIn(("", "secrets", "get"), self.granted(cluster))
+        self.assertIn(("", "namespaces", "get"), self.granted(cluster))
+
+    def test_the_older_single_watch_namespace_still_works_and_joins_the_list(self):
+        docs = render("watchNamespace=legacy", "watchNamespaces={shop}")
+        self.assertEqual(flag(docs, "--watch-namespace"), "shop,legacy")
+        self.assertEqual({r["metadata"]["namespace"] for r in by_kind(docs, "Role")
+                          if r["metadata"]["name"] == "bo-backup-operator"}, {"shop", "legacy"})
+
     # --- resources ---
     def test_memory_limit_is_twice_the_measured_peak_rounded_up(self):
         # The rule values.yaml states, against the largest fleet in the main

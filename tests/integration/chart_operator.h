@@ -62,7 +62,8 @@ inline std::string service_account_kubeconfig(const KubeLocal& server, const std
                               "}\ncurrent-context: op\n");
 }
 
-inline ChartOperator install_chart(const KubeLocal& server, const fs::path& dir) {
+// `sets`: more helm --set values (e.g. "watchNamespaces={shop,shop-verify}").
+inline ChartOperator install_chart(const KubeLocal& server, const fs::path& dir, const std::vector<std::string>& sets = {}) {
   auto fail = [](const std::string& what, const CommandResult& r) {
     throw std::runtime_error(what + ": " + r.output);
   };
@@ -78,7 +79,11 @@ inline ChartOperator install_chart(const KubeLocal& server, const fs::path& dir)
   const std::string rendered = (dir / "chart.yaml").string();
   auto r = run("helm template bo " + std::string(SOURCE_DIR) + "/charts/backup-operator --namespace backup-operator-system"
                " --set webhook.certificate.mode=secret --set webhook.certificate.existingSecret=webhook-tls"
-               " --set webhook.certificate.caBundle=" + bo::base64_encode(tls.ca.cert) +
+               " --set webhook.certificate.caBundle=" + bo::base64_encode(tls.ca.cert) + [&] {
+                 std::string more;
+                 for (const auto& s : sets) more += " --set '" + s + "'";
+                 return more;
+               }() +
                " --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml --show-only templates/webhook.yaml > " +
                rendered);
   if (r.exit_code != 0) fail("helm template", r);
@@ -98,10 +103,11 @@ inline ChartOperator install_chart(const KubeLocal& server, const fs::path& dir)
 // (install_chart, its files in `dir`): where every suite that runs the
 // operator as the chart does begins. Throws, with kubectl's output, when
 // the CRDs are refused.
-inline ChartOperator install_crds_and_chart(const KubeLocal& server, const fs::path& dir) {
+inline ChartOperator install_crds_and_chart(const KubeLocal& server, const fs::path& dir,
+                                            const std::vector<std::string>& sets = {}) {
   const auto r = server.kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/");
   if (r.exit_code != 0) throw std::runtime_error("kubectl apply of the CRDs: " + r.output);
-  return install_chart(server, dir);
+  return install_chart(server, dir, sets);
 }
 
 // Whether the operator process logs that `controller` runs (it has won the

@@ -100,6 +100,9 @@ TEST(ChartRbac, EveryRequestIsAllowedAndEveryGrantIsUsed) {
                                              {"WALG_AWS_SECRET_ACCESS_KEY", "CANARY-rbac"}, {"WALG_AWS_ENDPOINT", "https://s3.local"}}}}));
   ASSERT_TRUE(admin->create(resources::kSecrets, "app", {{"metadata", {{"name", "walg-encryption"}}},
                                                          {"stringData", {{"WALG_LIBSODIUM_KEY", "CANARY-rbac"}}}}));
+  // Named by no policy: the operator may see that it exists, never its data.
+  ASSERT_TRUE(admin->create(resources::kSecrets, "app", {{"metadata", {{"name", "bystander"}}},
+                                                         {"stringData", {{"token", "CANARY-bystander"}}}}));
   // The data volume, checked (get) before any backup Job.
   ASSERT_TRUE(admin->create(resources::kPersistentVolumeClaims, "app",
                             {{"metadata", {{"name", "supabase-db-data"}}},
@@ -335,6 +338,23 @@ TEST(ChartRbac, EveryRequestIsAllowedAndEveryGrantIsUsed) {
   EXPECT_GT(granted, 30u);
   EXPECT_TRUE(unused.empty()) << "granted but never used (group|resource|verb):\n" << json(unused).dump(1) << "\nused:\n" << json(usage.used).dump(1);
   EXPECT_EQ(op.log().find("CANARY"), std::string::npos);
+  // Secrets: lists and watches as metadata only, and no read of one no policy names.
+  {
+    std::ifstream in(audit);
+    size_t metadata_reads = 0;
+    for (std::string line; std::getline(in, line);) {
+      const json e = json::parse(line, nullptr, false);
+      if (!e.is_object() || e.value("user", "") != chart.username || e.value("resource", "") != "secrets") continue;
+      const std::string verb = e.value("verb", "");
+      if (verb == "get") {
+        EXPECT_NE(e.value("name", ""), "bystander") << line;
+      } else {
+        EXPECT_EQ(e.value("as", ""), verb == "list" ? "PartialObjectMetadataList" : "PartialObjectMetadata") << line;
+        ++metadata_reads;
+      }
+    }
+    EXPECT_GT(metadata_reads, 0u);
+  }
   // The operator and kube-local write into `dir` (logs, the audit log) until they stop.
   op.stop(SIGTERM);
   std::error_code ec;

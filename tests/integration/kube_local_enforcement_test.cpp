@@ -30,7 +30,7 @@ class KubeLocalEnforcement : public ::testing::Test {
   }
   HttpResponse send(const std::string& method, const std::string& path, const json& body = nullptr,
                     const std::string& ctype = "application/json") {
-    auto r = t_->send({method, path, ctype, body.is_null() ? "" : body.dump(), {}});
+    auto r = t_->send({method, path, ctype, body.is_null() ? "" : body.dump(), {}, ""});
     EXPECT_TRUE(r) << (r ? "" : r.error().str());
     return r ? *r : HttpResponse{};
   }

@@ -151,28 +151,28 @@ TEST_F(KubeLocalSemantics, BadRequestsGetKubernetesStatusErrors) {
   // Malformed JSON -> 400
   auto t = make_cpprest_transport(server_->config());
   ASSERT_TRUE(t);
-  auto raw = (*t)->send({"POST", resources::kConfigMaps.path(ns_), "application/json", "{not json", {}});
+  auto raw = (*t)->send({"POST", resources::kConfigMaps.path(ns_), "application/json", "{not json", {}, ""});
   ASSERT_TRUE(raw);
   EXPECT_EQ(raw->status, 400);
   EXPECT_EQ(json::parse(raw->body)["kind"], "Status");
   // Unsupported patch type -> 415
-  raw = (*t)->send({"PATCH", resources::kConfigMaps.path(ns_, "x"), "application/x-yaml", "a: b", {}});
+  raw = (*t)->send({"PATCH", resources::kConfigMaps.path(ns_, "x"), "application/x-yaml", "a: b", {}, ""});
   ASSERT_TRUE(raw);
   EXPECT_EQ(raw->status, 415);
   // Unknown kind -> 404
-  raw = (*t)->send({"GET", "/apis/nope.example.com/v1/widgets", "", "", {}});
+  raw = (*t)->send({"GET", "/apis/nope.example.com/v1/widgets", "", "", {}, ""});
   ASSERT_TRUE(raw);
   EXPECT_EQ(raw->status, 404);
   // Huge body -> 413
   raw = (*t)->send({"POST", resources::kConfigMaps.path(ns_), "application/json",
-                    json{{"metadata", {{"name", "big"}}}, {"data", {{"k", std::string(4 * 1024 * 1024, 'x')}}}}.dump(), {}});
+                    json{{"metadata", {{"name", "big"}}}, {"data", {{"k", std::string(4 * 1024 * 1024, 'x')}}}}.dump(), {}, ""});
   ASSERT_TRUE(raw);
   EXPECT_EQ(raw->status, 413);
   // Unauthenticated -> 401
   auto cfg = server_->config();
   cfg.token = "wrong";
   auto anon = make_cpprest_transport(cfg);
-  raw = (*anon)->send({"GET", resources::kConfigMaps.path(ns_), "", "", {}});
+  raw = (*anon)->send({"GET", resources::kConfigMaps.path(ns_), "", "", {}, ""});
   ASSERT_TRUE(raw);
   EXPECT_EQ(raw->status, 401);
   // The server is still fine.

@@ -31,7 +31,7 @@ class OfficialClientDifferences : public ::testing::Test {
     ASSERT_TRUE(c_->create(resources::kNamespaces, "", {{"metadata", {{"name", ns_}}}}));
   }
   HttpResponse send(const std::string& method, const std::string& path, const json& body = nullptr) {
-    auto r = t_->send({method, path, body.is_null() ? "" : "application/json", body.is_null() ? "" : body.dump(), {}});
+    auto r = t_->send({method, path, body.is_null() ? "" : "application/json", body.is_null() ? "" : body.dump(), {}, ""});
     EXPECT_TRUE(r) << r.error().str();
     return r ? *r : HttpResponse{};
   }

@@ -174,7 +174,7 @@ TEST_F(OffsiteCopy, CopyRestoresFromTheOffsiteStoreAloneAndS3rverReportsNoRetent
                                         {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
                            {"verification", {{"targetNamespace", "verify"}}},
                            {"offsite", {{"secretRef", {{"name", "walg-offsite"}}}}}}}};
-    const std::map<std::string, std::string> storage = {{"WALG_S3_PREFIX", "s3://b"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},
+    const std::map<std::string, bo::api::SecretValue> storage = {{"WALG_S3_PREFIX", "s3://b"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},
                                                         {"WALG_AWS_SECRET_ACCESS_KEY", "x"}, {"WALG_AWS_ENDPOINT", "https://s3"}};
     in.secrets = {{"walg-storage", storage}, {"walg-offsite", storage},
                   {"walg-encryption", {{"WALG_LIBSODIUM_KEY", "x"}}}, {"db", {{"username", "u"}, {"password", "x"}}}};

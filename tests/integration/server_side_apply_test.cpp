@@ -22,7 +22,7 @@ class ServerSideApply : public ::testing::Test {
   bo::kube::HttpResponse patch(const std::string& name, const std::string& query, const std::string& ctype,
                                const std::string& body) {
     auto r = server_->transport()->send(
-        {"PATCH", "/api/v1/namespaces/default/configmaps/" + name + (query.empty() ? "" : "?" + query), ctype, body, {}});
+        {"PATCH", "/api/v1/namespaces/default/configmaps/" + name + (query.empty() ? "" : "?" + query), ctype, body, {}, ""});
     EXPECT_TRUE(r);
     return r ? *r : bo::kube::HttpResponse{};
   }
@@ -106,7 +106,7 @@ TEST_F(ServerSideApply, KubectlServerSideApplyPrunesWhatItStopsApplying) {
 // error is not a Status, so the handler answers 500 with no reason (responsewriters.ErrorToAPIStatus).
 TEST_F(ServerSideApply, ACreateCarryingAResourceVersionIsRefusedByStorage) {
   auto r = server_->transport()->send({"POST", "/api/v1/namespaces/default/configmaps", "application/json",
-                                       R"({"metadata":{"name":"stale","resourceVersion":"7"}})", {}});
+                                       R"({"metadata":{"name":"stale","resourceVersion":"7"}})", {}, ""});
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 500) << r->body;
   const json st = json::parse(r->body);
@@ -114,7 +114,7 @@ TEST_F(ServerSideApply, ACreateCarryingAResourceVersionIsRefusedByStorage) {
   EXPECT_FALSE(st.contains("reason"));
   // dryRun stops before storage: no refusal there.
   r = server_->transport()->send({"POST", "/api/v1/namespaces/default/configmaps?dryRun=All", "application/json",
-                                  R"({"metadata":{"name":"stale","resourceVersion":"7"}})", {}});
+                                  R"({"metadata":{"name":"stale","resourceVersion":"7"}})", {}, ""});
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 201) << r->body;
   EXPECT_NE(server_->kubectl("get configmap stale").exit_code, 0);

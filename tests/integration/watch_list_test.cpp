@@ -45,7 +45,7 @@ class WatchList : public ::testing::Test {
     bo::kube::HttpRequest req{"GET",
                               "/api/v1/namespaces/" + ns_ + "/configmaps?" + query + "&timeoutSeconds=" +
                                   std::to_string(timeout_s),
-                              "", "", std::chrono::seconds(timeout_s + 10)};
+                              "", "", std::chrono::seconds(timeout_s + 10), ""};
     auto r = t->stream(req, [&](std::string_view line) {
       if (!line.empty()) events.push_back(json::parse(line));
       return true;
@@ -61,7 +61,7 @@ class WatchList : public ::testing::Test {
     bool stopped = false;
     auto t = server_->transport();
     bo::kube::HttpRequest req{"GET", "/api/v1/namespaces/" + ns_ + "/configmaps?" + query + "&timeoutSeconds=20", "",
-                              "", std::chrono::seconds(30)};
+                              "", std::chrono::seconds(30), ""};
     auto r = t->stream(req, [&](std::string_view line) {
       if (line.empty()) return true;
       stopped = !on_event(json::parse(line));
@@ -71,7 +71,7 @@ class WatchList : public ::testing::Test {
     EXPECT_TRUE(stopped) << "the watch ended before the expected event";
   }
   bo::kube::HttpResponse get(const std::string& query) {
-    auto r = server_->transport()->send({"GET", "/api/v1/namespaces/" + ns_ + "/configmaps?" + query, "", "", {}});
+    auto r = server_->transport()->send({"GET", "/api/v1/namespaces/" + ns_ + "/configmaps?" + query, "", "", {}, ""});
     EXPECT_TRUE(r);
     return r ? *r : bo::kube::HttpResponse{};
   }

@@ -23,7 +23,7 @@ inline nlohmann::json policy_object(nlohmann::json spec) {
 }
 
 // The storage Secret walg-storage as the plan reads it (its secret key "CANARY").
-inline std::map<std::string, std::string> storage_secret() {
+inline std::map<std::string, bo::api::SecretValue> storage_secret() {
   return {{"WALG_S3_PREFIX", "s3://b"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},
           {"WALG_AWS_SECRET_ACCESS_KEY", "CANARY"}, {"WALG_AWS_ENDPOINT", "https://s3"}};
 }

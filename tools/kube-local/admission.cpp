@@ -82,7 +82,7 @@ std::expected<json, std::string> call(const json& w, const json& review) {
   cfg.request_timeout = std::chrono::seconds(std::clamp(w.value("timeoutSeconds", 10), 1, 30));
   auto t = bo::kube::make_cpprest_transport(cfg);
   if (!t) return std::unexpected(t.error().message);
-  auto resp = (*t)->send({"POST", path, "application/json", review.dump(), cfg.request_timeout});
+  auto resp = (*t)->send({"POST", path, "application/json", review.dump(), cfg.request_timeout, ""});
   if (!resp) return std::unexpected(resp.error().message);
   if (resp->status != 200) return std::unexpected("webhook answered HTTP " + std::to_string(resp->status));
   json body = json::parse(resp->body, nullptr, false);

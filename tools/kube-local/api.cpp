@@ -209,6 +209,62 @@ bool is_watch(const Request& req) { return query_bool(req.query, "watch").value_
 
 bool wants_table(const Request& req) { return req.header("accept").find("as=Table") != std::string::npos; }
 
+// Accept: application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1, as client-go's
+// metadata client (and controller-runtime's metadata informers) ask: the server answers with
+// metadata only (apiserver endpoints/handlers/response.go, doTransformObject ->
+// asPartialObjectMetadata / asPartialObjectMetadataList), never the object's data.
+enum class Partial { kNone, kObject, kList };
+struct PartialTarget {
+  Partial as = Partial::kNone;
+  std::string group_version;  // meta.k8s.io/v1 or meta.k8s.io/v1beta1
+};
+// The first JSON media type of Accept that asks for a conversion (protobuf ones are skipped:
+// kube-local answers JSON). A group version other than meta.k8s.io v1 or v1beta1 is refused
+// as the API server refuses it (targetEncodingForTransform -> NotAcceptable).
+ApiResult<PartialTarget> partial_target(const Request& req) {
+  const std::string accept = req.header("accept");
+  size_t start = 0;
+  while (start <= accept.size()) {
+    size_t end = accept.find(',', start);
+    if (end == std::string::npos) end = accept.size();
+    const std::string media = accept.substr(start, end - start);
+    start = end + 1;
+    if (media.find("application/json") == std::string::npos) continue;
+    std::map<std::string, std::string> params;
+    for (size_t p = media.find(';'); p != std::string::npos;) {
+      const size_t next = media.find(';', p + 1);
+      std::string kv = media.substr(p + 1, next == std::string::npos ? std::string::npos : next - p - 1);
+      kv.erase(0, kv.find_first_not_of(' '));
+      kv.erase(kv.find_last_not_of(' ') + 1);
+      if (const auto eq = kv.find('='); eq != std::string::npos) params[kv.substr(0, eq)] = kv.substr(eq + 1);
+      p = next;
+    }
+    const std::string as = params["as"];
+    if (as != "PartialObjectMetadata" && as != "PartialObjectMetadataList") continue;
+    if (params["g"] != "meta.k8s.io" || (params["v"] != "v1" && params["v"] != "v1beta1"))
+      return std::unexpected(ApiError{406, "NotAcceptable",
+                                      "no " + as + " exists in group version " + params["g"] + "/" + params["v"]});
+    return PartialTarget{as == "PartialObjectMetadata" ? Partial::kObject : Partial::kList,
+                         "meta.k8s.io/" + params["v"]};
+  }
+  return PartialTarget{};
+}
+
+// meta.AsPartialObjectMetadata: the object's metadata under the PartialObjectMetadata kind.
+json as_partial(const json& obj, const std::string& group_version) {
+  return json{{"kind", "PartialObjectMetadata"}, {"apiVersion", group_version},
+              {"metadata", obj.value("metadata", json::object())}};
+}
+
+// The NotAcceptable answers of asPartialObjectMetadata / asPartialObjectMetadataList.
+ApiError partial_not_acceptable(Partial asked, const ResourceType& type) {
+  if (asked == Partial::kObject)
+    return {406, "NotAcceptable",
+            "you requested PartialObjectMetadata, but the requested object is a list (*" + type.kind + "List)"};
+  return {406, "NotAcceptable",
+          "you requested PartialObjectMetadataList, but the requested object is not a list (*" + type.kind + ")"};
+}
+
 std::string qualified_resource(const ResourceType& t) {
   return t.group.empty() ? t.resource : t.resource + "." + t.group;
 }
@@ -431,9 +487,12 @@ bool subject_matches(const json& s, const UserInfo& u) {
 
 void ApiServer::audit(const UserInfo& user, const std::string& verb, const std::string& group, const std::string& resource,
                       const std::string& subresource, const std::string& ns, const std::string& name,
-                      const std::string& path, bool allowed) {
+                      const std::string& path, bool allowed, const std::string& as) {
   if (opts_.audit_log.empty()) return;
   json line{{"user", user.username}, {"verb", verb}, {"allowed", allowed}};
+  // What the caller asked the answer to be converted to (Accept's as=): Table,
+  // PartialObjectMetadata(List); absent for the object itself.
+  if (!as.empty()) line["as"] = as;
   if (path.empty()) {
     line["group"] = group;
     line["resource"] = subresource.empty() ? resource : resource + "/" + subresource;
@@ -606,7 +665,12 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
   // POST to a named object's subresource (serviceaccounts/x/token) is a create.
   const std::string authz_name = t.name;
   const bool allowed = authorized(user, verb, type.group, type.resource, t.subresource, t.ns, authz_name, "");
-  audit(user, verb, type.group, type.resource, t.subresource, t.ns, authz_name, "", allowed);
+  std::string as;
+  if (const std::string accept = req.header("accept"); accept.find("as=") != std::string::npos) {
+    as = accept.substr(accept.find("as=") + 3);
+    as = as.substr(0, as.find_first_of(";, "));
+  }
+  audit(user, verb, type.group, type.resource, t.subresource, t.ns, authz_name, "", allowed, as);
   if (!allowed) {
     // responsewriters.Forbidden: NewForbidden on the group and resource (no subresource), the
     // verb's resource with its subresource in the message (forbiddenMessage).
@@ -695,6 +759,16 @@ Response ApiServer::serve_resource(const Request& req, const Target& t, const Us
     if (t.subresource == "scale") return get_scale(req, t);
     auto obj = store_.get(type.gr(), t.ns, t.name);
     if (!obj) return status_response(not_found(type, t.name));
+    if (auto partial = partial_target(req); !partial) {
+      return status_response(partial.error());
+    } else if (partial->as == Partial::kList) {
+      return status_response(partial_not_acceptable(Partial::kList, type));
+    } else if (partial->as == Partial::kObject) {
+      Response r = json_response(200, as_partial(*obj, partial->group_version));
+      r.content_type = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=" +
+                       partial->group_version.substr(partial->group_version.find('/') + 1);
+      return r;
+    }
     if (wants_table(req)) {
       Response r = json_response(200, to_table(type, {obj}, std::chrono::system_clock::now(),
                                                req.param("includeObject"),
@@ -1114,6 +1188,9 @@ Response ApiServer::list_or_watch(const Request& req, const Target& t) {
   if (!parsed.errors.empty()) return status_response(invalid_kind("meta.k8s.io", "ListOptions", "", parsed.errors));
   if (parsed.options.watch) return watch(req, t, parsed.options);
   const ResourceType& type = *t.type;
+  const auto partial = partial_target(req);
+  if (!partial) return status_response(partial.error());
+  if (partial->as == Partial::kObject) return status_response(partial_not_acceptable(Partial::kObject, type));
   auto filter = make_filter(req, type, t.ns);
   if (!filter) return status_response(filter.error());
   const auto limit = parse_limit(req);
@@ -1170,6 +1247,17 @@ Response ApiServer::list_or_watch(const Request& req, const Target& t) {
     r.content_type = "application/json;as=Table;v=v1;g=meta.k8s.io";
     return r;
   }
+  if (partial->as == Partial::kList) {
+    // asPartialObjectMetadataList: the list's metadata (resourceVersion, continue,
+    // remainingItemCount) and each item's metadata, nothing else.
+    json out{{"kind", "PartialObjectMetadataList"}, {"apiVersion", partial->group_version}, {"metadata", meta},
+             {"items", json::array()}};
+    for (const auto& o : items) out["items"].push_back(as_partial(*o, partial->group_version));
+    Response r = json_response(200, out);
+    r.content_type = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=" +
+                     partial->group_version.substr(partial->group_version.find('/') + 1);
+    return r;
+  }
   json out{{"kind", type.kind + "List"}, {"apiVersion", type.api_version()}, {"metadata", meta},
            {"items", json::array()}};
   for (const auto& o : items) out["items"].push_back(with_type(*o, type));
@@ -1212,25 +1300,38 @@ Response ApiServer::watch(const Request& req, const Target& t, const ListOptions
   const bool bookmarks = opts.allow_watch_bookmarks;
   const bool end_bookmark = opts.ends_initial_events_with_bookmark();
   const bool table = wants_table(req);
+  // A metadata watch (client-go's metadata informer asks as=PartialObjectMetadata): each event's
+  // object, bookmarks included, passes through asPartialObjectMetadata (response.go,
+  // watchEmbeddedEncoder.doEncode); a list kind cannot describe one object.
+  const auto partial = partial_target(req);
+  if (!partial) return status_response(partial.error());
+  if (partial->as == Partial::kList) return status_response(partial_not_acceptable(Partial::kList, *type));
+  const std::string partial_gv = partial->as == Partial::kObject ? partial->group_version : "";
   Response r;
-  r.content_type = table ? "application/json;as=Table;v=v1;g=meta.k8s.io" : "application/json";
+  r.content_type = table ? "application/json;as=Table;v=v1;g=meta.k8s.io"
+                   : !partial_gv.empty()
+                       ? "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=" + partial_gv.substr(partial_gv.find('/') + 1)
+                       : "application/json";
   Filter f = *filter;
   const std::string include_object = req.param("includeObject");
   r.stream = [this, type, f, rv_param, start_rv, timeout_s, bookmarks, initial, end_bookmark, table,
-              include_object](const ChunkWriter& write) {
+              include_object, partial_gv](const ChunkWriter& write) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
     const uint64_t drop_gen = faults_.drop_watches_generation.load();
     auto emit = [&](const char* kind, const json& obj) {
       json o = table ? to_table(*type, {std::make_shared<const json>(obj)}, std::chrono::system_clock::now(), include_object,
                                 json{{"resourceVersion", obj["metadata"].value("resourceVersion", "")}})
-                     : with_type(obj, *type);
+               : !partial_gv.empty() ? as_partial(obj, partial_gv)
+                                     : with_type(obj, *type);
       return write(json{{"type", kind}, {"object", o}}.dump() + "\n");
     };
     auto bookmark = [&](uint64_t rv, bool initial_events_end) {
-      json bm{{"kind", type->kind}, {"apiVersion", type->api_version()},
+      json bm{{"kind", partial_gv.empty() ? type->kind : "PartialObjectMetadata"},
+              {"apiVersion", partial_gv.empty() ? type->api_version() : partial_gv},
               {"metadata", {{"resourceVersion", std::to_string(rv)}}}};
       if (initial_events_end) {
-        const json blueprint{{"kind", type->kind + "List"}, {"apiVersion", type->api_version()},
+        const json blueprint{{"kind", partial_gv.empty() ? type->kind + "List" : "PartialObjectMetadataList"},
+                             {"apiVersion", partial_gv.empty() ? type->api_version() : partial_gv},
                              {"metadata", {{"resourceVersion", std::to_string(rv)}}}, {"items", nullptr}};
         bm["metadata"]["annotations"] = {{"k8s.io/initial-events-end", "true"},
                                          {"k8s.io/initial-events-list-blueprint", bo::base64_encode(blueprint.dump())}};

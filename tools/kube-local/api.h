@@ -183,7 +183,7 @@ class ApiServer {
   std::mutex audit_mu_;
   void audit(const UserInfo& user, const std::string& verb, const std::string& group, const std::string& resource,
              const std::string& subresource, const std::string& ns, const std::string& name, const std::string& path,
-             bool allowed);
+             bool allowed, const std::string& as = "");
   std::mt19937_64 rng_;
 };
 

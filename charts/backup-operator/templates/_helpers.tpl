@@ -94,3 +94,14 @@ can verify it against a CA the chart knows.
 {{- define "backup-operator.metricsCertSecret" -}}
 {{- default (include "backup-operator.webhookSecret" .) .Values.metrics.certSecret -}}
 {{- end -}}
+
+{{/*
+The watched namespaces as a JSON list: watchNamespaces, plus the older
+single watchNamespace when set; empty means every namespace.
+*/}}
+{{- define "backup-operator.watchNamespaces" -}}
+{{- $list := list -}}
+{{- range .Values.watchNamespaces }}{{ $list = append $list . }}{{ end -}}
+{{- with .Values.watchNamespace }}{{ $list = append $list . }}{{ end -}}
+{{- $list | uniq | toJson -}}
+{{- end }}
