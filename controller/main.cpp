@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
                  "(default: " + std::string(bo::reconcile::kDefaultImage) + ")");
   std::string job_action;
   auto* run_job = app.add_subcommand("run-job", "run one backup action inside a Job (drives wal-g)");
-  run_job->add_option("action", job_action, "backup | full-backup | retain | offsite-copy | restore | validate-database-answers | databasus-metadata | install-tools | verify | restore-in-place | check-database")->required();
+  run_job->add_option("action", job_action, "backup | full-backup | retain | catalog | offsite-copy | restore | validate-database-answers | databasus-metadata | install-tools | verify | restore-in-place | check-database")->required();
   bo::bundle::CommandArgs bundle_args;
   auto* bundle = app.add_subcommand("bundle", "make, check or restore a PaaS-state bundle (encrypted, verifiable, never a secret)");
   bundle->require_subcommand(1);
