@@ -395,6 +395,7 @@ int main(int argc, char** argv) {
     bo::reconcile::BackupPolicyControllerOptions policy_opts{f.watch_namespace, f.max_concurrent_reconciles, f.job_image,
                                                              std::chrono::seconds(f.archive_probe_interval), {}};
     policy_opts.operator_namespace = f.operator_namespace;
+    policy_opts.catalog_sync = true;  // status.backups is rebuilt from storage when status lost it
     policies = std::make_unique<bo::reconcile::BackupPolicyController>(client, *caches, clock, recorder, metrics,
                                                                        std::move(policy_opts));
     restores = std::make_unique<bo::reconcile::RestoreController>(

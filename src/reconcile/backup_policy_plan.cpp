@@ -23,10 +23,11 @@ constexpr size_t kRecentRuns = 20;
 bool is_backup_action(const std::string& a) { return a == "backup" || a == "full-backup"; }
 
 // status.backups holds at most this many entries, newest first. Retention
-// bounds the catalog long before (a year of hourly deltas and daily fulls
-// under the default 7 daily + 4 weekly + 3 monthly keeps ~230: the deltas of
-// each kept full live as long as it does); the cap holds status under the
-// API server's object size whatever the retention. What falls off is still
+// bounds the catalog first (a year of hourly deltas and daily fulls under
+// the default 7 daily + 4 weekly + 3 monthly peaks at 310 entries, 163 KB of
+// status: the deltas of each kept full live as long as it does; measured by
+// CatalogPlan.StatusStaysBoundedOverAYearOfHourlyBackups); the cap holds
+// status far under the API server's object size whatever the retention. What falls off is still
 // in storage, which the catalog Job reads back (run-job catalog).
 constexpr size_t kMaxCatalogEntries = 400;
 
@@ -299,6 +300,19 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
       const size_t before = catalog.size();
       merge_catalog(catalog, *result, j->name);
       status["schedules"]["catalog"]["lastScheduleTime"] = format_rfc3339(j->slot);
+      // A status that lost lastSuccessfulBackup gets the newest restorable backup storage holds.
+      if (!status.contains("lastSuccessfulBackup")) {
+        const json* newest = nullptr;
+        for (const auto& e : catalog)
+          if (e.value("restorable", false) &&
+              (!newest || e.value("completionTime", "") > newest->value("completionTime", "")))
+            newest = &e;
+        if (newest)
+          status["lastSuccessfulBackup"] = {{"id", newest->value("id", "")},
+                                            {"checksum", newest->value("checksum", "")},
+                                            {"type", newest->value("type", "full")},
+                                            {"completionTime", newest->value("completionTime", "")}};
+      }
       const size_t left_out = static_cast<size_t>(result->listed) - result->entries.size();
       plan.events.push_back(
           {left_out ? "Warning" : "Normal", "CatalogRebuilt",
@@ -322,13 +336,6 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
                                "spec.retention, or delete them with wal-g)"});
     catalog.erase(catalog.begin() + kMaxCatalogEntries, catalog.end());
   }
-  if (!status.contains("lastSuccessfulBackup"))
-    for (const auto& e : catalog)
-      if (e.value("restorable", false)) {
-        status["lastSuccessfulBackup"] = {{"id", e.value("id", "")}, {"checksum", e.value("checksum", "")},
-                                          {"type", e.value("type", "full")}, {"completionTime", e.value("completionTime", "")}};
-        break;  // newest first
-      }
   // --- verification and drill outcomes (RestoreRequests naming this policy) ---
   auto is_final = [](const std::string& phase) { return phase == "Succeeded" || phase == "Failed" || phase == "Blocked"; };
   for (const auto& r : in.restores) {
@@ -460,7 +467,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   std::vector<std::string> storage_keys;
   if (auto it = in.secrets.find(spec->storage.secret); it != in.secrets.end())
     for (const auto& [k, v] : it->second) storage_keys.push_back(k);
-  const bool synced = catalog_synced(status);
+  const bool synced = !in.sync_catalog || catalog_synced(status);
   if (!synced && !spec->suspend) {
     // One catalog Job per sync, named by its slot: the policy's creation, or
     // when the previous attempt failed (a retry gets a name of its own, so

@@ -84,6 +84,9 @@ struct PlanInputs {
   // No backup Job is created unless it resolved.
   std::optional<DataVolumeCheck> data_volume;
   std::string operator_namespace;  // never a verification target (nor is kube-system)
+  // Whether a catalog Job reads status.backups back from storage while
+  // status.schedules.catalog is missing (and retention waits for it).
+  bool sync_catalog = true;
 };
 
 [[nodiscard]] PolicyPlan plan_backup_policy(const PlanInputs& in);

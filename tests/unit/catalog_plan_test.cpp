@@ -241,6 +241,34 @@ TEST(CatalogPlan, ASyncedCatalogStartsNoCatalogJobAndSuspendStartsNone) {
   EXPECT_TRUE(jobs_of(synced, "catalog").empty());
   auto suspended = plan_backup_policy(unsynced(policy({{"suspend", true}}), "2026-11-24T10:30:00Z"));
   EXPECT_TRUE(suspended.create.empty());
+  // With catalog sync off (PlanInputs::sync_catalog), no catalog Job, and retention does not wait.
+  json stored = policy();
+  for (int d = 10; d <= 20; ++d)
+    stored["status"]["backups"].push_back({{"id", "full-" + std::to_string(d)}, {"type", "full"}, {"verified", false},
+                                           {"completionTime", "2026-11-" + std::to_string(d) + "T02:05:00Z"}});
+  auto in = unsynced(stored, "2026-11-24T10:30:00Z");
+  in.sync_catalog = false;
+  const auto off = plan_backup_policy(in);
+  EXPECT_TRUE(jobs_of(off, "catalog").empty());
+  EXPECT_EQ(jobs_of(off, "retain").size(), 1u);
+}
+
+TEST(CatalogPlan, StatusBackupsKeepsTheNewest400) {
+  // More than the cap (retention set very long): the newest 400 stay, with an Event saying so.
+  json stored = policy({{"retention", {{"daily", 1000}}}});
+  json many = json::array();
+  auto t = at("2025-01-01T02:05:00Z");
+  for (int i = 0; i < 450; ++i, t += std::chrono::hours(24))
+    many.push_back({{"id", "full-" + std::to_string(1000 + i)}, {"type", "full"}, {"verified", false},
+                    {"restorable", true}, {"completionTime", bo::format_rfc3339(t)}});
+  stored["status"]["backups"] = many;
+  const auto p = plan_backup_policy(plan_fixtures::plan_inputs(stored, secrets(), "2026-11-24T10:30:00Z", {}));
+  ASSERT_EQ(p.status["backups"].size(), 400u);
+  EXPECT_EQ(p.status["backups"][0]["id"], "full-1449");
+  EXPECT_EQ(p.status["backups"][399]["id"], "full-1050");
+  bool said = false;
+  for (const auto& e : p.events) said = said || e.reason == "CatalogTruncated";
+  EXPECT_TRUE(said);
 }
 
 TEST(CatalogResult, BasesByIndexOrNameAndBadRowsNamed) {
