@@ -181,7 +181,7 @@ int main(int argc, char** argv) {
                  "(default: " + std::string(bo::reconcile::kDefaultImage) + ")");
   std::string job_action;
   auto* run_job = app.add_subcommand("run-job", "run one backup action inside a Job (drives wal-g)");
-  run_job->add_option("action", job_action, "backup | full-backup | retain | offsite-copy | restore | validate-database-answers | databasus-metadata | install-tools | verify | restore-in-place | check-database")->required();
+  run_job->add_option("action", job_action, "backup | full-backup | retain | catalog | offsite-copy | restore | validate-database-answers | databasus-metadata | install-tools | verify | restore-in-place | check-database")->required();
   bo::bundle::CommandArgs bundle_args;
   auto* bundle = app.add_subcommand("bundle", "make, check or restore a PaaS-state bundle (encrypted, verifiable, never a secret)");
   bundle->require_subcommand(1);
@@ -483,6 +483,7 @@ int main(int argc, char** argv) {
     bo::reconcile::BackupPolicyControllerOptions policy_opts{watched_list, f.max_concurrent_reconciles, f.job_image,
                                                              std::chrono::seconds(f.archive_probe_interval), {}};
     policy_opts.operator_namespace = f.operator_namespace;
+    policy_opts.catalog_sync = true;  // status.backups is rebuilt from storage when status lost it
     policies = std::make_unique<bo::reconcile::BackupPolicyController>(work_client, *caches, clock, recorder, metrics,
                                                                        std::move(policy_opts));
     restores = std::make_unique<bo::reconcile::RestoreController>(

@@ -113,4 +113,67 @@ std::expected<OffsiteCopyResult, std::string> parse_offsite_copy_result(const st
   return r;
 }
 
+std::expected<CatalogResult, std::string> parse_catalog_result(const std::string& msg) {
+  if (msg.empty()) return std::unexpected("the job wrote no result to its termination message");
+  const auto j = nlohmann::json::parse(msg, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::unexpected("the job's result is not a JSON object");
+  CatalogResult r;
+  const auto at = j.contains("listedAt") && j["listedAt"].is_string() ? parse_rfc3339(j["listedAt"].get<std::string>())
+                                                                      : std::nullopt;
+  if (!at) return std::unexpected("result.listedAt: must be an RFC 3339 time");
+  r.listed_at = *at;
+  const auto rows = j.find("backups");
+  if (rows == j.end() || !rows->is_array()) return std::unexpected("result.backups: must be an array");
+  // First the names (a base may be named by its index in the array).
+  std::vector<std::string> ids;
+  for (const auto& row : *rows) {
+    if (!row.is_array() || row.size() != 8 || !row[0].is_string())
+      return std::unexpected("result.backups[" + std::to_string(ids.size()) + "]: must be [id, sha256, base, full, "
+                             "finish, seconds, size, flags]");
+    ids.push_back(row[0].get<std::string>());
+    if (!backup_name(ids.back()))
+      return std::unexpected("result.backups[" + std::to_string(ids.size() - 1) + "]: not a WAL-G backup name");
+  }
+  auto ref = [&](const nlohmann::json& v, std::string& out) {
+    if (v.is_string() && (v.get<std::string>().empty() || backup_name(v.get<std::string>()))) {
+      out = v.get<std::string>();
+      return true;
+    }
+    if (v.is_number_unsigned() && v.get<uint64_t>() < ids.size()) {
+      out = ids[v.get<size_t>()];
+      return true;
+    }
+    return false;
+  };
+  for (size_t i = 0; i < rows->size(); ++i) {
+    const auto& row = (*rows)[i];
+    const std::string where = "result.backups[" + std::to_string(i) + "]";
+    CatalogEntry e;
+    e.backup_id = ids[i];
+    const std::string hex = row[1].is_string() ? row[1].get<std::string>() : "";
+    if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos)
+      return std::unexpected(where + ": the checksum must be 64 lower-case hex digits");
+    e.checksum = "sha256:" + hex;
+    if (!ref(row[2], e.base) || !ref(row[3], e.full))
+      return std::unexpected(where + ": base and full must be \"\", a backup name or an index into backups");
+    e.type = e.base.empty() ? "full" : "delta";
+    if (e.type == "delta" && e.full.empty()) e.full = e.base;
+    if (!row[4].is_number_integer() || !row[5].is_number_integer() || !row[6].is_number_integer() ||
+        !row[7].is_number_integer() || row[4].get<int64_t>() < 0 || row[5].get<int64_t>() < 0 ||
+        row[6].get<int64_t>() < 0)
+      return std::unexpected(where + ": finish, seconds, size and flags must be non-negative integers");
+    e.finish = std::chrono::system_clock::time_point(std::chrono::seconds(row[4].get<int64_t>()));
+    e.start = e.finish - std::chrono::seconds(row[5].get<int64_t>());
+    e.size_bytes = row[6].get<int64_t>();
+    const int64_t flags = row[7].get<int64_t>();
+    e.restorable = (flags & kCatalogRestorable) != 0;
+    e.verified = (flags & kCatalogVerified) != 0;
+    r.entries.push_back(std::move(e));
+  }
+  const auto listed = j.find("listed");
+  r.listed = listed != j.end() && listed->is_number_integer() ? listed->get<int>() : static_cast<int>(r.entries.size());
+  if (r.listed < static_cast<int>(r.entries.size())) return std::unexpected("result.listed: fewer than the backups reported");
+  return r;
+}
+
 }  // namespace bo::api

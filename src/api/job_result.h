@@ -18,6 +18,7 @@
 #include <expected>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace bo::api {
 
@@ -61,5 +62,41 @@ struct OffsiteCopyResult {
 };
 
 [[nodiscard]] std::expected<OffsiteCopyResult, std::string> parse_offsite_copy_result(const std::string& termination_message);
+
+// The catalog Job's result (`run-job catalog`): what storage holds, from
+// `wal-g backup-list --json --detail` and each backup's stop sentinel, in a
+// form compact enough for the 4096 bytes of a termination message:
+//   {"listedAt": RFC 3339, "listed": 312,
+//    "backups": [[id, "<sha256 hex of the stop sentinel>", base, full,
+//                 finishUnixSeconds, durationSeconds, sizeBytes, flags], ...]}
+// base and full (a delta's DeltaFrom and DeltaFullName) are "" for a full,
+// else the index of that backup in the same array, or its name when the
+// array does not hold it. flags: 1 = every WAL segment from its start to its
+// finish LSN is in storage (restorable), 2 = a verification's marker lies
+// beside it in storage (backup-operator/verified/<id>.json, same checksum).
+// "listed" counts every backup in storage; the array may hold fewer (fulls
+// first, then the newest deltas) when all would not fit.
+struct CatalogEntry {
+  std::string backup_id;
+  std::string checksum;  // sha256:<hex>
+  std::string type;      // full | delta
+  std::string base, full;
+  std::chrono::system_clock::time_point start, finish;
+  int64_t size_bytes = 0;
+  bool restorable = false;
+  bool verified = false;
+};
+
+struct CatalogResult {
+  std::chrono::system_clock::time_point listed_at;
+  int listed = 0;  // backups in storage (entries.size() when none was left out)
+  std::vector<CatalogEntry> entries;
+};
+
+[[nodiscard]] std::expected<CatalogResult, std::string> parse_catalog_result(const std::string& termination_message);
+
+// The flags of a catalog row.
+inline constexpr int kCatalogRestorable = 1;
+inline constexpr int kCatalogVerified = 2;
 
 }  // namespace bo::api

@@ -27,6 +27,7 @@
 #include "common/timefmt.h"
 #include "postgres/archiving.h"
 #include "reconcile/backup_jobs.h"
+#include "api/job_result.h"
 
 extern char** environ;
 
@@ -431,6 +432,105 @@ int retain(const Env& env, std::ostream& log) {
   return 0;
 }
 
+// Rebuilds the catalog from storage, the source of truth: every backup
+// `wal-g backup-list --json --detail` lists, its stop sentinel
+// (basebackups_005/<name>_backup_stop_sentinel.json, as WAL-G lays it out:
+// internal/backup.go, utility.SentinelSuffix) for the checksum, type, chain
+// and WAL range, whether that WAL is in storage, and whether a verification
+// left its marker beside it (verified_marker_name). The result (job_result.h,
+// CatalogResult) must fit the kubelet's 4096 bytes: fulls first (retention
+// decides over fulls; wal-g's delete target takes a full's deltas with it),
+// then the newest deltas while room is left; every backup is logged, and
+// "listed" says how many storage holds.
+int catalog(const Env& env, std::ostream& log) {
+  const std::string walg = get(env, "WALG_BINARY", "wal-g");
+  const std::string tmp = get(env, "TMPDIR", "/tmp");
+  const auto listed_at = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  auto list = run_process({walg, "backup-list", "--json", "--detail"});
+  if (list.exit_code != 0) throw Failure{walg_error("wal-g backup-list", list)};
+  // With no backups wal-g logs "No backups found" and prints nothing.
+  const json parsed = list.out.find_first_not_of(" \n") == std::string::npos ? json::array()
+                                                                              : json::parse(list.out, nullptr, false);
+  if (!parsed.is_array()) throw Failure{"wal-g backup-list --json --detail printed no JSON array"};
+  struct Found {
+    std::string name, hex;
+    SentinelFacts stop;
+    int64_t finish = 0, seconds = 0, size = 0;
+  };
+  std::vector<Found> found;
+  for (const auto& b : parsed) {
+    if (!b.is_object() || !b.value("backup_name", json()).is_string()) continue;
+    Found f;
+    f.name = b["backup_name"].get<std::string>();
+    auto sentinel = run_process({walg, "st", "cat", "basebackups_005/" + f.name + "_backup_stop_sentinel.json"});
+    if (sentinel.exit_code != 0 || sentinel.out.empty())
+      throw Failure{walg_error("wal-g st cat of the stop sentinel of " + f.name, sentinel)};
+    f.hex = sha256_hex(sentinel.out);
+    f.stop = read_sentinel(f.name, sentinel.out);
+    auto time_of = [&](const char* k) {
+      const json v = b.value(k, json());
+      return v.is_string() ? parse_rfc3339(v.get<std::string>()) : std::nullopt;
+    };
+    const auto finish = time_of("finish_time") ? time_of("finish_time") : time_of("time");
+    if (!finish) throw Failure{"wal-g backup-list --json --detail gives " + f.name + " no finish_time or time"};
+    const auto start = time_of("start_time").value_or(*finish);
+    f.finish = std::chrono::duration_cast<std::chrono::seconds>(finish->time_since_epoch()).count();
+    f.seconds = std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::seconds>(*finish - start).count());
+    const json size = b.value("compressed_size", json());
+    f.size = size.is_number_integer() ? std::max<int64_t>(0, size.get<int64_t>()) : 0;
+    found.push_back(std::move(f));
+  }
+  // Fulls first, then deltas; newest first within each.
+  std::stable_sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
+    const bool af = a.stop.delta_from.empty(), bf = b.stop.delta_from.empty();
+    return af != bf ? af : a.finish > b.finish;
+  });
+  json result{{"listedAt", format_rfc3339(listed_at)}, {"listed", found.size()}, {"backups", json::array()}};
+  json& rows = result["backups"];
+  std::map<std::string, size_t> index;  // name -> row
+  auto ref = [&](const std::string& name) -> json {
+    if (name.empty()) return "";
+    auto it = index.find(name);
+    return it == index.end() ? json(name) : json(it->second);
+  };
+  // What a row may take: the kubelet keeps 4096 bytes, and "listed" was counted in already.
+  constexpr size_t kBudget = 4096;
+  size_t left_out = 0;
+  for (const auto& f : found) {
+    const std::string full = f.stop.delta_from.empty() ? "" : (f.stop.delta_full.empty() ? f.stop.delta_from : f.stop.delta_full);
+    json row = {f.name, f.hex, ref(f.stop.delta_from), ref(full), f.finish, f.seconds, f.size, 3};
+    rows.push_back(row);
+    if (result.dump().size() > kBudget) {
+      rows.erase(rows.end() - 1);
+      ++left_out;
+      log << "run-job: catalog: " << f.name << " (" << (full.empty() ? "full" : "delta of " + full)
+          << ") left out of the result: no room in 4096 bytes\n";
+      continue;
+    }
+    int flags = 0;
+    const bool wal_ok = f.stop.finish_lsn > 0 && f.stop.finish_lsn >= f.stop.start_lsn &&
+                        check_wal(walg, f.stop.timeline, f.stop.start_lsn, f.stop.finish_lsn, 0, nullptr, "storage", tmp,
+                                  log).empty();
+    if (wal_ok) flags |= api::kCatalogRestorable;
+    auto marker = run_process({walg, "st", "cat", verified_marker_name(f.name)});
+    const json m = marker.exit_code == 0 ? json::parse(marker.out, nullptr, false) : json();
+    if (m.is_object() && m.value("checksum", "") == "sha256:" + f.hex) flags |= api::kCatalogVerified;
+    rows.back()[7] = flags;
+    index[f.name] = rows.size() - 1;
+    log << "run-job: catalog: " << f.name << " " << (full.empty() ? "full" : "delta of " + full) << " sha256:" << f.hex
+        << (wal_ok ? "" : " NOT RESTORABLE (its WAL is not all in storage)")
+        << ((flags & api::kCatalogVerified) ? " verified" : "") << "\n";
+  }
+  // A base listed after its delta (bases are older) by name: now by index, which is shorter.
+  for (auto& row : rows)
+    for (size_t k : {size_t{2}, size_t{3}})
+      if (row[k].is_string() && !row[k].get<std::string>().empty()) row[k] = ref(row[k].get<std::string>());
+  write_termination(env, result.dump());
+  log << "run-job: catalog: " << found.size() << " backup(s) in storage, " << rows.size() << " in the result"
+      << (left_out ? " (" + std::to_string(left_out) + " left out: no room)" : "") << "\n";
+  return 0;
+}
+
 // wal-g backup-fetch into PGDATA, after checking that what storage holds is
 // what the catalog recorded (sha256 over the stop sentinel), then the
 // recovery settings for WAL replay (to POINT_IN_TIME when given).
@@ -562,6 +662,8 @@ int databasus_metadata(const Env& env, std::ostream& log) {
 
 std::string env_value(const Env& env, const std::string& key, const std::string& def) { return get(env, key, def); }
 
+std::string verified_marker_name(const std::string& backup_id) { return "backup-operator/verified/" + backup_id + ".json"; }
+
 void write_termination(const Env& env, const std::string& text) {
   const std::string path = get(env, "TERMINATION_LOG", "/dev/termination-log");
   std::ofstream out(path, std::ios::trunc);
@@ -594,6 +696,7 @@ int run_job(const std::string& action, const Env& env, std::ostream& log) {
     if (action == "backup" || action == "full-backup") return backup(action, env, log);
     if (action == "offsite-copy") return offsite_copy(env, log);
     if (action == "retain") return retain(env, log);
+    if (action == "catalog") return catalog(env, log);
     if (action == "restore") return restore(env, log);
     if (action == "validate-database-answers") return validate_database(env, log);
     if (action == "databasus-metadata") return databasus_metadata(env, log);
@@ -602,7 +705,7 @@ int run_job(const std::string& action, const Env& env, std::ostream& log) {
     if (action == "restore-in-place") return restore_in_place(env, log);
     if (action == "check-database") return check_database(env, log);
     throw Failure{"unknown action \"" + action +
-                  "\" (supported: backup, full-backup, retain, offsite-copy, restore, validate-database-answers, "
+                  "\" (supported: backup, full-backup, retain, catalog, offsite-copy, restore, validate-database-answers, "
                   "databasus-metadata, install-tools, verify, restore-in-place, check-database)"};
   } catch (const Failure& f) {
     const std::string msg = redact(f.message, env);

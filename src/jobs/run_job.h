@@ -21,6 +21,14 @@ int run_job(const std::string& action, const Env& env, std::ostream& log);
 // The value of `key`, or `def` when it is missing or empty.
 [[nodiscard]] std::string env_value(const Env& env, const std::string& key, const std::string& def = "");
 
+// Where a successful verification leaves its marker, relative to the WAL-G
+// prefix and beside WAL-G's own basebackups_005/ and wal_005/ folders:
+// backup-operator/verified/<backup>.json, {"backupId", "checksum",
+// "verifiedAt", "request"}. `run-job verify` writes it (wal-g st put), and
+// `run-job catalog` reads it back, so a catalog rebuilt from storage keeps
+// what was verified. wal-g never reads or deletes it.
+[[nodiscard]] std::string verified_marker_name(const std::string& backup_id);
+
 // Replaces every value of a secret-looking variable (…SECRET…, …KEY…,
 // …PASSWORD…, …TOKEN…) found in `text` by "[redacted]".
 std::string redact(std::string text, const Env& env);

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <memory>
 
+#include "common/process.h"
+#include "common/timefmt.h"
 #include "jobs/recovery.h"
 #include "jobs/verify_checks.h"
 #include "postgres/archiving.h"
@@ -127,11 +129,45 @@ class Verification {
   std::unique_ptr<PrivateServer> server_;
 };
 
+// The marker of a passed verification, beside the backup in storage
+// (verified_marker_name): a catalog rebuilt from storage keeps the backup
+// verified. WAL-G has `st put` for this (docs/StorageTools.md; uncompressed
+// and unencrypted, so `st cat` reads it back as written: it holds no secret).
+// A marker that cannot be written does not undo the verification: logged.
+void leave_verified_marker(const Env& env, const VerifyResult& result, std::ostream& log) {
+  const fs::path tmp = fs::path(env_value(env, "SCRATCH_SOCKET_DIR", "/run/scratch")) / "tmp" / "verified-marker.json";
+  const nlohmann::json marker{{"backupId", result.restored},
+                              {"checksum", result.checksum},
+                              {"verifiedAt", format_rfc3339(std::chrono::system_clock::now())},
+                              {"request", env_value(env, "RESTORE_REQUEST")}};
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << marker.dump() << "\n";
+    if (!out.flush()) {
+      log << kPrefix << "could not write " << tmp.string() << ": the verified marker is not in storage\n";
+      return;
+    }
+  }
+  std::vector<std::string> argv = walg_command(env, env_value(env, "TOOLS_DIR", "/tools"));
+  argv.insert(argv.end(), {"st", "put", "--no-compress", "--no-encrypt", "-f", tmp.string(),
+                           verified_marker_name(result.restored)});
+  const auto r = run_process(argv);
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  if (r.exit_code != 0)
+    log << kPrefix << "wal-g st put of " << verified_marker_name(result.restored) << " failed (exit " << r.exit_code
+        << "): " << redact(r.err.empty() ? r.out : r.err, env).substr(0, 500) << "\n";
+  else
+    log << kPrefix << "left " << verified_marker_name(result.restored) << " in storage\n";
+}
+
 }  // namespace
 
 int verify(const Env& env, std::ostream& log) {
   VerifyResult result = Verification(env, log).run();
-  return report_result(result, all_passed(result), env, log, kPrefix, "verified", "NOT verified");
+  const bool passed = all_passed(result);
+  if (passed) leave_verified_marker(env, result, log);
+  return report_result(result, passed, env, log, kPrefix, "verified", "NOT verified");
 }
 
 }  // namespace bo::jobs

@@ -19,6 +19,7 @@ std::string action_name(Action a) {
     case Action::kOffsiteCopy: return "offsite-copy";
     case Action::kRestore: return "restore";
     case Action::kStateBundle: return "state-bundle";
+    case Action::kCatalog: return "catalog";
   }
   return "backup";
 }
@@ -38,6 +39,7 @@ std::string short_action(Action a) {
     case Action::kOffsiteCopy: return "offsite";
     case Action::kRestore: return "restore";
     case Action::kStateBundle: return "state";
+    case Action::kCatalog: return "catalog";
   }
   return "run";
 }

@@ -19,9 +19,10 @@ namespace bo::reconcile {
 using json = nlohmann::json;
 using SysTime = std::chrono::system_clock::time_point;
 
-enum class Action { kBackup, kFullBackup, kVerify, kRetain, kOffsiteCopy, kRestore, kStateBundle };
+enum class Action { kBackup, kFullBackup, kVerify, kRetain, kOffsiteCopy, kRestore, kStateBundle, kCatalog };
 
-// The backup.si.dev/action label value: backup, full-backup, verify, retain, offsite-copy, restore, state-bundle.
+// The backup.si.dev/action label value: backup, full-backup, verify, retain, offsite-copy, restore, state-bundle,
+// catalog (rebuilds status.backups from what storage holds).
 [[nodiscard]] std::string action_name(Action a);
 // supabase-walg-backup, or supabase-walg-restore for restores (verify: a verification restore).
 [[nodiscard]] std::string service_name(Action a);

@@ -160,6 +160,7 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
   in.now = clock_.now();
   in.default_image = opts_.default_image;
   in.operator_namespace = opts_.operator_namespace;
+  in.sync_catalog = opts_.catalog_sync;
   const std::string uid = (*policy)["metadata"].value("uid", "");
   bool wait_for_pods = false;
   for (const auto& j : caches_.jobs.by_index(kIndexPolicy, kube::label_value(name))) {

@@ -40,6 +40,11 @@ struct BackupPolicyControllerOptions {
   // How soon Databasus' objects are applied again after they were refused
   // (at most; sooner when a backup falls due first).
   std::chrono::milliseconds addon_retry{std::chrono::seconds(30)};
+  // Catalog Jobs (run-job catalog) rebuild status.backups from storage when
+  // status does not say it matches (PlanInputs::sync_catalog). The operator
+  // binary turns it on; off here so that in-process tests whose simulated
+  // Jobs (kube-local pod rules) have no catalog outcome keep their Job counts.
+  bool catalog_sync = false;
 };
 
 class BackupPolicyController {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <set>
 
 #include "api/job_result.h"
@@ -22,10 +23,75 @@ constexpr size_t kRecentRuns = 20;
 
 bool is_backup_action(const std::string& a) { return a == "backup" || a == "full-backup"; }
 
-// status.backups within its maxItems: the newest kMaxCatalog (the catalog is newest first).
+// status.backups holds at most kMaxCatalog entries, newest first. Retention
+// bounds the catalog first (a year of hourly deltas and daily fulls under
+// the default 7 daily + 4 weekly + 3 monthly peaks at 310 entries, 163 KB of
+// status: the deltas of each kept full live as long as it does; measured by
+// CatalogPlan.StatusStaysBoundedOverAYearOfHourlyBackups); the cap holds
+// status far under the API server's object size whatever the retention. What falls off is still
+// in storage, which the catalog Job reads back (run-job catalog).
+// bounded_catalog is the backstop where status.backups is written (the CRD's maxItems).
 json bounded_catalog(json catalog) {
   if (catalog.is_array() && catalog.size() > kMaxCatalog) catalog.erase(catalog.begin() + kMaxCatalog, catalog.end());
   return catalog;
+}
+
+// The catalog is in step with storage once a catalog Job's result has been
+// read into status.backups: status.schedules.catalog.lastScheduleTime holds
+// that Job's slot. Its absence is the trigger for a sync: a new policy, one
+// re-applied from git or restored by Velero without its status, or one from
+// before the catalog Job existed. (schedules is a map in the CRD's schema, so
+// the marker survives the API server's pruning without a schema change.)
+bool catalog_synced(const json& status) {
+  const json s = status.value("schedules", json::object());
+  return s.is_object() && s.value("catalog", json::object()).is_object() &&
+         !s.value("catalog", json::object()).value("lastScheduleTime", "").empty();
+}
+
+// A catalog Job's result merged into status.backups: storage is the source
+// of truth. A backup storage holds and status lacks is added; one status
+// has keeps its entry (it knows more: LSNs, who verified it), takes the
+// storage's checksum if they differ, and becomes verified when storage holds
+// a verification's marker for it; an entry storage no longer holds is
+// dropped when the result listed everything and the backup finished before
+// the listing (a backup recorded after it is not in the listing yet).
+void merge_catalog(json& catalog, const api::CatalogResult& from, const std::string& job) {
+  std::map<std::string, const api::CatalogEntry*> stored;
+  for (const auto& e : from.entries) stored[e.backup_id] = &e;
+  std::set<std::string> known;
+  const bool complete = from.listed == static_cast<int>(from.entries.size());
+  const std::string listed_at = format_rfc3339(from.listed_at);
+  json kept = json::array();
+  for (auto& e : catalog) {
+    const std::string id = e.value("id", "");
+    auto it = stored.find(id);
+    if (it == stored.end()) {
+      if (!complete || e.value("completionTime", "") > listed_at) kept.push_back(e);
+      continue;
+    }
+    known.insert(id);
+    if (e.value("checksum", "") != it->second->checksum) {
+      e["checksum"] = it->second->checksum;
+      e["verified"] = false;
+      e.erase("verifiedBy");
+    }
+    if (it->second->verified) e["verified"] = true;
+    kept.push_back(e);
+  }
+  for (const auto& b : from.entries) {
+    if (known.count(b.backup_id)) continue;
+    json entry{{"id", b.backup_id},           {"checksum", b.checksum},
+               {"type", b.type},              {"startTime", format_rfc3339(b.start)},
+               {"completionTime", format_rfc3339(b.finish)}, {"sizeBytes", b.size_bytes},
+               {"verified", b.verified},      {"restorable", b.restorable},
+               {"keptFor", json::array()},    {"job", job}};
+    if (!b.base.empty()) entry["base"] = b.base;
+    if (!b.full.empty()) entry["full"] = b.full;
+    if (!b.restorable) entry["notRestorableReason"] = "the WAL from its start to its finish LSN was not all in storage "
+                                                      "when the catalog was read back from storage";
+    kept.push_back(entry);
+  }
+  catalog = kept;
 }
 
 // Bundles recorded per context in status.paasState.bundles (a day of hourly bundles).
@@ -193,6 +259,13 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
                                      b["sha256"].get<std::string>().substr(0, 12) + "…)"});
         }
       }
+    } else if (ok && j->action == "catalog") {
+      // Read into status.backups below, whether recorded now or before.
+      auto result = api::parse_catalog_result(j->termination_message);
+      if (!result) {
+        ok = false;
+        why = "InvalidResult: " + result.error();
+      }
     } else if (ok && j->action == "retain") {
       // What storage no longer holds after the Job (wal-g's delete target
       // also removes a full's deltas); the ids it was asked for otherwise.
@@ -223,14 +296,51 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     recorded.insert(j->name);
   }
   while (recent.size() > kRecentRuns) recent.erase(recent.end() - 1);
+  // --- the catalog read back from storage: the first succeeded catalog Job while the marker is missing ---
+  if (!catalog_synced(status)) {
+    for (const ObservedJob* j : finished) {
+      if (j->action != "catalog" || j->state != ObservedJob::State::kSucceeded) continue;
+      auto result = api::parse_catalog_result(j->termination_message);
+      if (!result) continue;
+      const size_t before = catalog.size();
+      merge_catalog(catalog, *result, j->name);
+      status["schedules"]["catalog"]["lastScheduleTime"] = format_rfc3339(j->slot);
+      // A status that lost lastSuccessfulBackup gets the newest restorable backup storage holds.
+      if (!status.contains("lastSuccessfulBackup")) {
+        const json* newest = nullptr;
+        for (const auto& e : catalog)
+          if (e.value("restorable", false) &&
+              (!newest || e.value("completionTime", "") > newest->value("completionTime", "")))
+            newest = &e;
+        if (newest)
+          status["lastSuccessfulBackup"] = {{"id", newest->value("id", "")},
+                                            {"checksum", newest->value("checksum", "")},
+                                            {"type", newest->value("type", "full")},
+                                            {"completionTime", newest->value("completionTime", "")}};
+      }
+      const size_t left_out = static_cast<size_t>(result->listed) - result->entries.size();
+      plan.events.push_back(
+          {left_out ? "Warning" : "Normal", "CatalogRebuilt",
+           "Job " + j->name + " read the catalog back from storage: " + std::to_string(result->listed) +
+               " backup(s) there, status.backups went from " + std::to_string(before) + " to " +
+               std::to_string(catalog.size()) + " entries" +
+               (left_out ? "; " + std::to_string(left_out) +
+                               " backup(s) did not fit the Job's 4096-byte result (fulls go first; wal-g deletes a full's deltas with it)"
+                         : "")});
+      break;
+    }
+  }
   std::sort(catalog.begin(), catalog.end(), [](const json& a, const json& b) {
     return a.value("completionTime", "") > b.value("completionTime", "");
   });
-  // Retention bounds the catalog; the CRD's maxItems (kMaxCatalog, applied where
-  // status.backups is written) is the backstop: beyond it the API server would
-  // refuse every status write of the policy, which is worse than forgetting the
-  // oldest entries (storage still holds them; issue 18 item 4 rebuilds the
-  // catalog from there).
+  if (catalog.size() > kMaxCatalog) {
+    plan.events.push_back({"Warning", "CatalogTruncated",
+                           "status.backups keeps the newest " + std::to_string(kMaxCatalog) + " of " +
+                               std::to_string(catalog.size()) +
+                               " backups; the older ones are still in storage, outside retention's view (lower "
+                               "spec.retention, or delete them with wal-g)"});
+    catalog.erase(catalog.begin() + kMaxCatalog, catalog.end());
+  }
   // --- verification and drill outcomes (RestoreRequests naming this policy) ---
   auto is_final = [](const std::string& phase) { return phase == "Succeeded" || phase == "Failed" || phase == "Blocked"; };
   for (const auto& r : in.restores) {
@@ -363,6 +473,28 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   std::vector<std::string> storage_keys;
   if (auto it = in.secrets.find(spec->storage.secret); it != in.secrets.end())
     for (const auto& [k, v] : it->second) storage_keys.push_back(k);
+  const bool synced = !in.sync_catalog || catalog_synced(status);
+  if (!synced && !spec->suspend) {
+    // One catalog Job per sync, named by its slot: the policy's creation, or
+    // when the previous attempt failed (a retry gets a name of its own, so
+    // its outcome is recorded too). A restart computes the same name.
+    SysTime slot = created;
+    for (const auto& j : in.jobs)
+      if (j.action == "catalog" && j.state == ObservedJob::State::kFailed) {
+        // Names have minutes: a retry is at least a minute after the attempt it follows.
+        const SysTime failed_at = std::chrono::floor<std::chrono::minutes>(j.finished.value_or(j.slot));
+        const SysTime after_slot = std::chrono::floor<std::chrono::minutes>(j.slot) + std::chrono::minutes(1);
+        slot = std::max({slot, failed_at, after_slot});
+      }
+    const std::string name = job_name(meta.value("name", ""), Action::kCatalog, slot);
+    if (std::none_of(in.jobs.begin(), in.jobs.end(), [&](const ObservedJob& j) { return j.name == name; })) {
+      JobInputs ci{in.policy, *spec, Action::kCatalog, slot, storage_keys, in.default_image, {}, "", "", "", 0};
+      plan.create.push_back(build_job(ci));
+      plan.create_events.push_back({"Normal", "JobCreated", "created Job " + name +
+                                                            " to read the backup catalog back from storage "
+                                                            "(status.backups is not known to match it)"});
+    }
+  }
   const bool any_active_backup = std::any_of(in.jobs.begin(), in.jobs.end(), [](const ObservedJob& j) {
     return j.state == ObservedJob::State::kActive && is_backup_action(j.action);
   });
@@ -550,7 +682,9 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   const bool retain_running = std::any_of(in.jobs.begin(), in.jobs.end(), [](const ObservedJob& j) {
     return j.action == "retain" && j.state == ObservedJob::State::kActive;
   });
-  if (!decision.expire.empty() && !retain_running && !spec->suspend) {
+  // Not before the catalog is in step with storage: a catalog that is behind
+  // would judge the wrong backups (and never see the ones it lacks).
+  if (!decision.expire.empty() && !retain_running && !spec->suspend && synced) {
     // Named by the newest expired backup: a restart asks for the same deletion, never a second Job.
     SysTime newest_expired{};
     for (const auto& r : retained)
@@ -568,7 +702,8 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   status["schedules"] = schedules;
   status["missedSchedules"] = missed_total;
   std::string last_schedule;
-  for (const auto& [a, v] : schedules.items()) last_schedule = std::max(last_schedule, v.value("lastScheduleTime", ""));
+  for (const auto& [a, v] : schedules.items())
+    if (a != "catalog") last_schedule = std::max(last_schedule, v.value("lastScheduleTime", ""));
   if (!last_schedule.empty()) status["lastScheduleTime"] = last_schedule;
   if (next_any) status["nextScheduleTime"] = format_rfc3339(*next_any);
 

@@ -70,7 +70,7 @@ struct PolicyPlan {
 
 // The bounds of status lists, equal to the CRD's maxItems (a status write that
 // exceeds one is refused, so the plan never writes more):
-inline constexpr size_t kMaxCatalog = 1000;      // status.backups, newest kept
+inline constexpr size_t kMaxCatalog = 400;       // status.backups, newest kept (see the plan)
 inline constexpr size_t kMaxStateBundles = 512;  // status.paasState.bundles, newest kept
 inline constexpr size_t kMaxActiveJobs = 256;    // status.activeJobs
 
@@ -90,6 +90,9 @@ struct PlanInputs {
   // No backup Job is created unless it resolved.
   std::optional<DataVolumeCheck> data_volume;
   std::string operator_namespace;  // never a verification target (nor is kube-system)
+  // Whether a catalog Job reads status.backups back from storage while
+  // status.schedules.catalog is missing (and retention waits for it).
+  bool sync_catalog = true;
 };
 
 [[nodiscard]] PolicyPlan plan_backup_policy(const PlanInputs& in);

@@ -414,6 +414,78 @@ TEST_F(RunJob, RetainDeletesTheExpiredBackups) {
   EXPECT_EQ(listed(store_), std::set<std::string>{kept});
 }
 
+// The catalog read back from storage (issue 18 item 4): what `run-job
+// catalog` reports is what each backup's own result said, fulls first, and
+// a verification's marker (left as run-job verify leaves it, with wal-g st
+// put) comes back as verified only for the checksum it names.
+TEST_F(RunJob, CatalogReadsTheBackupsBackFromStorageWithTheirVerifiedMarkers) {
+  // Empty storage: wal-g prints nothing; an empty, valid catalog.
+  auto r = job("catalog");
+  ASSERT_EQ(r.exit_code, 0) << r.output << termination();
+  auto empty = bo::api::parse_catalog_result(termination());
+  ASSERT_TRUE(empty) << empty.error() << ": " << termination();
+  EXPECT_EQ(empty->listed, 0);
+  EXPECT_TRUE(empty->entries.empty());
+
+  start_server();
+  insert_rows(1, 10);
+  ASSERT_EQ(job("full-backup", "WALG_DELTA_MAX_STEPS=5").exit_code, 0) << termination();
+  const auto full = bo::api::parse_job_result(termination());
+  ASSERT_TRUE(full) << termination();
+  insert_rows(11, 20);
+  ASSERT_EQ(job("backup", "WALG_DELTA_MAX_STEPS=5").exit_code, 0) << termination();
+  const auto delta = bo::api::parse_job_result(termination());
+  ASSERT_TRUE(delta && delta->type == "delta") << termination();
+  // The markers: the full's names its checksum; the delta's names another (a backup re-pushed under its name).
+  auto put_marker = [&](const std::string& id, const std::string& checksum) {
+    const fs::path file = dir_ / ("marker-" + id + ".json");
+    std::ofstream(file) << json{{"backupId", id}, {"checksum", checksum}}.dump();
+    const auto put = run("env WALG_FILE_PREFIX=" + store_.string() + " " + kWalg +
+                             " st put --no-compress --no-encrypt -f " + file.string() + " backup-operator/verified/" +
+                             id + ".json",
+                         60);
+    ASSERT_EQ(put.exit_code, 0) << put.output;
+  };
+  put_marker(full->backup_id, full->checksum);
+  put_marker(delta->backup_id, "sha256:" + std::string(64, '0'));
+
+  r = job("catalog");
+  ASSERT_EQ(r.exit_code, 0) << r.output << termination();
+  EXPECT_LE(termination().size(), 4096u);
+  const auto cat = bo::api::parse_catalog_result(termination());
+  ASSERT_TRUE(cat) << cat.error() << ": " << termination();
+  EXPECT_EQ(cat->listed, 2);
+  ASSERT_EQ(cat->entries.size(), 2u) << termination();
+  const auto& f = cat->entries[0];
+  const auto& d = cat->entries[1];
+  EXPECT_EQ(f.backup_id, full->backup_id);
+  EXPECT_EQ(f.type, "full");
+  EXPECT_EQ(f.checksum, full->checksum);
+  EXPECT_EQ(f.finish, std::chrono::floor<std::chrono::seconds>(full->finish));
+  EXPECT_EQ(f.size_bytes, full->size_bytes);
+  EXPECT_TRUE(f.restorable) << r.output;
+  EXPECT_TRUE(f.verified) << r.output;
+  EXPECT_EQ(d.backup_id, delta->backup_id);
+  EXPECT_EQ(d.type, "delta");
+  EXPECT_EQ(d.base, full->backup_id);
+  EXPECT_EQ(d.full, full->backup_id);
+  EXPECT_EQ(d.checksum, delta->checksum);
+  EXPECT_TRUE(d.restorable) << r.output;
+  EXPECT_FALSE(d.verified) << "a marker for another checksum does not count";
+  // The delta names its base by index (the full is row 0).
+  EXPECT_EQ(json::parse(termination())["backups"][1][2], 0) << termination();
+
+  // The WAL a backup needs, gone from storage: the catalog says it is not restorable.
+  for (const auto& e : fs::directory_iterator(store_ / "wal_005"))
+    if (e.path().filename().string().starts_with(full->backup_id.substr(5, 24))) fs::remove(e.path());
+  r = job("catalog");
+  ASSERT_EQ(r.exit_code, 0) << r.output << termination();
+  const auto lost = bo::api::parse_catalog_result(termination());
+  ASSERT_TRUE(lost && lost->entries.size() == 2u) << termination();
+  EXPECT_FALSE(lost->entries[0].restorable) << r.output;
+  EXPECT_NE(r.output.find(full->backup_id + " full sha256:"), std::string::npos) << r.output;
+}
+
 TEST_F(RunJob, FailuresSayWhatToDoAndNeverLeakSecrets) {
   // The server's data directory carries the secret's value in its path, so wal-g's refusal of a
   // wrong PGDATA (which names the server's data_directory) carries it too: run-job must redact it.

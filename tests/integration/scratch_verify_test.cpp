@@ -21,6 +21,7 @@
 #include <sstream>
 
 #include "api/job_result.h"
+#include "common/timefmt.h"
 #include "harness.h"
 #include "job_side.h"
 #include "postgres/archiving.h"
@@ -226,6 +227,13 @@ TEST_F(ScratchVerify, ARealBackupRestoresRecoversAndPassesEveryCheckOverTheSocke
       << conf;
   EXPECT_NE(conf.find("recovery_target = 'immediate'"), std::string::npos) << conf;
   EXPECT_NE(v.output.find("the scratch server has stopped"), std::string::npos) << v.output;
+  // A passed verification leaves its marker beside the backup in storage (run-job catalog reads it back).
+  const fs::path marker = store_ / "backup-operator" / "verified" / (made.backup_id + ".json");
+  ASSERT_TRUE(fs::exists(marker)) << v.output;
+  const json m = json::parse(read_file(marker), nullptr, false);
+  EXPECT_EQ(m.value("backupId", ""), made.backup_id) << read_file(marker);
+  EXPECT_EQ(m.value("checksum", ""), made.checksum) << read_file(marker);
+  EXPECT_TRUE(bo::parse_rfc3339(m.value("verifiedAt", ""))) << read_file(marker);
 }
 
 TEST_F(ScratchVerify, ACheckWhoseValueDiffersFailsWithItsOutputAndChecksAreNoSuperuser) {
@@ -303,6 +311,8 @@ TEST_F(ScratchVerify, ACorruptedTarPartInStorageFailsTheVerificationNamingIt) {
   EXPECT_EQ(v.result["recovered"], false);
   EXPECT_EQ(v.result["checksum"], made.checksum) << "the sentinel itself was intact";
   EXPECT_TRUE(processes_naming((scratch_ / "pgdata").string()).empty());
+  EXPECT_FALSE(fs::exists(store_ / "backup-operator" / "verified" / (made.backup_id + ".json")))
+      << "a failed verification leaves no marker";
 }
 
 TEST_F(ScratchVerify, APointInTimeBetweenTwoBatchesRecoversOnlyTheFirst) {

@@ -648,7 +648,9 @@ TEST(ContinuousArchivingPlan, ArchivingOffStillArmsThePolicyAndRunsItsJobs) {
       {"spec", {{"database", {{"dataVolume", {{"claimName", "supabase-db-data"}}}, {"runAsUser", 101}, {"runAsGroup", 102}, {"host", "db"}, {"credentialsSecretRef", {{"name", "supabase-db"}}}}},
                 {"storage", {{"secretRef", {{"name", "walg-storage"}}},
                              {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
-                {"verification", {{"targetNamespace", "verify"}}}}}};
+                {"verification", {{"targetNamespace", "verify"}}}}},
+      // The catalog is in step with storage (no catalog Job besides the backup).
+      {"status", {{"schedules", {{"catalog", {{"lastScheduleTime", "2026-11-24T09:30:00Z"}}}}}}}};
   bo::reconcile::PlanInputs in;
   in.policy = policy;
   in.now = at("2026-11-24T10:00:10Z");

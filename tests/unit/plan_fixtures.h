@@ -40,10 +40,14 @@ inline bo::reconcile::DataVolumeCheck claim_found() {
   return c;
 }
 
-// `now` in RFC 3339; the data volume found.
+// `now` in RFC 3339; the data volume found. The catalog is in step with
+// storage (status.schedules.catalog set, as after the policy's first catalog
+// Job) unless `catalog_synced` is false or the status says otherwise already.
 inline bo::reconcile::PlanInputs plan_inputs(nlohmann::json policy, bo::api::SecretData secrets, const char* now,
-                                             std::vector<bo::reconcile::ObservedJob> jobs) {
+                                             std::vector<bo::reconcile::ObservedJob> jobs, bool catalog_synced = true) {
   bo::reconcile::PlanInputs in;
+  if (catalog_synced && !policy.value("status", nlohmann::json::object()).value("schedules", nlohmann::json::object()).contains("catalog"))
+    policy["status"]["schedules"]["catalog"]["lastScheduleTime"] = "2026-11-24T09:30:00Z";
   in.policy = std::move(policy);
   in.jobs = std::move(jobs);
   in.secrets = std::move(secrets);

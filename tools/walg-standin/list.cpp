@@ -8,13 +8,16 @@
 //    uncompressed_size, compressed_size). With no backups it logs
 //    "No backups found" and prints nothing.
 //  - st cat PATH prints the object as stored (docs/StorageTools.md: no
-//    decompression unless asked); st ls [PATH] lists one folder level.
+//    decompression unless asked); st ls [PATH] lists one folder level;
+//    st put LOCAL REMOTE uploads a file (below).
 // Differences: the table (non --json) layout is approximate; st ls prints
-// "obj|dir size modified name" lines rather than wal-g's table; st get/put/rm/
-// transfer are not implemented.
+// "obj|dir size modified name" lines rather than wal-g's table; st get/rm/
+// transfer are not implemented; st put only uncompressed and unencrypted.
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <filesystem>
 #include <set>
+#include <vector>
 
 #include "catalog.h"
 #include "commands.h"
@@ -98,6 +101,35 @@ int storage_tools(const Args& args, const Settings& settings) {
       }
       std::cout << "obj " << o.size << " " << go_time(o.modified) << " " << rel << "\n";
     }
+    return 0;
+  }
+  if (args[0] == "put") {
+    // internal/storagetools/put_object_handler.go (HandlePutObject) and
+    // cmd/common/st/put_object.go: `st put LOCAL REMOTE`, flags --no-compress,
+    // --no-encrypt, -f/--force. Its overwrite check looks for REMOTE plus the
+    // compression's extension (checkOverwrite), even with --no-compress.
+    bool no_compress = false, no_encrypt = false, force = false;
+    std::vector<std::string> paths;
+    for (size_t i = 1; i < args.size(); ++i) {
+      const std::string& a = args[i];
+      if (a == "--no-compress") no_compress = true;
+      else if (a == "--no-encrypt") no_encrypt = true;
+      else if (a == "-f" || a == "--force") force = true;
+      else if (a.starts_with("-")) throw Failure{"unknown flag: " + a};
+      else paths.push_back(a);
+    }
+    if (paths.size() != 2) throw Failure{"accepts 2 arg(s), received " + std::to_string(paths.size())};
+    if (!no_compress || !no_encrypt)
+      throw Failure{"wal-g stand-in: st put with compression or encryption is not implemented (use --no-compress --no-encrypt)"};
+    const std::filesystem::path local = paths[0];
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(local, ec))
+      throw Failure{"open the local file: open " + local.string() + ": no such file or directory"};
+    Storage storage = configure_storage(settings);
+    const std::string checked = paths[1] + ".lz4";
+    if (!force && storage.exists(checked))
+      throw Failure{"check file overwrite: object " + checked + " already exists. To overwrite it, add the -f flag"};
+    storage.put_file(paths[1], local);
     return 0;
   }
   throw Failure{"wal-g stand-in: st " + args[0] + " is not implemented"};
