@@ -99,8 +99,8 @@ TEST(CertRotation, TheWebhookServesRotatedFilesToNewClientsWithoutARestart) {
   auto watcher = bo::CertWatcher::start(mount.dir(), std::chrono::milliseconds(200));
   ASSERT_TRUE(watcher) << watcher.error();
   bo::webhook::Server webhook;
-  const int port = testing_support::free_port();
-  ASSERT_TRUE(webhook.start("127.0.0.1:" + std::to_string(port), (*watcher)->certificate()));
+  ASSERT_TRUE(webhook.start("127.0.0.1:0", (*watcher)->certificate()));
+  const int port = webhook.port();
   auto before = peer_certificate(port);
   ASSERT_TRUE(before);
   EXPECT_EQ(before->serial, bo::certificate_serial(first.cert));
@@ -122,8 +122,8 @@ TEST(CertRotation, TheMetricsEndpointServesRotatedFilesAndIgnoresAHalfWrittenPai
   auto watcher = bo::CertWatcher::start(mount.dir(), std::chrono::milliseconds(200));
   ASSERT_TRUE(watcher) << watcher.error();
   bo::metrics::SecureServer server(std::make_shared<prometheus::Registry>(), [](const std::string&) { return 200; });
-  const int port = testing_support::free_port();
-  ASSERT_TRUE(server.start("127.0.0.1:" + std::to_string(port), (*watcher)->certificate()));
+  ASSERT_TRUE(server.start("127.0.0.1:0", (*watcher)->certificate()));
+  const int port = server.port();
   mount.publish(second);
   ASSERT_TRUE(eventually([&] {
     auto p = peer_certificate(port);

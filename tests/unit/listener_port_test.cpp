@@ -49,8 +49,9 @@ TEST(ListenerPort, AnHttpAndAnHttpsListenerOfOneProcessBothOnPortZeroEachGetThei
   auto plain = bo::open_listener("127.0.0.1:0", hello);
   ASSERT_TRUE(plain) << plain.error();
   bo::HttpsListener tls;
-  const auto pem = bo::generate_tls("listener-port-test", "127.0.0.1").server;
-  auto opened = tls.open("127.0.0.1:0", pem, http::methods::GET, [](http::http_request req) { req.reply(200); });
+  auto serving = bo::ServingCertificate::make(bo::generate_tls("listener-port-test", "127.0.0.1").server);
+  ASSERT_TRUE(serving) << serving.error();
+  auto opened = tls.open("127.0.0.1:0", *serving, http::methods::GET, [](http::http_request req) { req.reply(200); });
   ASSERT_TRUE(opened) << opened.error();
   EXPECT_GT(tls.port(), 0);
   EXPECT_NE(tls.port(), plain->port);
