@@ -313,6 +313,14 @@ json build_job(const JobInputs& in) {
   if (s.job_template.tolerations.is_array() && !s.job_template.tolerations.empty())
     pod_spec["tolerations"] = s.job_template.tolerations;
 
+  json job_spec = {{"backoffLimit", s.job_template.backoff_limit},
+                   {"activeDeadlineSeconds", s.job_template.active_deadline_seconds},
+                   {"ttlSecondsAfterFinished", s.job_template.ttl_seconds_after_finished},
+                   {"template", {{"metadata", {{"labels", labels}}}, {"spec", pod_spec}}}};
+  // A catalog Job's retry is named after the newest attempt (backup_policy_plan.cpp),
+  // so that attempt must stay until the operator removes it (history limits keep the
+  // newest): a TTL that deleted every failed attempt would bring back the first name.
+  if (in.action == Action::kCatalog) job_spec.erase("ttlSecondsAfterFinished");
   return {{"apiVersion", "batch/v1"},
           {"kind", "Job"},
           {"metadata",
@@ -329,11 +337,7 @@ json build_job(const JobInputs& in) {
                {"uid", meta.value("uid", "")},
                {"controller", true},
                {"blockOwnerDeletion", true}}}}}},
-          {"spec",
-           {{"backoffLimit", s.job_template.backoff_limit},
-            {"activeDeadlineSeconds", s.job_template.active_deadline_seconds},
-            {"ttlSecondsAfterFinished", s.job_template.ttl_seconds_after_finished},
-            {"template", {{"metadata", {{"labels", labels}}}, {"spec", pod_spec}}}}}};
+          {"spec", job_spec}};
 }
 
 namespace {

@@ -479,8 +479,13 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     // when the previous attempt failed (a retry gets a name of its own, so
     // its outcome is recorded too). A restart computes the same name.
     SysTime slot = created;
+    // An attempt failed when its Job did, or succeeded with a result that cannot be read.
+    auto failed_attempt = [](const ObservedJob& j) {
+      return j.state == ObservedJob::State::kFailed ||
+             (j.state == ObservedJob::State::kSucceeded && !api::parse_catalog_result(j.termination_message));
+    };
     for (const auto& j : in.jobs)
-      if (j.action == "catalog" && j.state == ObservedJob::State::kFailed) {
+      if (j.action == "catalog" && failed_attempt(j)) {
         // Names have minutes: a retry is at least a minute after the attempt it follows.
         const SysTime failed_at = std::chrono::floor<std::chrono::minutes>(j.finished.value_or(j.slot));
         const SysTime after_slot = std::chrono::floor<std::chrono::minutes>(j.slot) + std::chrono::minutes(1);

@@ -205,7 +205,7 @@ TEST_F(BackupPolicyIT, AConflictOnTheStatusWriteNeverCountsOrAnnouncesARunTwice)
   std::istringstream lines(text);
   for (std::string line; std::getline(lines, line);)
     if (line.starts_with("backup_operator_backup_runs_total{") && line.find("namespace=\"" + ns_ + "\"") != std::string::npos &&
-        line.find("result=\"succeeded\"") != std::string::npos)
+        line.find("result=\"success\"") != std::string::npos)
       runs += std::stod(line.substr(line.rfind(' ') + 1));
   EXPECT_EQ(runs, 1) << text;
   recorder_->flush();

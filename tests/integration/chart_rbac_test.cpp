@@ -94,6 +94,12 @@ TEST(ChartRbac, EveryRequestIsAllowedAndEveryGrantIsUsed) {
   auto admin = server.client();
   for (const char* ns : {"app", "app-verify", "app-drill"})
     ASSERT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", ns}}}}));
+  // Each non-production target holds its own read-only storage Secret (spec.verification.storageSecretRef).
+  for (const char* ns : {"app-verify", "app-drill"})
+    ASSERT_TRUE(admin->create(resources::kSecrets, ns,
+                              {{"metadata", {{"name", "walg-read-only"}}},
+                               {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "ro"},
+                                               {"WALG_AWS_SECRET_ACCESS_KEY", "CANARY-rbac"}, {"WALG_AWS_ENDPOINT", "https://s3.local"}}}}));
   ASSERT_TRUE(admin->create(resources::kSecrets, "app",
                             {{"metadata", {{"name", "walg-storage"}}},
                              {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "id"},

@@ -262,6 +262,14 @@ class Child {
     return ss.str();
   }
   [[nodiscard]] pid_t pid() const { return pid_; }
+  // Whether the process still runs (one that exited is reaped).
+  [[nodiscard]] bool running() {
+    if (pid_ <= 0) return false;
+    int st;
+    if (waitpid(pid_, &st, WNOHANG) == 0) return true;
+    pid_ = -1;
+    return false;
+  }
 
  private:
   fs::path log_;

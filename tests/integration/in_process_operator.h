@@ -90,6 +90,12 @@ class InProcessOperatorIT : public ::testing::Test {
     ns_ = prefix + bo::hex_encode(bo::random_bytes(3));
     ASSERT_TRUE(client_->create(bo::kube::resources::kNamespaces, "", {{"metadata", {{"name", ns_}}}}));
     ASSERT_TRUE(client_->create(bo::kube::resources::kNamespaces, "", {{"metadata", {{"name", ns_ + "-verify"}}}}));
+    // The verification target's own storage Secret (spec.verification.storageSecretRef): a scratch pod's keys come from it.
+    ASSERT_TRUE(client_->create(bo::kube::resources::kSecrets, ns_ + "-verify",
+                                {{"metadata", {{"name", "walg-read-only"}}},
+                                 {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "ro"},
+                                                 {"WALG_AWS_SECRET_ACCESS_KEY", "CANARY-read-only"},
+                                                 {"WALG_AWS_ENDPOINT", "https://s3.local"}}}}));
     clock_ = std::make_unique<bo::FakeClock>(std::chrono::ceil<std::chrono::hours>(std::chrono::system_clock::now()) +
                                              std::chrono::seconds(5));
     recorder_ = std::make_unique<bo::kube::EventRecorder>(*op_client_, *clock_);

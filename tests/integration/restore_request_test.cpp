@@ -90,6 +90,12 @@ class RestoreRequestIT : public ::testing::Test {
 
     for (const char* ns : {"shop", "shop-drill", "shop-wait", "shop-verify"})
       ASSERT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", ns}}}}));
+    // Each non-production target holds its own read-only storage Secret (spec.verification.storageSecretRef).
+    for (const char* ns : {"shop-drill", "shop-wait", "shop-verify"})
+      ASSERT_TRUE(admin->create(resources::kSecrets, ns,
+                                {{"metadata", {{"name", "walg-read-only"}}},
+                                 {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "ro"},
+                                                 {"WALG_AWS_SECRET_ACCESS_KEY", kCanary}, {"WALG_AWS_ENDPOINT", "https://s3.local"}}}}));
     // Everyone in devs may ask for restores in shop; only carol may run Jobs in shop-drill.
     const Resource role{"rbac.authorization.k8s.io", "v1", "roles", "Role", true};
     const Resource rb{"rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true};

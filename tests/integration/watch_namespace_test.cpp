@@ -43,6 +43,10 @@ TEST(WatchNamespace, AVerificationIntoAWatchedTargetSucceedsUnderRolesAndAnUnwat
   auto admin = server.client();
   for (const char* ns : {"shop", "shop-verify", "elsewhere"})
     ASSERT_TRUE(admin->create(resources::kNamespaces, "", {{"metadata", {{"name", ns}}}}));
+  ASSERT_TRUE(admin->create(resources::kSecrets, "shop-verify",
+                            {{"metadata", {{"name", "walg-read-only"}}},
+                             {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}, {"WALG_AWS_ACCESS_KEY_ID", "ro"},
+                                             {"WALG_AWS_SECRET_ACCESS_KEY", "CANARY-wns"}, {"WALG_AWS_ENDPOINT", "https://s3.local"}}}}));
   const auto chart = testing_support::install_crds_and_chart(server, dir, {"watchNamespaces={shop,shop-verify}"});
   // The chart grants nothing namespaced cluster-wide: the operator reads shop
   // and shop-verify through Roles only.
@@ -77,6 +81,7 @@ TEST(WatchNamespace, AVerificationIntoAWatchedTargetSucceedsUnderRolesAndAnUnwat
   Child op(chart.args({"--watch-namespace", "shop", "--watch-namespace", "shop-verify", "--log-level", "debug"}),
            dir / "operator.log");
   ASSERT_TRUE(testing_support::controller_started(op, "restorerequest")) << op.log();
+  ASSERT_TRUE(chart.serve_webhook(server, op)) << op.log();
   ASSERT_TRUE(eventually([&] {
     auto p = admin->get(kBackupPolicies, "shop", "db");
     return p && (*p).contains("status") && (*p)["status"].contains("conditions");
@@ -95,10 +100,11 @@ TEST(WatchNamespace, AVerificationIntoAWatchedTargetSucceedsUnderRolesAndAnUnwat
   };
   auto phase = [&](const std::string& name) { return rr(name).value("status", json::object()).value("phase", ""); };
 
-  ASSERT_TRUE(admin->create(kRestoreRequests, "shop",
-                            {{"metadata", {{"name", "verify-b"}}},
-                             {"spec", {{"policyRef", {{"name", "db"}}}, {"backupId", "base_B"}, {"checksum", kSum},
-                                       {"purpose", "verification"}, {"targetNamespace", "shop-verify"}}}}));
+  const auto made = admin->create(kRestoreRequests, "shop",
+                                  {{"metadata", {{"name", "verify-b"}}},
+                                   {"spec", {{"policyRef", {{"name", "db"}}}, {"backupId", "base_B"}, {"checksum", kSum},
+                                             {"purpose", "verification"}, {"targetNamespace", "shop-verify"}}}});
+  ASSERT_TRUE(made) << made.error().str();
   EXPECT_TRUE(eventually([&] { return phase("verify-b") == "Succeeded"; }, std::chrono::seconds(60)))
       << rr("verify-b").dump(2) << op.log();
 

@@ -234,6 +234,15 @@ TEST(CatalogPlan, AFailedCatalogJobIsRecordedAndRetriedUnderANameOfItsOwn) {
   EXPECT_FALSE(bad.status["schedules"].contains("catalog"));
   EXPECT_EQ(bad.status["recentRuns"][0]["result"], "Failed");
   EXPECT_NE(bad.status["recentRuns"][0]["message"].get<std::string>().find("InvalidResult"), std::string::npos);
+  // ...and is retried under a name of its own, as a failed Job is.
+  const ObservedJob unreadable = catalog_job("{\"backups\": 3}");
+  const auto bad_retry = jobs_of(bad, "catalog");
+  ASSERT_EQ(bad_retry.size(), 1u);
+  EXPECT_NE((*bad_retry[0])["metadata"]["name"], unreadable.name);
+  // Catalog Jobs carry no TTL: the newest attempt names the next one, so it stays
+  // until history limits remove it (a TTL that deleted every failed attempt would
+  // bring the first name back: one Job name, two Jobs).
+  EXPECT_FALSE((*retry[0])["spec"].contains("ttlSecondsAfterFinished")) << retry[0]->dump();
 }
 
 TEST(CatalogPlan, ASyncedCatalogStartsNoCatalogJobAndSuspendStartsNone) {
