@@ -66,6 +66,14 @@ std::expected<JobResult, std::string> parse_job_result(const std::string& msg) {
       return std::unexpected("result.uncompressedBytes: must be a non-negative integer");
     r.uncompressed_bytes = u->get<int64_t>();
   }
+  if (auto m = j.find("markers"); m != j.end()) {
+    if (!m->is_array()) return std::unexpected("result.markers: must be an array of backup ids");
+    for (const auto& id : *m) {
+      if (!id.is_string() || !backup_name(id.get<std::string>()))
+        return std::unexpected("result.markers: must be an array of backup ids");
+      r.markers.push_back(id.get<std::string>());
+    }
+  }
   return r;
 }
 

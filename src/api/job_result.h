@@ -36,6 +36,7 @@ struct JobResult {
   std::chrono::system_clock::time_point finish;
   int64_t size_bytes = 0;
   int64_t uncompressed_bytes = 0;  // 0: not reported
+  std::vector<std::string> markers;  // "markers": the verified markers the Job left in storage (backup ids)
 };
 
 [[nodiscard]] std::expected<JobResult, std::string> parse_job_result(const std::string& termination_message);

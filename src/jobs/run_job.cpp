@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include <cstdio>
 
 #include <algorithm>
@@ -204,6 +206,23 @@ int backup(const std::string& action, const Env& env, std::ostream& log) {
               {"sizeBytes", newest->value("compressed_size", int64_t{0})},
               {"uncompressedBytes", newest->value("uncompressed_size", int64_t{0})}};
   if (!wal_problem.empty()) result["walMessage"] = wal_problem;
+  // The markers of verified backups (VERIFIED_MARKERS, id@checksum@request),
+  // with this Job's storage credentials. One that fails is retried next slot.
+  json markers = json::array();
+  for (const auto& m : reconcile::split_ids(get(env, reconcile::kVerifiedMarkersEnv))) {
+    const auto at1 = m.find('@'), at2 = m.find('@', at1 == std::string::npos ? 0 : at1 + 1);
+    if (at1 == std::string::npos || at2 == std::string::npos) continue;
+    const std::string id = m.substr(0, at1);
+    const std::string error =
+        put_verified_marker({walg}, get(env, "TMPDIR", "/tmp"), id, m.substr(at1 + 1, at2 - at1 - 1), m.substr(at2 + 1));
+    if (error.empty()) {
+      markers.push_back(id);
+      log << "run-job: " << action << ": left " << verified_marker_name(id) << " in storage\n";
+    } else {
+      log << "run-job: " << action << ": " << redact(error, env) << "\n";
+    }
+  }
+  if (!markers.empty()) result["markers"] = markers;
   write_termination(env, result.dump());
   log << "run-job: " << action << ": " << type << " backup " << name << " " << result["checksum"].get<std::string>()
       << (wal_problem.empty() ? "" : " NOT RESTORABLE: " + wal_problem) << "\n";
@@ -663,6 +682,29 @@ int databasus_metadata(const Env& env, std::ostream& log) {
 std::string env_value(const Env& env, const std::string& key, const std::string& def) { return get(env, key, def); }
 
 std::string verified_marker_name(const std::string& backup_id) { return "backup-operator/verified/" + backup_id + ".json"; }
+
+std::string put_verified_marker(const std::vector<std::string>& walg, const std::string& tmp_dir,
+                                const std::string& backup_id, const std::string& checksum, const std::string& request) {
+  const std::filesystem::path tmp = std::filesystem::path(tmp_dir) / ("verified-marker-" + std::to_string(getpid()) + ".json");
+  const json marker{{"backupId", backup_id},
+                    {"checksum", checksum},
+                    {"verifiedAt", format_rfc3339(std::chrono::system_clock::now())},
+                    {"request", request}};
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << marker.dump() << "\n";
+    if (!out.flush()) return "could not write " + tmp.string();
+  }
+  std::vector<std::string> argv = walg;
+  argv.insert(argv.end(), {"st", "put", "--no-compress", "--no-encrypt", "-f", tmp.string(), verified_marker_name(backup_id)});
+  const auto r = run_process(argv);
+  std::error_code ec;
+  std::filesystem::remove(tmp, ec);
+  if (r.exit_code != 0)
+    return "wal-g st put of " + verified_marker_name(backup_id) + " failed (exit " + std::to_string(r.exit_code) +
+           "): " + (r.err.empty() ? r.out : r.err).substr(0, 500);
+  return "";
+}
 
 void write_termination(const Env& env, const std::string& text) {
   const std::string path = get(env, "TERMINATION_LOG", "/dev/termination-log");

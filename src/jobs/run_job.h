@@ -29,6 +29,16 @@ int run_job(const std::string& action, const Env& env, std::ostream& log);
 // what was verified. wal-g never reads or deletes it.
 [[nodiscard]] std::string verified_marker_name(const std::string& backup_id);
 
+// Writes the marker of `backup_id` with `walg` (the wal-g command line, its
+// credentials in the environment): `wal-g st put --no-compress --no-encrypt`
+// of a file made in `tmp_dir` (so `st cat` reads back what was written; it
+// holds no secret). An empty string on success, else what failed. A
+// verification's own Secret is read-only by policy, so the backup Job of the
+// next slot writes the markers of what was verified (VERIFIED_MARKERS).
+[[nodiscard]] std::string put_verified_marker(const std::vector<std::string>& walg, const std::string& tmp_dir,
+                                              const std::string& backup_id, const std::string& checksum,
+                                              const std::string& request);
+
 // Replaces every value of a secret-looking variable (…SECRET…, …KEY…,
 // …PASSWORD…, …TOKEN…) found in `text` by "[redacted]".
 std::string redact(std::string text, const Env& env);

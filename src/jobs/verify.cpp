@@ -135,30 +135,13 @@ class Verification {
 // and unencrypted, so `st cat` reads it back as written: it holds no secret).
 // A marker that cannot be written does not undo the verification: logged.
 void leave_verified_marker(const Env& env, const VerifyResult& result, std::ostream& log) {
-  const fs::path tmp = fs::path(env_value(env, "SCRATCH_SOCKET_DIR", "/run/scratch")) / "tmp" / "verified-marker.json";
-  const nlohmann::json marker{{"backupId", result.restored},
-                              {"checksum", result.checksum},
-                              {"verifiedAt", format_rfc3339(std::chrono::system_clock::now())},
-                              {"request", env_value(env, "RESTORE_REQUEST")}};
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << marker.dump() << "\n";
-    if (!out.flush()) {
-      log << kPrefix << "could not write " << tmp.string() << ": the verified marker is not in storage\n";
-      return;
-    }
-  }
-  std::vector<std::string> argv = walg_command(env, env_value(env, "TOOLS_DIR", "/tools"));
-  argv.insert(argv.end(), {"st", "put", "--no-compress", "--no-encrypt", "-f", tmp.string(),
-                           verified_marker_name(result.restored)});
-  const auto r = run_process(argv);
-  std::error_code ec;
-  fs::remove(tmp, ec);
-  if (r.exit_code != 0)
-    log << kPrefix << "wal-g st put of " << verified_marker_name(result.restored) << " failed (exit " << r.exit_code
-        << "): " << redact(r.err.empty() ? r.out : r.err, env).substr(0, 500) << "\n";
-  else
+  const std::string error = put_verified_marker(walg_command(env, env_value(env, "TOOLS_DIR", "/tools")),
+                                                (fs::path(env_value(env, "SCRATCH_SOCKET_DIR", "/run/scratch")) / "tmp").string(),
+                                                result.restored, result.checksum, env_value(env, "RESTORE_REQUEST"));
+  if (error.empty())
     log << kPrefix << "left " << verified_marker_name(result.restored) << " in storage\n";
+  else  // a read-only Secret cannot write it: the policy's next backup Job does
+    log << kPrefix << redact(error, env) << "; the next backup Job writes it\n";
 }
 
 }  // namespace

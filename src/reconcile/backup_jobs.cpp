@@ -205,6 +205,11 @@ json build_job(const JobInputs& in) {
     env.push_back({{"name", "WALG_DELTA_MAX_STEPS"}, {"value", std::to_string(in.delta_max_steps)}});
     env.push_back({{"name", "WALG_DELTA_ORIGIN"}, {"value", s.schedule.delta_origin}});
     env.push_back({{"name", "BACKUP_WAL_WAIT_SECONDS"}, {"value", std::to_string(s.database.wal_wait_seconds)}});
+    if (!in.verified_markers.empty()) {
+      std::string markers;
+      for (const auto& m : in.verified_markers) markers += (markers.empty() ? "" : ",") + m;
+      env.push_back({{"name", kVerifiedMarkersEnv}, {"value", markers}});
+    }
   }
   if (!state && !s.database.credentials_secret.empty()) {
     env.push_back(secret_env("PGUSER", s.database.credentials_secret, s.database.username_key));

@@ -90,7 +90,15 @@ struct JobInputs {
   // backup/full-backup: the checked data volume (claim, mount, uid/gid, and
   // with workloadRef the node the Job is pinned to); none: the spec's dataVolume.
   std::optional<ResolvedDataVolume> data_volume{};
+  // backup/full-backup: verified backups whose marker is not in storage yet,
+  // as id@checksum@request (VERIFIED_MARKERS): the Job writes them with the
+  // storage Secret's credentials (a verification's are read-only).
+  std::vector<std::string> verified_markers{};
 };
+
+inline constexpr const char* kVerifiedMarkersEnv = "VERIFIED_MARKERS";
+// At most this many markers per backup Job (each id is reported in its 4096-byte result).
+inline constexpr size_t kMarkersPerJob = 8;
 
 // The bundle tag of a slot (yyyymmddThhmmssZ): a state-bundle Job's bundles
 // are <context>-<tag>, so a retried Job rewrites the same objects.

@@ -74,8 +74,9 @@ void merge_catalog(json& catalog, const api::CatalogResult& from, const std::str
       e["checksum"] = it->second->checksum;
       e["verified"] = false;
       e.erase("verifiedBy");
+      e.erase("verifiedMarker");
     }
-    if (it->second->verified) e["verified"] = true;
+    if (it->second->verified) e["verified"] = e["verifiedMarker"] = true;
     kept.push_back(e);
   }
   for (const auto& b : from.entries) {
@@ -83,7 +84,7 @@ void merge_catalog(json& catalog, const api::CatalogResult& from, const std::str
     json entry{{"id", b.backup_id},           {"checksum", b.checksum},
                {"type", b.type},              {"startTime", format_rfc3339(b.start)},
                {"completionTime", format_rfc3339(b.finish)}, {"sizeBytes", b.size_bytes},
-               {"verified", b.verified},      {"restorable", b.restorable},
+               {"verified", b.verified},      {"verifiedMarker", b.verified}, {"restorable", b.restorable},
                {"keptFor", json::array()},    {"job", job}};
     if (!b.base.empty()) entry["base"] = b.base;
     if (!b.full.empty()) entry["full"] = b.full;
@@ -196,6 +197,11 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
         const bool known = std::any_of(catalog.begin(), catalog.end(),
                                        [&](const json& e) { return e.value("id", "") == result->backup_id; });
         if (!known) catalog.push_back(entry);
+        // The verified markers this Job left in storage (VERIFIED_MARKERS).
+        for (auto& e : catalog)
+          if (e.value("verified", false) &&
+              std::find(result->markers.begin(), result->markers.end(), e.value("id", "")) != result->markers.end())
+            e["verifiedMarker"] = true;
         if (result->wal_archived) {
           const auto last = status.value("lastSuccessfulBackup", json::object());
           if (last.value("completionTime", "") <= entry.value("completionTime", ""))
@@ -567,6 +573,11 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
                                          *schedule::Cron::parse(spec->schedule.full_backup), tz, *slots.run);
     ji.data_directory = data_directory;
     ji.data_volume = volume->volume;
+    for (const auto& e : catalog) {  // newest first
+      if (ji.verified_markers.size() == kMarkersPerJob) break;
+      if (e.value("verified", false) && !e.value("verifiedMarker", false) && !e.value("checksum", "").empty())
+        ji.verified_markers.push_back(e.value("id", "") + "@" + e.value("checksum", "") + "@" + e.value("verifiedBy", ""));
+    }
     plan.create.push_back(build_job(ji));
     created_one = true;
     plan.create_events.push_back({"Normal", "JobCreated", "created Job " + name + " for the " + format_rfc3339(*slots.run) +

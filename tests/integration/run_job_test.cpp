@@ -433,10 +433,17 @@ TEST_F(RunJob, CatalogReadsTheBackupsBackFromStorageWithTheirVerifiedMarkers) {
   const auto full = bo::api::parse_job_result(termination());
   ASSERT_TRUE(full) << termination();
   insert_rows(11, 20);
-  ASSERT_EQ(job("backup", "WALG_DELTA_MAX_STEPS=5").exit_code, 0) << termination();
+  // The full was verified (by a verification whose Secret may not write): the
+  // next backup Job leaves its marker with the storage Secret's credentials.
+  const auto b = job("backup", "WALG_DELTA_MAX_STEPS=5 VERIFIED_MARKERS=" + full->backup_id + "@" + full->checksum +
+                                   "@db-verify-1,malformed");
+  ASSERT_EQ(b.exit_code, 0) << b.output << termination();
   const auto delta = bo::api::parse_job_result(termination());
   ASSERT_TRUE(delta && delta->type == "delta") << termination();
-  // The markers: the full's names its checksum; the delta's names another (a backup re-pushed under its name).
+  EXPECT_EQ(delta->markers, std::vector<std::string>{full->backup_id}) << termination();
+  EXPECT_NE(b.output.find("left backup-operator/verified/" + full->backup_id + ".json in storage"), std::string::npos)
+      << b.output;
+  // The delta's marker names another checksum (a backup re-pushed under its name).
   auto put_marker = [&](const std::string& id, const std::string& checksum) {
     const fs::path file = dir_ / ("marker-" + id + ".json");
     std::ofstream(file) << json{{"backupId", id}, {"checksum", checksum}}.dump();
@@ -446,7 +453,6 @@ TEST_F(RunJob, CatalogReadsTheBackupsBackFromStorageWithTheirVerifiedMarkers) {
                          60);
     ASSERT_EQ(put.exit_code, 0) << put.output;
   };
-  put_marker(full->backup_id, full->checksum);
   put_marker(delta->backup_id, "sha256:" + std::string(64, '0'));
 
   r = job("catalog");

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "api/job_result.h"
 #include "common/encoding.h"
@@ -362,3 +363,55 @@ TEST(CatalogPlan, StatusStaysBoundedOverAYearOfHourlyBackups) {
 }
 
 }  // namespace
+
+// A verification's own Secret is read-only by policy, so it cannot leave its
+// marker in storage: the next backup Job writes it with the storage Secret's
+// credentials (VERIFIED_MARKERS), and its result says which it wrote.
+TEST(CatalogPlan, AVerifiedBackupsMarkerIsWrittenByTheNextBackupJobAndRecorded) {
+  const std::string id = "base_000000010000000000000019";
+  const std::string sum = "sha256:" + hex_of(id);
+  json stored = policy();
+  stored["status"]["backups"] = json::array({{{"id", id}, {"type", "full"}, {"checksum", sum}, {"restorable", true},
+                                              {"completionTime", "2026-11-24T02:05:00Z"}, {"verified", true},
+                                              {"verifiedBy", "db-verify-202611240400"}}});
+  auto markers_env = [](const PolicyPlan& p) -> std::optional<std::string> {
+    for (const auto& j : p.create) {
+      const std::string action = j["metadata"]["labels"].value("backup.si.dev/action", "");
+      if (action != "backup" && action != "full-backup") continue;
+      for (const auto& c : j["spec"]["template"]["spec"]["containers"])
+        for (const auto& e : c.value("env", json::array()))
+          if (e.value("name", "") == kVerifiedMarkersEnv) return e.value("value", "");
+      return std::string();
+    }
+    return std::nullopt;  // no backup Job
+  };
+  const auto first = plan_backup_policy(plan_fixtures::plan_inputs(stored, secrets(), "2026-11-24T11:00:05Z", {}));
+  ASSERT_EQ(markers_env(first), id + "@" + sum + "@db-verify-202611240400");
+
+  // The Job reports the marker written: the entry says so, and the next Job carries none.
+  ObservedJob done;
+  done.name = first.create[0]["metadata"]["name"];
+  done.action = first.create[0]["metadata"]["labels"]["backup.si.dev/action"];
+  done.slot = at("2026-11-24T11:00:00Z");
+  done.finished = at("2026-11-24T11:02:00Z");
+  done.state = State::kSucceeded;
+  done.termination_message =
+      json{{"backupId", "base_000000010000000000000021"}, {"checksum", "sha256:" + hex_of("21")}, {"type", "full"},
+           {"walArchived", true}, {"startTime", "2026-11-24T11:00:01Z"}, {"finishTime", "2026-11-24T11:01:50Z"},
+           {"sizeBytes", 4096}, {"markers", {id}}}
+          .dump();
+  const auto second = plan_backup_policy(plan_fixtures::plan_inputs(stored, secrets(), "2026-11-24T11:05:00Z", {done}));
+  ASSERT_TRUE(entry(second.status, id));
+  EXPECT_EQ(entry(second.status, id)->value("verifiedMarker", false), true) << second.status["backups"].dump();
+  json later = stored;
+  later["status"] = second.status;
+  const auto third = plan_backup_policy(plan_fixtures::plan_inputs(later, secrets(), "2026-11-24T12:00:05Z", {done}));
+  EXPECT_EQ(markers_env(third), "") << "a backup Job, with no marker left to write";
+
+  // A result whose markers are not backup ids is refused, naming the field.
+  json bad = json::parse(done.termination_message);
+  bad["markers"] = {"../x"};
+  const auto refused = bo::api::parse_job_result(bad.dump());
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), "result.markers: must be an array of backup ids");
+}
