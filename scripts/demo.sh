@@ -158,7 +158,7 @@ pg_start() {  # data dir, port, extra postgres options
 mkdir -p "$data"; chown "$pg_uid:$pg_gid" "$data"; chmod 0700 "$data"
 as_pg "$pgbin/initdb" -D "$data" -U postgres -E UTF8 --locale=C --auth=trust --no-sync >"$work/initdb.log" 2>&1 ||
   { cat "$work/initdb.log"; exit 1; }
-# As on a real server (README, BackupPolicy): archiving on, through wal-g.
+# As on a real server (docs/backuppolicy.md): archiving on, through wal-g.
 printf "archive_mode = on\narchive_command = 'wal-g wal-push %%p'\n" >>"$data/postgresql.conf"
 # (s3rver started meanwhile: node takes seconds to come up.)
 wait_until 'curl -s -o /dev/null --cacert "$work/s3/ca.crt" "https://127.0.0.1:$s3_port/"' 30

@@ -326,12 +326,12 @@ class ChartRender(unittest.TestCase):
 
     # --- resources ---
     def test_memory_limit_is_twice_the_measured_peak_rounded_up(self):
-        # The rule values.yaml states, against the largest fleet in the main
-        # README's "Figures" table: re-measuring there moves the limit here.
-        with open(os.path.join(CHART, "../../README.md")) as f:
+        # The rule values.yaml states, against the largest fleet in the
+        # "Figures" table of docs/performance.md: re-measuring there moves the limit here.
+        with open(os.path.join(CHART, "../../docs/performance.md")) as f:
             figures = f.read().split("\n## Figures\n", 1)[1].split("\n## ", 1)[0]
         rows = [line.split("|") for line in figures.splitlines() if re.match(r"^\|\s*\d+\s*\|", line)]
-        self.assertTrue(rows, "no rows in the README's Figures table")
+        self.assertTrue(rows, "no rows in the Figures table of docs/performance.md")
         largest = max(rows, key=lambda r: int(r[1]))
         peak = float(re.match(r"\s*([0-9.]+) MiB", largest[6]).group(1))
         expected = 2 ** math.ceil(math.log2(2 * peak))

@@ -109,7 +109,7 @@ TEST(Databasus, RunsAsItsAuthorsChartRunsItHardened) {
             s.databasus.resources);
 }
 
-// What the README says of it, checked with Pod Security admission's own rules
+// What docs/databasus.md says of it, checked with Pod Security admission's own rules
 // (kube-local implements pod-security-admission's checks): "baseline" admits
 // the pod; "restricted" refuses it for running as root and adding capabilities.
 TEST(Databasus, ItsPodMeetsPodSecurityBaselineButNotRestricted) {
