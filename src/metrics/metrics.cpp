@@ -109,7 +109,11 @@ Metrics::Metrics()
                             .Name("backup_operator_restore_recovery_seconds")
                             .Help("The newest measured recovery of a verification or drill: seconds from the scratch "
                                   "server's start to accepting writes (a measured RTO, fetch excluded).")
-                            .Register(*registry_)) {
+                            .Register(*registry_)),
+      schedule_skew_(prometheus::BuildHistogram()
+                         .Name("backup_operator_schedule_skew_seconds")
+                         .Help("Time between when a backup is scheduled to run and when its Job is created, by action.")
+                         .Register(*registry_)) {
   set_leader(false);
 }
 
@@ -234,6 +238,15 @@ void Metrics::restore_recovery(const std::string& ns, const std::string& policy,
   auto& g = recovery_seconds_.Add({{"namespace", ns}, {"policy", policy}, {"purpose", purpose}});
   g.Set(seconds);
   track(ns + "/" + policy, &g, [this, &g] { recovery_seconds_.Remove(&g); });
+}
+
+void Metrics::schedule_skew(const std::string& action, double seconds) {
+  // Sub-second buckets for the goal (slot to Job p99 under a second), then
+  // seconds to minutes for a backlog, a restart or an API outage. The CronJob
+  // controller's are 1..512 s (ExponentialBuckets(1, 2, 10)), too coarse for that goal.
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {0.05, 0.1, 0.25, 0.5, 1,   2.5, 5,
+                                                                   10,   30,  60,   120, 300, 600};
+  schedule_skew_.Add({{"action", action}}, kBuckets).Observe(seconds < 0 ? 0 : seconds);
 }
 
 void Metrics::policy_condition(const std::string& ns, const std::string& policy, const std::string& type,

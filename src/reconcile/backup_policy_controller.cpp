@@ -140,6 +140,26 @@ std::expected<void, std::string> BackupPolicyController::apply_object(const json
   return {};
 }
 
+// Slot to create, once per Job this replica created (a 409 is someone
+// else's create, or our own seen again, and is not observed), as the CronJob
+// controller observes cronjob_controller_job_creation_skew_duration_seconds
+// right after a successful CreateJob and not on IsAlreadyExists
+// (pkg/controller/cronjob/cronjob_controllerv2.go). It measures with the
+// operator's clock, not the Job's creationTimestamp: the slot was computed
+// on that clock (a ScaledClock in demos), and creationTimestamp has whole
+// seconds where the goal is under one. Only scheduled actions: a catalog
+// or retain Job's backup.si.dev/scheduled-at is not a schedule slot.
+void BackupPolicyController::observe_schedule_skew(const json& job) {
+  const json& meta = job["metadata"];
+  const std::string action = meta.value("labels", json::object()).value(kLabelAction, "");
+  if (action != action_name(Action::kBackup) && action != action_name(Action::kFullBackup) &&
+      action != action_name(Action::kOffsiteCopy) && action != action_name(Action::kStateBundle))
+    return;
+  const auto slot = parse_rfc3339(meta.value("annotations", json::object()).value(kAnnotationSlot, ""));
+  if (!slot) return;
+  metrics_.schedule_skew(action, std::chrono::duration<double>(clock_.now() - *slot).count());
+}
+
 kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) {
   const auto [ns, name] = kube::split_key(key);
   const auto policy = caches_.policies.get(ns, name);
@@ -286,6 +306,7 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
       return kube::ReconcileResult::failed("create Job " + job["metadata"].value("name", "") + ": " + r.error().str());
     if (r) {
       log::info("job created", {{"policy", key}, {"job", job["metadata"]["name"]}});
+      observe_schedule_skew(job);
       if (i < plan.create_events.size())
         events_.record(*policy, plan.create_events[i].type, plan.create_events[i].reason, plan.create_events[i].message);
     }

@@ -68,6 +68,8 @@ class BackupPolicyController {
   void enqueue_owner(const kube::ObjPtr& obj);
   void enqueue_secret_users(const kube::ObjPtr& secret);
   std::expected<void, std::string> apply_object(const nlohmann::json& obj);
+  // backup_operator_schedule_skew_seconds for a scheduled Job this replica just created.
+  void observe_schedule_skew(const nlohmann::json& job);
 
   kube::Client& client_;
   const Clock& clock_;

@@ -5,6 +5,7 @@ Run by ctest (tests/CMakeLists.txt, label chart) one test a ctest entry:
 HELM names the helm binary (default: helm on PATH), CHART the chart directory.
 """
 import base64
+import json
 import math
 import os
 import re
@@ -323,6 +324,48 @@ class ChartRender(unittest.TestCase):
         self.assertEqual(flag(docs, "--watch-namespace"), "shop,legacy")
         self.assertEqual({r["metadata"]["namespace"] for r in by_kind(docs, "Role")
                           if r["metadata"]["name"] == "bo-backup-operator"}, {"shop", "legacy"})
+
+    # --- the PrometheusRule and the Grafana dashboard ---
+    def test_prometheus_rule_holds_the_shipped_rules_unchanged_by_default(self):
+        with open(os.path.join(CHART, "files/prometheus-rules.yaml")) as f:
+            shipped = yaml.safe_load(f)
+        self.assertEqual(one(render("prometheusRule.enabled=true"), "PrometheusRule")["spec"], shipped)
+
+    def test_prometheus_rule_for_replaces_or_adds_the_for_of_every_rule_of_that_alert(self):
+        spec = one(render("prometheusRule.enabled=true", "prometheusRule.for.BackupMissed=10s",
+                          "prometheusRule.for.VerificationFailed=20s"), "PrometheusRule")["spec"]
+        with open(os.path.join(CHART, "files/prometheus-rules.yaml")) as f:
+            shipped = yaml.safe_load(f)
+        rules = spec["groups"][0]["rules"]
+        self.assertEqual([r.get("for") for r in rules if r["alert"] == "BackupMissed"], ["10s", "10s"])
+        self.assertEqual([r.get("for") for r in rules if r["alert"] == "VerificationFailed"], ["20s"])
+        # Everything else as shipped.
+        for got, want in zip(rules, shipped["groups"][0]["rules"]):
+            if got["alert"] not in ("BackupMissed", "VerificationFailed"):
+                self.assertEqual(got, want)
+            else:
+                self.assertEqual({k: v for k, v in got.items() if k != "for"},
+                                 {k: v for k, v in want.items() if k != "for"})
+
+    def test_grafana_dashboard_is_a_configmap_with_the_sidecar_label_only_when_enabled(self):
+        self.assertEqual(by_kind(render(), "ConfigMap"), [])
+        cm = one(render("grafanaDashboard.enabled=true", "grafanaDashboard.annotations.grafana_folder=Backups"),
+                 "ConfigMap")
+        self.assertEqual(cm["metadata"]["labels"]["grafana_dashboard"], "1")
+        self.assertEqual(cm["metadata"]["annotations"], {"grafana_folder": "Backups"})
+        self.assertEqual(cm["metadata"]["namespace"], NS)
+        dashboard = json.loads(cm["data"]["backup-operator.json"])
+        with open(os.path.join(CHART, "files/grafana-dashboard.json")) as f:
+            self.assertEqual(dashboard, json.load(f))
+        # Every panel reads the data source variable.
+        self.assertEqual([v["name"] for v in dashboard["templating"]["list"] if v["type"] == "datasource"], ["datasource"])
+        for p in dashboard["panels"]:
+            if p["type"] != "row":
+                self.assertEqual(p["datasource"]["uid"], "${datasource}", p["title"])
+        cm = one(render("grafanaDashboard.enabled=true", "grafanaDashboard.namespace=monitoring",
+                        "grafanaDashboard.labels.grafana_dashboard=backups"), "ConfigMap")
+        self.assertEqual((cm["metadata"]["namespace"], cm["metadata"]["labels"]["grafana_dashboard"]),
+                         ("monitoring", "backups"))
 
     # --- resources ---
     def test_memory_limit_is_twice_the_measured_peak_rounded_up(self):

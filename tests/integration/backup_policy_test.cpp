@@ -223,6 +223,52 @@ TEST_F(BackupPolicyIT, AConflictOnTheStatusWriteNeverCountsOrAnnouncesARunTwice)
   EXPECT_EQ((*evs)["items"][0].value("count", 0), 1) << "one Event, recorded once";
 }
 
+// backup_operator_schedule_skew_seconds (issue 19 item 4): observed once per
+// Job the controller created, with the operator's clock (the fake clock stands
+// 5 s past the hourly slot, so exactly 5), never for a create answered 409,
+// and not again when the policy is reconciled again.
+TEST_F(BackupPolicyIT, ScheduleSkewIsObservedOncePerCreatedJobOnTheOperatorsClock) {
+  create_secrets();
+  std::atomic<int> refused{0};
+  const std::string exists =
+      json{{"kind", "Status"}, {"apiVersion", "v1"}, {"status", "Failure"}, {"reason", "AlreadyExists"}, {"code", 409},
+           {"message", "jobs.batch already exists"}}
+          .dump();
+  op_transport_->set_hook([&](const HttpRequest& r) -> std::optional<HttpResponse> {
+    // The first Job create is answered 409 and creates nothing: the controller
+    // must not count it, and creates the Job again on a later reconcile.
+    if (r.method == "POST" && r.path.substr(0, r.path.find('?')).ends_with("/namespaces/" + ns_ + "/jobs") &&
+        refused.fetch_add(1) == 0)
+      return HttpResponse{409, {{"content-type", "application/json"}}, exists};
+    return std::nullopt;
+  });
+  ASSERT_TRUE(client_->create(kBackupPolicies, ns_, policy()));
+  start_controller();
+  ASSERT_TRUE(eventually([&] { return job_count() == 1; })) << condition("Ready");
+  EXPECT_GE(refused.load(), 2) << "one refused create, then the one that landed";
+  auto sum_of = [&](const std::string& series) {
+    prometheus::TextSerializer ser;
+    const std::string text = ser.Serialize(metrics_.registry()->Collect());
+    double total = 0;
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);)
+      if (line.starts_with(series + "{")) total += std::stod(line.substr(line.rfind(' ') + 1));
+    return total;
+  };
+  ASSERT_TRUE(eventually([&] { return sum_of("backup_operator_schedule_skew_seconds_count") >= 1; }));
+  // Everything the created Job leads to (its success, the status it writes) has happened.
+  ASSERT_TRUE(eventually([&] { return condition("BackupHealthy").value("status", "") == "True"; }));
+  controller_->reconcile(ns_ + "/db");
+  EXPECT_EQ(job_count(), 1u);
+  EXPECT_EQ(sum_of("backup_operator_schedule_skew_seconds_count"), 1);
+  EXPECT_EQ(sum_of("backup_operator_schedule_skew_seconds_sum"), 5);
+  prometheus::TextSerializer ser;
+  const std::string text = ser.Serialize(metrics_.registry()->Collect());
+  EXPECT_NE(text.find("le=\"5\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("le=\"2.5\"} 0"), std::string::npos) << text;
+  EXPECT_EQ(text.find("backup_operator_schedule_skew_seconds_count{action=\"catalog"), std::string::npos) << text;
+}
+
 // A policy name may be 253 characters, a label value only 63 (issue 18 item 5):
 // the backup.si.dev/policy label (and Databasus' instance label) holds the
 // name's bounded form (kube::label_value), the Job's name stays within 63

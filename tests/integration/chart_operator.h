@@ -63,7 +63,10 @@ inline std::string service_account_kubeconfig(const KubeLocal& server, const std
 }
 
 // `sets`: more helm --set values (e.g. "watchNamespaces={shop,shop-verify}").
-inline ChartOperator install_chart(const KubeLocal& server, const fs::path& dir, const std::vector<std::string>& sets = {}) {
+// `webhook_hosts`: the names the webhook certificate (which the chart's
+// /metrics serves too) carries, comma-separated.
+inline ChartOperator install_chart(const KubeLocal& server, const fs::path& dir, const std::vector<std::string>& sets = {},
+                                   const std::string& webhook_hosts = "127.0.0.1") {
   auto fail = [](const std::string& what, const CommandResult& r) {
     throw std::runtime_error(what + ": " + r.output);
   };
@@ -71,7 +74,7 @@ inline ChartOperator install_chart(const KubeLocal& server, const fs::path& dir,
   auto admin = server.client({1});
   if (!admin->create(bo::kube::resources::kNamespaces, "", {{"metadata", {{"name", "backup-operator-system"}}}}))
     throw std::runtime_error("create namespace backup-operator-system");
-  const auto tls = bo::generate_tls("backup-operator-webhook", "127.0.0.1");
+  const auto tls = bo::generate_tls("backup-operator-webhook", webhook_hosts);
   if (!admin->create(bo::kube::resources::kSecrets, "backup-operator-system",
                      {{"metadata", {{"name", "webhook-tls"}}}, {"type", "kubernetes.io/tls"},
                       {"stringData", {{"tls.crt", tls.server.cert + tls.ca.cert}, {"tls.key", tls.server.key}, {"ca.crt", tls.ca.cert}}}}))
@@ -104,10 +107,11 @@ inline ChartOperator install_chart(const KubeLocal& server, const fs::path& dir,
 // operator as the chart does begins. Throws, with kubectl's output, when
 // the CRDs are refused.
 inline ChartOperator install_crds_and_chart(const KubeLocal& server, const fs::path& dir,
-                                            const std::vector<std::string>& sets = {}) {
+                                            const std::vector<std::string>& sets = {},
+                                            const std::string& webhook_hosts = "127.0.0.1") {
   const auto r = server.kubectl("apply -f " + std::string(SOURCE_DIR) + "/crds/");
   if (r.exit_code != 0) throw std::runtime_error("kubectl apply of the CRDs: " + r.output);
-  return install_chart(server, dir, sets);
+  return install_chart(server, dir, sets, webhook_hosts);
 }
 
 // Whether the operator process logs that `controller` runs (it has won the
