@@ -15,11 +15,6 @@
 // and started again on another when it lost that port to someone else.
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <iostream>
 #include <map>
 #include <regex>
@@ -27,6 +22,7 @@
 
 #include "chart_operator.h"
 #include "common/encoding.h"
+#include "common/listener_port.h"
 #include "harness.h"
 #include "kube-local/yaml_json.h"
 #include "reconcile/caches.h"
@@ -43,22 +39,6 @@ namespace {
 
 constexpr const char* kPrometheusBin = "/usr/bin/prometheus";
 constexpr const char* kRelease = "backup-operator-system";
-
-// A loopback port free at the time of asking (Prometheus' --web.listen-address has no port 0).
-int pick_free_port() {
-  const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(s);
-    throw std::runtime_error("pick_free_port: bind failed");
-  }
-  socklen_t len = sizeof a;
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(s);
-  return ntohs(a.sin_port);
-}
 
 // Outcomes of the simulated pods: "broken"'s backups fail, "shaky"'s
 // verification restores do not recover; everything else succeeds.
@@ -114,7 +94,7 @@ class PrometheusServer {
   // Started on a free port; again on another, at most 5 times, when the port was taken first.
   PrometheusServer(const fs::path& dir, const fs::path& config) {
     for (int attempt = 1;; ++attempt) {
-      port_ = pick_free_port();
+      port_ = bo::kernel_free_port("127.0.0.1");
       fs::create_directories(dir / "tsdb");
       process_ = std::make_unique<Child>(
           std::vector<std::string>{kPrometheusBin, "--config.file=" + config.string(),
