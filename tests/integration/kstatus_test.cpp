@@ -118,10 +118,21 @@ class ToolsUsersRunIT : public testing_support::InProcessOperatorIT<ToolsUsersRu
     auto o = client_->get(r, ns, name);
     return o ? *o : json::object();
   }
-  static std::string cond_status(const json& obj, const std::string& type) {
-    const auto* c = bo::reconcile::find_condition(obj.value("status", json::object()).value("conditions", json::array()), type);
-    return c ? c->value("status", "") : "";
+  // An object's status, conditions and one condition (empty when absent: a new object's status may be null).
+  static json status_of(const json& obj) {
+    return obj.contains("status") && obj["status"].is_object() ? obj["status"] : json::object();
   }
+  static json conditions_of(const json& obj) {
+    const json st = status_of(obj);
+    return st.contains("conditions") && st["conditions"].is_array() ? st["conditions"] : json::array();
+  }
+  static json condition(const json& obj, const std::string& type) {
+    const json cs = conditions_of(obj);
+    const auto* c = bo::reconcile::find_condition(cs, type);
+    return c ? *c : json::object();
+  }
+  static std::string cond_status(const json& obj, const std::string& type) { return condition(obj, type).value("status", ""); }
+  static std::string phase_of(const json& obj) { return status_of(obj).value("phase", ""); }
   // kstatus' and Argo CD's verdicts on `obj`, which stays in dir_ as <stem>.json.
   void expect_judged(const json& obj, const std::string& stem, const std::string& kstatus, const std::string& argocd) {
     SCOPED_TRACE(stem);
@@ -168,16 +179,15 @@ TEST_F(ToolsUsersRunIT, KstatusAndArgoCdReadPoliciesAndRestoresAsTheOperatorWrit
            cond_status(p, "Reconciling") == "False";
   })) << get(kBackupPolicies, ns_, "db").dump(2);
   const json db = get(kBackupPolicies, ns_, "db");
-  EXPECT_EQ(db["status"]["observedGeneration"], db["metadata"]["generation"]);
-  for (const auto& c : db["status"]["conditions"]) EXPECT_EQ(c["observedGeneration"], db["metadata"]["generation"]) << c;
+  EXPECT_EQ(status_of(db)["observedGeneration"], db["metadata"]["generation"]);
+  for (const auto& c : conditions_of(db)) EXPECT_EQ(c["observedGeneration"], db["metadata"]["generation"]) << c;
   EXPECT_EQ(cond_status(db, "Stalled"), "False");
   expect_judged(db, "policy-ready", "Current", "Healthy");
 
   // A new policy whose first catalog Job has not reported: in progress.
   ASSERT_TRUE(eventually([&] {
-    const json p = get(kBackupPolicies, ns_, "syncing");
-    const auto* r = bo::reconcile::find_condition(p.value("status", json::object()).value("conditions", json::array()), "Reconciling");
-    return r && (*r)["status"] == "True" && (*r)["reason"] == "CatalogSyncing";
+    const json r = condition(get(kBackupPolicies, ns_, "syncing"), "Reconciling");
+    return r.value("status", "") == "True" && r.value("reason", "") == "CatalogSyncing";
   })) << get(kBackupPolicies, ns_, "syncing").dump(2);
   const json syncing = get(kBackupPolicies, ns_, "syncing");
   EXPECT_EQ(cond_status(syncing, "Ready"), "True");
@@ -187,11 +197,10 @@ TEST_F(ToolsUsersRunIT, KstatusAndArgoCdReadPoliciesAndRestoresAsTheOperatorWrit
   // An invalid spec: Stalled with Ready's reason, and Failed.
   ASSERT_TRUE(eventually([&] { return cond_status(get(kBackupPolicies, ns_, "broken"), "Stalled") == "True"; }));
   const json broken = get(kBackupPolicies, ns_, "broken");
-  const auto* stalled = bo::reconcile::find_condition(broken["status"]["conditions"], "Stalled");
-  const auto* ready = bo::reconcile::find_condition(broken["status"]["conditions"], "Ready");
-  EXPECT_EQ((*stalled)["reason"], "InvalidSchedule");
-  EXPECT_EQ((*stalled)["reason"], (*ready)["reason"]);
-  EXPECT_NE((*stalled)["message"].get<std::string>().find("spec.schedule.backup"), std::string::npos);
+  const json stalled = condition(broken, "Stalled"), ready = condition(broken, "Ready");
+  EXPECT_EQ(stalled.value("reason", ""), "InvalidSchedule");
+  EXPECT_EQ(stalled.value("reason", ""), ready.value("reason", ""));
+  EXPECT_NE(stalled.value("message", "").find("spec.schedule.backup"), std::string::npos);
   EXPECT_EQ(cond_status(broken, "Reconciling"), "False");
   expect_judged(broken, "policy-invalid", "Failed", "Degraded");
 
@@ -202,9 +211,9 @@ TEST_F(ToolsUsersRunIT, KstatusAndArgoCdReadPoliciesAndRestoresAsTheOperatorWrit
   ASSERT_TRUE(eventually([&] { return cond_status(get(kBackupPolicies, ns_, "db"), "Verified") == "True"; },
                          std::chrono::seconds(30)))
       << get(kBackupPolicies, ns_, "db").dump(2);
-  const std::string verification = get(kBackupPolicies, ns_, "db")["status"]["lastVerification"]["request"];
+  const std::string verification = status_of(get(kBackupPolicies, ns_, "db")).value("lastVerification", json::object()).value("request", "");
   const json verified = get(kRestoreRequests, ns_, verification);
-  EXPECT_EQ(verified["status"]["phase"], "Succeeded");
+  EXPECT_EQ(phase_of(verified), "Succeeded");
   expect_judged(verified, "restore-finished", "Current", "Healthy");
 
   // A drill whose scratch instance is still restoring: in progress.
@@ -214,14 +223,14 @@ TEST_F(ToolsUsersRunIT, KstatusAndArgoCdReadPoliciesAndRestoresAsTheOperatorWrit
                 {"spec", {{"policyRef", {{"name", "db"}}}, {"purpose", "drill"}, {"targetNamespace", ns_ + "-verify"}}}};
   };
   ASSERT_TRUE(client_->create(kRestoreRequests, ns_, drill("slow", ns_)));
-  ASSERT_TRUE(eventually([&] { return get(kRestoreRequests, ns_, "slow").value("status", json::object()).value("phase", "") == "Restoring"; }))
+  ASSERT_TRUE(eventually([&] { return phase_of(get(kRestoreRequests, ns_, "slow")) == "Restoring"; }))
       << get(kRestoreRequests, ns_, "slow").dump(2);
   expect_judged(get(kRestoreRequests, ns_, "slow"), "restore-in-progress", "InProgress", "Progressing");
 
   // A request nobody can be named for (outside the webhook's namespaces): Blocked, Failed.
   ASSERT_TRUE(client_->create(kRestoreRequests, ns_ + "-verify", drill("anonymous", ns_ + "-verify")));
   ASSERT_TRUE(eventually([&] {
-    return get(kRestoreRequests, ns_ + "-verify", "anonymous").value("status", json::object()).value("phase", "") == "Blocked";
+    return phase_of(get(kRestoreRequests, ns_ + "-verify", "anonymous")) == "Blocked";
   })) << get(kRestoreRequests, ns_ + "-verify", "anonymous").dump(2);
   expect_judged(get(kRestoreRequests, ns_ + "-verify", "anonymous"), "restore-blocked", "Failed", "Degraded");
 
@@ -246,7 +255,7 @@ TEST_F(ToolsUsersRunIT, KstatusAndArgoCdReadPoliciesAndRestoresAsTheOperatorWrit
   ASSERT_NO_FATAL_FAILURE(start_controllers());
   ASSERT_TRUE(eventually([&] {
     const json p = get(kBackupPolicies, ns_, "db");
-    return p["status"]["observedGeneration"] == p["metadata"]["generation"];
+    return status_of(p).value("observedGeneration", int64_t{0}) == p["metadata"].value("generation", int64_t{-1});
   })) << get(kBackupPolicies, ns_, "db").dump(2);
   expect_judged(get(kBackupPolicies, ns_, "db"), "policy-spec-observed", "Current", "Healthy");
   EXPECT_TRUE(eventually([&] { return !client_->get(kRestoreRequests, ns_, "slow"); }));
