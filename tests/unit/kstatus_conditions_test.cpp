@@ -25,6 +25,11 @@ namespace {
 bo::SysTime at(const char* s) { return *bo::parse_rfc3339(s); }
 
 const json* cond(const json& status, const char* type) { return find_condition(status.at("conditions"), type); }
+// One field of a condition ("" when the condition is missing).
+std::string field(const json& status, const char* type, const char* key) {
+  const json* c = cond(status, type);
+  return c ? c->value(key, "") : "";
+}
 
 // --- set_progress ---
 
@@ -224,13 +229,13 @@ TEST(PolicyKstatus, TheFirstBackupIsInProgressUntilItsJobReportsThenCurrentWithO
   auto in = plan_fixtures::plan_inputs(policy(), secrets(), "2026-11-24T10:00:10Z", {});
   auto p = plan_backup_policy(in);
   ASSERT_EQ(p.create.size(), 1u);
-  EXPECT_EQ((*cond(p.status, "Reconciling"))["status"], "True");
-  EXPECT_EQ((*cond(p.status, "Reconciling"))["lastTransitionTime"], "2026-11-24T10:00:10Z");
+  EXPECT_EQ(field(p.status, "Reconciling", "status"), "True");
+  EXPECT_EQ(field(p.status, "Reconciling", "lastTransitionTime"), "2026-11-24T10:00:10Z");
   in.policy["status"] = p.status;
   in.jobs = {active("db-delta-202611241000", "backup", "2026-11-24T10:00:00Z")};
   in.now = at("2026-11-24T10:01:00Z");
   p = plan_backup_policy(in);
-  EXPECT_EQ((*cond(p.status, "Reconciling"))["lastTransitionTime"], "2026-11-24T10:00:10Z");
+  EXPECT_EQ(field(p.status, "Reconciling", "lastTransitionTime"), "2026-11-24T10:00:10Z");
   // The Job reports (a failure counts: the operator has acted; BackupHealthy says how it went).
   in.policy["status"] = p.status;
   in.jobs[0].state = ObservedJob::State::kFailed;
@@ -238,11 +243,11 @@ TEST(PolicyKstatus, TheFirstBackupIsInProgressUntilItsJobReportsThenCurrentWithO
   in.jobs[0].finished = at("2026-11-24T10:02:00Z");
   in.now = at("2026-11-24T10:02:05Z");
   p = plan_backup_policy(in);
-  EXPECT_EQ((*cond(p.status, "Reconciling"))["status"], "False");
-  EXPECT_EQ((*cond(p.status, "Reconciling"))["lastTransitionTime"], "2026-11-24T10:02:05Z");
-  EXPECT_EQ((*cond(p.status, "Stalled"))["lastTransitionTime"], "2026-11-24T10:00:10Z");
+  EXPECT_EQ(field(p.status, "Reconciling", "status"), "False");
+  EXPECT_EQ(field(p.status, "Reconciling", "lastTransitionTime"), "2026-11-24T10:02:05Z");
+  EXPECT_EQ(field(p.status, "Stalled", "lastTransitionTime"), "2026-11-24T10:00:10Z");
   EXPECT_EQ(kstatus_compute(with_status(in.policy, p.status)).status, "Current");
-  EXPECT_EQ((*cond(p.status, "BackupHealthy"))["status"], "False");
+  EXPECT_EQ(field(p.status, "BackupHealthy", "status"), "False");
 }
 
 TEST(PolicyKstatus, AnIdlePolicysStatusIsTheSameAtEveryLookSoItIsNeverWritten) {
