@@ -259,6 +259,14 @@ TEST_F(ToolsUsersRunIT, KstatusAndArgoCdReadPoliciesAndRestoresAsTheOperatorWrit
   })) << get(kBackupPolicies, ns_, "db").dump(2);
   expect_judged(get(kBackupPolicies, ns_, "db"), "policy-spec-observed", "Current", "Healthy");
   EXPECT_TRUE(eventually([&] { return !client_->get(kRestoreRequests, ns_, "slow"); }));
+  // kubectl's wide output has the pair as columns (the CRDs' priority-1 printer columns).
+  const auto wide = server_->kubectl("get backuppolicies -n " + ns_ + " -o wide");
+  ASSERT_EQ(wide.exit_code, 0) << wide.output;
+  EXPECT_NE(wide.output.find("RECONCILING"), std::string::npos) << wide.output;
+  EXPECT_NE(wide.output.find("STALLED"), std::string::npos) << wide.output;
+  const auto narrow = server_->kubectl("get backuppolicies -n " + ns_);
+  EXPECT_EQ(narrow.output.find("STALLED"), std::string::npos) << narrow.output;
+  std::cout << wide.output;
   ASSERT_TRUE(client_->remove(resources::kMutatingWebhookConfigurations, "", wh_name));
 }
 
