@@ -13,6 +13,8 @@ APT_PACKAGES=(
   postgresql-15 libpq-dev
   clang-16 libfuzzer-16-dev libclang-rt-16-dev
   python3-kubernetes python3-yaml
+  # Lua runs the shipped Argo CD health checks (docs/argocd/) in the tests
+  lua5.4
   # podman with runc builds and runs the image (scripts/image.sh); mmdebstrap makes its base images
   podman runc mmdebstrap uidmap
 )

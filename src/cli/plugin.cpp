@@ -44,10 +44,15 @@ std::string condition_status(const json& status, const std::string& type) {
   return "-";
 }
 
+// Reconciling and Stalled are abnormal-true (kstatus, the API conventions):
+// False is their normal state, True the one to show.
+bool abnormal_true(const std::string& type) { return type == "Reconciling" || type == "Stalled"; }
+
 std::string not_true(const json& status) {
   std::string out;
   for (const auto& c : status.value("conditions", json::array())) {
-    if (!c.is_object() || c.value("status", "") == "True") continue;
+    if (!c.is_object()) continue;
+    if ((c.value("status", "") == "True") != abnormal_true(c.value("type", ""))) continue;
     out += (out.empty() ? "" : ",") + c.value("type", "?") + "=" + c.value("status", "?");
     if (!c.value("reason", "").empty()) out += "(" + c.value("reason", "") + ")";
   }

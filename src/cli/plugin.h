@@ -23,7 +23,8 @@ using json = nlohmann::json;
 // One row per policy of `list` (a BackupPolicyList): NAMESPACE (when
 // `all_namespaces`), NAME, LAST BACKUP (id), AGE, ARCHIVING (the
 // ContinuousArchiving condition's status), LAST VERIFIED (age), NEXT (the next
-// slot), and every condition that is not True as Type=Status(Reason).
+// slot), and every condition that is not True as Type=Status(Reason) (Reconciling
+// and Stalled, abnormal-true, when they are True).
 [[nodiscard]] std::string status_table(const json& list, SysTime now, bool all_namespaces);
 
 // The catalog of `policy` (status.backups, newest first): ID, TYPE, COMPLETED

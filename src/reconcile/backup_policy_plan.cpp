@@ -122,6 +122,20 @@ std::string join_messages(const std::vector<api::Problem>& ps) {
   return out;
 }
 
+// Reconciling and Stalled (kstatus) from Ready and what is still in
+// progress: Ready=False needs a human (a bad spec, a missing Secret, claim or
+// workload), except a data volume check the API server failed, which is
+// retried in the background; Ready=Unknown is a check still pending.
+Progress policy_progress(const json& conditions, const Progress& acting) {
+  using State = Progress::State;
+  const json* ready = find_condition(conditions, "Ready");
+  if (!ready) return {State::kReconciling, "Pending", "the operator has not judged this generation yet"};
+  const std::string st = ready->value("status", ""), reason = ready->value("reason", ""), msg = ready->value("message", "");
+  if (st == "False") return {reason == "DataVolumeCheckFailed" ? State::kReconciling : State::kStalled, reason, msg};
+  if (st != "True") return {State::kReconciling, reason, msg};
+  return acting;
+}
+
 }  // namespace
 
 PolicyPlan plan_backup_policy(const PlanInputs& in) {
@@ -135,7 +149,10 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   auto cond = [&](const char* type, const char* st, const std::string& reason, const std::string& msg) {
     set_condition(conditions, type, st, reason, msg, gen, in.now);
   };
+  // What the operator is still doing for this generation (Reconciling), found below.
+  Progress acting;
   auto finish = [&]() -> PolicyPlan& {
+    set_progress(conditions, policy_progress(conditions, acting), gen, in.now);
     status["conditions"] = conditions;
     status["observedGeneration"] = gen;
     plan.status = status;
@@ -481,6 +498,8 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     for (const auto& [k, v] : it->second) storage_keys.push_back(k);
   const bool synced = !in.sync_catalog || catalog_synced(status);
   if (!synced && !spec->suspend) {
+    acting = {Progress::State::kReconciling, "CatalogSyncing",
+              "a catalog Job reads the backups in storage back into status.backups; retention waits for it"};
     // One catalog Job per sync, named by its slot: the policy's creation, or
     // when the previous attempt failed (a retry gets a name of its own, so
     // its outcome is recorded too). A restart computes the same name.
@@ -583,6 +602,12 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
     plan.create_events.push_back({"Normal", "JobCreated", "created Job " + name + " for the " + format_rfc3339(*slots.run) +
                                                        " " + aname + " slot"});
   }
+  // A new policy's first backup: in progress until its Job reports.
+  const bool backup_recorded = status.contains("lastSuccessfulBackup") || !catalog.empty() ||
+                               std::any_of(recent.begin(), recent.end(),
+                                           [](const json& r) { return is_backup_action(r.value("action", "")); });
+  if (acting.state == Progress::State::kSteady && (any_active_backup || created_one) && !backup_recorded)
+    acting = {Progress::State::kReconciling, "FirstBackupRunning", "the policy's first backup Job has not reported yet"};
   // --- PaaS-state bundles: one Job per context (or one for every context) per slot ---
   if (const auto& ps = spec->paas_state; ps.enabled) {
     const auto cron = *schedule::Cron::parse(ps.schedule);

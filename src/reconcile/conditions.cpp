@@ -40,3 +40,23 @@ void remove_condition(nlohmann::json& conditions, const std::string& type) {
 }
 
 }  // namespace bo::reconcile
+
+namespace bo::reconcile {
+
+void set_progress(nlohmann::json& conditions, const Progress& p, int64_t gen, std::chrono::system_clock::time_point now) {
+  using State = Progress::State;
+  if (p.state == State::kReconciling)
+    set_condition(conditions, "Reconciling", "True", p.reason, p.message, gen, now);
+  else if (p.state == State::kStalled)
+    set_condition(conditions, "Reconciling", "False", "Stalled",
+                  "nothing is in progress: the operator cannot go on without a change (see Stalled)", gen, now);
+  else
+    set_condition(conditions, "Reconciling", "False", "Reconciled",
+                  "the operator has acted on this generation; nothing is in progress", gen, now);
+  if (p.state == State::kStalled)
+    set_condition(conditions, "Stalled", "True", p.reason, p.message, gen, now);
+  else
+    set_condition(conditions, "Stalled", "False", "NotStalled", "nothing needs a human to go on", gen, now);
+}
+
+}  // namespace bo::reconcile

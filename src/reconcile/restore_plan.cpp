@@ -110,6 +110,21 @@ std::string freeze_name(const std::string& ns, const std::string& name) {
   return "backup-operator-freeze-" + sha256_hex(ns + "/" + name).substr(0, 12);
 }
 
+namespace {
+// Reconciling and Stalled (kstatus) from the phase: a final failure (Blocked,
+// Failed) waits for a human, with Ready's reason; anything before Succeeded is
+// in progress.
+Progress restore_progress(const std::string& phase, const json& conditions) {
+  using State = Progress::State;
+  const json* ready = find_condition(conditions, "Ready");
+  const std::string reason = ready ? ready->value("reason", "") : "", message = ready ? ready->value("message", "") : "";
+  if (phase == "Succeeded") return {};
+  if (phase == "Blocked" || phase == "Failed") return {State::kStalled, reason.empty() ? phase : reason, message};
+  if (ready && ready->value("status", "") != "True" && !reason.empty()) return {State::kReconciling, reason, message};
+  return {State::kReconciling, "Pending", "the operator has not started the restore yet"};
+}
+}  // namespace
+
 RestorePlan plan_restore(const RestoreInputs& in) {
   RestorePlan plan;
   const json& meta = meta_of(in.request);
@@ -123,6 +138,7 @@ RestorePlan plan_restore(const RestoreInputs& in) {
     set_condition(conditions, type, st, reason, msg, gen, in.now);
   };
   auto finish = [&]() -> RestorePlan& {
+    set_progress(conditions, restore_progress(status.value("phase", ""), conditions), gen, in.now);
     status["conditions"] = conditions;
     status["observedGeneration"] = gen;
     plan.status = status;

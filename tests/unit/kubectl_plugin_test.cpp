@@ -19,6 +19,8 @@ json policy(const std::string& ns = "shop") {
             {"nextScheduleTime", "2026-11-24T11:00:00Z"},
             {"conditions",
              {{{"type", "Ready"}, {"status", "True"}},
+              {{"type", "Reconciling"}, {"status", "False"}, {"reason", "Reconciled"}},
+              {{"type", "Stalled"}, {"status", "False"}, {"reason", "NotStalled"}},
               {{"type", "ContinuousArchiving"}, {"status", "True"}},
               {{"type", "OffsiteCopyCurrent"}, {"status", "False"}, {"reason", "NoOffsiteCopyYet"}},
               {{"type", "DrillCurrent"}, {"status", "Unknown"}, {"reason", "NoDrillYet"}}}},
@@ -44,6 +46,11 @@ TEST(KubectlBackup, StatusSaysLastBackupArchivingVerifiedNextAndWhatIsNotTrue) {
             "NAME   LAST BACKUP                     AGE   ARCHIVING   LAST VERIFIED   NEXT                   NOT TRUE\n"
             "db     base_000000010000000000000009   28m   True        6h20m           2026-11-24T11:00:00Z   "
             "OffsiteCopyCurrent=False(NoOffsiteCopyYet),DrillCurrent=Unknown(NoDrillYet)\n");
+  // Reconciling and Stalled show when they are True (abnormal-true).
+  json stalled = policy();
+  stalled["status"]["conditions"][2] = {{"type", "Stalled"}, {"status", "True"}, {"reason", "SecretNotFound"}};
+  EXPECT_NE(bo::cli::status_table({{"items", {stalled}}}, kNow, false).find("Stalled=True(SecretNotFound),OffsiteCopyCurrent"),
+            std::string::npos);
   // A new policy with no status yet, across namespaces.
   const json fresh = {{"metadata", {{"name", "new"}, {"namespace", "other"}}}};
   const std::string all = bo::cli::status_table({{"items", {policy(), fresh}}}, kNow, true);
