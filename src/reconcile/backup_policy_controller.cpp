@@ -337,8 +337,12 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
   };
   if (auto t = stamp("lastVerifiedBackup", "verifiedAt")) metrics_.backup_last_verified(ns, name, *t);
   if (auto t = stamp("lastDrill", "completionTime")) metrics_.drill_last_success(ns, name, *t);
+  // Reconciling and Stalled restate Ready for kstatus (False when all is
+  // well, which a "not True" panel or alert would misread): no series, so
+  // they cost no memory per policy either.
   for (const auto& c : plan.status.value("conditions", json::array()))
-    metrics_.policy_condition(ns, name, c.value("type", ""), c.value("status", ""));
+    if (const std::string type = c.value("type", ""); type != "Reconciling" && type != "Stalled")
+      metrics_.policy_condition(ns, name, type, c.value("status", ""));
   const json final_conditions = plan.status.value("conditions", json::array());
   if (const json* ca = find_condition(final_conditions, postgres::kConditionType)) {
     std::optional<double> last_archived, failed;
