@@ -52,7 +52,8 @@ TEST(WatchNamespace, AVerificationIntoAWatchedTargetSucceedsUnderRolesAndAnUnwat
   // and shop-verify through Roles only.
   auto crole = server.kubectl("get clusterrole bo-backup-operator -o json");
   ASSERT_EQ(crole.exit_code, 0) << crole.output;
-  for (const auto& rule : json::parse(crole.output)["rules"])
+  const json crole_object = json::parse(crole.output);  // not a temporary: the loop reads into it
+  for (const auto& rule : crole_object["rules"])
     for (const auto& r : rule["resources"])
       EXPECT_TRUE(r == "namespaces" || r == "validatingadmissionpolicies" || r == "validatingadmissionpolicybindings" ||
                   r == "subjectaccessreviews" || r == "tokenreviews")
