@@ -10,8 +10,8 @@
 #include "bundle/crypto.h"
 #include "bundle/layout.h"
 #include "bundle/store.h"
+#include "common/redaction.h"
 #include "common/timefmt.h"
-#include "jobs/run_job.h"
 
 namespace bo::bundle {
 namespace {
@@ -72,11 +72,11 @@ class Command {
 
  private:
   int usage(const std::string& msg) {
-    err_ << "backup-operator: " << jobs::redact(msg, env_) << "\n";
+    err_ << "backup-operator: " << redact_environment(msg, env_) << "\n";
     return 2;
   }
   int fail(const std::string& msg) {
-    const std::string text = jobs::redact(msg, env_);
+    const std::string text = redact_environment(msg, env_);
     err_ << "backup-operator: bundle " << a_.command << ": " << text << "\n";
     if (a_.termination_log) write_termination(env_, json{{"error", text.substr(0, 3000)}}.dump());
     return 1;
@@ -181,7 +181,7 @@ int run_bundle_command(const CommandArgs& args, const Env& env, std::ostream& ou
   try {
     return Command(args, env, out, err).run();
   } catch (const std::exception& e) {
-    err << "backup-operator: bundle " << args.command << ": " << jobs::redact(e.what(), env) << "\n";
+    err << "backup-operator: bundle " << args.command << ": " << redact_environment(e.what(), env) << "\n";
     return 1;
   }
 }

@@ -103,4 +103,14 @@ std::string redact_fingerprints(std::string text, const std::vector<const Finger
   return text;
 }
 
+std::string redact_environment(std::string text, const std::map<std::string, std::string>& env) {
+  for (const auto& [k, v] : env) {
+    const bool secret = k.find("SECRET") != std::string::npos || k.find("KEY") != std::string::npos ||
+                        k.find("PASSWORD") != std::string::npos || k.find("TOKEN") != std::string::npos;
+    if (!secret || v.size() < 4) continue;
+    for (size_t pos; (pos = text.find(v)) != std::string::npos;) text.replace(pos, v.size(), "[redacted]");
+  }
+  return text;
+}
+
 }  // namespace bo

@@ -6,6 +6,7 @@
 // never kept in memory.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,5 +36,10 @@ class Fingerprint {
 // distinct value length.
 [[nodiscard]] std::string redact_fingerprints(std::string text, const std::vector<const Fingerprint*>& values,
                                               size_t min_size = 4);
+
+// `text` with the value of every secret-looking variable of `env`
+// (…SECRET…, …KEY…, …PASSWORD…, …TOKEN…; values of at least 4 bytes)
+// replaced by "[redacted]": what a Job-side command may print or write.
+[[nodiscard]] std::string redact_environment(std::string text, const std::map<std::string, std::string>& env);
 
 }  // namespace bo

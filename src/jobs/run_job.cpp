@@ -28,7 +28,7 @@
 #include "common/process.h"
 #include "common/timefmt.h"
 #include "postgres/archiving.h"
-#include "reconcile/backup_jobs.h"
+#include "api/job_env.h"
 #include "api/job_result.h"
 
 extern char** environ;
@@ -209,7 +209,7 @@ int backup(const std::string& action, const Env& env, std::ostream& log) {
   // The markers of verified backups (VERIFIED_MARKERS, id@checksum@request),
   // with this Job's storage credentials. One that fails is retried next slot.
   json markers = json::array();
-  for (const auto& m : reconcile::split_ids(get(env, reconcile::kVerifiedMarkersEnv))) {
+  for (const auto& m : api::split_ids(get(env, api::kVerifiedMarkersEnv))) {
     const auto at1 = m.find('@'), at2 = m.find('@', at1 == std::string::npos ? 0 : at1 + 1);
     if (at1 == std::string::npos || at2 == std::string::npos) continue;
     const std::string id = m.substr(0, at1);
@@ -428,7 +428,7 @@ std::set<std::string> listed_backups(const std::string& walg) {
 int retain(const Env& env, std::ostream& log) {
   const std::string walg = get(env, "WALG_BINARY", "wal-g");
   const auto before = listed_backups(walg);
-  for (const auto& id : reconcile::split_ids(get(env, reconcile::kRetainExpireEnv))) {
+  for (const auto& id : api::split_ids(get(env, api::kRetainExpireEnv))) {
     if (!before.count(id)) {
       log << "run-job: retain: " << id << " is not in storage (already deleted)\n";
       continue;
@@ -443,7 +443,7 @@ int retain(const Env& env, std::ostream& log) {
   }
   const auto after = listed_backups(walg);
   json deleted = json::array();
-  for (const auto& id : reconcile::split_ids(get(env, reconcile::kRetainExpireEnv)))
+  for (const auto& id : api::split_ids(get(env, api::kRetainExpireEnv)))
     if (!after.count(id)) deleted.push_back(id);
   for (const auto& id : before)
     if (!after.count(id) && std::find(deleted.begin(), deleted.end(), id) == deleted.end()) deleted.push_back(id);
@@ -710,16 +710,6 @@ void write_termination(const Env& env, const std::string& text) {
   const std::string path = get(env, "TERMINATION_LOG", "/dev/termination-log");
   std::ofstream out(path, std::ios::trunc);
   out << text.substr(0, 4096);  // the kubelet keeps at most 4 KiB
-}
-
-std::string redact(std::string text, const Env& env) {
-  for (const auto& [k, v] : env) {
-    const bool secret = k.find("SECRET") != std::string::npos || k.find("KEY") != std::string::npos ||
-                        k.find("PASSWORD") != std::string::npos || k.find("TOKEN") != std::string::npos;
-    if (!secret || v.size() < 4) continue;
-    for (size_t pos; (pos = text.find(v)) != std::string::npos;) text.replace(pos, v.size(), "[redacted]");
-  }
-  return text;
 }
 
 Env current_environment() {

@@ -8,6 +8,9 @@
 #include <map>
 #include <ostream>
 #include <string>
+#include <utility>
+
+#include "common/redaction.h"
 
 namespace bo::jobs {
 
@@ -41,7 +44,9 @@ int run_job(const std::string& action, const Env& env, std::ostream& log);
 
 // Replaces every value of a secret-looking variable (…SECRET…, …KEY…,
 // …PASSWORD…, …TOKEN…) found in `text` by "[redacted]".
-std::string redact(std::string text, const Env& env);
+[[nodiscard]] inline std::string redact(std::string text, const Env& env) {
+  return redact_environment(std::move(text), env);
+}
 
 Env current_environment();
 

@@ -4,7 +4,7 @@
 
 namespace bo::kube {
 
-Controller::Controller(std::string name, Reconcile reconcile, int workers, metrics::Metrics* metrics,
+Controller::Controller(std::string name, Reconcile reconcile, int workers, ControllerObserver* metrics,
                        WorkQueueOptions queue_opts)
     : name_(std::move(name)), reconcile_(std::move(reconcile)), workers_(workers), metrics_(metrics), queue_(queue_opts) {
   if (metrics_)

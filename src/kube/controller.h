@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "kube/workqueue.h"
-#include "metrics/metrics.h"
 
 namespace bo::kube {
 
@@ -27,11 +26,22 @@ struct ReconcileResult {
   static ReconcileResult conflict(std::string why) { return {std::nullopt, std::move(why), true}; }
 };
 
+// What a Controller reports of its queue and reconciles (metrics::Metrics
+// implements it). An interface here, so kube does not depend on metrics.
+class ControllerObserver {
+ public:
+  virtual ~ControllerObserver() = default;
+  virtual void reconcile(const std::string& controller, const std::string& result, double seconds) = 0;
+  virtual void queue_depth(const std::string& controller, double depth) = 0;
+  virtual void queue_add(const std::string& controller) = 0;
+  virtual void queue_retry(const std::string& controller) = 0;
+};
+
 class Controller {
  public:
   using Reconcile = std::function<ReconcileResult(const std::string& key)>;
 
-  Controller(std::string name, Reconcile reconcile, int workers, metrics::Metrics* metrics,
+  Controller(std::string name, Reconcile reconcile, int workers, ControllerObserver* metrics,
              WorkQueueOptions queue_opts = {});
   ~Controller();
 
@@ -50,7 +60,7 @@ class Controller {
   std::string name_;
   Reconcile reconcile_;
   int workers_;
-  metrics::Metrics* metrics_;
+  ControllerObserver* metrics_;
   WorkQueue queue_;
   std::vector<std::thread> threads_;
   std::jthread waiter_;

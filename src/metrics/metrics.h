@@ -16,19 +16,21 @@
 #include <vector>
 #include <string>
 
+#include "kube/controller.h"
+
 namespace bo::metrics {
 
-class Metrics {
+class Metrics final : public kube::ControllerObserver {
  public:
   Metrics();
   [[nodiscard]] std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
   void kube_request(const std::string& verb, int code);
   void set_leader(bool leader);
-  void reconcile(const std::string& controller, const std::string& result, double seconds);
-  void queue_depth(const std::string& controller, double depth);
-  void queue_add(const std::string& controller);
-  void queue_retry(const std::string& controller);
+  void reconcile(const std::string& controller, const std::string& result, double seconds) override;
+  void queue_depth(const std::string& controller, double depth) override;
+  void queue_add(const std::string& controller) override;
+  void queue_retry(const std::string& controller) override;
 
   // Per-policy series; forget_policy() removes them when the policy is deleted.
   void backup_missed(const std::string& ns, const std::string& policy, int n);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/backup_policy.h"
+#include "api/job_env.h"
 #include "kube/names.h"
 #include "reconcile/data_volume.h"
 #include "schedule/cron.h"
@@ -96,7 +97,6 @@ struct JobInputs {
   std::vector<std::string> verified_markers{};
 };
 
-inline constexpr const char* kVerifiedMarkersEnv = "VERIFIED_MARKERS";
 // At most this many markers per backup Job (each id is reported in its 4096-byte result).
 inline constexpr size_t kMarkersPerJob = 8;
 
@@ -104,12 +104,12 @@ inline constexpr size_t kMarkersPerJob = 8;
 // are <context>-<tag>, so a retried Job rewrites the same objects.
 [[nodiscard]] std::string bundle_tag(SysTime slot);
 
-inline constexpr const char* kRetainExpireEnv = "RETAIN_EXPIRE";
-inline constexpr const char* kAnnotationExpire = "backup.si.dev/expire";
-
-// The retain Job's id list (RETAIN_EXPIRE and the expire annotation): comma-separated.
-[[nodiscard]] std::string join_ids(const std::vector<std::string>& ids);
-[[nodiscard]] std::vector<std::string> split_ids(const std::string& text);
+// The Job env contract (api/job_env.h), shared with the Job side.
+using api::join_ids;
+using api::kAnnotationExpire;
+using api::kRetainExpireEnv;
+using api::kVerifiedMarkersEnv;
+using api::split_ids;
 
 // What the informer caches of a Job or Pod: only the fields reconciles read
 // (identity, labels, the slot and expire annotations, owners, status
