@@ -161,6 +161,32 @@ class ChaosRun {
   std::string anchor_ = bo::format_rfc3339(std::chrono::system_clock::now());
 };
 
+// The operator as its Deployment keeps it: a replica that exits (on a lost
+// lease, as controller-runtime's do) is started again by keep_running().
+class Replicas {
+ public:
+  Replicas(const ChaosRun& run, std::string prefix) : run_(run), prefix_(std::move(prefix)) {}
+  void keep_running() {
+    if (!ops_.empty() && ops_.back()->running()) return;
+    ops_.push_back(std::make_unique<Child>(run_.operator_args(),
+                                           run_.dir() / (prefix_ + std::to_string(ops_.size()) + ".log")));
+  }
+  [[nodiscard]] std::string logs() const {
+    std::string all;
+    for (const auto& o : ops_) all += o->log() + "\n---\n";
+    return all;
+  }
+  [[nodiscard]] size_t started() const { return ops_.size(); }
+  void stop() {
+    for (auto& o : ops_) o->stop(SIGTERM);
+  }
+
+ private:
+  const ChaosRun& run_;
+  std::string prefix_;
+  std::vector<std::unique_ptr<Child>> ops_;
+};
+
 TEST(Reliability, KillDashNineAtRandomMomentsNeitherDuplicatesNorLosesNorLeaks) {
   ChaosRun run("kill9");
   // The kill moments come from this seed: printed, so a failure can be replayed (BO_SEED=<seed>).
@@ -179,25 +205,15 @@ TEST(Reliability, KillDashNineAtRandomMomentsNeitherDuplicatesNorLosesNorLeaks) 
   // loaded machine (a sanitizer build) a renewal may overrun the 800 ms
   // renew deadline: the operator then exits, as controller-runtime's do, and
   // its Deployment would start it again: so does this test.
-  std::vector<std::unique_ptr<Child>> last;
-  auto keep_running = [&] {
-    if (!last.empty() && last.back()->running()) return;
-    last.push_back(std::make_unique<Child>(run.operator_args(),
-                                           run.dir() / ("operator-last-" + std::to_string(last.size()) + ".log")));
-  };
-  auto logs = [&] {
-    std::string all;
-    for (const auto& o : last) all += o->log() + "\n---\n";
-    return all;
-  };
+  Replicas last(run, "operator-last-");
   ASSERT_TRUE(eventually(
       [&] {
-        keep_running();
+        last.keep_running();
         return run.recorded_everything(5);
       },
       std::chrono::seconds(60)))
-      << logs();
-  for (auto& o : last) o->stop(SIGTERM);
+      << last.logs();
+  last.stop();
   run.expect_nothing_duplicated_lost_or_leaked();
 }
 
@@ -206,18 +222,8 @@ TEST(Reliability, ErrorsDroppedWatchesAndCompactionStillConverge) {
   // A replica whose lease renewal fails past its renew deadline (a 429 asks to
   // wait a second; the deadline is 800 ms) exits, as controller-runtime's do,
   // and its Deployment starts it again: so does this test.
-  std::vector<std::unique_ptr<Child>> ops;
-  auto keep_running = [&] {
-    if (!ops.empty() && ops.back()->running()) return;
-    ops.push_back(std::make_unique<Child>(run.operator_args(),
-                                          run.dir() / ("operator-" + std::to_string(ops.size()) + ".log")));
-  };
-  auto logs = [&] {
-    std::string all;
-    for (const auto& o : ops) all += o->log() + "\n---\n";
-    return all;
-  };
-  keep_running();
+  Replicas ops(run, "operator-");
+  ops.keep_running();
   // A fifth of all API requests fail (429, then 503, then 500), watches are
   // cut and history compacted (forcing 410 Gone) while backups keep falling due.
   for (int code : {429, 503, 500}) {
@@ -226,16 +232,16 @@ TEST(Reliability, ErrorsDroppedWatchesAndCompactionStillConverge) {
       std::this_thread::sleep_for(std::chrono::milliseconds(400));  // chaos pacing, not synchronisation
       run.server().admin("/kube-local/drop-watches");
       run.server().admin("/kube-local/compact");
-      keep_running();
+      ops.keep_running();
     }
   }
   run.server().admin("/kube-local/faults", {{"errorRate", 0.0}});
   ASSERT_TRUE(eventually([&] {
-    keep_running();
+    ops.keep_running();
     return run.recorded_everything(5);
-  }, std::chrono::seconds(60))) << logs();
-  std::cout << "operator processes: " << ops.size() << " (each after one exited on a lost lease)" << std::endl;
-  ops.back()->stop(SIGTERM);
+  }, std::chrono::seconds(60))) << ops.logs();
+  std::cout << "operator processes: " << ops.started() << " (each after one exited on a lost lease)" << std::endl;
+  ops.stop();
   run.expect_nothing_duplicated_lost_or_leaked();
 }
 
