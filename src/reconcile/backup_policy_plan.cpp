@@ -491,6 +491,7 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   const auto created = parse_rfc3339(meta.value("creationTimestamp", "")).value_or(in.now);
   json schedules = status.value("schedules", json::object());
   std::optional<SysTime> next_any;
+  std::optional<SysTime> catalog_retry;  // a failed catalog sync's next attempt, when it is not due yet
   std::optional<SysTime> full_slot_now;
   int missed_total = status.value("missedSchedules", 0);
   std::vector<std::string> storage_keys;
@@ -509,15 +510,28 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
       return j.state == ObservedJob::State::kFailed ||
              (j.state == ObservedJob::State::kSucceeded && !api::parse_catalog_result(j.termination_message));
     };
+    // Retries back off as a Job's pods do: the wait after a failed attempt
+    // doubles the gap between the two newest failed attempts (derived from
+    // their names' slots, so it survives restarts and needs no counter),
+    // from one minute (names have minutes) up to an hour.
+    std::vector<SysTime> failed_slots;
     for (const auto& j : in.jobs)
       if (j.action == "catalog" && failed_attempt(j)) {
-        // Names have minutes: a retry is at least a minute after the attempt it follows.
-        const SysTime failed_at = std::chrono::floor<std::chrono::minutes>(j.finished.value_or(j.slot));
-        const SysTime after_slot = std::chrono::floor<std::chrono::minutes>(j.slot) + std::chrono::minutes(1);
-        slot = std::max({slot, failed_at, after_slot});
+        failed_slots.push_back(std::chrono::floor<std::chrono::minutes>(j.slot));
+        slot = std::max(slot, SysTime(std::chrono::floor<std::chrono::minutes>(j.finished.value_or(j.slot))));
       }
+    std::sort(failed_slots.rbegin(), failed_slots.rend());
+    if (!failed_slots.empty()) {
+      const auto gap = failed_slots.size() < 2 ? std::chrono::minutes(1)
+                                               : std::clamp(std::chrono::duration_cast<std::chrono::minutes>(
+                                                                2 * (failed_slots[0] - failed_slots[1])),
+                                                            std::chrono::minutes(1), std::chrono::minutes(60));
+      slot = std::max(slot, failed_slots[0] + gap);
+    }
     const std::string name = job_name(meta.value("name", ""), Action::kCatalog, slot);
-    if (std::none_of(in.jobs.begin(), in.jobs.end(), [&](const ObservedJob& j) { return j.name == name; })) {
+    if (slot > in.now) {
+      catalog_retry = slot;  // not yet: the requeue below wakes the policy then
+    } else if (std::none_of(in.jobs.begin(), in.jobs.end(), [&](const ObservedJob& j) { return j.name == name; })) {
       JobInputs ci{in.policy, *spec, Action::kCatalog, slot, storage_keys, in.default_image, {}, "", "", "", 0};
       plan.create.push_back(build_job(ci));
       plan.create_events.push_back({"Normal", "JobCreated", "created Job " + name +
@@ -837,10 +851,12 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   } else {
     cond("DrillCurrent", "Unknown", "NoDrillYet", "no restore drill has run yet");
   }
-  if (next_any) {
+  std::optional<SysTime> wake = next_any;
+  if (catalog_retry && (!wake || *catalog_retry < *wake)) wake = catalog_retry;
+  if (wake) {
     // Rounded up, plus a hair: woken a millisecond early, the slot would not
     // be due yet and the next look would come only after the floor.
-    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(*next_any - in.now) + std::chrono::milliseconds(2);
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(*wake - in.now) + std::chrono::milliseconds(2);
     plan.requeue_after = std::max(wait, std::chrono::milliseconds(10));
   }
   return finish();

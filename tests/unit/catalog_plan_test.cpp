@@ -246,6 +246,33 @@ TEST(CatalogPlan, AFailedCatalogJobIsRecordedAndRetriedUnderANameOfItsOwn) {
   EXPECT_FALSE((*retry[0])["spec"].contains("ttlSecondsAfterFinished")) << retry[0]->dump();
 }
 
+// A catalog sync that keeps failing backs off: the wait doubles the gap
+// between the two newest failed attempts, from a minute to an hour, and the
+// policy is woken when the retry is due (not a Job every minute forever).
+TEST(CatalogPlan, FailedCatalogSyncsBackOffUpToAnHour) {
+  const std::string err = json{{"error", "wal-g backup-list failed (exit 1): no route to host"}}.dump();
+  // Attempts at 10:00 and 10:02 failed: the next waits 4 minutes, until 10:06.
+  const std::vector<ObservedJob> two = {catalog_job(err, State::kFailed, "2026-11-24T10:00:00Z", "2026-11-24T10:00:10Z"),
+                                        catalog_job(err, State::kFailed, "2026-11-24T10:02:00Z", "2026-11-24T10:02:10Z")};
+  const auto early = plan_backup_policy(unsynced(policy(), "2026-11-24T10:03:00Z", two));
+  EXPECT_TRUE(jobs_of(early, "catalog").empty());
+  ASSERT_TRUE(early.requeue_after);
+  EXPECT_LE(*early.requeue_after, std::chrono::minutes(3) + std::chrono::milliseconds(10));
+  EXPECT_GE(*early.requeue_after, std::chrono::minutes(3));
+  const auto due = plan_backup_policy(unsynced(policy(), "2026-11-24T10:06:05Z", two));
+  const auto retry = jobs_of(due, "catalog");
+  ASSERT_EQ(retry.size(), 1u);
+  EXPECT_EQ((*retry[0])["metadata"]["name"], "db-catalog-202611241006");
+  // Gaps of an hour or more wait an hour.
+  const std::vector<ObservedJob> far = {catalog_job(err, State::kFailed, "2026-11-24T08:00:00Z", "2026-11-24T08:00:10Z"),
+                                        catalog_job(err, State::kFailed, "2026-11-24T10:00:00Z", "2026-11-24T10:00:10Z")};
+  EXPECT_TRUE(jobs_of(plan_backup_policy(unsynced(policy(), "2026-11-24T10:59:00Z", far)), "catalog").empty());
+  const auto after_an_hour = plan_backup_policy(unsynced(policy(), "2026-11-24T11:00:00Z", far));
+  const auto hour = jobs_of(after_an_hour, "catalog");
+  ASSERT_EQ(hour.size(), 1u);
+  EXPECT_EQ((*hour[0])["metadata"]["name"], "db-catalog-202611241100");
+}
+
 TEST(CatalogPlan, ASyncedCatalogStartsNoCatalogJobAndSuspendStartsNone) {
   auto synced = plan_backup_policy(plan_fixtures::plan_inputs(policy(), secrets(), "2026-11-24T10:30:00Z", {}));
   EXPECT_TRUE(jobs_of(synced, "catalog").empty());
