@@ -416,10 +416,14 @@ PolicyPlan plan_backup_policy(const PlanInputs& in) {
   run_health(recent, is_backup_action, "BackupHealthy", {"NoBackupYet", "no backup has finished yet"},
              "LastBackupSucceeded", "BackupFailed", cond);
 
-  // History limits: finished Jobs already recorded, oldest first out.
-  int kept_ok = 0, kept_failed = 0;
+  // History limits: finished Jobs already recorded, oldest first out. While
+  // the catalog is not synced, its two newest attempts stay whatever else
+  // ran since: they name the next attempt and set its backoff.
+  const bool catalog_pending = in.sync_catalog && !catalog_synced(status);
+  int kept_ok = 0, kept_failed = 0, kept_catalog = 0;
   for (auto it = finished.rbegin(); it != finished.rend(); ++it) {
     const ObservedJob* j = *it;
+    if (catalog_pending && j->action == "catalog" && ++kept_catalog <= 2) continue;
     const bool ok = j->state == ObservedJob::State::kSucceeded;
     int& kept = ok ? kept_ok : kept_failed;
     const int limit = ok ? spec->history_limits.successful : spec->history_limits.failed;

@@ -271,6 +271,22 @@ TEST(CatalogPlan, FailedCatalogSyncsBackOffUpToAnHour) {
   const auto hour = jobs_of(after_an_hour, "catalog");
   ASSERT_EQ(hour.size(), 1u);
   EXPECT_EQ((*hour[0])["metadata"]["name"], "db-catalog-202611241100");
+  // Other Jobs finishing meanwhile never push the two newest attempts out of
+  // the history limits (3): the backoff would start over at a minute.
+  std::vector<ObservedJob> busy = two;
+  for (int m = 3; m <= 5; ++m) {
+    ObservedJob b = catalog_job("{}", State::kFailed, "2026-11-24T10:00:00Z", "2026-11-24T10:05:00Z");
+    b.action = "backup";
+    b.name = "db-backup-20261124100" + std::to_string(m);
+    b.slot = at(("2026-11-24T10:0" + std::to_string(m) + ":00Z").c_str());
+    b.finished = b.slot + std::chrono::seconds(30);
+    busy.push_back(b);
+  }
+  busy.push_back(busy.back());
+  busy.back().name = "db-backup-202611241006";
+  const auto pruned = plan_backup_policy(unsynced(policy(), "2026-11-24T10:06:40Z", busy));
+  for (const auto& name : pruned.remove) EXPECT_EQ(name.find("catalog"), std::string::npos) << name;
+  EXPECT_FALSE(pruned.remove.empty()) << "the oldest backup Job goes";
 }
 
 TEST(CatalogPlan, ASyncedCatalogStartsNoCatalogJobAndSuspendStartsNone) {
