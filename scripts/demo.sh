@@ -94,7 +94,7 @@ wait_until() {
 }
 
 step "what is real here, and what is simulated"
-echo "real: PostgreSQL 15, s3rver (S3 over TLS), kubectl, the operator, and its backup, full-backup, retain and restore-demo restore Jobs (backup-operator run-job)"
+echo "real: PostgreSQL 15, s3rver (S3 over TLS), kubectl, the operator, and its backup, full-backup, retain, catalog and restore-demo restore Jobs (backup-operator run-job)"
 echo "simulated: wal-g, by tools/walg-standin (wal-g itself cannot be had here; the stand-in does what wal-g's docs and source say)"
 echo "simulated: the API server, by kube-local (no cluster needed); its Pods run as local processes or per examples/kube-local/pod-rules.json"
 echo "real: verifications and drills restore into a scratch PostgreSQL (Debian's postgres 15 standing in for the supabase/postgres image) and query it; image checks of restores into a running target are simulated by pod rules"
@@ -173,7 +173,7 @@ after_batch1=$(db 'SELECT pg_current_wal_lsn()')
 echo "table orders: batch 1, $(db 'SELECT count(*) FROM orders') rows committed; data directory \$work/volumes/supabase/supabase-db-data"
 
 step "kube-local: a local Kubernetes API server over HTTPS"
-# --pod-rules: backup, full-backup and retain Jobs (and the restore Job of
+# --pod-rules: backup, full-backup, retain and catalog Jobs (and the restore Job of
 # RestoreRequest restore-demo) run the real `backup-operator run-job` with the
 # wal-g stand-in first on their PATH (--exec-path); the other pods are
 # simulated by examples/kube-local/pod-rules.json and finish 1800x faster
