@@ -14,6 +14,7 @@
 #include "chart_operator.h"
 #include "harness.h"
 #include "in_process_operator.h"
+#include "support/pod_rules.h"
 #include "reconcile/backup_policy_controller.h"
 #include "reconcile/conditions.h"
 #include "reconcile/restore_controller.h"
@@ -29,29 +30,10 @@ using testing_support::eventually;
 
 namespace {
 
-const std::string kResult =
-    R"({"backupId":"base_000000010000000000000009","checksum":"sha256:)" + std::string(64, 'b') +
-    R"(","type":"full","walArchived":true,"startTime":"2026-11-24T02:00:01Z","finishTime":"2026-11-24T02:04:00Z","sizeBytes":4096})";
-
 std::string rules_file() {
   const auto dir = testing_support::make_temp_dir("rules");
-  // A scratch instance's result (run-job verify's contract; the real one runs in real_backup_test.cpp).
-  const std::string scratch =
-      R"({"restored":"{{env:BACKUP_ID}}","recovered":true,"recoverySeconds":2,"checks":[)"
-      R"({"name":"recovered","passed":true},{"name":"recovery-target","passed":true},)"
-      R"({"name":"system-identifier","passed":true}]})";
-  const json rules = json::array(
-      {{{"selector", "backup.si.dev/action=scratch"},
-        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", scratch}}}},
-       {{"selector", "backup.si.dev/action in (backup,full-backup)"},
-        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", kResult}}}},
-       {{"selector", "backup.si.dev/action in (restore,verify)"},
-        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2},
-                     {"message", R"({"restored":"{{env:BACKUP_ID}}","checksum":"{{env:BACKUP_CHECKSUM}}"})"}}}},
-       {{"selector", "backup.si.dev/action=retain"},
-        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", R"({"deleted":[]})"}}}},
-       {{"selector", "backup.si.dev/action=validate"},
-        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", "accepting connections"}}}}});
+  const json rules = testing_support::healthy_pod_rules(
+      testing_support::backup_result("2026-11-24T02:00:01Z", "2026-11-24T02:04:00Z"));
   return testing_support::write_file(dir / "rules.json", rules.dump());
 }
 

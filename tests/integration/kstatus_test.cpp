@@ -16,6 +16,7 @@
 #include "reconcile/restore_controller.h"
 #include "support/argocd_health.h"
 #include "support/kstatus.h"
+#include "support/pod_rules.h"
 #include "webhook/server.h"
 
 using namespace bo::kube;
@@ -26,18 +27,10 @@ using testing_support::eventually;
 
 namespace {
 
-const std::string kResult =
-    R"({"backupId":"base_000000010000000000000009","checksum":"sha256:)" + std::string(64, 'b') +
-    R"(","type":"full","walArchived":true,"startTime":"2026-11-24T02:00:01Z","finishTime":"2026-11-24T02:04:00Z","sizeBytes":4096})";
-
 // First match wins: the catalog of policy "syncing" and the scratch instance of
 // RestoreRequest "slow" never finish; everything else succeeds at once.
 std::string rules_file() {
   const auto dir = testing_support::make_temp_dir("kstatus-rules");
-  const std::string scratch =
-      R"({"restored":"{{env:BACKUP_ID}}","recovered":true,"recoverySeconds":2,"checks":[)"
-      R"({"name":"recovered","passed":true},{"name":"recovery-target","passed":true},)"
-      R"({"name":"system-identifier","passed":true}]})";
   const json never = {{"result", "Succeeded"}, {"afterSeconds", 3600}, {"message", "{}"}};
   const json rules = json::array(
       {{{"selector", "backup.si.dev/policy=syncing,backup.si.dev/action=catalog"}, {"outcome", never}},
@@ -45,12 +38,10 @@ std::string rules_file() {
        {{"selector", "backup.si.dev/action=catalog"},
         {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2},
                      {"message", R"({"listedAt":"2026-01-01T00:00:00Z","listed":0,"backups":[]})"}}}},
-       {{"selector", "backup.si.dev/action=scratch"},
-        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", scratch}}}},
-       {{"selector", "backup.si.dev/action in (backup,full-backup)"},
-        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", kResult}}}},
-       {{"selector", "backup.si.dev/action=retain"},
-        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", R"({"deleted":[]})"}}}}});
+       testing_support::pod_rule("backup.si.dev/action=scratch", "Succeeded", testing_support::kScratchResult),
+       testing_support::pod_rule("backup.si.dev/action in (backup,full-backup)", "Succeeded",
+                                 testing_support::backup_result("2026-11-24T02:00:01Z", "2026-11-24T02:04:00Z")),
+       testing_support::pod_rule("backup.si.dev/action=retain", "Succeeded", R"({"deleted":[]})")});
   return testing_support::write_file(dir / "rules.json", rules.dump());
 }
 

@@ -26,6 +26,7 @@
 #include "harness.h"
 #include "kube-local/yaml_json.h"
 #include "reconcile/caches.h"
+#include "support/pod_rules.h"
 
 using nlohmann::json;
 using testing_support::Child;
@@ -43,29 +44,13 @@ constexpr const char* kRelease = "backup-operator-system";
 // Outcomes of the simulated pods: "broken"'s backups fail, "shaky"'s
 // verification restores do not recover; everything else succeeds.
 std::string pod_rules(const fs::path& dir) {
-  const std::string result =
-      R"({"backupId":"base_000000010000000000000009","checksum":"sha256:)" + std::string(64, 'b') +
-      R"(","type":"full","walArchived":true,"startTime":"{{now}}","finishTime":"{{now}}","sizeBytes":4096})";
-  const std::string scratch =
-      R"({"restored":"{{env:BACKUP_ID}}","recovered":true,"recoverySeconds":2,"checks":[)"
-      R"({"name":"recovered","passed":true},{"name":"recovery-target","passed":true},)"
-      R"({"name":"system-identifier","passed":true}]})";
-  const json rules = json::array(
-      {{{"selector", "backup.si.dev/policy=broken,backup.si.dev/action in (backup,full-backup)"},
-        {"outcome", {{"result", "Failed"}, {"afterSeconds", 0.2}, {"message", "wal-g: storage unreachable"}}}},
-       {{"selector", "backup.si.dev/policy=shaky,backup.si.dev/action=scratch"},
-        {"outcome", {{"result", "Failed"}, {"afterSeconds", 0.2}, {"message", "the scratch server did not recover"}}}},
-       {{"selector", "backup.si.dev/action=scratch"},
-        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", scratch}}}},
-       {{"selector", "backup.si.dev/action in (backup,full-backup)"},
-        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", result}}}},
-       {{"selector", "backup.si.dev/action in (restore,verify)"},
-        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2},
-                     {"message", R"({"restored":"{{env:BACKUP_ID}}","checksum":"{{env:BACKUP_CHECKSUM}}"})"}}}},
-       {{"selector", "backup.si.dev/action=retain"},
-        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", R"({"deleted":[]})"}}}},
-       {{"selector", "backup.si.dev/action=validate"},
-        {"outcome", {{"result", "Succeeded"}, {"afterSeconds", 0.2}, {"message", "accepting connections"}}}}});
+  json rules = json::array(
+      {testing_support::pod_rule("backup.si.dev/policy=broken,backup.si.dev/action in (backup,full-backup)", "Failed",
+                                 "wal-g: storage unreachable"),
+       testing_support::pod_rule("backup.si.dev/policy=shaky,backup.si.dev/action=scratch", "Failed",
+                                 "the scratch server did not recover")});
+  for (auto& r : testing_support::healthy_pod_rules(testing_support::backup_result("{{now}}", "{{now}}")))
+    rules.push_back(std::move(r));
   return write_file(dir / "pod-rules.json", rules.dump());
 }
 
