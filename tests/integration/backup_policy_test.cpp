@@ -251,6 +251,29 @@ TEST_F(BackupPolicyIT, ScheduleSkewIsObservedOncePerCreatedJobOnTheOperatorsCloc
   EXPECT_EQ(text.find("backup_operator_schedule_skew_seconds_count{action=\"catalog"), std::string::npos) << text;
 }
 
+// backup_operator_policy_condition has a series per condition type, except
+// Reconciling and Stalled: they restate Ready for kstatus and are False when
+// all is well, so a "not True" panel or alert would list every healthy policy.
+TEST_F(BackupPolicyIT, ReconcilingAndStalledHaveNoConditionSeries) {
+  create_secrets();
+  ASSERT_TRUE(client_->create(kBackupPolicies, ns_, policy()));
+  start_controller();
+  ASSERT_TRUE(eventually([&] { return condition("Stalled").value("status", "") == "False"; })) << condition("Stalled");
+  auto series = [&](const std::string& type) {
+    prometheus::TextSerializer ser;
+    const std::string text = ser.Serialize(metrics_.registry()->Collect());
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);)
+      if (line.starts_with("backup_operator_policy_condition{") && line.find("type=\"" + type + "\"") != std::string::npos &&
+          line.find("namespace=\"" + ns_ + "\"") != std::string::npos)
+        return true;
+    return false;
+  };
+  ASSERT_TRUE(eventually([&] { return series("Ready"); }));
+  EXPECT_FALSE(series("Reconciling"));
+  EXPECT_FALSE(series("Stalled"));
+}
+
 // A policy name may be 253 characters, a label value only 63 (issue 18 item 5):
 // the backup.si.dev/policy label (and Databasus' instance label) holds the
 // name's bounded form (kube::label_value), the Job's name stays within 63
