@@ -4,6 +4,7 @@
 // to record. The controller does the I/O around it.
 #pragma once
 #include <chrono>
+#include <expected>
 #include <optional>
 #include <string>
 #include <vector>
@@ -76,6 +77,9 @@ inline constexpr size_t kMaxActiveJobs = 256;    // status.activeJobs
 
 struct PlanInputs {
   nlohmann::json policy;  // the stored object (metadata, spec, status)
+  // policy.spec parsed, once per reconcile, by the controller (which needs it
+  // too); unset, the plan parses policy.spec itself (policy_spec below).
+  std::optional<std::expected<api::BackupPolicySpec, api::Problem>> spec;
   std::vector<ObservedJob> jobs;
   api::SecretData secrets;  // only the Secrets the policy names that exist
   SysTime now;
@@ -96,5 +100,7 @@ struct PlanInputs {
 };
 
 [[nodiscard]] PolicyPlan plan_backup_policy(const PlanInputs& in);
+// in.spec, or policy.spec parsed when the caller left it unset.
+[[nodiscard]] std::expected<api::BackupPolicySpec, api::Problem> policy_spec(const PlanInputs& in);
 
 }  // namespace bo::reconcile

@@ -48,30 +48,31 @@ bool in_place_request(const api::RestoreRequestSpec& spec, const std::string& re
          (spec.target_namespace.empty() || spec.target_namespace == request_namespace);
 }
 
-json InPlaceTarget::to_status() const {
-  json j = {{"workload", {{"kind", kind}, {"name", name}}},
-            {"claim", claim},
-            {"dataPath", data_path},
-            {"asidePath", aside_path},
-            {"runAsUser", run_as_user},
-            {"runAsGroup", run_as_group},
-            {"image", database_image}};
-  if (!node_name.empty()) j["nodeName"] = node_name;
-  return j;
+api::InPlaceRecord InPlaceTarget::to_status() const {
+  api::InPlaceRecord r;
+  r.workload = api::InPlaceRecord::Workload{kind, name};
+  r.claim = claim;
+  r.data_path = data_path;
+  r.aside_path = aside_path;
+  r.run_as_user = run_as_user;
+  r.run_as_group = run_as_group;
+  r.image = database_image;
+  if (!node_name.empty()) r.node_name = node_name;
+  return r;
 }
 
-std::optional<InPlaceTarget> InPlaceTarget::from_status(const json& s) {
-  if (!s.is_object() || !s.contains("workload") || !s["workload"].is_object()) return std::nullopt;
+std::optional<InPlaceTarget> InPlaceTarget::from_status(const api::InPlaceRecord& s) {
+  if (!s.workload) return std::nullopt;
   InPlaceTarget t;
-  t.kind = s["workload"].value("kind", "");
-  t.name = s["workload"].value("name", "");
-  t.claim = s.value("claim", "");
-  t.data_path = s.value("dataPath", "");
-  t.aside_path = s.value("asidePath", "");
-  t.run_as_user = s.value("runAsUser", int64_t{-1});
-  t.run_as_group = s.value("runAsGroup", int64_t{-1});
-  t.database_image = s.value("image", "");
-  t.node_name = s.value("nodeName", "");
+  t.kind = s.workload->kind.value_or("");
+  t.name = s.workload->name.value_or("");
+  t.claim = s.claim.value_or("");
+  t.data_path = s.data_path.value_or("");
+  t.aside_path = s.aside_path.value_or("");
+  t.run_as_user = s.run_as_user.value_or(-1);
+  t.run_as_group = s.run_as_group.value_or(-1);
+  t.database_image = s.image.value_or("");
+  t.node_name = s.node_name.value_or("");
   if (t.kind.empty() || t.name.empty() || t.claim.empty()) return std::nullopt;
   return t;
 }

@@ -1,7 +1,7 @@
 // An in-place restore (issue 16 item 3; POLICY.md §7): a RestoreRequest with
 // purpose restore into its policy's own namespace restores the production
 // database itself. Pure: where the data is, the two Jobs, and their results
-// read back. The steps (restore_plan.cpp) are recorded in
+// read back. The steps (restore_in_place_plan.cpp) are recorded in
 // status.inPlace.step so an operator killed at any point carries on where it
 // was:
 //
@@ -37,6 +37,7 @@
 
 #include "api/backup_policy.h"
 #include "api/restore_request.h"
+#include "api/restore_request_status.h"
 
 namespace bo::reconcile {
 
@@ -67,8 +68,10 @@ struct InPlaceTarget {
   int64_t run_as_user = -1, run_as_group = -1;
   std::string database_image;
   std::string node_name;    // the database pod's node when the workload check saw it (the claim is there)
-  [[nodiscard]] nlohmann::json to_status() const;
-  static std::optional<InPlaceTarget> from_status(const nlohmann::json& in_place);
+  // status.inPlace as far as the target goes (the plan adds the step and what it found).
+  [[nodiscard]] api::InPlaceRecord to_status() const;
+  // None when status.inPlace lacks the workload's kind or name, or the claim.
+  static std::optional<InPlaceTarget> from_status(const api::InPlaceRecord& in_place);
 };
 
 // From the policy (its workloadRef) and the data volume its workload check

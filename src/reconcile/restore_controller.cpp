@@ -226,6 +226,9 @@ kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
   in.operator_namespace = opts_.operator_namespace;
   in.watched_namespaces = caches_.namespaces();
   if (auto p = caches_.policies.get(ns, policy_name)) in.policy = *p;
+  // Both specs parsed once: here, and the plan reads them from `in`.
+  in.spec = api::parse_restore_request_spec(spec);
+  if (in.policy.is_object()) in.policy_spec = api::parse_backup_policy_spec(in.policy.value("spec", json::object()));
   const std::string target = restore_target(request);
   const bool deleting = request["metadata"].contains("deletionTimestamp");
   if (!deleting && restore_pending(request)) {
@@ -248,7 +251,7 @@ kube::ReconcileResult RestoreController::reconcile(const std::string& key) {
   // An in-place restore reads its database workload while it runs (a GET and a list: restores are rare).
   if (!deleting && spec.is_object()) {
     const std::string phase = request.value("status", json::object()).value("phase", "");
-    const auto parsed = api::parse_restore_request_spec(spec);
+    const auto& parsed = *in.spec;
     if (parsed && in_place_request(*parsed, ns) && (phase.empty() || phase == "Pending" || phase == "Restoring" || phase == "Validating")) {
       std::string kind, wname;
       const json recorded = request.value("status", json::object()).value("inPlace", json::object());

@@ -1,7 +1,8 @@
 // The RestoreRequest reconciler's decisions as one pure function (POLICY.md
 // §5, §7): from the request, its policy, the Jobs it owns and the time,
 // compute the status to write, the Jobs to create and delete, whether the
-// target namespace must be frozen, and the Events to record.
+// target namespace must be frozen, and the Events to record. Its sections,
+// one function each, are listed in restore_plan_parts.h.
 //
 // Phases: Pending → (Blocked | Restoring) → Validating → (Succeeded | Failed).
 // An in-place restore (purpose restore into the policy's own namespace)
@@ -17,6 +18,7 @@
 // rerun and it passes.
 #pragma once
 #include <chrono>
+#include <expected>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,6 +56,10 @@ struct ObservedRestoreJob {
 struct RestoreInputs {
   nlohmann::json request;  // the stored RestoreRequest
   nlohmann::json policy;   // its BackupPolicy, or null
+  // request.spec and policy.spec parsed, once per reconcile, by the
+  // controller (which reads them too); unset, the plan parses them itself.
+  std::optional<std::expected<api::RestoreRequestSpec, api::Problem>> spec;
+  std::optional<std::expected<api::BackupPolicySpec, api::Problem>> policy_spec;
   bool target_is_production = false;
   std::string waiting_for;  // another request holding the target namespace
   std::vector<ObservedRestoreJob> jobs;
