@@ -18,11 +18,19 @@ BackgroundWorker::BackgroundWorker(KeyFn work, KeyFn due, double per_second)
 
 BackgroundWorker::~BackgroundWorker() { stop(); }
 
-bool BackgroundWorker::enqueue(const std::string& key) {
+bool BackgroundWorker::enqueue(const std::string& key, Lane lane) {
   {
     std::lock_guard lock(mu_);
-    if (stopping_ || !queued_.insert(key).second) return false;
-    queue_.push_back(key);
+    if (stopping_) return false;
+    if (!queued_.insert(key).second) {
+      // Queued already: a first look moves it ahead of the paced queue.
+      if (lane == Lane::kFirst && std::find(first_.begin(), first_.end(), key) == first_.end()) {
+        queue_.erase(std::remove(queue_.begin(), queue_.end(), key), queue_.end());
+        first_.push_back(key);
+      }
+      return false;
+    }
+    (lane == Lane::kFirst ? first_ : queue_).push_back(key);
   }
   cv_.notify_one();
   return true;
@@ -39,7 +47,10 @@ void BackgroundWorker::schedule_at(const std::string& key, TimePoint at) {
 
 void BackgroundWorker::cancel(const std::string& key) {
   std::lock_guard lock(mu_);
-  if (queued_.erase(key)) queue_.erase(std::remove(queue_.begin(), queue_.end(), key), queue_.end());
+  if (queued_.erase(key)) {
+    queue_.erase(std::remove(queue_.begin(), queue_.end(), key), queue_.end());
+    first_.erase(std::remove(first_.begin(), first_.end(), key), first_.end());
+  }
 }
 
 bool BackgroundWorker::stopping() const {
@@ -52,6 +63,7 @@ void BackgroundWorker::stop() {
     std::lock_guard lock(mu_);
     stopping_ = true;
     queue_.clear();
+    first_.clear();
     queued_.clear();
     timers_.clear();
   }
@@ -81,6 +93,15 @@ void BackgroundWorker::run() {
     if (!due.empty()) {
       lock.unlock();
       for (const auto& k : due) due_(k);
+      lock.lock();
+      continue;
+    }
+    if (!first_.empty()) {
+      const std::string key = first_.front();
+      first_.pop_front();
+      queued_.erase(key);
+      lock.unlock();
+      work_(key);
       lock.lock();
       continue;
     }

@@ -2,7 +2,7 @@
 // beside the reconciles (postgres::ArchiveProber, reconcile::DataVolumeResolver):
 // a FIFO queue holding each key at most once, timers that hand a key back at
 // a time, an optional pace of N keys a second (a token bucket with a burst of
-// max(1, N)), and a stop that returns promptly, idle or paced, and joins.
+// max(1, N)) that a key's first look skips, and a stop that returns promptly, idle or paced, and joins.
 //
 // The owners keep their per-key state under their own lock. The worker never
 // holds its lock while calling them, so they may call it back from inside a
@@ -35,7 +35,10 @@ class BackgroundWorker {
 
   // Queues `key` at the back; false (and nothing queued) when it is queued
   // already or the worker is stopping. A key being worked on is not queued.
-  bool enqueue(const std::string& key);
+  // kFirst: work someone waits on (a key's first look) goes ahead of the
+  // paced queue, unpaced; the pace is for repeats, which nobody waits on.
+  enum class Lane { kPaced, kFirst };
+  bool enqueue(const std::string& key, Lane lane = Lane::kPaced);
   // Calls due(key) at `at` (at once when past); ignored once stopping.
   void schedule_at(const std::string& key, TimePoint at);
   // Takes `key` out of the queue. Its timers still fire: owners ignore keys
@@ -61,6 +64,7 @@ class BackgroundWorker {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> queue_;
+  std::deque<std::string> first_;  // Lane::kFirst, served before queue_ and unpaced
   std::set<std::string> queued_;
   std::multimap<TimePoint, std::string> timers_;
   bool stopping_ = false;

@@ -66,6 +66,7 @@ void Controller::process(const std::string& key) {
       if (r.requeue_after) {
         queue_.add_after(key, *r.requeue_after);
         result = "requeue_after";
+        log::debug("reconciled", {{"controller", name_}, {"key", key}, {"requeueAfterMs", r.requeue_after->count()}});
       } else {
         result = "success";
       }

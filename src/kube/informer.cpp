@@ -95,6 +95,15 @@ std::vector<ObjPtr> Informer::by_index(const std::string& index, const std::stri
   return out;
 }
 
+std::vector<std::string> Informer::keys_by_index(const std::string& index, const std::string& value) const {
+  std::shared_lock lock(mu_);
+  auto idx = indices_.find(index);
+  if (idx == indices_.end()) return {};
+  auto keys = idx->second.find(value);
+  if (keys == idx->second.end()) return {};
+  return {keys->second.begin(), keys->second.end()};
+}
+
 size_t Informer::size() const {
   std::shared_lock lock(mu_);
   return items_.size();

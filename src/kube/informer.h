@@ -66,6 +66,9 @@ class Informer {
   [[nodiscard]] ObjPtr get(const std::string& ns, const std::string& name) const;
   [[nodiscard]] std::vector<ObjPtr> list(const std::string& ns = "") const;
   [[nodiscard]] std::vector<ObjPtr> by_index(const std::string& index, const std::string& value) const;
+  // The keys ("ns/name") under an index value, without decoding an object:
+  // for handlers that only need to know who, which run on every event.
+  [[nodiscard]] std::vector<std::string> keys_by_index(const std::string& index, const std::string& value) const;
   [[nodiscard]] size_t size() const;
   [[nodiscard]] const Resource& resource() const { return resource_; }
   [[nodiscard]] uint64_t relists() const { return relists_.load(); }

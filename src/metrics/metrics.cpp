@@ -1,10 +1,136 @@
 #include "metrics/metrics.h"
 
+#include <algorithm>
+#include <utility>
+
 namespace bo::metrics {
 namespace {
 
 const prometheus::Histogram::BucketBoundaries kReconcileBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                                                    1,     2.5,  5,     10,   30,  60};
+
+// The per-policy gauges and counters, held by PolicySeries; indexes into kPolicyFamilies.
+enum PolicyFamily : size_t {
+  kMissed,
+  kRuns,
+  kLastSuccess,
+  kCondition,
+  kInterval,
+  kLastVerified,
+  kDatabasusExposed,
+  kDrillSuccess,
+  kWalLastArchived,
+  kWalFailures,
+  kContinuousArchiving,
+  kRecoverySeconds,
+};
+
+std::vector<PolicySeries::FamilyInfo> policy_families() {
+  using prometheus::MetricType;
+  return {
+      {"backup_operator_backup_missed_total", "Schedule slots that passed without a run.", MetricType::Counter, {}},
+      {"backup_operator_backup_runs_total", "Finished runs by action and result.", MetricType::Counter, {"action", "result"}},
+      {"backup_operator_backup_last_success_timestamp_seconds",
+       "Completion time of the newest successful backup, by type.", MetricType::Gauge, {"type"}},
+      // Only the current status has a series (value 1): kube-state-metrics'
+      // three series per condition would triple the largest family. `== 1`
+      // alerts and sum by status read the same.
+      {"backup_operator_policy_condition", "1 for each policy condition's current status.", MetricType::Gauge,
+       {"type", "status"}},
+      {"backup_operator_backup_interval_seconds",
+       "Seconds between the policy's scheduled backups (what BackupMissed compares against).", MetricType::Gauge, {}},
+      {"backup_operator_backup_last_verified_timestamp_seconds",
+       "Completion time of the newest backup a verification restore proved good.", MetricType::Gauge, {}},
+      {"backup_operator_databasus_exposed",
+       "1 while a Service, Ingress, host port or host network reaches the policy's Databasus, or its NetworkPolicy was "
+       "tampered with.",
+       MetricType::Gauge, {}},
+      {"backup_operator_drill_last_success_timestamp_seconds", "Completion time of the newest successful restore drill.",
+       MetricType::Gauge, {}},
+      {"backup_operator_wal_last_archived_timestamp_seconds",
+       "pg_stat_archiver.last_archived_time of the policy's database.", MetricType::Gauge, {}},
+      {"backup_operator_wal_archive_failures",
+       "pg_stat_archiver.failed_count of the policy's database (a counter PostgreSQL "
+       "resets with pg_stat_reset_shared('archiver'), hence a gauge; not *_count, which Prometheus "
+       "reserves for histograms and summaries).",
+       MetricType::Gauge, {}},
+      {"backup_operator_continuous_archiving", "1 while the policy's ContinuousArchiving condition is True, else 0.",
+       MetricType::Gauge, {}},
+      {"backup_operator_restore_recovery_seconds",
+       "The newest measured recovery of a verification or drill: seconds from the scratch "
+       "server's start to accepting writes (a measured RTO, fetch excluded).",
+       MetricType::Gauge, {"purpose"}},
+  };
+}
+
+// The order one prometheus-cpp Registry gave every family in, when the
+// per-policy ones were registered on it too: by type (counters, gauges,
+// histograms, summaries), then in order of registration, which was this.
+const std::vector<std::string>& registration_order() {
+  static const std::vector<std::string> kOrder = {
+      "backup_operator_kube_requests_total",
+      "backup_operator_leader",
+      "backup_operator_reconcile_total",
+      "backup_operator_reconcile_duration_seconds",
+      "controller_runtime_reconcile_total",
+      "controller_runtime_reconcile_time_seconds",
+      "backup_operator_workqueue_depth",
+      "workqueue_depth",
+      "workqueue_adds_total",
+      "workqueue_retries_total",
+      "backup_operator_backup_missed_total",
+      "backup_operator_backup_runs_total",
+      "backup_operator_backup_duration_seconds",
+      "backup_operator_backup_last_success_timestamp_seconds",
+      "backup_operator_policy_condition",
+      "backup_operator_backup_interval_seconds",
+      "backup_operator_backup_last_verified_timestamp_seconds",
+      "backup_operator_databasus_exposed",
+      "backup_operator_drill_last_success_timestamp_seconds",
+      "backup_operator_wal_last_archived_timestamp_seconds",
+      "backup_operator_wal_archive_failures",
+      "backup_operator_continuous_archiving",
+      "backup_operator_restore_runs_total",
+      "backup_operator_restore_duration_seconds",
+      "backup_operator_restore_recovery_seconds",
+      "backup_operator_schedule_skew_seconds",
+  };
+  return kOrder;
+}
+
+int type_rank(prometheus::MetricType t) {
+  switch (t) {
+    case prometheus::MetricType::Counter: return 0;
+    case prometheus::MetricType::Gauge: return 1;
+    case prometheus::MetricType::Histogram: return 2;
+    case prometheus::MetricType::Summary: return 3;
+    default: return 5;
+  }
+}
+
+// The registry's families and the per-policy ones, merged in registration_order().
+class Exposition final : public prometheus::Collectable {
+ public:
+  Exposition(std::shared_ptr<prometheus::Registry> registry, std::shared_ptr<PolicySeries> series)
+      : registry_(std::move(registry)), series_(std::move(series)) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    auto out = registry_->Collect();
+    auto more = series_->Collect();
+    out.insert(out.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+    const auto& order = registration_order();
+    auto index = [&](const std::string& name) {
+      return static_cast<size_t>(std::find(order.begin(), order.end(), name) - order.begin());
+    };
+    std::stable_sort(out.begin(), out.end(), [&](const auto& a, const auto& b) {
+      return std::pair(type_rank(a.type), index(a.name)) < std::pair(type_rank(b.type), index(b.name));
+    });
+    return out;
+  }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<PolicySeries> series_;
+};
 
 }  // namespace
 
@@ -47,56 +173,10 @@ Metrics::Metrics()
                    .Name("workqueue_retries_total")
                    .Help("Total number of retries handled by workqueue.")
                    .Register(*registry_)),
-      missed_(prometheus::BuildCounter()
-                  .Name("backup_operator_backup_missed_total")
-                  .Help("Schedule slots that passed without a run.")
-                  .Register(*registry_)),
-      runs_(prometheus::BuildCounter()
-                .Name("backup_operator_backup_runs_total")
-                .Help("Finished runs by action and result.")
-                .Register(*registry_)),
       run_seconds_(prometheus::BuildHistogram()
                        .Name("backup_operator_backup_duration_seconds")
                        .Help("Duration of successful backups, from the job's result.")
                        .Register(*registry_)),
-      last_success_(prometheus::BuildGauge()
-                        .Name("backup_operator_backup_last_success_timestamp_seconds")
-                        .Help("Completion time of the newest successful backup, by type.")
-                        .Register(*registry_)),
-      condition_(prometheus::BuildGauge()
-                     .Name("backup_operator_policy_condition")
-                     .Help("1 for each policy condition's current status.")
-                     .Register(*registry_)),
-      interval_(prometheus::BuildGauge()
-                    .Name("backup_operator_backup_interval_seconds")
-                    .Help("Seconds between the policy's scheduled backups (what BackupMissed compares against).")
-                    .Register(*registry_)),
-      last_verified_(prometheus::BuildGauge()
-                         .Name("backup_operator_backup_last_verified_timestamp_seconds")
-                         .Help("Completion time of the newest backup a verification restore proved good.")
-                         .Register(*registry_)),
-      databasus_exposed_(prometheus::BuildGauge()
-                             .Name("backup_operator_databasus_exposed")
-                             .Help("1 while a Service, Ingress, host port or host network reaches the policy's Databasus, or its NetworkPolicy was tampered with.")
-                             .Register(*registry_)),
-      drill_success_(prometheus::BuildGauge()
-                         .Name("backup_operator_drill_last_success_timestamp_seconds")
-                         .Help("Completion time of the newest successful restore drill.")
-                         .Register(*registry_)),
-      wal_last_archived_(prometheus::BuildGauge()
-                             .Name("backup_operator_wal_last_archived_timestamp_seconds")
-                             .Help("pg_stat_archiver.last_archived_time of the policy's database.")
-                             .Register(*registry_)),
-      wal_failed_count_(prometheus::BuildGauge()
-                            .Name("backup_operator_wal_archive_failures")
-                            .Help("pg_stat_archiver.failed_count of the policy's database (a counter PostgreSQL "
-                                  "resets with pg_stat_reset_shared('archiver'), hence a gauge; not *_count, which Prometheus "
-                                  "reserves for histograms and summaries).")
-                            .Register(*registry_)),
-      continuous_archiving_(prometheus::BuildGauge()
-                                .Name("backup_operator_continuous_archiving")
-                                .Help("1 while the policy's ContinuousArchiving condition is True, else 0.")
-                                .Register(*registry_)),
       restore_runs_(prometheus::BuildCounter()
                         .Name("backup_operator_restore_runs_total")
                         .Help("Finished RestoreRequests by purpose and result (success, failure, blocked).")
@@ -105,15 +185,12 @@ Metrics::Metrics()
                            .Name("backup_operator_restore_duration_seconds")
                            .Help("Time from a restore's start to its final outcome, validation included.")
                            .Register(*registry_)),
-      recovery_seconds_(prometheus::BuildGauge()
-                            .Name("backup_operator_restore_recovery_seconds")
-                            .Help("The newest measured recovery of a verification or drill: seconds from the scratch "
-                                  "server's start to accepting writes (a measured RTO, fetch excluded).")
-                            .Register(*registry_)),
       schedule_skew_(prometheus::BuildHistogram()
                          .Name("backup_operator_schedule_skew_seconds")
                          .Help("Time between when a backup is scheduled to run and when its Job is created, by action.")
-                         .Register(*registry_)) {
+                         .Register(*registry_)),
+      series_(std::make_shared<PolicySeries>(policy_families())),
+      exposition_(std::make_shared<Exposition>(registry_, series_)) {
   set_leader(false);
 }
 
@@ -148,16 +225,12 @@ void Metrics::track(const std::string& key, const void* series, std::function<vo
 }
 
 void Metrics::backup_missed(const std::string& ns, const std::string& policy, int n) {
-  auto& c = missed_.Add({{"namespace", ns}, {"policy", policy}});
-  c.Increment(n);
-  track(ns + "/" + policy, &c, [this, &c] { missed_.Remove(&c); });
+  series_->add(ns, policy, kMissed, {}, n);
 }
 
 void Metrics::backup_run(const std::string& ns, const std::string& policy, const std::string& action,
                          const std::string& result, double seconds) {
-  auto& c = runs_.Add({{"namespace", ns}, {"policy", policy}, {"action", action}, {"result", result}});
-  c.Increment();
-  track(ns + "/" + policy, &c, [this, &c] { runs_.Remove(&c); });
+  series_->add(ns, policy, kRuns, {action, result}, 1);
   if (seconds > 0) {
     static const prometheus::Histogram::BucketBoundaries kBuckets = {10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200};
     auto& h = run_seconds_.Add({{"namespace", ns}, {"policy", policy}, {"action", action}}, kBuckets);
@@ -168,61 +241,34 @@ void Metrics::backup_run(const std::string& ns, const std::string& policy, const
 
 void Metrics::backup_last_success(const std::string& ns, const std::string& policy, const std::string& type,
                                   double ts) {
-  auto& g = last_success_.Add({{"namespace", ns}, {"policy", policy}, {"type", type}});
-  g.Set(ts);
-  track(ns + "/" + policy, &g, [this, &g] { last_success_.Remove(&g); });
+  series_->set(ns, policy, kLastSuccess, {type}, ts);
 }
 
 void Metrics::backup_interval(const std::string& ns, const std::string& policy, double seconds) {
-  auto& g = interval_.Add({{"namespace", ns}, {"policy", policy}});
-  g.Set(seconds);
-  track(ns + "/" + policy, &g, [this, &g] { interval_.Remove(&g); });
+  series_->set(ns, policy, kInterval, {}, seconds);
 }
 
 void Metrics::backup_last_verified(const std::string& ns, const std::string& policy, double ts) {
-  auto& g = last_verified_.Add({{"namespace", ns}, {"policy", policy}});
-  g.Set(ts);
-  track(ns + "/" + policy, &g, [this, &g] { last_verified_.Remove(&g); });
+  series_->set(ns, policy, kLastVerified, {}, ts);
 }
 
 void Metrics::databasus_exposed(const std::string& ns, const std::string& policy, bool enabled, bool exposed) {
-  const prometheus::Labels labels{{"namespace", ns}, {"policy", policy}};
   if (!enabled) {
-    if (!databasus_exposed_.Has(labels)) return;
-    auto* g = &databasus_exposed_.Add(labels);
-    std::lock_guard lock(mu_);
-    if (auto it = removers_.find(ns + "/" + policy); it != removers_.end()) it->second.erase(g);
-    databasus_exposed_.Remove(g);
+    series_->remove(ns, policy, kDatabasusExposed, {});
     return;
   }
-  auto& g = databasus_exposed_.Add(labels);
-  g.Set(exposed ? 1 : 0);
-  track(ns + "/" + policy, &g, [this, &g] { databasus_exposed_.Remove(&g); });
+  series_->set(ns, policy, kDatabasusExposed, {}, exposed ? 1 : 0);
 }
 
 void Metrics::drill_last_success(const std::string& ns, const std::string& policy, double ts) {
-  auto& g = drill_success_.Add({{"namespace", ns}, {"policy", policy}});
-  g.Set(ts);
-  track(ns + "/" + policy, &g, [this, &g] { drill_success_.Remove(&g); });
+  series_->set(ns, policy, kDrillSuccess, {}, ts);
 }
 
 void Metrics::continuous_archiving(const std::string& ns, const std::string& policy, bool healthy,
                                    std::optional<double> last_archived_ts, std::optional<double> failed_count) {
-  const prometheus::Labels labels{{"namespace", ns}, {"policy", policy}};
-  const std::string key = ns + "/" + policy;
-  auto& c = continuous_archiving_.Add(labels);
-  c.Set(healthy ? 1 : 0);
-  track(key, &c, [this, &c] { continuous_archiving_.Remove(&c); });
-  if (last_archived_ts) {
-    auto& g = wal_last_archived_.Add(labels);
-    g.Set(*last_archived_ts);
-    track(key, &g, [this, &g] { wal_last_archived_.Remove(&g); });
-  }
-  if (failed_count) {
-    auto& g = wal_failed_count_.Add(labels);
-    g.Set(*failed_count);
-    track(key, &g, [this, &g] { wal_failed_count_.Remove(&g); });
-  }
+  series_->set(ns, policy, kContinuousArchiving, {}, healthy ? 1 : 0);
+  if (last_archived_ts) series_->set(ns, policy, kWalLastArchived, {}, *last_archived_ts);
+  if (failed_count) series_->set(ns, policy, kWalFailures, {}, *failed_count);
 }
 
 void Metrics::restore_run(const std::string& ns, const std::string& purpose, const std::string& result,
@@ -235,9 +281,7 @@ void Metrics::restore_run(const std::string& ns, const std::string& purpose, con
 
 void Metrics::restore_recovery(const std::string& ns, const std::string& policy, const std::string& purpose,
                                double seconds) {
-  auto& g = recovery_seconds_.Add({{"namespace", ns}, {"policy", policy}, {"purpose", purpose}});
-  g.Set(seconds);
-  track(ns + "/" + policy, &g, [this, &g] { recovery_seconds_.Remove(&g); });
+  series_->set(ns, policy, kRecoverySeconds, {purpose}, seconds);
 }
 
 void Metrics::schedule_skew(const std::string& action, double seconds) {
@@ -251,34 +295,15 @@ void Metrics::schedule_skew(const std::string& action, double seconds) {
 
 void Metrics::policy_condition(const std::string& ns, const std::string& policy, const std::string& type,
                                const std::string& status) {
-  // Only the current status has a series (value 1): kube-state-metrics' three
-  // series per condition cost ~19 KB per policy at 8 conditions in
-  // prometheus-cpp. `== 1` alerts and sum by status read the same.
-  const std::string key = ns + "/" + policy;
-  prometheus::Gauge* stale = nullptr;
-  {
-    std::lock_guard lock(mu_);
-    auto& current = condition_status_[key][type];
-    if (current.first == status && current.second) return;
-    stale = current.second;
-    if (stale) removers_[key].erase(stale);
-    current = {status, nullptr};
-  }
-  if (stale) condition_.Remove(stale);
-  auto& g = condition_.Add({{"namespace", ns}, {"policy", policy}, {"type", type}, {"status", status}});
-  g.Set(1);
-  {
-    std::lock_guard lock(mu_);
-    condition_status_[key][type].second = &g;
-  }
-  track(key, &g, [this, &g] { condition_.Remove(&g); });
+  // One series per type, labelled with the current status: a new status replaces it.
+  series_->set(ns, policy, kCondition, {type, status}, 1, /*identity=*/1);
 }
 
 void Metrics::forget_policy(const std::string& ns, const std::string& policy) {
+  series_->remove_policy(ns, policy);
   std::map<const void*, std::function<void()>> removers;
   {
     std::lock_guard lock(mu_);
-    condition_status_.erase(ns + "/" + policy);
     auto it = removers_.find(ns + "/" + policy);
     if (it == removers_.end()) return;
     removers = std::move(it->second);

@@ -17,13 +17,18 @@
 #include <string>
 
 #include "kube/controller.h"
+#include "metrics/policy_series.h"
 
 namespace bo::metrics {
 
 class Metrics final : public kube::ControllerObserver {
  public:
   Metrics();
-  [[nodiscard]] std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+  // Everything to expose: the registry's families and the per-policy ones
+  // (PolicySeries), in the order one prometheus-cpp registry gave them.
+  [[nodiscard]] std::shared_ptr<prometheus::Collectable> registry() const { return exposition_; }
+  // How many per-policy gauge and counter series are held (for tests).
+  [[nodiscard]] size_t policy_series() const { return series_->series(); }
 
   void kube_request(const std::string& verb, int code);
   void set_leader(bool leader);
@@ -78,27 +83,16 @@ class Metrics final : public kube::ControllerObserver {
   prometheus::Family<prometheus::Gauge>& cr_depth_;
   prometheus::Family<prometheus::Counter>& adds_;
   prometheus::Family<prometheus::Counter>& retries_;
-  prometheus::Family<prometheus::Counter>& missed_;
-  prometheus::Family<prometheus::Counter>& runs_;
   prometheus::Family<prometheus::Histogram>& run_seconds_;
-  prometheus::Family<prometheus::Gauge>& last_success_;
-  prometheus::Family<prometheus::Gauge>& condition_;
-  prometheus::Family<prometheus::Gauge>& interval_;
-  prometheus::Family<prometheus::Gauge>& last_verified_;
-  prometheus::Family<prometheus::Gauge>& databasus_exposed_;
-  prometheus::Family<prometheus::Gauge>& drill_success_;
-  prometheus::Family<prometheus::Gauge>& wal_last_archived_;
-  prometheus::Family<prometheus::Gauge>& wal_failed_count_;
-  prometheus::Family<prometheus::Gauge>& continuous_archiving_;
   prometheus::Family<prometheus::Counter>& restore_runs_;
   prometheus::Family<prometheus::Histogram>& restore_seconds_;
-  prometheus::Family<prometheus::Gauge>& recovery_seconds_;
   prometheus::Family<prometheus::Histogram>& schedule_skew_;
+  // The per-policy gauges and counters (all but the duration histogram).
+  std::shared_ptr<PolicySeries> series_;
+  std::shared_ptr<prometheus::Collectable> exposition_;
   std::mutex mu_;
-  // Every labelled series per policy, so a deleted policy leaves none behind.
+  // The per-policy histogram series, so a deleted policy leaves none behind.
   std::map<std::string, std::map<const void*, std::function<void()>>> removers_;
-  // policy key -> condition type -> (status, its series)
-  std::map<std::string, std::map<std::string, std::pair<std::string, prometheus::Gauge*>>> condition_status_;
   void track(const std::string& key, const void* series, std::function<void()> remove);
 };
 

@@ -59,12 +59,12 @@ Authorizer kube_authorizer(kube::Client& client, std::chrono::seconds ttl) {
 }
 
 struct SecureServer::Impl {
-  std::shared_ptr<prometheus::Registry> registry;
+  std::shared_ptr<prometheus::Collectable> registry;
   Authorizer authorize;
   HttpsListener listener;
 };
 
-SecureServer::SecureServer(std::shared_ptr<prometheus::Registry> registry, Authorizer authorize)
+SecureServer::SecureServer(std::shared_ptr<prometheus::Collectable> registry, Authorizer authorize)
     : impl_(std::make_unique<Impl>()) {
   impl_->registry = std::move(registry);
   impl_->authorize = std::move(authorize);

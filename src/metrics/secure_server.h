@@ -25,7 +25,7 @@ using Authorizer = std::function<int(const std::string& bearer_token)>;
 
 class SecureServer {
  public:
-  SecureServer(std::shared_ptr<prometheus::Registry> registry, Authorizer authorize);
+  SecureServer(std::shared_ptr<prometheus::Collectable> metrics, Authorizer authorize);
   ~SecureServer();
   SecureServer(const SecureServer&) = delete;
   SecureServer& operator=(const SecureServer&) = delete;

@@ -47,8 +47,15 @@ BackupPolicyController::BackupPolicyController(kube::Client& client, Caches& cac
   auto owner_handler = [this](const kube::ObjPtr& o) { enqueue_owner(o); };
   caches_.jobs.add_handlers({owner_handler, [owner_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { owner_handler(n); },
                       owner_handler});
-  caches_.pods.add_handlers({owner_handler, [owner_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { owner_handler(n); },
-                      owner_handler});
+  // A policy reads a pod only once its Job has finished (the termination
+  // message, view_job): a pod starting or running changes nothing it
+  // decides, and at a slot every due Job's pod is scheduled and started
+  // while other due policies wait in the queue.
+  auto pod_handler = [this](const kube::ObjPtr& p) {
+    if (pod_has_ended(*p)) enqueue_owner(p);
+  };
+  caches_.pods.add_handlers({pod_handler, [pod_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { pod_handler(n); },
+                             owner_handler});
   auto restore_handler = [this](const kube::ObjPtr& rr) {
     const json spec = (*rr).value("spec", json::object());
     if (!spec.is_object()) return;
@@ -100,8 +107,8 @@ void BackupPolicyController::enqueue_owner(const kube::ObjPtr& obj) {
 void BackupPolicyController::enqueue_secret_users(const kube::ObjPtr& secret) {
   const std::string ns = (*secret)["metadata"].value("namespace", "");
   const std::string name = (*secret)["metadata"].value("name", "");
-  for (const auto& p : caches_.policies.by_index(kIndexSecretRef, ns + "/" + name))
-    enqueue_policy(ns, (*p)["metadata"].value("name", ""));
+  for (const auto& key : caches_.policies.keys_by_index(kIndexSecretRef, ns + "/" + name))
+    enqueue_policy(ns, kube::split_key(key).second);
 }
 
 void BackupPolicyController::start() { controller_.start_when([this] { return caches_.synced(); }); }
@@ -178,6 +185,9 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
   PlanInputs in;
   in.policy = *policy;
   in.now = clock_.now();
+  // A requeue is for an instant (a slot), counted from in.now: the time this
+  // reconcile spends writing comes off it, or every slot would start that late.
+  const auto started = std::chrono::steady_clock::now();
   in.default_image = opts_.default_image;
   in.operator_namespace = opts_.operator_namespace;
   in.sync_catalog = opts_.catalog_sync;
@@ -226,8 +236,11 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
   auto secrets = caches_.secret_data(ns, spec);
   if (!secrets) return kube::ReconcileResult::failed("read the policy's Secrets: " + secrets.error().str());
   in.secrets = std::move(*secrets);
+  // The spec, parsed once for this reconcile: the plan, Databasus and the metrics below read it.
+  in.spec = api::parse_backup_policy_spec(spec);
+  const auto& sp = *in.spec;
   // WAL archiving: the newest background probe (the password goes to the prober only until its probe ends).
-  if (auto sp = api::parse_backup_policy_spec(spec)) {
+  if (sp) {
     if (auto conn = archive_connection(*sp, in.secrets); conn.params)
       in.archiving = prober_->observe(key, std::move(*conn.params));
     else
@@ -242,7 +255,7 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
   std::string databasus_error;  // why Databasus' objects could not be applied, if they could not
 
   // Databasus: its objects as declared, and the exposure audit.
-  if (auto sp = api::parse_backup_policy_spec(spec)) {
+  if (sp) {
     DatabasusInputs di;
     di.policy = *policy;
     di.spec = *sp;
@@ -304,6 +317,13 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
     auto r = client_.create(kube::resources::kJobs, ns, job);
     if (!r && !r.error().already_exists())
       return kube::ReconcileResult::failed("create Job " + job["metadata"].value("name", "") + ": " + r.error().str());
+    // Another replica's (or an earlier life's) Job that the cache has not
+    // shown yet: look again once it has, and record nothing of its slot
+    // before then (a status naming a slot whose Job was never seen would
+    // count it run).
+    if (!r && !caches_.jobs.get(ns, job["metadata"].value("name", "")))
+      return kube::ReconcileResult::conflict("create Job " + job["metadata"].value("name", "") +
+                                             ": it exists, but not yet in the cache");
     if (r) {
       log::info("job created", {{"policy", key}, {"job", job["metadata"]["name"]}});
       observe_schedule_skew(job);
@@ -354,13 +374,26 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
     metrics_.continuous_archiving(ns, name, ca->value("status", "") == "True", last_archived, failed);
   }
   // The delta schedule's interval, for the BackupMissed alert.
-  if (auto sp = api::parse_backup_policy_spec(spec)) {
+  if (sp) {
     auto cron = schedule::Cron::parse(sp->schedule.backup);
     auto tz = schedule::find_zone(sp->schedule.time_zone);
     if (cron && tz)
       if (auto a = cron->next(in.now, *tz))
         if (auto b = cron->next(*a, *tz)) metrics_.backup_interval(ns, name, std::chrono::duration<double>(*b - *a).count());
   }
+
+  // A new (or changed) data volume's first check is a GET or three, and its
+  // answer wakes this key: a status written before it would say "pending"
+  // and be rewritten moments later. Held a while, a new policy costs one
+  // status write instead of two; a check slower than the hold gets its
+  // pending status written. Nothing is held when this reconcile acted.
+  // (The check may have ended since observe() above: its wake brings the answer.)
+  if (sp && !in.data_volume && plan.create.empty() && plan.remove.empty() && plan.create_restores.empty() &&
+      plan.remove_restores.empty())
+    if (auto since = volumes_->asked_at(key)) {
+      const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - *since);
+      if (waited < opts_.first_status_hold) return kube::ReconcileResult::after(opts_.first_status_hold - waited);
+    }
 
   // Quiet when nothing changes: no write.
   if (plan.status != (*policy).value("status", json())) {
@@ -391,7 +424,9 @@ kube::ReconcileResult BackupPolicyController::reconcile(const std::string& key) 
   if (wait_for_pods) return kube::ReconcileResult::after(std::chrono::milliseconds(500));
   if (plan.requeue_after) {
     const auto real = std::chrono::milliseconds(static_cast<long long>(plan.requeue_after->count() / clock_.rate()));
-    return kube::ReconcileResult::after(std::max(real, std::chrono::milliseconds(50)));
+    const auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    return kube::ReconcileResult::after(std::max(std::max(real, std::chrono::milliseconds(50)) - spent,
+                                                 std::chrono::milliseconds(1)));
   }
   return kube::ReconcileResult::done();
 }

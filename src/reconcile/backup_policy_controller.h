@@ -35,6 +35,10 @@ struct BackupPolicyControllerOptions {
   // and at most how many checks start a second across all policies.
   std::chrono::milliseconds data_volume_interval{std::chrono::seconds(60)};
   double data_volume_checks_per_second = 5;
+  // How long a status that would only say the data volume's first check is
+  // pending is held back, waiting for that check's answer (which wakes the
+  // policy): a new policy's first status is then its judged one.
+  std::chrono::milliseconds first_status_hold{std::chrono::seconds(10)};
   // The operator's own namespace: never a verification or drill target.
   std::string operator_namespace{};
   // How soon Databasus' objects are applied again after they were refused

@@ -87,6 +87,7 @@ class NamespacedInformers {
   [[nodiscard]] kube::ObjPtr get(const std::string& ns, const std::string& name) const;
   [[nodiscard]] std::vector<kube::ObjPtr> list(const std::string& ns = "") const;
   [[nodiscard]] std::vector<kube::ObjPtr> by_index(const std::string& index, const std::string& value) const;
+  [[nodiscard]] std::vector<std::string> keys_by_index(const std::string& index, const std::string& value) const;
   [[nodiscard]] size_t size() const;
   [[nodiscard]] const std::vector<std::unique_ptr<kube::Informer>>& informers() const { return informers_; }
 
@@ -94,6 +95,11 @@ class NamespacedInformers {
   std::vector<std::string> namespaces_;  // parallel to informers_; {""}: all
   std::vector<std::unique_ptr<kube::Informer>> informers_;
 };
+
+// Whether a pod shows anything view_job reads: a final phase, a terminated
+// container, or an init container that failed. A pod being scheduled,
+// pulled or started shows none of it.
+[[nodiscard]] bool pod_has_ended(const nlohmann::json& pod);
 
 [[nodiscard]] JobView view_job(const nlohmann::json& job, const NamespacedInformers& pods, const std::string& container,
                                PodGrace& grace);

@@ -103,10 +103,19 @@ std::optional<DataVolumeCheck> DataVolumeResolver::observe(const std::string& ke
   if (inserted || e.request != req) {
     e.request = req;
     e.latest.reset();  // an outcome of another request says nothing about this one
+    e.asked = std::chrono::steady_clock::now();
     e.generation = ++generations_;
-    (void)worker_.enqueue(key);  // unless queued already (it then checks the new request) or stopped
+    // The policy waits on this outcome (no backup Job before it): ahead of the paced re-checks.
+    (void)worker_.enqueue(key, BackgroundWorker::Lane::kFirst);  // unless queued already (it then checks the new request) or stopped
   }
   return e.latest;
+}
+
+std::optional<std::chrono::steady_clock::time_point> DataVolumeResolver::asked_at(const std::string& key) const {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return std::nullopt;
+  return it->second.asked;
 }
 
 void DataVolumeResolver::forget(const std::string& key) {

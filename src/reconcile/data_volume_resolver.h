@@ -39,6 +39,10 @@ class DataVolumeResolver {
   // The newest outcome of `req` for `key`; a new or changed request is
   // queued at once and has none until its check ends.
   [[nodiscard]] std::optional<DataVolumeCheck> observe(const std::string& key, const DataVolumeRequest& req);
+  // When `key`'s current request was first observed (its check queued then);
+  // none for a key not observed. Read beside an observe() that returned none:
+  // the check may end between the two calls, and its wake() follows.
+  [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> asked_at(const std::string& key) const;
   // Drops the policy (deleted, or no data volume to check).
   void forget(const std::string& key);
   void stop();
@@ -50,6 +54,7 @@ class DataVolumeResolver {
   struct Entry {
     DataVolumeRequest request;
     std::optional<DataVolumeCheck> latest;
+    std::chrono::steady_clock::time_point asked;  // when `request` was first seen
     uint64_t generation = 0;  // a changed request or forget() drops a running check's result
   };
   // On the worker: the queued check of `key`; and its re-check came due.

@@ -127,15 +127,10 @@ bool Cron::day_matches(unsigned dom, unsigned month, unsigned dow) const {
   return dom_[dom] && dow_[dow];
 }
 
-std::optional<SysTime> Cron::next(SysTime after, const date::time_zone* tz) const {
+template <class LocalMinutes>
+std::optional<LocalMinutes> Cron::next_match(LocalMinutes local, LocalMinutes limit) const {
   using namespace std::chrono;
   using date::local_days;
-  // Start two hours early in local time: a repeated (autumn) hour's second
-  // occurrence lies "behind" the current wall-clock time. Candidates at or
-  // before `after` are skipped below.
-  const auto local_after = tz->to_local(floor<minutes>(after));
-  auto local = local_after - hours(2);
-  const auto limit = local_after + days(366 * 5);
   while (local < limit) {
     const auto day = floor<date::days>(local);
     const date::year_month_day ymd(day);
@@ -161,6 +156,43 @@ std::optional<SysTime> Cron::next(SysTime after, const date::time_zone* tz) cons
       local += minutes(1);
       continue;
     }
+    return local;
+  }
+  return std::nullopt;
+}
+
+std::optional<SysTime> Cron::next(SysTime after, const date::time_zone* tz) const {
+  using namespace std::chrono;
+  // Where the zone's offset is constant from two days before `after` to two
+  // days past the answer, every local minute is a unique instant: no gap, no
+  // repeated hour, so the first matching minute past `after` is the answer.
+  // (Offsets differ by at most a day between periods, so two days of margin
+  // keep a neighbouring period's local times out of reach.)
+  const auto at = floor<seconds>(after);
+  const date::sys_info period = tz->get_info(at);
+  if (at - period.begin < days(2)) return next_by_walk(after, tz);  // period bounds stay sys_seconds (see below)
+  const auto safe_end = period.end - days(2);
+  auto local = date::local_seconds((floor<minutes>(after) + period.offset).time_since_epoch());  // as the walk's
+  const auto limit = local + days(366 * 5);
+  while (auto m = next_match(local, limit)) {
+    const SysTime t(duration_cast<system_clock::duration>(m->time_since_epoch() - period.offset));
+    if (floor<seconds>(t) >= safe_end) return next_by_walk(after, tz);  // in seconds: a zone's last period ends in year 32767, past what nanoseconds hold
+    if (t > after) return t;
+    local = *m + minutes(1);
+  }
+  return std::nullopt;
+}
+
+std::optional<SysTime> Cron::next_by_walk(SysTime after, const date::time_zone* tz) const {
+  using namespace std::chrono;
+  // Start two hours early in local time: a repeated (autumn) hour's second
+  // occurrence lies "behind" the current wall-clock time. Candidates at or
+  // before `after` are skipped below.
+  const auto local_after = tz->to_local(floor<minutes>(after));
+  auto local = local_after - hours(2);
+  const auto limit = local_after + days(366 * 5);
+  while (auto m = next_match(local, limit)) {
+    local = *m;
     const date::local_info info = tz->get_info(date::local_seconds(floor<seconds>(local)));
     const auto wall = date::local_seconds(floor<seconds>(local)).time_since_epoch();
     switch (info.result) {

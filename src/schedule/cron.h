@@ -30,10 +30,19 @@ class Cron {
   // The first scheduled instant strictly after `after`, or nullopt if the
   // schedule never fires within five years (e.g. "0 0 30 2 *").
   [[nodiscard]] std::optional<SysTime> next(SysTime after, const date::time_zone* tz) const;
+  // The same answer by the general walk alone: every matching minute from two
+  // local hours before `after`, each resolved through the zone. next() takes
+  // it only near an offset change; elsewhere the offset is known and a
+  // matching minute is the answer as soon as it is after `after`. Kept for
+  // the test that holds next() to it.
+  [[nodiscard]] std::optional<SysTime> next_by_walk(SysTime after, const date::time_zone* tz) const;
   [[nodiscard]] const std::string& expression() const { return expr_; }
 
  private:
   [[nodiscard]] bool day_matches(unsigned dom, unsigned month, unsigned dow) const;
+  // The first local minute at or after `local` that the fields match, before `limit`.
+  template <class LocalMinutes>
+  [[nodiscard]] std::optional<LocalMinutes> next_match(LocalMinutes local, LocalMinutes limit) const;
 
   std::string expr_;
   std::bitset<60> minute_;

@@ -57,9 +57,10 @@ class DataVolumeIT : public testing_support::InProcessOperatorIT<DataVolumeIT> {
                                    {"encryption", {{"secretRef", {{"name", "walg-encryption"}}}}}}},
                       {"verification", {{"targetNamespace", ns_ + "-verify"}}}}}};
   }
-  void start_controller() {
+  void start_controller(std::chrono::milliseconds first_status_hold = std::chrono::seconds(10)) {
     caches_ = std::make_unique<bo::reconcile::Caches>(*op_client_, "");
     bo::reconcile::BackupPolicyControllerOptions opts;
+    opts.first_status_hold = first_status_hold;
     opts.watch_namespace = ns_;
     // Re-checked often here, so a claim created later is seen within the test's deadline.
     opts.data_volume_interval = std::chrono::milliseconds(100);
@@ -77,6 +78,20 @@ class DataVolumeIT : public testing_support::InProcessOperatorIT<DataVolumeIT> {
   json backup_jobs() {
     auto l = client_->list(resources::kJobs, ns_, {"backup.si.dev/action in (backup,full-backup)", "", 0, "", ""});
     return l ? (*l)["items"] : json::array();
+  }
+  // The DataVolumeResolved reason of the first status written to policy "db"
+  // after `rv`, read from a watch so that no write goes unseen.
+  std::string first_status_reason(const std::string& rv) {
+    std::string reason;
+    auto r = client_->watch(kBackupPolicies, ns_, {"", "metadata.name=db", rv, 20, false}, [&](const WatchEvent& ev) {
+      const json st = ev.object.value("status", json::object());
+      if (st.empty()) return true;
+      reason = "(no DataVolumeResolved condition)";
+      for (const auto& c : st.value("conditions", json::array()))
+        if (c.value("type", "") == "DataVolumeResolved") reason = c.value("reason", "");
+      return false;
+    });
+    return r ? reason : "watch failed: " + r.error().str();
   }
   static const json* find_named(const json& list, const std::string& name) {
     for (const auto& x : list)
@@ -126,6 +141,30 @@ TEST_F(DataVolumeIT, AMissingClaimStopsBackupsUntilItExists) {
   const json* volume = find_named(job["spec"]["template"]["spec"]["volumes"], "pgdata");
   ASSERT_TRUE(volume) << job.dump();
   EXPECT_EQ((*volume)["persistentVolumeClaim"]["claimName"], "pgdata");
+}
+
+// A new policy's first status is its judged one: the data volume's first
+// check answers within the hold and wakes the policy, so no "pending" status
+// is written (and rewritten) before it. A check slower than the hold (here: no
+// hold) gets the pending status written first.
+TEST_F(DataVolumeIT, ANewPolicysFirstStatusWaitsForItsDataVolumeCheck) {
+  ASSERT_TRUE(client_->create(resources::kPersistentVolumeClaims, ns_, claim("pgdata")));
+  auto created = client_->create(kBackupPolicies, ns_,
+                                 policy({{"dataVolume", {{"claimName", "pgdata"}}}, {"runAsUser", 101}, {"runAsGroup", 102}}));
+  ASSERT_TRUE(created);
+  start_controller();
+  EXPECT_EQ(first_status_reason((*created)["metadata"]["resourceVersion"]), "Resolved");
+}
+
+TEST_F(DataVolumeIT, WithoutAHoldTheFirstStatusSaysTheCheckIsPending) {
+  ASSERT_TRUE(client_->create(resources::kPersistentVolumeClaims, ns_, claim("pgdata")));
+  auto created = client_->create(kBackupPolicies, ns_,
+                                 policy({{"dataVolume", {{"claimName", "pgdata"}}}, {"runAsUser", 101}, {"runAsGroup", 102}}));
+  ASSERT_TRUE(created);
+  start_controller(std::chrono::milliseconds(0));
+  EXPECT_EQ(first_status_reason((*created)["metadata"]["resourceVersion"]), "DataVolumePending");
+  EXPECT_TRUE(eventually([&] { return condition_is("DataVolumeResolved", "True", "Resolved"); }))
+      << condition("DataVolumeResolved");
 }
 
 TEST_F(DataVolumeIT, AReadWriteOncePodClaimIsRefusedBeforeAnyJob) {

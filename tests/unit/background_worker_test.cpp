@@ -130,6 +130,28 @@ TEST(BackgroundWorker, PacesKeysAfterTheBurst) {
     EXPECT_GE(r.times[k] - begin, static_cast<int>(k - 9) * 100ms - 1ms) << "key " << k << " started too soon";
 }
 
+// A key's first look is what a policy waits on (its data volume before its
+// first backup): it goes ahead of the paced queue and takes no token, so ten
+// thousand new policies are not checked five a second. Repeats keep the pace.
+TEST(BackgroundWorker, FirstLooksSkipThePaceAndGoAheadOfRepeats) {
+  Recorder r;
+  // One key per thousand seconds: after the burst's one token, a paced key waits.
+  BackgroundWorker w([&](const std::string& k) { r.work(k); }, [&](const std::string& k) { r.due(k); }, 0.001);
+  ASSERT_TRUE(w.enqueue("block"));  // the only token; holds the worker until released
+  ASSERT_TRUE(r.wait_started(1));
+  ASSERT_TRUE(w.enqueue("repeat"));
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(w.enqueue("first" + std::to_string(i), BackgroundWorker::Lane::kFirst));
+  // A paced key asked for again as a first look moves ahead.
+  ASSERT_TRUE(w.enqueue("late"));
+  EXPECT_FALSE(w.enqueue("late", BackgroundWorker::Lane::kFirst)) << "queued already: moved, not added";
+  r.release();
+  ASSERT_TRUE(r.wait_keys(7));
+  EXPECT_EQ(r.worked(), (std::vector<std::string>{"block", "first0", "first1", "first2", "first3", "first4", "late"}));
+  // "repeat" waits for a token (a thousand seconds away); a stop does not wait for it.
+  w.stop();
+  EXPECT_EQ(r.worked().size(), 7u);
+}
+
 TEST(BackgroundWorker, StopsPromptlyWhileIdle) {
   Recorder r;
   BackgroundWorker w([&](const std::string& k) { r.work(k); }, [&](const std::string& k) { r.due(k); });

@@ -597,6 +597,22 @@ TEST(DeltaMaxSteps, CountsDeltaSlotsBetweenTwoFulls) {
   EXPECT_EQ(delta_max_steps(c("0 2 * * *"), c("0 2 * * *"), utc, from), 0);
 }
 
+// The count is remembered per schedule pair, zone and full cycle: the same
+// expressions in another zone, or from another cycle, are counted afresh.
+TEST(DeltaMaxSteps, RemembersEachZoneAndCycleApart) {
+  const auto* utc = date::locate_zone("UTC");
+  // The Azores keep UTC+0 in summer, so their first full (02:00) is the same
+  // instant as UTC's; their 2026-10-25 has 25 hours: 24 hourly deltas between two fulls.
+  const auto* azores = date::locate_zone("Atlantic/Azores");
+  auto c = [](const char* e) { return *bo::schedule::Cron::parse(e); };
+  const auto before_fall_back = at("2026-10-20T10:00:00Z");
+  EXPECT_EQ(delta_max_steps(c("0 * * * *"), c("0 2 * * *"), utc, before_fall_back), 23);
+  EXPECT_EQ(delta_max_steps(c("0 * * * *"), c("0 2 * * *"), azores, before_fall_back), 24);
+  EXPECT_EQ(delta_max_steps(c("0 * * * *"), c("0 2 * * *"), utc, before_fall_back), 23);
+  // Eight cycles later the 25-hour day is behind: 23 again.
+  EXPECT_EQ(delta_max_steps(c("0 * * * *"), c("0 2 * * *"), azores, at("2026-11-02T10:00:00Z")), 23);
+}
+
 }  // namespace
 
 namespace {

@@ -198,6 +198,39 @@ TEST(Informer, ResyncRedeliversUnchangedObjects) {
   EXPECT_GE(updates.load(), 1);
 }
 
+// keys_by_index answers who is under an index value from the index alone:
+// the same keys as by_index, for compact (MessagePack) caches too, where
+// by_index decodes every object it returns.
+TEST(Informer, KeysByIndexNameWhatByIndexReturnsWithoutDecoding) {
+  for (const bool compact : {false, true}) {
+    auto t = std::make_unique<FakeTransport>();
+    t->script = [](const HttpRequest& req) {
+      if (req.path.find("watch=true") != std::string::npos) {
+        std::this_thread::sleep_for(20ms);
+        return FakeTransport::Answer{};
+      }
+      return FakeTransport::Answer{200, R"({"metadata":{"resourceVersion":"3"},"items":[
+        {"metadata":{"name":"a","namespace":"n","resourceVersion":"1","labels":{"s":"shared"}}},
+        {"metadata":{"name":"b","namespace":"n","resourceVersion":"2","labels":{"s":"shared"}}},
+        {"metadata":{"name":"c","namespace":"m","resourceVersion":"3","labels":{"s":"own"}}}]})", {}, {}, false};
+    };
+    Client client(std::move(t), 0, 1);
+    InformerOptions opts;
+    opts.compact = compact;
+    Informer inf(client, resources::kSecrets, "", opts);
+    inf.add_index("s", index_by_label("s"));
+    std::jthread run([&](std::stop_token st) { inf.run(st); });
+    ASSERT_TRUE(inf.wait_synced(5s));
+    EXPECT_EQ(inf.keys_by_index("s", "shared"), (std::vector<std::string>{"n/a", "n/b"})) << "compact " << compact;
+    EXPECT_EQ(inf.keys_by_index("s", "own"), (std::vector<std::string>{"m/c"}));
+    EXPECT_TRUE(inf.keys_by_index("s", "none").empty());
+    EXPECT_TRUE(inf.keys_by_index("no-such-index", "shared").empty());
+    std::vector<std::string> from_objects;
+    for (const auto& o : inf.by_index("s", "shared")) from_objects.push_back(Informer::key_of(*o));
+    EXPECT_EQ(from_objects, inf.keys_by_index("s", "shared"));
+  }
+}
+
 TEST(ControllerRunner, ErrorsAndExceptionsRequeueSuccessForgets) {
   std::atomic<int> calls{0};
   std::atomic<bool> done{false};

@@ -2,6 +2,9 @@
 
 #include <date/tz.h>
 
+#include <cstdio>
+#include <random>
+
 #include "common/timefmt.h"
 #include "schedule/cron.h"
 
@@ -105,3 +108,48 @@ TEST(TimeZone, UnknownNameIsAnError) {
 }
 
 }  // namespace
+
+// next() skips the zone lookups where the offset is constant; the walk that
+// resolves every candidate through the zone is the reference. Random
+// schedules, zones with and without daylight saving (half-hour shifts, a
+// skipped day) and instants around their transitions must agree.
+TEST(CronNext, TheShortcutAgreesWithTheWalkEverywhere) {
+  const unsigned seed = std::random_device{}();
+  std::mt19937 rng(seed);
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::printf("CronNext.TheShortcutAgreesWithTheWalkEverywhere seed %u\n", seed);
+  const std::vector<const char*> minutes = {"*", "0", "30", "*/15", "5,35", "59"};
+  const std::vector<const char*> hours = {"*", "0", "1", "2", "3", "*/6", "1-3", "23"};
+  const std::vector<const char*> doms = {"*", "*", "1", "15", "29", "31", "1-7"};
+  const std::vector<const char*> months = {"*", "*", "*", "3", "10", "2", "11"};
+  const std::vector<const char*> dows = {"*", "*", "*", "0", "1-5", "6"};
+  const std::vector<const char*> zones = {"UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe",
+                                          "Pacific/Apia", "America/Sao_Paulo", "Asia/Kolkata"};
+  auto pick = [&](const auto& v) { return v[std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng)]; };
+  // 2010..2031: Apia skipped 2011-12-30; Sao Paulo ended daylight saving in 2019.
+  std::uniform_int_distribution<long long> when(1262304000LL, 1924992000LL);
+  int compared = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const std::string expr = std::string(pick(minutes)) + " " + pick(hours) + " " + pick(doms) + " " + pick(months) + " " + pick(dows);
+    const auto cron = Cron::parse(expr);
+    ASSERT_TRUE(cron) << expr;
+    const auto* zone = *bo::schedule::find_zone(pick(zones));
+    // Half the instants within a day of one of the zone's transitions.
+    bo::SysTime t{std::chrono::seconds(when(rng))};
+    if (i % 2) {
+      // (sys_seconds: a zone's last period ends in year 32767, past what SysTime's nanoseconds hold.)
+      const auto info = zone->get_info(std::chrono::floor<std::chrono::seconds>(t));
+      if (info.end < date::sys_seconds(std::chrono::seconds(4102444800LL)))
+        t = info.end - std::chrono::minutes(std::uniform_int_distribution<int>(-1440, 1440)(rng)) +
+            std::chrono::seconds(std::uniform_int_distribution<int>(0, 59)(rng));
+    }
+    for (int step = 0; step < 4; ++step) {
+      const auto fast = cron->next(t, zone), walk = cron->next_by_walk(t, zone);
+      ASSERT_EQ(str(fast), str(walk)) << expr << " in " << zone->name() << " after " << bo::format_rfc3339(t);
+      ++compared;
+      if (!walk) break;
+      t = *walk;
+    }
+  }
+  EXPECT_GT(compared, 3000);
+}
