@@ -139,6 +139,11 @@ size_t WorkQueue::depth() const {
   return queue_.size();
 }
 
+bool WorkQueue::has_ready() const {
+  std::lock_guard lock(mu_);
+  return !queue_.empty() || (!delayed_.empty() && delayed_.begin()->first <= Clock::now());
+}
+
 size_t WorkQueue::blocked_getters() const {
   std::lock_guard lock(mu_);
   return blocked_getters_;

@@ -51,6 +51,9 @@ class WorkQueue {
   [[nodiscard]] bool shutting_down() const;
   [[nodiscard]] size_t depth() const;
   [[nodiscard]] size_t waiting() const;
+  // Whether another key is ready for a worker now: queued, or delayed and
+  // due (promoted only when a worker asks, so depth() does not count it).
+  [[nodiscard]] bool has_ready() const;
   // Threads blocked in get() right now (for tests that must wait for a worker to block).
   [[nodiscard]] size_t blocked_getters() const;
   void set_observer(Observer obs) { observer_ = std::move(obs); }

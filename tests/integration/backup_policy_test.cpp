@@ -4,7 +4,11 @@
 
 #include <date/tz.h>
 
+#include <algorithm>
 #include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
 #include <sstream>
 
 #include "common/clock.h"
@@ -74,11 +78,11 @@ class BackupPolicyIT : public testing_support::InProcessOperatorIT<BackupPolicyI
     return {{"apiVersion", "backup.si.dev/v1alpha1"}, {"kind", "BackupPolicy"},
             {"metadata", {{"name", "db"}}}, {"spec", spec}};
   }
-  void start_controller(bool with_restores = false) {
+  void start_controller(bool with_restores = false, int workers = 2) {
     caches_ = std::make_unique<bo::reconcile::Caches>(*op_client_, "");
     controller_ = std::make_unique<bo::reconcile::BackupPolicyController>(
         *op_client_, *caches_, *clock_, *recorder_, metrics_, [&] {
-          bo::reconcile::BackupPolicyControllerOptions o{ns_, 2, ""};
+          bo::reconcile::BackupPolicyControllerOptions o{ns_, workers, ""};
           o.operator_namespace = "backup-operator-system";
           o.addon_retry = std::chrono::milliseconds(500);
           return o;
@@ -383,6 +387,73 @@ TEST_F(BackupPolicyIT, ARestartedOperatorNeverDuplicatesTheSlotsJob) {
   start_controller();
   for (int i = 0; i < 3; ++i) controller_->reconcile(ns_ + "/db");
   EXPECT_EQ(job_count(), 1u);
+}
+
+// Act first, record after (issue 19): with several policies due at once,
+// a status write waits behind the keys still queued, so every due Job is
+// created before any of those slots is recorded (one worker makes the order
+// exact). Each slot still runs exactly one Job and is recorded.
+TEST_F(BackupPolicyIT, DuePoliciesJobsAreAllCreatedBeforeAnyOfTheirSlotsIsRecorded) {
+  create_secrets();
+  constexpr int kPolicies = 6;
+  auto name_of = [](int i) { return "db-" + std::to_string(i); };
+  for (int i = 0; i < kPolicies; ++i) {
+    json p = policy();
+    p["metadata"]["name"] = name_of(i);
+    ASSERT_TRUE(client_->create(kBackupPolicies, ns_, p));
+  }
+  auto status_of = [&](int i) {
+    auto p = client_->get(kBackupPolicies, ns_, name_of(i));
+    return p ? p->value("status", json::object()) : json::object();
+  };
+  auto settled = [&](const std::string& slot) {
+    for (int i = 0; i < kPolicies; ++i) {
+      const json st = status_of(i);
+      if (st.value("lastScheduleTime", "") != slot || !st.value("activeJobs", json::array()).empty()) return false;
+      const json conditions = st.value("conditions", json::array());
+      const json* c = bo::reconcile::find_condition(conditions, "BackupHealthy");
+      if (!c || c->value("status", "") != "True") return false;
+    }
+    return true;
+  };
+  const std::string first_slot = bo::format_rfc3339(std::chrono::floor<std::chrono::hours>(clock_->now()));
+  start_controller();
+  ASSERT_TRUE(eventually([&] { return settled(first_slot); }, std::chrono::seconds(60))) << status_of(0).dump();
+  controller_->stop();
+
+  // The next hour's slot, all six due when the operator starts again.
+  clock_->advance(std::chrono::hours(1));
+  const std::string slot = bo::format_rfc3339(std::chrono::floor<std::chrono::hours>(clock_->now()));
+  std::mutex mu;
+  std::vector<std::string> order;  // "create" (a Job) or "status" (a BackupPolicy's), as sent
+  op_transport_->set_hook([&](const HttpRequest& r) -> std::optional<HttpResponse> {
+    const std::string path = r.path.substr(0, r.path.find('?'));
+    std::lock_guard lock(mu);
+    if (r.method == "POST" && path.ends_with("/namespaces/" + ns_ + "/jobs"))
+      order.push_back("create " + json::parse(r.body, nullptr, false).value("/metadata/name"_json_pointer, std::string()));
+    if (r.method == "PUT" && path.find("/backuppolicies/") != std::string::npos && path.ends_with("/status"))
+      order.push_back("status");
+    return std::nullopt;
+  });
+  start_controller(false, /*workers=*/1);
+  ASSERT_TRUE(eventually([&] { return settled(slot); }, std::chrono::seconds(60))) << status_of(0).dump();
+  {
+    std::lock_guard lock(mu);
+    // (A Job may be sent twice: just after a start, its create can outrun the
+    // Job watch, so the next pass is answered 409 and waits for the cache.)
+    const auto first_status = std::find(order.begin(), order.end(), "status");
+    EXPECT_EQ(std::set<std::string>(order.begin(), first_status).size(), static_cast<size_t>(kPolicies))
+        << "Jobs created before the first status write: " << json(order).dump();
+  }
+  // One Job per policy for the slot, however many passes it took.
+  auto jobs = client_->list(resources::kJobs, ns_, {"", "", 0, "", ""});
+  ASSERT_TRUE(jobs);
+  std::map<std::string, int> per_policy;
+  for (const auto& j : (*jobs)["items"])
+    if (j["metadata"].value("annotations", json::object()).value("backup.si.dev/scheduled-at", "") == slot)
+      ++per_policy[j["metadata"]["labels"].value("backup.si.dev/policy", "")];
+  ASSERT_EQ(per_policy.size(), static_cast<size_t>(kPolicies)) << json(per_policy).dump();
+  for (const auto& [policy, n] : per_policy) EXPECT_EQ(n, 1) << policy;
 }
 
 TEST_F(BackupPolicyIT, MissingSecretBlocksUntilItIsCreated) {

@@ -129,3 +129,26 @@ TEST(WorkQueue, RescheduledDelayedKeyWhileAWorkerWaitsIsSafe) {
 }
 
 }  // namespace
+
+// has_ready: a key a worker could take now, queued or delayed and due (a due
+// delayed key is promoted only when a worker asks, so depth() misses it);
+// not a key due later, nor one only being worked on.
+TEST(WorkQueue, HasReadyCountsQueuedAndDueDelayedKeysOnly) {
+  bo::kube::WorkQueue q;
+  q.add_after("later", std::chrono::hours(1));
+  EXPECT_FALSE(q.has_ready());
+  q.add("now");
+  EXPECT_TRUE(q.has_ready());
+  ASSERT_EQ(q.get(), "now");
+  EXPECT_FALSE(q.has_ready()) << "the key being worked on is not waiting";
+  q.done("now");
+  q.add_after("soon", std::chrono::milliseconds(20));
+  EXPECT_EQ(q.depth(), 0u);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!q.has_ready() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  EXPECT_TRUE(q.has_ready());
+  EXPECT_EQ(q.depth(), 0u) << "due, but not yet promoted";
+  ASSERT_EQ(q.get(), "soon");
+  q.done("soon");
+  EXPECT_FALSE(q.has_ready());
+}
