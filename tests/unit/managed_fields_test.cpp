@@ -139,7 +139,7 @@ TEST(ManagedFields, CustomResourceSchemasDecideListAndMapTypes) {
     "tags":{"type":"array","x-kubernetes-list-type":"set","items":{"type":"string"}},
     "args":{"type":"array","items":{"type":"string"}},
     "extra":{"type":"object","additionalProperties":{"type":"string"}}}}}})");
-  const auto t = f::type_info(schema, "Widget");
+  const auto t = f::type_info(&schema, "Widget");
   json o{{"spec", {{"items", {{{"id", "x"}, {"v", 1}}}}, {"tags", {"t"}}, {"args", {"a"}}, {"extra", {{"k", "v"}}}}}};
   EXPECT_EQ(strings(f::field_set(o, t)),
             (std::vector<std::string>{".spec.args", ".spec.extra", ".spec.extra.k", ".spec.items[id=\"x\"]",

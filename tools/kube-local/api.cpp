@@ -178,8 +178,9 @@ bool webhooks_apply(const ResourceType& t, const CallContext& ctx) {
   return ctx.user.username != "system:kube-local" && t.group != "admissionregistration.k8s.io" && !t.virtual_only;
 }
 
+// Refers to t.schema: the request's TypePtr keeps it alive.
 fields::TypeInfo type_info(const ResourceType& t) {
-  return fields::type_info(t.custom ? t.schema : json(nullptr), t.kind);
+  return fields::type_info(t.custom ? &t.schema : nullptr, t.kind);
 }
 
 // The manager of a write: ?fieldManager=, else the User-Agent up to its first

@@ -221,13 +221,13 @@ const json* schema_at(const json& schema, const std::vector<std::string>& names)
 
 }  // namespace
 
-TypeInfo type_info(const json& schema, const std::string& kind) {
+TypeInfo type_info(const json* schema, const std::string& kind) {
   TypeInfo t;
   t.list_type = [schema, kind](const std::vector<std::string>& names) -> ListType {
     if (names.empty()) return {};
     if (names.size() == 2 && names[0] == "metadata") return metadata_list(names[1]);
-    if (schema.is_null()) return builtin_list(names, kind);
-    const json* node = schema_at(schema, names);
+    if (!schema || schema->is_null()) return builtin_list(names, kind);
+    const json* node = schema_at(*schema, names);
     if (!node) return {};
     const std::string lt = node->value("x-kubernetes-list-type", "atomic");
     if (lt == "set") return {ListType::kSet, {}};
@@ -237,8 +237,8 @@ TypeInfo type_info(const json& schema, const std::string& kind) {
   t.is_map = [schema, kind](const std::vector<std::string>& names) {
     if (names.empty()) return false;
     if (names[0] == "metadata") return names.size() == 2 && (names[1] == "labels" || names[1] == "annotations");
-    if (schema.is_null()) return builtin_map(names, kind);
-    const json* node = schema_at(schema, names);
+    if (!schema || schema->is_null()) return builtin_map(names, kind);
+    const json* node = schema_at(*schema, names);
     if (!node) return true;  // preserved unknown fields: a deduced map, as structured-merge-diff treats them
     return !node->contains("properties") &&
            (node->contains("additionalProperties") || node->value("x-kubernetes-preserve-unknown-fields", false));

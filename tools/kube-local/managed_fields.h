@@ -43,7 +43,9 @@ struct TypeInfo {
 // openAPIV3Schema (x-kubernetes-list-type / -list-map-keys, additionalProperties),
 // null for a built-in kind, whose types come from the Kubernetes API's own
 // markers (+listType=map +listMapKey=..., maps such as labels and data).
-[[nodiscard]] TypeInfo type_info(const json& schema, const std::string& kind);
+// The TypeInfo refers to `schema` (copying it cost a request as much as
+// validating it): the schema must outlive it.
+[[nodiscard]] TypeInfo type_info(const json* schema, const std::string& kind);
 
 // The paths an object sets (for an Apply: the configuration's fields).
 [[nodiscard]] FieldSet field_set(const json& obj, const TypeInfo& types);

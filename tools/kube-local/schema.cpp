@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <regex>
+#include <unordered_map>
 
 namespace kl {
 namespace {
@@ -152,6 +155,20 @@ void validate_list_type(const json& v, const json& schema, const std::string& pa
     }
 }
 
+// A CRD's patterns compiled once: std::regex construction cost more than the
+// match. Matching a const std::regex from several threads is safe. Bounded,
+// since CRDs come and go.
+std::shared_ptr<const std::regex> compiled_pattern(const std::string& pattern) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::shared_ptr<const std::regex>> cache;
+  std::lock_guard lock(mu);
+  if (auto it = cache.find(pattern); it != cache.end()) return it->second;
+  if (cache.size() >= 1024) cache.clear();
+  auto re = std::make_shared<const std::regex>(pattern);  // throws std::regex_error as before
+  cache.emplace(pattern, re);
+  return re;
+}
+
 void validate_at(const json& v, const json& schema, const std::string& path, std::vector<FieldError>& errs,
                  bool root) {
   if (!schema.is_object()) return;
@@ -223,7 +240,7 @@ void validate_at(const json& v, const json& schema, const std::string& path, std
                           schema["minLength"].dump() + " chars long"});
     if (auto p = schema.find("pattern"); p != schema.end() && p->is_string()) {
       try {
-        if (!std::regex_search(s, std::regex(p->get<std::string>())))
+        if (!std::regex_search(s, *compiled_pattern(p->get<std::string>())))
           errs.push_back({"FieldValueInvalid", field,
                           field + ": Invalid value: " + quote(v) + ": " + field + " in body should match '" +
                               p->get<std::string>() + "'"});
@@ -251,19 +268,25 @@ void validate_at(const json& v, const json& schema, const std::string& path, std
     validate_list_type(v, schema, path, errs);
   }
   if (v.is_object()) {
-    for (const auto& r : schema.value("required", json::array())) {
-      if (r.is_string() && !v.contains(r.get<std::string>())) {
-        const std::string f = join(path, r.get<std::string>());
-        errs.push_back({"FieldValueRequired", f, f + ": Required value"});
+    if (auto req = schema.find("required"); req != schema.end() && req->is_array())
+      for (const auto& r : *req) {
+        if (r.is_string() && !v.contains(r.get<std::string>())) {
+          const std::string f = join(path, r.get<std::string>());
+          errs.push_back({"FieldValueRequired", f, f + ": Required value"});
+        }
       }
-    }
-    const json props = schema.value("properties", json::object());
+    // By reference: a copy of each object node's properties made every
+    // validation cost the size of the whole schema (a third of kube-local's
+    // time under status writes).
+    static const json kNoProperties = json::object();
+    const auto found = schema.find("properties");
+    const json& props = found != schema.end() && found->is_object() ? *found : kNoProperties;
     const json* addl = schema.contains("additionalProperties") && schema["additionalProperties"].is_object()
                            ? &schema["additionalProperties"]
                            : nullptr;
     for (const auto& [key, sub] : v.items()) {
       if (root && (key == "apiVersion" || key == "kind" || key == "metadata")) continue;
-      if (props.contains(key)) validate_at(sub, props[key], join(path, key), errs, false);
+      if (auto ps = props.find(key); ps != props.end()) validate_at(sub, *ps, join(path, key), errs, false);
       else if (addl) validate_at(sub, *addl, join(path, key), errs, false);
     }
     if (schema.contains("maxProperties") && v.size() > schema["maxProperties"].get<size_t>())
@@ -276,7 +299,9 @@ void validate_at(const json& v, const json& schema, const std::string& path, std
 void cel_at(const json& v, const json* old, const json& schema, const std::string& path, std::vector<FieldError>& errs) {
   if (!schema.is_object()) return;
   const std::string field = path.empty() ? "<root>" : path;
-  for (const auto& rule : schema.value("x-kubernetes-validations", json::array())) {
+  static const json kNone = json::array();
+  const auto rules = schema.find("x-kubernetes-validations");
+  for (const auto& rule : rules != schema.end() && rules->is_array() ? *rules : kNone) {
     const std::string expr = rule.value("rule", "");
     const bool transition = expr.find("oldSelf") != std::string::npos;
     if (transition && !old) continue;
@@ -297,7 +322,9 @@ void cel_at(const json& v, const json* old, const json& schema, const std::strin
     }
   }
   if (v.is_object()) {
-    const json props = schema.value("properties", json::object());
+    static const json kNoProperties = json::object();
+    const auto found = schema.find("properties");  // by reference, as in validate_at
+    const json& props = found != schema.end() && found->is_object() ? *found : kNoProperties;
     for (const auto& [key, sub] : props.items()) {
       if (!v.contains(key)) continue;
       const json* o = old && old->is_object() && old->contains(key) ? &(*old)[key] : nullptr;
