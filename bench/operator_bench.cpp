@@ -54,6 +54,7 @@
 
 #include "common/listener_port.h"
 #include "../tests/integration/harness.h"  // KubeLocal, Child: the tests' process helpers
+#include "api/backup_policy.h"
 #include "kube/client.h"
 #include "common/timefmt.h"
 #include "kube/informer.h"
@@ -252,7 +253,9 @@ double in_parallel(size_t n, const std::function<void(size_t)>& f) {
 }
 
 // The ceiling for Ready: what the operator's informers list, then per policy
-// a GET of its claim (the data volume check) and one status PUT with the status it wrote (one condition message changed, so
+// a GET of its claim (the data volume check), a GET of each Secret it names
+// (the operator reads those it needs, not their metadata alone), and one
+// status PUT with the status it wrote (one condition message changed, so
 // each PUT is a real write of the same size). Seconds.
 double ready_ceiling(const testing_support::KubeLocal& server) {
   auto client = operator_like_client(server);
@@ -272,12 +275,14 @@ double ready_ceiling(const testing_support::KubeLocal& server) {
   in_parallel(items.size(), [&](size_t i) {
     // The operator reads each policy's data volume (its claim) before it is Ready.
     if (!client->get(bo::kube::resources::kPersistentVolumeClaims, "bench", "supabase-db-data")) ++failed;
+    for (const auto& secret : bo::api::referenced_secrets(items[i].value("spec", json::object())))
+      if (!client->get(bo::kube::resources::kSecrets, "bench", secret)) ++failed;
     json p = items[i];
     for (auto& c : p["status"]["conditions"])
       if (c.value("type", "") == "Ready") c["message"] = c.value("message", "") + ".";
     if (!client->update_status(bo::reconcile::kBackupPolicies, "bench", p)) ++failed;
   });
-  if (failed) throw std::runtime_error("ceiling: " + std::to_string(failed.load()) + " claim reads or status writes failed");
+  if (failed) throw std::runtime_error("ceiling: " + std::to_string(failed.load()) + " reads or status writes failed");
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 

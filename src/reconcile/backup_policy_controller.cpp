@@ -38,7 +38,7 @@ BackupPolicyController::BackupPolicyController(kube::Client& client, Caches& cac
   volumes_ = std::make_unique<DataVolumeResolver>(
       [this](const DataVolumeRequest& req) { return check_data_volume(client_, req); },
       [this](const std::string& key) { controller_.queue().add(key); }, opts_.data_volume_interval,
-      opts_.data_volume_checks_per_second);
+      opts_.data_volume_checks_per_second, opts_.workers);
   auto key_handler = [this](const kube::ObjPtr& o) {
     enqueue_policy((*o)["metadata"].value("namespace", ""), (*o)["metadata"].value("name", ""));
   };

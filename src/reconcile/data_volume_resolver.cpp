@@ -1,5 +1,8 @@
 #include "reconcile/data_volume_resolver.h"
 
+#include <algorithm>
+#include <functional>
+#include <memory>
 #include <vector>
 
 #include "common/log.h"
@@ -87,12 +90,18 @@ DataVolumeCheck check_data_volume(kube::Client& client, const DataVolumeRequest&
 }
 
 DataVolumeResolver::DataVolumeResolver(CheckFn check, WakeFn wake, std::chrono::milliseconds interval,
-                                       double checks_per_second)
-    : check_(std::move(check)),
-      wake_(std::move(wake)),
-      interval_(interval),
-      worker_([this](const std::string& key) { run_check(key); }, [this](const std::string& key) { check_due(key); },
-              checks_per_second) {}
+                                       double checks_per_second, int threads)
+    : check_(std::move(check)), wake_(std::move(wake)), interval_(interval) {
+  const int n = std::max(1, threads);
+  for (int i = 0; i < n; ++i)
+    workers_.push_back(std::make_unique<BackgroundWorker>([this](const std::string& key) { run_check(key); },
+                                                          [this](const std::string& key) { check_due(key); },
+                                                          checks_per_second > 0 ? checks_per_second / n : checks_per_second));
+}
+
+BackgroundWorker& DataVolumeResolver::worker(const std::string& key) {
+  return *workers_[std::hash<std::string>{}(key) % workers_.size()];
+}
 
 DataVolumeResolver::~DataVolumeResolver() { stop(); }
 
@@ -106,7 +115,7 @@ std::optional<DataVolumeCheck> DataVolumeResolver::observe(const std::string& ke
     e.asked = std::chrono::steady_clock::now();
     e.generation = ++generations_;
     // The policy waits on this outcome (no backup Job before it): ahead of the paced re-checks.
-    (void)worker_.enqueue(key, BackgroundWorker::Lane::kFirst);  // unless queued already (it then checks the new request) or stopped
+    (void)worker(key).enqueue(key, BackgroundWorker::Lane::kFirst);  // unless queued already (it then checks the new request) or stopped
   }
   return e.latest;
 }
@@ -120,10 +129,12 @@ std::optional<std::chrono::steady_clock::time_point> DataVolumeResolver::asked_a
 
 void DataVolumeResolver::forget(const std::string& key) {
   std::lock_guard lock(mu_);
-  if (entries_.erase(key)) worker_.cancel(key);
+  if (entries_.erase(key)) worker(key).cancel(key);
 }
 
-void DataVolumeResolver::stop() { worker_.stop(); }
+void DataVolumeResolver::stop() {
+  for (auto& w : workers_) w->stop();
+}
 
 int DataVolumeResolver::checks_started() const {
   std::lock_guard lock(mu_);
@@ -133,7 +144,7 @@ int DataVolumeResolver::checks_started() const {
 void DataVolumeResolver::check_due(const std::string& key) {
   // The worker holds the request: a re-check joins the queue (unless the key is queued already).
   std::lock_guard lock(mu_);
-  if (entries_.contains(key)) (void)worker_.enqueue(key);
+  if (entries_.contains(key)) (void)worker(key).enqueue(key);
 }
 
 void DataVolumeResolver::run_check(const std::string& key) {
@@ -156,15 +167,15 @@ void DataVolumeResolver::run_check(const std::string& key) {
   it = entries_.find(key);
   if (it == entries_.end()) return;  // forgotten meanwhile
   Entry& e = it->second;
-  worker_.schedule_at(key, std::chrono::steady_clock::now() + interval_);
+  worker(key).schedule_at(key, std::chrono::steady_clock::now() + interval_);
   if (e.generation != generation) {
     // The request changed while this ran: check the new one now.
-    (void)worker_.enqueue(key);
+    (void)worker(key).enqueue(key);
     return;
   }
   const bool changed = e.latest != outcome;
   e.latest = std::move(outcome);
-  if (changed && !worker_.stopping()) {
+  if (changed && !worker(key).stopping()) {
     lock.unlock();
     wake_(key);
   }

@@ -12,9 +12,11 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/background_worker.h"
 #include "kube/client.h"
@@ -31,7 +33,11 @@ class DataVolumeResolver {
   using CheckFn = std::function<DataVolumeCheck(const DataVolumeRequest&)>;
   using WakeFn = std::function<void(const std::string& key)>;
 
-  DataVolumeResolver(CheckFn check, WakeFn wake, std::chrono::milliseconds interval, double checks_per_second);
+  // `threads` checks run at once (each key always on the same thread, so a
+  // key's checks never overlap); `checks_per_second` paces the re-checks of
+  // all of them together.
+  DataVolumeResolver(CheckFn check, WakeFn wake, std::chrono::milliseconds interval, double checks_per_second,
+                     int threads = 1);
   ~DataVolumeResolver();
   DataVolumeResolver(const DataVolumeResolver&) = delete;
   DataVolumeResolver& operator=(const DataVolumeResolver&) = delete;
@@ -68,7 +74,11 @@ class DataVolumeResolver {
   std::map<std::string, Entry> entries_;
   int started_ = 0;
   uint64_t generations_ = 0;
-  BackgroundWorker worker_;  // last: its thread calls into everything above
+  // The key's thread: one per key, by hash.
+  [[nodiscard]] BackgroundWorker& worker(const std::string& key);
+  // Last: their threads call into everything above. One thread made every new
+  // policy's first check wait for all before it (10 000 GETs in a row).
+  std::vector<std::unique_ptr<BackgroundWorker>> workers_;
 };
 
 }  // namespace bo::reconcile

@@ -3,6 +3,8 @@
 // and the background resolver's bookkeeping with a substituted check.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -266,6 +268,41 @@ TEST(DataVolumeResolver, ChecksInTheBackgroundAndWakesOnChange) {
   }
   resolver.forget("shop/db");
   EXPECT_FALSE(resolver.observe("shop/db", other));  // forgotten: pending again
+  resolver.stop();
+}
+
+
+// With several threads, checks of different policies run at once (one
+// thread made every new policy's first check wait for all before it).
+TEST(DataVolumeResolver, ChecksOfDifferentPoliciesRunAtOnce) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int running = 0, most = 0;
+  DataVolumeResolver resolver(
+      [&](const DataVolumeRequest& req) {
+        std::unique_lock lock(mu);
+        ++running;
+        most = std::max(most, running);
+        cv.notify_all();
+        // Each check waits (bounded) for another to be running beside it.
+        cv.wait_for(lock, std::chrono::seconds(1), [&] { return running >= 2; });
+        --running;
+        DataVolumeCheck c;
+        c.resolved = true;
+        c.volume.claim_name = req.claim_name;
+        return c;
+      },
+      [](const std::string&) {}, std::chrono::hours(1), 0, 4);
+  for (int i = 0; i < 16; ++i) {
+    DataVolumeRequest req;
+    req.ns = "shop";
+    req.claim_name = "pgdata-" + std::to_string(i);
+    EXPECT_FALSE(resolver.observe("shop/db-" + std::to_string(i), req));
+  }
+  {
+    std::unique_lock lock(mu);
+    EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return most >= 2; })) << "checks ran one at a time";
+  }
   resolver.stop();
 }
 
