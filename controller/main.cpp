@@ -5,7 +5,6 @@
 
 #include <CLI/CLI.hpp>
 #include <cpprest/http_listener.h>
-#include <prometheus/exposer.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -32,6 +31,7 @@
 #include "reconcile/backup_policy_controller.h"
 #include "reconcile/restore_controller.h"
 #include "common/serving_cert.h"
+#include "metrics/plain_server.h"
 #include "metrics/secure_server.h"
 #include "webhook/server.h"
 #include "metrics/metrics.h"
@@ -317,7 +317,7 @@ int main(int argc, char** argv) {
     probes = std::move(bound->listener);
     log_listening("health-probe", *addr, bound->port, false);
   }
-  std::unique_ptr<prometheus::Exposer> exposer;
+  std::unique_ptr<bo::metrics::PlainServer> plain_metrics;
   std::unique_ptr<bo::metrics::SecureServer> secure_metrics;
   std::unique_ptr<bo::CertWatcher> metrics_certs, webhook_certs;  // reload rotated files (cert-manager)
   if (auto addr = bind_address(f.metrics_bind); addr && f.metrics_secure) {
@@ -333,20 +333,18 @@ int main(int argc, char** argv) {
       if (!made) die("metrics certificate: " + made.error());
       serving = std::move(*made);
     }
-    secure_metrics = std::make_unique<bo::metrics::SecureServer>(metrics.registry(), bo::metrics::kube_authorizer(client));
+    secure_metrics = std::make_unique<bo::metrics::SecureServer>(
+        [&metrics](const bo::metrics::TextSink& sink) { return metrics.write_text(sink); },
+        bo::metrics::kube_authorizer(client));
     if (auto started = secure_metrics->start(*addr, serving); !started)
       die("--metrics-bind-address " + f.metrics_bind + ": " + started.error());
     log_listening("metrics", *addr, secure_metrics->port(), true);
   } else if (addr) {
-    try {
-      exposer = std::make_unique<prometheus::Exposer>(*addr);
-      exposer->RegisterCollectable(metrics.registry());
-    } catch (const std::exception& e) {
-      die("--metrics-bind-address " + f.metrics_bind + ": " + e.what());
-    }
-    // civetweb reads back the port it got (a bind on port 0 included).
-    const auto ports = exposer->GetListeningPorts();
-    log_listening("metrics", *addr, ports.empty() ? 0 : ports.front(), false);
+    plain_metrics = std::make_unique<bo::metrics::PlainServer>(
+        [&metrics](const bo::metrics::TextSink& sink) { return metrics.write_text(sink); });
+    if (auto started = plain_metrics->start(*addr); !started)
+      die("--metrics-bind-address " + f.metrics_bind + ": " + started.error());
+    log_listening("metrics", *addr, plain_metrics->port(), false);
   }
   if (f.operator_namespace.empty()) {
     const char* pod_ns = std::getenv("POD_NAMESPACE");

@@ -1,5 +1,7 @@
 #include "metrics/metrics.h"
 
+#include <prometheus/text_serializer.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -108,6 +110,34 @@ int type_rank(prometheus::MetricType t) {
   }
 }
 
+// Where a family goes in the exposition: by type, then by registration_order().
+std::pair<int, size_t> exposition_rank(prometheus::MetricType type, const std::string& name) {
+  const auto& order = registration_order();
+  return {type_rank(type), static_cast<size_t>(std::find(order.begin(), order.end(), name) - order.begin())};
+}
+
+// Serializes `family` (moved from) a slice of series at a time, as one
+// TextSerializer pass would: HELP and TYPE once, before the first slice.
+bool write_registered(prometheus::MetricFamily& family, const TextSink& sink) {
+  constexpr size_t kSlice = 256;
+  const prometheus::TextSerializer serializer;
+  size_t i = 0;
+  do {
+    std::vector<prometheus::MetricFamily> part(1);
+    part[0].name = family.name;
+    part[0].type = family.type;
+    if (i == 0) part[0].help = family.help;
+    const size_t end = std::min(family.metric.size(), i + kSlice);
+    part[0].metric.assign(std::make_move_iterator(family.metric.begin() + static_cast<std::ptrdiff_t>(i)),
+                          std::make_move_iterator(family.metric.begin() + static_cast<std::ptrdiff_t>(end)));
+    std::string text = serializer.Serialize(part);
+    if (i > 0) text.erase(0, text.find('\n') + 1);  // the TYPE line, already written
+    if (!sink(text)) return false;
+    i = end;
+  } while (i < family.metric.size());
+  return true;
+}
+
 // The registry's families and the per-policy ones, merged in registration_order().
 class Exposition final : public prometheus::Collectable {
  public:
@@ -117,12 +147,8 @@ class Exposition final : public prometheus::Collectable {
     auto out = registry_->Collect();
     auto more = series_->Collect();
     out.insert(out.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
-    const auto& order = registration_order();
-    auto index = [&](const std::string& name) {
-      return static_cast<size_t>(std::find(order.begin(), order.end(), name) - order.begin());
-    };
     std::stable_sort(out.begin(), out.end(), [&](const auto& a, const auto& b) {
-      return std::pair(type_rank(a.type), index(a.name)) < std::pair(type_rank(b.type), index(b.name));
+      return exposition_rank(a.type, a.name) < exposition_rank(b.type, b.name);
     });
     return out;
   }
@@ -192,6 +218,39 @@ Metrics::Metrics()
       series_(std::make_shared<PolicySeries>(policy_families())),
       exposition_(std::make_shared<Exposition>(registry_, series_)) {
   set_leader(false);
+}
+
+bool Metrics::write_text(const TextSink& sink) const {
+  auto registered = registry_->Collect();
+  // Each family in exposition order: a registered one by its index in `registered`, a per-policy one by its
+  // index in PolicySeries (the other index SIZE_MAX).
+  struct Item {
+    std::pair<int, size_t> rank;
+    size_t registered;
+    size_t policy_family;
+  };
+  std::vector<Item> items;
+  for (size_t i = 0; i < registered.size(); ++i)
+    items.push_back({exposition_rank(registered[i].type, registered[i].name), i, SIZE_MAX});
+  const auto& policy_families = series_->families();
+  for (size_t f = 0; f < policy_families.size(); ++f)
+    items.push_back({exposition_rank(policy_families[f].type, policy_families[f].name), SIZE_MAX, f});
+  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.rank < b.rank; });
+  for (const auto& item : items) {
+    const bool ok = item.registered != SIZE_MAX ? write_registered(registered[item.registered], sink)
+                                                : series_->write_family(item.policy_family, sink);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string Metrics::text() const {
+  std::string out;
+  write_text([&](std::string_view piece) {
+    out.append(piece);
+    return true;
+  });
+  return out;
 }
 
 void Metrics::kube_request(const std::string& verb, int code) {

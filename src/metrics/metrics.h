@@ -27,6 +27,13 @@ class Metrics final : public kube::ControllerObserver {
   // Everything to expose: the registry's families and the per-policy ones
   // (PolicySeries), in the order one prometheus-cpp registry gave them.
   [[nodiscard]] std::shared_ptr<prometheus::Collectable> registry() const { return exposition_; }
+  // The same exposition as text, byte for byte what prometheus::TextSerializer
+  // writes for registry()->Collect(), handed to `sink` in pieces: the
+  // per-policy families straight from PolicySeries (a 10 000-policy scrape
+  // never holds more than a piece of them), the others a slice of series at
+  // a time. False when `sink` returned false.
+  bool write_text(const TextSink& sink) const;
+  [[nodiscard]] std::string text() const;
   // How many per-policy gauge and counter series are held (for tests).
   [[nodiscard]] size_t policy_series() const { return series_->series(); }
 

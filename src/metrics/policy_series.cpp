@@ -1,6 +1,8 @@
 #include "metrics/policy_series.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <stdexcept>
 #include <utility>
 
@@ -16,10 +18,40 @@ std::string key_of(std::string_view ns, std::string_view policy) {
 
 }  // namespace
 
+void append_value(std::string& out, double v) {
+  if (std::isnan(v)) {
+    out += "Nan";
+  } else if (std::isinf(v)) {
+    out += v < 0 ? "-Inf" : "+Inf";
+  } else {
+    char buf[32];  // "%.16g" is at most 24 characters
+    const int n = std::snprintf(buf, sizeof buf, "%.16g", v);
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+void append_label_value(std::string& out, std::string_view v) {
+  for (const char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+}
+
 PolicySeries::PolicySeries(std::vector<FamilyInfo> families) : families_(std::move(families)) {
-  for (const auto& f : families_)
+  for (const auto& f : families_) {
     if (f.extra_labels.size() > 2 || (f.type != prometheus::MetricType::Counter && f.type != prometheus::MetricType::Gauge))
       throw std::invalid_argument("PolicySeries: " + f.name + ": a counter or gauge with at most two further labels");
+    std::vector<std::string_view> names = {"namespace", "policy"};
+    names.insert(names.end(), f.extra_labels.begin(), f.extra_labels.end());
+    std::vector<std::uint8_t> order(names.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::uint8_t>(i);
+    std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return names[a] < names[b]; });
+    label_order_.push_back(std::move(order));
+  }
 }
 
 const std::string* PolicySeries::intern(std::string_view s) {
@@ -131,6 +163,53 @@ std::vector<prometheus::MetricFamily> PolicySeries::Collect() const {
     families.push_back(std::move(out[f]));
   }
   return families;
+}
+
+bool PolicySeries::write_family(size_t family, const TextSink& sink, size_t piece) const {
+  const auto& info = families_.at(family);
+  const auto& order = label_order_[family];
+  std::string out;
+  out.reserve(piece + 1024);
+  std::string last;  // the key of the last policy written: the next piece starts after it
+  bool started = false, header = false;
+  while (true) {
+    bool done = false;
+    {
+      std::lock_guard lock(mu_);
+      auto it = started ? policies_.upper_bound(last) : policies_.begin();
+      for (; it != policies_.end() && out.size() < piece; ++it) {
+        const std::string_view key = it->first;
+        const auto slash = key.find('/');  // neither a namespace nor a policy name holds one
+        const std::string_view labels[2] = {key.substr(0, slash), key.substr(slash + 1)};
+        for (const auto& s : it->second) {
+          if (s.family != family) continue;
+          if (!header) {
+            if (!info.help.empty()) out.append("# HELP ").append(info.name).append(" ").append(info.help).append("\n");
+            out.append("# TYPE ").append(info.name).append(
+                info.type == prometheus::MetricType::Counter ? " counter\n" : " gauge\n");
+            header = true;
+          }
+          out.append(info.name).append("{");
+          for (size_t i = 0; i < order.size(); ++i) {
+            const auto l = order[i];
+            if (i > 0) out += ',';
+            out.append(l < 2 ? std::string_view(l == 0 ? "namespace" : "policy") : info.extra_labels[l - 2]).append("=\"");
+            append_label_value(out, l < 2 ? labels[l] : std::string_view(*s.extra[l - 2]));
+            out += '"';
+          }
+          out.append("} ");
+          append_value(out, s.value);
+          out += '\n';
+        }
+        last.assign(key);
+        started = true;
+      }
+      done = it == policies_.end();
+    }
+    if (!out.empty() && !sink(out)) return false;
+    out.clear();
+    if (done) return true;
+  }
 }
 
 }  // namespace bo::metrics

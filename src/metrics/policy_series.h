@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <mutex>
@@ -29,6 +30,16 @@
 #include <vector>
 
 namespace bo::metrics {
+
+// Receives the text exposition a piece at a time; false: stop (the reader went away).
+using TextSink = std::function<bool(std::string_view)>;
+// Writes an exposition to its sink (Metrics::write_text); false when the sink refused a piece.
+using TextWriter = std::function<bool(const TextSink&)>;
+
+// Appends `v` as prometheus::TextSerializer writes a sample value ("%.16g",
+// Nan, +Inf, -Inf) and a label value (\\, \" and \n escaped).
+void append_value(std::string& out, double v);
+void append_label_value(std::string& out, std::string_view v);
 
 class PolicySeries final : public prometheus::Collectable {
  public:
@@ -57,6 +68,15 @@ class PolicySeries final : public prometheus::Collectable {
 
   std::vector<prometheus::MetricFamily> Collect() const override;
 
+  // One family's exposition, byte for byte what TextSerializer writes for
+  // Collect()'s (nothing for a family without series), handed to `sink` in
+  // pieces of about `piece` bytes. The lock is held only while a piece is
+  // written, never while `sink` runs, so a slow scrape stalls no writer,
+  // and a scrape of any size costs one piece of memory. False when `sink`
+  // returned false.
+  bool write_family(size_t family, const TextSink& sink, size_t piece = 64 * 1024) const;
+  [[nodiscard]] const std::vector<FamilyInfo>& families() const { return families_; }
+
   static constexpr size_t kAllLabels = SIZE_MAX;
 
  private:
@@ -72,6 +92,9 @@ class PolicySeries final : public prometheus::Collectable {
                  std::initializer_list<std::string_view> extra, size_t identity, bool* added);  // mu_ held
 
   std::vector<FamilyInfo> families_;
+  // Per family, its labels sorted by name (as Collect() orders them): 0
+  // namespace, 1 policy, 2 and 3 the extra labels.
+  std::vector<std::vector<std::uint8_t>> label_order_;
   mutable std::mutex mu_;
   std::set<std::string, std::less<>> strings_;
   std::map<std::string, std::vector<Series>, std::less<>> policies_;  // "namespace/policy"

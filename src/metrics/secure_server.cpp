@@ -1,7 +1,5 @@
 #include "metrics/secure_server.h"
 
-#include <prometheus/text_serializer.h>
-
 #include <map>
 #include <mutex>
 
@@ -59,14 +57,13 @@ Authorizer kube_authorizer(kube::Client& client, std::chrono::seconds ttl) {
 }
 
 struct SecureServer::Impl {
-  std::shared_ptr<prometheus::Collectable> registry;
+  TextWriter write;
   Authorizer authorize;
   HttpsListener listener;
 };
 
-SecureServer::SecureServer(std::shared_ptr<prometheus::Collectable> registry, Authorizer authorize)
-    : impl_(std::make_unique<Impl>()) {
-  impl_->registry = std::move(registry);
+SecureServer::SecureServer(TextWriter write, Authorizer authorize) : impl_(std::make_unique<Impl>()) {
+  impl_->write = std::move(write);
   impl_->authorize = std::move(authorize);
 }
 
@@ -94,9 +91,13 @@ std::expected<void, std::string> SecureServer::start(const std::string& bind,
                 code == 401 ? "Unauthorized" : code == 403 ? "Forbidden" : "authorization unavailable");
       return;
     }
-    prometheus::TextSerializer serializer;
+    std::string body;
+    impl_->write([&](std::string_view piece) {
+      body.append(piece);
+      return true;
+    });
     http::http_response r(http::status_codes::OK);
-    r.set_body(serializer.Serialize(impl_->registry->Collect()), "text/plain; version=0.0.4; charset=utf-8");
+    r.set_body(std::move(body), "text/plain; version=0.0.4; charset=utf-8");
     req.reply(r);
   });
 }

@@ -9,11 +9,10 @@
 #include <memory>
 #include <string>
 
-#include <prometheus/registry.h>
-
 #include "common/certs.h"
 #include "common/serving_cert.h"
 #include "kube/client.h"
+#include "metrics/policy_series.h"
 
 namespace bo::metrics {
 
@@ -25,7 +24,9 @@ using Authorizer = std::function<int(const std::string& bearer_token)>;
 
 class SecureServer {
  public:
-  SecureServer(std::shared_ptr<prometheus::Collectable> metrics, Authorizer authorize);
+  // `write`: the exposition (Metrics::write_text), written into one body per
+  // scrape (cpprest's listener sends a body it holds).
+  SecureServer(TextWriter write, Authorizer authorize);
   ~SecureServer();
   SecureServer(const SecureServer&) = delete;
   SecureServer& operator=(const SecureServer&) = delete;

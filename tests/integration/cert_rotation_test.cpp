@@ -121,7 +121,7 @@ TEST(CertRotation, TheMetricsEndpointServesRotatedFilesAndIgnoresAHalfWrittenPai
   MountedSecret mount(first);
   auto watcher = bo::CertWatcher::start(mount.dir(), std::chrono::milliseconds(200));
   ASSERT_TRUE(watcher) << watcher.error();
-  bo::metrics::SecureServer server(std::make_shared<prometheus::Registry>(), [](const std::string&) { return 200; });
+  bo::metrics::SecureServer server([](const bo::metrics::TextSink&) { return true; }, [](const std::string&) { return 200; });
   ASSERT_TRUE(server.start("127.0.0.1:0", (*watcher)->certificate()));
   const int port = server.port();
   mount.publish(second);

@@ -4,6 +4,8 @@
 #include <prometheus/text_serializer.h>
 
 #include <algorithm>
+#include <iterator>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -49,7 +51,7 @@ void fill(bo::metrics::Metrics& m) {
 // family's series in a hash map, so their order was never defined; the
 // families' order, HELP, TYPE, labels and values are.
 std::string normalized(const bo::metrics::Metrics& m) {
-  const std::string text = prometheus::TextSerializer().Serialize(m.registry()->Collect());
+  const std::string text = m.text();  // what /metrics serves
   std::string out;
   std::vector<std::string> series;
   auto flush = [&] {
@@ -68,7 +70,7 @@ std::string normalized(const bo::metrics::Metrics& m) {
 }
 
 std::vector<std::string> lines_with(const bo::metrics::Metrics& m, const std::string& needle) {
-  const std::string text = prometheus::TextSerializer().Serialize(m.registry()->Collect());
+  const std::string text = m.text();
   std::vector<std::string> out;
   std::istringstream lines(text);
   for (std::string line; std::getline(lines, line);)
@@ -288,6 +290,76 @@ TEST(PolicySeries, AConditionHasOneSeriesThatFollowsItsStatus) {
   EXPECT_TRUE(s.remove("ns", "p", 0, {"Synced", "True"}));
   EXPECT_FALSE(s.remove("ns", "p", 0, {"Synced", "True"}));
   EXPECT_EQ(s.series(), 1u);
+}
+
+// Pieces of a written exposition, and the largest.
+struct Pieces {
+  std::string text;
+  size_t count = 0;
+  size_t largest = 0;
+  bo::metrics::TextSink sink() {
+    return [this](std::string_view p) {
+      text.append(p);
+      ++count;
+      largest = std::max(largest, p.size());
+      return true;
+    };
+  }
+};
+
+TEST(Metrics, ServedTextIsWhatTextSerializerWritesForCollect) {
+  bo::metrics::Metrics m;
+  fill(m);
+  // More policies than one slice of a registered family (the per-policy
+  // duration histogram) and one piece of a PolicySeries family hold.
+  for (int i = 0; i < 600; ++i) {
+    const std::string p = "policy-" + std::to_string(i);
+    m.backup_run("fleet", p, "backup", i % 3 ? "success" : "failure", i * 1.25);
+    m.policy_condition("fleet", p, "Ready", i % 2 ? "True" : "False");
+    m.backup_last_success("fleet", p, "full", 1767139200.5 + i / 3.0);
+  }
+  const std::string expected = prometheus::TextSerializer().Serialize(m.registry()->Collect());
+  Pieces pieces;
+  ASSERT_TRUE(m.write_text(pieces.sink()));
+  EXPECT_EQ(pieces.text, expected);
+  EXPECT_EQ(m.text(), expected);
+  EXPECT_GT(pieces.count, 10u) << "written a piece at a time";
+}
+
+TEST(PolicySeries, WritesEachFamilyInBoundedPiecesExactlyAsTextSerializer) {
+  using prometheus::MetricType;
+  bo::metrics::PolicySeries s({{"runs_total", "Runs.", MetricType::Counter, {"result", "action"}},
+                               {"no_help", "", MetricType::Gauge, {}},
+                               {"unused", "Never set.", MetricType::Gauge, {}},
+                               {"ts", "A \\ help \"text\".", MetricType::Gauge, {"type"}}});
+  const double values[] = {0, 1, 42.5, 1.0 / 3, 1767139200.123, 1e20, 1e-7, -2.5, 31536000, 123456789012345678.0,
+                           std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+                           -std::numeric_limits<double>::infinity()};
+  for (int i = 0; i < 500; ++i) {
+    const std::string ns = i % 7 ? "ns-" + std::to_string(i % 5) : "odd\\\"ns\n";
+    const std::string p = "p" + std::to_string(i);
+    const double v = values[i % std::size(values)];
+    s.add(ns, p, 0, {i % 2 ? "success" : "fail\"ure", "backup"}, v);
+    if (i % 3) s.set(ns, p, 1, {}, v);
+    s.set(ns, p, 3, {"full"}, v);
+    s.set(ns, p, 3, {"delta\\"}, -v);
+  }
+  const auto collected = s.Collect();
+  for (size_t f = 0; f < s.families().size(); ++f) {
+    std::string expected;
+    for (const auto& fam : collected)
+      if (fam.name == s.families()[f].name) expected = prometheus::TextSerializer().Serialize({fam});
+    Pieces pieces;
+    ASSERT_TRUE(s.write_family(f, pieces.sink(), 1000));
+    EXPECT_EQ(pieces.text, expected) << s.families()[f].name;
+    if (f == 2) EXPECT_EQ(pieces.count, 0u) << "a family without series writes nothing";
+    else EXPECT_GT(pieces.count, 3u);
+    EXPECT_LT(pieces.largest, 1000u + 400u) << "a piece is cut after the policy that passes its size";
+  }
+  // A sink that refuses stops the writing.
+  size_t calls = 0;
+  EXPECT_FALSE(s.write_family(0, [&](std::string_view) { ++calls; return false; }, 1000));
+  EXPECT_EQ(calls, 1u);
 }
 
 TEST(PolicySeries, RefusesAFamilyItCannotExpose) {
