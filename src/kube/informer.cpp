@@ -42,15 +42,13 @@ bool Informer::wait_synced(std::chrono::milliseconds timeout) const {
   return wait_cv_.wait_for(lock, timeout, [&] { return synced_.load(); });
 }
 
-Informer::Entry Informer::make_entry(const ObjPtr& obj) const {
+Informer::Entry Informer::make_entry(const ObjPtr& obj) {
   Entry e;
   e.rv = (*obj)["metadata"].value("resourceVersion", "");
   for (const auto& [name, fn] : index_fns_)
     for (auto& v : fn(*obj)) e.index_keys.emplace_back(name, std::move(v));
   if (opts_.compact) {
-    auto bytes = json::to_msgpack(*obj);
-    bytes.shrink_to_fit();
-    e.packed = std::make_shared<const std::vector<std::uint8_t>>(std::move(bytes));
+    e.packed = std::make_shared<const std::vector<std::uint8_t>>(packer_.pack(*obj));
   } else {
     e.obj = obj;
   }
@@ -59,7 +57,7 @@ Informer::Entry Informer::make_entry(const ObjPtr& obj) const {
 
 ObjPtr Informer::materialize(const Entry& e) const {
   if (e.obj) return e.obj;
-  return std::make_shared<const json>(json::from_msgpack(*e.packed));
+  return std::make_shared<const json>(packer_.unpack(*e.packed));
 }
 
 ObjPtr Informer::get(const std::string& ns, const std::string& name) const {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kube/client.h"
+#include "kube/packing.h"
 
 namespace bo::kube {
 
@@ -36,9 +37,10 @@ struct InformerOptions {
   std::chrono::milliseconds backoff_cap{30000};
   // Applied to each object before caching (drop managedFields and the like to save memory).
   std::function<void(json&)> transform;
-  // Keep each object as MessagePack bytes (a fraction of nlohmann::json's
-  // in-memory size) and decode it on get/list/by_index; index values are
-  // computed once, on insert. For large caches read a few objects at a time.
+  // Keep each object packed (kube/packing.h: MessagePack deflated against
+  // objects of its kind, a small fraction of nlohmann::json's in-memory
+  // size) and decode it on get/list/by_index; index values are computed
+  // once, on insert. For large caches read a few objects at a time.
   bool compact = false;
   // Metadata only, as controller-runtime's metadata informers: lists and
   // watches ask for PartialObjectMetadata, and whatever else an answer holds
@@ -81,11 +83,11 @@ class Informer {
   void apply(const WatchEvent& ev);
   struct Entry {
     ObjPtr obj;                                             // unless compact
-    std::shared_ptr<const std::vector<std::uint8_t>> packed;  // compact: MessagePack
+    std::shared_ptr<const std::vector<std::uint8_t>> packed;  // compact: packer_'s
     std::string rv;
     std::vector<std::pair<std::string, std::string>> index_keys;  // (index, value), computed on insert
   };
-  [[nodiscard]] Entry make_entry(const ObjPtr& obj) const;
+  [[nodiscard]] Entry make_entry(const ObjPtr& obj);
   [[nodiscard]] ObjPtr materialize(const Entry& e) const;
   void index_add(const std::string& key, const Entry& e);
   void index_remove(const std::string& key, const Entry& e);
@@ -101,6 +103,7 @@ class Informer {
   InformerOptions opts_;
   std::vector<InformerHandlers> handlers_;
   std::map<std::string, IndexFn> index_fns_;
+  ObjectPacker packer_;
 
   mutable std::shared_mutex mu_;
   std::map<std::string, Entry> items_;
