@@ -75,7 +75,7 @@ ARG WALG_LABEL=
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       ca-certificates tzdata libcpprest2.10 libyaml-cpp0.7 libssl3 libprometheus-cpp-core1.0 \
-      libprometheus-cpp-pull1.0 libspdlog1.10 libfmt9 libdate-tz3 libboost-system1.74.0 libarchive13 libpq5 \
+      libprometheus-cpp-pull1.0 libcivetweb1 zlib1g libspdlog1.10 libfmt9 libdate-tz3 libboost-system1.74.0 libarchive13 libpq5 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
  && chmod 0755 /var/tmp /run/lock
 COPY --from=build /build/backup-operator /usr/local/bin/backup-operator
