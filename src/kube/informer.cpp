@@ -31,7 +31,6 @@ Informer::IndexFn index_by_label(const std::string& label) {
 
 Informer::Informer(Client& client, Resource resource, std::string ns, InformerOptions opts)
     : client_(client), resource_(std::move(resource)), ns_(std::move(ns)), opts_(std::move(opts)) {
-  index_fns_["namespace"] = index_by_namespace;
 }
 
 void Informer::add_handlers(InformerHandlers h) { handlers_.push_back(std::move(h)); }
@@ -42,11 +41,16 @@ bool Informer::wait_synced(std::chrono::milliseconds timeout) const {
   return wait_cv_.wait_for(lock, timeout, [&] { return synced_.load(); });
 }
 
+Informer::IndexValues Informer::index_values(const json& obj) const {
+  IndexValues out;
+  for (const auto& [name, fn] : index_fns_)
+    for (auto& v : fn(obj)) out.emplace_back(name, std::move(v));
+  return out;
+}
+
 Informer::Entry Informer::make_entry(const ObjPtr& obj) {
   Entry e;
   e.rv = (*obj)["metadata"].value("resourceVersion", "");
-  for (const auto& [name, fn] : index_fns_)
-    for (auto& v : fn(*obj)) e.index_keys.emplace_back(name, std::move(v));
   if (opts_.compact) {
     e.packed = std::make_shared<const std::vector<std::uint8_t>>(packer_.pack(*obj));
   } else {
@@ -74,11 +78,10 @@ std::vector<ObjPtr> Informer::list(const std::string& ns) const {
     for (const auto& [k, v] : items_) out.push_back(materialize(v));
     return out;
   }
-  auto idx = indices_.find("namespace");
-  if (idx == indices_.end()) return out;
-  auto keys = idx->second.find(ns);
-  if (keys == idx->second.end()) return out;
-  for (const auto& k : keys->second) out.push_back(materialize(items_.at(k)));
+  // Keys are "namespace/name", sorted: the namespace's run of them ends
+  // before "namespace0" ('0' follows '/').
+  for (auto it = items_.lower_bound(ns + "/"), end = items_.lower_bound(ns + "0"); it != end; ++it)
+    out.push_back(materialize(it->second));
   return out;
 }
 
@@ -112,12 +115,12 @@ std::string Informer::last_resource_version() const {
   return rv_;
 }
 
-void Informer::index_add(const std::string& key, const Entry& e) {
-  for (const auto& [name, v] : e.index_keys) indices_[name][v].insert(key);
+void Informer::index_add(const std::string& key, const IndexValues& values) {
+  for (const auto& [name, v] : values) indices_[name][v].insert(key);
 }
 
-void Informer::index_remove(const std::string& key, const Entry& e) {
-  for (const auto& [name, v] : e.index_keys) {
+void Informer::index_remove(const std::string& key, const IndexValues& values) {
+  for (const auto& [name, v] : values) {
     auto& bucket = indices_[name];
     auto it = bucket.find(v);
     if (it == bucket.end()) continue;
@@ -134,7 +137,7 @@ ObjPtr Informer::prepare(json obj) const {
   return std::make_shared<const json>(std::move(obj));
 }
 
-void Informer::replace(std::map<std::string, Entry> next) {
+void Informer::replace(std::map<std::string, Listed> next) {
   // Handlers get objects decoded one at a time after the lock is released,
   // so a relist of a compact cache never holds every object decoded at once.
   struct Change {
@@ -145,15 +148,19 @@ void Informer::replace(std::map<std::string, Entry> next) {
     std::unique_lock lock(mu_);
     for (const auto& [k, e] : items_)
       if (!next.count(k)) changes.push_back({e, std::nullopt});
-    for (const auto& [k, e] : next) {
+    for (const auto& [k, l] : next) {
       auto it = items_.find(k);
-      if (it != items_.end() && it->second.rv == e.rv) continue;
-      changes.push_back({it == items_.end() ? std::nullopt : std::optional<Entry>(it->second), e});
+      if (it != items_.end() && it->second.rv == l.entry.rv) continue;
+      changes.push_back({it == items_.end() ? std::nullopt : std::optional<Entry>(it->second), l.entry});
     }
     indices_.clear();
-    items_ = std::move(next);
-    for (const auto& [k, e] : items_) index_add(k, e);
+    items_.clear();
+    for (auto& [k, l] : next) {
+      index_add(k, l.index);
+      items_.emplace_hint(items_.end(), k, std::move(l.entry));
+    }
   }
+  next.clear();  // the index values listed: not kept
   for (const auto& c : changes) {
     const ObjPtr old_obj = c.old_entry ? materialize(*c.old_entry) : nullptr;
     const ObjPtr new_obj = c.new_entry ? materialize(*c.new_entry) : nullptr;
@@ -180,7 +187,9 @@ void Informer::apply(const WatchEvent& ev) {
   }
   auto ptr = prepare(std::move(obj));
   const std::string key = key_of(*ptr);
-  Entry entry = ev.type == WatchEvent::Type::kDeleted ? Entry{} : make_entry(ptr);
+  const bool deleted = ev.type == WatchEvent::Type::kDeleted;
+  Entry entry = deleted ? Entry{} : make_entry(ptr);
+  const IndexValues new_index = deleted ? IndexValues{} : index_values(*ptr);
   ObjPtr old_obj;
   {
     std::unique_lock lock(mu_);
@@ -188,12 +197,12 @@ void Informer::apply(const WatchEvent& ev) {
     auto it = items_.find(key);
     if (it != items_.end()) {
       old_obj = materialize(it->second);
-      index_remove(key, it->second);
+      index_remove(key, index_values(*old_obj));
     }
-    if (ev.type == WatchEvent::Type::kDeleted) {
+    if (deleted) {
       if (it != items_.end()) items_.erase(it);
     } else {
-      index_add(key, entry);
+      index_add(key, new_index);
       items_[key] = std::move(entry);
     }
   }
@@ -232,13 +241,13 @@ void Informer::run(std::stop_token stop) {
   while (!stop.stop_requested()) {
     ListOptions lo{opts_.label_selector, opts_.field_selector, 500, "", "", opts_.metadata_only};
     // Page by page into entries (compact ones are packed as they arrive).
-    std::map<std::string, Entry> next;
+    std::map<std::string, Listed> next;
     auto listed = client_.list_each(
         resource_, ns_, lo,
         [&](json& raw) {
           if (!raw.is_object() || !raw.contains("metadata") || !raw["metadata"].is_object()) return;
           auto ptr = prepare(std::move(raw));
-          next.insert_or_assign(key_of(*ptr), make_entry(ptr));
+          next.insert_or_assign(key_of(*ptr), Listed{make_entry(ptr), index_values(*ptr)});
         },
         [&] { next.clear(); });
     if (!listed) {

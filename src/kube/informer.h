@@ -39,8 +39,8 @@ struct InformerOptions {
   std::function<void(json&)> transform;
   // Keep each object packed (kube/packing.h: MessagePack deflated against
   // objects of its kind, a small fraction of nlohmann::json's in-memory
-  // size) and decode it on get/list/by_index; index values are computed
-  // once, on insert. For large caches read a few objects at a time.
+  // size) and decode it on get/list/by_index. For large caches read a few
+  // objects at a time.
   bool compact = false;
   // Metadata only, as controller-runtime's metadata informers: lists and
   // watches ask for PartialObjectMetadata, and whatever else an answer holds
@@ -81,19 +81,27 @@ class Informer {
 
  private:
   void apply(const WatchEvent& ev);
+  // What the cache keeps of an object. Its index values are not kept: they
+  // are computed from the object when it is added and again, from the old
+  // object that the handlers get anyway, when it is replaced or deleted.
   struct Entry {
     ObjPtr obj;                                             // unless compact
     std::shared_ptr<const std::vector<std::uint8_t>> packed;  // compact: packer_'s
     std::string rv;
-    std::vector<std::pair<std::string, std::string>> index_keys;  // (index, value), computed on insert
+  };
+  using IndexValues = std::vector<std::pair<std::string, std::string>>;  // (index, value)
+  struct Listed {
+    Entry entry;
+    IndexValues index;
   };
   [[nodiscard]] Entry make_entry(const ObjPtr& obj);
+  [[nodiscard]] IndexValues index_values(const json& obj) const;
   [[nodiscard]] ObjPtr materialize(const Entry& e) const;
-  void index_add(const std::string& key, const Entry& e);
-  void index_remove(const std::string& key, const Entry& e);
+  void index_add(const std::string& key, const IndexValues& values);
+  void index_remove(const std::string& key, const IndexValues& values);
   // The object as cached: apiVersion and kind set, transformed.
   [[nodiscard]] ObjPtr prepare(json obj) const;
-  void replace(std::map<std::string, Entry> next);
+  void replace(std::map<std::string, Listed> next);
   void resync_loop(std::stop_token stop);
   bool sleep(std::stop_token& stop, std::chrono::milliseconds d);
 
@@ -106,7 +114,7 @@ class Informer {
   ObjectPacker packer_;
 
   mutable std::shared_mutex mu_;
-  std::map<std::string, Entry> items_;
+  std::map<std::string, Entry> items_;  // "namespace/name" (or "name"): a namespace is a key range
   std::map<std::string, std::map<std::string, std::set<std::string>>> indices_;
   std::string rv_;
   std::atomic<bool> synced_{false};

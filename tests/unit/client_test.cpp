@@ -231,6 +231,60 @@ TEST(Informer, KeysByIndexNameWhatByIndexReturnsWithoutDecoding) {
   }
 }
 
+// The cache keeps no index values and no namespace index: a namespace is a
+// run of sorted "namespace/name" keys (its neighbours "a-b", "a0" and "ab"
+// sort on either side of "a/"), and an object's index values are recomputed
+// from the old object when a watch event replaces or deletes it.
+TEST(Informer, ListsANamespaceAndReindexesFromTheOldObject) {
+  for (const bool compact : {false, true}) {
+    auto t = std::make_unique<FakeTransport>();
+    auto watches = std::make_shared<std::atomic<int>>(0);
+    t->script = [watches](const HttpRequest& req) {
+      if (req.path.find("watch=true") != std::string::npos) {
+        if ((*watches)++ == 0) {
+          FakeTransport::Answer a;
+          a.lines = {
+              R"({"type":"MODIFIED","object":{"metadata":{"name":"x","namespace":"a","resourceVersion":"6","labels":{"s":"moved"}}}})",
+              R"({"type":"DELETED","object":{"metadata":{"name":"y","namespace":"a","resourceVersion":"7","labels":{"s":"shared"}}}})",
+              R"({"type":"ADDED","object":{"metadata":{"name":"u","namespace":"a","resourceVersion":"8","labels":{"s":"shared"}}}})"};
+          return a;
+        }
+        std::this_thread::sleep_for(20ms);
+        return FakeTransport::Answer{};
+      }
+      return FakeTransport::Answer{200, R"({"metadata":{"resourceVersion":"5"},"items":[
+        {"metadata":{"name":"x","namespace":"a","resourceVersion":"1","labels":{"s":"shared"}}},
+        {"metadata":{"name":"y","namespace":"a","resourceVersion":"2","labels":{"s":"shared"}}},
+        {"metadata":{"name":"z","namespace":"a-b","resourceVersion":"3","labels":{"s":"shared"}}},
+        {"metadata":{"name":"w","namespace":"ab","resourceVersion":"4"}},
+        {"metadata":{"name":"v","namespace":"a0","resourceVersion":"5"}}]})", {}, {}, false};
+    };
+    Client client(std::move(t), 0, 1);
+    InformerOptions opts;
+    opts.compact = compact;
+    Informer inf(client, resources::kSecrets, "", opts);
+    inf.add_index("s", index_by_label("s"));
+    std::jthread run([&](std::stop_token st) { inf.run(st); });
+    ASSERT_TRUE(inf.wait_synced(5s));
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (inf.get("a", "u") == nullptr && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+    ASSERT_NE(inf.get("a", "u"), nullptr) << "compact " << compact;
+    auto names = [&](const std::string& ns) {
+      std::vector<std::string> out;
+      for (const auto& o : inf.list(ns)) out.push_back((*o)["metadata"]["name"]);
+      return out;
+    };
+    EXPECT_EQ(names("a"), (std::vector<std::string>{"u", "x"})) << "compact " << compact;
+    EXPECT_EQ(names("a-b"), (std::vector<std::string>{"z"}));
+    EXPECT_EQ(names("ab"), (std::vector<std::string>{"w"}));
+    EXPECT_EQ(names("a0"), (std::vector<std::string>{"v"}));
+    EXPECT_TRUE(names("b").empty());
+    EXPECT_EQ(names("").size(), 5u);
+    EXPECT_EQ(inf.keys_by_index("s", "moved"), (std::vector<std::string>{"a/x"})) << "compact " << compact;
+    EXPECT_EQ(inf.keys_by_index("s", "shared"), (std::vector<std::string>{"a-b/z", "a/u"})) << "compact " << compact;
+  }
+}
+
 TEST(ControllerRunner, ErrorsAndExceptionsRequeueSuccessForgets) {
   std::atomic<int> calls{0};
   std::atomic<bool> done{false};
