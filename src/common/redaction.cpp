@@ -54,12 +54,13 @@ Fingerprint Fingerprint::of(std::string_view value) {
   Fingerprint f;
   f.size_ = value.size();
   f.rolling_ = rolling_hash(value);
-  f.mac_ = hmac_sha256(keys().mac_key, value);
+  const std::string mac = hmac_sha256(keys().mac_key, value);
+  std::copy_n(mac.begin(), std::min(mac.size(), f.mac_.size()), f.mac_.begin());
   return f;
 }
 
 bool Fingerprint::matches(std::string_view window) const {
-  return window.size() == size_ && secure_equals(hmac_sha256(keys().mac_key, window), mac_);
+  return window.size() == size_ && secure_equals(hmac_sha256(keys().mac_key, window), std::string_view(mac_.data(), mac_.size()));
 }
 
 std::string redact_fingerprints(std::string text, const std::vector<const Fingerprint*>& values, size_t min_size) {
