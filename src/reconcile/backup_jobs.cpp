@@ -380,7 +380,7 @@ void slim_job(json& job) {
   if (job.contains("apiVersion")) out["apiVersion"] = job["apiVersion"];
   if (job.contains("kind")) out["kind"] = job["kind"];
   const json st = job.value("status", json::object());
-  json status = pick(st, {"completionTime", "startTime"});
+  json status = pick(st, {"completionTime"});
   if (st.contains("conditions")) {
     json conds = json::array();
     for (const auto& c : st["conditions"])

@@ -45,8 +45,11 @@ BackupPolicyController::BackupPolicyController(kube::Client& client, Caches& cac
   caches_.policies.add_handlers({key_handler, [key_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { key_handler(n); },
                           key_handler});
   auto owner_handler = [this](const kube::ObjPtr& o) { enqueue_owner(o); };
-  caches_.jobs.add_handlers({owner_handler, [owner_handler](const kube::ObjPtr&, const kube::ObjPtr& n) { owner_handler(n); },
-                      owner_handler});
+  caches_.jobs.add_handlers({owner_handler,
+                             [owner_handler](const kube::ObjPtr& o, const kube::ObjPtr& n) {
+                               if (job_changed(*o, *n)) owner_handler(n);
+                             },
+                             owner_handler});
   // A policy reads a pod only once its Job has finished (the termination
   // message, view_job): a pod starting or running changes nothing it
   // decides, and at a slot every due Job's pod is scheduled and started

@@ -23,6 +23,18 @@ kube::InformerOptions options(const std::string& label_selector, std::function<v
   return o;
 }
 
+// A pod is read only once it has ended (view_job: the termination message
+// of the pod that ended its Job), so only ended pods are cached. The API
+// server does the filtering (pods are selectable by status.phase), and a pod
+// arrives as ADDED when it enters the selection, as it ends: at a slot, the
+// due Jobs' pods are created, scheduled and started without one watch event
+// reaching the operator.
+kube::InformerOptions ended_pod_options() {
+  kube::InformerOptions o = options(kManagedSelector, slim_pod);
+  o.field_selector = kEndedPodSelector;
+  return o;
+}
+
 }  // namespace
 
 void slim_object(json& obj) {
@@ -105,6 +117,14 @@ JobView view_job(const json& job, const NamespacedInformers& pods, const std::st
     grace.done(uid);
   }
   return v;
+}
+
+bool job_changed(const json& old_job, const json& new_job) {
+  auto without_version = [](json j) {
+    if (auto m = j.find("metadata"); m != j.end() && m->is_object()) m->erase("resourceVersion");
+    return j;
+  };
+  return without_version(old_job) != without_version(new_job);
 }
 
 bool pod_has_ended(const json& pod) {
@@ -244,7 +264,7 @@ Caches::Caches(kube::Client& client, std::vector<std::string> ns)
     : policies(client, kBackupPolicies, ns, options("")),
       restores(client, kRestoreRequests, ns, options("")),
       jobs(client, kube::resources::kJobs, ns, options(kManagedSelector, slim_job)),
-      pods(client, kube::resources::kPods, ns, options(kManagedSelector, slim_pod)),
+      pods(client, kube::resources::kPods, ns, ended_pod_options()),
       secrets(client, kube::resources::kSecrets, ns, metadata_options()),
       deployments(client, kube::resources::kDeployments, ns, options(kManagedSelector)),
       network_policies(client, kube::resources::kNetworkPolicies, ns, options(kManagedSelector)),

@@ -46,6 +46,10 @@ inline constexpr const char* kIndexSecretRef = "secretRef";    // BackupPolicies
 // maps a Job's label back to its owner when the name was too long to be the label.
 inline constexpr const char* kIndexLabelName = "labelName";
 
+// The pods the operator caches: those that have ended (Succeeded or Failed;
+// Unknown is a lost node's pod, not an ended one).
+inline constexpr const char* kEndedPodSelector = "status.phase!=Pending,status.phase!=Running,status.phase!=Unknown";
+
 // Drops what no reconcile reads: managedFields and the last-applied annotation.
 void slim_object(nlohmann::json& obj);
 
@@ -100,6 +104,12 @@ class NamespacedInformers {
 // container, or an init container that failed. A pod being scheduled,
 // pulled or started shows none of it.
 [[nodiscard]] bool pod_has_ended(const nlohmann::json& pod);
+
+// Whether a cached (slim_job) Job changed in anything a reconcile reads:
+// anything but its resourceVersion. The Job controller's own bookkeeping
+// (active and ready counts, startTime) is not cached, so at a slot the
+// status write that follows each due Job's create wakes no one.
+[[nodiscard]] bool job_changed(const nlohmann::json& old_job, const nlohmann::json& new_job);
 
 [[nodiscard]] JobView view_job(const nlohmann::json& job, const NamespacedInformers& pods, const std::string& container,
                                PodGrace& grace);

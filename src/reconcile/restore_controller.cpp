@@ -72,7 +72,11 @@ RestoreController::RestoreController(kube::Client& client, Caches& caches, const
     }
     if (!found) enqueue(rns, rr);
   };
-  caches_.jobs.add_handlers({on_job, [on_job](const kube::ObjPtr&, const kube::ObjPtr& n) { on_job(n); }, on_job});
+  caches_.jobs.add_handlers({on_job,
+                             [on_job](const kube::ObjPtr& o, const kube::ObjPtr& n) {
+                               if (job_changed(*o, *n)) on_job(n);
+                             },
+                             on_job});
   caches_.pods.add_handlers({on_job, [on_job](const kube::ObjPtr&, const kube::ObjPtr& n) { on_job(n); }, on_job});
   auto on_policy = [this](const kube::ObjPtr& p) {
     for (const auto& rr : caches_.restores.by_index(kIndexPolicyRef, name_of(*p)))

@@ -1,7 +1,10 @@
-// Which pod events wake a BackupPolicy: only those that show what view_job
-// reads (a final phase, a terminated container, a failed init container).
+// Which pod and Job events wake a BackupPolicy: only those that show what
+// view_job and the plan read (for a pod: a final phase, a terminated
+// container, a failed init container; for a Job: anything it caches but its
+// resourceVersion).
 #include <gtest/gtest.h>
 
+#include "reconcile/backup_jobs.h"
 #include "reconcile/caches.h"
 
 using nlohmann::json;
@@ -37,6 +40,55 @@ TEST(PodHasEnded, OnlyWhatViewJobReadsCounts) {
       {"terminated null", {{"status", {{"initContainerStatuses", {{{"state", {{"terminated", nullptr}}}}}}}}}, false},
   };
   for (const auto& c : cases) EXPECT_EQ(bo::reconcile::pod_has_ended(c.pod), c.ended) << c.what;
+}
+
+// The Job as created, then as the Job controller's first status write leaves
+// it (active, ready, startTime, a new resourceVersion): slimmed as the cache
+// keeps them, the two are the same Job to a reconcile.
+TEST(JobChanged, OnlyWhatTheCacheKeepsButTheVersionCounts) {
+  const json created = {
+      {"apiVersion", "batch/v1"},
+      {"kind", "Job"},
+      {"metadata",
+       {{"name", "p-full-1"},
+        {"namespace", "db"},
+        {"uid", "u1"},
+        {"resourceVersion", "10"},
+        {"labels", {{"backup.si.dev/policy", "p"}, {"backup.si.dev/action", "full"}}},
+        {"annotations", {{"backup.si.dev/scheduled-at", "2026-12-04T00:00:00Z"}}},
+        {"managedFields", json::array({{{"manager", "backup-operator"}}})}}},
+      {"spec", {{"suspend", false}}},
+      {"status", json::object()}};
+  auto slim = [](json j) {
+    bo::reconcile::slim_job(j);
+    return j;
+  };
+  auto with = [&](const std::function<void(json&)>& f) {
+    json j = created;
+    j["metadata"]["resourceVersion"] = "11";
+    f(j);
+    return slim(j);
+  };
+  struct Case {
+    const char* what;
+    json next;
+    bool changed;
+  };
+  const json complete = json::array({{{"type", "Complete"}, {"status", "True"}, {"lastTransitionTime", "2026-12-04T00:01:00Z"}}});
+  const std::vector<Case> cases = {
+      {"only the resourceVersion", with([](json&) {}), false},
+      {"the Job controller's counts and start",
+       with([](json& j) { j["status"] = {{"active", 1}, {"ready", 0}, {"startTime", "2026-12-04T00:00:01Z"}, {"terminating", 0}}; }),
+       false},
+      {"managedFields", with([](json& j) { j["metadata"]["managedFields"].push_back({{"manager", "kube-controller-manager"}}); }),
+       false},
+      {"a Complete condition", with([&](json& j) { j["status"]["conditions"] = complete; }), true},
+      {"a completionTime", with([](json& j) { j["status"]["completionTime"] = "2026-12-04T00:01:00Z"; }), true},
+      {"being deleted", with([](json& j) { j["metadata"]["deletionTimestamp"] = "2026-12-04T00:02:00Z"; }), true},
+      {"a label", with([](json& j) { j["metadata"]["labels"]["backup.si.dev/action"] = "delta"; }), true},
+      {"the expire annotation", with([](json& j) { j["metadata"]["annotations"]["backup.si.dev/expire"] = "a,b"; }), true},
+  };
+  for (const auto& c : cases) EXPECT_EQ(bo::reconcile::job_changed(slim(created), c.next), c.changed) << c.what;
 }
 
 }  // namespace
