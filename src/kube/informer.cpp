@@ -1,5 +1,6 @@
 #include "kube/informer.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -52,7 +53,11 @@ Informer::Entry Informer::make_entry(const ObjPtr& obj) {
   Entry e;
   e.rv = (*obj)["metadata"].value("resourceVersion", "");
   if (opts_.compact) {
-    e.packed = std::make_shared<const std::vector<std::uint8_t>>(packer_.pack(*obj));
+    const std::vector<std::uint8_t> bytes = packer_.pack(*obj);
+    auto blob = std::make_shared_for_overwrite<std::uint8_t[]>(bytes.size());
+    std::copy(bytes.begin(), bytes.end(), blob.get());
+    e.packed = std::move(blob);
+    e.packed_size = static_cast<std::uint32_t>(bytes.size());
   } else {
     e.obj = obj;
   }
@@ -61,7 +66,7 @@ Informer::Entry Informer::make_entry(const ObjPtr& obj) {
 
 ObjPtr Informer::materialize(const Entry& e) const {
   if (e.obj) return e.obj;
-  return std::make_shared<const json>(packer_.unpack(*e.packed));
+  return std::make_shared<const json>(packer_.unpack({e.packed.get(), e.packed_size}));
 }
 
 ObjPtr Informer::get(const std::string& ns, const std::string& name) const {
@@ -92,7 +97,7 @@ std::vector<ObjPtr> Informer::by_index(const std::string& index, const std::stri
   if (idx == indices_.end()) return out;
   auto keys = idx->second.find(value);
   if (keys == idx->second.end()) return out;
-  for (const auto& k : keys->second) out.push_back(materialize(items_.at(k)));
+  for (const Node* n : keys->second) out.push_back(materialize(n->second));
   return out;
 }
 
@@ -102,7 +107,10 @@ std::vector<std::string> Informer::keys_by_index(const std::string& index, const
   if (idx == indices_.end()) return {};
   auto keys = idx->second.find(value);
   if (keys == idx->second.end()) return {};
-  return {keys->second.begin(), keys->second.end()};
+  std::vector<std::string> out;
+  out.reserve(keys->second.size());
+  for (const Node* n : keys->second) out.push_back(n->first);
+  return out;
 }
 
 size_t Informer::size() const {
@@ -115,16 +123,16 @@ std::string Informer::last_resource_version() const {
   return rv_;
 }
 
-void Informer::index_add(const std::string& key, const IndexValues& values) {
-  for (const auto& [name, v] : values) indices_[name][v].insert(key);
+void Informer::index_add(const Node& node, const IndexValues& values) {
+  for (const auto& [name, v] : values) indices_[name][v].insert(&node);
 }
 
-void Informer::index_remove(const std::string& key, const IndexValues& values) {
+void Informer::index_remove(const Node& node, const IndexValues& values) {
   for (const auto& [name, v] : values) {
     auto& bucket = indices_[name];
     auto it = bucket.find(v);
     if (it == bucket.end()) continue;
-    it->second.erase(key);
+    it->second.erase(&node);
     if (it->second.empty()) bucket.erase(it);
   }
 }
@@ -155,10 +163,7 @@ void Informer::replace(std::map<std::string, Listed> next) {
     }
     indices_.clear();
     items_.clear();
-    for (auto& [k, l] : next) {
-      index_add(k, l.index);
-      items_.emplace_hint(items_.end(), k, std::move(l.entry));
-    }
+    for (auto& [k, l] : next) index_add(*items_.emplace_hint(items_.end(), k, std::move(l.entry)), l.index);
   }
   next.clear();  // the index values listed: not kept
   for (const auto& c : changes) {
@@ -197,13 +202,14 @@ void Informer::apply(const WatchEvent& ev) {
     auto it = items_.find(key);
     if (it != items_.end()) {
       old_obj = materialize(it->second);
-      index_remove(key, index_values(*old_obj));
+      index_remove(*it, index_values(*old_obj));
     }
     if (deleted) {
       if (it != items_.end()) items_.erase(it);
     } else {
-      index_add(key, new_index);
-      items_[key] = std::move(entry);
+      if (it == items_.end()) it = items_.emplace(key, Entry{}).first;
+      it->second = std::move(entry);
+      index_add(*it, new_index);
     }
   }
   for (const auto& h : handlers_) {

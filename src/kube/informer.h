@@ -86,8 +86,13 @@ class Informer {
   // object that the handlers get anyway, when it is replaced or deleted.
   struct Entry {
     ObjPtr obj;                                             // unless compact
-    std::shared_ptr<const std::vector<std::uint8_t>> packed;  // compact: packer_'s
+    std::shared_ptr<const std::uint8_t[]> packed;             // compact: packer_'s, one allocation
+    std::uint32_t packed_size = 0;
     std::string rv;
+  };
+  using Node = std::pair<const std::string, Entry>;  // an element of items_: stays put until erased
+  struct ByKey {
+    bool operator()(const Node* a, const Node* b) const { return a->first < b->first; }
   };
   using IndexValues = std::vector<std::pair<std::string, std::string>>;  // (index, value)
   struct Listed {
@@ -97,8 +102,8 @@ class Informer {
   [[nodiscard]] Entry make_entry(const ObjPtr& obj);
   [[nodiscard]] IndexValues index_values(const json& obj) const;
   [[nodiscard]] ObjPtr materialize(const Entry& e) const;
-  void index_add(const std::string& key, const IndexValues& values);
-  void index_remove(const std::string& key, const IndexValues& values);
+  void index_add(const Node& node, const IndexValues& values);
+  void index_remove(const Node& node, const IndexValues& values);
   // The object as cached: apiVersion and kind set, transformed.
   [[nodiscard]] ObjPtr prepare(json obj) const;
   void replace(std::map<std::string, Listed> next);
@@ -115,7 +120,8 @@ class Informer {
 
   mutable std::shared_mutex mu_;
   std::map<std::string, Entry> items_;  // "namespace/name" (or "name"): a namespace is a key range
-  std::map<std::string, std::map<std::string, std::set<std::string>>> indices_;
+  // index -> value -> the items under it, by address (no copy of their keys), in key order.
+  std::map<std::string, std::map<std::string, std::set<const Node*, ByKey>>> indices_;
   std::string rv_;
   std::atomic<bool> synced_{false};
   std::atomic<uint64_t> relists_{0};
