@@ -14,8 +14,6 @@ std::string Informer::key_of(const json& obj) {
   return ns.empty() ? m.value("name", "") : ns + "/" + m.value("name", "");
 }
 
-std::vector<std::string> index_by_namespace(const json& obj) { return {obj["metadata"].value("namespace", "")}; }
-
 std::vector<std::string> index_by_owner_uid(const json& obj) {
   std::vector<std::string> out;
   for (const auto& r : obj["metadata"].value("ownerReferences", json::array())) out.push_back(r.value("uid", ""));

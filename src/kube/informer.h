@@ -131,7 +131,6 @@ class Informer {
 };
 
 // Index functions for the common lookups.
-std::vector<std::string> index_by_namespace(const json& obj);
 std::vector<std::string> index_by_owner_uid(const json& obj);
 Informer::IndexFn index_by_label(const std::string& label);
 
