@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "reconcile/backup_jobs.h"
+#include "kube/selector.h"
 #include "reconcile/caches.h"
 
 using nlohmann::json;
@@ -40,6 +41,19 @@ TEST(PodHasEnded, OnlyWhatViewJobReadsCounts) {
       {"terminated null", {{"status", {{"initContainerStatuses", {{{"state", {{"terminated", nullptr}}}}}}}}}, false},
   };
   for (const auto& c : cases) EXPECT_EQ(bo::reconcile::pod_has_ended(c.pod), c.ended) << c.what;
+}
+
+// The pods informer asks the API server for ended pods only: the selector
+// parses as the API server would and lets through Succeeded and Failed, not
+// a pod being scheduled, started or lost with its node.
+TEST(EndedPodSelector, SelectsOnlyFinalPhases) {
+  const auto sel = bo::kube::FieldSelector::parse(bo::reconcile::kEndedPodSelector);
+  ASSERT_TRUE(sel);
+  for (const auto& t : sel->terms()) EXPECT_EQ(t.field, "status.phase");
+  const std::vector<std::pair<std::string, bool>> cases = {
+      {"Succeeded", true}, {"Failed", true}, {"Pending", false}, {"Running", false}, {"Unknown", false}};
+  for (const auto& [phase, selected] : cases)
+    EXPECT_EQ(sel->matches([&](const std::string&) -> std::optional<std::string> { return phase; }), selected) << phase;
 }
 
 // The Job as created, then as the Job controller's first status write leaves
