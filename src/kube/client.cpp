@@ -147,31 +147,23 @@ std::chrono::milliseconds Client::backoff(int attempt, std::chrono::milliseconds
   return std::max(d, retry_after);
 }
 
-Result<json> Client::request(const std::string& method, const std::string& path, const json* body,
-                             const std::string& content_type, const std::string& accept) {
-  HttpRequest req{method, path, content_type, body ? body->dump() : "", {}, accept};
+Result<HttpResponse> Client::exchange(const HttpRequest& req) {
   Error last;
   for (int attempt = 0; attempt < retry_.max_attempts; ++attempt) {
     limiter_.acquire();
     // After the limiter, which may have waited: the gate's answer is as fresh as it can be when the write goes out.
-    if (write_gate_ && method != "GET" && !write_gate_())
-      return fail(0, "NotLeader", method + " " + path.substr(0, path.find('?')) +
+    if (write_gate_ && req.method != "GET" && !write_gate_())
+      return fail(0, "NotLeader", req.method + " " + req.path.substr(0, req.path.find('?')) +
                                       ": refused before sending: this replica does not hold the leader lease");
     auto resp = transport_->send(req);
     if (!resp) {
-      observe(method, 0);
+      observe(req.method, 0);
       last = resp.error();
       if (!last.retryable()) return std::unexpected(last);
     } else {
-      observe(method, resp->status);
-      if (resp->status >= 200 && resp->status < 300) {
-        if (resp->body.empty()) return json::object();
-        json out = json::parse(resp->body, nullptr, false);
-        if (out.is_discarded())
-          return fail(resp->status, "InvalidResponse", method + " " + path + ": the server's answer is not JSON");
-        return out;
-      }
-      last = error_from_response(*resp, method + " " + path.substr(0, path.find('?')));
+      observe(req.method, resp->status);
+      if (resp->status >= 200 && resp->status < 300) return std::move(*resp);
+      last = error_from_response(*resp, req.method + " " + req.path.substr(0, req.path.find('?')));
       if (!last.retryable()) return std::unexpected(last);
     }
     if (attempt + 1 < retry_.max_attempts) std::this_thread::sleep_for(backoff(attempt, last.retry_after));
@@ -179,11 +171,24 @@ Result<json> Client::request(const std::string& method, const std::string& path,
   return std::unexpected(last);
 }
 
+Result<json> Client::request(const std::string& method, const std::string& path, const json* body,
+                             const std::string& content_type, const std::string& accept) {
+  auto resp = exchange({method, path, content_type, body ? body->dump() : "", {}, accept});
+  if (!resp) return std::unexpected(resp.error());
+  if (resp->body.empty()) return json::object();
+  json out = json::parse(resp->body, nullptr, false);
+  if (out.is_discarded())
+    return fail(resp->status, "InvalidResponse", method + " " + path + ": the server's answer is not JSON");
+  return out;
+}
+
 Result<json> Client::get(const Resource& r, const std::string& ns, const std::string& name) {
   return request("GET", r.path(ns, name));
 }
 
-Result<json> Client::list(const Resource& r, const std::string& ns, const ListOptions& o) {
+namespace {
+
+HttpRequest list_request(const Resource& r, const std::string& ns, const ListOptions& o) {
   std::string q;
   auto add = [&](const char* k, const std::string& v) {
     if (!v.empty()) q += (q.empty() ? "?" : "&") + std::string(k) + "=" + url_encode(v);
@@ -193,7 +198,36 @@ Result<json> Client::list(const Resource& r, const std::string& ns, const ListOp
   if (o.limit > 0) add("limit", std::to_string(o.limit));
   add("continue", o.continue_token);
   add("resourceVersion", o.resource_version);
-  return request("GET", r.path(ns) + q, nullptr, "application/json", o.metadata_only ? kAcceptPartialObjectMetadataList : "");
+  return {"GET", r.path(ns) + q, "application/json", "", {}, o.metadata_only ? kAcceptPartialObjectMetadataList : ""};
+}
+
+// Decodes one list page, handing each element of `items` to `on_item` the
+// moment its closing brace is read and then dropping it, so at most one item
+// is ever decoded at a time. Returns the page without its items (metadata:
+// continue, resourceVersion), or a discarded value when the body is not JSON.
+json decode_page(const std::string& body, const std::function<void(json&)>& on_item) {
+  bool in_items = false;  // the top-level key being read is "items"
+  json page = json::parse(
+      body,
+      [&](int depth, json::parse_event_t event, json& parsed) {
+        if (depth == 1 && event == json::parse_event_t::key) in_items = parsed == "items";
+        if (depth == 2 && in_items &&
+            (event == json::parse_event_t::object_end || event == json::parse_event_t::array_end ||
+             event == json::parse_event_t::value)) {
+          on_item(parsed);
+          return false;
+        }
+        return true;
+      },
+      false);
+  return page;
+}
+
+}  // namespace
+
+Result<json> Client::list(const Resource& r, const std::string& ns, const ListOptions& o) {
+  const auto req = list_request(r, ns, o);
+  return request(req.method, req.path, nullptr, req.content_type, req.accept);
 }
 
 Result<json> Client::list_all(const Resource& r, const std::string& ns, ListOptions opts) {
@@ -213,17 +247,21 @@ Result<std::string> Client::list_each(const Resource& r, const std::string& ns, 
     opts.continue_token.clear();
     bool expired = false;
     while (true) {
-      auto page = list(r, ns, opts);
-      if (!page) {
-        if (page.error().gone() && !opts.continue_token.empty()) {
+      const auto req = list_request(r, ns, opts);
+      auto resp = exchange(req);
+      if (!resp) {
+        if (resp.error().gone() && !opts.continue_token.empty()) {
           expired = true;  // the snapshot was compacted away: start over
           break;
         }
-        return std::unexpected(page.error());
+        return std::unexpected(resp.error());
       }
-      for (auto& it : (*page)["items"]) on_item(it);
-      const std::string cont = (*page)["metadata"].value("continue", "");
-      if (cont.empty()) return (*page)["metadata"].value("resourceVersion", "");
+      const json page = decode_page(resp->body, on_item);
+      if (!page.is_object())
+        return fail(resp->status, "InvalidResponse", "GET " + req.path + ": the server's answer is not a list");
+      const json& meta = page.contains("metadata") && page["metadata"].is_object() ? page["metadata"] : json::object();
+      const std::string cont = meta.value("continue", "");
+      if (cont.empty()) return meta.value("resourceVersion", "");
       opts.continue_token = cont;
     }
     if (!expired) break;

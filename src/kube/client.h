@@ -140,6 +140,8 @@ class Client {
   void set_write_gate(WriteGate gate) { write_gate_ = std::move(gate); }
 
  private:
+  // Sends through the limiter, the write gate and retries; a 2xx answer as it came.
+  Result<HttpResponse> exchange(const HttpRequest& req);
   std::chrono::milliseconds backoff(int attempt, std::chrono::milliseconds retry_after);
   void observe(const std::string& verb, int code) const;
 

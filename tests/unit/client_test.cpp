@@ -139,6 +139,41 @@ TEST(Client, ListAllFollowsContinueAndRestartsOnExpiredToken) {
   EXPECT_NE(fake->seen[0].path.find("labelSelector=a%3Db"), std::string::npos) << fake->seen[0].path;
 }
 
+TEST(Client, ListEachHandsOverEachItemWhateverTheKeyOrder) {
+  // A page is decoded item by item (so 500 Jobs never sit decoded at once):
+  // what reaches on_item must still be each whole item, nested lists and
+  // keys named "items" included, and the metadata may come after the items.
+  auto t = std::make_unique<FakeTransport>();
+  t->script = [](const HttpRequest&) {
+    return FakeTransport::Answer{
+        200,
+        R"({"items":[{"metadata":{"name":"a"},"spec":{"items":[{"k":1}],"x":[1,2]}},"odd",{"metadata":{"name":"b"}}],)"
+        R"("kind":"JobList","metadata":{"items":"not these","resourceVersion":"42"}})",
+        {}, {}, false};
+  };
+  Client client(std::move(t), 0, 1);
+  std::vector<json> got;
+  auto rv = client.list_each(resources::kJobs, "ns", {}, [&](json& it) { got.push_back(std::move(it)); }, {});
+  ASSERT_TRUE(rv) << rv.error().str();
+  EXPECT_EQ(*rv, "42");
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0], json::parse(R"({"metadata":{"name":"a"},"spec":{"items":[{"k":1}],"x":[1,2]}})"));
+  EXPECT_EQ(got[1], "odd");
+  EXPECT_EQ(got[2]["metadata"]["name"], "b");
+}
+
+TEST(Client, ListEachRefusesATruncatedPage) {
+  auto t = std::make_unique<FakeTransport>();
+  t->script = [](const HttpRequest&) {
+    return FakeTransport::Answer{200, R"({"metadata":{"resourceVersion":"1"},"items":[{"metadata":{"name":"a"}},{"meta)",
+                                 {}, {}, false};
+  };
+  Client client(std::move(t), 0, 1);
+  auto rv = client.list_each(resources::kJobs, "ns", {}, [](json&) {}, {});
+  ASSERT_FALSE(rv);
+  EXPECT_EQ(rv.error().reason, "InvalidResponse");
+}
+
 TEST(Client, WatchDecodesEventsAndTurnsAnErrorEventInto410) {
   auto t = std::make_unique<FakeTransport>();
   auto* fake = t.get();
