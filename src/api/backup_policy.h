@@ -6,6 +6,7 @@
 #include <chrono>
 #include <expected>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -223,17 +224,17 @@ struct Problem {
 class SecretValue {
  public:
   SecretValue() = default;
-  SecretValue(std::string value) : empty_(value.empty()), fingerprint_(Fingerprint::of(value)), value_(std::move(value)) {}
+  SecretValue(std::string value)
+      : fingerprint_(Fingerprint::of(value)), value_(std::make_shared<const std::string>(std::move(value))) {}
   SecretValue(const char* value) : SecretValue(std::string(value)) {}
   // Known only by its emptiness and fingerprint.
   [[nodiscard]] static SecretValue fingerprint_only(std::string_view value) {
     SecretValue v;
-    v.empty_ = value.empty();
     v.fingerprint_ = Fingerprint::of(value);
     return v;
   }
-  [[nodiscard]] bool empty() const { return empty_; }
-  [[nodiscard]] bool held() const { return value_.has_value(); }
+  [[nodiscard]] bool empty() const { return fingerprint_.size() == 0; }
+  [[nodiscard]] bool held() const { return value_ != nullptr; }
   // The plaintext, or "" when it is not held.
   [[nodiscard]] const std::string& value() const {
     static const std::string kNone;
@@ -242,9 +243,10 @@ class SecretValue {
   [[nodiscard]] const Fingerprint& fingerprint() const { return fingerprint_; }
 
  private:
-  bool empty_ = true;
+  // 56 bytes: a 10 000-policy fleet holds 50 000 of them. Copies (each
+  // reconcile's SecretData) share the one plaintext rather than copy it.
   Fingerprint fingerprint_;
-  std::optional<std::string> value_;
+  std::shared_ptr<const std::string> value_;
 };
 
 // The Secret contents the policy depends on, by name; values are consulted

@@ -52,7 +52,7 @@ uint32_t rolling_hash(std::string_view text) { return static_cast<uint32_t>(full
 
 Fingerprint Fingerprint::of(std::string_view value) {
   Fingerprint f;
-  f.size_ = value.size();
+  f.size_ = static_cast<uint32_t>(value.size());
   f.rolling_ = rolling_hash(value);
   const std::string mac = hmac_sha256(keys().mac_key, value);
   std::copy_n(mac.begin(), std::min(mac.size(), f.mac_.size()), f.mac_.begin());

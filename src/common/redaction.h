@@ -24,7 +24,7 @@ class Fingerprint {
   [[nodiscard]] bool matches(std::string_view window) const;
 
  private:
-  size_t size_ = 0;
+  uint32_t size_ = 0;  // a Secret is at most 1 MiB
   uint32_t rolling_ = 0;
   // HMAC-SHA-256 under a per-process key, inline: a held Secret keeps one
   // per key, and a heap string each was a tenth of a 10 000-policy fleet's

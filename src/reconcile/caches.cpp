@@ -364,13 +364,12 @@ kube::Result<api::SecretData> Caches::read_secrets(const std::string& ns, const 
     {
       std::lock_guard lock(held_mu_);
       if (auto it = held_.find(key); it != held_.end()) {
-        const bool has_values = std::includes(it->second.value_keys.begin(), it->second.value_keys.end(),
-                                              value_keys.begin(), value_keys.end());
-        if (it->second.resource_version == rv && has_values) {
-          out[name] = it->second.data;
+        if (it->second.resource_version == rv && it->second.holds(value_keys)) {
+          out[name] = it->second.values();
           continue;
         }
-        value_keys.insert(it->second.value_keys.begin(), it->second.value_keys.end());  // another policy's too
+        for (const auto& [k, v] : it->second.data)
+          if (v.held()) value_keys.insert(k);  // another policy's too
       }
     }
     ++secret_reads_;
@@ -385,15 +384,15 @@ kube::Result<api::SecretData> Caches::read_secrets(const std::string& ns, const 
     }
     HeldSecret held;
     held.resource_version = (*secret)["metadata"].value("resourceVersion", "");
-    held.value_keys = value_keys;
-    const json data = (*secret).value("data", json::object());
-    if (data.is_object())
-      for (const auto& [k, v] : data.items()) {
+    if (auto data = secret->find("data"); data != secret->end() && data->is_object())
+      for (const auto& [k, v] : data->items()) {  // in key order: json objects are sorted
         if (!v.is_string()) continue;
         const std::string decoded = base64_decode(v.get<std::string>()).value_or("");
-        held.data[k] = value_keys.count(k) ? api::SecretValue(decoded) : api::SecretValue::fingerprint_only(decoded);
+        held.data.emplace_back(k, value_keys.count(k) ? api::SecretValue(decoded)
+                                                      : api::SecretValue::fingerprint_only(decoded));
       }
-    out[name] = held.data;
+    held.data.shrink_to_fit();
+    out[name] = held.values();
     std::lock_guard lock(held_mu_);
     held_[key] = std::move(held);
   }
@@ -412,7 +411,15 @@ std::optional<std::map<std::string, api::SecretValue>> Caches::held_secret(const
   std::lock_guard lock(held_mu_);
   auto it = held_.find(ns + "/" + name);
   if (it == held_.end()) return std::nullopt;
-  return it->second.data;
+  return it->second.values();
+}
+
+bool Caches::HeldSecret::holds(const std::set<std::string>& keys) const {
+  for (const auto& k : keys) {
+    auto it = std::lower_bound(data.begin(), data.end(), k, [](const auto& e, const std::string& key) { return e.first < key; });
+    if (it != data.end() && it->first == k && !it->second.held()) return false;  // absent keys stay absent at this version
+  }
+  return true;
 }
 
 }  // namespace bo::reconcile

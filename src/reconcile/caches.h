@@ -161,10 +161,14 @@ class Caches {
   NamespacedInformers ingresses;
 
  private:
+  // 56 bytes and 88 a value (a map and a set were 192 and 176): a
+  // 10 000-policy fleet holds 20 000 Secrets with 50 000 values.
   struct HeldSecret {
     std::string resource_version;
-    std::set<std::string> value_keys;  // keys whose plaintext is held
-    std::map<std::string, api::SecretValue> data;
+    std::vector<std::pair<std::string, api::SecretValue>> data;  // by key, sorted
+    // Whether every one of `keys` the Secret has is held in plaintext.
+    [[nodiscard]] bool holds(const std::set<std::string>& keys) const;
+    [[nodiscard]] std::map<std::string, api::SecretValue> values() const { return {data.begin(), data.end()}; }
   };
   void forget_unnamed(const std::string& ns, const std::string& name);
   // Reads `names` in `ns` as secret_data says; `wanted`: name -> keys whose plaintext is held.

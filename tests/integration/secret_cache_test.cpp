@@ -160,3 +160,25 @@ TEST_F(SecretCache, RotatingANamedSecretsKeysIsPickedUp) {
 }
 
 }  // namespace
+
+TEST_F(SecretCache, AKeyTheOperatorWouldUseButTheSecretLacksCostsNoReadEachReconcile) {
+  // The storage Secret has no WALG_AWS_ENDPOINT (the operator would hold it
+  // to check its scheme): at an unchanged version it stays absent, so what is
+  // held still answers, and a fleet of such policies is not a GET storm.
+  ASSERT_TRUE(admin_->create(res::kSecrets, "app",
+                             {{"metadata", {{"name", "plain-storage"}}}, {"stringData", {{"WALG_S3_PREFIX", "s3://b/p"}}}}));
+  json spec = policy_spec();
+  spec["storage"]["secretRef"]["name"] = "plain-storage";
+  ASSERT_TRUE(eventually([&] {
+    auto d = caches_->secret_data("app", spec);
+    return d && d->count("plain-storage");
+  }));
+  const uint64_t reads = caches_->secret_reads();
+  for (int i = 0; i < 3; ++i) {
+    auto d = caches_->secret_data("app", spec);
+    ASSERT_TRUE(d) << d.error().str();
+    EXPECT_EQ((*d)["plain-storage"].count("WALG_AWS_ENDPOINT"), 0u);
+    EXPECT_FALSE((*d)["plain-storage"].at("WALG_S3_PREFIX").held());
+  }
+  EXPECT_EQ(caches_->secret_reads(), reads);
+}
