@@ -81,6 +81,60 @@ TEST(Store, JournalSurvivesRestartAndDiscardsATornLastLine) {
   std::filesystem::remove_all(dir);
 }
 
+json owned(const std::string& ns, const std::string& name, const std::vector<std::string>& owners) {
+  json o = obj(ns, name);
+  for (const auto& uid : owners) o["metadata"]["ownerReferences"].push_back({{"kind", "Job"}, {"name", "j"}, {"uid", uid}});
+  return o;
+}
+
+std::vector<std::string> names(const std::vector<std::pair<std::string, kl::ObjPtr>>& deps) {
+  std::vector<std::string> out;
+  for (const auto& [gr, o] : deps) out.push_back(gr + " " + (*o)["metadata"].value("namespace", "") + "/" +
+                                                 (*o)["metadata"].value("name", ""));
+  return out;
+}
+
+TEST(Store, DependentsFollowOwnerReferencesThroughEveryWrite) {
+  using V = std::vector<std::string>;
+  kl::Store s;
+  s.create("/pods", owned("b", "p2", {"u1"}));
+  s.create("/pods", owned("a", "p1", {"u1", "u2"}));
+  s.create("/configmaps", owned("a", "c", {"u1"}));
+  s.create("/pods", obj("a", "orphan"));
+  json odd = obj("a", "odd");  // not what an API server stores, but it must not break the index
+  odd["metadata"]["ownerReferences"] = json::array({"u1", {{"uid", 7}}});
+  s.create("/pods", odd);
+  // Every resource and namespace, in list order.
+  EXPECT_EQ(names(s.dependents("u1")), (V{"/configmaps a/c", "/pods a/p1", "/pods b/p2"}));
+  EXPECT_EQ(names(s.dependents("u2")), (V{"/pods a/p1"}));
+  EXPECT_TRUE(s.dependents("").empty());
+  // An update moves the object between owners; the version in the answer is the new one.
+  auto u = s.update("/pods", owned("a", "p1", {"u2"}), 0);
+  ASSERT_EQ(u.outcome, kl::Store::Outcome::kOk);
+  EXPECT_EQ(names(s.dependents("u1")), (V{"/configmaps a/c", "/pods b/p2"}));
+  ASSERT_EQ(s.dependents("u2").size(), 1u);
+  EXPECT_EQ(s.dependents("u2")[0].second, u.obj);
+  // Orphaned by an update, then deleted.
+  s.update("/configmaps", obj("a", "c"), 0);
+  s.remove("/pods", "b", "p2", 0);
+  EXPECT_TRUE(s.dependents("u1").empty());
+  s.remove("/pods", "a", "p1", 0);
+  EXPECT_TRUE(s.dependents("u2").empty());
+}
+
+TEST(Store, DependentsSurviveARestartFromTheJournal) {
+  const auto dir = std::filesystem::temp_directory_path() / ("store-" + bo::hex_encode(bo::random_bytes(4)));
+  {
+    kl::Store s(dir.string());
+    s.create("/pods", owned("n", "a", {"u1"}));
+    s.create("/pods", owned("n", "b", {"u1"}));
+    s.remove("/pods", "n", "a", 0);
+  }
+  kl::Store s(dir.string());
+  EXPECT_EQ(names(s.dependents("u1")), (std::vector<std::string>{"/pods n/b"}));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Patch, MergePatchFollowsRfc7386) {
   std::string err;
   auto r = kl::apply_merge_patch({{"a", 1}, {"b", {{"c", 2}}}}, {{"a", nullptr}, {"b", {{"d", 3}}}}, &err);

@@ -2114,14 +2114,7 @@ ApiResult<json> ApiServer::remove_once(const ResourceType& type, const std::stri
   auto add_finalizer = [&](const std::string& f) {
     if (std::find(finalizers.begin(), finalizers.end(), f) == finalizers.end()) finalizers.push_back(f);
   };
-  const bool has_dependents = [&] {
-    const std::string uid = old["metadata"].value("uid", "");
-    for (const auto& gr : store_.resources())
-      for (const auto& o : store_.list(gr, ""))
-        for (const auto& ref : (*o)["metadata"].value("ownerReferences", json::array()))
-          if (ref.value("uid", "") == uid) return true;
-    return false;
-  }();
+  const bool has_dependents = !store_.dependents(old["metadata"].value("uid", "")).empty();
   if (has_dependents && policy == "Orphan") add_finalizer("orphan");
   if (has_dependents && policy == "Foreground") add_finalizer("foregroundDeletion");
   if (type.gr() == "/namespaces") {

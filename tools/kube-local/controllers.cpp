@@ -313,27 +313,23 @@ void Controllers::collect_garbage(const Event& ev) {
   Store& store = api_.store();
   CallContext ctx = ApiServer::system_context();
   bool dependents_left = false;
-  for (const auto& gr : store.resources()) {
+  for (const auto& [gr, o] : store.dependents(uid)) {
     auto t = api_.registry().find_gr(gr);
     if (!t) continue;
-    for (const auto& o : store.list(gr, "")) {
-      const auto refs = (*o)["metadata"].value("ownerReferences", json::array());
-      if (std::none_of(refs.begin(), refs.end(), [&](const json& r) { return r.value("uid", "") == uid; })) continue;
-      if (orphan) {
-        (void)api_.mutate(*t, meta(*o, "namespace"), meta(*o, "name"), [&](json& d) {
-          auto& rs = d["metadata"]["ownerReferences"];
-          rs.erase(std::remove_if(rs.begin(), rs.end(), [&](const json& r) { return r.value("uid", "") == uid; }),
-                   rs.end());
-          if (rs.empty()) d["metadata"].erase("ownerReferences");
-          return true;
-        });
-      } else if (foreground) {
-        dependents_left = true;
-        if (!(*o)["metadata"].contains("deletionTimestamp"))
-          (void)api_.remove(*t, meta(*o, "namespace"), meta(*o, "name"), json{{"propagationPolicy", "Foreground"}}, ctx);
-      } else {
-        check_owners(gr, *o);
-      }
+    if (orphan) {
+      (void)api_.mutate(*t, meta(*o, "namespace"), meta(*o, "name"), [&](json& d) {
+        auto& rs = d["metadata"]["ownerReferences"];
+        rs.erase(std::remove_if(rs.begin(), rs.end(), [&](const json& r) { return r.value("uid", "") == uid; }),
+                 rs.end());
+        if (rs.empty()) d["metadata"].erase("ownerReferences");
+        return true;
+      });
+    } else if (foreground) {
+      dependents_left = true;
+      if (!(*o)["metadata"].contains("deletionTimestamp"))
+        (void)api_.remove(*t, meta(*o, "namespace"), meta(*o, "name"), json{{"propagationPolicy", "Foreground"}}, ctx);
+    } else {
+      check_owners(gr, *o);
     }
   }
   if (orphan || (foreground && !dependents_left)) {
@@ -381,10 +377,8 @@ void Controllers::sync_job(const std::string& ns, const std::string& name) {
   int active = 0, succeeded = 0, failed = 0;
   std::vector<std::string> active_pods;
   std::optional<Clock::time_point> last_failure;
-  for (const auto& p : store.list(kPods, ns)) {
-    bool mine = false;
-    for (const auto& r : (*p)["metadata"].value("ownerReferences", json::array())) mine = mine || r.value("uid", "") == uid;
-    if (!mine) continue;
+  for (const auto& [gr, p] : store.dependents(uid)) {
+    if (gr != kPods || meta(*p, "namespace") != ns) continue;
     // A Pod being deleted is no longer active (controller.FilterActivePods), and a replacement may be
     // made at once (podReplacementPolicy TerminatingOrFailed). The real controller counts it as failed
     // through its job-tracking finalizer; kube-local never counted a deleted Pod, and still does not.
@@ -848,12 +842,15 @@ void Controllers::probe_readiness(const json& pod) {
 // the default persistentVolumeClaimRetentionPolicy Retain).
 std::vector<json> Controllers::stateful_pods(const std::string& ns, const json& set) const {
   std::vector<json> pods;
-  for (const auto& p : api_.store().list(kPods, ns))
-    for (const auto& r : (*p)["metadata"].value("ownerReferences", json::array()))
-      if (r.value("kind", "") == "StatefulSet" && r.value("uid", "") == meta(set, "uid") && r.value("controller", false)) {
+  for (const auto& [gr, p] : api_.store().dependents(meta(set, "uid"))) {
+    if (gr != kPods || meta(*p, "namespace") != ns) continue;
+    for (const auto& r : (*p)["metadata"]["ownerReferences"])
+      if (r.is_object() && r.value("kind", "") == "StatefulSet" && r.value("uid", "") == meta(set, "uid") &&
+          r.value("controller", false)) {
         pods.push_back(*p);
         break;
       }
+  }
   return pods;
 }
 

@@ -59,6 +59,8 @@ void Store::load() {
     }
   }
   compacted_rv_ = rv_;
+  for (const auto& [gr, objs] : objects_)
+    for (const auto& [key, obj] : objs) index_owners(gr, key, nullptr, obj.get());
   // Rewrite a compact snapshot atomically, then append from there.
   const std::string tmp = path + ".tmp";
   {
@@ -155,8 +157,43 @@ std::vector<std::string> Store::resources() const {
   return out;
 }
 
+std::vector<std::pair<std::string, ObjPtr>> Store::dependents(const std::string& uid) const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, ObjPtr>> out;
+  auto it = owned_.find(uid);
+  if (it == owned_.end()) return out;
+  for (const auto& [gr, key] : it->second)
+    if (auto g = objects_.find(gr); g != objects_.end())
+      if (auto o = g->second.find(key); o != g->second.end()) out.emplace_back(gr, o->second);
+  return out;
+}
+
+namespace {
+std::vector<std::string> owner_uids(const json* obj) {
+  std::vector<std::string> out;
+  if (!obj || !obj->is_object()) return out;
+  auto m = obj->find("metadata");
+  if (m == obj->end() || !m->is_object()) return out;
+  auto refs = m->find("ownerReferences");
+  if (refs == m->end() || !refs->is_array()) return out;
+  for (const auto& r : *refs)
+    if (r.is_object() && r.contains("uid") && r["uid"].is_string()) out.push_back(r["uid"].get<std::string>());
+  return out;
+}
+}  // namespace
+
+void Store::index_owners(const std::string& gr, const std::string& key, const json* before, const json* after) {
+  for (const auto& uid : owner_uids(before))
+    if (auto it = owned_.find(uid); it != owned_.end()) {
+      it->second.erase({gr, key});
+      if (it->second.empty()) owned_.erase(it);
+    }
+  for (const auto& uid : owner_uids(after)) owned_[uid].emplace(gr, key);
+}
+
 void Store::record(EventType type, const std::string& gr, const json& obj, ObjPtr ptr, ObjPtr prev) {
   Event ev{rv_, type, gr, meta_str(obj, "namespace"), meta_str(obj, "name"), std::move(ptr), std::move(prev)};
+  index_owners(gr, key_of(ev.ns, ev.name), ev.prev.get(), type == EventType::kDeleted ? nullptr : ev.obj.get());
   journal(type == EventType::kDeleted
               ? json{{"rv", rv_}, {"op", "del"}, {"gr", gr}, {"ns", ev.ns}, {"name", ev.name}}
               : json{{"rv", rv_}, {"op", "put"}, {"gr", gr}, {"ns", ev.ns}, {"name", ev.name}, {"obj", obj}});

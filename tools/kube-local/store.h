@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,11 @@ class Store {
   [[nodiscard]] std::optional<std::vector<ObjPtr>> snapshot_at(const std::string& gr, const std::string& ns,
                                                                uint64_t rv) const;
   [[nodiscard]] std::vector<std::string> resources() const;
+  // The objects whose metadata.ownerReferences name `uid`, of any resource
+  // and namespace, as (group/resource, object) in list order: what the
+  // garbage collector and the Job and StatefulSet controllers look up (the
+  // real ones through informer indexes) instead of listing everything.
+  [[nodiscard]] std::vector<std::pair<std::string, ObjPtr>> dependents(const std::string& uid) const;
 
   // All three stamp metadata.resourceVersion. `expected_rv` 0 means unconditional.
   Write create(const std::string& gr, json obj);
@@ -83,6 +89,8 @@ class Store {
  private:
   void record(EventType type, const std::string& gr, const json& obj, ObjPtr ptr, ObjPtr prev);
   void journal(const json& line);
+  // Moves the object at (gr, key) in owned_ from `before`'s owners to `after`'s (either may be null).
+  void index_owners(const std::string& gr, const std::string& key, const json* before, const json* after);
   std::vector<ObjPtr> list_locked(const std::string& gr, const std::string& ns) const;
   void load();
 
@@ -94,6 +102,7 @@ class Store {
   uint64_t compacted_rv_ = 0;  // events with rv <= this are gone
   bool closed_ = false;
   std::map<std::string, std::map<std::string, ObjPtr>> objects_;  // gr -> "ns/name" -> obj
+  std::map<std::string, std::set<std::pair<std::string, std::string>>> owned_;  // owner uid -> (gr, "ns/name")
   std::deque<Event> history_;
   std::ofstream journal_;
 };
