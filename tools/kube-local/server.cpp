@@ -71,14 +71,14 @@ HttpsServer::HttpsServer(Handler handler, const Pem& serving, uint16_t port, con
   port_ = impl_->acceptor.local_endpoint().port();
 }
 
-HttpsServer::~HttpsServer() { stop(); }
+HttpsServer::~HttpsServer() { (void)stop(); }
 
 void HttpsServer::start() {
   acceptor_thread_ = std::thread([this] { accept_loop(); });
 }
 
-void HttpsServer::stop() {
-  if (stopping_.exchange(true)) return;
+bool HttpsServer::stop() {
+  if (stopping_.exchange(true)) return active_.load() == 0;
   boost::system::error_code ec;
   ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);
   impl_->acceptor.close(ec);
@@ -91,6 +91,7 @@ void HttpsServer::stop() {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (active_.load() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return active_.load() == 0;
 }
 
 void HttpsServer::accept_loop() {

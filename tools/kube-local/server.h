@@ -29,7 +29,10 @@ class HttpsServer {
   HttpsServer& operator=(const HttpsServer&) = delete;
 
   void start();
-  void stop();
+  // Closes the listener and every connection, and waits up to 5 s for their
+  // threads (detached) to end. False when some still run: whatever their
+  // handler uses must then outlive this process's teardown.
+  bool stop();
   [[nodiscard]] uint16_t port() const { return port_; }
   [[nodiscard]] size_t requests_served() const { return served_.load(); }
 
